@@ -1,0 +1,38 @@
+"""Who may see and store which studies. The imaging app does not know about projects, so the policy is
+plugged in through settings.IMAGING_ACCESS_POLICY (the annotation app scopes studies by project)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Protocol
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+from django.utils.module_loading import import_string
+
+from imaging.models import DicomSource, Study
+
+
+class StoreTarget(Protocol):
+    """Where a STOW or upload goes, and what happens to the studies once stored."""
+
+    source: DicomSource | None
+
+    def link_studies(self, study_uids: list[str]) -> None: ...
+
+
+class StudyAccessPolicy(Protocol):
+    def visible_studies(self, user: AbstractBaseUser | AnonymousUser, scope: str | None) -> QuerySet[Study]:
+        """Studies the user may see; ``scope`` narrows to one project. Unknown or foreign scope: NotFoundError."""
+        ...
+
+    def store_target(self, user: AbstractBaseUser | AnonymousUser, scope: str | None) -> StoreTarget:
+        """Where this user may store into this scope; PermissionDeniedError or NotFoundError otherwise."""
+        ...
+
+
+@cache
+def access_policy() -> StudyAccessPolicy:
+    policy_class = import_string(settings.IMAGING_ACCESS_POLICY)
+    return policy_class()  # type: ignore[no-any-return]

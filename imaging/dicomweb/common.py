@@ -1,0 +1,148 @@
+"""Shared pieces of the DICOMweb endpoints: authentication, errors as responses, multipart bodies."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from rest_framework.authentication import BasicAuthentication, TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+from config.errors import ApplicationError
+from imaging.dicom import is_valid_uid
+
+DICOM_JSON = "application/dicom+json"
+
+View = Callable[..., HttpResponse]
+
+
+def error_response(status: int, message: str, code: str = "invalid") -> JsonResponse:
+    return JsonResponse({"detail": message, "code": code}, status=status)
+
+
+def _authenticate(request: HttpRequest) -> AbstractBaseUser | AnonymousUser:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return user
+    # dicomweb-client, OHIF and scripts send a token or basic credentials instead of a session cookie.
+    for authenticator in (TokenAuthentication(), BasicAuthentication()):
+        try:
+            result = authenticator.authenticate(request)  # type: ignore[arg-type]
+        except AuthenticationFailed as exc:
+            raise ApplicationError(str(exc.detail), code="authentication_failed") from exc
+        if result is not None:
+            return result[0]  # type: ignore[no-any-return]
+    return AnonymousUser()
+
+
+def dicomweb_view(view: View) -> View:
+    """Authenticate, validate UIDs in the path, and turn domain errors into JSON error responses."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            user = _authenticate(request)
+        except ApplicationError as exc:
+            response = error_response(401, exc.message, exc.code)
+            response["WWW-Authenticate"] = 'Basic realm="dicomweb"'
+            return response
+        if not user.is_authenticated:
+            response = error_response(401, "Authentication required", "not_authenticated")
+            response["WWW-Authenticate"] = 'Basic realm="dicomweb"'
+            return response
+        request.user = user
+        for key in ("study", "series", "instance"):
+            value = kwargs.get(key)
+            if value is not None and not is_valid_uid(value):
+                label = {"study": "Study", "series": "Series", "instance": "SOP"}[key]
+                return error_response(400, f"Malformed {label} Instance UID: {value!r}", "malformed_uid")
+        try:
+            return view(request, *args, **kwargs)
+        except ApplicationError as exc:
+            return error_response(exc.status_code, exc.message, exc.code)
+
+    return wrapper
+
+
+def dicom_json_response(payload: list[dict[str, Any]] | dict[str, Any], status: int = 200) -> HttpResponse:
+    return HttpResponse(json.dumps(payload, separators=(",", ":")), content_type=DICOM_JSON, status=status)
+
+
+def new_boundary() -> str:
+    return secrets.token_hex(16)
+
+
+def multipart_stream(parts: Iterable[tuple[str, bytes]], boundary: str) -> Iterator[bytes]:
+    """Encode (content type, body) pairs as a multipart/related body, lazily."""
+    delimiter = f"--{boundary}\r\n".encode()
+    for content_type, body in parts:
+        yield delimiter + f"Content-Type: {content_type}\r\n\r\n".encode()
+        yield body
+        yield b"\r\n"
+    yield f"--{boundary}--\r\n".encode()
+
+
+def multipart_response(parts: Iterable[tuple[str, bytes]], part_type: str, extra: str = "") -> StreamingHttpResponse:
+    boundary = new_boundary()
+    content_type = f'multipart/related; type="{part_type}"; boundary={boundary}{extra}'
+    return StreamingHttpResponse(multipart_stream(parts, boundary), content_type=content_type)
+
+
+def parse_multipart_related(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
+    """Split a multipart/related body into (content type, payload) pairs."""
+    params = _media_type_params(content_type)
+    boundary = params.get("boundary")
+    if not boundary:
+        raise ApplicationError("multipart/related body without a boundary parameter", code="bad_multipart")
+    delimiter = b"--" + boundary.encode()
+    chunks = body.split(delimiter)
+    parts: list[tuple[str, bytes]] = []
+    for chunk in chunks[1:]:
+        if chunk.startswith(b"--"):
+            break
+        if chunk.startswith(b"\r\n"):
+            chunk = chunk[2:]
+        header_end = chunk.find(b"\r\n\r\n")
+        if header_end < 0:
+            raise ApplicationError("Malformed multipart part: no blank line after its headers", code="bad_multipart")
+        headers = chunk[:header_end].decode("latin-1").split("\r\n")
+        payload = chunk[header_end + 4 :]
+        if payload.endswith(b"\r\n"):
+            payload = payload[:-2]
+        part_type = ""
+        for header in headers:
+            name, _, value = header.partition(":")
+            if name.strip().lower() == "content-type":
+                part_type = value.strip()
+        parts.append((part_type or params.get("type", ""), payload))
+    if not parts:
+        raise ApplicationError("multipart/related body has no parts", code="bad_multipart")
+    return parts
+
+
+def _media_type_params(value: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for piece in value.split(";")[1:]:
+        key, _, raw = piece.partition("=")
+        params[key.strip().lower()] = raw.strip().strip('"')
+    return params
+
+
+def media_type(value: str) -> str:
+    return value.split(";")[0].strip().lower()
+
+
+def accepted_media_types(request: HttpRequest) -> list[tuple[str, dict[str, str]]]:
+    """The Accept header as (media type, parameters) pairs, in the client's order."""
+    header = request.headers.get("Accept", "") or "*/*"
+    result = []
+    for item in header.split(","):
+        item = item.strip()
+        if item:
+            result.append((media_type(item), _media_type_params(item)))
+    return result

@@ -1,0 +1,254 @@
+"""WADO-RS: instances, metadata, frames, bulk data and rendered images, from the local store or
+proxied to the study's upstream PACS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.db.models import QuerySet
+
+from config.errors import ApplicationError, NotAcceptableError, NotFoundError
+from imaging import pixels
+from imaging.dicomweb.common import (
+    accepted_media_types,
+    dicom_json_response,
+    dicomweb_view,
+    multipart_response,
+)
+from imaging.dicomweb.qido import _base_url, _get_study
+from imaging.models import Instance, Study
+from imaging.services import upstream
+
+OCTET = "application/octet-stream"
+RENDERED_TYPES = ("image/jpeg", "image/png")
+# Media types of compressed frames in their stored transfer syntax (PS3.18 Table 8.7.3-2).
+ENCAPSULATED_MEDIA_TYPES = {
+    "1.2.840.10008.1.2.4.50": "image/jpeg",
+    "1.2.840.10008.1.2.4.51": "image/jpeg",
+    "1.2.840.10008.1.2.4.57": "image/jpeg",
+    "1.2.840.10008.1.2.4.70": "image/jpeg",
+    "1.2.840.10008.1.2.4.80": "image/jls",
+    "1.2.840.10008.1.2.4.81": "image/jls",
+    "1.2.840.10008.1.2.4.90": "image/jp2",
+    "1.2.840.10008.1.2.4.91": "image/jp2",
+    "1.2.840.10008.1.2.5": "image/x-dicom-rle",
+}
+
+
+def _instances(
+    request: HttpRequest, scope: str | None, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+) -> tuple[Study, QuerySet[Instance]]:
+    study = _get_study(request, scope, study_uid)
+    queryset = Instance.objects.filter(series__study=study).select_related("series")
+    if series_uid is not None:
+        queryset = queryset.filter(series__series_instance_uid=series_uid)
+    if sop_uid is not None:
+        queryset = queryset.filter(sop_instance_uid=sop_uid)
+    queryset = queryset.order_by("series__series_number", "series_id", "instance_number", "pk")
+    if not queryset.exists():
+        what = f"instance {sop_uid}" if sop_uid else f"series {series_uid}" if series_uid else "instances"
+        raise NotFoundError(f"No {what} in study {study_uid}")
+    return study, queryset
+
+
+def _upstream(study: Study) -> Any:
+    return study.source if study.source is not None and study.source.is_upstream else None
+
+
+def _check_accept(request: HttpRequest, wanted: str) -> None:
+    for media, params in accepted_media_types(request):
+        if media in ("*/*", "multipart/*") or media == wanted:
+            return
+        if media == "multipart/related" and params.get("type", wanted) in (wanted, "*/*"):
+            return
+    raise NotAcceptableError(f"This resource is served as multipart/related; type=\"{wanted}\"")
+
+
+def _instance_parts(study: Study, instances: QuerySet[Instance]) -> Iterator[tuple[str, bytes]]:
+    source = _upstream(study)
+    for instance in instances.iterator():
+        if source is not None:
+            data = upstream.retrieve_instance_bytes(
+                source, study.study_instance_uid, instance.series.series_instance_uid, instance.sop_instance_uid
+            )
+        else:
+            data = pixels.read_file(instance)
+        yield "application/dicom", data
+
+
+def _retrieve(request: HttpRequest, scope: str | None, study: str, series: str | None = None, instance: str | None = None) -> HttpResponse:
+    _check_accept(request, "application/dicom")
+    study_row, instances = _instances(request, scope, study, series, instance)
+    return multipart_response(_instance_parts(study_row, instances), "application/dicom")
+
+
+@dicomweb_view
+def retrieve_study(request: HttpRequest, study: str, scope: str | None = None) -> HttpResponse:
+    return _retrieve(request, scope, study)
+
+
+@dicomweb_view
+def retrieve_series(request: HttpRequest, study: str, series: str, scope: str | None = None) -> HttpResponse:
+    return _retrieve(request, scope, study, series)
+
+
+@dicomweb_view
+def retrieve_instance(request: HttpRequest, study: str, series: str, instance: str, scope: str | None = None) -> HttpResponse:
+    return _retrieve(request, scope, study, series, instance)
+
+
+def _metadata(request: HttpRequest, scope: str | None, study: str, series: str | None = None, instance: str | None = None) -> HttpResponse:
+    study_row, instances = _instances(request, scope, study, series, instance)
+    base = _base_url(request, scope)
+    items: list[dict[str, Any]] = []
+    for row in instances.only(
+        "sop_instance_uid", "metadata", "has_pixel_data", "transfer_syntax_uid", "series__series_instance_uid"
+    ).iterator():
+        item = dict(row.metadata)
+        item["00020010"] = {"vr": "UI", "Value": [row.transfer_syntax_uid]}
+        if row.has_pixel_data:
+            url = f"{base}/studies/{study}/series/{row.series.series_instance_uid}/instances/{row.sop_instance_uid}"
+            item["7FE00010"] = {"vr": "OW", "BulkDataURI": f"{url}/bulk/7FE00010"}
+        items.append(dict(sorted(item.items())))
+    return dicom_json_response(items)
+
+
+@dicomweb_view
+def study_metadata(request: HttpRequest, study: str, scope: str | None = None) -> HttpResponse:
+    return _metadata(request, scope, study)
+
+
+@dicomweb_view
+def series_metadata(request: HttpRequest, study: str, series: str, scope: str | None = None) -> HttpResponse:
+    return _metadata(request, scope, study, series)
+
+
+@dicomweb_view
+def instance_metadata(request: HttpRequest, study: str, series: str, instance: str, scope: str | None = None) -> HttpResponse:
+    return _metadata(request, scope, study, series, instance)
+
+
+def _frame_numbers(raw: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ApplicationError(f"Frame list {raw!r} must be comma-separated integers", code="bad_frames") from exc
+    if not numbers:
+        raise ApplicationError("No frame numbers given", code="bad_frames")
+    return numbers
+
+
+def _frame_media(request: HttpRequest, instance: Instance) -> tuple[str, str, bool]:
+    """(part content type, transfer syntax, decode to native?) for the client's Accept header."""
+    stored = instance.transfer_syntax_uid
+    native_stored = not instance.is_encapsulated
+    for media, params in accepted_media_types(request):
+        if media == "multipart/related":
+            part_type = params.get("type", OCTET).lower()
+            syntax = params.get("transfer-syntax", "*")
+        elif media in ("*/*", "multipart/*"):
+            part_type, syntax = OCTET, "*"
+        else:
+            part_type, syntax = media, params.get("transfer-syntax", "*")
+        if part_type in (OCTET, "*/*"):
+            if native_stored:
+                if syntax in ("*", pixels.EXPLICIT_VR_LITTLE_ENDIAN, stored):
+                    return OCTET, pixels.EXPLICIT_VR_LITTLE_ENDIAN if syntax == "*" else syntax, False
+            elif syntax in ("*", stored):
+                return OCTET, stored, False
+            elif syntax == pixels.EXPLICIT_VR_LITTLE_ENDIAN:
+                return OCTET, syntax, True
+        elif not native_stored and ENCAPSULATED_MEDIA_TYPES.get(stored) == part_type and syntax in ("*", stored):
+            return part_type, stored, False
+    raise NotAcceptableError(
+        f"Frames of this instance are available as application/octet-stream in transfer syntax {stored}"
+        + ("" if native_stored else f" or {pixels.EXPLICIT_VR_LITTLE_ENDIAN} (decoded)")
+    )
+
+
+@dicomweb_view
+def retrieve_frames(
+    request: HttpRequest, study: str, series: str, instance: str, frames: str, scope: str | None = None
+) -> HttpResponse:
+    numbers = _frame_numbers(frames)
+    study_row, instances = _instances(request, scope, study, series, instance)
+    row = instances.first()
+    assert row is not None
+    pixels.check_frame_numbers(row, numbers)
+    part_type, syntax, decode = _frame_media(request, row)
+    source = _upstream(study_row)
+    if source is not None:
+        data = upstream.retrieve_frames(source, study, series, instance, numbers)
+    elif decode:
+        data = [pixels.native_frame_bytes(row, n) for n in numbers]
+    else:
+        data = pixels.stored_frames(row, numbers)
+    content_type = f"{part_type}; transfer-syntax={syntax}"
+    return multipart_response(((content_type, frame) for frame in data), part_type)
+
+
+@dicomweb_view
+def retrieve_bulkdata(request: HttpRequest, study: str, series: str, instance: str, tag: str, scope: str | None = None) -> HttpResponse:
+    if tag.upper() != "7FE00010":
+        raise NotFoundError(f"No bulk data {tag} (only Pixel Data, 7FE00010, is served)")
+    study_row, instances = _instances(request, scope, study, series, instance)
+    row = instances.first()
+    assert row is not None
+    numbers = list(range(1, row.number_of_frames + 1))
+    pixels.check_frame_numbers(row, numbers)
+    source = _upstream(study_row)
+    syntax = pixels.EXPLICIT_VR_LITTLE_ENDIAN if not row.is_encapsulated else row.transfer_syntax_uid
+    if source is not None:
+        data = upstream.retrieve_frames(source, study, series, instance, numbers)
+    else:
+        data = pixels.stored_frames(row, numbers)
+    return multipart_response(((f"{OCTET}; transfer-syntax={syntax}", b"".join(data)),), OCTET)
+
+
+def _rendered_type(request: HttpRequest) -> str:
+    requested = request.GET.get("accept")
+    candidates = [requested] if requested else [media for media, _ in accepted_media_types(request)]
+    for media in candidates:
+        if media in RENDERED_TYPES:
+            return media
+        if media in ("*/*", "image/*"):
+            return "image/jpeg"
+    raise NotAcceptableError("Rendered images are available as image/jpeg or image/png")
+
+
+def _rendered(request: HttpRequest, scope: str | None, study: str, series: str, instance: str, frame: int) -> HttpResponse:
+    media = _rendered_type(request)
+    window = pixels.parse_window(request.GET.get("window"))
+    try:
+        quality = int(request.GET.get("quality", 90))
+    except ValueError as exc:
+        raise ApplicationError("quality must be an integer 1-100", code="bad_query") from exc
+    study_row, instances = _instances(request, scope, study, series, instance)
+    row = instances.first()
+    assert row is not None
+    source = _upstream(study_row)
+    if source is not None:
+        params: dict[str, Any] = {}
+        if request.GET.get("window"):
+            params["window"] = request.GET["window"]
+        body = upstream.retrieve_rendered(source, study, series, instance, media, params)
+    else:
+        body = pixels.render_frame(row, frame, media, window, max(1, min(quality, 100)))
+    return HttpResponse(body, content_type=media)
+
+
+@dicomweb_view
+def instance_rendered(request: HttpRequest, study: str, series: str, instance: str, scope: str | None = None) -> HttpResponse:
+    return _rendered(request, scope, study, series, instance, 1)
+
+
+@dicomweb_view
+def frame_rendered(
+    request: HttpRequest, study: str, series: str, instance: str, frames: str, scope: str | None = None
+) -> HttpResponse:
+    numbers = _frame_numbers(frames)
+    if len(numbers) != 1:
+        raise ApplicationError("Rendered frames are served one at a time", code="bad_frames")
+    return _rendered(request, scope, study, series, instance, numbers[0])
