@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
 from annotation.models import Project, ProjectStudy, Role
 from annotation.selectors import projects_for_user, user_roles
 from annotation.services import project_link_studies
 from config.errors import NotFoundError, PermissionDeniedError
+from config.types import AnyUser
 from imaging.models import DicomSource, Study
 
 
@@ -26,14 +26,14 @@ class ProjectStoreTarget:
 
 
 class ProjectStudyAccessPolicy:
-    def _project(self, user: AbstractBaseUser | AnonymousUser, scope: str) -> Project:
+    def _project(self, user: AnyUser, scope: str) -> Project:
         # The same 404 for a project that does not exist and one the user is not in: no existence leak.
         project = projects_for_user(user).filter(slug=scope).select_related("dicom_source").first()
         if project is None:
             raise NotFoundError(f"No project {scope!r} that you are a member of")
         return project
 
-    def visible_studies(self, user: AbstractBaseUser | AnonymousUser, scope: str | None) -> QuerySet[Study]:
+    def visible_studies(self, user: AnyUser, scope: str | None) -> QuerySet[Study]:
         if not user.is_authenticated:
             return Study.objects.none()
         if scope is not None:
@@ -45,7 +45,7 @@ class ProjectStudyAccessPolicy:
         linked = ProjectStudy.objects.filter(project__memberships__user=user).values("study_id")
         return Study.objects.filter(pk__in=linked)
 
-    def store_target(self, user: AbstractBaseUser | AnonymousUser, scope: str | None) -> ProjectStoreTarget:
+    def store_target(self, user: AnyUser, scope: str | None) -> ProjectStoreTarget:
         if scope is None:
             # Outside a project only administrators store: the studies would otherwise be invisible.
             if getattr(user, "is_superuser", False):

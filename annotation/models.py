@@ -21,7 +21,9 @@ class Project(models.Model):
     description = models.TextField(blank=True)
     # Where the project's images live: null means the local store; otherwise DICOMweb calls for the
     # project's studies are proxied to this upstream PACS.
-    dicom_source = models.ForeignKey(DicomSource, null=True, blank=True, on_delete=models.PROTECT, related_name="projects")
+    dicom_source = models.ForeignKey(
+        DicomSource, null=True, blank=True, on_delete=models.PROTECT, related_name="projects"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
 from annotation.models import Membership, Project
+from config.types import AnyUser
 
 
-def projects_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
+def projects_for_user(user: AnyUser) -> QuerySet[Project]:
     if not user.is_authenticated:
         return Project.objects.none()
     if getattr(user, "is_superuser", False):
@@ -16,7 +16,7 @@ def projects_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Projec
     return Project.objects.filter(memberships__user=user).distinct()
 
 
-def user_roles(user: AbstractBaseUser | AnonymousUser, project: Project) -> set[str]:
+def user_roles(user: AnyUser, project: Project) -> set[str]:
     if not user.is_authenticated:
         return set()
     return set(Membership.objects.filter(project=project, user_id=user.pk).values_list("role", flat=True))

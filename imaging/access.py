@@ -7,10 +7,10 @@ from functools import cache
 from typing import Protocol
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 
+from config.types import AnyUser
 from imaging.models import DicomSource, Study
 
 
@@ -23,11 +23,11 @@ class StoreTarget(Protocol):
 
 
 class StudyAccessPolicy(Protocol):
-    def visible_studies(self, user: AbstractBaseUser | AnonymousUser, scope: str | None) -> QuerySet[Study]:
+    def visible_studies(self, user: AnyUser, scope: str | None) -> QuerySet[Study]:
         """Studies the user may see; ``scope`` narrows to one project. Unknown or foreign scope: NotFoundError."""
         ...
 
-    def store_target(self, user: AbstractBaseUser | AnonymousUser, scope: str | None) -> StoreTarget:
+    def store_target(self, user: AnyUser, scope: str | None) -> StoreTarget:
         """Where this user may store into this scope; PermissionDeniedError or NotFoundError otherwise."""
         ...
 
@@ -35,4 +35,4 @@ class StudyAccessPolicy(Protocol):
 @cache
 def access_policy() -> StudyAccessPolicy:
     policy_class = import_string(settings.IMAGING_ACCESS_POLICY)
-    return policy_class()  # type: ignore[no-any-return]
+    return policy_class()

@@ -117,7 +117,9 @@ class ParsedInstance:
     @property
     def expected_native_length(self) -> int:
         bits = self.bits_allocated or 8
-        total_bits = (self.rows or 0) * (self.columns or 0) * (self.samples_per_pixel or 1) * self.number_of_frames * bits
+        total_bits = (
+            (self.rows or 0) * (self.columns or 0) * (self.samples_per_pixel or 1) * self.number_of_frames * bits
+        )
         return (total_bits + 7) // 8
 
 

@@ -18,7 +18,9 @@ class DicomSource(models.Model):
 
     name = models.SlugField(max_length=64, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.LOCAL)
-    base_url = models.URLField(blank=True, help_text="DICOMweb root of the upstream PACS, e.g. http://pacs:8042/dicom-web")
+    base_url = models.URLField(
+        blank=True, help_text="DICOMweb root of the upstream PACS, e.g. http://pacs:8042/dicom-web"
+    )
     username = models.CharField(max_length=128, blank=True)
     password = models.CharField(max_length=256, blank=True)
     timeout_seconds = models.FloatField(default=30.0)

@@ -31,13 +31,14 @@ def check_frame_numbers(instance: Instance, frames: list[int]) -> None:
     for number in frames:
         if number < 1 or number > instance.number_of_frames:
             raise NotFoundError(
-                f"Frame {number} does not exist: instance {instance.sop_instance_uid} has {instance.number_of_frames} frame(s)"
+                f"Frame {number} does not exist: instance {instance.sop_instance_uid} "
+                f"has {instance.number_of_frames} frame(s)"
             )
 
 
 def read_file(instance: Instance) -> bytes:
     with default_storage.open(instance.file, "rb") as handle:
-        return handle.read()  # type: ignore[no-any-return]
+        return handle.read()
 
 
 def stored_frames(instance: Instance, frames: list[int]) -> list[bytes]:
@@ -53,9 +54,7 @@ def stored_frames(instance: Instance, frames: list[int]) -> list[bytes]:
         return result
     data = read_file(instance)
     assert instance.pixel_data_offset is not None
-    all_frames = list(
-        generate_frames(data[instance.pixel_data_offset :], number_of_frames=instance.number_of_frames)
-    )
+    all_frames = list(generate_frames(data[instance.pixel_data_offset :], number_of_frames=instance.number_of_frames))
     return [all_frames[number - 1] for number in frames]
 
 
@@ -102,7 +101,9 @@ def parse_window(value: str | None) -> tuple[float, float] | None:
     return center, width
 
 
-def render_frame(instance: Instance, number: int, media_type: str, window: tuple[float, float] | None, quality: int = 90) -> bytes:
+def render_frame(
+    instance: Instance, number: int, media_type: str, window: tuple[float, float] | None, quality: int = 90
+) -> bytes:
     """Render a frame as PNG or JPEG: rescale to modality units, apply the window, 8 bits per sample."""
     array = decoded_frame(instance, number)
     samples = instance.samples_per_pixel or 1

@@ -83,7 +83,9 @@ def check_series(slices: list[SliceInfo]) -> SeriesQuality:
     if undecodable:
         syntaxes = ", ".join(sorted({s.transfer_syntax_uid for s in undecodable}))
         checks.append(
-            _check("pixel_data", FAILED, f"{len(undecodable)} image(s) have pixel data that cannot be decoded ({syntaxes})")
+            _check(
+                "pixel_data", FAILED, f"{len(undecodable)} image(s) have pixel data that cannot be decoded ({syntaxes})"
+            )
         )
     else:
         checks.append(_check("pixel_data", OK, "Pixel data decodable"))
@@ -91,7 +93,9 @@ def check_series(slices: list[SliceInfo]) -> SeriesQuality:
     multi = [s for s in images if s.number_of_frames > 1]
     if multi and len(multi) != len(images):
         checks.append(
-            _check("frames", FAILED, f"Mixes {len(multi)} multi-frame and {len(images) - len(multi)} single-frame images")
+            _check(
+                "frames", FAILED, f"Mixes {len(multi)} multi-frame and {len(images) - len(multi)} single-frame images"
+            )
         )
     else:
         kind = "multi-frame" if multi else "single-frame"
@@ -120,9 +124,13 @@ def check_series(slices: list[SliceInfo]) -> SeriesQuality:
     single_frames = [s for s in images if s.number_of_frames == 1]
     if len(single_frames) > 1:
         checks.extend(_check_positions(single_frames, orientations[0] if orientations else None, geometry))
-    worst = FAILED if any(c["status"] == FAILED for c in checks) else WARNING if any(
-        c["status"] == WARNING for c in checks
-    ) else OK
+    worst = (
+        FAILED
+        if any(c["status"] == FAILED for c in checks)
+        else WARNING
+        if any(c["status"] == WARNING for c in checks)
+        else OK
+    )
     return SeriesQuality(worst, checks, geometry)
 
 
@@ -135,14 +143,16 @@ def _check_positions(
     if orientation is None:
         return [_check("slice_positions", FAILED, "No Image Orientation (Patient): slices cannot be ordered")]
     normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:]))
-    positions = sorted(float(np.dot(normal, np.asarray(s.image_position))) for s in slices)  # type: ignore[arg-type]
+    positions = sorted(float(np.dot(normal, np.asarray(s.image_position))) for s in slices)
     geometry["slice_positions"] = [round(p, 4) for p in positions]
     results: list[dict[str, str]] = []
     diffs = [b - a for a, b in zip(positions, positions[1:], strict=False)]
     duplicates = [positions[i] for i, d in enumerate(diffs) if d <= POSITION_TOLERANCE_MM]
     if duplicates:
         shown = ", ".join(f"{p:.2f}" for p in duplicates[:5])
-        results.append(_check("slice_positions", FAILED, f"{len(duplicates)} duplicated slice position(s) at {shown} mm"))
+        results.append(
+            _check("slice_positions", FAILED, f"{len(duplicates)} duplicated slice position(s) at {shown} mm")
+        )
         distinct = [d for d in diffs if d > POSITION_TOLERANCE_MM]
     else:
         results.append(_check("slice_positions", OK, f"{len(positions)} distinct slice positions"))

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Prefetch, QuerySet
 
+from config.types import AnyUser
 from imaging.access import access_policy
 from imaging.models import Series, Study
 
 
-def studies_visible_to(user: AbstractBaseUser | AnonymousUser, project: str | None = None) -> QuerySet[Study]:
+def studies_visible_to(user: AnyUser, project: str | None = None) -> QuerySet[Study]:
     return access_policy().visible_studies(user, project)
 
 
-def study_list(user: AbstractBaseUser | AnonymousUser, project: str | None = None) -> QuerySet[Study]:
+def study_list(user: AnyUser, project: str | None = None) -> QuerySet[Study]:
     return studies_visible_to(user, project).order_by("-study_date", "study_instance_uid")
 
 
-def study_detail_queryset(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Study]:
+def study_detail_queryset(user: AnyUser) -> QuerySet[Study]:
     series = Series.objects.order_by("series_number", "series_instance_uid")
     return studies_visible_to(user).prefetch_related(Prefetch("series", queryset=series))
 
 
-def series_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Series]:
+def series_visible_to(user: AnyUser) -> QuerySet[Series]:
     return Series.objects.filter(study__in=studies_visible_to(user)).select_related("study")

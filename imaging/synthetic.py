@@ -124,9 +124,7 @@ class AnatomyModel:
         out[lung] = Tissue.LUNG
         return out
 
-    def lung(
-        self, zs: slice = slice(None), ys: slice = slice(None), xs: slice = slice(None)
-    ) -> npt.NDArray[np.bool_]:
+    def lung(self, zs: slice = slice(None), ys: slice = slice(None), xs: slice = slice(None)) -> npt.NDArray[np.bool_]:
         """Whether each voxel of the sub-volume ``[zs, ys, xs]`` is lung, shape (z, y, x)."""
         soft = self.base_2d[ys, xs] == Tissue.SOFT_TISSUE
         inside = self.lung_r2_2d[ys, xs][None, :, :] < self.lung_t[zs][:, None, None]
@@ -191,6 +189,9 @@ class SyntheticStudy:
         hu_le = self.hu.astype("<i2", copy=False)
         for k, (position, sop_uid) in enumerate(zip(self.slice_positions(), sop_uids, strict=True)):
             meta = FileMetaDataset()
+            # Present so that even a plain ``dcmwrite`` (without enforce_file_format) writes the group
+            # length; pydicom computes the value when writing.
+            meta.FileMetaInformationGroupLength = 0
             meta.FileMetaInformationVersion = b"\x00\x01"
             meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
             meta.MediaStorageSOPInstanceUID = UID(sop_uid)
@@ -429,8 +430,8 @@ def _place_lesions(
             break
         else:
             raise ValueError(
-                f"could not place lesion {index} of {n_lesions} with radii {radius_range} mm inside the lungs; "
-                "use a larger volume, finer spacing, fewer or smaller lesions"
+                f"could not place lesion {index} of {n_lesions} with radii {radius_range} mm inside the "
+                "lungs; use a larger volume, finer spacing, fewer or smaller lesions"
             )
     return placed
 

@@ -11,7 +11,7 @@ from annotation.selectors import projects_for_user
 
 class ProjectOutput(serializers.ModelSerializer[Project]):
     my_roles = serializers.SerializerMethodField()
-    dicom_source = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    dicom_source: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="name", read_only=True)
 
     class Meta:
         model = Project
@@ -28,7 +28,7 @@ class ProjectListView(generics.ListAPIView[Project]):
     ordering_fields = ["name", "created_at"]
 
     def get_queryset(self) -> Any:
-        mine = Membership.objects.filter(user_id=self.request.user.pk)
+        mine = Membership.objects.filter(user__pk=self.request.user.pk or 0)
         return (
             projects_for_user(self.request.user)
             .select_related("dicom_source")

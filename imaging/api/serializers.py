@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from imaging.models import DicomSource, Series, Study
@@ -35,7 +37,9 @@ class SeriesOutput(serializers.ModelSerializer[Series]):
 
 
 class StudyOutput(serializers.ModelSerializer[Study]):
-    source = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    source: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(  # type: ignore[assignment]
+        slug_field="name", read_only=True
+    )
 
     class Meta:
         model = Study
@@ -90,7 +94,9 @@ class IngestReportOutput(serializers.Serializer[dict[str, object]]):
 
 
 class PullInput(serializers.Serializer[dict[str, object]]):
-    source = serializers.SlugRelatedField(slug_field="name", queryset=DicomSource.objects.filter(kind="dicomweb"))
+    source = serializers.SlugRelatedField(  # type: ignore[assignment]
+        slug_field="name", queryset=DicomSource.objects.filter(kind="dicomweb")
+    )
     study_instance_uid = serializers.CharField(max_length=64)
     project = serializers.SlugField(required=False)
     mode = serializers.ChoiceField(

@@ -24,8 +24,8 @@ from imaging.api.serializers import (
 from imaging.models import Series, Study
 from imaging.selectors import series_visible_to, study_detail_queryset, study_list
 from imaging.services.ingest import IncomingFile, iter_zip_files, open_zip_checked
-from imaging.services.store import files_store
 from imaging.services.pull import study_index_upstream, study_pull
+from imaging.services.store import files_store
 
 
 class StudyListView(generics.ListAPIView[Study]):
@@ -71,10 +71,12 @@ class UploadView(APIView):
             raise PayloadTooLargeError(
                 f"Upload of {length} bytes is over the limit of {settings.IMAGING_MAX_UPLOAD_BYTES} bytes"
             )
-        target = access_policy().store_target(request.user, request.data.get("project") or None)
+        target = access_policy().store_target(request.user, request.POST.get("project") or None)
         uploads = request.FILES.getlist("files")
         if not uploads:
-            raise ApplicationError("No files: send one or more DICOM files or zips in the 'files' field", code="no_files")
+            raise ApplicationError(
+                "No files: send one or more DICOM files or zips in the 'files' field", code="no_files"
+            )
         # Open and check every zip before anything is stored, so that a bad archive stores nothing.
         incoming: list[Any] = []
         for upload in uploads:

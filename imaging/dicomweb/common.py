@@ -8,24 +8,26 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import wraps
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from rest_framework.authentication import BasicAuthentication, TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from config.errors import ApplicationError
+from config.types import AnyUser
 from imaging.dicom import is_valid_uid
 
 DICOM_JSON = "application/dicom+json"
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def error_response(status: int, message: str, code: str = "invalid") -> JsonResponse:
     return JsonResponse({"detail": message, "code": code}, status=status)
 
 
-def _authenticate(request: HttpRequest) -> AbstractBaseUser | AnonymousUser:
+def _authenticate(request: HttpRequest) -> AnyUser:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return user
@@ -36,7 +38,7 @@ def _authenticate(request: HttpRequest) -> AbstractBaseUser | AnonymousUser:
         except AuthenticationFailed as exc:
             raise ApplicationError(str(exc.detail), code="authentication_failed") from exc
         if result is not None:
-            return result[0]  # type: ignore[no-any-return]
+            return result[0]
     return AnonymousUser()
 
 
@@ -44,7 +46,7 @@ def dicomweb_view(view: View) -> View:
     """Authenticate, validate UIDs in the path, and turn domain errors into JSON error responses."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
             user = _authenticate(request)
         except ApplicationError as exc:
@@ -69,7 +71,7 @@ def dicomweb_view(view: View) -> View:
     return wrapper
 
 
-def dicom_json_response(payload: list[dict[str, Any]] | dict[str, Any], status: int = 200) -> HttpResponse:
+def dicom_json_response(payload: list[dict[str, Any]] | dict[str, Any], status: int = 200) -> HttpResponseBase:
     return HttpResponse(json.dumps(payload, separators=(",", ":")), content_type=DICOM_JSON, status=status)
 
 

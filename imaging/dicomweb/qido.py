@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Min, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
 from config.errors import ApplicationError, NotFoundError
@@ -100,7 +101,9 @@ def _match(attribute: Attribute, value: str, prefix: str) -> Q:
         try:
             return Q(**{field: int(value)})
         except ValueError as exc:
-            raise ApplicationError(f"{keyword_for_tag(int(attribute.tag, 16))} must be an integer", code="bad_query") from exc
+            raise ApplicationError(
+                f"{keyword_for_tag(int(attribute.tag, 16))} must be an integer", code="bad_query"
+            ) from exc
     if attribute.kind == "contains":
         q = Q()
         for item in value.split("\\"):
@@ -112,7 +115,8 @@ def _match(attribute: Attribute, value: str, prefix: str) -> Q:
 def _filters(request: HttpRequest, levels: list[tuple[list[Attribute], str]]) -> Q:
     by_tag = {attribute.tag: (attribute, prefix) for attributes, prefix in levels for attribute in attributes}
     q = Q()
-    for name, value in request.GET.items():
+    for name in request.GET:
+        value = request.GET.get(name, "")
         if name.lower() in IGNORED_PARAMS:
             continue
         tag = _tag_of(name)
@@ -237,13 +241,16 @@ def _sample_metadata(instance_filter: Q, group_field: str, keys: list[int]) -> d
     if not keys:
         return {}
     firsts = dict(
-        Instance.objects.filter(instance_filter).values(group_field).annotate(first=Min("pk")).values_list(group_field, "first")
+        Instance.objects.filter(instance_filter)
+        .values(group_field)
+        .annotate(first=Min("pk"))
+        .values_list(group_field, "first")
     )
     headers = dict(Instance.objects.filter(pk__in=firsts.values()).values_list("pk", "metadata"))
     return {key: headers[pk] for key, pk in firsts.items()}
 
 
-def _respond(items: list[dict[str, Any]], total_known_more: bool) -> HttpResponse:
+def _respond(items: list[dict[str, Any]], total_known_more: bool) -> HttpResponseBase:
     response = dicom_json_response(items)
     if total_known_more:
         response["Warning"] = '299 medlabel: "There are more results than the limit; use offset to page"'
@@ -267,7 +274,7 @@ def _get_study(request: HttpRequest, scope: str | None, study_uid: str) -> Study
 
 
 @dicomweb_view
-def search_studies(request: HttpRequest, scope: str | None = None) -> HttpResponse:
+def search_studies(request: HttpRequest, scope: str | None = None) -> HttpResponseBase:
     limit, offset = _paging(request)
     tags = _includefields(request)
     q = _filters(request, [(STUDY_ATTRIBUTES, "")])
@@ -284,7 +291,17 @@ def search_studies(request: HttpRequest, scope: str | None = None) -> HttpRespon
 
 def _study_level(metadata: dict[str, Any]) -> dict[str, Any]:
     """Patient and study attributes of a header: groups 0008 (but not series/instance ones), 0010, 0020 study."""
-    series_or_instance = {"00080016", "00080018", "00080060", "0008103E", "0020000E", "00200011", "00200013", "00080021", "00080031"}
+    series_or_instance = {
+        "00080016",
+        "00080018",
+        "00080060",
+        "0008103E",
+        "0020000E",
+        "00200011",
+        "00200013",
+        "00080021",
+        "00080031",
+    }
     return {
         tag: element
         for tag, element in metadata.items()
@@ -293,7 +310,7 @@ def _study_level(metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 @dicomweb_view
-def search_series(request: HttpRequest, study: str | None = None, scope: str | None = None) -> HttpResponse:
+def search_series(request: HttpRequest, study: str | None = None, scope: str | None = None) -> HttpResponseBase:
     limit, offset = _paging(request)
     tags = _includefields(request)
     levels = [(SERIES_ATTRIBUTES, "")]
@@ -305,7 +322,9 @@ def search_series(request: HttpRequest, study: str | None = None, scope: str | N
         q &= Q(study=_get_study(request, scope, study))
     else:
         q &= Q(study__in=visible)
-    queryset = Series.objects.filter(q).select_related("study").order_by("study_id", "series_number", "series_instance_uid")
+    queryset = (
+        Series.objects.filter(q).select_related("study").order_by("study_id", "series_number", "series_instance_uid")
+    )
     series_list, more = _page(queryset, limit, offset)
     base = _base_url(request, scope)
     samples: dict[int, dict[str, Any]] = {}
@@ -319,7 +338,7 @@ def search_series(request: HttpRequest, study: str | None = None, scope: str | N
 @dicomweb_view
 def search_instances(
     request: HttpRequest, study: str | None = None, series: str | None = None, scope: str | None = None
-) -> HttpResponse:
+) -> HttpResponseBase:
     limit, offset = _paging(request)
     tags = _includefields(request)
     levels = [(INSTANCE_ATTRIBUTES, "")]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from config.errors import ApplicationError, PayloadTooLargeError, UnsupportedMediaTypeError
@@ -30,7 +31,9 @@ def _read_body(request: HttpRequest) -> bytes:
         )
     body = request.read(settings.IMAGING_MAX_UPLOAD_BYTES + 1)
     if len(body) > settings.IMAGING_MAX_UPLOAD_BYTES:
-        raise PayloadTooLargeError(f"Request body is over the upload limit of {settings.IMAGING_MAX_UPLOAD_BYTES} bytes")
+        raise PayloadTooLargeError(
+            f"Request body is over the upload limit of {settings.IMAGING_MAX_UPLOAD_BYTES} bytes"
+        )
     return body
 
 
@@ -70,7 +73,7 @@ def _response_body(report: IngestReport, base: str) -> dict[str, Any]:
 
 @csrf_exempt
 @dicomweb_view
-def store_instances(request: HttpRequest, study: str | None = None, scope: str | None = None) -> HttpResponse:
+def store_instances(request: HttpRequest, study: str | None = None, scope: str | None = None) -> HttpResponseBase:
     if request.method != "POST":
         raise ApplicationError("Use POST to store instances", code="method_not_allowed")
     content_type = request.META.get("CONTENT_TYPE", "")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
@@ -15,14 +16,14 @@ UID = "<str:{}>"
 
 
 @csrf_exempt
-def studies_root(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+def studies_root(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
     if request.method == "POST":
         return stow.store_instances(request, **kwargs)
     return qido.search_studies(request, **kwargs)
 
 
 @csrf_exempt
-def study_root(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+def study_root(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
     if request.method == "POST":
         return stow.store_instances(request, **kwargs)
     return wado.retrieve_study(request, **kwargs)

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
 from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 
 from config.errors import ApplicationError, NotAcceptableError, NotFoundError
 from imaging import pixels
@@ -63,7 +64,7 @@ def _check_accept(request: HttpRequest, wanted: str) -> None:
             return
         if media == "multipart/related" and params.get("type", wanted) in (wanted, "*/*"):
             return
-    raise NotAcceptableError(f"This resource is served as multipart/related; type=\"{wanted}\"")
+    raise NotAcceptableError(f'This resource is served as multipart/related; type="{wanted}"')
 
 
 def _instance_parts(study: Study, instances: QuerySet[Instance]) -> Iterator[tuple[str, bytes]]:
@@ -78,28 +79,34 @@ def _instance_parts(study: Study, instances: QuerySet[Instance]) -> Iterator[tup
         yield "application/dicom", data
 
 
-def _retrieve(request: HttpRequest, scope: str | None, study: str, series: str | None = None, instance: str | None = None) -> HttpResponse:
+def _retrieve(
+    request: HttpRequest, scope: str | None, study: str, series: str | None = None, instance: str | None = None
+) -> HttpResponseBase:
     _check_accept(request, "application/dicom")
     study_row, instances = _instances(request, scope, study, series, instance)
     return multipart_response(_instance_parts(study_row, instances), "application/dicom")
 
 
 @dicomweb_view
-def retrieve_study(request: HttpRequest, study: str, scope: str | None = None) -> HttpResponse:
+def retrieve_study(request: HttpRequest, study: str, scope: str | None = None) -> HttpResponseBase:
     return _retrieve(request, scope, study)
 
 
 @dicomweb_view
-def retrieve_series(request: HttpRequest, study: str, series: str, scope: str | None = None) -> HttpResponse:
+def retrieve_series(request: HttpRequest, study: str, series: str, scope: str | None = None) -> HttpResponseBase:
     return _retrieve(request, scope, study, series)
 
 
 @dicomweb_view
-def retrieve_instance(request: HttpRequest, study: str, series: str, instance: str, scope: str | None = None) -> HttpResponse:
+def retrieve_instance(
+    request: HttpRequest, study: str, series: str, instance: str, scope: str | None = None
+) -> HttpResponseBase:
     return _retrieve(request, scope, study, series, instance)
 
 
-def _metadata(request: HttpRequest, scope: str | None, study: str, series: str | None = None, instance: str | None = None) -> HttpResponse:
+def _metadata(
+    request: HttpRequest, scope: str | None, study: str, series: str | None = None, instance: str | None = None
+) -> HttpResponseBase:
     study_row, instances = _instances(request, scope, study, series, instance)
     base = _base_url(request, scope)
     items: list[dict[str, Any]] = []
@@ -116,17 +123,19 @@ def _metadata(request: HttpRequest, scope: str | None, study: str, series: str |
 
 
 @dicomweb_view
-def study_metadata(request: HttpRequest, study: str, scope: str | None = None) -> HttpResponse:
+def study_metadata(request: HttpRequest, study: str, scope: str | None = None) -> HttpResponseBase:
     return _metadata(request, scope, study)
 
 
 @dicomweb_view
-def series_metadata(request: HttpRequest, study: str, series: str, scope: str | None = None) -> HttpResponse:
+def series_metadata(request: HttpRequest, study: str, series: str, scope: str | None = None) -> HttpResponseBase:
     return _metadata(request, scope, study, series)
 
 
 @dicomweb_view
-def instance_metadata(request: HttpRequest, study: str, series: str, instance: str, scope: str | None = None) -> HttpResponse:
+def instance_metadata(
+    request: HttpRequest, study: str, series: str, instance: str, scope: str | None = None
+) -> HttpResponseBase:
     return _metadata(request, scope, study, series, instance)
 
 
@@ -171,7 +180,7 @@ def _frame_media(request: HttpRequest, instance: Instance) -> tuple[str, str, bo
 @dicomweb_view
 def retrieve_frames(
     request: HttpRequest, study: str, series: str, instance: str, frames: str, scope: str | None = None
-) -> HttpResponse:
+) -> HttpResponseBase:
     numbers = _frame_numbers(frames)
     study_row, instances = _instances(request, scope, study, series, instance)
     row = instances.first()
@@ -190,7 +199,9 @@ def retrieve_frames(
 
 
 @dicomweb_view
-def retrieve_bulkdata(request: HttpRequest, study: str, series: str, instance: str, tag: str, scope: str | None = None) -> HttpResponse:
+def retrieve_bulkdata(
+    request: HttpRequest, study: str, series: str, instance: str, tag: str, scope: str | None = None
+) -> HttpResponseBase:
     if tag.upper() != "7FE00010":
         raise NotFoundError(f"No bulk data {tag} (only Pixel Data, 7FE00010, is served)")
     study_row, instances = _instances(request, scope, study, series, instance)
@@ -218,7 +229,9 @@ def _rendered_type(request: HttpRequest) -> str:
     raise NotAcceptableError("Rendered images are available as image/jpeg or image/png")
 
 
-def _rendered(request: HttpRequest, scope: str | None, study: str, series: str, instance: str, frame: int) -> HttpResponse:
+def _rendered(
+    request: HttpRequest, scope: str | None, study: str, series: str, instance: str, frame: int
+) -> HttpResponseBase:
     media = _rendered_type(request)
     window = pixels.parse_window(request.GET.get("window"))
     try:
@@ -240,14 +253,16 @@ def _rendered(request: HttpRequest, scope: str | None, study: str, series: str, 
 
 
 @dicomweb_view
-def instance_rendered(request: HttpRequest, study: str, series: str, instance: str, scope: str | None = None) -> HttpResponse:
+def instance_rendered(
+    request: HttpRequest, study: str, series: str, instance: str, scope: str | None = None
+) -> HttpResponseBase:
     return _rendered(request, scope, study, series, instance, 1)
 
 
 @dicomweb_view
 def frame_rendered(
     request: HttpRequest, study: str, series: str, instance: str, frames: str, scope: str | None = None
-) -> HttpResponse:
+) -> HttpResponseBase:
     numbers = _frame_numbers(frames)
     if len(numbers) != 1:
         raise ApplicationError("Rendered frames are served one at a time", code="bad_frames")

@@ -226,13 +226,16 @@ class _Ingestor:
                 series = Series.objects.get(series_instance_uid=uid)
         if series.study_id != study.pk:
             raise DicomRejected(
-                f"Series {uid} already belongs to study {series.study.study_instance_uid}, not {study.study_instance_uid}",
+                f"Series {uid} already belongs to study {series.study.study_instance_uid}, "
+                f"not {study.study_instance_uid}",
                 code="conflict",
             )
         self.series[uid] = series
         return series
 
-    def ingest_batch(self, batch: list[tuple[str, ParsedInstance]], outcomes: dict[int, FileOutcome], order: list[int]) -> None:
+    def ingest_batch(
+        self, batch: list[tuple[str, ParsedInstance]], outcomes: dict[int, FileOutcome], order: list[int]
+    ) -> None:
         """Store one batch of parsed files: one query for duplicates, files written, one bulk insert."""
         uids = [parsed.sop_instance_uid for _, parsed in batch]
         existing = dict(Instance.objects.filter(sop_instance_uid__in=uids).values_list("sop_instance_uid", "sha256"))
@@ -307,7 +310,9 @@ class _Ingestor:
             return ""
         return default_storage.save(storage_path(parsed), ContentFile(parsed.data))
 
-    def _store_one(self, position: int, parsed: ParsedInstance, series: Series, outcomes: dict[int, FileOutcome]) -> None:
+    def _store_one(
+        self, position: int, parsed: ParsedInstance, series: Series, outcomes: dict[int, FileOutcome]
+    ) -> None:
         name = self._write(parsed)
         try:
             with transaction.atomic():
@@ -404,7 +409,9 @@ def open_zip_checked(stream: IO[bytes]) -> zipfile.ZipFile:
         name = info.filename
         normalised = posixpath.normpath(name.replace("\\", "/"))
         if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or normalised.startswith(".."):
-            raise ApplicationError(f"Unsafe path in zip: {name!r} (absolute or outside the archive)", code="zip_unsafe_path")
+            raise ApplicationError(
+                f"Unsafe path in zip: {name!r} (absolute or outside the archive)", code="zip_unsafe_path"
+            )
         if ".." in normalised.split("/"):
             raise ApplicationError(f"Unsafe path in zip: {name!r}", code="zip_unsafe_path")
         total += info.file_size

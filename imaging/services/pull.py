@@ -96,7 +96,8 @@ def study_index_upstream(*, source: DicomSource, study_instance_uid: str) -> Stu
                 "image_orientation": _floats(item, "00200037"),
                 "pixel_spacing": _floats(item, "00280030"),
                 "has_pixel_data": "7FE00010" in item,
-                "is_encapsulated": transfer_syntax not in {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"},
+                "is_encapsulated": transfer_syntax
+                not in {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"},
                 "metadata": clean,
             },
         )

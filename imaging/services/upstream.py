@@ -42,7 +42,9 @@ def upstream_errors(source: DicomSource) -> Iterator[None]:
             f"Upstream PACS {source.name!r} did not answer within {source.timeout_seconds:g} s"
         ) from exc
     except requests.ConnectionError as exc:
-        raise UpstreamUnavailableError(f"Upstream PACS {source.name!r} is unreachable: {exc.__class__.__name__}") from exc
+        raise UpstreamUnavailableError(
+            f"Upstream PACS {source.name!r} is unreachable: {exc.__class__.__name__}"
+        ) from exc
     except requests.HTTPError as exc:
         status = exc.response.status_code if exc.response is not None else 502
         if status == 404:
@@ -64,7 +66,9 @@ def retrieve_frames(source: DicomSource, study: str, series: str, sop: str, fram
     )
 
 
-def retrieve_metadata(source: DicomSource, study: str, series: str | None = None, sop: str | None = None) -> list[dict[str, Any]]:
+def retrieve_metadata(
+    source: DicomSource, study: str, series: str | None = None, sop: str | None = None
+) -> list[dict[str, Any]]:
     if sop is not None and series is not None:
         return [call(source, lambda c: c.retrieve_instance_metadata(study, series, sop))]
     if series is not None:
@@ -77,7 +81,9 @@ def retrieve_instance_bytes(source: DicomSource, study: str, series: str, sop: s
     return dataset_bytes(dataset)
 
 
-def retrieve_rendered(source: DicomSource, study: str, series: str, sop: str, media_type: str, params: dict[str, Any]) -> bytes:
+def retrieve_rendered(
+    source: DicomSource, study: str, series: str, sop: str, media_type: str, params: dict[str, Any]
+) -> bytes:
     return call(
         source,
         lambda c: c.retrieve_instance_rendered(study, series, sop, media_types=(media_type,), params=params),

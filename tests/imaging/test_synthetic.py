@@ -221,6 +221,17 @@ def test_written_files_round_trip_pixels(tmp_path: Path) -> None:
         assert ds.InstanceNumber == k + 1
 
 
+def test_datasets_are_ready_for_plain_dcmwrite(tmp_path: Path) -> None:
+    s = generate_ct_study(seed=6, slices=8, n_lesions=1, lesion_radius_mm=(2.0, 3.0))
+    written = s.write(tmp_path / "written")
+    for k, ds in enumerate(s.datasets()):
+        path = tmp_path / f"plain{k}.dcm"
+        pydicom.dcmwrite(path, ds)
+        assert path.read_bytes() == written[k].read_bytes()
+        meta = pydicom.dcmread(path).file_meta
+        assert meta.FileMetaInformationGroupLength > 0
+
+
 # --- ground truth ----------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Sets up and runs the whole test suite against real services: PostgreSQL, Redis and Orthanc are
+# installed from Debian packages when missing, started on 127.0.0.1 with data in a temp folder, and
+# stopped afterwards. Also runs ruff and mypy (as tests). Extra arguments go to pytest.
+#
+#   bash scripts/test.sh                 everything
+#   bash scripts/test.sh tests/imaging   a subset
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+
+SERVICES_DIR=$(mktemp -d /tmp/medlabel-services.XXXXXX)
+ARTIFACTS="${TEST_ARTIFACTS_DIR:-$(pwd)/test-artifacts}"
+cleanup() {
+    bash scripts/services.sh stop "$SERVICES_DIR" || true
+    rm -rf "$SERVICES_DIR"
+}
+trap cleanup EXIT
+bash scripts/services.sh start "$SERVICES_DIR"
+# shellcheck disable=SC1091
+source "$SERVICES_DIR/env"
+
+export DJANGO_SECRET_KEY=test-only-secret-key
+export MEDLABEL_DATA_DIR="$SERVICES_DIR/data"
+export TEST_ARTIFACTS_DIR="$ARTIFACTS"
+mkdir -p "$MEDLABEL_DATA_DIR" "$ARTIFACTS"
+export PYTHONUNBUFFERED=1
+
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,47 @@
+"""factory_boy factories, one per model that tests create directly."""
+
+from __future__ import annotations
+
+import factory
+from django.contrib.auth.models import User
+
+from annotation.models import Membership, Project
+from imaging.models import DicomSource
+
+
+class UserFactory(factory.django.DjangoModelFactory[User]):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("test-password-123")
+
+
+class ProjectFactory(factory.django.DjangoModelFactory[Project]):
+    class Meta:
+        model = Project
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"project-{n}")
+    name = factory.LazyAttribute(lambda o: o.slug.replace("-", " ").title())
+
+
+class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
+    class Meta:
+        model = Membership
+
+    project = factory.SubFactory(ProjectFactory)
+    user = factory.SubFactory(UserFactory)
+    role = "annotator"
+
+
+class DicomSourceFactory(factory.django.DjangoModelFactory[DicomSource]):
+    class Meta:
+        model = DicomSource
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"pacs-{n}")
+    kind = DicomSource.Kind.DICOMWEB
+    base_url = "http://127.0.0.1:58042/dicom-web"
+    timeout_seconds = 10.0
