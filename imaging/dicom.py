@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from config.errors import ApplicationError
@@ -163,6 +163,31 @@ def _check_encapsulated_complete(data: bytes, offset: int, little_endian: bool) 
         pos += length
 
 
+def _check_header_complete(ds: Dataset, size: int, pos: int) -> None:
+    """Reject a file cut short inside its header: pydicom stops quietly at the end of the data, even in the
+    middle of an element, so the declared lengths are checked here."""
+    meta_length = ds.file_meta.get("FileMetaInformationGroupLength")
+    # 128-byte preamble, 'DICM' and the 12-byte group length element precede the rest of the meta group.
+    if isinstance(meta_length, int) and 144 + meta_length > size:
+        raise DicomRejected("Truncated DICOM: the file ends inside the file meta information")
+    last: RawDataElement | None = None
+    for tag in ds.keys():
+        element = ds.get_item(tag)
+        if not isinstance(element, RawDataElement):
+            last = None
+            continue
+        last = element
+        value = element.value
+        if element.length != UNDEFINED_LENGTH and isinstance(value, bytes) and len(value) < element.length:
+            raise DicomRejected(f"Truncated DICOM: the file ends inside the value of element {tag}")
+    if pos < size:
+        return  # parsing stopped at the Pixel Data element, which is checked separately
+    if len(ds.keys()) == 0:
+        raise DicomRejected("Truncated DICOM: the file ends after the file meta information, before any data set")
+    if last is not None and last.length != UNDEFINED_LENGTH and last.value_tell + last.length < size:
+        raise DicomRejected("Truncated DICOM: the file ends inside the header of a data element")
+
+
 def _decoder_available(transfer_syntax: UID) -> bool:
     try:
         from pydicom.pixels import get_decoder
@@ -188,12 +213,18 @@ def parse_part10(data: bytes) -> ParsedInstance:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(buffer, stop_before_pixels=True)
+            pos = buffer.tell()
+            # Offsets of a deflated data set are in the inflated stream, not in ``data``.
+            syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
+            if not (syntax.is_transfer_syntax and syntax.is_deflated):
+                _check_header_complete(ds, len(data), pos)
             # Touch every element so that a value cut off by truncation fails here, not later.
             for _ in ds.iterall():
                 pass
-    except (InvalidDicomError, EOFError, struct.error, ValueError, TypeError, KeyError, OSError) as exc:
+    except DicomRejected:
+        raise
+    except Exception as exc:  # untrusted bytes: any pydicom failure (e.g. BytesLengthException) is a rejection
         raise DicomRejected(f"Truncated or corrupt DICOM: {exc}") from exc
-    pos = buffer.tell()
 
     meta = ds.file_meta
     transfer_syntax = meta.get("TransferSyntaxUID")
@@ -207,7 +238,11 @@ def parse_part10(data: bytes) -> ParsedInstance:
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
         value = _text(ds, keyword)
         if not value:
-            raise DicomRejected(f"Missing {keyword}", code="missing_uid")
+            # An image cut short exactly between two elements parses cleanly up to the cut.
+            meta_class = str(meta.get("MediaStorageSOPClassUID", ""))
+            cut_image = pos >= len(data) and is_valid_uid(meta_class) and is_image_sop_class(meta_class)
+            hint = " (the file may be truncated: it ends before its Pixel Data)" if cut_image else ""
+            raise DicomRejected(f"Missing {keyword}{hint}", code="missing_uid")
         if not is_valid_uid(value):
             raise DicomRejected(f"Malformed {keyword}: {value!r}", code="malformed_uid")
         uids[keyword] = value

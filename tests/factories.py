@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import factory
 from django.contrib.auth.models import User
 
@@ -43,5 +45,5 @@ class DicomSourceFactory(factory.django.DjangoModelFactory[DicomSource]):
 
     name = factory.Sequence(lambda n: f"pacs-{n}")
     kind = DicomSource.Kind.DICOMWEB
-    base_url = "http://127.0.0.1:58042/dicom-web"
+    base_url = factory.LazyFunction(lambda: os.environ.get("ORTHANC_DICOMWEB_URL", "http://127.0.0.1:58042/dicom-web"))
     timeout_seconds = 10.0

@@ -462,7 +462,8 @@ def refresh_series(series_id: int) -> Series:
         "has_pixel_data",
         "is_decodable",
         "transfer_syntax_uid",
-        "metadata__00180050",
+        # The whole header, not "metadata__00180050": Django reads a key made of digits as an array index.
+        "metadata",
     )
     slices = [
         SliceInfo(
@@ -476,7 +477,7 @@ def refresh_series(series_id: int) -> Series:
             has_pixel_data=row["has_pixel_data"],
             is_decodable=row["is_decodable"],
             transfer_syntax_uid=row["transfer_syntax_uid"],
-            slice_thickness=_slice_thickness({"00180050": row["metadata__00180050"]}),
+            slice_thickness=_slice_thickness(row["metadata"] or {}),
         )
         for row in rows
     ]

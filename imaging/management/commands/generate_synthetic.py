@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from imaging.synthetic import generate_ct_study
 
@@ -28,13 +28,16 @@ class Command(BaseCommand):
         out = Path(options["out"])
         out.mkdir(parents=True, exist_ok=True)
         for index in range(options["count"]):
-            study = generate_ct_study(
-                seed=options["seed"] + index,
-                rows=options["rows"],
-                columns=options["rows"],
-                slices=options["slices"],
-                n_lesions=options["lesions"],
-            )
+            try:
+                study = generate_ct_study(
+                    seed=options["seed"] + index,
+                    rows=options["rows"],
+                    columns=options["rows"],
+                    slices=options["slices"],
+                    n_lesions=options["lesions"],
+                )
+            except ValueError as exc:  # e.g. lesions that do not fit a small volume: a message, not a traceback
+                raise CommandError(str(exc)) from exc
             folder = out / study.study_uid
             study.write(folder)
             np.save(folder / "mask.npy", study.mask)

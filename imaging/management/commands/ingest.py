@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from annotation.models import Project
 from annotation.services import project_link_studies
+from config.errors import ApplicationError
 from imaging.services.ingest import REJECTED, FileOutcome, IncomingFile, ingest_files, iter_zip_files, open_zip_checked
 
 
@@ -48,6 +49,14 @@ class Command(BaseCommand):
             if project is None:
                 raise CommandError(f"No project {options['project']!r}")
         paths = _paths(options["paths"])
+        # Check every zip before anything is stored, as the upload API does: a bad archive stores nothing.
+        for path in paths:
+            if path.suffix.lower() == ".zip":
+                try:
+                    with path.open("rb") as handle:
+                        open_zip_checked(handle)
+                except ApplicationError as exc:
+                    raise CommandError(f"{path}: {exc.message}") from exc
         bar = tqdm(total=len(paths), unit="file", disable=options["verbosity"] == 0)
 
         def progress(outcome: FileOutcome) -> None:
@@ -55,8 +64,12 @@ class Command(BaseCommand):
             if outcome.status == REJECTED and not options["quiet_files"]:
                 bar.write(f"rejected {outcome.name}: {outcome.reason}")
 
-        report = ingest_files(_files(paths), progress=progress)
-        bar.close()
+        try:
+            report = ingest_files(_files(paths), progress=progress)
+        except ApplicationError as exc:  # e.g. a zip member larger than its header says
+            raise CommandError(exc.message) from exc
+        finally:
+            bar.close()
         if project is not None:
             project_link_studies(project=project, study_uids=report.study_uids)
         counts = report.counts()
