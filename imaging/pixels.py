@@ -16,6 +16,7 @@ from imaging.models import Instance
 
 NATIVE_TRANSFER_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
 
 def _meta_value(instance: Instance, tag: str, default: Any = None) -> Any:
@@ -66,7 +67,7 @@ def decoded_frame(instance: Instance, number: int) -> np.ndarray:
             f"Pixel data of {instance.sop_instance_uid} cannot be decoded here ({instance.transfer_syntax_uid})",
             code="not_decodable",
         )
-    if not instance.is_encapsulated and instance.transfer_syntax_uid != "1.2.840.10008.1.2.2":
+    if not instance.is_encapsulated and instance.transfer_syntax_uid != EXPLICIT_VR_BIG_ENDIAN:
         raw = stored_frames(instance, [number])[0]
         signed = int(_meta_value(instance, "00280103", 0)) == 1
         bits = instance.bits_allocated or 8
@@ -79,8 +80,8 @@ def decoded_frame(instance: Instance, number: int) -> np.ndarray:
 
 
 def native_frame_bytes(instance: Instance, number: int) -> bytes:
-    """A frame as Explicit VR Little Endian bytes, decoding compressed data when needed."""
-    if not instance.is_encapsulated:
+    """A frame as Explicit VR Little Endian bytes, decoding compressed (or byte-swapping big endian) data."""
+    if not instance.is_encapsulated and instance.transfer_syntax_uid != EXPLICIT_VR_BIG_ENDIAN:
         return stored_frames(instance, [number])[0]
     array = decoded_frame(instance, number)
     return np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()

@@ -41,6 +41,30 @@ def isolated_storage(settings: Any, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hasher(settings: Any) -> None:
+    """PBKDF2 costs ~0.3 s per user created and per basic-auth request; the tests are not about it."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _close_server_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Persistent connections (CONN_MAX_AGE) of live_server's request threads would outlive the test
+    and keep the test database from being dropped; close them at the end of each request instead."""
+    from django.db import connections
+
+    monkeypatch.setitem(connections["default"].settings_dict, "CONN_MAX_AGE", 0)
+
+
+@pytest.fixture(autouse=True)
+def _no_nagle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test server writes headers and body separately; with Nagle's algorithm each response then
+    waits for the client's delayed ACK (~40 ms). Test speed only."""
+    from django.core.servers.basehttp import WSGIRequestHandler
+
+    monkeypatch.setattr(WSGIRequestHandler, "disable_nagle_algorithm", True)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_access_policy() -> Iterator[None]:
     from imaging.access import access_policy
 

@@ -113,7 +113,10 @@ class PullView(APIView):
         data = serializer.validated_data
         target = access_policy().store_target(request.user, data.get("project") or None)
         if data["mode"] == "copy":
-            study_pull(source=data["source"], study_instance_uid=data["study_instance_uid"])
+            report = study_pull(source=data["source"], study_instance_uid=data["study_instance_uid"])
+            if not report.study_uids:
+                reasons = "; ".join(f"{f.name}: {f.reason}" for f in report.rejected[:5])
+                raise ApplicationError(f"No instance of the study could be stored: {reasons}", code="rejected")
         else:
             study_index_upstream(source=data["source"], study_instance_uid=data["study_instance_uid"])
         target.link_studies([data["study_instance_uid"]])

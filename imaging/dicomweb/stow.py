@@ -23,13 +23,29 @@ FAILURE_DUPLICATE_SOP_INSTANCE = 0x0111
 FAILURE_STUDY_MISMATCH = 0xA900
 
 
+class LengthRequiredError(ApplicationError):
+    status_code = 411
+    code = "length_required"
+
+
 def _read_body(request: HttpRequest) -> bytes:
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > settings.IMAGING_MAX_UPLOAD_BYTES:
         raise PayloadTooLargeError(
             f"Request body of {length} bytes is over the upload limit of {settings.IMAGING_MAX_UPLOAD_BYTES} bytes"
         )
-    body = request.read(settings.IMAGING_MAX_UPLOAD_BYTES + 1)
+    stream: Any = request
+    if not request.META.get("CONTENT_LENGTH") and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        # dicomweb-client sends bodies over 1 MB chunked, without a Content-Length, and Django reads no further
+        # than Content-Length. A server that decodes the chunks (gunicorn) marks its input as terminated: read
+        # that to its end. Any other server would hand over an empty body, so say what is wrong instead.
+        if not request.META.get("wsgi.input_terminated"):
+            raise LengthRequiredError(
+                "This server does not accept chunked request bodies: send a Content-Length "
+                "(with dicomweb-client, a chunk_size larger than the request)"
+            )
+        stream = request.META["wsgi.input"]
+    body = stream.read(settings.IMAGING_MAX_UPLOAD_BYTES + 1)
     if len(body) > settings.IMAGING_MAX_UPLOAD_BYTES:
         raise PayloadTooLargeError(
             f"Request body is over the upload limit of {settings.IMAGING_MAX_UPLOAD_BYTES} bytes"

@@ -3,6 +3,7 @@ proxied to the study's upstream PACS."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ from django.http.response import HttpResponseBase
 
 from config.errors import ApplicationError, NotAcceptableError, NotFoundError
 from imaging import pixels
+from imaging.access import access_policy
 from imaging.dicomweb.common import (
     accepted_media_types,
     dicom_json_response,
@@ -54,6 +56,25 @@ def _instances(
     return study, queryset
 
 
+def _instance(request: HttpRequest, scope: str | None, study_uid: str, series_uid: str, sop_uid: str) -> Instance:
+    """One instance of a visible study, in one query: frames are fetched one request per slice."""
+    row = (
+        Instance.objects.filter(
+            sop_instance_uid=sop_uid,
+            series__series_instance_uid=series_uid,
+            series__study__study_instance_uid=study_uid,
+            series__study__in=access_policy().visible_studies(request.user, scope),
+        )
+        .select_related("series__study__source")
+        .first()
+    )
+    if row is None:
+        # The same answer whether the study is unknown or not visible: existence does not leak.
+        _get_study(request, scope, study_uid)
+        raise NotFoundError(f"No instance {sop_uid} in study {study_uid}")
+    return row
+
+
 def _upstream(study: Study) -> Any:
     return study.source if study.source is not None and study.source.is_upstream else None
 
@@ -84,7 +105,11 @@ def _retrieve(
 ) -> HttpResponseBase:
     _check_accept(request, "application/dicom")
     study_row, instances = _instances(request, scope, study, series, instance)
-    return multipart_response(_instance_parts(study_row, instances), "application/dicom")
+    parts = _instance_parts(study_row, instances)
+    # Fetch the first instance before answering: an upstream PACS that is down or slow is then a 502/504
+    # with a message, not a 200 whose body breaks off.
+    first = next(parts)
+    return multipart_response(itertools.chain([first], parts), "application/dicom")
 
 
 @dicomweb_view
@@ -114,7 +139,8 @@ def _metadata(
         "sop_instance_uid", "metadata", "has_pixel_data", "transfer_syntax_uid", "series__series_instance_uid"
     ).iterator():
         item = dict(row.metadata)
-        item["00020010"] = {"vr": "UI", "Value": [row.transfer_syntax_uid]}
+        if row.transfer_syntax_uid:  # unknown for studies indexed from a PACS that does not tell
+            item["00020010"] = {"vr": "UI", "Value": [row.transfer_syntax_uid]}
         if row.has_pixel_data:
             url = f"{base}/studies/{study}/series/{row.series.series_instance_uid}/instances/{row.sop_instance_uid}"
             item["7FE00010"] = {"vr": "OW", "BulkDataURI": f"{url}/bulk/7FE00010"}
@@ -149,10 +175,15 @@ def _frame_numbers(raw: str) -> list[int]:
     return numbers
 
 
-def _frame_media(request: HttpRequest, instance: Instance) -> tuple[str, str, bool]:
-    """(part content type, transfer syntax, decode to native?) for the client's Accept header."""
-    stored = instance.transfer_syntax_uid
-    native_stored = not instance.is_encapsulated
+def _frame_media(request: HttpRequest, instance: Instance, *, proxied: bool = False) -> tuple[str, str, bool]:
+    """(part content type, transfer syntax, decode to native?) for the client's Accept header.
+
+    Frames proxied from an upstream PACS are asked for, and so served, as Explicit VR Little Endian.
+    """
+    if proxied:
+        stored, native_stored = pixels.EXPLICIT_VR_LITTLE_ENDIAN, True
+    else:
+        stored, native_stored = instance.transfer_syntax_uid, not instance.is_encapsulated
     for media, params in accepted_media_types(request):
         if media == "multipart/related":
             part_type = params.get("type", OCTET).lower()
@@ -164,7 +195,9 @@ def _frame_media(request: HttpRequest, instance: Instance) -> tuple[str, str, bo
         if part_type in (OCTET, "*/*"):
             if native_stored:
                 if syntax in ("*", pixels.EXPLICIT_VR_LITTLE_ENDIAN, stored):
-                    return OCTET, pixels.EXPLICIT_VR_LITTLE_ENDIAN if syntax == "*" else syntax, False
+                    chosen = pixels.EXPLICIT_VR_LITTLE_ENDIAN if syntax == "*" else syntax
+                    # Big endian frames are byte-swapped to the little endian bytes their label promises.
+                    return OCTET, chosen, stored == pixels.EXPLICIT_VR_BIG_ENDIAN and chosen != stored
             elif syntax in ("*", stored):
                 return OCTET, stored, False
             elif syntax == pixels.EXPLICIT_VR_LITTLE_ENDIAN:
@@ -182,12 +215,11 @@ def retrieve_frames(
     request: HttpRequest, study: str, series: str, instance: str, frames: str, scope: str | None = None
 ) -> HttpResponseBase:
     numbers = _frame_numbers(frames)
-    study_row, instances = _instances(request, scope, study, series, instance)
-    row = instances.first()
-    assert row is not None
+    row = _instance(request, scope, study, series, instance)
+    study_row = row.series.study
     pixels.check_frame_numbers(row, numbers)
-    part_type, syntax, decode = _frame_media(request, row)
     source = _upstream(study_row)
+    part_type, syntax, decode = _frame_media(request, row, proxied=source is not None)
     if source is not None:
         data = upstream.retrieve_frames(source, study, series, instance, numbers)
     elif decode:
@@ -204,13 +236,13 @@ def retrieve_bulkdata(
 ) -> HttpResponseBase:
     if tag.upper() != "7FE00010":
         raise NotFoundError(f"No bulk data {tag} (only Pixel Data, 7FE00010, is served)")
-    study_row, instances = _instances(request, scope, study, series, instance)
-    row = instances.first()
-    assert row is not None
+    row = _instance(request, scope, study, series, instance)
+    study_row = row.series.study
     numbers = list(range(1, row.number_of_frames + 1))
     pixels.check_frame_numbers(row, numbers)
     source = _upstream(study_row)
-    syntax = pixels.EXPLICIT_VR_LITTLE_ENDIAN if not row.is_encapsulated else row.transfer_syntax_uid
+    as_stored = source is None and (row.is_encapsulated or row.transfer_syntax_uid == pixels.EXPLICIT_VR_BIG_ENDIAN)
+    syntax = row.transfer_syntax_uid if as_stored else pixels.EXPLICIT_VR_LITTLE_ENDIAN
     if source is not None:
         data = upstream.retrieve_frames(source, study, series, instance, numbers)
     else:
@@ -230,25 +262,30 @@ def _rendered_type(request: HttpRequest) -> str:
 
 
 def _rendered(
-    request: HttpRequest, scope: str | None, study: str, series: str, instance: str, frame: int
+    request: HttpRequest, scope: str | None, study: str, series: str, instance: str, frame: int | None
 ) -> HttpResponseBase:
+    """A rendered instance (frame None: its first frame) or one rendered frame."""
     media = _rendered_type(request)
-    window = pixels.parse_window(request.GET.get("window"))
+    raw_window = request.GET.get("window")
+    window = pixels.parse_window(raw_window)
     try:
         quality = int(request.GET.get("quality", 90))
     except ValueError as exc:
         raise ApplicationError("quality must be an integer 1-100", code="bad_query") from exc
-    study_row, instances = _instances(request, scope, study, series, instance)
-    row = instances.first()
-    assert row is not None
+    row = _instance(request, scope, study, series, instance)
+    study_row = row.series.study
+    number = 1 if frame is None else frame
+    pixels.check_frame_numbers(row, [number])
     source = _upstream(study_row)
     if source is not None:
         params: dict[str, Any] = {}
-        if request.GET.get("window"):
-            params["window"] = request.GET["window"]
-        body = upstream.retrieve_rendered(source, study, series, instance, media, params)
+        if raw_window:
+            # PS3.18 names the VOI function as a third value, which PACSs like Orthanc require.
+            parts = [part.strip() for part in raw_window.split(",")]
+            params["window"] = ",".join([parts[0], parts[1], parts[2] if len(parts) > 2 and parts[2] else "linear"])
+        body = upstream.retrieve_rendered(source, study, series, instance, media, params, frame=frame)
     else:
-        body = pixels.render_frame(row, frame, media, window, max(1, min(quality, 100)))
+        body = pixels.render_frame(row, number, media, window, max(1, min(quality, 100)))
     return HttpResponse(body, content_type=media)
 
 
@@ -256,7 +293,7 @@ def _rendered(
 def instance_rendered(
     request: HttpRequest, study: str, series: str, instance: str, scope: str | None = None
 ) -> HttpResponseBase:
-    return _rendered(request, scope, study, series, instance, 1)
+    return _rendered(request, scope, study, series, instance, None)
 
 
 @dicomweb_view

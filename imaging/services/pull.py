@@ -78,7 +78,10 @@ def study_index_upstream(*, source: DicomSource, study_instance_uid: str) -> Stu
             },
         )
         touched.add(series.pk)
-        transfer_syntax = str(_value(item, "00020010", "1.2.840.10008.1.2.1"))
+        # WADO-RS metadata need not carry the File Meta group (Orthanc leaves it out): the transfer syntax is
+        # then unknown, which is fine since proxied frames are always asked for as Explicit VR Little Endian.
+        transfer_syntax = str(_value(item, "00020010", ""))
+        rows, columns = _value(item, "00280010", None), _value(item, "00280011", None)
         clean = {tag: element for tag, element in item.items() if "BulkDataURI" not in element and tag[:4] != "0002"}
         Instance.objects.update_or_create(
             sop_instance_uid=_value(item, "00080018"),
@@ -87,17 +90,19 @@ def study_index_upstream(*, source: DicomSource, study_instance_uid: str) -> Stu
                 "sop_class_uid": _value(item, "00080016"),
                 "instance_number": _value(item, "00200013", None),
                 "transfer_syntax_uid": transfer_syntax,
-                "rows": _value(item, "00280010", None),
-                "columns": _value(item, "00280011", None),
+                "rows": rows,
+                "columns": columns,
                 "number_of_frames": int(_value(item, "00280008", 1) or 1),
                 "samples_per_pixel": _value(item, "00280002", None),
                 "bits_allocated": _value(item, "00280100", None),
                 "image_position": _floats(item, "00200032"),
                 "image_orientation": _floats(item, "00200037"),
                 "pixel_spacing": _floats(item, "00280030"),
-                "has_pixel_data": "7FE00010" in item,
-                "is_encapsulated": transfer_syntax
-                not in {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"},
+                # Orthanc lists no Pixel Data element (no BulkDataURI) for compressed images: an image's
+                # Rows and Columns say it has pixels as well.
+                "has_pixel_data": "7FE00010" in item or (rows is not None and columns is not None),
+                "is_encapsulated": bool(transfer_syntax)
+                and transfer_syntax not in {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"},
                 "metadata": clean,
             },
         )

@@ -8,9 +8,11 @@ a message naming the PACS, so a reader's request never hangs.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import pydicom
 import requests
@@ -21,15 +23,42 @@ from config.errors import NotFoundError, UpstreamTimeoutError, UpstreamUnavailab
 from imaging.models import DicomSource
 
 T = TypeVar("T")
+OCTET_STREAM = "application/octet-stream"
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+
+
+# One session (and so one pool of kept-alive connections) per source and thread: opening a TCP
+# connection per proxied frame costs more than the rest of the proxy together.
+_local = threading.local()
+
+
+def _source_key(source: DicomSource) -> tuple[Any, ...]:
+    return (source.pk, source.base_url, source.username, source.password, source.timeout_seconds)
+
+
+def _session_for(source: DicomSource) -> requests.Session:
+    sessions: dict[tuple[Any, ...], requests.Session] = _local.__dict__.setdefault("sessions", {})
+    key = _source_key(source)
+    session = sessions.get(key)
+    if session is None:
+        session = requests.Session()
+        if source.username:
+            session.auth = (source.username, source.password)
+        sessions[key] = session
+    return session
 
 
 def client_for(source: DicomSource) -> DICOMwebClient:
-    session = requests.Session()
-    if source.username:
-        session.auth = (source.username, source.password)
-    client = DICOMwebClient(url=source.base_url.rstrip("/"), session=session, timeout=source.timeout_seconds)
-    # dicomweb-client retries some errors with back-off by default; a proxy must answer promptly instead.
-    client.set_http_retry_params(retry=False)
+    clients: dict[tuple[Any, ...], DICOMwebClient] = _local.__dict__.setdefault("clients", {})
+    key = _source_key(source)
+    client = clients.get(key)
+    if client is None:
+        client = DICOMwebClient(
+            url=source.base_url.rstrip("/"), session=_session_for(source), timeout=source.timeout_seconds
+        )
+        # dicomweb-client retries some errors with back-off by default; a proxy must answer promptly instead.
+        client.set_http_retry_params(retry=False)
+        clients[key] = client
     return client
 
 
@@ -58,12 +87,16 @@ def call(source: DicomSource, operation: Callable[[DICOMwebClient], T]) -> T:
 
 
 def retrieve_frames(source: DicomSource, study: str, series: str, sop: str, frames: list[int]) -> list[bytes]:
-    return call(
+    """Frames decoded to Explicit VR Little Endian by the PACS. The transfer syntax is named: a bare
+    octet-stream may get the stored (compressed) bitstream from some PACSs, which the proxy would mislabel."""
+    frames_read = call(
         source,
         lambda c: c.retrieve_instance_frames(
-            study, series, sop, frame_numbers=frames, media_types=("application/octet-stream",)
+            study, series, sop, frame_numbers=frames, media_types=((OCTET_STREAM, EXPLICIT_VR_LITTLE_ENDIAN),)
         ),
     )
+    # dicomweb-client hands out bytearrays, which a streamed Django response would write as their repr().
+    return [bytes(frame) for frame in frames_read]
 
 
 def retrieve_metadata(
@@ -76,18 +109,38 @@ def retrieve_metadata(
     return call(source, lambda c: c.retrieve_study_metadata(study))
 
 
+# Instances as the PACS stores them: without a transfer syntax in Accept, a PACS may transcode them (Orthanc
+# sends a study's compressed instances as Explicit VR Little Endian).
+AS_STORED = (("application/dicom", "*"),)
+
+
 def retrieve_instance_bytes(source: DicomSource, study: str, series: str, sop: str) -> bytes:
-    dataset = call(source, lambda c: c.retrieve_instance(study, series, sop))
+    dataset = call(source, lambda c: c.retrieve_instance(study, series, sop, media_types=AS_STORED))
     return dataset_bytes(dataset)
 
 
 def retrieve_rendered(
-    source: DicomSource, study: str, series: str, sop: str, media_type: str, params: dict[str, Any]
+    source: DicomSource,
+    study: str,
+    series: str,
+    sop: str,
+    media_type: str,
+    params: dict[str, Any],
+    frame: int | None = None,
 ) -> bytes:
-    return call(
-        source,
-        lambda c: c.retrieve_instance_rendered(study, series, sop, media_types=(media_type,), params=params),
-    )
+    """The rendered instance, or with ``frame`` that one rendered frame.
+
+    Asked for with requests itself: dicomweb-client percent-encodes the commas of ``window``, which Orthanc
+    then does not split (RFC 3986 allows commas in a query as they are).
+    """
+    url = f"{source.base_url.rstrip('/')}/studies/{study}/series/{series}/instances/{sop}"
+    url += f"/frames/{frame}/rendered" if frame is not None else "/rendered"
+    if params:
+        url += "?" + urlencode(params, safe=",")
+    with upstream_errors(source):
+        response = _session_for(source).get(url, headers={"Accept": media_type}, timeout=source.timeout_seconds)
+        response.raise_for_status()
+        return response.content
 
 
 def store(source: DicomSource, datasets: list[Dataset]) -> Dataset:
@@ -97,7 +150,7 @@ def store(source: DicomSource, datasets: list[Dataset]) -> Dataset:
 def iter_study(source: DicomSource, study: str) -> Iterator[bytes]:
     """The study's instances as Part 10 bytes, one at a time."""
     with upstream_errors(source):
-        for dataset in client_for(source).iter_study(study):
+        for dataset in client_for(source).iter_study(study, media_types=AS_STORED):
             yield dataset_bytes(dataset)
 
 

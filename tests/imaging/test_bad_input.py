@@ -125,12 +125,6 @@ BAD_FILES: list[tuple[str, Callable[[], bytes], str]] = [
 BAD_FILE_PARAMS = [pytest.param(build, expected, id=name) for name, build, expected in BAD_FILES]
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Any) -> None:
-    """The factories hash a password per user; the default hasher makes that the slowest part here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def stow_client(manager: User, token_for: Callable[[User], str]) -> Client:
     """DICOMweb clients send a token, not a session."""

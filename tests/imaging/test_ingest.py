@@ -26,12 +26,6 @@ from tests.conftest import testdata_bytes as read_testdata  # aliased: pytest wo
 UPLOAD_URL = "/api/v1/imaging/uploads/"
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Any) -> None:
-    """The factories hash a password per user; the default hasher makes that the slowest part here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(scope="module")
 def small_study() -> SyntheticStudy:
     return generate_ct_study(seed=11, rows=64, columns=64, slices=8, n_lesions=1)

@@ -21,12 +21,6 @@ from imaging.synthetic import SyntheticStudy, generate_ct_study
 from tests.conftest import stored_files
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Any) -> None:
-    """seed_demo and the factories hash passwords; the default hasher would dominate the run time."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(scope="module")
 def tiny_study() -> SyntheticStudy:
     return generate_ct_study(seed=31, rows=32, columns=32, slices=6, n_lesions=0)

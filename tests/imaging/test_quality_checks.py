@@ -29,12 +29,6 @@ UPLOAD_URL = "/api/v1/imaging/uploads/"
 UNDECODABLE_SYNTAX = JPEG2000MCLossless
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Any) -> None:
-    """The factories hash a password per user; the default hasher makes that the slowest part here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(scope="module")
 def study() -> SyntheticStudy:
     return generate_ct_study(seed=21, rows=32, columns=32, slices=8, n_lesions=0)
