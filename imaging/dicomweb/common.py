@@ -95,6 +95,14 @@ def multipart_response(parts: Iterable[tuple[str, bytes]], part_type: str, extra
     return StreamingHttpResponse(multipart_stream(parts, boundary), content_type=content_type)
 
 
+def multipart_body_response(parts: Iterable[tuple[str, bytes]], part_type: str) -> HttpResponse:
+    """A multipart/related response built in memory, for bounded bodies such as frames: one write with a
+    Content-Length is cheaper per request than a streamed, chunked body."""
+    boundary = new_boundary()
+    content_type = f'multipart/related; type="{part_type}"; boundary={boundary}'
+    return HttpResponse(b"".join(multipart_stream(parts, boundary)), content_type=content_type)
+
+
 def parse_multipart_related(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
     """Split a multipart/related body into (content type, payload) pairs."""
     params = _media_type_params(content_type)

@@ -18,6 +18,7 @@ from imaging.dicomweb.common import (
     accepted_media_types,
     dicom_json_response,
     dicomweb_view,
+    multipart_body_response,
     multipart_response,
 )
 from imaging.dicomweb.qido import _base_url, _get_study
@@ -56,7 +57,9 @@ def _instances(
     return study, queryset
 
 
-def _instance(request: HttpRequest, scope: str | None, study_uid: str, series_uid: str, sop_uid: str) -> Instance:
+def _instance(
+    request: HttpRequest, scope: str | None, study_uid: str, series_uid: str, sop_uid: str, with_metadata: bool = False
+) -> Instance:
     """One instance of a visible study, in one query: frames are fetched one request per slice."""
     row = (
         Instance.objects.filter(
@@ -66,6 +69,13 @@ def _instance(request: HttpRequest, scope: str | None, study_uid: str, series_ui
             series__study__in=access_policy().visible_studies(request.user, scope),
         )
         .select_related("series__study__source")
+        # The big JSON columns are not needed to serve pixels; decoding them costs more than the query.
+        .defer(
+            *([] if with_metadata else ["metadata"]),
+            "series__slice_positions",
+            "series__quality_checks",
+            "series__image_orientation",
+        )
         .first()
     )
     if row is None:
@@ -227,7 +237,7 @@ def retrieve_frames(
     else:
         data = pixels.stored_frames(row, numbers)
     content_type = f"{part_type}; transfer-syntax={syntax}"
-    return multipart_response(((content_type, frame) for frame in data), part_type)
+    return multipart_body_response(((content_type, frame) for frame in data), part_type)
 
 
 @dicomweb_view
@@ -247,7 +257,7 @@ def retrieve_bulkdata(
         data = upstream.retrieve_frames(source, study, series, instance, numbers)
     else:
         data = pixels.stored_frames(row, numbers)
-    return multipart_response(((f"{OCTET}; transfer-syntax={syntax}", b"".join(data)),), OCTET)
+    return multipart_body_response(((f"{OCTET}; transfer-syntax={syntax}", b"".join(data)),), OCTET)
 
 
 def _rendered_type(request: HttpRequest) -> str:
@@ -272,7 +282,7 @@ def _rendered(
         quality = int(request.GET.get("quality", 90))
     except ValueError as exc:
         raise ApplicationError("quality must be an integer 1-100", code="bad_query") from exc
-    row = _instance(request, scope, study, series, instance)
+    row = _instance(request, scope, study, series, instance, with_metadata=True)
     study_row = row.series.study
     number = 1 if frame is None else frame
     pixels.check_frame_numbers(row, [number])
