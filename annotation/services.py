@@ -1,12 +1,51 @@
-"""Writes for projects and memberships."""
+"""Writes for projects, schemas, cases, assignments and annotations. Every write is one of these."""
 
 from __future__ import annotations
 
-from django.db import transaction
+import gzip
+import hashlib
+from typing import Any
 
-from annotation.models import Membership, Project, ProjectStudy
+import numpy as np
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from annotation.labels import StudyGeometry, validate_schema, validate_values
+from annotation.models import (
+    READING_ROLE_MEMBERSHIP,
+    Annotation,
+    AnnotationRevision,
+    Assignment,
+    Case,
+    CaseStatus,
+    LabelSchema,
+    MaskFile,
+    Membership,
+    Project,
+    ProjectStudy,
+    ReadingRole,
+)
+from annotation.selectors import study_geometry
+from config.errors import ApplicationError, ConflictError, NotFoundError, PermissionDeniedError
 from config.types import User
-from imaging.models import Study
+from imaging.models import Series, Study
+
+
+class StaleRevisionError(ConflictError):
+    """The revision a save was based on is no longer the current one: someone saved in between."""
+
+    code = "stale_revision"
+
+
+class InvalidStateError(ApplicationError):
+    status_code = 409
+    code = "invalid_state"
+
+
+# --- Projects and members ----------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -25,3 +64,414 @@ def project_link_studies(*, project: Project, study_uids: list[str]) -> int:
 def membership_grant(*, project: Project, user: User, role: str) -> Membership:
     membership, _ = Membership.objects.get_or_create(project=project, user=user, role=role)
     return membership
+
+
+@transaction.atomic
+def membership_revoke(*, project: Project, user: User, role: str) -> None:
+    deleted, _ = Membership.objects.filter(project=project, user=user, role=role).delete()
+    if not deleted:
+        raise NotFoundError(f"{user.username} has no role {role!r} in project {project.slug!r}")
+
+
+# --- Label schemas -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def schema_create_version(*, project: Project, definition: Any, created_by: User | None) -> LabelSchema:
+    """Validate and store a new schema version; earlier versions stay as they were."""
+    normalised = validate_schema(definition)
+    # Lock the project row so two managers saving at once get consecutive versions.
+    Project.objects.select_for_update().get(pk=project.pk)
+    latest = LabelSchema.objects.filter(project=project).aggregate(v=Max("version"))["v"] or 0
+    return LabelSchema.objects.create(project=project, version=latest + 1, definition=normalised, created_by=created_by)
+
+
+def current_schema(project: Project) -> LabelSchema:
+    schema = LabelSchema.objects.filter(project=project).order_by("-version").first()
+    if schema is None:
+        raise ApplicationError(f"Project {project.slug!r} has no label schema yet", code="no_schema")
+    return schema
+
+
+# --- Cases ---------------------------------------------------------------------------------------
+
+
+def _flagged_series_message(series: list[Series]) -> str:
+    parts = []
+    for item in series:
+        failed = [c["message"] for c in item.quality_checks if c.get("status") == "failed"]
+        parts.append(f"{item.series_instance_uid} ({'; '.join(failed) or 'failed quality checks'})")
+    return ", ".join(parts)
+
+
+@transaction.atomic
+def cases_create(
+    *, project: Project, study_uids: list[str], series_uids: list[str] | None = None, priority: float = 0.0
+) -> list[Case]:
+    """Cases for studies of the project (or for the given series of them). Idempotent: an existing case
+    is returned, not duplicated. A series that failed its quality checks is refused, not silently read."""
+    studies = {
+        s.study_instance_uid: s
+        for s in Study.objects.filter(study_instance_uid__in=study_uids, project_links__project=project)
+    }
+    missing = sorted(set(study_uids) - set(studies))
+    if missing:
+        raise ApplicationError(
+            f"Not studies of project {project.slug!r}: {', '.join(missing[:10])}", code="unknown_study"
+        )
+    cases: list[Case] = []
+    if series_uids:
+        series = list(
+            Series.objects.filter(series_instance_uid__in=series_uids, study__in=studies.values()).select_related(
+                "study"
+            )
+        )
+        unknown = sorted(set(series_uids) - {s.series_instance_uid for s in series})
+        if unknown:
+            raise ApplicationError(f"Series not in those studies: {', '.join(unknown[:10])}", code="unknown_series")
+        flagged = [s for s in series if s.is_flagged]
+        if flagged:
+            raise ApplicationError(
+                f"Series failed data-quality checks: {_flagged_series_message(flagged)}", code="series_flagged"
+            )
+        for item in series:
+            case, _ = Case.objects.get_or_create(
+                project=project, study=item.study, series=item, defaults={"priority": priority}
+            )
+            cases.append(case)
+        return cases
+    flagged = list(Series.objects.filter(study__in=studies.values(), quality=Series.Quality.FAILED))
+    if flagged:
+        raise ApplicationError(
+            f"Series failed data-quality checks: {_flagged_series_message(flagged)}; "
+            "create cases for the good series instead",
+            code="series_flagged",
+        )
+    for uid in study_uids:
+        case, _ = Case.objects.get_or_create(
+            project=project, study=studies[uid], series=None, defaults={"priority": priority}
+        )
+        cases.append(case)
+    return cases
+
+
+@transaction.atomic
+def case_set_priority(*, case: Case, priority: float, source: str = "manager") -> Case:
+    case.priority = priority
+    case.priority_source = source
+    case.save(update_fields=["priority", "priority_source", "updated_at"])
+    return case
+
+
+# --- Assignments and worklists -----------------------------------------------------------------
+
+# Which case states have open slots for which reading role.
+OPEN_FOR_ROLE = {
+    ReadingRole.FIRST_READER: [CaseStatus.AWAITING_FIRST_READ],
+    ReadingRole.SECOND_READER: [CaseStatus.AWAITING_FIRST_READ, CaseStatus.AWAITING_CROSS_VERIFICATION],
+    ReadingRole.PANEL_MEMBER: [CaseStatus.IN_PANEL],
+}
+
+
+def slots_for_role(project: Project, role: str) -> int:
+    if role == ReadingRole.FIRST_READER:
+        return 1
+    if role == ReadingRole.SECOND_READER:
+        return max(project.readers_per_case - 1, 0)
+    return project_panel_size(project)
+
+
+def project_panel_size(project: Project) -> int:
+    # The review policy (review app) sets the panel; until then every expert of the project sits on it.
+    return Membership.objects.filter(project=project, role=READING_ROLE_MEMBERSHIP[ReadingRole.PANEL_MEMBER]).count()
+
+
+def check_reader_role(project: Project, user: User, role: str) -> None:
+    if role not in ReadingRole.values:
+        raise ApplicationError(f"Unknown reading role {role!r}", code="bad_role")
+    needed = READING_ROLE_MEMBERSHIP[ReadingRole(role)]
+    if not Membership.objects.filter(project=project, user=user, role=needed).exists():
+        raise PermissionDeniedError(f"Reading as {role} needs the {needed} role in project {project.slug!r}")
+
+
+def _open_cases(project: Project, user: User, role: str) -> Any:
+    slots = slots_for_role(project, role)
+    return (
+        Case.objects.filter(project=project, status__in=OPEN_FOR_ROLE[ReadingRole(role)])
+        .exclude(assignments__user=user)
+        .annotate(taken=Count("assignments", filter=Q(assignments__role=role)))
+        .filter(taken__lt=slots)
+        .order_by("-priority", "created_at", "pk")
+    )
+
+
+def assignment_claim_next(*, project: Project, user: User, role: str) -> Assignment | None:
+    """Claim the highest-priority open slot. Returns the reader's unfinished assignment first, so pressing
+    "next" twice does not hoard cases. Two readers claiming at once never get the same slot: the insert of
+    (case, role, slot) is unique, and the loser moves on to the next candidate."""
+    check_reader_role(project, user, role)
+    active = (
+        Assignment.objects.filter(case__project=project, user=user, role=role, status=Assignment.Status.ACTIVE)
+        .select_related("case")
+        .order_by("-case__priority", "created_at")
+        .first()
+    )
+    if active is not None:
+        return active
+    slots = slots_for_role(project, role)
+    for _attempt in range(20):
+        candidates = list(_open_cases(project, user, role)[:10])
+        if not candidates:
+            return None
+        for case in candidates:
+            taken = set(Assignment.objects.filter(case=case, role=role).values_list("slot", flat=True))
+            free = [slot for slot in range(slots) if slot not in taken]
+            if not free:
+                continue
+            try:
+                with transaction.atomic():
+                    return Assignment.objects.create(case=case, user=user, role=role, slot=free[0], how="claimed")
+            except IntegrityError:
+                continue  # someone took that slot (or this reader is already on the case) a moment ago
+    return None
+
+
+@transaction.atomic
+def assignment_create(
+    *, case: Case, user: User, role: str, assigned_by: User | None, how: str = "manual"
+) -> Assignment:
+    check_reader_role(case.project, user, role)
+    if Assignment.objects.filter(case=case, user=user).exists():
+        raise ConflictError(f"{user.username} already reads case {case.pk}: one person reads a case once")
+    slots = slots_for_role(case.project, role)
+    taken = set(Assignment.objects.filter(case=case, role=role).values_list("slot", flat=True))
+    free = [slot for slot in range(slots) if slot not in taken]
+    if not free:
+        raise ConflictError(f"Case {case.pk} has no free {role} slot ({slots} in all)")
+    try:
+        with transaction.atomic():
+            return Assignment.objects.create(
+                case=case, user=user, role=role, slot=free[0], assigned_by=assigned_by, how=how
+            )
+    except IntegrityError as exc:
+        raise ConflictError(f"The {role} slot of case {case.pk} was taken a moment ago; try again") from exc
+
+
+def assignments_distribute(*, project: Project, role: str, assigned_by: User | None) -> list[Assignment]:
+    """Fill every open slot for the role, each time with the eligible reader who has the fewest active
+    assignments in the project (balanced), never the same person twice on a case."""
+    needed = READING_ROLE_MEMBERSHIP[ReadingRole(role)]
+    readers = list(User.objects.filter(memberships__project=project, memberships__role=needed).distinct())
+    if not readers:
+        raise ApplicationError(f"Project {project.slug!r} has no member with the {needed} role", code="no_readers")
+    load = {
+        row["user"]: row["n"]
+        for row in Assignment.objects.filter(case__project=project, status=Assignment.Status.ACTIVE)
+        .values("user")
+        .annotate(n=Count("pk"))
+    }
+    created: list[Assignment] = []
+    slots = slots_for_role(project, role)
+    cases = (
+        Case.objects.filter(project=project, status__in=OPEN_FOR_ROLE[ReadingRole(role)])
+        .prefetch_related("assignments")
+        .order_by("-priority", "created_at", "pk")
+    )
+    for case in cases:
+        on_case = {a.user_id for a in case.assignments.all()}
+        taken = {a.slot for a in case.assignments.all() if a.role == role}
+        for slot in range(slots):
+            if slot in taken:
+                continue
+            eligible = sorted((r for r in readers if r.pk not in on_case), key=lambda r: (load.get(r.pk, 0), r.pk))
+            if not eligible:
+                break
+            reader = eligible[0]
+            try:
+                with transaction.atomic():
+                    assignment = Assignment.objects.create(
+                        case=case, user=reader, role=role, slot=slot, assigned_by=assigned_by, how="automatic"
+                    )
+            except IntegrityError:
+                continue  # claimed by a reader meanwhile
+            created.append(assignment)
+            on_case.add(reader.pk)
+            load[reader.pk] = load.get(reader.pk, 0) + 1
+    return created
+
+
+@transaction.atomic
+def assignment_release(*, assignment: Assignment) -> Assignment:
+    """Give a slot back (a reader cannot finish). Their draft stays, as every revision does."""
+    if assignment.status != Assignment.Status.ACTIVE:
+        raise InvalidStateError(f"Assignment {assignment.pk} is {assignment.status}, not active")
+    assignment.delete()
+    return assignment
+
+
+# --- Annotations -------------------------------------------------------------------------------
+
+
+def _store_mask(array: np.ndarray) -> MaskFile:
+    raw = np.ascontiguousarray(array).tobytes()
+    digest = hashlib.sha256(raw + str(array.shape).encode() + str(array.dtype).encode()).hexdigest()
+    existing = MaskFile.objects.filter(sha256=digest).first()
+    if existing is not None:
+        return existing
+    compressed = gzip.compress(raw, compresslevel=6, mtime=0)
+    name = default_storage.save(f"masks/{digest[:2]}/{digest}.raw.gz", ContentFile(compressed))
+    try:
+        with transaction.atomic():
+            return MaskFile.objects.create(
+                sha256=digest, file=name, shape=list(array.shape), dtype=str(array.dtype), stored_bytes=len(compressed)
+            )
+    except IntegrityError:
+        default_storage.delete(name)
+        return MaskFile.objects.get(sha256=digest)
+
+
+def load_mask(mask: MaskFile) -> np.ndarray:
+    with default_storage.open(mask.file, "rb") as handle:
+        raw = gzip.decompress(handle.read())
+    return np.frombuffer(raw, dtype=np.dtype(mask.dtype)).reshape(mask.shape)
+
+
+def _reader_annotation(case: Case, reader: User, role: str) -> Annotation:
+    annotation, _ = Annotation.objects.get_or_create(case=case, reader=reader, role=role)
+    return annotation
+
+
+def annotation_save(
+    *,
+    case: Case,
+    reader: User,
+    role: str,
+    base_revision: int,
+    values: Any,
+    submit: bool = False,
+    geometry: StudyGeometry | None = None,
+) -> AnnotationRevision:
+    """Save a new revision of the reader's annotation of the case.
+
+    ``base_revision`` is the revision number the reader started from (0 for none). If someone saved in
+    between, nothing is written and StaleRevisionError carries the current revision: no lost update and
+    no silent last-writer-wins. ``submit`` also requires every required label and finalises the reading.
+    """
+    assignment = Assignment.objects.filter(case=case, user=reader, role=role).first()
+    if assignment is None:
+        raise PermissionDeniedError(f"Case {case.pk} is not assigned to you as {role}")
+    if assignment.status != Assignment.Status.ACTIVE:
+        raise InvalidStateError(f"Your {role} reading of case {case.pk} is already submitted")
+    schema = current_schema(case.project)
+    validated = validate_values(
+        schema.definition, values, geometry or study_geometry(case), complete=submit
+    )  # before any lock or write: invalid input stores nothing
+    stored_masks = {index: _store_mask(array) for index, array in validated.masks.items()}
+    items = []
+    for index, item in enumerate(validated.items):
+        if index in stored_masks:
+            item = {**item, "mask": {**item["mask"], "sha256": stored_masks[index].sha256}}
+        items.append(item)
+
+    with transaction.atomic():
+        annotation = _reader_annotation(case, reader, role)
+        # The row lock serialises saves of one annotation; the number check then rejects stale bases.
+        annotation = Annotation.objects.select_for_update().get(pk=annotation.pk)
+        if annotation.status == Annotation.Status.SUBMITTED:
+            raise InvalidStateError(f"Your {role} reading of case {case.pk} is already submitted")
+        if base_revision != annotation.revision_count:
+            raise StaleRevisionError(
+                f"Changed elsewhere: you started from revision {base_revision}, the current one is "
+                f"{annotation.revision_count}. Reload it and apply your change again.",
+                extra={"current_revision": annotation.revision_count, "annotation": annotation.pk},
+            )
+        revision = AnnotationRevision.objects.create(
+            annotation=annotation,
+            number=annotation.revision_count + 1,
+            parent=annotation.current_revision,
+            author=reader,
+            origin=Annotation.Origin.HUMAN,
+            schema=schema,
+            items=items,
+            is_submission=submit,
+        )
+        if stored_masks:
+            revision.masks.set(list(stored_masks.values()))
+        annotation.current_revision = revision
+        annotation.revision_count = revision.number
+        fields = ["current_revision", "revision_count"]
+        if submit:
+            annotation.status = Annotation.Status.SUBMITTED
+            annotation.submitted_at = timezone.now()
+            fields += ["status", "submitted_at"]
+            Assignment.objects.filter(pk=assignment.pk).update(
+                status=Assignment.Status.SUBMITTED, submitted_at=timezone.now()
+            )
+        annotation.save(update_fields=fields)
+    return revision
+
+
+def annotation_save_machine(
+    *, case: Case, model_version: str, values: Any, geometry: StudyGeometry | None = None
+) -> AnnotationRevision:
+    """Store an AI proposal as a revision of the case's machine annotation, tagged with the model version."""
+    schema = current_schema(case.project)
+    validated = validate_values(schema.definition, values, geometry or study_geometry(case), complete=False)
+    stored_masks = {index: _store_mask(array) for index, array in validated.masks.items()}
+    items = [
+        {**item, "mask": {**item["mask"], "sha256": stored_masks[i].sha256}} if i in stored_masks else item
+        for i, item in enumerate(validated.items)
+    ]
+    with transaction.atomic():
+        annotation, _ = Annotation.objects.get_or_create(case=case, reader=None, role="ai")
+        annotation = Annotation.objects.select_for_update().get(pk=annotation.pk)
+        revision = AnnotationRevision.objects.create(
+            annotation=annotation,
+            number=annotation.revision_count + 1,
+            parent=annotation.current_revision,
+            origin=Annotation.Origin.AI,
+            model_version=model_version,
+            schema=schema,
+            items=items,
+        )
+        if stored_masks:
+            revision.masks.set(list(stored_masks.values()))
+        annotation.current_revision = revision
+        annotation.revision_count = revision.number
+        annotation.save(update_fields=["current_revision", "revision_count"])
+    return revision
+
+
+def revision_items_for_output(revision: AnnotationRevision, *, include_masks: bool) -> list[dict[str, Any]]:
+    """The revision's items as the API shows them: mask items carry the encoded array when asked."""
+    from annotation.labels import encode_mask
+
+    masks = {mask.sha256: mask for mask in revision.masks.all()}
+    result = []
+    for item in revision.items:
+        mask_ref = item.get("mask")
+        if isinstance(mask_ref, dict) and "sha256" in mask_ref:
+            meta = {k: v for k, v in mask_ref.items() if k != "sha256"}
+            if include_masks and mask_ref["sha256"] in masks:
+                meta = {**meta, **encode_mask(load_mask(masks[mask_ref["sha256"]]))}
+            item = {**item, "mask": meta}
+        result.append(item)
+    return result
+
+
+def revisions_diff(*, annotation: Annotation, from_number: int, to_number: int) -> dict[str, Any]:
+    from annotation.labels import diff_items
+
+    revisions = {r.number: r for r in annotation.revisions.filter(number__in=[from_number, to_number])}
+    for number in (from_number, to_number):
+        if number not in revisions:
+            raise NotFoundError(f"Annotation {annotation.pk} has no revision {number}")
+    changes = diff_items(revisions[from_number].items, revisions[to_number].items)
+    return {"annotation": annotation.pk, "from": from_number, "to": to_number, "changes": changes}
+
+
+def submit_handler() -> Any:
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    return import_string(settings.ANNOTATION_SUBMIT_HANDLER)

@@ -9,8 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 
 from config.env import env_bool, env_float, env_int, env_list, env_secret, env_str
+
+# Lets classes such as ModelAdmin[Study] be subscripted at run time, as the type stubs expect.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("MEDLABEL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -138,6 +142,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ProjectRoleEnum": ["annotator", "reviewer", "expert", "manager"],
+        "ReadingRoleEnum": ["first_reader", "second_reader", "panel_member"],
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------------------
@@ -183,3 +191,4 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+ANNOTATION_SUBMIT_HANDLER = env_str("ANNOTATION_SUBMIT_HANDLER", "review.services.on_reading_submitted")

@@ -1,37 +1,363 @@
+"""Thin API views: check permission, validate input, call one service, serialize the result."""
+
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import Prefetch
-from rest_framework import generics, serializers
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from annotation.models import Membership, Project
-from annotation.selectors import projects_for_user
+from annotation import services
+from annotation.api import serializers as s
+from annotation.api.permissions import IsProjectManagerForWrites, project_for
+from annotation.labels import load_example_schema
+from annotation.models import Annotation, Case, LabelSchema, Membership, Project
+from annotation.selectors import (
+    annotation_list,
+    annotations_visible_to,
+    case_list,
+    cases_visible_to,
+    is_manager,
+    projects_for_user,
+    revisions_of,
+    worklist,
+    worklist_counts,
+)
+from config.errors import NotFoundError
+from config.types import User, user_pk
 
 
-class ProjectOutput(serializers.ModelSerializer[Project]):
-    my_roles = serializers.SerializerMethodField()
-    dicom_source: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="name", read_only=True)
-
-    class Meta:
-        model = Project
-        fields = ["slug", "name", "description", "dicom_source", "my_roles", "created_at"]
-
-    def get_my_roles(self, project: Project) -> list[str]:
-        return sorted({m.role for m in getattr(project, "my_memberships", [])})
+def _user(request: Request) -> User:
+    """The signed-in user (every view here requires authentication)."""
+    return cast(User, request.user)
 
 
-class ProjectListView(generics.ListAPIView[Project]):
-    """Projects you are a member of, with your roles in each."""
+def _require_manager(request: Request, project: Project) -> None:
+    if not is_manager(request.user, project):
+        raise PermissionDenied(f"Only a manager of project {project.slug!r} may do this")
 
-    serializer_class = ProjectOutput
+
+def _case_for(request: Request, case_id: int) -> Case:
+    """A case the user may see, or 404 (the same for one that exists but is not theirs)."""
+    case = get_object_or_404(Case.objects.select_related("project", "study", "series"), pk=case_id)
+    if not cases_visible_to(request.user, case.project).filter(pk=case.pk).exists():
+        raise NotFoundError(f"No case {case_id} that you can see")
+    return case
+
+
+def _annotation_for(request: Request, annotation_id: int) -> Annotation:
+    annotation = get_object_or_404(Annotation.objects.select_related("case__project"), pk=annotation_id)
+    if not annotations_visible_to(request.user, annotation.case).filter(pk=annotation.pk).exists():
+        raise NotFoundError(f"No annotation {annotation_id} that you can see")
+    return annotation
+
+
+class ProjectListView(generics.ListCreateAPIView[Project]):
+    """Projects you are a member of, with your roles. Administrators create projects."""
+
     ordering_fields = ["name", "created_at"]
 
+    def get_serializer_class(self) -> Any:
+        return s.ProjectInput if self.request.method == "POST" else s.ProjectOutput
+
+    def get_permissions(self) -> Any:
+        return [IsAdminUser()] if self.request.method == "POST" else super().get_permissions()
+
     def get_queryset(self) -> Any:
-        mine = Membership.objects.filter(user__pk=self.request.user.pk or 0)
+        mine = Membership.objects.filter(user__pk=user_pk(self.request.user))
         return (
             projects_for_user(self.request.user)
             .select_related("dicom_source")
             .prefetch_related(Prefetch("memberships", queryset=mine, to_attr="my_memberships"))
             .order_by("name")
         )
+
+
+class ProjectDetailView(APIView):
+    permission_classes = [IsProjectManagerForWrites]
+
+    @extend_schema(responses=s.ProjectOutput)
+    def get(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        project.my_memberships = list(Membership.objects.filter(project=project, user__pk=user_pk(request.user)))  # type: ignore[attr-defined]
+        return Response(s.ProjectOutput(project).data)
+
+    @extend_schema(request=s.ProjectUpdateInput, responses=s.ProjectOutput)
+    def patch(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        serializer = s.ProjectUpdateInput(project, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(s.ProjectOutput(project).data)
+
+
+class MemberListView(APIView):
+    permission_classes = [IsProjectManagerForWrites]
+
+    @extend_schema(responses=s.MembershipOutput(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        members = Membership.objects.filter(project=project).select_related("user").order_by("user__username", "role")
+        return Response(s.MembershipOutput(members, many=True).data)
+
+    @extend_schema(request=s.MembershipInput, responses={201: s.MembershipOutput})
+    def post(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        data = s.MembershipInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = User.objects.filter(username=data.validated_data["username"]).first()
+        if user is None:
+            raise NotFoundError(f"No user {data.validated_data['username']!r}")
+        membership = services.membership_grant(project=project, user=user, role=data.validated_data["role"])
+        return Response(s.MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailView(APIView):
+    permission_classes = [IsProjectManagerForWrites]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, slug: str, membership_id: int) -> Response:
+        project = project_for(request, slug)
+        membership = get_object_or_404(Membership, project=project, pk=membership_id)
+        services.membership_revoke(project=project, user=membership.user, role=membership.role)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SchemaListView(APIView):
+    """Versions of the project's label schema, newest first. POST makes a new version."""
+
+    permission_classes = [IsProjectManagerForWrites]
+
+    @extend_schema(responses=s.SchemaOutput(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        schemas = LabelSchema.objects.filter(project=project).select_related("created_by").order_by("-version")
+        return Response(s.SchemaOutput(schemas, many=True).data)
+
+    @extend_schema(request=s.SchemaInput, responses={201: s.SchemaOutput})
+    def post(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        data = s.SchemaInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        definition = data.validated_data.get("definition")
+        if definition is None:
+            definition = load_example_schema(data.validated_data["example"])
+        schema = services.schema_create_version(project=project, definition=definition, created_by=_user(request))
+        return Response(s.SchemaOutput(schema).data, status=status.HTTP_201_CREATED)
+
+
+class SchemaDetailView(APIView):
+    """One schema version; its definition is the JSON to import elsewhere."""
+
+    @extend_schema(responses=s.SchemaOutput)
+    def get(self, request: Request, slug: str, version: int) -> Response:
+        project = project_for(request, slug)
+        schema = get_object_or_404(LabelSchema.objects.select_related("created_by"), project=project, version=version)
+        return Response(s.SchemaOutput(schema).data)
+
+
+class CaseListView(generics.ListAPIView[Case]):
+    """Cases of the project you may see: all for managers, your assigned ones for readers."""
+
+    serializer_class = s.CaseOutput
+    permission_classes = [IsProjectManagerForWrites]
+    filterset_fields = ["status", "priority_source"]
+    ordering_fields = ["priority", "created_at", "status"]
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no project
+            return Case.objects.none()
+        return case_list(self.request.user, project_for(self.request, self.kwargs["slug"]))
+
+    @extend_schema(request=s.CasesInput, responses={201: s.CaseOutput(many=True)})
+    def post(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        data = s.CasesInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        cases = services.cases_create(
+            project=project,
+            study_uids=data.validated_data["study_instance_uids"],
+            series_uids=data.validated_data.get("series_instance_uids"),
+            priority=data.validated_data["priority"],
+        )
+        created = case_list(request.user, project).filter(pk__in=[c.pk for c in cases])
+        return Response(s.CaseOutput(created, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class CaseDetailView(APIView):
+    @extend_schema(responses=s.CaseOutput)
+    def get(self, request: Request, case_id: int) -> Response:
+        case = _case_for(request, case_id)
+        return Response(s.CaseOutput(case).data)
+
+    @extend_schema(request=s.CaseUpdateInput, responses=s.CaseOutput)
+    def patch(self, request: Request, case_id: int) -> Response:
+        case = _case_for(request, case_id)
+        _require_manager(request, case.project)
+        data = s.CaseUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.case_set_priority(case=case, priority=data.validated_data["priority"], source="manager")
+        return Response(s.CaseOutput(case).data)
+
+
+class CaseAssignmentsView(APIView):
+    @extend_schema(responses=s.AssignmentOutput(many=True))
+    def get(self, request: Request, case_id: int) -> Response:
+        case = _case_for(request, case_id)
+        assignments = case.assignments.select_related("user", "case__study", "case__series")
+        if not is_manager(request.user, case.project):
+            assignments = assignments.filter(user__pk=user_pk(request.user))
+        return Response(s.AssignmentOutput(assignments, many=True).data)
+
+    @extend_schema(request=s.AssignmentInput, responses={201: s.AssignmentOutput})
+    def post(self, request: Request, case_id: int) -> Response:
+        case = _case_for(request, case_id)
+        _require_manager(request, case.project)
+        data = s.AssignmentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = User.objects.filter(username=data.validated_data["username"]).first()
+        if user is None:
+            raise NotFoundError(f"No user {data.validated_data['username']!r}")
+        assignment = services.assignment_create(
+            case=case,
+            user=user,
+            role=data.validated_data["role"],
+            assigned_by=request.user,  # type: ignore[arg-type]
+        )
+        return Response(s.AssignmentOutput(assignment).data, status=status.HTTP_201_CREATED)
+
+
+class DistributeView(APIView):
+    """Fill every open slot of a reading role, balanced across the project's readers."""
+
+    @extend_schema(request=s.RoleInput, responses={201: s.AssignmentOutput(many=True)})
+    def post(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        _require_manager(request, project)
+        data = s.RoleInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = services.assignments_distribute(
+            project=project,
+            role=data.validated_data["role"],
+            assigned_by=request.user,  # type: ignore[arg-type]
+        )
+        return Response(s.AssignmentOutput(created, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class WorklistView(APIView):
+    """Your cases in one reading role, unfinished first by priority then age, with counts by status."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("role", str, required=True, enum=["first_reader", "second_reader", "panel_member"])
+        ],
+        responses=s.WorklistOutput,
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        data = s.RoleInput(data={"role": request.query_params.get("role", "")})
+        data.is_valid(raise_exception=True)
+        role = data.validated_data["role"]
+        services.check_reader_role(project, _user(request), role)
+        assignments = list(worklist(request.user, project, role)[:200])
+        body = {"role": role, "counts": worklist_counts(request.user, project, role), "assignments": assignments}
+        return Response(s.WorklistOutput(body).data)
+
+
+class WorklistNextView(APIView):
+    """Claim the next case to read (atomic: two readers never get the same slot). 204 when none is left."""
+
+    @extend_schema(request=s.RoleInput, responses={200: s.AssignmentOutput, 204: None})
+    def post(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        data = s.RoleInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment = services.assignment_claim_next(
+            project=project,
+            user=_user(request),
+            role=data.validated_data["role"],
+        )
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(s.AssignmentOutput(assignment).data)
+
+
+class CaseAnnotationsView(APIView):
+    """Readings of a case you may see (your own; all of them for managers)."""
+
+    @extend_schema(responses=s.AnnotationOutput(many=True))
+    def get(self, request: Request, case_id: int) -> Response:
+        case = _case_for(request, case_id)
+        return Response(s.AnnotationOutput(annotation_list(request.user, case), many=True).data)
+
+
+class CaseRevisionCreateView(APIView):
+    """Save your reading of the case as a new revision (a draft, or ``submit`` to finalise it).
+
+    ``base_revision`` must be the current revision number: if someone saved in between the answer is
+    409 with ``current_revision``, and nothing is stored."""
+
+    @extend_schema(request=s.RevisionInput, responses={201: s.RevisionOutput})
+    def post(self, request: Request, case_id: int) -> Response:
+        case = _case_for(request, case_id)
+        data = s.RevisionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        revision = services.annotation_save(
+            case=case,
+            reader=_user(request),
+            role=data.validated_data["role"],
+            base_revision=data.validated_data["base_revision"],
+            values=data.validated_data["values"],
+            submit=data.validated_data["submit"],
+        )
+        if data.validated_data["submit"]:
+            services.submit_handler()(annotation=revision.annotation, actor=request.user)
+        body = s.RevisionOutput(revision, context={"include_masks": False}).data
+        return Response({**body, "annotation": revision.annotation_id}, status=status.HTTP_201_CREATED)
+
+
+class AnnotationDetailView(APIView):
+    @extend_schema(responses=s.AnnotationOutput)
+    def get(self, request: Request, annotation_id: int) -> Response:
+        return Response(s.AnnotationOutput(_annotation_for(request, annotation_id)).data)
+
+
+class RevisionListView(APIView):
+    @extend_schema(responses=s.RevisionSummaryOutput(many=True))
+    def get(self, request: Request, annotation_id: int) -> Response:
+        annotation = _annotation_for(request, annotation_id)
+        return Response(s.RevisionSummaryOutput(revisions_of(annotation), many=True).data)
+
+
+class RevisionDetailView(APIView):
+    """One revision with every item; masks come encoded (gzip-base64) unless ``?masks=0``."""
+
+    @extend_schema(parameters=[OpenApiParameter("masks", bool, required=False)], responses=s.RevisionOutput)
+    def get(self, request: Request, annotation_id: int, number: int) -> Response:
+        annotation = _annotation_for(request, annotation_id)
+        revision = get_object_or_404(revisions_of(annotation), number=number)
+        include = request.query_params.get("masks", "1") not in ("0", "false")
+        return Response(s.RevisionOutput(revision, context={"include_masks": include}).data)
+
+
+class RevisionDiffView(APIView):
+    """What changed between two revisions: items added, removed, or changed (before and after)."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("from", int, required=True), OpenApiParameter("to", int, required=True)],
+        responses={200: dict},
+    )
+    def get(self, request: Request, annotation_id: int) -> Response:
+        annotation = _annotation_for(request, annotation_id)
+        try:
+            first, second = int(request.query_params["from"]), int(request.query_params["to"])
+        except (KeyError, ValueError):
+            return Response({"detail": "Give ?from=N&to=M revision numbers"}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(services.revisions_diff(annotation=annotation, from_number=first, to_number=second))

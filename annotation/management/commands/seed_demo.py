@@ -14,8 +14,9 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from pydicom.data import get_testdata_file
 
-from annotation.models import Project, Role
-from annotation.services import membership_grant, project_link_studies
+from annotation.labels import load_example_schema
+from annotation.models import LabelSchema, Project, Role
+from annotation.services import cases_create, membership_grant, project_link_studies, schema_create_version
 from imaging.services.ingest import IncomingFile, ingest_files
 from imaging.synthetic import generate_ct_study
 
@@ -82,6 +83,10 @@ class Command(BaseCommand):
         report = ingest_files(_synthetic_files(options["studies"], options["seed"]))
         real = ingest_files(_real_files())
         project_link_studies(project=project, study_uids=report.study_uids + real.study_uids)
+        if not LabelSchema.objects.filter(project=project).exists():
+            schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=None)
+        # The synthetic chest CTs are the cases to read; the real files stay browsable data.
+        cases_create(project=project, study_uids=report.study_uids)
         counts = report.counts()
         self.stdout.write(
             f"demo project {project.slug!r}: {len(report.study_uids) + len(real.study_uids)} studies "

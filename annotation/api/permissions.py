@@ -1,0 +1,31 @@
+"""DRF permissions backed by the membership table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from annotation.models import Project
+from annotation.selectors import is_manager, projects_for_user
+
+
+def project_for(request: Request, slug: str) -> Project:
+    """The project if the user is a member; the same 404 otherwise, so that existence does not leak."""
+    return get_object_or_404(projects_for_user(request.user), slug=slug)
+
+
+class IsProjectManagerForWrites(BasePermission):
+    """Members read; only managers of the project (in the URL) write."""
+
+    message = "Only a manager of this project may do this"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return True
+        slug = view.kwargs.get("slug")
+        if slug is None:
+            return True
+        return is_manager(request.user, project_for(request, slug))

@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from annotation.models import Annotation, AnnotationRevision, Assignment, Case, LabelSchema, Membership, Project
+
+
+class ProjectOutput(serializers.ModelSerializer[Project]):
+    my_roles = serializers.SerializerMethodField()
+    dicom_source: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = Project
+        fields = ["slug", "name", "description", "dicom_source", "readers_per_case", "my_roles", "created_at"]
+
+    def get_my_roles(self, project: Project) -> list[str]:
+        return sorted({m.role for m in getattr(project, "my_memberships", [])})
+
+
+class ProjectInput(serializers.ModelSerializer[Project]):
+    class Meta:
+        model = Project
+        fields = ["slug", "name", "description", "readers_per_case"]
+        extra_kwargs = {"readers_per_case": {"min_value": 1, "max_value": 10}}
+
+
+class ProjectUpdateInput(serializers.ModelSerializer[Project]):
+    class Meta:
+        model = Project
+        fields = ["name", "description", "readers_per_case"]
+        extra_kwargs = {"readers_per_case": {"min_value": 1, "max_value": 10}}
+
+
+class MembershipOutput(serializers.ModelSerializer[Membership]):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "username", "role", "created_at"]
+
+
+class MembershipInput(serializers.Serializer[dict[str, Any]]):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=["annotator", "reviewer", "expert", "manager"])
+
+
+class SchemaOutput(serializers.ModelSerializer[LabelSchema]):
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = LabelSchema
+        fields = ["version", "definition", "created_by", "created_at"]
+
+
+class SchemaInput(serializers.Serializer[dict[str, Any]]):
+    definition = serializers.JSONField(required=False, help_text="A label schema (see docs); or use 'example'")
+    example = serializers.ChoiceField(
+        choices=["chest_ct_nodules", "fundus_dr_grading", "cardiac_mri_segmentation"], required=False
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("definition" in attrs) == ("example" in attrs):
+            raise serializers.ValidationError("Give exactly one of 'definition' or 'example'")
+        return attrs
+
+
+class CaseOutput(serializers.ModelSerializer[Case]):
+    study_instance_uid = serializers.CharField(source="study.study_instance_uid", read_only=True)
+    series_instance_uid = serializers.CharField(source="series.series_instance_uid", default=None, read_only=True)
+    patient_id = serializers.CharField(source="study.patient_id", read_only=True)
+    study_date = serializers.CharField(source="study.study_date", read_only=True)
+    study_description = serializers.CharField(source="study.study_description", read_only=True)
+    readers_assigned = serializers.IntegerField(read_only=True, default=None)
+    readings_submitted = serializers.IntegerField(read_only=True, default=None)
+
+    class Meta:
+        model = Case
+        fields = [
+            "id",
+            "status",
+            "priority",
+            "priority_source",
+            "study_instance_uid",
+            "series_instance_uid",
+            "patient_id",
+            "study_date",
+            "study_description",
+            "readers_assigned",
+            "readings_submitted",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class CasesInput(serializers.Serializer[dict[str, Any]]):
+    study_instance_uids = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1)
+    series_instance_uids = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    priority = serializers.FloatField(default=0.0)
+
+
+class CaseUpdateInput(serializers.Serializer[dict[str, Any]]):
+    priority = serializers.FloatField()
+
+
+class AssignmentOutput(serializers.ModelSerializer[Assignment]):
+    username = serializers.CharField(source="user.username", read_only=True)
+    case = CaseOutput(read_only=True)
+
+    class Meta:
+        model = Assignment
+        fields = ["id", "username", "role", "slot", "status", "how", "case", "created_at", "submitted_at"]
+
+
+class AssignmentInput(serializers.Serializer[dict[str, Any]]):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=["first_reader", "second_reader", "panel_member"])
+
+
+class RoleInput(serializers.Serializer[dict[str, Any]]):
+    role = serializers.ChoiceField(choices=["first_reader", "second_reader", "panel_member"])
+
+
+class WorklistOutput(serializers.Serializer[dict[str, Any]]):
+    role = serializers.CharField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+    assignments = AssignmentOutput(many=True)
+
+
+class RevisionOutput(serializers.ModelSerializer[AnnotationRevision]):
+    author = serializers.CharField(source="author.username", default=None, read_only=True)
+    schema_version = serializers.IntegerField(source="schema.version", read_only=True)
+    parent = serializers.IntegerField(  # type: ignore[assignment]
+        source="parent.number", default=None, read_only=True
+    )
+    items = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AnnotationRevision
+        fields = [
+            "number",
+            "parent",
+            "author",
+            "origin",
+            "model_version",
+            "schema_version",
+            "is_submission",
+            "items",
+            "created_at",
+        ]
+
+    def get_items(self, revision: AnnotationRevision) -> list[dict[str, Any]]:
+        from annotation.services import revision_items_for_output
+
+        return revision_items_for_output(revision, include_masks=self.context.get("include_masks", True))
+
+
+class RevisionSummaryOutput(RevisionOutput):
+    class Meta(RevisionOutput.Meta):
+        fields = [
+            "number",
+            "parent",
+            "author",
+            "origin",
+            "model_version",
+            "schema_version",
+            "is_submission",
+            "created_at",
+        ]
+
+
+class AnnotationOutput(serializers.ModelSerializer[Annotation]):
+    reader = serializers.CharField(source="reader.username", default=None, read_only=True)
+    current_revision = serializers.IntegerField(source="revision_count", read_only=True)
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "case", "reader", "role", "status", "current_revision", "created_at", "submitted_at"]
+
+
+class RevisionInput(serializers.Serializer[dict[str, Any]]):
+    role = serializers.ChoiceField(choices=["first_reader", "second_reader", "panel_member"])
+    base_revision = serializers.IntegerField(
+        min_value=0, help_text="The revision number you started from (0 for a new reading)"
+    )
+    values = serializers.JSONField(help_text='{"items": [...]}: every label value of the reading')
+    submit = serializers.BooleanField(default=False, help_text="Finalise the reading (all required labels)")

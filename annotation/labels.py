@@ -1,0 +1,1062 @@
+"""Label schemas and the label values readers save: definition, validation, normalisation and masks.
+
+Pure Python (no models, no database). A *schema* is a JSON definition of the labels a project asks for
+(``validate_schema`` checks it and returns it normalised: defaults filled in, names as language dicts).
+*Values* are what one reader saves for one study: ``{"items": [...]}``, checked against the schema and
+the study's geometry (``validate_values``), with masks carried as gzip-compressed, base64-encoded arrays.
+
+Every problem is a ``LabelError`` (HTTP 400, code ``invalid_labels``) whose message starts with the path of
+the offending field, e.g. ``labels[2].kind: unknown kind 'boxx' (...)`` or ``items[3].geometry.x: ...``;
+the same path is in ``.extra["field"]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import json
+import math
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from config.errors import ApplicationError
+
+LEVELS: tuple[str, ...] = ("study", "series", "image", "region")
+KINDS: tuple[str, ...] = (
+    "single_choice",
+    "multiple_choice",
+    "ordinal",
+    "number",
+    "text",
+    "box",
+    "polygon",
+    "point",
+    "mask",
+)
+GEOMETRY_KINDS: tuple[str, ...] = ("box", "polygon", "point")
+VALUE_KINDS: tuple[str, ...] = ("single_choice", "multiple_choice", "ordinal", "number", "text")
+CHOICE_KINDS: tuple[str, ...] = ("single_choice", "multiple_choice")
+SELECTABLE: tuple[str, ...] = ("leaves", "any")
+
+EXAMPLE_SCHEMAS: tuple[str, ...] = ("chest_ct_nodules", "fundus_dr_grading", "cardiac_mri_segmentation")
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+
+DEFAULT_TEXT_MAX_LENGTH = 10000
+MAX_CHOICE_DEPTH = 64
+MAX_REGION_ID_LENGTH = 128
+MAX_POLYGON_POINTS = 100_000
+MAX_SEGMENT_VALUE = 65535
+
+MASK_ENCODING = "gzip-base64"
+MASK_DTYPES: dict[str, np.dtype[Any]] = {"uint8": np.dtype("<u1"), "uint16": np.dtype("<u2")}
+MAX_MASK_NDIM = 4
+MAX_MASK_ELEMENTS = 1 << 30
+
+_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_LANGUAGE_RE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
+
+_SCHEMA_FIELDS = ("name", "description", "labels")
+_LABEL_FIELDS = ("key", "name", "level", "kind", "required", "instructions", "applies_to")
+_KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "single_choice": ("choices", "selectable"),
+    "multiple_choice": ("choices", "selectable", "min_selected", "max_selected"),
+    "ordinal": ("scale",),
+    "number": ("unit", "min", "max", "integer"),
+    "text": ("max_length",),
+    "box": ("dimensions",),
+    "polygon": (),
+    "point": (),
+    "mask": ("segments",),
+}
+_CHOICE_FIELDS = ("key", "name", "children")
+_SCALE_FIELDS = ("value", "name")
+_SEGMENT_FIELDS = ("value", "key", "name")
+_MASK_PAYLOAD_FIELDS = ("encoding", "shape", "dtype", "data")
+# What the API adds to a mask it returns; accepted and ignored on input, so a reading can be saved back as read.
+_MASK_OUTPUT_FIELDS = ("segments_present", "sha256")
+# Order of the fields in a normalised item.
+_ITEM_FIELD_ORDER = ("label", "id", "series_instance_uid", "sop_instance_uid", "frame", "region", "geometry", "value")
+
+
+class LabelError(ApplicationError):
+    """A label schema or label values that cannot be accepted; the message starts with the field path."""
+
+    status_code = 400
+    code = "invalid_labels"
+
+    def __init__(
+        self, field: str, reason: str, *, message: str | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message or f"{field}: {reason}", extra={"field": field, **(extra or {})})
+        self.field = field
+        self.reason = reason
+
+
+def _fail(field: str, reason: str) -> NoReturn:
+    raise LabelError(field, reason)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _fmt(value: Any) -> str:
+    """Numbers as people write them: 530 rather than 530.0."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _number(value: Any, field: str) -> int | float:
+    if not _is_number(value):
+        _fail(field, f"expected a finite number, got {_type_name(value)}")
+    return value
+
+
+def _integer(value: Any, field: str) -> int:
+    """An integer; an integral float (3.0) is accepted and returned as int."""
+    if isinstance(value, float) and _is_number(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(field, f"expected an integer, got {_type_name(value)}")
+    return value
+
+
+def _check_fields(raw: dict[str, Any], field: str, allowed: tuple[str, ...], what: str) -> None:
+    for name in raw:
+        if name not in allowed:
+            expected = ", ".join(allowed) if allowed else "no fields"
+            _fail(_join(field, name), f"unknown field for {what} (allowed: {expected})")
+
+
+def _join(field: str, name: Any) -> str:
+    return f"{field}.{name}" if field else str(name)
+
+
+def _object(value: Any, field: str, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        _fail(field, f"expected {what} (an object), got {_type_name(value)}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------------------
+# Schemas
+# --------------------------------------------------------------------------------------------------------
+
+
+def _humanise(key: str) -> str:
+    return key.replace("_", " ").strip().capitalize() or key
+
+
+def _localised(value: Any, field: str, *, allow_empty: bool = False) -> dict[str, str]:
+    """A string (English) or a dict of language code -> text, normalised to the dict form."""
+    if isinstance(value, str):
+        if not value.strip():
+            _fail(field, "must not be empty")
+        return {"en": value}
+    if not isinstance(value, dict):
+        _fail(field, f"expected a string or an object of language code -> text, got {_type_name(value)}")
+    if not value and not allow_empty:
+        _fail(field, "needs at least one language, e.g. {'en': '...'}")
+    result: dict[str, str] = {}
+    for language, text in value.items():
+        path = f"{field}.{language}"
+        code = language.lower() if isinstance(language, str) else ""
+        if not _LANGUAGE_RE.fullmatch(code):
+            _fail(path, f"{language!r} is not a language code (e.g. 'en', 'zh-hans')")
+        if code in result:
+            _fail(path, f"language {code!r} given twice")
+        if not isinstance(text, str):
+            _fail(path, f"expected a string, got {_type_name(text)}")
+        if not text.strip():
+            _fail(path, "must not be empty")
+        result[code] = text
+    return result
+
+
+def _slug(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        _fail(field, f"expected a key (a string), got {_type_name(value)}")
+    if not _KEY_RE.fullmatch(value):
+        _fail(field, f"{value!r} is not a valid key (lower-case letter, then lower-case letters, digits or _; max 64)")
+    return value
+
+
+def _choices(raw: Any, field: str, seen: dict[str, str], depth: int) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        _fail(field, f"expected a list of choices, got {_type_name(raw)}")
+    if depth == 0 and not raw:
+        _fail(field, "needs at least one choice")
+    if depth > MAX_CHOICE_DEPTH:
+        _fail(field, f"choice hierarchy deeper than {MAX_CHOICE_DEPTH} levels")
+    result = []
+    for index, entry in enumerate(raw):
+        path = f"{field}[{index}]"
+        entry = _object(entry, path, "a choice")
+        _check_fields(entry, path, _CHOICE_FIELDS, "a choice")
+        if "key" not in entry:
+            _fail(f"{path}.key", "required")
+        key = _slug(entry["key"], f"{path}.key")
+        if key in seen:
+            _fail(f"{path}.key", f"duplicate choice key {key!r} (also at {seen[key]})")
+        seen[key] = f"{path}.key"
+        name = _localised(entry["name"], f"{path}.name") if "name" in entry else {"en": _humanise(key)}
+        children = _choices(entry.get("children", []), f"{path}.children", seen, depth + 1)
+        result.append({"key": key, "name": name, "children": children})
+    return result
+
+
+def _walk_choices(choices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """All choices of a tree, depth first in definition order."""
+    result: list[dict[str, Any]] = []
+    for choice in choices:
+        result.append(choice)
+        result.extend(_walk_choices(choice["children"]))
+    return result
+
+
+def selectable_choices(label: dict[str, Any]) -> list[str]:
+    """Keys a reader may pick for a normalised choice label, in definition order (depth first)."""
+    nodes = _walk_choices(label["choices"])
+    if label["selectable"] == "any":
+        return [node["key"] for node in nodes]
+    return [node["key"] for node in nodes if not node["children"]]
+
+
+def _scale(raw: Any, field: str) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        _fail(field, f"expected a list of scale steps, got {_type_name(raw)}")
+    if not raw:
+        _fail(field, "needs at least one step")
+    result: list[dict[str, Any]] = []
+    for index, entry in enumerate(raw):
+        path = f"{field}[{index}]"
+        entry = _object(entry, path, "a scale step")
+        _check_fields(entry, path, _SCALE_FIELDS, "a scale step")
+        if "value" not in entry:
+            _fail(f"{path}.value", "required")
+        value = entry["value"]
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(f"{path}.value", f"expected an integer, got {_type_name(value)}")
+        if any(step["value"] == value for step in result):
+            _fail(f"{path}.value", f"duplicate scale value {value}")
+        if result and value < result[-1]["value"]:
+            _fail(f"{path}.value", f"scale values must be sorted ascending ({value} after {result[-1]['value']})")
+        name = _localised(entry["name"], f"{path}.name") if "name" in entry else {"en": str(value)}
+        result.append({"value": value, "name": name})
+    return result
+
+
+def _segments(raw: Any, field: str) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        _fail(field, f"expected a list of segments, got {_type_name(raw)}")
+    if not raw:
+        _fail(field, "needs at least one segment")
+    result: list[dict[str, Any]] = []
+    values: dict[int, str] = {}
+    keys: dict[str, str] = {}
+    for index, entry in enumerate(raw):
+        path = f"{field}[{index}]"
+        entry = _object(entry, path, "a segment")
+        _check_fields(entry, path, _SEGMENT_FIELDS, "a segment")
+        for required in ("value", "key"):
+            if required not in entry:
+                _fail(f"{path}.{required}", "required")
+        value = entry["value"]
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(f"{path}.value", f"expected an integer, got {_type_name(value)}")
+        if not 1 <= value <= MAX_SEGMENT_VALUE:
+            _fail(f"{path}.value", f"segment value {value} outside 1..{MAX_SEGMENT_VALUE}")
+        if value in values:
+            _fail(f"{path}.value", f"duplicate segment value {value} (also at {values[value]})")
+        values[value] = f"{path}.value"
+        key = _slug(entry["key"], f"{path}.key")
+        if key in keys:
+            _fail(f"{path}.key", f"duplicate segment key {key!r} (also at {keys[key]})")
+        keys[key] = f"{path}.key"
+        name = _localised(entry["name"], f"{path}.name") if "name" in entry else {"en": _humanise(key)}
+        result.append({"value": value, "key": key, "name": name})
+    return result
+
+
+def _bool(raw: dict[str, Any], name: str, field: str, default: bool) -> bool:
+    value = raw.get(name, default)
+    if not isinstance(value, bool):
+        _fail(_join(field, name), f"expected true or false, got {_type_name(value)}")
+    return value
+
+
+def _label(raw: Any, field: str) -> dict[str, Any]:
+    raw = _object(raw, field, "a label")
+    for required in ("key", "level", "kind"):
+        if required not in raw:
+            _fail(f"{field}.{required}", "required")
+    key = _slug(raw["key"], f"{field}.key")
+    level = raw["level"]
+    if level not in LEVELS:
+        _fail(f"{field}.level", f"unknown level {level!r} (expected one of {', '.join(LEVELS)})")
+    kind = raw["kind"]
+    if kind not in KINDS:
+        _fail(f"{field}.kind", f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
+    _check_fields(raw, field, _LABEL_FIELDS + _KIND_FIELDS[kind], f"a {kind} label")
+
+    if kind in GEOMETRY_KINDS and level != "region":
+        _fail(f"{field}.level", f"a {kind} label must be at level region, not {level}")
+    if kind == "mask" and level not in ("series", "region"):
+        _fail(f"{field}.level", f"a mask label must be at level series or region, not {level}")
+
+    label: dict[str, Any] = {
+        "key": key,
+        "name": _localised(raw["name"], f"{field}.name") if "name" in raw else {"en": _humanise(key)},
+        "level": level,
+        "kind": kind,
+        "required": _bool(raw, "required", field, False),
+        "instructions": _localised(raw.get("instructions", {}), f"{field}.instructions", allow_empty=True),
+    }
+
+    is_attribute = level == "region" and kind in VALUE_KINDS
+    if is_attribute:
+        if "applies_to" not in raw:
+            _fail(
+                f"{field}.applies_to",
+                "required for a region-level label (the box, polygon, point or mask labels it describes)",
+            )
+        applies_to = raw["applies_to"]
+        if not isinstance(applies_to, list) or not applies_to:
+            _fail(f"{field}.applies_to", f"expected a non-empty list of label keys, got {_type_name(applies_to)}")
+        for index, target in enumerate(applies_to):
+            _slug(target, f"{field}.applies_to[{index}]")
+            if target in applies_to[:index]:
+                _fail(f"{field}.applies_to[{index}]", f"{target!r} listed twice")
+        label["applies_to"] = list(applies_to)
+    elif "applies_to" in raw:
+        _fail(f"{field}.applies_to", "only region-level choice, ordinal, number or text labels take applies_to")
+
+    if kind in CHOICE_KINDS:
+        if "choices" not in raw:
+            _fail(f"{field}.choices", "required")
+        label["choices"] = _choices(raw["choices"], f"{field}.choices", {}, 0)
+        selectable = raw.get("selectable", "leaves")
+        if selectable not in SELECTABLE:
+            _fail(f"{field}.selectable", f"expected 'leaves' or 'any', got {selectable!r}")
+        label["selectable"] = selectable
+        if kind == "multiple_choice":
+            count = len(selectable_choices(label))
+            minimum = _integer(raw.get("min_selected", 0), f"{field}.min_selected")
+            if minimum < 0:
+                _fail(f"{field}.min_selected", f"must be >= 0 (got {minimum})")
+            if minimum > count:
+                _fail(f"{field}.min_selected", f"{minimum} is more than the {count} selectable choice(s)")
+            maximum = raw.get("max_selected")
+            if maximum is not None:
+                maximum = _integer(maximum, f"{field}.max_selected")
+                if maximum < 1:
+                    _fail(f"{field}.max_selected", f"must be >= 1 or null (got {maximum})")
+                if maximum < minimum:
+                    _fail(f"{field}.max_selected", f"max_selected {maximum} < min_selected {minimum}")
+            label["min_selected"] = minimum
+            label["max_selected"] = maximum
+    elif kind == "ordinal":
+        if "scale" not in raw:
+            _fail(f"{field}.scale", "required")
+        label["scale"] = _scale(raw["scale"], f"{field}.scale")
+    elif kind == "number":
+        unit = raw.get("unit")
+        if unit is not None and (not isinstance(unit, str) or not unit.strip()):
+            _fail(f"{field}.unit", f"expected a non-empty string or null, got {_type_name(unit)}")
+        minimum = raw.get("min")
+        maximum = raw.get("max")
+        if minimum is not None:
+            _number(minimum, f"{field}.min")
+        if maximum is not None:
+            _number(maximum, f"{field}.max")
+        if minimum is not None and maximum is not None and minimum > maximum:
+            _fail(f"{field}.max", f"max {_fmt(maximum)} < min {_fmt(minimum)}")
+        label.update(unit=unit, min=minimum, max=maximum, integer=_bool(raw, "integer", field, False))
+    elif kind == "text":
+        max_length = _integer(raw.get("max_length", DEFAULT_TEXT_MAX_LENGTH), f"{field}.max_length")
+        if max_length < 1:
+            _fail(f"{field}.max_length", f"must be >= 1 (got {max_length})")
+        label["max_length"] = max_length
+    elif kind == "box":
+        dimensions = raw.get("dimensions", 2)
+        if isinstance(dimensions, bool) or dimensions not in (2, 3):
+            _fail(f"{field}.dimensions", f"expected 2 or 3, got {dimensions!r}")
+        label["dimensions"] = int(dimensions)
+    elif kind == "mask":
+        if "segments" not in raw:
+            _fail(f"{field}.segments", "required")
+        label["segments"] = _segments(raw["segments"], f"{field}.segments")
+    return label
+
+
+def validate_schema(definition: Any) -> dict[str, Any]:
+    """Check a label schema definition; return it normalised (defaults filled, texts as language dicts).
+
+    Normalising is idempotent: the result validates to itself.
+    """
+    definition = _object(definition, "schema", "a schema")
+    _check_fields(definition, "", _SCHEMA_FIELDS, "a schema")
+    if "name" not in definition:
+        _fail("name", "required")
+    name = _localised(definition["name"], "name")
+    description = _localised(definition.get("description", {}), "description", allow_empty=True)
+    if "labels" not in definition:
+        _fail("labels", "required")
+    raw_labels = definition["labels"]
+    if not isinstance(raw_labels, list):
+        _fail("labels", f"expected a list of labels, got {_type_name(raw_labels)}")
+    if not raw_labels:
+        _fail("labels", "needs at least one label")
+
+    labels: list[dict[str, Any]] = []
+    where: dict[str, int] = {}
+    for index, raw in enumerate(raw_labels):
+        label = _label(raw, f"labels[{index}]")
+        if label["key"] in where:
+            _fail(f"labels[{index}].key", f"duplicate label key {label['key']!r} (also labels[{where[label['key']]}])")
+        where[label["key"]] = index
+        labels.append(label)
+
+    by_key = {label["key"]: label for label in labels}
+    for index, label in enumerate(labels):
+        for position, target_key in enumerate(label.get("applies_to", ())):
+            path = f"labels[{index}].applies_to[{position}]"
+            target = by_key.get(target_key)
+            if target is None:
+                _fail(path, f"unknown label {target_key!r}")
+            if target["level"] != "region" or target["kind"] not in (*GEOMETRY_KINDS, "mask"):
+                _fail(
+                    path,
+                    f"{target_key!r} is a {target['kind']} label at level {target['level']}; "
+                    "applies_to names region-level box, polygon, point or mask labels",
+                )
+    return {"name": name, "description": description, "labels": labels}
+
+
+def load_example_schema(name: str) -> dict[str, Any]:
+    """One of EXAMPLE_SCHEMAS, read from annotation/schemas/<name>.json and validated (normalised)."""
+    if name not in EXAMPLE_SCHEMAS:
+        _fail("schema", f"unknown example schema {name!r} (expected one of {', '.join(EXAMPLE_SCHEMAS)})")
+    path = SCHEMA_DIR / f"{name}.json"
+    try:
+        definition = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _fail("schema", f"cannot read example schema {name!r}: {exc}")
+    return validate_schema(definition)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Geometry of a study
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesGeometry:
+    series_instance_uid: str
+    rows: int
+    columns: int
+    number_of_slices: int  # slices (z) of the series volume
+    frames: dict[str, int]  # SOP Instance UID -> number of frames
+
+    def __post_init__(self) -> None:
+        if self.rows < 1 or self.columns < 1 or self.number_of_slices < 1:
+            raise ValueError(
+                f"series {self.series_instance_uid}: rows, columns and number_of_slices must be >= 1 "
+                f"(got {self.rows}, {self.columns}, {self.number_of_slices})"
+            )
+
+
+@dataclass(frozen=True)
+class StudyGeometry:
+    study_instance_uid: str
+    series: dict[str, SeriesGeometry]  # by Series Instance UID
+
+    def find_instance(self, sop_uid: str) -> SeriesGeometry | None:
+        """The series holding the instance, or None when it is not in the study."""
+        for series in self.series.values():
+            if sop_uid in series.frames:
+                return series
+        return None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Masks
+# --------------------------------------------------------------------------------------------------------
+
+
+def encode_mask(array: np.ndarray) -> dict[str, Any]:
+    """A mask array as ``{"encoding": "gzip-base64", "shape", "dtype", "data"}``: little-endian, C order.
+
+    Boolean arrays are stored as uint8; other dtypes than uint8/uint16 are refused.
+    """
+    if not isinstance(array, np.ndarray):
+        _fail("mask", f"expected a numpy array, got {type(array).__name__}")
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    dtype_name = {np.dtype(np.uint8): "uint8", np.dtype(np.uint16): "uint16"}.get(array.dtype.newbyteorder("="))
+    if dtype_name is None:
+        _fail("mask.dtype", f"unsupported dtype {array.dtype.name!r} (expected uint8 or uint16)")
+    if not 1 <= array.ndim <= MAX_MASK_NDIM:
+        _fail("mask.shape", f"expected 1 to {MAX_MASK_NDIM} dimensions, got {array.ndim}")
+    raw = array.astype(MASK_DTYPES[dtype_name], copy=False).tobytes(order="C")
+    data = base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
+    return {"encoding": MASK_ENCODING, "shape": [int(n) for n in array.shape], "dtype": dtype_name, "data": data}
+
+
+def _mask_header(payload: Any, field: str) -> tuple[tuple[int, ...], str]:
+    payload = _object(payload, field, "a mask payload")
+    _check_fields(payload, field, _MASK_PAYLOAD_FIELDS + _MASK_OUTPUT_FIELDS, "a mask payload")
+    for name in _MASK_PAYLOAD_FIELDS:
+        if name not in payload:
+            _fail(f"{field}.{name}", "required")
+    if payload["encoding"] != MASK_ENCODING:
+        _fail(f"{field}.encoding", f"unsupported encoding {payload['encoding']!r} (expected {MASK_ENCODING!r})")
+    dtype = payload["dtype"]
+    if not isinstance(dtype, str) or dtype not in MASK_DTYPES:
+        _fail(f"{field}.dtype", f"unsupported dtype {dtype!r} (expected uint8 or uint16)")
+    shape = payload["shape"]
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= MAX_MASK_NDIM
+        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in shape)
+    ):
+        _fail(f"{field}.shape", f"expected a list of 1 to {MAX_MASK_NDIM} positive integers, got {shape!r}")
+    if math.prod(shape) > MAX_MASK_ELEMENTS:
+        _fail(f"{field}.shape", f"mask of {math.prod(shape)} elements is larger than {MAX_MASK_ELEMENTS}")
+    return tuple(shape), dtype
+
+
+def _shape_text(shape: tuple[int, ...] | list[int]) -> str:
+    return "x".join(str(n) for n in shape)
+
+
+def decode_mask(payload: Any, field: str) -> np.ndarray:
+    """The array of an ``encode_mask`` payload; every problem is a LabelError naming ``field``'s sub-field.
+
+    Decompression stops one byte past the expected size, so a small payload cannot expand without bound.
+    """
+    shape, dtype_name = _mask_header(payload, field)
+    dtype = MASK_DTYPES[dtype_name]
+    data = payload["data"]
+    if not isinstance(data, str):
+        _fail(f"{field}.data", f"expected a base64 string, got {_type_name(data)}")
+    try:
+        compressed = base64.b64decode(data.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        _fail(f"{field}.data", f"invalid base64 ({exc})")
+    expected = math.prod(shape) * dtype.itemsize
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip container only
+    try:
+        raw = decompressor.decompress(compressed, expected + 1)
+    except zlib.error as exc:
+        _fail(f"{field}.data", f"not valid gzip data ({exc})")
+    if len(raw) > expected:
+        _fail(
+            f"{field}.data",
+            f"decompresses to more than the {expected} bytes of a {_shape_text(shape)} {dtype_name} mask",
+        )
+    if not decompressor.eof:
+        _fail(f"{field}.data", "not valid gzip data (truncated stream)")
+    if decompressor.unused_data:
+        _fail(f"{field}.data", "not valid gzip data (trailing bytes after the stream)")
+    if len(raw) != expected:
+        _fail(
+            f"{field}.data",
+            f"decompresses to {len(raw)} bytes, expected {expected} for a {_shape_text(shape)} {dtype_name} mask",
+        )
+    array = np.frombuffer(raw, dtype=dtype).reshape(shape)
+    return array.astype(dtype.newbyteorder("="), copy=True)
+
+
+def _values_present(array: np.ndarray) -> list[int]:
+    """The distinct values of a uint8/uint16 array, counted in chunks to bound memory."""
+    size = 256 if array.dtype.itemsize == 1 else 65536
+    counts = np.zeros(size, dtype=np.int64)
+    flat = array.reshape(-1)
+    chunk = 1 << 22
+    for start in range(0, flat.size, chunk):
+        counts += np.bincount(flat[start : start + chunk], minlength=size)
+    return [int(v) for v in np.flatnonzero(counts)]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------------------------------------
+
+
+def _role(label: dict[str, Any]) -> str:
+    kind, level = label["kind"], label["level"]
+    if kind == "mask":
+        return "region_mask" if level == "region" else "series_mask"
+    if kind == "box" and label["dimensions"] == 3:
+        return "box3d"
+    if kind in GEOMETRY_KINDS:
+        return "geometry2d"
+    if level == "region":
+        return "attribute"
+    return level  # study | series | image
+
+
+# role -> (required fields, optional fields)
+_ROLE_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "study": (("label", "value"), ()),
+    "series": (("label", "series_instance_uid", "value"), ()),
+    "image": (("label", "sop_instance_uid", "value"), ("frame",)),
+    "geometry2d": (("label", "id", "sop_instance_uid", "geometry"), ("frame",)),
+    "box3d": (("label", "id", "series_instance_uid", "geometry"), ()),
+    "series_mask": (("label", "series_instance_uid", "mask"), ()),
+    "region_mask": (("label", "id", "series_instance_uid", "mask"), ()),
+    "attribute": (("label", "region", "value"), ()),
+}
+
+
+@dataclass
+class ValidatedValues:
+    items: list[dict[str, Any]]  # normalised items; mask items carry {"shape", "dtype", "segments_present"}
+    masks: dict[int, np.ndarray] = field(default_factory=dict)  # index in items -> decoded mask
+
+
+def _choice_value(label: dict[str, Any], value: Any, field: str) -> str:
+    options = selectable_choices(label)
+    if not isinstance(value, str):
+        _fail(field, f"expected a choice key (a string), got {_type_name(value)}")
+    if value not in options:
+        everything = [node["key"] for node in _walk_choices(label["choices"])]
+        if value in everything:
+            _fail(
+                field,
+                f"{value!r} is not selectable in {label['key']}: only leaf choices may be chosen "
+                f"({', '.join(options)})",
+            )
+        _fail(field, f"{value!r} is not a choice of {label['key']} ({', '.join(options)})")
+    return value
+
+
+def _label_value(label: dict[str, Any], value: Any, field: str) -> Any:
+    kind = label["kind"]
+    key = label["key"]
+    if kind == "single_choice":
+        return _choice_value(label, value, field)
+    if kind == "multiple_choice":
+        if not isinstance(value, list):
+            _fail(field, f"expected a list of choice keys, got {_type_name(value)}")
+        chosen: list[str] = []
+        for index, entry in enumerate(value):
+            entry = _choice_value(label, entry, f"{field}[{index}]")
+            if entry in chosen:
+                _fail(f"{field}[{index}]", f"{entry!r} chosen twice")
+            chosen.append(entry)
+        if len(chosen) < label["min_selected"]:
+            _fail(field, f"{len(chosen)} chosen, {key} needs at least {label['min_selected']}")
+        if label["max_selected"] is not None and len(chosen) > label["max_selected"]:
+            _fail(field, f"{len(chosen)} chosen, {key} allows at most {label['max_selected']}")
+        order = {name: position for position, name in enumerate(selectable_choices(label))}
+        return sorted(chosen, key=order.__getitem__)
+    if kind == "ordinal":
+        steps = [step["value"] for step in label["scale"]]
+        step = _integer(value, field)
+        if step not in steps:
+            _fail(field, f"{step} is not on the scale of {key} ({', '.join(str(s) for s in steps)})")
+        return step
+    if kind == "number":
+        number = _number(value, field)
+        if label["integer"]:
+            if not float(number).is_integer():
+                _fail(field, f"{key} takes whole numbers, got {_fmt(number)}")
+            number = int(number)
+        unit = f" {label['unit']}" if label["unit"] else ""
+        if label["min"] is not None and number < label["min"]:
+            _fail(field, f"{_fmt(number)}{unit} is below the minimum {_fmt(label['min'])}{unit} of {key}")
+        if label["max"] is not None and number > label["max"]:
+            _fail(field, f"{_fmt(number)}{unit} is above the maximum {_fmt(label['max'])}{unit} of {key}")
+        return number
+    if kind == "text":
+        if not isinstance(value, str):
+            _fail(field, f"expected a string, got {_type_name(value)}")
+        if len(value) > label["max_length"]:
+            _fail(field, f"text of {len(value)} characters is longer than the {label['max_length']} allowed for {key}")
+        return value
+    raise AssertionError(f"no value for kind {kind}")  # pragma: no cover - guarded by _role
+
+
+def _geometry_fields(raw: Any, field: str, names: tuple[str, ...], what: str) -> dict[str, int | float]:
+    raw = _object(raw, field, f"{what} geometry")
+    _check_fields(raw, field, names, f"{what} geometry")
+    result: dict[str, int | float] = {}
+    for name in names:
+        if name not in raw:
+            _fail(f"{field}.{name}", "required")
+        result[name] = _number(raw[name], f"{field}.{name}")
+    return result
+
+
+def _box2d(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]:
+    g = _geometry_fields(raw, field, ("x", "y", "width", "height"), "a 2D box")
+    for size in ("width", "height"):
+        if g[size] <= 0:
+            _fail(f"{field}.{size}", f"must be > 0 (got {_fmt(g[size])})")
+    for position, size, limit, unit in (
+        ("x", "width", series.columns, "columns"),
+        ("y", "height", series.rows, "rows"),
+    ):
+        if g[position] < 0:
+            _fail(f"{field}.{position}", f"box outside the image ({position} = {_fmt(g[position])} < 0)")
+        end = g[position] + g[size]
+        if end > limit:
+            _fail(f"{field}.{position}", f"box outside the image ({position} + {size} = {_fmt(end)} > {limit} {unit})")
+    return g
+
+
+def _box3d(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]:
+    g = _geometry_fields(raw, field, ("x", "y", "z", "width", "height", "depth"), "a 3D box")
+    g["z"] = _integer(g["z"], f"{field}.z")
+    g["depth"] = _integer(g["depth"], f"{field}.depth")
+    _box2d({k: g[k] for k in ("x", "y", "width", "height")}, field, series)
+    if g["depth"] <= 0:
+        _fail(f"{field}.depth", f"must be > 0 (got {g['depth']})")
+    if g["z"] < 0:
+        _fail(f"{field}.z", f"box outside the volume (z = {g['z']} < 0)")
+    if g["z"] + g["depth"] > series.number_of_slices:
+        _fail(
+            f"{field}.z",
+            f"box outside the volume (z + depth = {g['z'] + g['depth']} > {series.number_of_slices} slices)",
+        )
+    return g
+
+
+def _inside(x: float, y: float, series: SeriesGeometry) -> bool:
+    return 0 <= x <= series.columns and 0 <= y <= series.rows
+
+
+def _polygon(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]:
+    raw = _object(raw, field, "a polygon geometry")
+    _check_fields(raw, field, ("points",), "a polygon geometry")
+    if "points" not in raw:
+        _fail(f"{field}.points", "required")
+    points = raw["points"]
+    if not isinstance(points, list):
+        _fail(f"{field}.points", f"expected a list of [x, y] points, got {_type_name(points)}")
+    if len(points) < 3:
+        _fail(f"{field}.points", f"a polygon needs at least 3 points, got {len(points)}")
+    if len(points) > MAX_POLYGON_POINTS:
+        _fail(f"{field}.points", f"{len(points)} points is more than {MAX_POLYGON_POINTS}")
+    result: list[list[int | float]] = []
+    for index, point in enumerate(points):
+        path = f"{field}.points[{index}]"
+        if not isinstance(point, list) or len(point) != 2:
+            _fail(path, f"expected [x, y], got {point!r}")
+        x = _number(point[0], f"{path}[0]")
+        y = _number(point[1], f"{path}[1]")
+        if not _inside(x, y, series):
+            _fail(
+                path,
+                f"point ({_fmt(x)}, {_fmt(y)}) outside the image ({series.columns} columns x {series.rows} rows)",
+            )
+        result.append([x, y])
+    return {"points": result}
+
+
+def _point(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]:
+    g = _geometry_fields(raw, field, ("x", "y"), "a point")
+    for name, limit, unit in (("x", series.columns, "columns"), ("y", series.rows, "rows")):
+        if g[name] < 0:
+            _fail(f"{field}.{name}", f"point outside the image ({name} = {_fmt(g[name])} < 0)")
+        if g[name] > limit:
+            _fail(f"{field}.{name}", f"point outside the image ({name} = {_fmt(g[name])} > {limit} {unit})")
+    return g
+
+
+def _uid(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        _fail(field, f"expected a UID (a non-empty string), got {_type_name(value)}")
+    return value
+
+
+class _Checked:
+    """One item while values are checked: its normalised form, sort key and decoded mask."""
+
+    def __init__(self, index: int, item: dict[str, Any], sort_key: tuple[Any, ...], mask: np.ndarray | None) -> None:
+        self.index = index
+        self.item = item
+        self.sort_key = sort_key
+        self.mask = mask
+
+
+def _check_item(
+    raw: Any,
+    index: int,
+    labels: dict[str, dict[str, Any]],
+    order: dict[str, int],
+    geometry: StudyGeometry,
+) -> _Checked:
+    path = f"items[{index}]"
+    raw = _object(raw, path, "an item")
+    if "label" not in raw:
+        _fail(f"{path}.label", "required")
+    key = raw["label"]
+    if not isinstance(key, str):
+        _fail(f"{path}.label", f"expected a label key (a string), got {_type_name(key)}")
+    label = labels.get(key)
+    if label is None:
+        _fail(f"{path}.label", f"unknown label {key!r}")
+    role = _role(label)
+    required, optional = _ROLE_FIELDS[role]
+    allowed = required + optional
+    for name in raw:
+        if name not in allowed:
+            _fail(
+                f"{path}.{name}",
+                f"not allowed for {key} (a {label['kind']} label at level {label['level']}; "
+                f"fields: {', '.join(allowed)})",
+            )
+    for name in required:
+        if name not in raw:
+            _fail(f"{path}.{name}", "required")
+
+    item: dict[str, Any] = {"label": key}
+    series: SeriesGeometry | None = None
+    if "id" in raw:
+        region_id = raw["id"]
+        if not isinstance(region_id, str) or not region_id.strip():
+            _fail(f"{path}.id", f"expected a non-empty string, got {_type_name(region_id)}")
+        if len(region_id) > MAX_REGION_ID_LENGTH:
+            _fail(f"{path}.id", f"longer than {MAX_REGION_ID_LENGTH} characters")
+        item["id"] = region_id
+    if "series_instance_uid" in raw:
+        uid = _uid(raw["series_instance_uid"], f"{path}.series_instance_uid")
+        series = geometry.series.get(uid)
+        if series is None:
+            _fail(f"{path}.series_instance_uid", f"series {uid!r} is not in study {geometry.study_instance_uid}")
+        item["series_instance_uid"] = uid
+    if "sop_instance_uid" in raw:
+        uid = _uid(raw["sop_instance_uid"], f"{path}.sop_instance_uid")
+        series = geometry.find_instance(uid)
+        if series is None:
+            _fail(f"{path}.sop_instance_uid", f"instance {uid!r} is not in study {geometry.study_instance_uid}")
+        frames = series.frames[uid]
+        frame = _integer(raw.get("frame", 1), f"{path}.frame")
+        if not 1 <= frame <= frames:
+            _fail(f"{path}.frame", f"frame {frame} does not exist: instance {uid} has {frames} frame(s)")
+        item["sop_instance_uid"] = uid
+        item["frame"] = frame
+    if "region" in raw:
+        region = raw["region"]
+        if not isinstance(region, str) or not region:
+            _fail(f"{path}.region", f"expected a region id (a string), got {_type_name(region)}")
+        item["region"] = region
+
+    mask: np.ndarray | None = None
+    if "geometry" in raw:
+        assert series is not None
+        if role == "box3d":
+            item["geometry"] = _box3d(raw["geometry"], f"{path}.geometry", series)
+        elif label["kind"] == "box":
+            item["geometry"] = _box2d(raw["geometry"], f"{path}.geometry", series)
+        elif label["kind"] == "polygon":
+            item["geometry"] = _polygon(raw["geometry"], f"{path}.geometry", series)
+        else:
+            item["geometry"] = _point(raw["geometry"], f"{path}.geometry", series)
+    if "value" in raw:
+        item["value"] = _label_value(label, raw["value"], f"{path}.value")
+    if "mask" in raw:
+        assert series is not None
+        field_path = f"{path}.mask"
+        shape, _ = _mask_header(raw["mask"], field_path)
+        expected = (series.number_of_slices, series.rows, series.columns)
+        if shape != expected:
+            _fail(
+                f"{field_path}.shape",
+                f"mask shape {_shape_text(shape)} does not match series {series.series_instance_uid} "
+                f"({_shape_text(expected)} = slices x rows x columns)",
+            )
+        mask = decode_mask(raw["mask"], field_path)
+        present = [value for value in _values_present(mask) if value != 0]
+        segments = {segment["value"] for segment in label["segments"]}
+        strangers = [value for value in present if value not in segments]
+        if strangers:
+            known = ", ".join(f"{segment['value']} {segment['key']}" for segment in label["segments"])
+            _fail(
+                f"{field_path}.data",
+                f"value(s) {', '.join(str(v) for v in strangers[:10])} not segments of {key} ({known})",
+            )
+        item["mask"] = {"shape": list(shape), "dtype": raw["mask"]["dtype"], "segments_present": present}
+
+    normalised = {name: item[name] for name in (*_ITEM_FIELD_ORDER, "mask") if name in item}
+    sort_key = (
+        order[key],
+        item.get("series_instance_uid", ""),
+        item.get("sop_instance_uid", ""),
+        item.get("frame", 0),
+        item.get("region", ""),
+        item.get("id", ""),
+    )
+    return _Checked(index, normalised, sort_key, mask)
+
+
+def _identity(item: dict[str, Any]) -> tuple[Any, ...]:
+    frame = item.get("frame", 1 if "sop_instance_uid" in item else None)
+    return (
+        item.get("label"),
+        item.get("series_instance_uid"),
+        item.get("sop_instance_uid"),
+        frame,
+        item.get("region"),
+        item.get("id"),
+    )
+
+
+_IDENTITY_FIELDS = ("label", "series_instance_uid", "sop_instance_uid", "frame", "region", "id")
+
+
+def validate_values(schema: dict[str, Any], values: Any, geometry: StudyGeometry, *, complete: bool) -> ValidatedValues:
+    """Check a reader's label values against the schema and the study; return them normalised.
+
+    ``complete=True`` (submitting) also requires every required label (see ``required_missing``).
+    """
+    schema = validate_schema(schema)
+    labels = {label["key"]: label for label in schema["labels"]}
+    order = {key: position for position, key in enumerate(labels)}
+    values = _object(values, "values", 'label values ({"items": [...]})')
+    _check_fields(values, "", ("items",), "label values")
+    if "items" not in values:
+        _fail("items", "required")
+    raw_items = values["items"]
+    if not isinstance(raw_items, list):
+        _fail("items", f"expected a list of items, got {_type_name(raw_items)}")
+
+    checked: list[_Checked] = []
+    ids: dict[str, int] = {}
+    targets: dict[tuple[Any, ...], int] = {}
+    for index, raw in enumerate(raw_items):
+        entry = _check_item(raw, index, labels, order, geometry)
+        item = entry.item
+        if "id" in item:
+            if item["id"] in ids:
+                _fail(f"items[{index}].id", f"duplicate id {item['id']!r} (also items[{ids[item['id']]}])")
+            ids[item["id"]] = index
+        else:
+            identity = _identity(item)
+            if identity in targets:
+                _fail(
+                    f"items[{index}]",
+                    f"a second value for {item['label']} on the same target (also items[{targets[identity]}])",
+                )
+            targets[identity] = index
+        checked.append(entry)
+
+    for entry in checked:
+        item = entry.item
+        if "region" not in item:
+            continue
+        label = labels[item["label"]]
+        path = f"items[{entry.index}].region"
+        if item["region"] not in ids:
+            _fail(path, f"no region with id {item['region']!r}")
+        region_label = checked[ids[item["region"]]].item["label"]
+        if region_label not in label["applies_to"]:
+            _fail(
+                path,
+                f"region {item['region']!r} is a {region_label}; {item['label']} applies to "
+                f"{', '.join(label['applies_to'])}",
+            )
+
+    checked.sort(key=lambda entry: entry.sort_key)
+    items = [entry.item for entry in checked]
+    masks = {position: entry.mask for position, entry in enumerate(checked) if entry.mask is not None}
+    if complete:
+        missing = _missing(schema["labels"], items)
+        if missing:
+            first_key, first_reason = missing[0]
+            message = "; ".join(f"{key}: {reason}" for key, reason in missing)
+            raise LabelError(first_key, first_reason, message=message, extra={"missing": [key for key, _ in missing]})
+    return ValidatedValues(items=items, masks=masks)
+
+
+def _missing(labels: list[dict[str, Any]], items: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    present: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("label"), str):
+            present.setdefault(item["label"], []).append(item)
+    missing: list[tuple[str, str]] = []
+    for label in labels:
+        if not label["required"]:
+            continue
+        key = label["key"]
+        if _role(label) == "attribute":
+            regions = [item["id"] for target in label["applies_to"] for item in present.get(target, []) if "id" in item]
+            described = {item.get("region") for item in present.get(key, [])}
+            undescribed = [region for region in regions if region not in described]
+            if undescribed:
+                shown = ", ".join(repr(region) for region in undescribed[:10])
+                more = f" and {len(undescribed) - 10} more" if len(undescribed) > 10 else ""
+                missing.append((key, f"required label missing for region(s) {shown}{more}"))
+        elif not present.get(key):
+            missing.append((key, "required label missing"))
+    return missing
+
+
+def required_missing(schema: dict[str, Any], items: list[dict[str, Any]]) -> list[str]:
+    """Keys of required labels that the items do not give, in schema order.
+
+    Study/series/image-level labels and region geometry or masks need at least one item; a required
+    region attribute needs an item for every region of the labels it applies to (none if there are none).
+    """
+    schema = validate_schema(schema)
+    return [key for key, _ in _missing(schema["labels"], items)]
+
+
+def diff_items(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What changed between two lists of normalised items, item by item.
+
+    An item is identified by (label, series, instance, frame, region, id); each entry is
+    ``{"change": "added" | "removed" | "changed", "identity": {...}, "before": item | None, "after": item | None}``.
+    Entries follow the old items' order, then the added items in the new order.
+    """
+    before = {_identity(item): item for item in old}
+    after = {_identity(item): item for item in new}
+    changes: list[dict[str, Any]] = []
+
+    def identity_dict(identity: tuple[Any, ...]) -> dict[str, Any]:
+        return {name: value for name, value in zip(_IDENTITY_FIELDS, identity, strict=True) if value is not None}
+
+    for identity, item in before.items():
+        if identity not in after:
+            changes.append({"change": "removed", "identity": identity_dict(identity), "before": item, "after": None})
+        elif after[identity] != item:
+            changes.append(
+                {"change": "changed", "identity": identity_dict(identity), "before": item, "after": after[identity]}
+            )
+    for identity, item in after.items():
+        if identity not in before:
+            changes.append({"change": "added", "identity": identity_dict(identity), "before": None, "after": item})
+    return changes

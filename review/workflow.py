@@ -1,0 +1,43 @@
+"""The case state machine: the allowed transitions are data, and one service applies them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from annotation.models import Case, CaseStatus
+from config.errors import ConflictError
+from config.types import User
+from review.models import CaseEvent
+
+S = CaseStatus
+TRANSITIONS: dict[str, set[str]] = {
+    S.AWAITING_FIRST_READ: {S.AWAITING_CROSS_VERIFICATION, S.ADJUDICATED},
+    S.AWAITING_CROSS_VERIFICATION: {S.AGREED, S.DISPUTED},
+    S.DISPUTED: {S.IN_PANEL},
+    S.IN_PANEL: {S.ADJUDICATED},
+    S.AGREED: set(),
+    S.ADJUDICATED: set(),
+}
+
+
+class InvalidTransitionError(ConflictError):
+    code = "invalid_transition"
+
+
+@transaction.atomic
+def case_transition(
+    *, case: Case, to: str, actor: User | None, reason: str = "", metrics: dict[str, Any] | None = None
+) -> Case:
+    """Lock the case, check the table, write the status, append the event."""
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    if to not in TRANSITIONS.get(locked.status, set()):
+        raise InvalidTransitionError(f"Case {case.pk} cannot go from {locked.status} to {to}")
+    CaseEvent.objects.create(
+        case=locked, actor=actor, from_status=locked.status, to_status=to, reason=reason, metrics=metrics or {}
+    )
+    locked.status = to
+    locked.save(update_fields=["status", "updated_at"])
+    case.status = to
+    return locked
