@@ -73,14 +73,16 @@ def annotation_list(user: AnyUser, case: Case) -> QuerySet[Annotation]:
 
 def revisions_of(annotation: Annotation) -> QuerySet[AnnotationRevision]:
     return (
-        annotation.revisions.select_related("author", "schema").prefetch_related(Prefetch("masks")).order_by("number")
+        annotation.revisions.select_related("author", "schema", "parent")
+        .prefetch_related(Prefetch("masks"))
+        .order_by("number")
     )
 
 
 def worklist(user: AnyUser, project: Project, role: str) -> QuerySet[Assignment]:
     return (
         Assignment.objects.filter(case__project=project, user__pk=user_pk(user), role=role)
-        .select_related("case__study", "case__series")
+        .select_related("user", "case__study", "case__series")
         .order_by("status", "-case__priority", "case__created_at", "pk")
     )
 

@@ -23,6 +23,10 @@ class IsProjectManagerForWrites(BasePermission):
     message = "Only a manager of this project may do this"
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        # Views that use this class replace the default IsAuthenticated: without this check an anonymous
+        # request got 404 (no project "visible") instead of the authentication error every other view gives.
+        if not request.user or not request.user.is_authenticated:
+            return False
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return True
         slug = view.kwargs.get("slug")

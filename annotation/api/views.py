@@ -95,6 +95,7 @@ class ProjectDetailView(APIView):
         serializer = s.ProjectUpdateInput(project, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         serializer.save()
+        project.my_memberships = list(Membership.objects.filter(project=project, user__pk=user_pk(request.user)))  # type: ignore[attr-defined]
         return Response(s.ProjectOutput(project).data)
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import cast
 
 import pydicom
 import pytest
 import requests
 from django.core.management import CommandError, call_command
 
-from annotation.models import ProjectStudy
+from annotation.models import Project, ProjectStudy
 from imaging.models import Instance, Study
 from imaging.synthetic import generate_ct_study
 from tests.conftest import require_env, stored_files
@@ -20,7 +21,7 @@ from tests.factories import DicomSourceFactory, ProjectFactory
 def put_in_orthanc(seed: int) -> tuple[str, list[pydicom.Dataset]]:
     orthanc = require_env("ORTHANC_URL")
     study = generate_ct_study(seed=seed, rows=48, columns=48, slices=4, n_lesions=0)
-    datasets = list(study.datasets())
+    datasets: list[pydicom.Dataset] = list(study.datasets())
     for dataset in datasets:
         buffer = io.BytesIO()
         pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
@@ -34,7 +35,7 @@ def test_pull_study_copies_every_instance_into_the_local_store_and_links_the_pro
 ) -> None:
     study_uid, datasets = put_in_orthanc(seed=7101)
     source = DicomSourceFactory(name="orthanc-pull")
-    project = ProjectFactory(slug="pulled")
+    project = cast(Project, ProjectFactory(slug="pulled"))
     out = io.StringIO()
     call_command("pull_study", source.name, study_uid, project="pulled", stdout=out)
     assert "stored 4, duplicate 0, rejected 0" in out.getvalue()

@@ -1,0 +1,255 @@
+"""List endpoints of the annotation API make a fixed number of queries, however many rows they return (no N+1):
+each is measured with 2 and with 10 rows, and the two counts must be equal (and small)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from annotation.labels import load_example_schema
+from annotation.models import (
+    Annotation,
+    AnnotationRevision,
+    Assignment,
+    Case,
+    LabelSchema,
+    MaskFile,
+    Membership,
+    Project,
+    Role,
+)
+from imaging.models import Series, Study
+from tests.factories import DicomSourceFactory, MembershipFactory, ProjectFactory, UserFactory
+
+API = "/api/v1"
+# The most queries any list endpoint here may make (session, user, permission checks, the rows, a count).
+MAX_QUERIES = 10
+
+_serial = itertools.count(1)
+
+
+def _uid(kind: str) -> str:
+    return f"1.2.826.0.1.3680043.8.498.{kind}.{next(_serial)}"
+
+
+def new_user(prefix: str = "reader") -> User:
+    return cast(User, UserFactory(username=f"{prefix}{next(_serial)}"))
+
+
+def new_case(project: Project, *, with_series: bool = False) -> Case:
+    study = Study.objects.create(study_instance_uid=_uid("1"), patient_id=f"P{next(_serial)}", study_date="20240101")
+    series = None
+    if with_series:
+        series = Series.objects.create(study=study, series_instance_uid=_uid("2"), rows=64, columns=64)
+    return Case.objects.create(project=project, study=study, series=series)
+
+
+def rows(response: Any) -> list[Any]:
+    data = response.json()
+    if isinstance(data, dict) and "results" in data:
+        return cast(list[Any], data["results"])
+    if isinstance(data, dict) and "assignments" in data:
+        return cast(list[Any], data["assignments"])
+    return cast(list[Any], data)
+
+
+def assert_constant_queries(client: Client, url: str | Callable[[], str], grow: Callable[[int], None]) -> None:
+    """``grow(n)`` makes the endpoint list exactly n rows; the query counts for 2 and 10 rows must match."""
+    counts: dict[int, int] = {}
+    captured: dict[int, list[str]] = {}
+    for n in (2, 10):
+        grow(n)
+        path = url() if callable(url) else url
+        with CaptureQueriesContext(connection) as context:
+            response = client.get(path)
+        assert response.status_code == 200, response.content
+        assert len(rows(response)) == n, response.json()
+        counts[n] = len(context.captured_queries)
+        captured[n] = [q["sql"] for q in context.captured_queries]
+    assert counts[2] == counts[10], "\n".join(["with 10 rows:", *captured[10]])
+    assert counts[10] <= MAX_QUERIES, "\n".join(captured[10])
+
+
+@pytest.fixture
+def project(db: None) -> Project:
+    return cast(Project, ProjectFactory(slug="counts", name="Counts", readers_per_case=10))
+
+
+@pytest.fixture
+def manager(project: Project) -> User:
+    user = new_user("manager")
+    MembershipFactory(project=project, user=user, role=Role.MANAGER)
+    return user
+
+
+@pytest.fixture
+def schema(project: Project, manager: User) -> LabelSchema:
+    return LabelSchema.objects.create(
+        project=project, version=1, definition=load_example_schema("chest_ct_nodules"), created_by=manager
+    )
+
+
+def client_of(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_projects_list_queries_do_not_grow_with_projects(db: None) -> None:
+    user = new_user()
+    mine: list[Project] = []
+
+    def grow(n: int) -> None:
+        while len(mine) < n:
+            k = next(_serial)
+            source = DicomSourceFactory(name=f"pacs-{k}") if k % 2 else None
+            project = cast(Project, ProjectFactory(slug=f"p-{k}", dicom_source=source))
+            MembershipFactory(project=project, user=user, role=Role.ANNOTATOR)
+            MembershipFactory(project=project, user=user, role=Role.REVIEWER)
+            MembershipFactory(project=project, user=new_user(), role=Role.MANAGER)
+            mine.append(project)
+        ProjectFactory(slug=f"not-mine-{next(_serial)}")
+
+    assert_constant_queries(client_of(user), f"{API}/projects/", grow)
+    response = client_of(user).get(f"{API}/projects/")
+    assert {tuple(p["my_roles"]) for p in rows(response)} == {("annotator", "reviewer")}
+
+
+def test_members_list_queries_do_not_grow_with_members(project: Project, manager: User) -> None:
+    def grow(n: int) -> None:
+        while Membership.objects.filter(project=project).count() < n:
+            MembershipFactory(project=project, user=new_user(), role=Role.ANNOTATOR)
+
+    assert_constant_queries(client_of(manager), f"{API}/projects/counts/members/", grow)
+
+
+def test_schemas_list_queries_do_not_grow_with_versions(project: Project, manager: User) -> None:
+    definition = load_example_schema("chest_ct_nodules")
+
+    def grow(n: int) -> None:
+        while (count := LabelSchema.objects.filter(project=project).count()) < n:
+            LabelSchema.objects.create(project=project, version=count + 1, definition=definition, created_by=new_user())
+
+    assert_constant_queries(client_of(manager), f"{API}/projects/counts/schemas/", grow)
+
+
+def _reading_of(case: Case, schema: LabelSchema, *, submitted: bool) -> None:
+    """A reader assigned to the case with a saved (or submitted) reading."""
+    reader = new_user()
+    slot = Assignment.objects.filter(case=case, role="second_reader").count()
+    Assignment.objects.create(case=case, user=reader, role="second_reader", slot=slot)
+    status = Annotation.Status.SUBMITTED if submitted else Annotation.Status.DRAFT
+    annotation = Annotation.objects.create(case=case, reader=reader, role="second_reader", status=status)
+    revision = AnnotationRevision.objects.create(annotation=annotation, number=1, author=reader, schema=schema)
+    annotation.current_revision = revision
+    annotation.revision_count = 1
+    annotation.save()
+
+
+def test_manager_case_list_queries_do_not_grow_with_cases(project: Project, manager: User, schema: LabelSchema) -> None:
+    def grow(n: int) -> None:
+        while Case.objects.filter(project=project).count() < n:
+            case = new_case(project, with_series=bool(next(_serial) % 2))
+            _reading_of(case, schema, submitted=True)
+            _reading_of(case, schema, submitted=False)
+
+    assert_constant_queries(client_of(manager), f"{API}/projects/counts/cases/", grow)
+    listed = rows(client_of(manager).get(f"{API}/projects/counts/cases/"))
+    assert {(c["readers_assigned"], c["readings_submitted"]) for c in listed} == {(2, 1)}
+
+
+def test_reader_case_list_queries_do_not_grow_with_assigned_cases(project: Project, schema: LabelSchema) -> None:
+    reader = new_user()
+    MembershipFactory(project=project, user=reader, role=Role.ANNOTATOR)
+
+    def grow(n: int) -> None:
+        while Assignment.objects.filter(user=reader).count() < n:
+            case = new_case(project, with_series=bool(next(_serial) % 2))
+            Assignment.objects.create(case=case, user=reader, role="first_reader")
+            _reading_of(case, schema, submitted=True)
+            new_case(project)  # a case the reader does not see
+
+    assert_constant_queries(client_of(reader), f"{API}/projects/counts/cases/", grow)
+
+
+def test_case_assignments_queries_do_not_grow_with_readers(project: Project, manager: User) -> None:
+    case = new_case(project, with_series=True)
+
+    def grow(n: int) -> None:
+        while (count := Assignment.objects.filter(case=case).count()) < n:
+            role = "first_reader" if count == 0 else "second_reader"
+            Assignment.objects.create(case=case, user=new_user(), role=role, slot=0 if count == 0 else count - 1)
+
+    assert_constant_queries(client_of(manager), f"{API}/cases/{case.pk}/assignments/", grow)
+
+
+@pytest.mark.parametrize("role", ["first_reader", "second_reader"])
+def test_worklist_queries_do_not_grow_with_assignments(project: Project, role: str) -> None:
+    reader = new_user()
+    MembershipFactory(project=project, user=reader, role=Role.ANNOTATOR)
+    MembershipFactory(project=project, user=reader, role=Role.REVIEWER)
+
+    def grow(n: int) -> None:
+        while Assignment.objects.filter(user=reader, role=role).count() < n:
+            case = new_case(project, with_series=bool(next(_serial) % 2))
+            status = Assignment.Status.SUBMITTED if next(_serial) % 3 == 0 else Assignment.Status.ACTIVE
+            Assignment.objects.create(case=case, user=reader, role=role, status=status)
+
+    assert_constant_queries(client_of(reader), f"{API}/projects/counts/worklist/?role={role}", grow)
+
+
+def test_case_annotations_queries_do_not_grow_with_readings(
+    project: Project, manager: User, schema: LabelSchema
+) -> None:
+    case = new_case(project)
+
+    def grow(n: int) -> None:
+        while Annotation.objects.filter(case=case).count() < n:
+            _reading_of(case, schema, submitted=bool(next(_serial) % 2))
+
+    assert_constant_queries(client_of(manager), f"{API}/cases/{case.pk}/annotations/", grow)
+
+
+@pytest.mark.parametrize("viewer", ["manager", "reader"])
+def test_revision_list_queries_do_not_grow_with_revisions(
+    project: Project, manager: User, schema: LabelSchema, viewer: str
+) -> None:
+    case = new_case(project)
+    reader = new_user()
+    Assignment.objects.create(case=case, user=reader, role="first_reader")
+    annotation = Annotation.objects.create(case=case, reader=reader, role="first_reader")
+    masks = [
+        MaskFile.objects.create(sha256=f"{k:064x}", file=f"masks/{k}.raw.gz", shape=[1], dtype="uint8", stored_bytes=1)
+        for k in range(2)
+    ]
+
+    def grow(n: int) -> None:
+        while annotation.revision_count < n:
+            revision = AnnotationRevision.objects.create(
+                annotation=annotation,
+                number=annotation.revision_count + 1,
+                parent=annotation.current_revision,
+                author=reader,
+                schema=schema,
+                items=[{"label": "nodule_present", "value": "yes"}],
+            )
+            revision.masks.set(masks)
+            annotation.current_revision = revision
+            annotation.revision_count = revision.number
+            annotation.save()
+
+    client = client_of(manager if viewer == "manager" else reader)
+    assert_constant_queries(client, f"{API}/annotations/{annotation.pk}/revisions/", grow)
+    listed = rows(client.get(f"{API}/annotations/{annotation.pk}/revisions/"))
+    assert [(r["number"], r["parent"], r["author"]) for r in listed[:3]] == [
+        (1, None, reader.username),
+        (2, 1, reader.username),
+        (3, 2, reader.username),
+    ]
