@@ -87,6 +87,7 @@ class CaseStatus(models.TextChoices):
     """Owned by the review workflow (review app); the annotation app only reads it."""
 
     AWAITING_FIRST_READ = "awaiting_first_read", "Awaiting first read"
+    SINGLE_READ = "single_read", "Final after a single reading (not sampled for a second)"
     AWAITING_CROSS_VERIFICATION = "awaiting_cross_verification", "Awaiting cross-verification"
     AGREED = "agreed", "Agreed"
     DISPUTED = "disputed", "Disputed"

@@ -6,8 +6,12 @@ Visibility rules live here, in one place: the API and other apps call these, nev
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from functools import cache
 
+from django.conf import settings
 from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils.module_loading import import_string
 
 from annotation.labels import SeriesGeometry, StudyGeometry
 from annotation.models import Annotation, AnnotationRevision, Assignment, Case, Membership, Project, Role
@@ -45,26 +49,39 @@ def cases_visible_to(user: AnyUser, project: Project) -> QuerySet[Case]:
 
 
 def case_list(user: AnyUser, project: Project) -> QuerySet[Case]:
-    return (
-        cases_visible_to(user, project)
-        .select_related("study", "series")
-        .annotate(
+    cases = cases_visible_to(user, project).select_related("study", "series").order_by("-priority", "created_at", "pk")
+    if is_manager(user, project):
+        return cases.annotate(
             readers_assigned=Count("assignments", distinct=True),
             readings_submitted=Count(
                 "annotations", filter=Q(annotations__status=Annotation.Status.SUBMITTED), distinct=True
             ),
         )
-        .order_by("-priority", "created_at", "pk")
+    # A reader's counts cover their own work only: how many others have read a case is itself a hint
+    # during blind reading.
+    return cases.annotate(
+        readers_assigned=Count("assignments", filter=Q(assignments__user__pk=user_pk(user)), distinct=True),
+        readings_submitted=Count(
+            "annotations",
+            filter=Q(annotations__status=Annotation.Status.SUBMITTED, annotations__reader__pk=user_pk(user)),
+            distinct=True,
+        ),
     )
 
 
 def annotations_visible_to(user: AnyUser, case: Case) -> QuerySet[Annotation]:
-    """A reader sees their own readings; a manager sees all. (The review workflow widens this for
-    verification and panel reading, never for blind double reading.)"""
+    """A reader sees their own readings; a manager sees all. The review workflow widens this (through
+    settings.ANNOTATION_VISIBILITY_EXTENSION) for AI proposals, verification and panel reading, never
+    for another reader's blind reading."""
     annotations = Annotation.objects.filter(case=case)
     if is_manager(user, case.project):
         return annotations
-    return annotations.filter(reader__pk=user_pk(user))
+    return annotations.filter(Q(reader__pk=user_pk(user)) | visibility_extension()(user, case))
+
+
+@cache
+def visibility_extension() -> Callable[[AnyUser, Case], Q]:
+    return import_string(settings.ANNOTATION_VISIBILITY_EXTENSION)
 
 
 def annotation_list(user: AnyUser, case: Case) -> QuerySet[Annotation]:

@@ -7,10 +7,12 @@ import hashlib
 from typing import Any
 
 import numpy as np
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.labels import StudyGeometry, validate_schema, validate_values
@@ -182,8 +184,14 @@ def slots_for_role(project: Project, role: str) -> int:
 
 
 def project_panel_size(project: Project) -> int:
-    # The review policy (review app) sets the panel; until then every expert of the project sits on it.
-    return Membership.objects.filter(project=project, role=READING_ROLE_MEMBERSHIP[ReadingRole.PANEL_MEMBER]).count()
+    """Seats on a case's panel: the review policy's panel size (read through the reverse relation, so
+    annotation need not import review), at most the number of experts."""
+    experts = Membership.objects.filter(project=project, role=READING_ROLE_MEMBERSHIP[ReadingRole.PANEL_MEMBER]).count()
+    try:
+        size = int(project.review_policy.panel_size)
+    except ObjectDoesNotExist:
+        return experts
+    return min(size, experts)
 
 
 def check_reader_role(project: Project, user: User, role: str) -> None:
@@ -196,10 +204,19 @@ def check_reader_role(project: Project, user: User, role: str) -> None:
 
 def _open_cases(project: Project, user: User, role: str) -> Any:
     slots = slots_for_role(project, role)
+    # Correlated subqueries rather than a join with GROUP BY: PostgreSQL then walks the worklist index
+    # in priority order and stops at the first open cases, instead of counting every case of the project.
+    taken = (
+        Assignment.objects.filter(case=OuterRef("pk"), role=role)
+        .order_by()
+        .values("case")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     return (
         Case.objects.filter(project=project, status__in=OPEN_FOR_ROLE[ReadingRole(role)])
-        .exclude(assignments__user=user)
-        .annotate(taken=Count("assignments", filter=Q(assignments__role=role)))
+        .exclude(Exists(Assignment.objects.filter(case=OuterRef("pk"), user=user)))
+        .alias(taken=Coalesce(Subquery(taken, output_field=IntegerField()), Value(0)))
         .filter(taken__lt=slots)
         .order_by("-priority", "created_at", "pk")
     )
@@ -210,10 +227,21 @@ def assignment_claim_next(*, project: Project, user: User, role: str) -> Assignm
     "next" twice does not hoard cases. Two readers claiming at once never get the same slot: the insert of
     (case, role, slot) is unique, and the loser moves on to the next candidate."""
     check_reader_role(project, user, role)
+    with transaction.atomic():
+        # One claim at a time per reader and role (a double click, two tabs): the second waits for the
+        # first, then finds its assignment instead of claiming another case.
+        membership = Membership.objects.filter(
+            project=project, user=user, role=READING_ROLE_MEMBERSHIP[ReadingRole(role)]
+        )
+        list(membership.select_for_update().values_list("pk", flat=True))
+        return _claim_next_locked(project, user, role)
+
+
+def _claim_next_locked(project: Project, user: User, role: str) -> Assignment | None:
     active = (
         Assignment.objects.filter(case__project=project, user=user, role=role, status=Assignment.Status.ACTIVE)
         .select_related("case")
-        .order_by("-case__priority", "created_at")
+        .order_by("-case__priority", "case__created_at", "pk")  # the worklist's order
         .first()
     )
     if active is not None:
@@ -257,7 +285,9 @@ def assignment_create(
         raise ConflictError(f"The {role} slot of case {case.pk} was taken a moment ago; try again") from exc
 
 
-def assignments_distribute(*, project: Project, role: str, assigned_by: User | None) -> list[Assignment]:
+def assignments_distribute(
+    *, project: Project, role: str, assigned_by: User | None, cases: list[Case] | None = None
+) -> list[Assignment]:
     """Fill every open slot for the role, each time with the eligible reader who has the fewest active
     assignments in the project (balanced), never the same person twice on a case."""
     needed = READING_ROLE_MEMBERSHIP[ReadingRole(role)]
@@ -272,12 +302,10 @@ def assignments_distribute(*, project: Project, role: str, assigned_by: User | N
     }
     created: list[Assignment] = []
     slots = slots_for_role(project, role)
-    cases = (
-        Case.objects.filter(project=project, status__in=OPEN_FOR_ROLE[ReadingRole(role)])
-        .prefetch_related("assignments")
-        .order_by("-priority", "created_at", "pk")
-    )
-    for case in cases:
+    candidates = Case.objects.filter(project=project, status__in=OPEN_FOR_ROLE[ReadingRole(role)])
+    if cases is not None:
+        candidates = candidates.filter(pk__in=[c.pk for c in cases])
+    for case in candidates.prefetch_related("assignments").order_by("-priority", "created_at", "pk"):
         on_case = {a.user_id for a in case.assignments.all()}
         taken = {a.slot for a in case.assignments.all() if a.role == role}
         for slot in range(slots):
@@ -312,18 +340,32 @@ def assignment_release(*, assignment: Assignment) -> Assignment:
 # --- Annotations -------------------------------------------------------------------------------
 
 
-def _store_mask(array: np.ndarray) -> MaskFile:
-    raw = np.ascontiguousarray(array).tobytes()
-    digest = hashlib.sha256(raw + str(array.shape).encode() + str(array.dtype).encode()).hexdigest()
+class _PreparedMask:
+    """A mask hashed, and compressed unless that content is stored already: the CPU work of storing it,
+    done before the annotation is locked; ``_store_mask`` then writes the file and the row."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.raw = np.ascontiguousarray(array).tobytes()
+        self.shape = list(array.shape)
+        self.dtype = str(array.dtype)
+        self.digest = hashlib.sha256(self.raw + str(array.shape).encode() + self.dtype.encode()).hexdigest()
+        self.compressed: bytes | None = None
+        if not MaskFile.objects.filter(sha256=self.digest).exists():
+            self.compressed = gzip.compress(self.raw, compresslevel=6, mtime=0)
+
+
+def _store_mask(array: np.ndarray | _PreparedMask) -> MaskFile:
+    prepared = array if isinstance(array, _PreparedMask) else _PreparedMask(array)
+    digest = prepared.digest
     existing = MaskFile.objects.filter(sha256=digest).first()
     if existing is not None:
         return existing
-    compressed = gzip.compress(raw, compresslevel=6, mtime=0)
+    compressed = prepared.compressed or gzip.compress(prepared.raw, compresslevel=6, mtime=0)
     name = default_storage.save(f"masks/{digest[:2]}/{digest}.raw.gz", ContentFile(compressed))
     try:
         with transaction.atomic():
             return MaskFile.objects.create(
-                sha256=digest, file=name, shape=list(array.shape), dtype=str(array.dtype), stored_bytes=len(compressed)
+                sha256=digest, file=name, shape=prepared.shape, dtype=prepared.dtype, stored_bytes=len(compressed)
             )
     except IntegrityError:
         default_storage.delete(name)
@@ -366,11 +408,13 @@ def annotation_save(
     validated = validate_values(
         schema.definition, values, geometry or study_geometry(case), complete=submit
     )  # before any lock or write: invalid input stores nothing
-    stored_masks = {index: _store_mask(array) for index, array in validated.masks.items()}
+    # Hashing and compressing before the lock; the masks are stored only once the base is known to be
+    # current, so that a refused (stale) save leaves no mask behind.
+    prepared = {index: _PreparedMask(array) for index, array in validated.masks.items()}
     items = []
     for index, item in enumerate(validated.items):
-        if index in stored_masks:
-            item = {**item, "mask": {**item["mask"], "sha256": stored_masks[index].sha256}}
+        if index in prepared:
+            item = {**item, "mask": {**item["mask"], "sha256": prepared[index].digest}}
         items.append(item)
 
     with transaction.atomic():
@@ -385,6 +429,7 @@ def annotation_save(
                 f"{annotation.revision_count}. Reload it and apply your change again.",
                 extra={"current_revision": annotation.revision_count, "annotation": annotation.pk},
             )
+        stored_masks = {index: _store_mask(mask) for index, mask in prepared.items()}
         revision = AnnotationRevision.objects.create(
             annotation=annotation,
             number=annotation.revision_count + 1,
@@ -411,35 +456,91 @@ def annotation_save(
     return revision
 
 
+def _append_system_revision(
+    *,
+    case: Case,
+    role: str,
+    schema: LabelSchema,
+    items: list[dict[str, Any]],
+    masks: dict[int, np.ndarray],
+    origin: str,
+    model_version: str = "",
+    reuse_masks: list[MaskFile] | None = None,
+) -> AnnotationRevision:
+    """A revision of an annotation that no reader owns (AI proposal, consensus, adjudicated label)."""
+    stored = {index: _store_mask(array) for index, array in masks.items()}
+    items = [
+        {**item, "mask": {**item["mask"], "sha256": stored[i].sha256}} if i in stored else item
+        for i, item in enumerate(items)
+    ]
+    with transaction.atomic():
+        annotation, _ = Annotation.objects.get_or_create(case=case, reader=None, role=role)
+        annotation = Annotation.objects.select_for_update().get(pk=annotation.pk)
+        revision = AnnotationRevision.objects.create(
+            annotation=annotation,
+            number=annotation.revision_count + 1,
+            parent=annotation.current_revision,
+            origin=origin,
+            model_version=model_version,
+            schema=schema,
+            items=items,
+            is_submission=role != "ai",
+        )
+        mask_rows = list(stored.values()) + list(reuse_masks or [])
+        if mask_rows:
+            revision.masks.set(mask_rows)
+        annotation.current_revision = revision
+        annotation.revision_count = revision.number
+        fields = ["current_revision", "revision_count"]
+        if role != "ai":
+            annotation.status = Annotation.Status.SUBMITTED
+            annotation.submitted_at = timezone.now()
+            fields += ["status", "submitted_at"]
+        annotation.save(update_fields=fields)
+    return revision
+
+
 def annotation_save_machine(
     *, case: Case, model_version: str, values: Any, geometry: StudyGeometry | None = None
 ) -> AnnotationRevision:
     """Store an AI proposal as a revision of the case's machine annotation, tagged with the model version."""
     schema = current_schema(case.project)
     validated = validate_values(schema.definition, values, geometry or study_geometry(case), complete=False)
-    stored_masks = {index: _store_mask(array) for index, array in validated.masks.items()}
-    items = [
-        {**item, "mask": {**item["mask"], "sha256": stored_masks[i].sha256}} if i in stored_masks else item
-        for i, item in enumerate(validated.items)
-    ]
-    with transaction.atomic():
-        annotation, _ = Annotation.objects.get_or_create(case=case, reader=None, role="ai")
-        annotation = Annotation.objects.select_for_update().get(pk=annotation.pk)
-        revision = AnnotationRevision.objects.create(
-            annotation=annotation,
-            number=annotation.revision_count + 1,
-            parent=annotation.current_revision,
-            origin=Annotation.Origin.AI,
-            model_version=model_version,
-            schema=schema,
-            items=items,
-        )
-        if stored_masks:
-            revision.masks.set(list(stored_masks.values()))
-        annotation.current_revision = revision
-        annotation.revision_count = revision.number
-        annotation.save(update_fields=["current_revision", "revision_count"])
-    return revision
+    return _append_system_revision(
+        case=case,
+        role="ai",
+        schema=schema,
+        items=validated.items,
+        masks=validated.masks,
+        origin=Annotation.Origin.AI,
+        model_version=model_version,
+    )
+
+
+def annotation_save_derived(
+    *,
+    case: Case,
+    role: str,
+    items: list[dict[str, Any]],
+    masks: dict[int, np.ndarray] | None,
+    schema: LabelSchema,
+    copy_masks_from: AnnotationRevision | None = None,
+) -> AnnotationRevision:
+    """Store a label derived by the review workflow (role "consensus" or "adjudicated").
+
+    ``items`` are already validated (they come from submitted readings or from their consensus); masks
+    either arrive as arrays, or are shared with the revision they were copied from (stored once).
+    """
+    reuse = list(copy_masks_from.masks.all()) if copy_masks_from is not None else None
+    return _append_system_revision(
+        case=case,
+        role=role,
+        schema=schema,
+        items=items,
+        masks=masks or {},
+        origin=Annotation.Origin.HUMAN,
+        reuse_masks=reuse,
+    )
 
 
 def revision_items_for_output(revision: AnnotationRevision, *, include_masks: bool) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/imaging/", include("imaging.api.urls")),
     path("api/v1/", include("annotation.api.urls")),
+    path("api/v1/", include("review.api.urls")),
     path("dicomweb/", include("imaging.dicomweb.urls")),
     path("healthz", views.healthz, name="healthz"),
 ]

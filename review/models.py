@@ -24,3 +24,85 @@ class CaseEvent(models.Model):
 
     def __str__(self) -> str:
         return f"case {self.case_id}: {self.from_status} -> {self.to_status}"
+
+
+class ReviewPolicy(models.Model):
+    """How a project's cases are cross-verified and adjudicated."""
+
+    class Mode(models.TextChoices):
+        BLIND_DOUBLE = "blind_double", "Blind double reading"
+        VERIFICATION = "verification", "Verification of the first reading"
+
+    class MaskRule(models.TextChoices):
+        UNION = "union", "Union"
+        INTERSECTION = "intersection", "Intersection"
+        MAJORITY = "majority", "Majority (at least half the readers)"
+
+    project = models.OneToOneField("annotation.Project", on_delete=models.CASCADE, related_name="review_policy")
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.BLIND_DOUBLE)
+    # Share of cases that get a second reader; the rest are final after one reading.
+    second_read_share = models.FloatField(default=1.0)
+    # Agreement thresholds per label kind. Masks: Dice; boxes: IoU for a lesion match (counts must be
+    # equal too); ordinal: largest grade distance still agreeing; number: largest absolute difference;
+    # points: largest distance in pixels for a match.
+    mask_dice = models.FloatField(default=0.8)
+    box_iou = models.FloatField(default=0.5)
+    ordinal_distance = models.PositiveSmallIntegerField(default=0)
+    number_tolerance = models.FloatField(default=0.0)
+    point_distance = models.FloatField(default=10.0)
+    # Two readers' masks are combined by this rule; three or more by STAPLE.
+    mask_rule = models.CharField(max_length=16, choices=MaskRule.choices, default=MaskRule.UNION)
+    panel_size = models.PositiveSmallIntegerField(default=3)
+    quorum = models.PositiveSmallIntegerField(default=2)
+    chair = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sampling_seed = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"review policy of {self.project_id}"
+
+
+class AgreementResult(models.Model):
+    """The agreement computed when a case's readings were in. Appended, never updated."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="agreement_results")
+    revisions = models.ManyToManyField("annotation.AnnotationRevision", related_name="+")
+    agreed = models.BooleanField()
+    labels = models.JSONField(help_text="Per label: kind, metric values, agreed, reason")
+    reasons = models.JSONField(default=list, help_text="Why the case is disputed, for people")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["case_id", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"agreement of case {self.case_id}: {'agreed' if self.agreed else 'disputed'}"
+
+
+class PanelVote(models.Model):
+    """One expert's vote on a disputed case: for one of the readings, or for a corrected label."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="panel_votes")
+    expert = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="panel_votes")
+    voted_for = models.ForeignKey(
+        "annotation.AnnotationRevision", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    corrected = models.ForeignKey(
+        "annotation.AnnotationRevision", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    rationale = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "expert"], name="one_vote_per_expert"),
+            models.CheckConstraint(
+                condition=models.Q(voted_for__isnull=False) | models.Q(corrected__isnull=False),
+                name="vote_has_a_choice",
+            ),
+        ]
+        ordering = ["case_id", "created_at"]
+
+    def __str__(self) -> str:
+        return f"vote of {self.expert_id} on case {self.case_id}"

@@ -1,19 +1,356 @@
-"""Review services. The annotation app hands a submitted reading over through ``on_reading_submitted``
-(settings.ANNOTATION_SUBMIT_HANDLER), so that annotation does not depend on review."""
+"""The review workflow: cross-verification, agreement, consensus, and panel adjudication.
+
+The annotation app hands a submitted reading over through ``on_reading_submitted``
+(settings.ANNOTATION_SUBMIT_HANDLER), so that annotation does not depend on review. Every status change
+goes through review.workflow.case_transition, which appends a CaseEvent.
+"""
 
 from __future__ import annotations
 
-from annotation.models import Annotation, CaseStatus, ReadingRole
+import hashlib
+from collections import Counter
+from typing import Any
+
+from django.db import transaction
+
+from annotation.models import (
+    Annotation,
+    AnnotationRevision,
+    Assignment,
+    Case,
+    CaseStatus,
+    Membership,
+    ReadingRole,
+    Role,
+)
+from annotation.services import annotation_save, annotation_save_derived, assignments_distribute, load_mask
+from config.errors import ApplicationError, ConflictError, PermissionDeniedError
 from config.types import User
+from imaging.models import Instance, Series
+from review.evaluation import Evaluation, Reading, SliceIndex, Thresholds, evaluate
+from review.models import AgreementResult, PanelVote, ReviewPolicy
 from review.workflow import case_transition
+
+CONSENSUS_ROLE = "consensus"
+ADJUDICATED_ROLE = "adjudicated"
+
+
+def policy_for(case_or_project: Any) -> ReviewPolicy:
+    project = getattr(case_or_project, "project", case_or_project)
+    policy, _ = ReviewPolicy.objects.get_or_create(project=project)
+    return policy
+
+
+def _thresholds(policy: ReviewPolicy) -> Thresholds:
+    return Thresholds(
+        mask_dice=policy.mask_dice,
+        box_iou=policy.box_iou,
+        ordinal_distance=policy.ordinal_distance,
+        number_tolerance=policy.number_tolerance,
+        point_distance=policy.point_distance,
+        mask_rule=policy.mask_rule,
+    )
+
+
+def needs_second_read(case: Case, policy: ReviewPolicy) -> bool:
+    """Deterministic sampling: the same case and seed always give the same answer."""
+    if policy.second_read_share >= 1.0:
+        return True
+    digest = hashlib.sha256(f"{policy.sampling_seed}:{case.pk}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < policy.second_read_share
+
+
+def _slice_index(case: Case) -> SliceIndex:
+    z_of_sop: dict[str, int] = {}
+    spacing: dict[str, tuple[float, float, float]] = {}
+    series_qs = Series.objects.filter(study_id=case.study_id)
+    for series in series_qs:
+        row, column = (series.pixel_spacing or [1.0, 1.0])[:2]
+        spacing[series.series_instance_uid] = (float(series.slice_spacing or 1.0), float(row), float(column))
+    rows = Instance.objects.filter(series__in=series_qs).values_list(
+        "series_id", "sop_instance_uid", "image_position", "image_orientation"
+    )
+    per_series: dict[int, list[tuple[float, str]]] = {}
+    for series_id, sop, position, orientation in rows:
+        if position and orientation:
+            import numpy as np
+
+            normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:]))
+            along = float(np.dot(normal, np.asarray(position)))
+        else:
+            along = 0.0
+        per_series.setdefault(series_id, []).append((along, sop))
+    for entries in per_series.values():
+        for z, (_, sop) in enumerate(sorted(entries)):
+            z_of_sop[sop] = z
+    return SliceIndex(z_of_sop=z_of_sop, spacing_of_series=spacing)
+
+
+def _reading_of(revision: AnnotationRevision, name: str) -> Reading:
+    masks_by_sha = {mask.sha256: mask for mask in revision.masks.all()}
+    masks = {}
+    for index, item in enumerate(revision.items):
+        ref = item.get("mask")
+        if isinstance(ref, dict) and ref.get("sha256") in masks_by_sha:
+            masks[index] = load_mask(masks_by_sha[ref["sha256"]])
+    return Reading(name=name, items=revision.items, masks=masks)
+
+
+def _submitted_readings(case: Case) -> list[Annotation]:
+    return list(
+        Annotation.objects.filter(
+            case=case,
+            role__in=[ReadingRole.FIRST_READER, ReadingRole.SECOND_READER],
+            status=Annotation.Status.SUBMITTED,
+        )
+        .select_related("reader", "current_revision")
+        .order_by("role", "submitted_at", "pk")
+    )
+
+
+def _expected_readings(case: Case, policy: ReviewPolicy) -> int:
+    if policy.mode == ReviewPolicy.Mode.VERIFICATION:
+        return 1  # the second reader verifies instead of reading again
+    return max(case.project.readers_per_case, 2)
 
 
 def on_reading_submitted(*, annotation: Annotation, actor: User) -> None:
-    case = annotation.case
+    """Move the case on when a reading is submitted: to cross-verification, or to the agreement check."""
+    case = Case.objects.select_related("project").get(pk=annotation.case_id)
+    policy = policy_for(case)
     if annotation.role == ReadingRole.FIRST_READER and case.status == CaseStatus.AWAITING_FIRST_READ:
+        if not needs_second_read(case, policy):
+            case_transition(
+                case=case,
+                to=CaseStatus.SINGLE_READ,
+                actor=actor,
+                reason=f"first reading submitted by {actor.username}; not sampled for a second reading "
+                f"({policy.second_read_share:.0%} are)",
+            )
+            return
         case_transition(
             case=case,
             to=CaseStatus.AWAITING_CROSS_VERIFICATION,
             actor=actor,
             reason=f"first reading submitted by {actor.username}",
         )
+    if policy.mode == ReviewPolicy.Mode.BLIND_DOUBLE and case.status == CaseStatus.AWAITING_CROSS_VERIFICATION:
+        if len(_submitted_readings(case)) >= _expected_readings(case, policy):
+            case_evaluate(case=case, actor=actor)
+
+
+def case_evaluate(*, case: Case, actor: User | None) -> AgreementResult:
+    """Compare the submitted readings; agreed cases get a consensus label, disputed ones go to the panel."""
+    policy = policy_for(case)
+    annotations = _submitted_readings(case)
+    if len(annotations) < 2:
+        raise ApplicationError(f"Case {case.pk} has {len(annotations)} submitted reading(s); agreement needs two")
+    revisions = [a.current_revision for a in annotations if a.current_revision is not None]
+    readings = [
+        _reading_of(rev, a.reader.username if a.reader else a.role)
+        for a, rev in zip(annotations, revisions, strict=True)
+    ]
+    schema = revisions[0].schema.definition
+    evaluation = evaluate(schema, readings, _thresholds(policy), _slice_index(case))
+    with transaction.atomic():
+        result = AgreementResult.objects.create(
+            case=case,
+            agreed=evaluation.agreed,
+            labels=[label.as_dict() for label in evaluation.labels],
+            reasons=evaluation.reasons,
+        )
+        result.revisions.set(revisions)
+        summary = {"agreement_result": result.pk, "labels": {lab.key: lab.agreed for lab in evaluation.labels}}
+        if evaluation.agreed:
+            _store_consensus(case, evaluation, revisions[0])
+            case_transition(case=case, to=CaseStatus.AGREED, actor=actor, reason="readings agree", metrics=summary)
+        else:
+            case_transition(
+                case=case, to=CaseStatus.DISPUTED, actor=actor, reason="; ".join(evaluation.reasons), metrics=summary
+            )
+            case_send_to_panel(case=case, actor=actor)
+    return result
+
+
+def _store_consensus(case: Case, evaluation: Evaluation, template: AnnotationRevision) -> None:
+    annotation_save_derived(
+        case=case,
+        role=CONSENSUS_ROLE,
+        items=evaluation.consensus_items,
+        masks=evaluation.consensus_masks,
+        schema=template.schema,
+    )
+
+
+def case_send_to_panel(*, case: Case, actor: User | None) -> list[Assignment]:
+    """Disputed -> in panel, and seat the panel: experts who did not read the case, balanced."""
+    case_transition(case=case, to=CaseStatus.IN_PANEL, actor=actor, reason="disputed: sent to the expert panel")
+    return assignments_distribute(project=case.project, role=ReadingRole.PANEL_MEMBER, assigned_by=actor, cases=[case])
+
+
+def verification_decide(
+    *, case: Case, reviewer: User, outcome: str, reason: str, values: Any = None, base_revision: int = 0
+) -> Case:
+    """Level 2 in verification mode: the second reader accepts, corrects or rejects the first reading."""
+    policy = policy_for(case)
+    if policy.mode != ReviewPolicy.Mode.VERIFICATION:
+        raise ConflictError(f"Project {case.project.slug!r} uses blind double reading, not verification")
+    if case.status != CaseStatus.AWAITING_CROSS_VERIFICATION:
+        raise ConflictError(f"Case {case.pk} is {case.status}, not awaiting cross-verification")
+    assignment = Assignment.objects.filter(case=case, user=reviewer, role=ReadingRole.SECOND_READER).first()
+    if assignment is None or assignment.status != Assignment.Status.ACTIVE:
+        raise PermissionDeniedError(f"Case {case.pk} is not assigned to you for verification")
+    first = _submitted_readings(case)
+    if not first or first[0].current_revision is None:
+        raise ConflictError(f"Case {case.pk} has no submitted first reading to verify")
+    first_revision = first[0].current_revision
+    if outcome == "accept":
+        annotation_save_derived(
+            case=case,
+            role=CONSENSUS_ROLE,
+            items=first_revision.items,
+            masks=None,
+            schema=first_revision.schema,
+            copy_masks_from=first_revision,
+        )
+        Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.SUBMITTED)
+        case_transition(
+            case=case,
+            to=CaseStatus.AGREED,
+            actor=reviewer,
+            reason=reason or "first reading accepted",
+            metrics={"verification": "accepted"},
+        )
+    elif outcome == "correct":
+        revision = annotation_save(
+            case=case,
+            reader=reviewer,
+            role=ReadingRole.SECOND_READER,
+            base_revision=base_revision,
+            values=values,
+            submit=True,
+        )
+        annotation_save_derived(
+            case=case,
+            role=CONSENSUS_ROLE,
+            items=revision.items,
+            masks=None,
+            schema=revision.schema,
+            copy_masks_from=revision,
+        )
+        case_transition(
+            case=case,
+            to=CaseStatus.AGREED,
+            actor=reviewer,
+            reason=reason or "first reading corrected",
+            metrics={"verification": "corrected", "corrected_revision": revision.pk},
+        )
+    elif outcome == "reject":
+        if not reason.strip():
+            raise ApplicationError("A rejection needs a reason", code="reason_required")
+        Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.SUBMITTED)
+        case_transition(
+            case=case, to=CaseStatus.DISPUTED, actor=reviewer, reason=reason, metrics={"verification": "rejected"}
+        )
+        case_send_to_panel(case=case, actor=reviewer)
+    else:
+        raise ApplicationError(f"Unknown outcome {outcome!r}: use accept, correct or reject", code="bad_outcome")
+    case.refresh_from_db()
+    return case
+
+
+def panel_vote(
+    *,
+    case: Case,
+    expert: User,
+    rationale: str,
+    voted_for: AnnotationRevision | None = None,
+    values: Any = None,
+) -> PanelVote:
+    """An expert votes for one reading, or submits a corrected label; the decision follows at quorum."""
+    policy = policy_for(case)
+    if case.status != CaseStatus.IN_PANEL:
+        raise ConflictError(f"Case {case.pk} is {case.status}, not in panel")
+    if not rationale.strip():
+        raise ApplicationError("A vote needs a rationale", code="rationale_required")
+    seat = Assignment.objects.filter(case=case, user=expert, role=ReadingRole.PANEL_MEMBER).first()
+    if seat is None:
+        raise PermissionDeniedError(f"You do not sit on the panel of case {case.pk}")
+    if PanelVote.objects.filter(case=case, expert=expert).exists():
+        raise ConflictError(f"You have already voted on case {case.pk}")
+    if (voted_for is None) == (values is None):
+        raise ApplicationError("Vote for one reading or give a corrected label, not both", code="bad_vote")
+    corrected = None
+    if voted_for is not None:
+        allowed = {a.current_revision_id for a in _submitted_readings(case)}
+        allowed |= set(Annotation.objects.filter(case=case, role="ai").values_list("current_revision_id", flat=True))
+        if voted_for.pk not in allowed:
+            raise ApplicationError("That revision is not one of this case's readings", code="bad_vote")
+    else:
+        corrected = annotation_save(
+            case=case, reader=expert, role=ReadingRole.PANEL_MEMBER, base_revision=0, values=values, submit=True
+        )
+    vote = PanelVote.objects.create(
+        case=case, expert=expert, voted_for=voted_for, corrected=corrected, rationale=rationale
+    )
+    Assignment.objects.filter(pk=seat.pk).update(status=Assignment.Status.SUBMITTED)
+    _decide_if_quorum(case, policy, expert)
+    return vote
+
+
+def _decide_if_quorum(case: Case, policy: ReviewPolicy, actor: User) -> None:
+    votes = list(PanelVote.objects.filter(case=case).select_related("voted_for", "corrected", "expert"))
+    if len(votes) < policy.quorum:
+        return
+    options: Counter[int] = Counter(int(v.voted_for_id or v.corrected_id or 0) for v in votes)
+    ranked = options.most_common()
+    top = ranked[0][1]
+    leaders = [option for option, count in ranked if count == top]
+    tie_broken_by_chair = False
+    if len(leaders) > 1:
+        chair_vote = next((v for v in votes if policy.chair_id and v.expert_id == policy.chair_id), None)
+        if chair_vote is None:
+            return  # a tie without the chair's vote waits for the chair
+        winner = int(chair_vote.voted_for_id or chair_vote.corrected_id or 0)
+        if winner not in leaders:
+            return
+        tie_broken_by_chair = True
+    else:
+        winner = leaders[0]
+    revision = AnnotationRevision.objects.select_related("schema").get(pk=winner)
+    annotation_save_derived(
+        case=case,
+        role=ADJUDICATED_ROLE,
+        items=revision.items,
+        masks=None,
+        schema=revision.schema,
+        copy_masks_from=revision,
+    )
+    metrics = {
+        "votes": [
+            {
+                "expert": v.expert.username,
+                "for": v.voted_for_id or v.corrected_id,
+                "corrected": v.corrected_id is not None,
+                "rationale": v.rationale,
+            }
+            for v in votes
+        ],
+        "winner_revision": winner,
+        "tie_broken_by_chair": tie_broken_by_chair,
+    }
+    case_transition(
+        case=case,
+        to=CaseStatus.ADJUDICATED,
+        actor=actor,
+        reason="panel decided" + (" (tie broken by the chair)" if tie_broken_by_chair else " by majority"),
+        metrics=metrics,
+    )
+
+
+def panel_members_of(case: Case) -> list[int]:
+    return list(Assignment.objects.filter(case=case, role=ReadingRole.PANEL_MEMBER).values_list("user_id", flat=True))
+
+
+def experts_of(project: Any) -> list[int]:
+    return list(Membership.objects.filter(project=project, role=Role.EXPERT).values_list("user_id", flat=True))

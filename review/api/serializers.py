@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from review.models import AgreementResult, CaseEvent, PanelVote, ReviewPolicy
+
+
+class ReviewPolicySerializer(serializers.ModelSerializer[ReviewPolicy]):
+    chair: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    chair_username = serializers.CharField(write_only=True, required=False, allow_null=True)
+
+    class Meta:
+        model = ReviewPolicy
+        fields = [
+            "mode",
+            "second_read_share",
+            "mask_dice",
+            "box_iou",
+            "ordinal_distance",
+            "number_tolerance",
+            "point_distance",
+            "mask_rule",
+            "panel_size",
+            "quorum",
+            "chair",
+            "chair_username",
+            "sampling_seed",
+        ]
+        extra_kwargs = {
+            "second_read_share": {"min_value": 0.0, "max_value": 1.0},
+            "mask_dice": {"min_value": 0.0, "max_value": 1.0},
+            "box_iou": {"min_value": 0.0, "max_value": 1.0},
+            "panel_size": {"min_value": 1, "max_value": 15},
+            "quorum": {"min_value": 1, "max_value": 15},
+        }
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        size = attrs.get("panel_size", getattr(self.instance, "panel_size", 3))
+        quorum = attrs.get("quorum", getattr(self.instance, "quorum", 2))
+        if quorum > size:
+            raise serializers.ValidationError({"quorum": f"A quorum of {quorum} cannot be reached by {size} experts"})
+        return attrs
+
+
+class CaseEventOutput(serializers.ModelSerializer[CaseEvent]):
+    actor = serializers.CharField(source="actor.username", default=None, read_only=True)
+
+    class Meta:
+        model = CaseEvent
+        fields = ["id", "from_status", "to_status", "actor", "reason", "metrics", "created_at"]
+
+
+class AgreementOutput(serializers.ModelSerializer[AgreementResult]):
+    class Meta:
+        model = AgreementResult
+        fields = ["id", "agreed", "labels", "reasons", "created_at"]
+
+
+class VerificationInput(serializers.Serializer[dict[str, Any]]):
+    outcome = serializers.ChoiceField(choices=["accept", "correct", "reject"])
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    base_revision = serializers.IntegerField(min_value=0, default=0)
+    values = serializers.JSONField(required=False, help_text="The corrected reading, with outcome 'correct'")
+
+
+class VoteInput(serializers.Serializer[dict[str, Any]]):
+    voted_for_annotation = serializers.IntegerField(
+        required=False, help_text="Vote for this reading (its current revision)"
+    )
+    values = serializers.JSONField(required=False, help_text="Or submit a corrected label instead")
+    rationale = serializers.CharField()
+
+
+class VoteOutput(serializers.ModelSerializer[PanelVote]):
+    expert = serializers.CharField(source="expert.username", read_only=True)
+
+    class Meta:
+        model = PanelVote
+        fields = ["id", "expert", "voted_for", "corrected", "rationale", "created_at"]

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from review.api import views
+
+urlpatterns = [
+    path("projects/<slug:slug>/review-policy/", views.ReviewPolicyView.as_view(), name="review-policy"),
+    path("cases/<int:case_id>/events/", views.CaseEventsView.as_view(), name="case-events"),
+    path("cases/<int:case_id>/agreement/", views.CaseAgreementView.as_view(), name="case-agreement"),
+    path("cases/<int:case_id>/verification/", views.VerificationView.as_view(), name="case-verification"),
+    path("cases/<int:case_id>/votes/", views.PanelVotesView.as_view(), name="case-votes"),
+]

@@ -1,0 +1,129 @@
+"""Thin views over the review services."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from django.contrib.auth.models import User
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.api.permissions import project_for
+from annotation.api.views import _case_for
+from annotation.models import Annotation, Case
+from annotation.selectors import annotations_visible_to, is_manager
+from config.errors import NotFoundError
+from review import services
+from review.api import serializers as s
+from review.models import AgreementResult, CaseEvent, PanelVote
+
+
+def _is_panel_or_manager(request: Request, case_id: int) -> tuple[bool, Case]:
+    case = _case_for(request, case_id)
+    allowed = is_manager(request.user, case.project) or request.user.pk in services.panel_members_of(case)
+    return allowed, case
+
+
+class ReviewPolicyView(APIView):
+    """The project's review policy: members read it, managers change it."""
+
+    @extend_schema(responses=s.ReviewPolicySerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(s.ReviewPolicySerializer(services.policy_for(project_for(request, slug))).data)
+
+    @extend_schema(request=s.ReviewPolicySerializer, responses=s.ReviewPolicySerializer)
+    def patch(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        if not is_manager(request.user, project):
+            raise PermissionDenied(f"Only a manager of project {project.slug!r} may change its review policy")
+        policy = services.policy_for(project)
+        serializer = s.ReviewPolicySerializer(policy, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        chair = serializer.validated_data.pop("chair_username", ...)
+        if chair is not ...:
+            policy.chair = None if chair is None else get_object_or_404(User, username=chair)
+        serializer.save()
+        return Response(s.ReviewPolicySerializer(policy).data)
+
+
+class CaseEventsView(APIView):
+    """The case's full history (append-only): managers and the case's panel."""
+
+    @extend_schema(responses=s.CaseEventOutput(many=True))
+    def get(self, request: Request, case_id: int) -> Response:
+        allowed, case = _is_panel_or_manager(request, case_id)
+        if not allowed:
+            raise PermissionDenied("The case history is shown to managers and the case's panel")
+        events = CaseEvent.objects.filter(case=case).select_related("actor").order_by("created_at", "pk")
+        return Response(s.CaseEventOutput(events, many=True).data)
+
+
+class CaseAgreementView(APIView):
+    """The latest agreement computed for the case; never shown to its readers (it describes the others)."""
+
+    @extend_schema(responses=s.AgreementOutput)
+    def get(self, request: Request, case_id: int) -> Response:
+        allowed, case = _is_panel_or_manager(request, case_id)
+        if not allowed:
+            raise PermissionDenied("Agreement is shown to managers and the case's panel")
+        result = AgreementResult.objects.filter(case=case).order_by("-created_at", "-pk").first()
+        if result is None:
+            raise NotFoundError(f"No agreement has been computed for case {case_id} yet")
+        return Response(s.AgreementOutput(result).data)
+
+
+class VerificationView(APIView):
+    """Verification mode, level 2: accept, correct (with the corrected reading) or reject (with a reason)."""
+
+    @extend_schema(request=s.VerificationInput, responses={200: dict})
+    def post(self, request: Request, case_id: int) -> Response:
+        case = _case_for(request, case_id)
+        data = s.VerificationInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        case = services.verification_decide(
+            case=case,
+            reviewer=cast(User, request.user),
+            outcome=data.validated_data["outcome"],
+            reason=data.validated_data["reason"],
+            values=data.validated_data.get("values"),
+            base_revision=data.validated_data["base_revision"],
+        )
+        return Response({"case": case.pk, "status": case.status})
+
+
+class PanelVotesView(APIView):
+    """Votes of the case's panel (the panel and managers see them); POST casts your vote."""
+
+    @extend_schema(responses=s.VoteOutput(many=True))
+    def get(self, request: Request, case_id: int) -> Response:
+        allowed, case = _is_panel_or_manager(request, case_id)
+        if not allowed:
+            raise PermissionDenied("Votes are shown to managers and the case's panel")
+        votes = PanelVote.objects.filter(case=case).select_related("expert")
+        return Response(s.VoteOutput(votes, many=True).data)
+
+    @extend_schema(request=s.VoteInput, responses={201: s.VoteOutput})
+    def post(self, request: Request, case_id: int) -> Response:
+        case = _case_for(request, case_id)
+        data = s.VoteInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        voted_for = None
+        annotation_id = data.validated_data.get("voted_for_annotation")
+        if annotation_id is not None:
+            annotation = get_object_or_404(
+                annotations_visible_to(request.user, case).select_related("current_revision"), pk=annotation_id
+            )
+            voted_for = cast(Annotation, annotation).current_revision
+        vote = services.panel_vote(
+            case=case,
+            expert=cast(User, request.user),
+            rationale=data.validated_data["rationale"],
+            voted_for=voted_for,
+            values=data.validated_data.get("values"),
+        )
+        return Response(s.VoteOutput(vote).data, status=status.HTTP_201_CREATED)

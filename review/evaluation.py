@@ -1,0 +1,376 @@
+"""Comparing the readings of one case label by label, deciding agreed or disputed, and building the
+consensus label. Pure functions over validated items (annotation/labels.py) and decoded masks: the
+services feed them from the database.
+
+Readers are compared pairwise; a label agrees only when every pair agrees. Reasons are written for
+people ("nodule_mask: Dice 0.62 < 0.80"; "nodule_box: annotator found 3 lesions, reviewer 2").
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from review.agreement import (
+    UndefinedMetricError,
+    assd,
+    consensus_mean,
+    dice,
+    hausdorff95,
+    match_lesions,
+    match_points,
+    mean_box,
+    staple,
+)
+
+VALUE_KINDS = ("single_choice", "multiple_choice", "ordinal", "number", "text")
+
+
+@dataclass
+class Reading:
+    """One reader's submitted revision: its validated items and the decoded mask of each mask item."""
+
+    name: str
+    items: list[dict[str, Any]]
+    masks: dict[int, np.ndarray] = field(default_factory=dict)  # index in items -> array
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    mask_dice: float = 0.8
+    box_iou: float = 0.5
+    ordinal_distance: int = 0
+    number_tolerance: float = 0.0
+    point_distance: float = 10.0
+    mask_rule: str = "union"
+
+
+@dataclass
+class LabelResult:
+    key: str
+    kind: str
+    agreed: bool
+    metrics: dict[str, Any] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "kind": self.kind,
+            "agreed": self.agreed,
+            "metrics": self.metrics,
+            "reasons": self.reasons,
+        }
+
+
+@dataclass
+class Evaluation:
+    agreed: bool
+    labels: list[LabelResult]
+    consensus_items: list[dict[str, Any]]
+    consensus_masks: dict[int, np.ndarray]
+
+    @property
+    def reasons(self) -> list[str]:
+        return [reason for label in self.labels for reason in label.reasons]
+
+
+@dataclass(frozen=True)
+class SliceIndex:
+    """Where each image sits in its series, to place 2D boxes in the volume."""
+
+    z_of_sop: dict[str, int]
+    spacing_of_series: dict[str, tuple[float, float, float]]  # (slice, row, column) mm
+
+
+def _target(item: dict[str, Any]) -> tuple[Any, ...]:
+    return (item.get("series_instance_uid"), item.get("sop_instance_uid"), item.get("frame"))
+
+
+def _target_text(target: tuple[Any, ...]) -> str:
+    series, sop, frame = target
+    if sop:
+        return f" on image {sop}" + (f" frame {frame}" if frame and frame != 1 else "")
+    if series:
+        return f" on series {series}"
+    return ""
+
+
+def _values_agree(kind: str, a: Any, b: Any, thresholds: Thresholds) -> tuple[bool, str]:
+    if a is None or b is None:
+        return False, "answered by one reader only"
+    if kind == "ordinal":
+        distance = abs(int(a) - int(b))
+        return (
+            distance <= thresholds.ordinal_distance,
+            f"grades {a} and {b} (distance {distance} > {thresholds.ordinal_distance})",
+        )
+    if kind == "number":
+        difference = abs(float(a) - float(b))
+        return (
+            difference <= thresholds.number_tolerance,
+            f"values {a} and {b} differ by {difference:g} > {thresholds.number_tolerance:g}",
+        )
+    if kind == "multiple_choice":
+        return set(a) == set(b), f"selections {sorted(a)} and {sorted(b)}"
+    return a == b, f"answers {a!r} and {b!r}"
+
+
+def _majority(values: list[Any]) -> Any:
+    counts = Counter(repr(v) for v in values if v is not None)
+    if not counts:
+        return None
+    best = counts.most_common(1)[0][0]
+    return next(v for v in values if repr(v) == best)
+
+
+def _compare_values(
+    label: dict[str, Any], readings: list[Reading], thresholds: Thresholds, consensus: list[dict[str, Any]]
+) -> LabelResult:
+    key, kind = label["key"], label["kind"]
+    by_target: dict[tuple[Any, ...], dict[int, Any]] = defaultdict(dict)
+    for index, reading in enumerate(readings):
+        for item in reading.items:
+            if item["label"] == key and "region" not in item:
+                by_target[_target(item)][index] = item["value"]
+    result = LabelResult(key=key, kind=kind, agreed=True)
+    if kind == "text":
+        result.metrics["compared"] = False  # free text is kept, not compared
+        return result
+    pairs = agreeing = 0
+    for target, values in sorted(by_target.items(), key=lambda kv: repr(kv[0])):
+        answers = [values.get(i) for i in range(len(readings))]
+        target_agreed = True
+        for i, j in combinations(range(len(readings)), 2):
+            pairs += 1
+            ok, why = _values_agree(kind, answers[i], answers[j], thresholds)
+            agreeing += ok
+            if not ok:
+                target_agreed = False
+                result.reasons.append(f"{key}{_target_text(target)}: {readings[i].name} and {readings[j].name} {why}")
+        if target_agreed:
+            template = next(item for item in readings[0].items if item["label"] == key and _target(item) == target)
+            consensus.append({**template, "value": _majority(answers)})
+        result.agreed &= target_agreed
+    result.metrics["pairs"] = pairs
+    result.metrics["percent_agreement"] = (agreeing / pairs) if pairs else 1.0
+    return result
+
+
+def _box_of(item: dict[str, Any], index: SliceIndex) -> list[float]:
+    geometry = item["geometry"]
+    if "points" in geometry:  # a polygon is compared by its bounding box
+        xs = [p[0] for p in geometry["points"]]
+        ys = [p[1] for p in geometry["points"]]
+        x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+    else:
+        x0, y0 = geometry["x"], geometry["y"]
+        x1, y1 = x0 + geometry["width"], y0 + geometry["height"]
+    if "z" in geometry:
+        return [x0, y0, geometry["z"], x1, y1, geometry["z"] + geometry["depth"]]
+    # A 2D box occupies its image's slice: boxes on different slices do not overlap.
+    z = index.z_of_sop.get(item["sop_instance_uid"], 0)
+    return [x0, y0, z, x1, y1, z + 1]
+
+
+def _compare_regions(
+    label: dict[str, Any],
+    readings: list[Reading],
+    thresholds: Thresholds,
+    index: SliceIndex,
+    consensus: list[dict[str, Any]],
+) -> tuple[LabelResult, list[list[str | None]]]:
+    """Match the regions of every reader with reader 0's; returns the groups of matched region ids."""
+    key, kind = label["key"], label["kind"]
+    regions = [[item for item in r.items if item["label"] == key] for r in readings]
+    result = LabelResult(key=key, kind=kind, agreed=True)
+    counts = [len(r) for r in regions]
+    result.metrics["lesions_per_reader"] = dict(zip((r.name for r in readings), counts, strict=True))
+    groups: list[list[str | None]] = [[item["id"]] + [None] * (len(readings) - 1) for item in regions[0]]
+    for other in range(1, len(readings)):
+        if kind == "point":
+            points_a = np.array(
+                [
+                    [g["geometry"]["x"], g["geometry"]["y"], index.z_of_sop.get(g["sop_instance_uid"], 0)]
+                    for g in regions[0]
+                ],
+                dtype=float,
+            ).reshape(-1, 3)
+            points_b = np.array(
+                [
+                    [g["geometry"]["x"], g["geometry"]["y"], index.z_of_sop.get(g["sop_instance_uid"], 0)]
+                    for g in regions[other]
+                ],
+                dtype=float,
+            ).reshape(-1, 3)
+            match = match_points(points_a, points_b, thresholds.point_distance)
+        else:
+            boxes_a = np.array([_box_of(g, index) for g in regions[0]], dtype=float).reshape(-1, 6)
+            boxes_b = np.array([_box_of(g, index) for g in regions[other]], dtype=float).reshape(-1, 6)
+            match = match_lesions(boxes_a, boxes_b, thresholds.box_iou)
+        result.metrics[f"{readings[0].name}~{readings[other].name}"] = {
+            "matched": match.n_matched,
+            "precision": round(match.precision, 6),
+            "recall": round(match.recall, 6),
+            "f1": round(match.f1, 6),
+            "scores": [round(p[2], 6) for p in match.pairs],
+        }
+        for a, b, _score in match.pairs:
+            groups[a][other] = regions[other][b]["id"]
+        if counts[0] != counts[other]:
+            result.agreed = False
+            result.reasons.append(
+                f"{key}: {readings[0].name} found {counts[0]} lesion{'s' * (counts[0] != 1)}, "
+                f"{readings[other].name} {counts[other]}"
+            )
+        elif match.n_matched < counts[0]:
+            result.agreed = False
+            what = f"IoU {thresholds.box_iou:g}" if kind != "point" else f"{thresholds.point_distance:g} px"
+            result.reasons.append(
+                f"{key}: {counts[0] - match.n_matched} of {counts[0]} lesions do not match at {what} "
+                f"between {readings[0].name} and {readings[other].name}"
+            )
+    if result.agreed:
+        for number, group in enumerate(groups, start=1):
+            members = [next(i for i in regions[r] if i["id"] == rid) for r, rid in enumerate(group) if rid is not None]
+            item = dict(members[0])
+            item["id"] = f"{key}-{number}"
+            if kind == "box" and "x" in item["geometry"]:
+                boxes = np.array([[m["geometry"][k] for k in ("x", "y", "width", "height")] for m in members], float)
+                mean = mean_box(boxes) if len(boxes) > 1 else boxes[0]
+                item["geometry"] = {
+                    **item["geometry"],
+                    **dict(zip(("x", "y", "width", "height"), map(float, mean), strict=True)),
+                }
+            consensus.append(item)
+    return result, groups
+
+
+def _segment_masks(array: np.ndarray, segments: list[int]) -> dict[int, np.ndarray]:
+    return {value: array == value for value in segments}
+
+
+def _compare_masks(
+    label: dict[str, Any],
+    readings: list[Reading],
+    thresholds: Thresholds,
+    index: SliceIndex,
+    consensus: list[dict[str, Any]],
+    consensus_masks: dict[int, np.ndarray],
+) -> LabelResult:
+    key = label["key"]
+    segments = [segment["value"] for segment in label["segments"]]
+    result = LabelResult(key=key, kind="mask", agreed=True)
+    by_series: dict[str, dict[int, tuple[dict[str, Any], np.ndarray]]] = defaultdict(dict)
+    for r, reading in enumerate(readings):
+        for i, item in enumerate(reading.items):
+            if item["label"] == key and i in reading.masks:
+                by_series[item["series_instance_uid"]][r] = (item, reading.masks[i])
+    for series_uid, per_reader in sorted(by_series.items()):
+        if len(per_reader) < len(readings):
+            missing = [readings[r].name for r in range(len(readings)) if r not in per_reader]
+            result.agreed = False
+            result.reasons.append(f"{key} on series {series_uid}: no mask from {', '.join(missing)}")
+            continue
+        spacing = index.spacing_of_series.get(series_uid, (1.0, 1.0, 1.0))
+        arrays = [per_reader[r][1] for r in range(len(readings))]
+        metrics: dict[str, Any] = {}
+        series_agreed = True
+        for value in segments:
+            masks = [a == value for a in arrays]
+            for i, j in combinations(range(len(readings)), 2):
+                score = dice(masks[i], masks[j])
+                entry: dict[str, Any] = {"dice": round(score, 6)}
+                try:
+                    entry["hd95_mm"] = round(hausdorff95(masks[i], masks[j], spacing), 4)
+                    entry["assd_mm"] = round(assd(masks[i], masks[j], spacing), 4)
+                except UndefinedMetricError:
+                    entry["hd95_mm"] = entry["assd_mm"] = None  # one reader painted nothing of this segment
+                metrics[f"segment {value}: {readings[i].name}~{readings[j].name}"] = entry
+                if score < thresholds.mask_dice:
+                    series_agreed = False
+                    result.reasons.append(
+                        f"{key} segment {value}: Dice {score:.2f} < {thresholds.mask_dice:.2f} "
+                        f"({readings[i].name} vs {readings[j].name})"
+                    )
+        result.metrics[series_uid] = metrics
+        if not series_agreed:
+            result.agreed = False
+            continue
+        combined = np.zeros_like(arrays[0])
+        for value in segments:
+            masks = [a == value for a in arrays]
+            if len(masks) >= 3:
+                merged = staple(np.stack(masks)).consensus
+            else:
+                merged = consensus_mean(np.stack(masks), rule=thresholds.mask_rule)  # type: ignore[arg-type]
+            combined[merged & (combined == 0)] = value
+        item = dict(per_reader[0][0])
+        consensus_masks[len(consensus)] = combined
+        consensus.append(item)
+    return result
+
+
+def evaluate(schema: dict[str, Any], readings: list[Reading], thresholds: Thresholds, index: SliceIndex) -> Evaluation:
+    """Compare every label of the schema across the readings; build the consensus items if all agree."""
+    if len(readings) < 2:
+        raise ValueError("Agreement needs at least two readings")
+    labels: list[LabelResult] = []
+    consensus: list[dict[str, Any]] = []
+    consensus_masks: dict[int, np.ndarray] = {}
+    region_groups: dict[str, list[list[str | None]]] = {}
+    # Geometry first: region attributes are compared between the regions matched here.
+    ordered = sorted(schema["labels"], key=lambda label: label["kind"] not in ("box", "polygon", "point", "mask"))
+    for label in ordered:
+        kind, level = label["kind"], label["level"]
+        if kind == "mask":
+            labels.append(_compare_masks(label, readings, thresholds, index, consensus, consensus_masks))
+        elif kind in ("box", "polygon", "point"):
+            result, groups = _compare_regions(label, readings, thresholds, index, consensus)
+            region_groups[label["key"]] = groups
+            labels.append(result)
+        elif level == "region":
+            labels.append(_compare_region_attributes(label, readings, thresholds, region_groups, consensus))
+        else:
+            labels.append(_compare_values(label, readings, thresholds, consensus))
+    agreed = all(label.agreed for label in labels)
+    if not agreed:
+        consensus, consensus_masks = [], {}
+    return Evaluation(agreed=agreed, labels=labels, consensus_items=consensus, consensus_masks=consensus_masks)
+
+
+def _compare_region_attributes(
+    label: dict[str, Any],
+    readings: list[Reading],
+    thresholds: Thresholds,
+    region_groups: dict[str, list[list[str | None]]],
+    consensus: list[dict[str, Any]],
+) -> LabelResult:
+    """An attribute of a region (nodule type, diameter) is compared between matched regions."""
+    key, kind = label["key"], label["kind"]
+    result = LabelResult(key=key, kind=kind, agreed=True)
+    values = [{item["region"]: item["value"] for item in r.items if item["label"] == key} for r in readings]
+    if kind == "text":
+        result.metrics["compared"] = False
+        return result
+    for parent in label.get("applies_to", []):
+        for number, group in enumerate(region_groups.get(parent, []), start=1):
+            answers = [values[r].get(rid) if rid is not None else None for r, rid in enumerate(group)]
+            if all(rid is None for rid in group[1:]):
+                continue  # unmatched lesion: already a disagreement of the region label
+            group_agreed = True
+            for i, j in combinations(range(len(readings)), 2):
+                ok, why = _values_agree(kind, answers[i], answers[j], thresholds)
+                if not ok and not (answers[i] is None and answers[j] is None):
+                    group_agreed = False
+                    result.reasons.append(
+                        f"{key} of {parent} lesion {number}: {readings[i].name} and {readings[j].name} {why}"
+                    )
+            result.agreed &= group_agreed
+            if group_agreed and any(a is not None for a in answers):
+                consensus.append({"label": key, "region": f"{parent}-{number}", "value": _majority(answers)})
+    return result
