@@ -603,6 +603,12 @@ def _values_present(array: np.ndarray) -> list[int]:
     size = 256 if array.dtype.itemsize == 1 else 65536
     counts = np.zeros(size, dtype=np.int64)
     flat = array.reshape(-1)
+    # Masks are mostly background: count only the painted voxels (one cheap comparison pass), which is
+    # several times faster than counting every voxel. Zero is present whenever anything is unpainted.
+    painted = flat[flat != 0]
+    if painted.size < flat.size:
+        counts[0] = flat.size - painted.size
+    flat = painted
     chunk = 1 << 22
     for start in range(0, flat.size, chunk):
         counts += np.bincount(flat[start : start + chunk], minlength=size)

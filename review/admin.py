@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from review.models import CaseEvent
+from review.models import AgreementResult, CaseEvent, PanelVote, ReviewPolicy
 
 
 @admin.register(CaseEvent)
@@ -8,6 +8,37 @@ class CaseEventAdmin(admin.ModelAdmin[CaseEvent]):
     list_display = ["case", "from_status", "to_status", "actor", "created_at"]
     list_filter = ["to_status"]
     readonly_fields = [f.name for f in CaseEvent._meta.fields]
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(ReviewPolicy)
+class ReviewPolicyAdmin(admin.ModelAdmin[ReviewPolicy]):
+    list_display = ["project", "mode", "second_read_share", "mask_dice", "box_iou", "panel_size", "quorum", "chair"]
+    raw_id_fields = ["chair"]
+
+
+@admin.register(AgreementResult)
+class AgreementResultAdmin(admin.ModelAdmin[AgreementResult]):
+    list_display = ["case", "agreed", "created_at"]
+    list_filter = ["agreed"]
+    readonly_fields = ["case", "agreed", "labels", "reasons", "created_at"]
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(PanelVote)
+class PanelVoteAdmin(admin.ModelAdmin[PanelVote]):
+    list_display = ["case", "expert", "voted_for", "corrected", "created_at"]
+    readonly_fields = ["case", "expert", "voted_for", "corrected", "rationale", "created_at"]
 
     def has_change_permission(self, request: object, obj: object = None) -> bool:
         return False
