@@ -14,6 +14,7 @@ from itertools import combinations
 from typing import Any
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from review.agreement import (
     UndefinedMetricError,
@@ -240,18 +241,77 @@ def _compare_regions(
             item = dict(members[0])
             item["id"] = f"{key}-{number}"
             if kind == "box" and "x" in item["geometry"]:
-                boxes = np.array([[m["geometry"][k] for k in ("x", "y", "width", "height")] for m in members], float)
-                mean = mean_box(boxes) if len(boxes) > 1 else boxes[0]
-                item["geometry"] = {
-                    **item["geometry"],
-                    **dict(zip(("x", "y", "width", "height"), map(float, mean), strict=True)),
-                }
+                item["geometry"] = _mean_geometry([m["geometry"] for m in members])
             consensus.append(item)
     return result, groups
 
 
-def _segment_masks(array: np.ndarray, segments: list[int]) -> dict[int, np.ndarray]:
-    return {value: array == value for value in segments}
+def _mean_geometry(geometries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean of matched boxes, corner by corner (mean_box takes corners, not x/y/width/height).
+
+    2D: x, y, width, height as floats. 3D: the slice range stays whole slices (z and depth integers)."""
+    three_d = "z" in geometries[0]
+    axes = (("x", "width"), ("y", "height"), ("z", "depth")) if three_d else (("x", "width"), ("y", "height"))
+    corners = np.array(
+        [[g[start] for start, _ in axes] + [g[start] + g[size] for start, size in axes] for g in geometries], float
+    )
+    mean = mean_box(corners)
+    d = len(axes)
+    result = dict(geometries[0])
+    for position, (start, size) in enumerate(axes):
+        low, high = float(mean[position]), float(mean[position + d])
+        if start == "z":
+            z0 = round(low)
+            result[start], result[size] = z0, max(round(high) - z0, 1)
+        else:
+            result[start], result[size] = low, high - low
+    return result
+
+
+def _compare_segments(
+    key: str,
+    where: str,
+    arrays: list[np.ndarray],
+    readings: list[Reading],
+    segments: list[int],
+    thresholds: Thresholds,
+    spacing: tuple[float, float, float],
+    result: LabelResult,
+) -> tuple[bool, dict[str, Any]]:
+    """Dice (and surface distances) of every pair of readers' masks, segment by segment."""
+    metrics: dict[str, Any] = {}
+    agreed = True
+    for value in segments:
+        masks = [a == value for a in arrays]
+        for i, j in combinations(range(len(readings)), 2):
+            score = dice(masks[i], masks[j])
+            entry: dict[str, Any] = {"dice": round(score, 6)}
+            try:
+                entry["hd95_mm"] = round(hausdorff95(masks[i], masks[j], spacing), 4)
+                entry["assd_mm"] = round(assd(masks[i], masks[j], spacing), 4)
+            except UndefinedMetricError:
+                entry["hd95_mm"] = entry["assd_mm"] = None  # one reader painted nothing of this segment
+            metrics[f"segment {value}: {readings[i].name}~{readings[j].name}"] = entry
+            if score < thresholds.mask_dice:
+                agreed = False
+                result.reasons.append(
+                    f"{key}{where} segment {value}: Dice {score:.2f} < {thresholds.mask_dice:.2f} "
+                    f"({readings[i].name} vs {readings[j].name})"
+                )
+    return agreed, metrics
+
+
+def _combine_masks(arrays: list[np.ndarray], segments: list[int], thresholds: Thresholds) -> np.ndarray:
+    """Two readers' masks by the policy's rule, three or more by STAPLE; segment by segment."""
+    combined = np.zeros_like(arrays[0])
+    for value in segments:
+        masks = [a == value for a in arrays]
+        if len(masks) >= 3:
+            merged = staple(np.stack(masks)).consensus
+        else:
+            merged = consensus_mean(np.stack(masks), rule=thresholds.mask_rule)  # type: ignore[arg-type]
+        combined[merged & (combined == 0)] = value
+    return combined
 
 
 def _compare_masks(
@@ -278,41 +338,89 @@ def _compare_masks(
             continue
         spacing = index.spacing_of_series.get(series_uid, (1.0, 1.0, 1.0))
         arrays = [per_reader[r][1] for r in range(len(readings))]
-        metrics: dict[str, Any] = {}
-        series_agreed = True
-        for value in segments:
-            masks = [a == value for a in arrays]
-            for i, j in combinations(range(len(readings)), 2):
-                score = dice(masks[i], masks[j])
-                entry: dict[str, Any] = {"dice": round(score, 6)}
-                try:
-                    entry["hd95_mm"] = round(hausdorff95(masks[i], masks[j], spacing), 4)
-                    entry["assd_mm"] = round(assd(masks[i], masks[j], spacing), 4)
-                except UndefinedMetricError:
-                    entry["hd95_mm"] = entry["assd_mm"] = None  # one reader painted nothing of this segment
-                metrics[f"segment {value}: {readings[i].name}~{readings[j].name}"] = entry
-                if score < thresholds.mask_dice:
-                    series_agreed = False
-                    result.reasons.append(
-                        f"{key} segment {value}: Dice {score:.2f} < {thresholds.mask_dice:.2f} "
-                        f"({readings[i].name} vs {readings[j].name})"
-                    )
+        series_agreed, metrics = _compare_segments(key, "", arrays, readings, segments, thresholds, spacing, result)
         result.metrics[series_uid] = metrics
         if not series_agreed:
             result.agreed = False
             continue
-        combined = np.zeros_like(arrays[0])
-        for value in segments:
-            masks = [a == value for a in arrays]
-            if len(masks) >= 3:
-                merged = staple(np.stack(masks)).consensus
-            else:
-                merged = consensus_mean(np.stack(masks), rule=thresholds.mask_rule)  # type: ignore[arg-type]
-            combined[merged & (combined == 0)] = value
         item = dict(per_reader[0][0])
-        consensus_masks[len(consensus)] = combined
+        consensus_masks[len(consensus)] = _combine_masks(arrays, segments, thresholds)
         consensus.append(item)
     return result
+
+
+def _compare_region_masks(
+    label: dict[str, Any],
+    readings: list[Reading],
+    thresholds: Thresholds,
+    index: SliceIndex,
+    consensus: list[dict[str, Any]],
+    consensus_masks: dict[int, np.ndarray],
+) -> tuple[LabelResult, list[list[str | None]]]:
+    """Region masks (one mask per lesion, with an id): a reader may paint several per series. The regions
+    of every reader are matched with reader 0's by overlap (Dice of the painted voxels, one to one), the
+    counts must be equal, and matched regions are compared segment by segment like series masks. Returns
+    the groups of matched region ids, for the region attributes."""
+    key = label["key"]
+    segments = [segment["value"] for segment in label["segments"]]
+    result = LabelResult(key=key, kind="mask", agreed=True)
+    regions = [
+        [
+            (item, reading.masks[i])
+            for i, item in enumerate(reading.items)
+            if item["label"] == key and i in reading.masks
+        ]
+        for reading in readings
+    ]
+    counts = [len(r) for r in regions]
+    result.metrics["regions_per_reader"] = dict(zip((r.name for r in readings), counts, strict=True))
+    groups: list[list[str | None]] = [[item["id"]] + [None] * (len(readings) - 1) for item, _ in regions[0]]
+    for other in range(1, len(readings)):
+        overlap = np.zeros((counts[0], counts[other]))
+        for a, (item_a, mask_a) in enumerate(regions[0]):
+            for b, (item_b, mask_b) in enumerate(regions[other]):
+                if item_a["series_instance_uid"] == item_b["series_instance_uid"] and mask_a.shape == mask_b.shape:
+                    overlap[a, b] = dice(mask_a != 0, mask_b != 0)
+        rows, columns = linear_sum_assignment(overlap, maximize=True) if overlap.size else ([], [])
+        pairs = [(int(a), int(b)) for a, b in zip(rows, columns, strict=True) if overlap[a, b] > 0]
+        for a, b in pairs:
+            groups[a][other] = regions[other][b][0]["id"]
+        result.metrics[f"{readings[0].name}~{readings[other].name}"] = {
+            "matched": len(pairs),
+            "dice": [round(float(overlap[a, b]), 6) for a, b in sorted(pairs)],
+        }
+        if counts[0] != counts[other]:
+            result.agreed = False
+            result.reasons.append(
+                f"{key}: {readings[0].name} found {counts[0]} region{'s' * (counts[0] != 1)}, "
+                f"{readings[other].name} {counts[other]}"
+            )
+        elif len(pairs) < counts[0]:
+            result.agreed = False
+            result.reasons.append(
+                f"{key}: {counts[0] - len(pairs)} of {counts[0]} regions do not overlap "
+                f"between {readings[0].name} and {readings[other].name}"
+            )
+    matched_groups: list[tuple[int, list[tuple[dict[str, Any], np.ndarray]]]] = []
+    for number, group in enumerate(groups, start=1):
+        if any(rid is None for rid in group):
+            continue  # unmatched: already a disagreement above
+        members = [next(m for m in regions[r] if m[0]["id"] == rid) for r, rid in enumerate(group)]
+        series_uid = members[0][0]["series_instance_uid"]
+        spacing = index.spacing_of_series.get(series_uid, (1.0, 1.0, 1.0))
+        arrays = [array for _, array in members]
+        where = f" region {number}"
+        group_agreed, metrics = _compare_segments(key, where, arrays, readings, segments, thresholds, spacing, result)
+        result.metrics[f"region {number}"] = metrics
+        result.agreed &= group_agreed
+        matched_groups.append((number, members))
+    if result.agreed:
+        for number, members in matched_groups:
+            item = dict(members[0][0])
+            item["id"] = f"{key}-{number}"
+            consensus_masks[len(consensus)] = _combine_masks([array for _, array in members], segments, thresholds)
+            consensus.append(item)
+    return result, groups
 
 
 def evaluate(schema: dict[str, Any], readings: list[Reading], thresholds: Thresholds, index: SliceIndex) -> Evaluation:
@@ -327,7 +435,11 @@ def evaluate(schema: dict[str, Any], readings: list[Reading], thresholds: Thresh
     ordered = sorted(schema["labels"], key=lambda label: label["kind"] not in ("box", "polygon", "point", "mask"))
     for label in ordered:
         kind, level = label["kind"], label["level"]
-        if kind == "mask":
+        if kind == "mask" and level == "region":
+            result, groups = _compare_region_masks(label, readings, thresholds, index, consensus, consensus_masks)
+            region_groups[label["key"]] = groups
+            labels.append(result)
+        elif kind == "mask":
             labels.append(_compare_masks(label, readings, thresholds, index, consensus, consensus_masks))
         elif kind in ("box", "polygon", "point"):
             result, groups = _compare_regions(label, readings, thresholds, index, consensus)

@@ -137,6 +137,19 @@ def on_reading_submitted(*, annotation: Annotation, actor: User) -> None:
     if policy.mode == ReviewPolicy.Mode.BLIND_DOUBLE and case.status == CaseStatus.AWAITING_CROSS_VERIFICATION:
         if len(_submitted_readings(case)) >= _expected_readings(case, policy):
             case_evaluate(case=case, actor=actor)
+    elif (
+        policy.mode == ReviewPolicy.Mode.VERIFICATION
+        and annotation.role == ReadingRole.SECOND_READER
+        and case.status == CaseStatus.AWAITING_CROSS_VERIFICATION
+        and annotation.current_revision_id is not None
+    ):
+        # The verifier submitted a reading through the reading flow rather than the verification endpoint.
+        # Their assignment is done, so no verification could follow and the case would wait forever: the
+        # submitted reading is their correction of the first reading.
+        revision = AnnotationRevision.objects.select_related("schema").get(pk=annotation.current_revision_id)
+        _verification_corrected(
+            case=case, reviewer=actor, revision=revision, reason=f"corrected reading submitted by {actor.username}"
+        )
 
 
 def case_evaluate(*, case: Case, actor: User | None) -> AgreementResult:
@@ -183,8 +196,13 @@ def _store_consensus(case: Case, evaluation: Evaluation, template: AnnotationRev
 
 
 def case_send_to_panel(*, case: Case, actor: User | None) -> list[Assignment]:
-    """Disputed -> in panel, and seat the panel: experts who did not read the case, balanced."""
+    """Disputed -> in panel, and seat the panel: experts who did not read the case, balanced.
+
+    A project without experts yet still sends the case to the panel (rather than failing the reader's
+    submission after it was stored): experts who join later claim the seats from their worklist."""
     case_transition(case=case, to=CaseStatus.IN_PANEL, actor=actor, reason="disputed: sent to the expert panel")
+    if not experts_of(case.project):
+        return []
     return assignments_distribute(project=case.project, role=ReadingRole.PANEL_MEMBER, assigned_by=actor, cases=[case])
 
 
@@ -230,21 +248,7 @@ def verification_decide(
             values=values,
             submit=True,
         )
-        annotation_save_derived(
-            case=case,
-            role=CONSENSUS_ROLE,
-            items=revision.items,
-            masks=None,
-            schema=revision.schema,
-            copy_masks_from=revision,
-        )
-        case_transition(
-            case=case,
-            to=CaseStatus.AGREED,
-            actor=reviewer,
-            reason=reason or "first reading corrected",
-            metrics={"verification": "corrected", "corrected_revision": revision.pk},
-        )
+        _verification_corrected(case=case, reviewer=reviewer, revision=revision, reason=reason)
     elif outcome == "reject":
         if not reason.strip():
             raise ApplicationError("A rejection needs a reason", code="reason_required")
@@ -257,6 +261,25 @@ def verification_decide(
         raise ApplicationError(f"Unknown outcome {outcome!r}: use accept, correct or reject", code="bad_outcome")
     case.refresh_from_db()
     return case
+
+
+def _verification_corrected(*, case: Case, reviewer: User, revision: AnnotationRevision, reason: str) -> None:
+    """The verifier's corrected reading becomes the case's consensus label."""
+    annotation_save_derived(
+        case=case,
+        role=CONSENSUS_ROLE,
+        items=revision.items,
+        masks=None,
+        schema=revision.schema,
+        copy_masks_from=revision,
+    )
+    case_transition(
+        case=case,
+        to=CaseStatus.AGREED,
+        actor=reviewer,
+        reason=reason or "first reading corrected",
+        metrics={"verification": "corrected", "corrected_revision": revision.pk},
+    )
 
 
 def panel_vote(
@@ -300,7 +323,10 @@ def panel_vote(
 
 def _decide_if_quorum(case: Case, policy: ReviewPolicy, actor: User) -> None:
     votes = list(PanelVote.objects.filter(case=case).select_related("voted_for", "corrected", "expert"))
-    if len(votes) < policy.quorum:
+    # The panel may have fewer seats than the policy's size (a project with fewer experts): a quorum larger
+    # than the seats could never be reached, so it is capped at the seats.
+    seats = Assignment.objects.filter(case=case, role=ReadingRole.PANEL_MEMBER).count()
+    if len(votes) < min(policy.quorum, max(seats, 1)):
         return
     options: Counter[int] = Counter(int(v.voted_for_id or v.corrected_id or 0) for v in votes)
     ranked = options.most_common()

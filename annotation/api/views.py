@@ -45,16 +45,20 @@ def _require_manager(request: Request, project: Project) -> None:
 
 
 def _case_for(request: Request, case_id: int) -> Case:
-    """A case the user may see, or 404 (the same for one that exists but is not theirs)."""
-    case = get_object_or_404(Case.objects.select_related("project", "study", "series"), pk=case_id)
-    if not cases_visible_to(request.user, case.project).filter(pk=case.pk).exists():
+    """A case the user may see, or 404 with the same answer whether it does not exist or is not theirs."""
+    case = Case.objects.select_related("project", "study", "series").filter(pk=case_id).first()
+    if case is None or not cases_visible_to(request.user, case.project).filter(pk=case.pk).exists():
         raise NotFoundError(f"No case {case_id} that you can see")
     return case
 
 
 def _annotation_for(request: Request, annotation_id: int) -> Annotation:
-    annotation = get_object_or_404(Annotation.objects.select_related("case__project"), pk=annotation_id)
-    if not annotations_visible_to(request.user, annotation.case).filter(pk=annotation.pk).exists():
+    """An annotation the user may see, or the same 404 whether it does not exist or is hidden."""
+    annotation = Annotation.objects.select_related("case__project").filter(pk=annotation_id).first()
+    if (
+        annotation is None
+        or not annotations_visible_to(request.user, annotation.case).filter(pk=annotation.pk).exists()
+    ):
         raise NotFoundError(f"No annotation {annotation_id} that you can see")
     return annotation
 
