@@ -1,6 +1,6 @@
 from django.urls import path
 
-from review.api import views
+from review.api import dashboard_views, views
 
 urlpatterns = [
     path("projects/<slug:slug>/review-policy/", views.ReviewPolicyView.as_view(), name="review-policy"),
@@ -8,4 +8,10 @@ urlpatterns = [
     path("cases/<int:case_id>/agreement/", views.CaseAgreementView.as_view(), name="case-agreement"),
     path("cases/<int:case_id>/verification/", views.VerificationView.as_view(), name="case-verification"),
     path("cases/<int:case_id>/votes/", views.PanelVotesView.as_view(), name="case-votes"),
+]
+
+urlpatterns += [
+    path("projects/<slug:slug>/dashboard/", dashboard_views.ProjectDashboardView.as_view(), name="project-dashboard"),
+    path("projects/<slug:slug>/readers/", dashboard_views.ReaderStatsView.as_view(), name="project-readers"),
+    path("projects/<slug:slug>/reader-pairs/", dashboard_views.ReaderPairsView.as_view(), name="project-reader-pairs"),
 ]

@@ -1,0 +1,268 @@
+"""Manager dashboards: agreement per label, readers, reader pairs.
+
+A project of four cases is read through the real API by the annotator (first reader) and the reviewer
+(second reader): cases 1-2 both "yes", case 3 both "no", case 4 annotator "yes" and reviewer "no" with masks
+that overlap at Dice 0.4. Case 4 is disputed and the panel decides for the reviewer's reading (an
+overturn). Every figure is checked against hand-computed values and scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from sklearn.metrics import cohen_kappa_score
+
+from annotation.models import Annotation, Assignment, CaseStatus, Project
+from annotation.services import cases_create, project_link_studies
+from review import dashboards
+from review.agreement import bootstrap_ci, cohen_kappa, dice
+from tests.annotation.conftest import chest_values, ingest_study
+from tests.review.conftest import (
+    API,
+    JSON,
+    case_of,
+    case_status,
+    claim,
+    ok,
+    save,
+    series_mask,
+    set_policy,
+)
+
+# Per case in claim order: (annotator's answer, reviewer's answer).
+ANSWERS = [("yes", "yes"), ("yes", "yes"), ("no", "no"), ("yes", "no")]
+ANNOTATOR_MINUTES = [2.0, 4.0, 6.0, 30.0]
+REVIEWER_MINUTES = [1.0, 3.0, 5.0, 7.0]
+
+
+def _strict_json(response: Any) -> Any:
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in JSON")
+
+    return json.loads(response.content, parse_constant=refuse)
+
+
+@pytest.fixture
+def read_project(reading_project: Project, clients: dict[str, Client], experts: dict[str, User]) -> dict[str, Any]:
+    """Four cases read through the API; the disputed one adjudicated for the second reading."""
+    slug = reading_project.slug
+    manager, annotator, reviewer = clients["manager"], clients["annotator"], clients["reviewer"]
+    fourth = ingest_study(104)
+    project_link_studies(project=reading_project, study_uids=[fourth.study_uid])
+    cases_create(project=reading_project, study_uids=[fourth.study_uid])
+    set_policy(manager, slug, panel_size=3, quorum=2, mask_dice=0.8)
+
+    case_ids: list[int] = []
+    saved: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for first_answer, second_answer in ANSWERS:
+        case_id = claim(annotator, slug, "first_reader")
+        assert claim(reviewer, slug, "second_reader") == case_id
+        case = case_of(case_id)
+        if first_answer == second_answer:
+            values_a = chest_values(case, nodule_present=first_answer, box=first_answer == "yes", mask=True)
+            values_b = values_a
+        else:
+            mask_a = series_mask(case, slice(2, 5), slice(20, 30), slice(22, 32))
+            mask_b = series_mask(case, slice(2, 5), slice(26, 36), slice(22, 32))
+            assert dice(mask_a, mask_b) == pytest.approx(0.4)
+            values_a = chest_values(case, nodule_present=first_answer, box=True, mask=mask_a)
+            values_b = chest_values(case, nodule_present=second_answer, box=False, mask=mask_b)
+        first = save(annotator, case_id, values_a, role="first_reader")
+        second = save(reviewer, case_id, values_b, role="second_reader")
+        case_ids.append(case_id)
+        saved[case_id] = (first, second)
+
+    assert [case_status(manager, c) for c in case_ids] == ["agreed"] * 3 + ["in_panel"]
+    disputed = case_ids[3]
+    seated = Assignment.objects.filter(case_id=disputed, role="panel_member").order_by("pk")
+    voters = [a.user.username for a in seated.select_related("user")][:2]
+    for name in voters:
+        body = {"voted_for_annotation": saved[disputed][1]["annotation"], "rationale": f"{name}: no nodule"}
+        ok(clients[name].post(f"{API}/cases/{disputed}/votes/", body, JSON), 201)
+    assert case_status(manager, disputed) == "adjudicated"
+
+    # Known reading times, and the annotator's first case read a week earlier.
+    for name, minutes in (("annotator", ANNOTATOR_MINUTES), ("reviewer", REVIEWER_MINUTES)):
+        for case_id, spent in zip(case_ids, minutes, strict=True):
+            assignment = Assignment.objects.get(case_id=case_id, user__username=name)
+            assert assignment.submitted_at is not None
+            Assignment.objects.filter(pk=assignment.pk).update(
+                created_at=assignment.submitted_at - timedelta(minutes=spent)
+            )
+    early = Annotation.objects.get(case_id=case_ids[0], reader__username="annotator")
+    assert early.submitted_at is not None
+    Annotation.objects.filter(pk=early.pk).update(submitted_at=early.submitted_at - timedelta(days=7))
+    return {"slug": slug, "case_ids": case_ids, "early": early.submitted_at - timedelta(days=7)}
+
+
+def _week(moment: Any) -> str:
+    year, week, _ = moment.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+FIRST = [a for a, _ in ANSWERS]
+SECOND = [b for _, b in ANSWERS]
+TRUTH = SECOND  # consensus on cases 1-3, the panel chose the reviewer's reading on case 4
+
+
+def test_project_dashboard_figures(read_project: dict[str, Any], clients: dict[str, Client]):
+    response = clients["manager"].get(f"{API}/projects/{read_project['slug']}/dashboard/")
+    assert response.status_code == 200, response.content[:2000]
+    body = _strict_json(response)
+
+    assert (body["cases"], body["evaluated"], body["disputed"]) == (4, 4, 1)
+    assert body["dispute_rate"] == pytest.approx(0.25)
+    assert (body["adjudicated"], body["overturned"], body["panel_overturn_rate"]) == (1, 1, 1.0)
+    assert body["status_counts"] == {status: 0 for status in CaseStatus.values} | {"agreed": 3, "adjudicated": 1}
+
+    labels = {row["key"]: row for row in body["labels"]}
+    assert list(labels) == [
+        "nodule_present",
+        "nodule_box",
+        "nodule_mask",
+        "nodule_type",
+        "lobe",
+        "diameter",
+        "malignancy",
+        "findings",
+        "comment",
+    ]
+    present = labels["nodule_present"]
+    assert (present["n_cases"], present["percent_agreement"]) == (4, 0.75)
+    # po = 3/4, pe = 3/4 * 2/4 + 1/4 * 2/4 = 1/2, kappa = (3/4 - 1/2) / (1 - 1/2) = 1/2
+    assert present["kappa"]["value"] == pytest.approx(0.5)
+    assert present["kappa"]["value"] == pytest.approx(cohen_kappa_score(FIRST, SECOND))
+    expected_ci = bootstrap_ci(
+        lambda x, y: cohen_kappa(list(x), list(y), labels=["yes", "no"]),
+        np.asarray(FIRST, dtype=object),
+        np.asarray(SECOND, dtype=object),
+        seed=dashboards.BOOTSTRAP_SEED,
+        n_resamples=dashboards.BOOTSTRAP_RESAMPLES,
+    )
+    assert present["kappa"]["ci_low"] == pytest.approx(expected_ci.low, abs=1e-6)
+    assert present["kappa"]["ci_high"] == pytest.approx(expected_ci.high, abs=1e-6)
+    assert present["kappa"]["ci_low"] <= 0.5 <= present["kappa"]["ci_high"]
+    assert (present["kappa"]["n"], present["kappa"]["weights"], present["kappa"]["note"]) == (4, "none", "")
+    assert present["dice"] is None
+
+    # Nobody answered "findings": kappa is undefined, null with a note (never NaN).
+    findings = labels["findings"]
+    assert findings["kappa"]["value"] is None and findings["kappa"]["ci_low"] is None
+    assert findings["kappa"]["n"] == 0 and "undefined" in findings["kappa"]["note"]
+    # Free text is not compared.
+    assert labels["comment"]["percent_agreement"] is None and labels["comment"]["note"] == "not compared"
+    assert labels["nodule_box"]["kappa"] is None  # only categorical study-level labels get a kappa
+
+    mask = labels["nodule_mask"]
+    assert mask["percent_agreement"] == 0.75
+    values = [0.4, 1.0, 1.0, 1.0]
+    assert mask["dice"]["values"] == pytest.approx(values)
+    assert mask["dice"]["median"] == pytest.approx(1.0)
+    assert mask["dice"]["q1"] == pytest.approx(0.85)  # 0.4 + 0.75 * (1.0 - 0.4), linear interpolation
+    assert mask["dice"]["q3"] == pytest.approx(1.0)
+    assert mask["dice"]["median"] == pytest.approx(statistics.median(values))
+
+
+def test_readers_figures(read_project: dict[str, Any], clients: dict[str, Client]):
+    response = clients["manager"].get(f"{API}/projects/{read_project['slug']}/readers/")
+    assert response.status_code == 200, response.content[:2000]
+    rows = {row["username"]: row for row in _strict_json(response)}
+    assert sorted(rows) == ["annotator", "reviewer"]
+    annotator, reviewer = rows["annotator"], rows["reviewer"]
+
+    assert annotator["cases_read"] == reviewer["cases_read"] == 4
+    assert annotator["median_minutes"] == pytest.approx(5.0, abs=1e-3)
+    assert reviewer["median_minutes"] == pytest.approx(4.0, abs=1e-3)
+    # Categorical study-level labels: nodule_present (agreed on 3 of 4) and findings (unanswered: agreed on 4).
+    for row in (annotator, reviewer):
+        assert row["peer_agreement"] == {"rate": pytest.approx(7 / 8), "n": 8}
+
+    truth_a = {t["key"]: t for t in annotator["truth"]}["nodule_present"]
+    assert (truth_a["n"], truth_a["percent_agreement"]) == (4, 0.75)
+    assert truth_a["kappa"]["value"] == pytest.approx(cohen_kappa_score(FIRST, TRUTH))
+    assert truth_a["kappa"]["value"] == pytest.approx(0.5)
+    # Positive = "yes" (the schema's first choice): truth positives 1-2 both found; negatives 3-4, one called yes.
+    assert (truth_a["positive"], truth_a["sensitivity"], truth_a["specificity"]) == ("yes", 1.0, 0.5)
+    truth_r = {t["key"]: t for t in reviewer["truth"]}["nodule_present"]
+    assert (truth_r["percent_agreement"], truth_r["sensitivity"], truth_r["specificity"]) == (1.0, 1.0, 1.0)
+    assert truth_r["kappa"]["value"] == pytest.approx(cohen_kappa_score(SECOND, TRUTH))
+    findings_truth = {t["key"]: t for t in reviewer["truth"]}["findings"]
+    assert findings_truth["n"] == 0 and findings_truth["kappa"]["value"] is None
+    assert findings_truth["positive"] is None and findings_truth["percent_agreement"] is None
+
+    # Weekly trend: the annotator's first case a week earlier (both labels agreed there).
+    early_week = _week(read_project["early"])
+    later = Annotation.objects.get(case_id=read_project["case_ids"][1], reader__username="annotator").submitted_at
+    assert later is not None and _week(later) != early_week
+    assert annotator["weekly"] == [
+        {"week": early_week, "cases_read": 1, "agreement_rate": 1.0},
+        {"week": _week(later), "cases_read": 3, "agreement_rate": pytest.approx(5 / 6, abs=1e-6)},
+    ]
+    assert reviewer["weekly"] == [{"week": _week(later), "cases_read": 4, "agreement_rate": pytest.approx(7 / 8)}]
+
+
+def test_reader_pairs_figures(read_project: dict[str, Any], clients: dict[str, Client]):
+    response = clients["manager"].get(f"{API}/projects/{read_project['slug']}/reader-pairs/")
+    assert response.status_code == 200, response.content[:2000]
+    [pair] = _strict_json(response)
+    assert (pair["reader_a"], pair["reader_b"], pair["cases"]) == ("annotator", "reviewer", 4)
+    labels = {row["key"]: row for row in pair["labels"]}
+    assert list(labels) == ["nodule_present", "findings"]
+    present = labels["nodule_present"]
+    assert present["categories"] == ["yes", "no"]
+    assert present["matrix"] == [[2, 1], [0, 1]]  # rows: annotator; columns: reviewer
+    assert present["n"] == 4
+    assert present["kappa"] == pytest.approx(cohen_kappa_score(FIRST, SECOND))
+    findings = labels["findings"]
+    assert (findings["n"], findings["matrix"], findings["kappa"]) == (0, [], None)
+    assert "undefined" in findings["note"]
+
+
+def test_ordinal_labels_use_linear_weights():
+    label = {"key": "grade", "kind": "ordinal", "level": "study", "scale": [{"value": v} for v in (1, 2, 3, 4)]}
+    a, b = [1, 2, 3, 4, 2, 3], [1, 3, 3, 2, 2, 4]
+    figure = dashboards.kappa_figure(label, a, b)
+    assert figure["weights"] == "linear"
+    assert figure["value"] == pytest.approx(cohen_kappa_score(a, b, weights="linear", labels=[1, 2, 3, 4]))
+    assert figure["ci_low"] is not None and figure["ci_low"] <= figure["value"] <= figure["ci_high"]
+    assert dashboards.study_value([{"label": "grade", "value": 3}], label) == 3
+    choices = {"key": "f", "kind": "multiple_choice", "level": "study"}
+    assert dashboards.study_value([{"label": "f", "value": ["b", "a"]}], choices) == "a+b"
+
+
+def test_empty_project_has_null_figures_not_nan(reading_project: Project, clients: dict[str, Client]):
+    slug = reading_project.slug
+    body = _strict_json(clients["manager"].get(f"{API}/projects/{slug}/dashboard/"))
+    assert (body["evaluated"], body["dispute_rate"], body["panel_overturn_rate"]) == (0, None, None)
+    present = {row["key"]: row for row in body["labels"]}["nodule_present"]
+    assert present["percent_agreement"] is None and present["kappa"]["value"] is None
+    assert {row["key"]: row for row in body["labels"]}["nodule_mask"]["dice"]["median"] is None
+    assert _strict_json(clients["manager"].get(f"{API}/projects/{slug}/readers/")) == []
+    assert _strict_json(clients["manager"].get(f"{API}/projects/{slug}/reader-pairs/")) == []
+
+
+@pytest.mark.parametrize("endpoint", ["dashboard", "readers", "reader-pairs"])
+def test_only_managers_see_the_dashboards(
+    reading_project: Project, clients: dict[str, Client], client_for: Any, endpoint: str
+):
+    url = f"{API}/projects/{reading_project.slug}/{endpoint}/"
+    assert clients["manager"].get(url).status_code == 200
+    for name in ("annotator", "reviewer", "expert"):
+        assert clients[name].get(url).status_code == 403, name
+    assert clients["outsider"].get(url).status_code == 404
+    assert client_for(None).get(url).status_code in (401, 403)
+
+
+@pytest.mark.parametrize("endpoint", ["dashboard", "readers", "reader-pairs"])
+def test_queries_are_bounded(
+    read_project: dict[str, Any], clients: dict[str, Client], django_assert_max_num_queries: Any, endpoint: str
+):
+    with django_assert_max_num_queries(11):
+        ok(clients["manager"].get(f"{API}/projects/{read_project['slug']}/{endpoint}/"))
