@@ -1,0 +1,574 @@
+"""Review benchmarks.
+
+1. ``--part metrics``: agreement of one case with two 512x512x300 masks at anisotropic spacing (2.5, 0.7, 0.7) mm:
+   our ``dice``, ``hausdorff95`` and ``assd`` (review.agreement) against MONAI's ``compute_dice``,
+   ``compute_hausdorff_distance(percentile=95)`` and ``compute_average_surface_distance(symmetric=True)`` on the
+   same arrays in the same run (best of 3 each), for a nodule-sized and an organ-sized pair of perturbed
+   ellipsoid blobs. Goal: ours no slower, values equal (HD95 within 1e-5 relative, ASSD within 1e-6 relative).
+2. ``--part qa``: does the QA make labels better? Synthetic studies with known lesions are read by simulated
+   readers with set error rates through the real workflow services (claim, save + submit, the submit handler,
+   agreement, consensus, panel votes with a chair); the error against the truth of single reads, agreed
+   consensus labels, panel-adjudicated labels and the final labels is compared.
+   Goal: the final labels' error at most a third of the single-read error, per metric.
+
+Run with: bash scripts/bench.sh review [--part metrics|qa|all] [--cases 30] [--p-miss 0.2] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench-results" / "review.json"
+SPACING = (2.5, 0.7, 0.7)  # mm, array axis order (z, y, x)
+
+
+# --- 1. Metrics against MONAI -------------------------------------------------------------------------------
+
+
+def blob(
+    shape: tuple[int, int, int],
+    center: tuple[float, float, float],
+    radii_mm: tuple[float, float, float],
+    *,
+    seed: int,
+    wobble: float,
+) -> np.ndarray:
+    """A boolean ellipsoid (radii in mm at SPACING) whose radius is perturbed by low-order angular harmonics."""
+    rng = np.random.default_rng(seed)
+    radii_vox = [r / s for r, s in zip(radii_mm, SPACING, strict=True)]
+    lo = [max(int(c - 1.4 * r) - 1, 0) for c, r in zip(center, radii_vox, strict=True)]
+    hi = [min(int(c + 1.4 * r) + 2, n) for c, r, n in zip(center, radii_vox, shape, strict=True)]
+    zz, yy, xx = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    dz, dy, dx = (zz - center[0]) / radii_vox[0], (yy - center[1]) / radii_vox[1], (xx - center[2]) / radii_vox[2]
+    r = np.sqrt(dz**2 + dy**2 + dx**2)
+    theta = np.arccos(np.clip(dz / np.maximum(r, 1e-9), -1, 1))
+    phi = np.arctan2(dy, dx)
+    bound = np.ones_like(r)
+    for k in range(1, 5):
+        a, b, p1, p2 = rng.normal(0, wobble / k), rng.normal(0, wobble / k), rng.uniform(0, 6.3), rng.uniform(0, 6.3)
+        bound = bound + a * np.cos(k * phi + p1) + b * np.cos(k * theta + p2)
+    mask = np.zeros(shape, dtype=bool)
+    mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = r <= bound
+    return mask
+
+
+def best_of(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
+    best, value = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        value = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, value
+
+
+def bench_pair(name: str, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    import torch
+    from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance
+
+    from review.agreement import assd, dice, hausdorff95
+
+    ta = torch.from_numpy(a)[None, None]  # (batch, channel, z, y, x): one binarised channel
+    tb = torch.from_numpy(b)[None, None]
+    rows: dict[str, Any] = {}
+    pairs = {
+        "dice": (
+            lambda: dice(a, b),
+            lambda: float(compute_dice(ta, tb, include_background=True)[0, 0]),
+        ),
+        "hausdorff95": (
+            lambda: hausdorff95(a, b, SPACING),
+            lambda: float(
+                compute_hausdorff_distance(ta, tb, include_background=True, percentile=95, spacing=list(SPACING))[0, 0]
+            ),
+        ),
+        "assd": (
+            lambda: assd(a, b, SPACING),
+            lambda: float(
+                compute_average_surface_distance(
+                    ta, tb, include_background=True, symmetric=True, spacing=list(SPACING)
+                )[0, 0]
+            ),
+        ),
+    }
+    tolerance = {"dice": 1e-6, "hausdorff95": 1e-5, "assd": 1e-6}
+    for metric, (ours_fn, monai_fn) in pairs.items():
+        ours_s, ours_v = best_of(ours_fn)
+        monai_s, monai_v = best_of(monai_fn)
+        rel = abs(ours_v - monai_v) / max(abs(monai_v), 1e-12)
+        rows[metric] = {
+            "ours_s": round(ours_s, 4),
+            "monai_s": round(monai_s, 4),
+            "ours_over_monai": round(ours_s / monai_s, 3),
+            "ours": ours_v,
+            "monai": monai_v,
+            "relative_difference": rel,
+            "values_agree": rel <= tolerance[metric],
+            "no_slower": ours_s <= monai_s,
+        }
+        print(
+            f"  {name:7s} {metric:12s} ours {ours_s:7.3f} s  monai {monai_s:7.3f} s  ratio {ours_s / monai_s:5.2f}  "
+            f"value {ours_v:.6f} vs {monai_v:.6f} (rel diff {rel:.1e})"
+        )
+    return rows
+
+
+def part_metrics() -> dict[str, Any]:
+    shape = (300, 512, 512)
+    print(f"metrics: two masks of {shape}, spacing {SPACING} mm, best of 3")
+    cases = {
+        # a ~12 mm nodule; the second reader's outline is shifted by about a voxel in-plane
+        "nodule": ((150, 260, 240), (6.0, 6.5, 5.5), (150.4, 261.2, 240.8)),
+        # an organ of about liver size (150 x 120 x 180 mm); the second outline shifted by ~2 mm
+        "organ": ((140, 250, 270), (75.0, 60.0, 90.0), (140.6, 252.5, 268.0)),
+    }
+    result: dict[str, Any] = {"shape": list(shape), "spacing_mm": list(SPACING)}
+    for name, (center_a, radii, center_b) in cases.items():
+        a = blob(shape, center_a, radii, seed=1, wobble=0.06)
+        b = blob(shape, center_b, radii, seed=2, wobble=0.06)
+        print(f"  {name}: {int(a.sum())} and {int(b.sum())} voxels")
+        result[name] = {"voxels": [int(a.sum()), int(b.sum())], **bench_pair(name, a, b)}
+    metrics = [result[n][m] for n in cases for m in ("dice", "hausdorff95", "assd")]
+    result["goal_no_slower_met"] = all(m["no_slower"] for m in metrics)
+    result["values_agree"] = all(m["values_agree"] for m in metrics)
+    return result
+
+
+# --- 2. Does the QA make labels better? ---------------------------------------------------------------------
+
+
+@dataclass
+class ReaderModel:
+    p_miss: float
+    p_flip: float
+    p_type: float
+    diameter_sd: float
+    p_resize: float  # probability that a lesion's outline is dilated or eroded by one voxel (in-plane)
+    p_boundary_flip: float  # probability of flipping each voxel of the one-voxel band around the outline
+
+
+TYPES = ["solid", "part_solid", "ground_glass", "calcified"]
+
+
+@dataclass
+class Truth:
+    study: Any
+    sops: list[str]
+    lesions: list[dict[str, Any]]  # index, mask (bool), slice, box (x, y, width, height), type, diameter
+
+
+def truth_of(study: Any, rng: np.random.Generator) -> Truth:
+    lesions = []
+    for lesion in study.lesions:
+        mask = study.mask == lesion.index
+        areas = mask.sum(axis=(1, 2))
+        z = int(np.argmax(areas))
+        ys, xs = np.nonzero(mask[z])
+        box = {
+            "x": int(xs.min()),
+            "y": int(ys.min()),
+            "width": int(xs.max() - xs.min() + 1),
+            "height": int(ys.max() - ys.min() + 1),
+        }
+        diameter = float(2 * max(lesion.radii_mm[1], lesion.radii_mm[2]))
+        lesions.append(
+            {
+                "index": lesion.index,
+                "mask": mask,
+                "slice": z,
+                "box": box,
+                "type": TYPES[int(rng.integers(len(TYPES)))],
+                "diameter": round(diameter, 1),
+            }
+        )
+    return Truth(study=study, sops=study.sop_instance_uids(), lesions=lesions)
+
+
+IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
+IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
+
+
+def noisy_mask(mask: np.ndarray, model: ReaderModel, rng: np.random.Generator) -> np.ndarray:
+    out = mask
+    draw = rng.random()
+    if draw < model.p_resize / 2:
+        out = ndimage.binary_dilation(out, IN_PLANE)
+    elif draw < model.p_resize:
+        eroded = ndimage.binary_erosion(out, IN_PLANE)
+        out = eroded if eroded.any() else out
+    band = ndimage.binary_dilation(out, IN_PLANE) ^ ndimage.binary_erosion(out, IN_PLANE)
+    flips = band & (rng.random(out.shape) < model.p_boundary_flip)
+    return out ^ flips
+
+
+def simulated_values(truth: Truth, series_uid: str, model: ReaderModel, rng: np.random.Generator) -> dict[str, Any]:
+    """A reading derived from the truth with the reader model's errors."""
+    present = "yes" if truth.lesions else "no"
+    if rng.random() < model.p_flip:
+        present = "no" if present == "yes" else "yes"
+    items: list[dict[str, Any]] = [{"label": "nodule_present", "value": present}]
+    painted = np.zeros(truth.study.mask.shape, dtype=np.uint8)
+    for number, lesion in enumerate(truth.lesions, start=1):
+        if rng.random() < model.p_miss:
+            continue
+        mask = noisy_mask(lesion["mask"], model, rng)
+        painted[mask] = 1
+        z = lesion["slice"]
+        ys, xs = np.nonzero(mask[z]) if mask[z].any() else np.nonzero(lesion["mask"][z])
+        box = {
+            "x": int(xs.min()),
+            "y": int(ys.min()),
+            "width": int(xs.max() - xs.min() + 1),
+            "height": int(ys.max() - ys.min() + 1),
+        }
+        region = f"n{number}"
+        nodule_type = lesion["type"]
+        if rng.random() < model.p_type:
+            nodule_type = str(rng.choice([t for t in TYPES if t != nodule_type]))
+        diameter = float(np.clip(round(lesion["diameter"] + rng.normal(0, model.diameter_sd), 1), 0.5, 100))
+        items += [
+            {"label": "nodule_box", "id": region, "sop_instance_uid": truth.sops[z], "geometry": box},
+            {"label": "nodule_type", "region": region, "value": nodule_type},
+            {"label": "diameter", "region": region, "value": diameter},
+        ]
+    if painted.any():
+        from annotation.labels import encode_mask
+
+        items.append({"label": "nodule_mask", "series_instance_uid": series_uid, "mask": encode_mask(painted)})
+    return {"items": items}
+
+
+def label_of(revision: Any) -> tuple[list[dict[str, Any]], np.ndarray | None]:
+    """Items and the binarised nodule mask of a stored revision."""
+    from annotation.services import load_mask
+
+    masks = {m.sha256: m for m in revision.masks.all()}
+    array = None
+    for item in revision.items:
+        if item["label"] == "nodule_mask" and item.get("mask", {}).get("sha256") in masks:
+            array = load_mask(masks[item["mask"]["sha256"]]) != 0
+    return revision.items, array
+
+
+def errors_of(items: list[dict[str, Any]], mask: np.ndarray | None, truth: Truth) -> dict[str, float]:
+    from review.agreement import dice, match_lesions
+
+    true_mask = truth.study.mask != 0
+    mask_error = 1.0 - dice(mask if mask is not None else np.zeros_like(true_mask), true_mask)
+    present = next((i["value"] for i in items if i["label"] == "nodule_present"), None)
+    category_error = float(present != ("yes" if truth.lesions else "no"))
+    z_of = {sop: z for z, sop in enumerate(truth.sops)}
+
+    def box6(z: int, g: dict[str, Any]) -> list[float]:
+        return [z, g["y"], g["x"], z + 1, g["y"] + g["height"], g["x"] + g["width"]]
+
+    true_boxes = np.array([box6(t["slice"], t["box"]) for t in truth.lesions], float).reshape(-1, 6)
+    boxes = [i for i in items if i["label"] == "nodule_box"]
+    read_boxes = np.array([box6(z_of.get(b["sop_instance_uid"], -99), b["geometry"]) for b in boxes], float)
+    match = match_lesions(true_boxes, read_boxes.reshape(-1, 6), 0.3)
+    missed = len(truth.lesions) - match.n_matched
+    types = {i["region"]: i["value"] for i in items if i["label"] == "nodule_type"}
+    wrong_type = sum(types.get(boxes[j]["id"]) != truth.lesions[t]["type"] for t, j, _ in match.pairs)
+    return {
+        "mask_1_minus_dice": mask_error,
+        "category_error": category_error,
+        "missed_lesion_rate": missed / max(len(truth.lesions), 1),
+        "wrong_type_rate": wrong_type / max(match.n_matched, 1),
+    }
+
+
+def closeness(items: list[dict[str, Any]], mask: np.ndarray | None, truth: Truth) -> float:
+    """How far a reading is from the truth, as an expert would judge it (lower is better)."""
+    e = errors_of(items, mask, truth)
+    return e["mask_1_minus_dice"] + e["category_error"] + e["missed_lesion_rate"] + 0.5 * e["wrong_type_rate"]
+
+
+def ingest(study: Any) -> None:
+    import pydicom
+
+    from imaging.services.ingest import IncomingFile, ingest_files
+
+    files = []
+    for index, dataset in enumerate(study.datasets()):
+        buffer = io.BytesIO()
+        pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
+        files.append(IncomingFile(name=f"{study.seed}-{index}", data=buffer.getvalue()))
+    report = ingest_files(files)
+    assert report.counts()["stored"] == len(files), report.counts()
+
+
+def part_qa(args: argparse.Namespace) -> dict[str, Any]:
+    from django.contrib.auth.models import User
+
+    from annotation import services
+    from annotation.labels import load_example_schema
+    from annotation.models import Annotation, Case, CaseStatus, Project, ReadingRole, Role
+    from imaging.synthetic import generate_ct_study
+    from review.models import PanelVote
+    from review.services import ADJUDICATED_ROLE, CONSENSUS_ROLE, panel_vote, policy_for
+
+    reader_model = ReaderModel(args.p_miss, args.p_flip, args.p_type, args.diameter_sd, 0.6, 0.15)
+    expert_model = ReaderModel(0.02, 0.02, 0.03, 0.5, 0.1, 0.03)
+    rng = np.random.default_rng(args.seed)
+
+    studies: list[Any] = []
+    seed = 1000
+    while len(studies) < args.cases:
+        try:
+            studies.append(generate_ct_study(seed=seed, rows=64, columns=64, slices=16, n_lesions=1 + seed % 2))
+        except ValueError:
+            pass  # lesions did not fit: next seed (deterministic)
+        seed += 1
+    truths = {s.study_uid: truth_of(s, rng) for s in studies}
+    start = time.perf_counter()
+    for study in studies:
+        ingest(study)
+    print(f"qa: {len(studies)} studies ingested in {time.perf_counter() - start:.1f} s")
+
+    slug = f"bench-review-qa-{int(time.time())}"
+    project = Project.objects.create(slug=slug, name="Bench review QA", readers_per_case=2)
+    services.schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=None)
+    services.project_link_studies(project=project, study_uids=[s.study_uid for s in studies])
+    cases = services.cases_create(project=project, study_uids=[s.study_uid for s in studies])
+
+    def member(name: str, role: str) -> User:
+        user, _ = User.objects.get_or_create(username=f"{slug}-{name}")
+        services.membership_grant(project=project, user=user, role=role)
+        return user
+
+    annotators = [member(f"annotator{i}", Role.ANNOTATOR) for i in range(4)]
+    reviewers = [member(f"reviewer{i}", Role.REVIEWER) for i in range(4)]
+    experts = [member(f"expert{i}", Role.EXPERT) for i in range(3)]
+    policy = policy_for(project)
+    policy.mode = "blind_double"
+    policy.second_read_share = 1.0
+    policy.mask_dice = args.mask_dice
+    policy.box_iou = args.box_iou
+    policy.number_tolerance = args.number_tolerance
+    policy.mask_rule = args.mask_rule
+    policy.panel_size = 3
+    policy.quorum = 3
+    policy.chair = experts[0]
+    policy.save()
+
+    handler = services.submit_handler()
+    case_by_pk = {c.pk: c for c in Case.objects.filter(project=project).select_related("study")}
+
+    def read(user: User, role: str, model: ReaderModel) -> bool:
+        assignment = services.assignment_claim_next(project=project, user=user, role=role)
+        if assignment is None:
+            return False
+        case = case_by_pk[assignment.case_id]
+        truth = truths[case.study.study_instance_uid]
+        values = simulated_values(truth, truth.study.series_uid, model, rng)
+        revision = services.annotation_save(
+            case=case, reader=user, role=role, base_revision=0, values=values, submit=True
+        )
+        handler(annotation=revision.annotation, actor=user)  # what the API does after a submission
+        return True
+
+    start = time.perf_counter()
+    busy = True
+    while busy:  # every reader presses "next" in turn; blind: nobody sees another reading
+        busy = False
+        for first, second in zip(annotators, reviewers, strict=True):
+            busy |= read(first, ReadingRole.FIRST_READER, reader_model)
+            busy |= read(second, ReadingRole.SECOND_READER, reader_model)
+    reading_s = time.perf_counter() - start
+
+    # The panel: each seated expert either submits a corrected label (their own reading) or votes for the reading
+    # closer to the truth with probability p_expert_right.
+    start = time.perf_counter()
+    for case in Case.objects.filter(project=project, status=CaseStatus.IN_PANEL).order_by("pk"):
+        truth = truths[case_by_pk[case.pk].study.study_instance_uid]
+        readings = list(
+            Annotation.objects.filter(case=case, role__in=[ReadingRole.FIRST_READER, ReadingRole.SECOND_READER])
+            .select_related("current_revision")
+            .order_by("role")
+        )
+        scores = [closeness(*label_of(a.current_revision), truth) for a in readings]
+        better = readings[int(np.argmin(scores))].current_revision
+        worse = readings[int(np.argmax(scores))].current_revision
+        for expert in sorted(experts, key=lambda e: e.pk):
+            case.refresh_from_db()
+            if case.status != CaseStatus.IN_PANEL:
+                break
+            if rng.random() < args.p_expert_correct:
+                values = simulated_values(truth, truth.study.series_uid, expert_model, rng)
+                panel_vote(case=case, expert=expert, rationale="corrected label", values=values)
+            else:
+                choice = better if rng.random() < args.p_expert_right else worse
+                panel_vote(case=case, expert=expert, rationale="closer to the image", voted_for=choice)
+    panel_s = time.perf_counter() - start
+
+    # Errors against the truth.
+    keys = ["mask_1_minus_dice", "category_error", "missed_lesion_rate", "wrong_type_rate"]
+    groups: dict[str, list[dict[str, float]]] = {
+        "single_read": [],
+        "all_reads": [],
+        "agreed_consensus": [],
+        "panel_adjudicated": [],
+        "final": [],
+    }
+    statuses: dict[str, int] = {}
+    reads_per_case: list[int] = []
+    per_case: list[dict[str, Any]] = []
+    undecided = 0
+    for case in Case.objects.filter(project=project).order_by("pk"):
+        truth = truths[case_by_pk[case.pk].study.study_instance_uid]
+        statuses[case.status] = statuses.get(case.status, 0) + 1
+        annotations = {a.role: a for a in Annotation.objects.filter(case=case).select_related("current_revision")}
+        first = annotations[ReadingRole.FIRST_READER]
+        groups["single_read"].append(errors_of(*label_of(first.current_revision), truth))
+        for role in (ReadingRole.FIRST_READER, ReadingRole.SECOND_READER):
+            groups["all_reads"].append(errors_of(*label_of(annotations[role].current_revision), truth))
+        reads_per_case.append(2 + PanelVote.objects.filter(case=case).count())
+        final = None
+        if CONSENSUS_ROLE in annotations:
+            final = errors_of(*label_of(annotations[CONSENSUS_ROLE].current_revision), truth)
+            groups["agreed_consensus"].append(final)
+        elif ADJUDICATED_ROLE in annotations:
+            final = errors_of(*label_of(annotations[ADJUDICATED_ROLE].current_revision), truth)
+            groups["panel_adjudicated"].append(final)
+        per_case.append(
+            {
+                "case": case.pk,
+                "status": case.status,
+                "lesions": len(truth.lesions),
+                "true_types": [t["type"] for t in truth.lesions],
+                "single_read": groups["single_read"][-1],
+                "final": final,
+                "final_author": next(
+                    (
+                        (
+                            annotations[r].current_revision.author.username
+                            if annotations[r].current_revision.author
+                            else None
+                        )
+                        for r in (CONSENSUS_ROLE, ADJUDICATED_ROLE)
+                        if r in annotations
+                    ),
+                    None,
+                ),
+                "votes": [
+                    {
+                        "expert": v.expert.username.rsplit("-", 1)[-1],
+                        "corrected": v.corrected_id,
+                        "for": v.voted_for_id,
+                        "types": [
+                            i["value"] for i in (v.corrected or v.voted_for).items if i["label"] == "nodule_type"
+                        ],
+                    }
+                    for v in PanelVote.objects.filter(case=case).select_related("expert", "corrected", "voted_for")
+                ],
+                "final_types": [
+                    i["value"]
+                    for r in (CONSENSUS_ROLE, ADJUDICATED_ROLE)
+                    if r in annotations
+                    for i in annotations[r].current_revision.items
+                    if i["label"] == "nodule_type"
+                ],
+            }
+        )
+        if final is None:
+            undecided += 1
+        else:
+            groups["final"].append(final)
+
+    def mean(rows: list[dict[str, float]]) -> dict[str, float | None]:
+        return {k: (round(float(np.mean([r[k] for r in rows])), 4) if rows else None) for k in keys}
+
+    table = {name: {"cases": len(rows), **mean(rows)} for name, rows in groups.items()}
+    goal: dict[str, Any] = {}
+    for k in keys:
+        single, final_error = table["single_read"][k], table["final"][k]
+        assert single is not None
+        goal[k] = {
+            "single": single,
+            "final": final_error,
+            "final_over_single": round(final_error / single, 3) if final_error is not None and single else None,
+            "met": final_error is not None and final_error <= single / 3 + 1e-12,
+        }
+    print(f"\nqa: {len(cases)} cases; statuses {statuses}; readings {reading_s:.1f} s, panel {panel_s:.1f} s")
+    header = f"  {'labels':20s} {'cases':>5s} " + " ".join(f"{k:>19s}" for k in keys)
+    print(header)
+    for name, row in table.items():
+        cells = " ".join(f"{row[k]:19.4f}" if row[k] is not None else f"{'-':>19s}" for k in keys)
+        print(f"  {name:20s} {row['cases']:5d} {cells}")
+    print(f"  reads per case (readings + panel votes): mean {np.mean(reads_per_case):.2f}, max {max(reads_per_case)}")
+    for k, g in goal.items():
+        print(f"  goal final <= single/3 for {k}: {g['final_over_single']} -> {'met' if g['met'] else 'NOT met'}")
+    return {
+        "cases": len(cases),
+        "statuses": statuses,
+        "undecided": undecided,
+        "reader_model": vars(reader_model),
+        "expert_model": vars(expert_model),
+        "panel": {
+            "experts": 3,
+            "quorum": 3,
+            "chair": "expert0",
+            "p_expert_right": args.p_expert_right,
+            "p_expert_correct": args.p_expert_correct,
+        },
+        "policy": {
+            "mask_dice": args.mask_dice,
+            "box_iou": args.box_iou,
+            "number_tolerance": args.number_tolerance,
+            "mask_rule": args.mask_rule,
+        },
+        "errors": table,
+        "reads_per_case": {"mean": round(float(np.mean(reads_per_case)), 3), "max": max(reads_per_case)},
+        "goal_final_at_most_third_of_single": goal,
+        "per_case": per_case,
+        "seconds": {"readings": round(reading_s, 2), "panel": round(panel_s, 2)},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["metrics", "qa", "all"], default="all")
+    parser.add_argument("--cases", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--p-miss", type=float, default=0.2)
+    parser.add_argument("--p-flip", type=float, default=0.1)
+    parser.add_argument("--p-type", type=float, default=0.15)
+    parser.add_argument("--diameter-sd", type=float, default=1.0)
+    parser.add_argument("--p-expert-right", type=float, default=0.8)
+    parser.add_argument("--p-expert-correct", type=float, default=0.2)
+    parser.add_argument("--mask-dice", type=float, default=0.8)
+    parser.add_argument("--box-iou", type=float, default=0.5)
+    parser.add_argument("--number-tolerance", type=float, default=2.0)
+    parser.add_argument("--mask-rule", default="union")
+    args = parser.parse_args()
+
+    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if args.part in ("metrics", "all"):
+        results["metrics"] = part_metrics()
+    if args.part in ("qa", "all"):
+        import django
+
+        django.setup()
+        results["qa"] = part_qa(args)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
