@@ -11,6 +11,7 @@ import hashlib
 from collections import Counter
 from typing import Any
 
+import numpy as np
 from django.db import transaction
 
 from annotation.models import (
@@ -73,8 +74,6 @@ def _slice_index(case: Case) -> SliceIndex:
     per_series: dict[int, list[tuple[float, str]]] = {}
     for series_id, sop, position, orientation in rows:
         if position and orientation:
-            import numpy as np
-
             normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:]))
             along = float(np.dot(normal, np.asarray(position)))
         else:

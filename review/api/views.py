@@ -23,10 +23,12 @@ from review.api import serializers as s
 from review.models import AgreementResult, CaseEvent, PanelVote
 
 
-def _is_panel_or_manager(request: Request, case_id: int) -> tuple[bool, Case]:
+def _case_for_panel_or_manager(request: Request, case_id: int, what: str) -> Case:
+    """The case, if the user manages its project or sits on its panel; 403 naming what is withheld."""
     case = _case_for(request, case_id)
-    allowed = is_manager(request.user, case.project) or request.user.pk in services.panel_members_of(case)
-    return allowed, case
+    if not (is_manager(request.user, case.project) or request.user.pk in services.panel_members_of(case)):
+        raise PermissionDenied(f"{what} shown to managers and the case's panel")
+    return case
 
 
 class ReviewPolicyView(APIView):
@@ -56,9 +58,7 @@ class CaseEventsView(APIView):
 
     @extend_schema(responses=s.CaseEventOutput(many=True))
     def get(self, request: Request, case_id: int) -> Response:
-        allowed, case = _is_panel_or_manager(request, case_id)
-        if not allowed:
-            raise PermissionDenied("The case history is shown to managers and the case's panel")
+        case = _case_for_panel_or_manager(request, case_id, "The case history is")
         events = CaseEvent.objects.filter(case=case).select_related("actor").order_by("created_at", "pk")
         return Response(s.CaseEventOutput(events, many=True).data)
 
@@ -68,9 +68,7 @@ class CaseAgreementView(APIView):
 
     @extend_schema(responses=s.AgreementOutput)
     def get(self, request: Request, case_id: int) -> Response:
-        allowed, case = _is_panel_or_manager(request, case_id)
-        if not allowed:
-            raise PermissionDenied("Agreement is shown to managers and the case's panel")
+        case = _case_for_panel_or_manager(request, case_id, "Agreement is")
         result = AgreementResult.objects.filter(case=case).order_by("-created_at", "-pk").first()
         if result is None:
             raise NotFoundError(f"No agreement has been computed for case {case_id} yet")
@@ -101,9 +99,7 @@ class PanelVotesView(APIView):
 
     @extend_schema(responses=s.VoteOutput(many=True))
     def get(self, request: Request, case_id: int) -> Response:
-        allowed, case = _is_panel_or_manager(request, case_id)
-        if not allowed:
-            raise PermissionDenied("Votes are shown to managers and the case's panel")
+        case = _case_for_panel_or_manager(request, case_id, "Votes are")
         votes = PanelVote.objects.filter(case=case).select_related("expert")
         return Response(s.VoteOutput(votes, many=True).data)
 
