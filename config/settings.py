@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "review",
     "inference",
     "datasets",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -145,6 +146,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ProjectRoleEnum": ["annotator", "reviewer", "expert", "manager"],
         "ReadingRoleEnum": ["first_reader", "second_reader", "panel_member"],
+        "JobStatusEnum": "jobs.models.JobStatus",
+        "JobKindEnum": "jobs.models.JobKind",
     },
 }
 
@@ -166,6 +169,13 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600)
+# The soft limit raises inside the task, so the job is recorded as failed before the hard kill.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", CELERY_TASK_TIME_LIMIT - 60)
+# A message is acknowledged only once its task has finished, so a worker killed mid-task gets it back.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A running job whose worker has not reported for this long is taken over by the next claim.
+JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", 300)
 
 # --- Imaging ----------------------------------------------------------------------------------------
 IMAGING_MAX_UPLOAD_BYTES = env_int("IMAGING_MAX_UPLOAD_BYTES", 2 * 1024**3)
