@@ -157,6 +157,12 @@ ensure_packages() {
     [[ -f ${ORTHANC_PLUGINS[1]} ]] || pkgs+=(orthanc-gdcm)
     command -v curl >/dev/null 2>&1 || pkgs+=(curl)
     command -v runuser >/dev/null 2>&1 && command -v setsid >/dev/null 2>&1 || pkgs+=(util-linux)
+    # Browser tests (Debian's Chromium: Playwright's own browser download is refused here), compose-file
+    # validation without a Docker engine, and msgfmt for the translations.
+    command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+    command -v docker-compose >/dev/null 2>&1 || pkgs+=(docker-compose)
+    command -v msgfmt >/dev/null 2>&1 || pkgs+=(gettext)
+    command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
     ((${#pkgs[@]} == 0)) && return 0
 
     log "installing missing packages: ${pkgs[*]}"
