@@ -1,0 +1,9 @@
+from celery import Task, shared_task
+
+from annotation.imports import import_studies as import_studies_handler
+from jobs.tasks import JOB_TASK_OPTIONS, execute
+
+
+@shared_task(**JOB_TASK_OPTIONS)
+def import_studies(self: Task, job_id: int) -> str:  # type: ignore[type-arg]
+    return execute(self, job_id, import_studies_handler)
