@@ -5,5 +5,5 @@ from jobs.tasks import JOB_TASK_OPTIONS, execute
 
 
 @shared_task(**JOB_TASK_OPTIONS)
-def import_studies(self: Task, job_id: int) -> str:  # type: ignore[type-arg]
+def import_studies(self: Task, job_id: int) -> str:
     return execute(self, job_id, import_studies_handler)

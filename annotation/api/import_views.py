@@ -20,7 +20,9 @@ from jobs.api.serializers import JobOutput
 
 
 class ImportInput(serializers.Serializer[dict[str, Any]]):
-    source = serializers.SlugRelatedField(slug_field="name", queryset=DicomSource.objects.all())
+    source: serializers.SlugRelatedField[DicomSource] = serializers.SlugRelatedField(  # type: ignore[assignment]
+        slug_field="name", queryset=DicomSource.objects.all()
+    )
     study_uids = serializers.ListField(child=serializers.CharField(max_length=64), allow_empty=False)
     mode = serializers.ChoiceField(choices=["copy", "index"], default="copy")
 
