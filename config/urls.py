@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import views
@@ -16,7 +16,12 @@ urlpatterns = [
     path("api/v1/", include("annotation.api.urls")),
     path("api/v1/", include("review.api.urls")),
     path("api/v1/", include("jobs.api.urls")),
+    path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("annotation.api.import_urls")),
     path("dicomweb/", include("imaging.dicomweb.urls")),
     path("healthz", views.healthz, name="healthz"),
 ]
+
+# Client routes of the browser app (frontend/src/App.tsx): Django answers them with the app's index.html.
+APP_ROUTE = r"^(?:projects|cases|jobs)(?:/.*)?$"
+urlpatterns += [re_path(APP_ROUTE, views.home, name="app")]

@@ -1,16 +1,36 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 
 from annotation.selectors import projects_for_user
 from imaging.selectors import study_list
 
 
+def _app_index() -> str | None:
+    """The browser app's index.html (frontend/dist, built by scripts/build-frontend.sh), or None."""
+    index = Path(settings.FRONTEND_DIST_DIR) / "index.html"
+    try:
+        return index.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
-    """Landing page until the browser app (frontend/) is built: the user's projects and studies."""
+@never_cache
+def home(request: HttpRequest, **kwargs: object) -> HttpResponse:
+    """The browser app for "/" and its client routes (APP_ROUTE in config/urls.py); anonymous users go to
+    the sign-in page. Without a frontend build: a server-rendered list of the user's projects and studies."""
+    html = _app_index()
+    if html is not None:
+        get_token(request)  # the app's writes send the CSRF cookie back as X-CSRFToken
+        return HttpResponse(html, content_type="text/html; charset=utf-8")
     projects = projects_for_user(request.user).order_by("name")
     studies = study_list(request.user)[:50]
     return render(request, "home.html", {"projects": projects, "studies": studies})

@@ -36,5 +36,6 @@ export MEDLABEL_DATA_DIR="$SERVICES_DIR/data"
 export TEST_ARTIFACTS_DIR="$ARTIFACTS"
 mkdir -p "$MEDLABEL_DATA_DIR" "$ARTIFACTS"
 export PYTHONUNBUFFERED=1
+bash scripts/build-frontend.sh
 
 .venv/bin/python -m pytest "$@"

@@ -1,0 +1,45 @@
+import { BrowserRouter, Route, Routes } from "react-router-dom";
+import { SessionProvider } from "./auth/session";
+import { Layout } from "./layout/Layout";
+import { useT } from "./i18n";
+import { ProjectsScreen } from "./screens/projects/ProjectsScreen";
+import { WorklistScreen } from "./screens/worklist/WorklistScreen";
+import { ReaderScreen } from "./screens/reader/ReaderScreen";
+import { DashboardScreen } from "./screens/dashboard/DashboardScreen";
+import { JobsScreen } from "./screens/jobs/JobsScreen";
+import { PanelScreen } from "./screens/panel/PanelScreen";
+
+/** Client routes. Django returns index.html for each of these paths (config/views.py APP_ROUTES). */
+export const ROUTES = {
+  projects: "/",
+  worklist: "/projects/:slug",
+  dashboard: "/projects/:slug/dashboard",
+  reader: "/cases/:caseId/read",
+  panel: "/cases/:caseId/panel",
+  jobs: "/jobs",
+} as const;
+
+function NotFound() {
+  const t = useT();
+  return <h1>{t("common.notFound")}</h1>;
+}
+
+export function App() {
+  return (
+    <BrowserRouter>
+      <SessionProvider>
+        <Routes>
+          <Route element={<Layout />}>
+            <Route path={ROUTES.projects} element={<ProjectsScreen />} />
+            <Route path={ROUTES.worklist} element={<WorklistScreen />} />
+            <Route path={ROUTES.dashboard} element={<DashboardScreen />} />
+            <Route path={ROUTES.reader} element={<ReaderScreen />} />
+            <Route path={ROUTES.panel} element={<PanelScreen />} />
+            <Route path={ROUTES.jobs} element={<JobsScreen />} />
+            <Route path="*" element={<NotFound />} />
+          </Route>
+        </Routes>
+      </SessionProvider>
+    </BrowserRouter>
+  );
+}

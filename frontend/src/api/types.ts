@@ -1,0 +1,163 @@
+/** Shapes of the API's answers (see /api/schema/). Only the fields the app uses. */
+
+export type Localised = string | Record<string, string>;
+export type ReadingRole = "first_reader" | "second_reader" | "panel_member";
+export type MemberRole = "annotator" | "reviewer" | "expert" | "manager";
+
+export interface MeProject {
+  slug: string;
+  name: string;
+  roles: MemberRole[];
+}
+
+export interface Me {
+  username: string;
+  is_staff: boolean;
+  language: "en" | "zh-hans";
+  projects: MeProject[];
+}
+
+export interface Project {
+  slug: string;
+  name: string;
+  description: string;
+  dicom_source: string | null;
+  readers_per_case: number;
+  my_roles: MemberRole[];
+  created_at: string;
+}
+
+export interface Case {
+  id: number;
+  status: string;
+  priority: number;
+  priority_source: string;
+  study_instance_uid: string;
+  series_instance_uid: string | null;
+  patient_id: string;
+  study_date: string;
+  study_description: string;
+  readers_assigned: number | null;
+  readings_submitted: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Assignment {
+  id: number;
+  username: string;
+  role: ReadingRole;
+  slot: number;
+  status: string;
+  how: string;
+  case: Case;
+  created_at: string;
+  submitted_at: string | null;
+}
+
+export interface Worklist {
+  role: ReadingRole;
+  counts: Record<string, number>;
+  assignments: Assignment[];
+}
+
+export interface SchemaChoice {
+  key: string;
+  name: Localised;
+  children?: SchemaChoice[];
+}
+
+export interface SchemaSegment {
+  value: number;
+  key: string;
+  name: Localised;
+}
+
+export interface SchemaLabel {
+  key: string;
+  name: Localised;
+  level: "study" | "series" | "image" | "region";
+  kind:
+    | "single_choice"
+    | "multiple_choice"
+    | "ordinal"
+    | "number"
+    | "text"
+    | "box"
+    | "polygon"
+    | "point"
+    | "mask";
+  required?: boolean;
+  instructions?: Localised;
+  applies_to?: string[];
+  choices?: SchemaChoice[];
+  selectable?: "leaves" | "any";
+  min_selected?: number;
+  max_selected?: number | null;
+  scale?: { value: number; name: Localised }[];
+  unit?: string;
+  min?: number | null;
+  max?: number | null;
+  integer?: boolean;
+  max_length?: number;
+  dimensions?: 2 | 3;
+  segments?: SchemaSegment[];
+}
+
+export interface SchemaDefinition {
+  name: Localised;
+  description?: Localised;
+  labels: SchemaLabel[];
+}
+
+export interface Schema {
+  version: number;
+  definition: SchemaDefinition;
+  created_by: string | null;
+  created_at: string;
+}
+
+export interface MaskPayload {
+  encoding: "gzip-base64";
+  shape: number[];
+  dtype: "uint8" | "uint16";
+  data: string;
+  segments_present?: number[];
+  sha256?: string;
+}
+
+export interface Item {
+  label: string;
+  id?: string;
+  series_instance_uid?: string;
+  sop_instance_uid?: string;
+  frame?: number;
+  region?: string;
+  geometry?: Record<string, unknown>;
+  value?: unknown;
+  mask?: MaskPayload;
+}
+
+export interface Annotation {
+  id: number;
+  case: number;
+  reader: string | null;
+  role: string;
+  status: string;
+  current_revision: number;
+  created_at: string;
+  submitted_at: string | null;
+}
+
+export interface Revision {
+  number: number;
+  parent: number | null;
+  author: string | null;
+  origin: string;
+  model_version: string | null;
+  schema_version: number;
+  is_submission: boolean;
+  items: Item[];
+  created_at: string;
+  annotation?: number;
+}

@@ -1,0 +1,5 @@
+import { Placeholder } from "../../layout/Layout";
+
+export function ReaderScreen() {
+  return <Placeholder title="Reader" />;
+}
