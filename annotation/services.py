@@ -141,6 +141,7 @@ def cases_create(
                 project=project, study=item.study, series=item, defaults={"priority": priority}
             )
             cases.append(case)
+        cases_created_handler()(project=project, cases=cases)
         return cases
     flagged = list(Series.objects.filter(study__in=studies.values(), quality=Series.Quality.FAILED))
     if flagged:
@@ -154,6 +155,7 @@ def cases_create(
             project=project, study=studies[uid], series=None, defaults={"priority": priority}
         )
         cases.append(case)
+    cases_created_handler()(project=project, cases=cases)
     return cases
 
 
@@ -576,3 +578,11 @@ def submit_handler() -> Any:
     from django.utils.module_loading import import_string
 
     return import_string(settings.ANNOTATION_SUBMIT_HANDLER)
+
+
+def cases_created_handler() -> Any:
+    """settings.ANNOTATION_CASES_CREATED_HANDLER(project=, cases=): the inference app pre-labels new cases."""
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    return import_string(settings.ANNOTATION_CASES_CREATED_HANDLER)

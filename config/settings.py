@@ -210,3 +210,5 @@ ANNOTATION_SUBMIT_HANDLER = env_str("ANNOTATION_SUBMIT_HANDLER", "review.service
 ANNOTATION_VISIBILITY_EXTENSION = env_str(
     "ANNOTATION_VISIBILITY_EXTENSION", "review.selectors.extra_visible_annotations"
 )
+# Called at the end of annotation.services.cases_create: pre-labels new cases of projects with an active model.
+ANNOTATION_CASES_CREATED_HANDLER = env_str("ANNOTATION_CASES_CREATED_HANDLER", "inference.hooks.on_cases_created")
