@@ -7,6 +7,7 @@ mode, a filesystem Celery broker and DICOM files under ``var/``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import dj_database_url
 import django_stubs_ext
@@ -210,5 +211,48 @@ ANNOTATION_SUBMIT_HANDLER = env_str("ANNOTATION_SUBMIT_HANDLER", "review.service
 ANNOTATION_VISIBILITY_EXTENSION = env_str(
     "ANNOTATION_VISIBILITY_EXTENSION", "review.selectors.extra_visible_annotations"
 )
+# Called at the end of annotation.services.cases_create: pre-labels new cases of projects with an active model.
+ANNOTATION_CASES_CREATED_HANDLER = env_str("ANNOTATION_CASES_CREATED_HANDLER", "inference.hooks.on_cases_created")
+
+# --- Deployment: object storage, request ids and JSON logs, readiness ---------------------------------
+# MEDLABEL_STORAGE_BACKEND=storages.backends.s3.S3Storage keeps DICOM files and masks in an S3 bucket
+# (AWS, MinIO, Ceph...) instead of MEDLABEL_STORAGE_DIR; the filesystem stays the default.
+_default_storage = cast(dict[str, Any], STORAGES["default"])
+if _default_storage["BACKEND"] == "storages.backends.s3.S3Storage":
+    _default_storage["OPTIONS"] = {
+        "bucket_name": env_str("MEDLABEL_S3_BUCKET", "medlabel"),
+        "endpoint_url": env_str("MEDLABEL_S3_ENDPOINT_URL", "") or None,
+        "access_key": env_str("MEDLABEL_S3_ACCESS_KEY_ID", "") or None,
+        "secret_key": env_secret("MEDLABEL_S3_SECRET_ACCESS_KEY", default="", required=False) or None,
+        "region_name": env_str("MEDLABEL_S3_REGION", "") or None,
+        "location": env_str("MEDLABEL_S3_PREFIX", ""),
+        # MinIO and most self-hosted stores want path-style URLs (http://host:9000/bucket/key).
+        "addressing_style": env_str("MEDLABEL_S3_ADDRESSING_STYLE", "path"),
+        "signature_version": "s3v4",
+        "default_acl": None,
+        # Never replace a stored file: a second upload under the same name gets a new name.
+        "file_overwrite": False,
+        "querystring_auth": True,
+    }
+
+# The request id (X-Request-ID) of each request, returned in the response and carried into Celery tasks.
+MIDDLEWARE.insert(0, "config.middleware.RequestIdMiddleware")
+# LOG_FORMAT=json: one JSON object per line for log collectors; anything else keeps the plain format.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+_log_formatters = cast(dict[str, Any], LOGGING["formatters"])
+_log_formatters["json"] = {"()": "config.logging.JsonFormatter"}
+_log_formatters["plain_request"] = {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+LOGGING["filters"] = {"request_id": {"()": "config.logging.RequestIdFilter"}}
+_console_handler = cast(dict[str, Any], LOGGING["handlers"])["console"]
+_console_handler["filters"] = ["request_id"]
+_console_handler["formatter"] = "json" if LOG_FORMAT == "json" else "plain_request"
+
+# /readyz: the local PACS (Orthanc) to probe besides the upstream DICOM sources, and whether a PACS
+# that does not answer makes the web app "not ready" (off: local studies still work without it).
+ORTHANC_URL = env_str("ORTHANC_URL", "")
+READINESS_PACS_REQUIRED = env_bool("READINESS_PACS_REQUIRED", False)
+READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 3.0)
+# Workers log through LOGGING above (JSON with the request id), not through Celery's own root handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Called at the end of annotation.services.cases_create: pre-labels new cases of projects with an active model.
 ANNOTATION_CASES_CREATED_HANDLER = env_str("ANNOTATION_CASES_CREATED_HANDLER", "inference.hooks.on_cases_created")

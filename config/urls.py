@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/v1/", include("annotation.api.import_urls")),
     path("dicomweb/", include("imaging.dicomweb.urls")),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
 ]
 
 # Client routes of the browser app (frontend/src/App.tsx): Django answers them with the app's index.html.

@@ -8,8 +8,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.cache import never_cache
 
 from annotation.selectors import projects_for_user
+from config.readiness import run_checks
 from imaging.selectors import study_list
 
 
@@ -38,3 +40,10 @@ def home(request: HttpRequest, **kwargs: object) -> HttpResponse:
 
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
+
+
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Database, broker, storage and PACS reachable, each with its latency; 503 if a required one is not."""
+    ready, report = run_checks()
+    return JsonResponse(report, status=200 if ready else 503)
