@@ -8,7 +8,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.cache import never_cache
 
 from annotation.selectors import projects_for_user
 from config.readiness import run_checks
