@@ -1,0 +1,13 @@
+from django.urls import path
+
+from datasets.api import views
+
+urlpatterns = [
+    path("projects/<slug:slug>/exports/", views.ExportListView.as_view(), name="export-list"),
+    path("projects/<slug:slug>/exports/<int:export_id>/", views.ExportDetailView.as_view(), name="export-detail"),
+    path(
+        "projects/<slug:slug>/exports/<int:export_id>/download/",
+        views.ExportDownloadView.as_view(),
+        name="export-download",
+    ),
+]

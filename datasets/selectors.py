@@ -1,0 +1,206 @@
+"""Reads for exports: which cases a filter selects (with the revision of each final label), their provenance,
+and the exports a user may see."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+
+from annotation.models import Annotation, AnnotationRevision, Case, CaseStatus, Project, ReadingRole
+from config.types import AnyUser
+from datasets.models import Export
+from imaging.models import Series
+from review.models import AgreementResult, CaseEvent, PanelVote
+
+UID_PATTERN = re.compile(r"\b\d+(?:\.\d+){3,}\b")
+# QA levels in increasing order of verification; a case counts at its level and every lower one.
+QA_LEVELS = {"single_read": 1, "agreed": 2, "adjudicated": 3}
+QA_LEVEL_OF_STATUS = {
+    CaseStatus.SINGLE_READ: "single_read",
+    CaseStatus.AGREED: "agreed",
+    CaseStatus.ADJUDICATED: "adjudicated",
+}
+# The annotation holding the final label at each level.
+FINAL_ROLE = {"single_read": ReadingRole.FIRST_READER, "agreed": "consensus", "adjudicated": "adjudicated"}
+
+
+@dataclass
+class SelectedCase:
+    case_id: int
+    revision_id: int
+    qa_level: str
+
+
+def select_cases(
+    *,
+    project: Project,
+    min_qa_level: str,
+    modalities: list[str],
+    study_date_from: str,
+    study_date_to: str,
+) -> list[SelectedCase]:
+    """Cases at or above ``min_qa_level`` matching the filters, each with the revision of its final label."""
+    statuses = [s for s, level in QA_LEVEL_OF_STATUS.items() if QA_LEVELS[level] >= QA_LEVELS[min_qa_level]]
+    cases = Case.objects.filter(project=project, status__in=statuses)
+    if modalities:
+        with_modality = Series.objects.filter(modality__in=modalities).values("study_id")
+        cases = cases.filter(study_id__in=with_modality)
+    if study_date_from:
+        cases = cases.filter(study__study_date__gte=study_date_from)
+    if study_date_to:
+        cases = cases.filter(study__study_date__lte=study_date_to)
+    rows = list(cases.order_by("pk").values_list("pk", "status"))
+    finals: dict[tuple[int, str], int] = {}
+    annotations = Annotation.objects.filter(
+        case_id__in=[pk for pk, _ in rows],
+        role__in=set(FINAL_ROLE.values()),
+        status=Annotation.Status.SUBMITTED,
+        current_revision__isnull=False,
+    ).values_list("case_id", "role", "current_revision_id")
+    for case_id, role, revision_id in annotations:
+        finals[(case_id, role)] = revision_id
+    selected = []
+    for case_id, status in rows:
+        level = QA_LEVEL_OF_STATUS[CaseStatus(status)]
+        final_id = finals.get((case_id, FINAL_ROLE[level]))
+        if final_id is not None:
+            selected.append(SelectedCase(case_id=case_id, revision_id=final_id, qa_level=level))
+    return selected
+
+
+def exports_of(project: Project) -> QuerySet[Export]:
+    return Export.objects.filter(project=project).select_related("job", "created_by", "project").order_by("-version")
+
+
+def export_for(project: Project, export_id: int) -> Export | None:
+    return exports_of(project).filter(pk=export_id).first()
+
+
+def visible_exports(user: AnyUser) -> QuerySet[Export]:
+    from annotation.selectors import projects_for_user
+
+    return Export.objects.filter(project__in=projects_for_user(user))
+
+
+def _flat_metrics(metrics: dict[str, Any], rename: Callable[[str], str], prefix: str = "") -> dict[str, Any]:
+    """Numeric metrics as "outer/inner" keys, reader names and UIDs in the keys renamed for the export."""
+    flat: dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = prefix + rename(str(key))
+        if isinstance(value, dict):
+            flat.update(_flat_metrics(value, rename, name + "/"))
+        elif isinstance(value, (int, float, bool)) or value is None:
+            flat[name] = value
+    return dict(sorted(flat.items()))
+
+
+def case_provenance(
+    case: Case,
+    final: AnnotationRevision,
+    *,
+    as_of: datetime,
+    reader_id: Callable[[int], str],
+    uid: Callable[[str], str],
+    qa_level: str,
+) -> dict[str, Any]:
+    """How the case's final label was verified, as of the snapshot's creation (later appends are ignored, so a
+    rebuild says the same). ``reader_id`` maps a user id to the pseudonymous reader id written out."""
+    readings = []
+    model_versions = set()
+    roles_of_revision: dict[int, str] = {}
+    for annotation in (
+        Annotation.objects.filter(case=case, created_at__lte=as_of).select_related("current_revision").order_by("pk")
+    ):
+        revision = annotation.current_revision
+        if revision is None:
+            continue
+        roles_of_revision[revision.pk] = annotation.role
+        if annotation.role == "ai" or revision.origin == Annotation.Origin.AI:
+            if revision.model_version:
+                model_versions.add(revision.model_version)
+            continue
+        if annotation.reader_id is None:
+            continue
+        readings.append(
+            {
+                "reader": reader_id(annotation.reader_id),
+                "role": annotation.role,
+                "revision": revision.number,
+                "submitted": annotation.status == Annotation.Status.SUBMITTED,
+            }
+        )
+    names = {
+        username: reader_id(pk)
+        for pk, username in Annotation.objects.filter(case=case, reader__isnull=False).values_list(
+            "reader_id", "reader__username"
+        )
+    }
+    pattern = re.compile("|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)")
+
+    def rename(text: str) -> str:
+        text = UID_PATTERN.sub(lambda m: uid(m.group(0)), text)
+        return pattern.sub(lambda m: names[m.group(0)], text)
+
+    agreement_row = (
+        AgreementResult.objects.filter(case=case, created_at__lte=as_of).order_by("-created_at", "-pk").first()
+    )
+    agreement = None
+    if agreement_row is not None:
+        entries = agreement_row.labels if isinstance(agreement_row.labels, list) else []
+        agreement = {
+            "agreed": agreement_row.agreed,
+            "labels": {
+                str(entry.get("key")): {
+                    "kind": entry.get("kind"),
+                    "agreed": entry.get("agreed"),
+                    "metrics": _flat_metrics(entry.get("metrics") or {}, rename),
+                }
+                for entry in entries
+                if isinstance(entry, dict)
+            },
+        }
+    votes = list(PanelVote.objects.filter(case=case, created_at__lte=as_of).order_by("created_at", "pk"))
+    panel: dict[str, Any] | None = None
+    if votes:
+        panel = {
+            "votes": [
+                {
+                    "expert": reader_id(vote.expert_id),
+                    "for": "corrected label"
+                    if vote.corrected_id
+                    else roles_of_revision.get(vote.voted_for_id or 0, ""),
+                }
+                for vote in votes
+            ],
+        }
+        decided = (
+            CaseEvent.objects.filter(case=case, to_status=CaseStatus.ADJUDICATED, created_at__lte=as_of)
+            .order_by("-created_at")
+            .first()
+        )
+        if decided is not None:
+            winner = int(decided.metrics.get("winner_revision") or 0)
+            panel["decision"] = {
+                "for": roles_of_revision.get(winner, "corrected label"),
+                "tie_broken_by_chair": bool(decided.metrics.get("tie_broken_by_chair")),
+            }
+    if final.model_version:
+        model_versions.add(final.model_version)
+    return {
+        "qa_level": qa_level,
+        "final_label": {
+            "role": roles_of_revision.get(final.pk, ""),
+            "revision": final.number,
+            "schema_version": final.schema.version,
+            "origin": final.origin,
+        },
+        "readers": readings,
+        "agreement": agreement,
+        "panel": panel,
+        "ai_model_versions": sorted(model_versions),
+    }

@@ -1,0 +1,128 @@
+"""A series as a volume: its slices in order along the normal, its voxel-to-patient affine, its pixels.
+
+Slice order is the one the review workflow uses for masks (``review.services._slice_index``): sorted by the
+position of each slice along the normal of its image plane, so a label mask's first axis lines up with it.
+DICOM patient coordinates are LPS; NIfTI's are RAS, so the affine is flipped on its first two axes."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+import pydicom
+from django.core.files.storage import default_storage
+
+from imaging.models import Instance, Series
+from imaging.pixels import decoded_frame
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+class GeometryMissing(Exception):
+    """The series lacks what it takes to place a label in patient space; the message says what."""
+
+
+@dataclass
+class SeriesLayout:
+    series: Series
+    instances: list[Instance]  # in slice order
+    affine_lps: np.ndarray  # 4x4, voxel (column i, row j, slice k) -> LPS millimetres
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(slices, rows, columns), the axis order of label masks."""
+        return (len(self.instances), int(self.series.rows or 0), int(self.series.columns or 0))
+
+    @property
+    def affine_ras(self) -> np.ndarray:
+        return LPS_TO_RAS @ self.affine_lps
+
+    def z_of_sop(self) -> dict[str, int]:
+        return {instance.sop_instance_uid: z for z, instance in enumerate(self.instances)}
+
+    def has_local_files(self) -> bool:
+        return all(instance.file for instance in self.instances)
+
+
+def series_layout(series: Series) -> SeriesLayout:
+    """The series' slices in order and its affine, or GeometryMissing naming what is absent."""
+    instances = list(
+        Instance.objects.filter(series=series, has_pixel_data=True).order_by("instance_number", "sop_instance_uid")
+    )
+    if not instances:
+        raise GeometryMissing(f"series {series.series_instance_uid} has no images")
+    if any(instance.number_of_frames > 1 for instance in instances):
+        raise GeometryMissing(
+            f"series {series.series_instance_uid} is multi-frame; per-frame geometry is not exported yet"
+        )
+    if not series.rows or not series.columns:
+        raise GeometryMissing(f"series {series.series_instance_uid} has no rows/columns")
+    missing = [
+        i.sop_instance_uid
+        for i in instances
+        if not i.image_position or not (i.image_orientation or series.image_orientation) or not i.pixel_spacing
+    ]
+    if missing:
+        raise GeometryMissing(
+            f"series {series.series_instance_uid}: {len(missing)} image(s) lack position, orientation or "
+            "pixel spacing, so a label cannot be placed in patient space"
+        )
+    orientation = np.asarray(instances[0].image_orientation or series.image_orientation, dtype=np.float64)
+    row_cosine, column_cosine = orientation[:3], orientation[3:]
+    normal = np.cross(row_cosine, column_cosine)
+    along = [float(np.dot(normal, np.asarray(i.image_position, dtype=np.float64))) for i in instances]
+    order = sorted(range(len(instances)), key=lambda k: (along[k], instances[k].sop_instance_uid))
+    instances = [instances[k] for k in order]
+    first = np.asarray(instances[0].image_position, dtype=np.float64)
+    if len(instances) > 1:
+        last = np.asarray(instances[-1].image_position, dtype=np.float64)
+        step = (last - first) / (len(instances) - 1)
+    else:
+        step = normal * float(series.slice_thickness or series.slice_spacing or 1.0)
+    row_spacing, column_spacing = (float(v) for v in instances[0].pixel_spacing[:2])  # type: ignore[index]
+    affine = np.eye(4)
+    # Column index i moves along the row cosine by the column spacing; row index j along the column cosine.
+    affine[:3, 0] = row_cosine * column_spacing
+    affine[:3, 1] = column_cosine * row_spacing
+    affine[:3, 2] = step
+    affine[:3, 3] = first
+    return SeriesLayout(series=series, instances=instances, affine_lps=affine)
+
+
+def _meta_number(instance: Instance, tag: str, default: float) -> float:
+    try:
+        return float(instance.metadata[tag]["Value"][0])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return default
+
+
+def load_volume(layout: SeriesLayout) -> np.ndarray:
+    """Pixels in modality units (rescale applied), shape (slices, rows, columns); int16 when exact."""
+    slopes = [_meta_number(i, "00281053", 1.0) for i in layout.instances]
+    intercepts = [_meta_number(i, "00281052", 0.0) for i in layout.instances]
+    exact = all(s == 1.0 for s in slopes) and all(float(b).is_integer() for b in intercepts)
+    volume = np.empty(layout.shape, dtype=np.int32 if exact else np.float32)
+    for z, instance in enumerate(layout.instances):
+        frame = decoded_frame(instance, 1)
+        volume[z] = frame * slopes[z] + intercepts[z] if not exact else frame.astype(np.int32) + int(intercepts[z])
+    if exact and volume.size and volume.min() >= -32768 and volume.max() <= 32767:
+        return volume.astype(np.int16)
+    return volume.astype(np.float32)
+
+
+def nifti_bytes(array: np.ndarray, affine_ras: np.ndarray) -> bytes:
+    """A gzipped NIfTI-1 of a (slices, rows, columns) array: same bytes for the same input (no timestamps)."""
+    data = np.ascontiguousarray(np.transpose(array, (2, 1, 0)))  # NIfTI axes: i (column), j (row), k (slice)
+    image = nib.Nifti1Image(data, affine_ras)
+    image.header.set_xyzt_units("mm", "sec")
+    image.set_qform(affine_ras, code=1)
+    image.set_sform(affine_ras, code=1)
+    return gzip.compress(image.to_bytes(), compresslevel=6, mtime=0)
+
+
+def read_dataset(instance: Instance) -> pydicom.Dataset:
+    with default_storage.open(instance.file, "rb") as handle:
+        return pydicom.dcmread(io.BytesIO(handle.read()))
