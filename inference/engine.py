@@ -87,11 +87,16 @@ def build_network(architecture: str, params: dict[str, Any], *, out_channels: in
             dropout_prob=float(merged["dropout"]),
         )
     if architecture == "densenet121":
+        # Width and depth are parameters too, so that tests and CPU demos can run a narrow DenseNet.
+        extra = {k: merged[k] for k in ("init_features", "growth_rate") if k in merged}
+        if "block_config" in merged:
+            extra["block_config"] = tuple(int(n) for n in merged["block_config"])
         return DenseNet121(
             spatial_dims=int(merged["spatial_dims"]),
             in_channels=1,
             out_channels=out_channels,
             dropout_prob=float(merged["dropout"]),
+            **extra,
         )
     raise ValueError(f"unknown architecture {architecture!r}")
 

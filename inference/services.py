@@ -246,7 +246,7 @@ def training_start(
     _check_architecture(task, arch)
     arch_params = {
         **engine.DEFAULT_ARCHITECTURE_PARAMS[arch],
-        **config.architecture_params,
+        **(config.architecture_params if arch == config.architecture else {}),
         **(architecture_params or {}),
     }
     spec = engine.preprocessing_spec({**config.preprocessing, **(preprocessing or {})})
@@ -263,6 +263,10 @@ def training_start(
         raise ApplicationError(
             f"Architecture parameters do not build a {arch}: {exc}", code="bad_architecture"
         ) from exc
+    if arch == Architecture.DENSENET121 and min(spec["input_size"]) < 32:
+        raise ApplicationError(
+            f"densenet121 halves its input five times: input_size {spec['input_size']} needs at least 32 per axis"
+        )
     parent = registry.active_version(project, task) if transfer else None
     if parent is not None and (parent.architecture != arch or parent.architecture_params != arch_params):
         parent = None  # transfer needs the same network
