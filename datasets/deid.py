@@ -4,7 +4,7 @@
 ``X`` remove, ``Z`` replace with a zero-length value, ``D`` replace with a dummy value, ``U`` replace a
 UID with one that is consistent within the snapshot, ``K`` keep; combined codes (``X/Z``, ``X/D``,
 ``Z/D``, ``X/Z/D``, ``X/Z/U*``) are resolved to the strictest one this module can apply: remove when the
-code allows it, otherwise empty, otherwise a dummy. On top of the profile, with the options "Retain
+code allows it, otherwise remap (UIDs), empty, or a dummy. On top of the profile, with the options "Retain
 Longitudinal Temporal Information with Modified Dates" and "Retain Patient Characteristics" off:
 - every remaining date (DA, and the date part of DT) is shifted by a per-patient number of days, derived
   from the project's key, so intervals within a patient survive and the same patient shifts alike in
@@ -311,9 +311,9 @@ PROFILE_TAGS: dict[BaseTag, str] = {_tag(keyword): action for keyword, action in
 
 
 def resolve_action(code: str) -> str:
-    """The single action applied for a (possibly combined) code: U, then X, then Z, then D."""
+    """The single action applied for a (possibly combined) code, the strictest it allows: X, then U, Z, D."""
     parts = {part.rstrip("*") for part in code.split("/")}
-    for action in ("U", "X", "Z", "D"):
+    for action in ("X", "U", "Z", "D"):
         if action in parts:
             return action
     return "K"
