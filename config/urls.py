@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/v1/", include("annotation.api.urls")),
     path("api/v1/", include("review.api.urls")),
     path("api/v1/", include("jobs.api.urls")),
+    path("api/v1/", include("datasets.api.urls")),
     path("api/v1/", include("inference.api.urls")),
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("annotation.api.import_urls")),
