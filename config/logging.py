@@ -22,7 +22,9 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):
-            record.request_id = get_request_id() or "-"
+            # django.request logs 4xx/5xx after the middleware has returned, with the request attached.
+            from_request = getattr(getattr(record, "request", None), "request_id", None)
+            record.request_id = get_request_id() or from_request or "-"
         return True
 
 

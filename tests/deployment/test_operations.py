@@ -139,6 +139,26 @@ def test_json_formatter_writes_one_object_with_the_request_id() -> None:
     assert "ValueError: boom" in json.loads(JsonFormatter().format(error))["exc_info"]
 
 
+def test_django_error_logs_written_after_the_middleware_keep_the_request_id(client: Client) -> None:
+    """django.request logs a 4xx after the middleware chain has returned: the id comes from the request."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    handler.addFilter(RequestIdFilter())
+    logger = logging.getLogger("django.request")
+    logger.addHandler(handler)
+    try:
+        response = client.get("/api/v1/projects/", HTTP_X_REQUEST_ID="rid-unauthorised")
+    finally:
+        logger.removeHandler(handler)
+    assert response.status_code in (401, 403)
+    assert [getattr(r, "request_id", None) for r in records] == ["rid-unauthorised"]
+
+
 def test_plain_log_format_stays_readable_by_default(settings: Any) -> None:
     if settings.LOG_FORMAT != "json":
         console = settings.LOGGING["handlers"]["console"]
