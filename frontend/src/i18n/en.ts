@@ -1,4 +1,6 @@
 /** English strings: the reference dictionary. Every key must also be in zh-hans.ts (the type checks it). */
+import { enReviewScreens } from "./reviewScreens";
+
 export const en = {
   "app.title": "MedLabel QA",
   "nav.projects": "Projects",
@@ -111,6 +113,8 @@ export const en = {
   "dashboard.title": "Dashboard",
   "jobs.title": "Jobs",
   "panel.title": "Panel review",
+  // The panel, dashboard and jobs screens keep their strings in reviewScreens.ts.
+  ...enReviewScreens,
 } as const;
 
 export type MessageKey = keyof typeof en;

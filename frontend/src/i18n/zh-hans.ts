@@ -1,4 +1,5 @@
 import type { MessageKey } from "./en";
+import { zhHansReviewScreens } from "./reviewScreens";
 
 /** Simplified Chinese; the type makes a missing key a build error. */
 export const zhHans: Record<MessageKey, string> = {
@@ -113,4 +114,5 @@ export const zhHans: Record<MessageKey, string> = {
   "dashboard.title": "统计看板",
   "jobs.title": "任务",
   "panel.title": "专家组评审",
+  ...zhHansReviewScreens,
 };
