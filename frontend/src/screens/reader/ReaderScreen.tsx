@@ -1,5 +1,826 @@
-import { Placeholder } from "../../layout/Layout";
+/**
+ * The reader: the case's series in a Cornerstone3D viewport, the schema's labels in a side panel,
+ * region tools (box, contour, point, brush/eraser on a series label map), the AI proposal as an editable
+ * layer, autosaved drafts with base_revision (a 409 is shown as "changed elsewhere", never overwritten),
+ * submit with the server's validation messages, and verification mode for second readers.
+ */
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
+import { api, ApiError, listOf } from "../../api/client";
+import type { Annotation, Assignment, Case, ReadingRole, Revision, Schema, SchemaLabel } from "../../api/types";
+import { useSession } from "../../auth/session";
+import { useLocalised, useT, type MessageKey } from "../../i18n";
+import { ErrorMessage, Loading } from "../../layout/Status";
+import { boxFromCorners, clampPoint, round2, type ApiPoint } from "../../lib/geometry";
+import { Labelmap } from "../../lib/mask";
+import {
+  attributesFor,
+  emptyReading,
+  geometryLabels,
+  imageKey,
+  itemsToReading,
+  labelsAt,
+  maskKey,
+  missingRequired,
+  newRegionId,
+  readingToItems,
+  seriesMaskLabels,
+  type Reading,
+  type Region,
+  type Value,
+} from "../../lib/schemaForm";
+import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerstone";
+import { renderedUrl, seriesStack, studySeries, type SeriesStack, type SeriesSummary } from "../../viewer/dicomweb";
+import { StackViewer, type NavTool, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
+import { LabelField } from "./LabelField";
+import { drawLabelmapSlice, drawRegion } from "./overlay";
+
+type Tool = NavTool | "box" | "polygon" | "point" | "brush" | "eraser";
+type SaveState = "new" | "saved" | "unsaved" | "saving" | "conflict";
+
+const TOOL_KEYS: Record<string, Tool> = { w: "windowLevel", p: "pan", z: "zoom", b: "box", c: "polygon", t: "point", r: "brush", e: "eraser" };
+const TOOL_LABELS: Record<Tool, MessageKey> = {
+  windowLevel: "reader.tool.windowLevel",
+  pan: "reader.tool.pan",
+  zoom: "reader.tool.zoom",
+  box: "reader.tool.box",
+  polygon: "reader.tool.polygon",
+  point: "reader.tool.point",
+  brush: "reader.tool.brush",
+  eraser: "reader.tool.eraser",
+};
+const AUTOSAVE_MS = 1500;
+
+interface Context {
+  caseData: Case;
+  schema: Schema;
+  mine: Annotation | null;
+  myRevision: Revision | null;
+  ai: Revision | null;
+  firstReading: Revision | null;
+  mode: string;
+  series: SeriesSummary[];
+}
+
+declare global {
+  interface Window {
+    __medlabel?: Record<string, unknown>;
+  }
+}
+
+function medlabelDebug(): Record<string, unknown> {
+  window.__medlabel ??= {};
+  return window.__medlabel;
+}
+
+async function latestRevision(annotation: Annotation): Promise<Revision | null> {
+  if (!annotation.current_revision) return null;
+  return api.get<Revision>(`/annotations/${annotation.id}/revisions/${annotation.current_revision}/`);
+}
+
+async function loadContext(caseId: string, slug: string, role: ReadingRole, username: string): Promise<Context> {
+  const [caseData, schemas, annotations, policy] = await Promise.all([
+    api.get<Case>(`/cases/${caseId}/`),
+    api.get<Schema[] | { results: Schema[] }>(`/projects/${slug}/schemas/`),
+    api.get<Annotation[] | { results: Annotation[] }>(`/cases/${caseId}/annotations/`),
+    api.get<{ mode: string }>(`/projects/${slug}/review-policy/`).catch(() => ({ mode: "blind_double" })),
+  ]);
+  const list = listOf(annotations);
+  const mine = list.find((a) => a.reader === username && a.role === role) ?? null;
+  const aiAnnotation = list.find((a) => a.role === "ai") ?? null;
+  const first = role === "second_reader" ? (list.find((a) => a.role === "first_reader" && a.status === "submitted") ?? null) : null;
+  const [myRevision, ai, firstReading, series] = await Promise.all([
+    mine ? latestRevision(mine) : null,
+    aiAnnotation ? latestRevision(aiAnnotation) : null,
+    first ? latestRevision(first) : null,
+    studySeries(caseData.study_instance_uid),
+  ]);
+  const schema = listOf(schemas)[0];
+  if (!schema) throw new Error(`Project ${slug} has no label schema`);
+  return { caseData, schema, mine, myRevision, ai, firstReading, mode: policy.mode, series };
+}
 
 export function ReaderScreen() {
-  return <Placeholder title="Reader" />;
+  const t = useT();
+  const { caseId = "" } = useParams();
+  const [params] = useSearchParams();
+  const role = (params.get("role") ?? "first_reader") as ReadingRole;
+  const slug = params.get("project") ?? "";
+  const { me } = useSession();
+  const [context, setContext] = useState<Context | null>(null);
+  const [error, setError] = useState<Error | null>(null);
+  const [attempt, setAttempt] = useState(0);
+
+  useEffect(() => {
+    let cancelled = false;
+    setContext(null);
+    setError(null);
+    const projectSlug = slug || me.projects[0]?.slug || "";
+    loadContext(caseId, projectSlug, role, me.username).then(
+      (c) => !cancelled && setContext(c),
+      (e: unknown) => !cancelled && setError(e instanceof Error ? e : new Error(String(e))),
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [caseId, slug, role, me, attempt]);
+
+  if (error) return <ErrorMessage error={error} onRetry={() => setAttempt((n) => n + 1)} />;
+  if (!context) return <Loading />;
+  return (
+    <Reader
+      key={`${caseId}-${attempt}`}
+      context={context}
+      role={role}
+      slug={slug || me.projects[0]?.slug || ""}
+      onReload={() => setAttempt((n) => n + 1)}
+      title={t("reader.title", { id: caseId })}
+    />
+  );
+}
+
+function Reader({ context, role, slug, onReload, title }: { context: Context; role: ReadingRole; slug: string; onReload: () => void; title: string }) {
+  const t = useT();
+  const loc = useLocalised();
+  const navigate = useNavigate();
+  const definition = context.schema.definition;
+  const caseId = context.caseData.id;
+  const studyUid = context.caseData.study_instance_uid;
+  const verification = role === "second_reader" && context.mode === "verification" && context.firstReading !== null;
+
+  const [reading, setReading] = useState<Reading>(emptyReading);
+  const [loaded, setLoaded] = useState(false);
+  const [aiLayer, setAiLayer] = useState<Reading | null>(null);
+  const [firstLayer, setFirstLayer] = useState<Reading | null>(null);
+  const [showFirst, setShowFirst] = useState(true);
+  const [saveState, setSaveState] = useState<SaveState>(context.myRevision ? "saved" : "new");
+  const [revisionNumber, setRevisionNumber] = useState(context.myRevision?.number ?? 0);
+  const [conflictRevision, setConflictRevision] = useState<number | null>(null);
+  const [messages, setMessages] = useState<string[]>([]);
+  const [submitted, setSubmitted] = useState(context.mine?.status === "submitted");
+  const [decision, setDecision] = useState<string | null>(null);
+  const [rejectReason, setRejectReason] = useState("");
+  const baseRevision = useRef(context.myRevision?.number ?? 0);
+  const dirty = useRef(0);
+  const saving = useRef<Promise<void> | null>(null);
+
+  const [seriesUid, setSeriesUid] = useState<string>(
+    context.caseData.series_instance_uid ??
+      [...context.series].sort((a, b) => b.instances - a.instances)[0]?.seriesInstanceUid ??
+      "",
+  );
+  const [stack, setStack] = useState<SeriesStack | null>(null);
+  const [slice, setSlice] = useState(0);
+  const [tool, setTool] = useState<Tool>("windowLevel");
+  const [regionLabel, setRegionLabel] = useState(geometryLabels(definition)[0]?.key ?? "");
+  const maskLabels = seriesMaskLabels(definition);
+  const [maskLabel, setMaskLabel] = useState(maskLabels[0]?.key ?? "");
+  const [segment, setSegment] = useState(maskLabels[0]?.segments?.[0]?.value ?? 1);
+  const [brushSize, setBrushSize] = useState(4);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [draft, setDraft] = useState<Region | null>(null);
+  const viewer = useRef<StackViewerHandle>(null);
+  const painting = useRef(false);
+  const readOnly = submitted || decision !== null;
+
+  // Initial reading: my latest revision (or, in verification mode, nothing yet: the reviewer decides).
+  useEffect(() => {
+    let cancelled = false;
+    (async () => {
+      const mine = context.myRevision ? await itemsToReading(definition, context.myRevision.items) : emptyReading();
+      const ai = context.ai ? await itemsToReading(definition, context.ai.items, { fromAi: true }) : null;
+      const first = context.firstReading ? await itemsToReading(definition, context.firstReading.items) : null;
+      if (cancelled) return;
+      setReading(mine);
+      setAiLayer(ai && !context.myRevision ? ai : null);
+      setFirstLayer(first);
+      setLoaded(true);
+    })();
+    return () => {
+      cancelled = true;
+    };
+  }, [context, definition]);
+
+  // Series stack (metadata -> image ids); time to first image is measured from here.
+  useEffect(() => {
+    if (!seriesUid) return;
+    let cancelled = false;
+    const debug = medlabelDebug();
+    debug.loadStart = performance.now();
+    debug.firstImageMs = null;
+    setStack(null);
+    seriesStack(studyUid, seriesUid).then((s) => {
+      if (cancelled) return;
+      debug.metadataMs = performance.now() - (debug.loadStart as number);
+      debug.slices = s.slices.length;
+      setStack(s);
+      setSlice(Math.floor(s.slices.length / 2));
+    });
+    return () => {
+      cancelled = true;
+    };
+  }, [studyUid, seriesUid]);
+
+  const imageIds = useMemo(() => stack?.slices.map((s) => s.imageId) ?? [], [stack]);
+  const planes = useMemo(() => stack?.slices.map((s) => s.plane) ?? [], [stack]);
+  const current = stack?.slices[slice];
+  const initialVoi = useMemo(() => {
+    if (!stack) return null;
+    if (stack.modality === "CT") return voiRangeOf("lung");
+    if (stack.window) return { lower: stack.window.center - stack.window.width / 2, upper: stack.window.center + stack.window.width / 2 };
+    return null;
+  }, [stack]);
+
+  const change = useCallback((update: (r: Reading) => Reading) => {
+    setReading((r) => update(r));
+    dirty.current += 1;
+    setSaveState((s) => (s === "conflict" ? s : "unsaved"));
+  }, []);
+
+  const save = useCallback(
+    async (submit = false): Promise<boolean> => {
+      if (saving.current) await saving.current;
+      let ok = false;
+      const run = (async () => {
+        const marker = dirty.current;
+        setSaveState("saving");
+        try {
+          const items = await readingToItems(definition, readingRef.current);
+          const revision = await api.post<Revision>(`/cases/${caseId}/revisions/`, {
+            role,
+            base_revision: baseRevision.current,
+            values: { items },
+            submit,
+          });
+          baseRevision.current = revision.number;
+          setRevisionNumber(revision.number);
+          setMessages([]);
+          setSaveState(dirty.current === marker ? "saved" : "unsaved");
+          if (submit) setSubmitted(true);
+          ok = true;
+        } catch (exc) {
+          if (exc instanceof ApiError && exc.status === 409) {
+            setConflictRevision(Number(exc.body.current_revision ?? 0) || null);
+            setSaveState("conflict");
+          } else {
+            setSaveState("unsaved");
+            const detail = exc instanceof Error ? exc.message : String(exc);
+            setMessages(detail.split("; "));
+          }
+        }
+      })();
+      saving.current = run;
+      await run;
+      saving.current = null;
+      return ok;
+    },
+    [caseId, definition, role],
+  );
+  const readingRef = useRef(reading);
+  readingRef.current = reading;
+
+  // Autosave drafts a moment after the last change.
+  useEffect(() => {
+    if (saveState !== "unsaved" || readOnly || messages.length) return;
+    const timer = window.setTimeout(() => void save(false), AUTOSAVE_MS);
+    return () => window.clearTimeout(timer);
+  }, [saveState, reading, readOnly, save, messages.length]);
+
+  const submit = useCallback(async () => {
+    if (readOnly) return;
+    await save(true);
+  }, [readOnly, save]);
+
+  // Keyboard shortcuts.
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      const target = event.target as HTMLElement | null;
+      const typing = target && ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName);
+      if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
+        event.preventDefault();
+        void submit();
+        return;
+      }
+      if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") {
+        event.preventDefault();
+        if (!readOnly) void save(false);
+        return;
+      }
+      if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.key === "ArrowUp" || event.key === "PageUp") {
+        event.preventDefault();
+        viewer.current?.scroll(-1);
+      } else if (event.key === "ArrowDown" || event.key === "PageDown") {
+        event.preventDefault();
+        viewer.current?.scroll(1);
+      } else if ((event.key === "Delete" || event.key === "Backspace") && selected && !readOnly) {
+        change((r) => ({ ...r, regions: r.regions.filter((x) => x.id !== selected) }));
+        setSelected(null);
+      } else if (TOOL_KEYS[event.key.toLowerCase()]) {
+        const next = TOOL_KEYS[event.key.toLowerCase()];
+        if (!readOnly || ["windowLevel", "pan", "zoom"].includes(next)) setTool(next);
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [submit, save, selected, readOnly, change]);
+
+  // Test and measurement hooks (read by the browser tests).
+  useEffect(() => {
+    const debug = medlabelDebug();
+    debug.viewer = viewer;
+    debug.slice = slice;
+    debug.saveState = saveState;
+  });
+
+  const maskFor = useCallback(
+    (r: Reading, label: string): Labelmap | null => (stack ? (r.masks[maskKey(label, stack.seriesUid)] ?? null) : null),
+    [stack],
+  );
+
+  const drawOverlay = useCallback(
+    (ctx: CanvasRenderingContext2D, h: OverlayHelpers) => {
+      const here = stack?.slices[h.slice];
+      if (!here) return;
+      const onSlice = (r: Region) => r.sopInstanceUid === here.sopInstanceUid && r.frame === here.frame;
+      if (verification && showFirst && firstLayer) {
+        for (const key of Object.keys(firstLayer.masks)) {
+          if (key.endsWith(`|${stack!.seriesUid}`)) drawLabelmapSlice(ctx, h, firstLayer.masks[key], h.slice, 0.25);
+        }
+        for (const r of firstLayer.regions.filter(onSlice)) drawRegion(ctx, h, r, { colour: "#00e5ff", dashed: true, tag: "1st" });
+      }
+      if (aiLayer) {
+        for (const r of aiLayer.regions.filter(onSlice)) drawRegion(ctx, h, r, { colour: "#ff9800", dashed: true, tag: "AI" });
+      }
+      for (const key of Object.keys(reading.masks)) {
+        if (key.endsWith(`|${stack!.seriesUid}`)) drawLabelmapSlice(ctx, h, reading.masks[key], h.slice);
+      }
+      for (const r of reading.regions.filter(onSlice)) {
+        drawRegion(ctx, h, r, { colour: r.id === selected ? "#ffff00" : r.fromAi ? "#ffb74d" : "#00ff7f", width: r.id === selected ? 3 : 2, tag: r.id === selected ? undefined : "" });
+      }
+      if (draft) drawRegion(ctx, h, draft, { colour: "#ffffff", dashed: true });
+    },
+    [stack, reading, aiLayer, firstLayer, showFirst, verification, selected, draft],
+  );
+
+  const onPointer = useCallback(
+    (phase: "down" | "move" | "up", point: ApiPoint) => {
+      if (!stack || !current || readOnly) return;
+      const p = clampPoint(stack, point);
+      const base = { sopInstanceUid: current.sopInstanceUid, frame: current.frame, attributes: {} };
+      if (tool === "brush" || tool === "eraser") {
+        if (!maskLabel) return;
+        if (phase === "down") painting.current = true;
+        if (!painting.current) return;
+        if (phase === "up") {
+          painting.current = false;
+          return;
+        }
+        change((r) => {
+          const key = maskKey(maskLabel, stack.seriesUid);
+          const map = r.masks[key] ?? new Labelmap(stack.slices.length, stack.rows, stack.columns);
+          map.paintDisc(slice, p, brushSize, tool === "eraser" ? 0 : segment);
+          return { ...r, masks: { ...r.masks, [key]: map } };
+        });
+        return;
+      }
+      if (tool === "point" && phase === "down" && regionLabel) {
+        const region: Region = { ...base, id: newRegionId(regionLabel), label: regionLabel, kind: "point", geometry: { x: round2(p.x), y: round2(p.y) } };
+        change((r) => ({ ...r, regions: [...r.regions, region] }));
+        setSelected(region.id);
+        return;
+      }
+      if (tool === "box" && regionLabel) {
+        if (phase === "down") {
+          setDraft({ ...base, id: "draft", label: regionLabel, kind: "box", geometry: { x: p.x, y: p.y, width: 0, height: 0 }, attributes: { start: [p.x, p.y] as unknown as Value } });
+        } else if (draft) {
+          const [sx, sy] = draft.attributes.start as unknown as [number, number];
+          const box = boxFromCorners(stack, { x: sx, y: sy }, p);
+          if (phase === "move") {
+            setDraft({ ...draft, geometry: box ?? { x: sx, y: sy, width: 0, height: 0 } });
+          } else {
+            setDraft(null);
+            if (box) {
+              const region: Region = { ...base, id: newRegionId(regionLabel), label: regionLabel, kind: "box", geometry: box };
+              change((r) => ({ ...r, regions: [...r.regions, region] }));
+              setSelected(region.id);
+            }
+          }
+        }
+        return;
+      }
+      if (tool === "polygon" && regionLabel) {
+        if (phase === "down") {
+          setDraft({ ...base, id: "draft", label: regionLabel, kind: "polygon", geometry: { points: [[round2(p.x), round2(p.y)]] } });
+        } else if (draft && draft.kind === "polygon") {
+          const points = (draft.geometry as { points: [number, number][] }).points;
+          const last = points[points.length - 1];
+          if (phase === "move") {
+            if (Math.hypot(p.x - last[0], p.y - last[1]) >= 1) setDraft({ ...draft, geometry: { points: [...points, [round2(p.x), round2(p.y)]] } });
+          } else {
+            setDraft(null);
+            if (points.length >= 3) {
+              const region: Region = { ...base, id: newRegionId(regionLabel), label: regionLabel, kind: "polygon", geometry: { points } };
+              change((r) => ({ ...r, regions: [...r.regions, region] }));
+              setSelected(region.id);
+            }
+          }
+        }
+      }
+    },
+    [stack, current, readOnly, tool, maskLabel, regionLabel, change, slice, brushSize, segment, draft],
+  );
+
+  async function decide(outcome: "accept" | "correct" | "reject") {
+    if (outcome === "reject" && !rejectReason.trim()) {
+      setMessages([t("verify.reasonRequired")]);
+      return;
+    }
+    try {
+      const body: Record<string, unknown> = { outcome, reason: rejectReason, base_revision: baseRevision.current };
+      if (outcome === "correct") body.values = { items: await readingToItems(definition, reading) };
+      const result = await api.post<{ status: string }>(`/cases/${caseId}/verification/`, body);
+      setDecision(result.status);
+      setMessages([]);
+    } catch (exc) {
+      setMessages([exc instanceof Error ? exc.message : String(exc)]);
+    }
+  }
+
+  async function nextCase() {
+    const assignment = await api.post<Assignment | undefined>(`/projects/${slug}/worklist/next/`, { role });
+    if (assignment) navigate(`/cases/${assignment.case.id}/read?role=${role}&project=${slug}`);
+    else navigate(`/projects/${slug}?role=${role}`);
+  }
+
+  if (!loaded) return <Loading />;
+
+  const studyLabels = labelsAt(definition, "study");
+  const seriesLabels = labelsAt(definition, "series");
+  const imageLabels = labelsAt(definition, "image");
+  const regionLabels = geometryLabels(definition);
+  const drawingTools: Tool[] = [
+    ...(regionLabels.some((l) => l.kind === "box") ? (["box"] as Tool[]) : []),
+    ...(regionLabels.some((l) => l.kind === "polygon") ? (["polygon"] as Tool[]) : []),
+    ...(regionLabels.some((l) => l.kind === "point") ? (["point"] as Tool[]) : []),
+    ...(maskLabels.length ? (["brush", "eraser"] as Tool[]) : []),
+  ];
+  const drawing = !readOnly && drawingTools.includes(tool);
+  const currentMask = maskFor(reading, maskLabel);
+  const missing = missingRequired(definition, reading);
+  const imageTarget = current ? imageKey(current.sopInstanceUid, current.frame) : "";
+  const stateText =
+    saveState === "saved"
+      ? t("reader.saved", { n: revisionNumber })
+      : saveState === "saving"
+        ? t("reader.saving")
+        : saveState === "unsaved"
+          ? t("reader.unsaved")
+          : saveState === "conflict"
+            ? t("reader.unsaved")
+            : t("reader.notSaved");
+
+  const regionLabelOf = (key: string): SchemaLabel | undefined => definition.labels.find((l) => l.key === key);
+
+  return (
+    <section aria-label={title}>
+      <div className="toolbar">
+        <h1 style={{ margin: 0, fontSize: "1.2rem" }}>{title}</h1>
+        <span className="badge">{t(`reading.${role}`)}</span>
+        <span className="save-state" role="status" data-testid="save-state" data-state={saveState}>
+          {stateText}
+        </span>
+        <span className="spacer" style={{ flex: 1 }} />
+        <Link to={`/projects/${slug}?role=${role}`}>{t("reader.backToWorklist")}</Link>
+      </div>
+      {saveState === "conflict" ? (
+        <div role="alert" className="error" data-testid="conflict">
+          {t("reader.conflict", { n: conflictRevision ?? "?" })}{" "}
+          <button type="button" onClick={onReload}>
+            {t("reader.reload")}
+          </button>
+        </div>
+      ) : null}
+      {messages.length ? (
+        <div role="alert" className="error" data-testid="validation">
+          {t("reader.validation")}
+          <ul>
+            {messages.map((m) => (
+              <li key={m}>{m}</li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
+      <div className="reader">
+        <nav className="thumbs" aria-label={t("reader.series")}>
+          {context.series.map((s) => (
+            <SeriesThumb key={s.seriesInstanceUid} studyUid={studyUid} series={s} active={s.seriesInstanceUid === seriesUid} onSelect={() => setSeriesUid(s.seriesInstanceUid)} />
+          ))}
+        </nav>
+        <div style={{ display: "flex", flexDirection: "column", gap: "0.4rem", minHeight: 0 }}>
+          <div className="toolbar" role="toolbar" aria-label={t("reader.tools")}>
+            {(["windowLevel", "pan", "zoom", ...drawingTools] as Tool[]).map((name) => (
+              <button key={name} type="button" aria-pressed={tool === name} disabled={readOnly && drawingTools.includes(name)} onClick={() => setTool(name)}>
+                {t(TOOL_LABELS[name])}
+              </button>
+            ))}
+            {stack?.modality === "CT" ? (
+              <label>
+                {t("reader.preset")}{" "}
+                <select aria-label={t("reader.preset")} defaultValue="lung" onChange={(e) => viewer.current?.setVoi(voiRangeOf(e.target.value as PresetName))}>
+                  {(Object.keys(CT_PRESETS) as PresetName[]).map((p) => (
+                    <option key={p} value={p}>
+                      {t(`reader.preset.${p}` as MessageKey)}
+                    </option>
+                  ))}
+                </select>
+              </label>
+            ) : null}
+            {tool === "brush" || tool === "eraser" ? (
+              <label>
+                {t("reader.brushSize")}{" "}
+                <input type="range" min={1} max={20} value={brushSize} aria-label={t("reader.brushSize")} onChange={(e) => setBrushSize(Number(e.target.value))} />
+              </label>
+            ) : null}
+          </div>
+          <div style={{ position: "relative", flex: 1, minHeight: 420 }}>
+            {stack ? (
+              <StackViewer
+                ref={viewer}
+                viewportId="reader"
+                imageIds={imageIds}
+                planes={planes}
+                initialSlice={slice}
+                initialVoi={initialVoi}
+                navTool={(["windowLevel", "pan", "zoom"].includes(tool) ? tool : "windowLevel") as NavTool}
+                drawing={drawing}
+                label={t("reader.viewport")}
+                onSlice={setSlice}
+                onFirstImage={() => {
+                  const debug = medlabelDebug();
+                  debug.firstImageMs = performance.now() - (debug.loadStart as number);
+                }}
+                drawOverlay={drawOverlay}
+                onPointer={onPointer}
+              />
+            ) : (
+              <Loading />
+            )}
+            {stack ? (
+              <div className="info" data-testid="slice-info" style={{ position: "absolute", left: 8, bottom: 8, color: "#fff", pointerEvents: "none" }}>
+                {t("reader.slice", { index: slice + 1, total: stack.slices.length })}
+              </div>
+            ) : null}
+          </div>
+          <div className="toolbar">
+            <button type="button" onClick={() => viewer.current?.scroll(-1)}>
+              {t("reader.prevSlice")}
+            </button>
+            <button type="button" onClick={() => viewer.current?.scroll(1)}>
+              {t("reader.nextSlice")}
+            </button>
+            <span className="hint">{t("reader.shortcuts")}</span>
+          </div>
+        </div>
+        <aside className="side" aria-label={t("reader.labels")}>
+          {readOnly && submitted ? <p role="status">{decision ? null : t("reader.readOnly")}</p> : null}
+          {decision ? <p role="status">{t("verify.done", { status: decision })}</p> : null}
+          {verification ? (
+            <fieldset>
+              <legend>{t("verify.title")}</legend>
+              <label>
+                <input type="checkbox" checked={showFirst} onChange={(e) => setShowFirst(e.target.checked)} /> {t("verify.overlay")}
+              </label>
+              <div className="toolbar">
+                <button type="button" disabled={readOnly} onClick={() => void decide("accept")}>
+                  {t("verify.accept")}
+                </button>
+                <button type="button" disabled={readOnly} onClick={() => void decide("correct")}>
+                  {t("verify.correct")}
+                </button>
+              </div>
+              <label htmlFor="reject-reason">{t("verify.reason")}</label>
+              <textarea id="reject-reason" rows={2} value={rejectReason} onChange={(e) => setRejectReason(e.target.value)} disabled={readOnly} />
+              <button type="button" disabled={readOnly} onClick={() => void decide("reject")}>
+                {t("verify.reject")}
+              </button>
+            </fieldset>
+          ) : null}
+          {context.ai || aiLayer ? (
+            <fieldset>
+              <legend>{t("reader.ai")}</legend>
+              {aiLayer ? (
+                <>
+                  <p className="hint">{t("reader.ai.shown")}</p>
+                  <button
+                    type="button"
+                    disabled={readOnly}
+                    onClick={() => {
+                      const layer = aiLayer;
+                      change((r) => ({
+                        study: { ...layer.study, ...r.study },
+                        series: { ...layer.series, ...r.series },
+                        image: { ...layer.image, ...r.image },
+                        regions: [...r.regions, ...layer.regions.map((x) => ({ ...x, fromAi: true }))],
+                        masks: { ...Object.fromEntries(Object.entries(layer.masks).map(([k, m]) => [k, m.clone()])), ...r.masks },
+                      }));
+                      setAiLayer(null);
+                    }}
+                  >
+                    {t("reader.ai.accept")}
+                  </button>{" "}
+                </>
+              ) : null}
+              <button
+                type="button"
+                disabled={readOnly}
+                onClick={() => {
+                  setAiLayer(null);
+                  if (reading.regions.some((r) => r.fromAi)) change((r) => ({ ...r, regions: r.regions.filter((x) => !x.fromAi) }));
+                }}
+              >
+                {t("reader.ai.clear")}
+              </button>
+            </fieldset>
+          ) : null}
+          <fieldset>
+            <legend>{t("reader.studyLabels")}</legend>
+            {studyLabels.map((label) => (
+              <LabelField
+                key={label.key}
+                idPrefix="study"
+                label={label}
+                value={reading.study[label.key]}
+                disabled={readOnly}
+                onChange={(v) => change((r) => ({ ...r, study: { ...r.study, [label.key]: v } }))}
+              />
+            ))}
+          </fieldset>
+          {seriesLabels.length && stack ? (
+            <fieldset>
+              <legend>{t("reader.seriesLabels")}</legend>
+              {seriesLabels.map((label) => (
+                <LabelField
+                  key={label.key}
+                  idPrefix="series"
+                  label={label}
+                  value={reading.series[stack.seriesUid]?.[label.key]}
+                  disabled={readOnly}
+                  onChange={(v) => change((r) => ({ ...r, series: { ...r.series, [stack.seriesUid]: { ...r.series[stack.seriesUid], [label.key]: v } } }))}
+                />
+              ))}
+            </fieldset>
+          ) : null}
+          {imageLabels.length && current ? (
+            <fieldset>
+              <legend>{t("reader.imageLabels")}</legend>
+              {imageLabels.map((label) => (
+                <LabelField
+                  key={label.key}
+                  idPrefix="image"
+                  label={label}
+                  value={reading.image[imageTarget]?.[label.key]}
+                  disabled={readOnly}
+                  onChange={(v) => change((r) => ({ ...r, image: { ...r.image, [imageTarget]: { ...r.image[imageTarget], [label.key]: v } } }))}
+                />
+              ))}
+            </fieldset>
+          ) : null}
+          {maskLabels.length ? (
+            <fieldset>
+              <legend>{t("reader.mask")}</legend>
+              {maskLabels.length > 1 ? (
+                <select aria-label={t("reader.mask")} value={maskLabel} onChange={(e) => setMaskLabel(e.target.value)}>
+                  {maskLabels.map((l) => (
+                    <option key={l.key} value={l.key}>
+                      {loc(l.name)}
+                    </option>
+                  ))}
+                </select>
+              ) : (
+                <div>{loc(maskLabels[0].name)}</div>
+              )}
+              <label>
+                {t("reader.segment")}{" "}
+                <select aria-label={t("reader.segment")} value={segment} onChange={(e) => setSegment(Number(e.target.value))}>
+                  {(definition.labels.find((l) => l.key === maskLabel)?.segments ?? []).map((s) => (
+                    <option key={s.value} value={s.value}>
+                      {s.value} · {loc(s.name)}
+                    </option>
+                  ))}
+                </select>
+              </label>
+              <div className="hint" data-testid="mask-count">
+                {t("reader.maskPainted", { n: currentMask ? currentMask.painted() : 0 })}
+              </div>
+            </fieldset>
+          ) : null}
+          {regionLabels.length ? (
+            <fieldset>
+              <legend>{t("reader.regions")}</legend>
+              {regionLabels.length > 1 ? (
+                <select aria-label={t("reader.regions")} value={regionLabel} onChange={(e) => setRegionLabel(e.target.value)}>
+                  {regionLabels.map((l) => (
+                    <option key={l.key} value={l.key}>
+                      {loc(l.name)}
+                    </option>
+                  ))}
+                </select>
+              ) : null}
+              {reading.regions.length === 0 ? <p className="hint">{t("reader.noRegions")}</p> : null}
+              <ol className="lesions" data-testid="lesions">
+                {reading.regions.map((region, index) => {
+                  const sliceIndex = stack?.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame) ?? -1;
+                  return (
+                    <li key={region.id} aria-current={region.id === selected}>
+                      <button
+                        type="button"
+                        onClick={() => {
+                          setSelected(region.id);
+                          if (sliceIndex >= 0) viewer.current?.setSlice(sliceIndex);
+                        }}
+                      >
+                        {t("reader.select")} #{index + 1} {loc(regionLabelOf(region.label)?.name)}
+                        {region.fromAi ? " (AI)" : ""}
+                        {sliceIndex >= 0 ? ` · ${t("reader.slice", { index: sliceIndex + 1, total: stack?.slices.length ?? 0 })}` : ""}
+                      </button>{" "}
+                      <button
+                        type="button"
+                        disabled={readOnly}
+                        aria-label={`${t("reader.delete")} #${index + 1}`}
+                        onClick={() => change((r) => ({ ...r, regions: r.regions.filter((x) => x.id !== region.id) }))}
+                      >
+                        {t("reader.delete")}
+                      </button>
+                      {region.id === selected
+                        ? attributesFor(definition, region.label).map((label) => (
+                            <LabelField
+                              key={label.key}
+                              idPrefix={`region-${index}`}
+                              label={label}
+                              value={region.attributes[label.key]}
+                              disabled={readOnly}
+                              onChange={(v) =>
+                                change((r) => ({
+                                  ...r,
+                                  regions: r.regions.map((x) => (x.id === region.id ? { ...x, attributes: { ...x.attributes, [label.key]: v } } : x)),
+                                }))
+                              }
+                            />
+                          ))
+                        : null}
+                    </li>
+                  );
+                })}
+              </ol>
+            </fieldset>
+          ) : null}
+          {!verification ? (
+            <div className="toolbar">
+              <button type="button" onClick={() => void save(false)} disabled={readOnly || saveState === "conflict"}>
+                {t("common.save")}
+              </button>
+              <button type="button" className="primary" onClick={() => void submit()} disabled={readOnly || saveState === "conflict"} title={missing.join(", ")}>
+                {t("reader.submit")}
+              </button>
+            </div>
+          ) : null}
+          {submitted && !verification ? <p role="status">{t("reader.submitted")}</p> : null}
+          {readOnly ? (
+            <button type="button" onClick={() => void nextCase()}>
+              {t("reader.nextCase")}
+            </button>
+          ) : null}
+        </aside>
+      </div>
+    </section>
+  );
+}
+
+function SeriesThumb({ studyUid, series, active, onSelect }: { studyUid: string; series: SeriesSummary; active: boolean; onSelect: () => void }) {
+  const t = useT();
+  const [sop, setSop] = useState<string | null>(null);
+  useEffect(() => {
+    let cancelled = false;
+    fetch(`/dicomweb/studies/${studyUid}/series/${series.seriesInstanceUid}/instances`, { credentials: "same-origin", headers: { Accept: "application/dicom+json" } })
+      .then((r) => (r.ok ? r.json() : []))
+      .then((rows: Record<string, { Value?: unknown[] }>[]) => {
+        if (cancelled || !rows.length) return;
+        const sorted = [...rows].sort((a, b) => Number(a["00200013"]?.Value?.[0] ?? 0) - Number(b["00200013"]?.Value?.[0] ?? 0));
+        setSop(String(sorted[Math.floor(sorted.length / 2)]["00080018"]?.Value?.[0] ?? ""));
+      })
+      .catch(() => undefined);
+    return () => {
+      cancelled = true;
+    };
+  }, [studyUid, series.seriesInstanceUid]);
+  const name = t("reader.thumbnail", { n: series.number ?? "?", description: series.description || series.modality, count: series.instances });
+  return (
+    <button type="button" aria-pressed={active} onClick={onSelect} aria-label={name} title={name}>
+      {sop ? <img src={renderedUrl(studyUid, series.seriesInstanceUid, sop)} alt="" loading="lazy" /> : <span>{t("reader.loadingImages")}</span>}
+      <span>
+        {series.number ?? ""} {series.description || series.modality} ({series.instances})
+      </span>
+    </button>
+  );
 }

@@ -8,8 +8,8 @@ import { ErrorMessage, Loading } from "../../layout/Status";
 import { ageParts, readingRolesFor } from "../../lib/roles";
 import { useAsync } from "../../lib/useAsync";
 
-export function readerPath(assignment: Assignment): string {
-  return `/cases/${assignment.case.id}/read?role=${assignment.role}`;
+export function readerPath(assignment: Assignment, slug: string): string {
+  return `/cases/${assignment.case.id}/read?role=${assignment.role}&project=${encodeURIComponent(slug)}`;
 }
 
 /** The user's cases in one reading role: status, priority (AI score when the priority came from a model), age. */
@@ -34,7 +34,7 @@ export function WorklistScreen() {
     try {
       const assignment = await api.post<Assignment | undefined>(`/projects/${slug}/worklist/next/`, { role });
       if (!assignment) setMessage(t("worklist.noneLeft"));
-      else navigate(readerPath(assignment));
+      else navigate(readerPath(assignment, slug));
     } catch (exc) {
       setMessage(exc instanceof Error ? exc.message : String(exc));
     } finally {
@@ -114,7 +114,7 @@ export function WorklistScreen() {
                   </td>
                   <td>{t(unit, { n })}</td>
                   <td>
-                    <Link to={readerPath(a)} aria-label={`${t("worklist.open")} ${a.case.id}`}>
+                    <Link to={readerPath(a, slug)} aria-label={`${t("worklist.open")} ${a.case.id}`}>
                       {t("worklist.open")}
                     </Link>
                   </td>

@@ -1,0 +1,110 @@
+/**
+ * A series label map (slices x rows x columns, uint8 segment values) and its API transport format:
+ * {"encoding": "gzip-base64", "shape": [slices, rows, columns], "dtype": "uint8", "data": base64(gzip(bytes))},
+ * little-endian C order, exactly as annotation/labels.py encode_mask/decode_mask.
+ */
+import type { MaskPayload } from "../api/types";
+import { discPixels, type ApiPoint } from "./geometry";
+
+export class Labelmap {
+  readonly slices: number;
+  readonly rows: number;
+  readonly columns: number;
+  readonly data: Uint8Array;
+
+  constructor(slices: number, rows: number, columns: number, data?: Uint8Array) {
+    this.slices = slices;
+    this.rows = rows;
+    this.columns = columns;
+    const size = slices * rows * columns;
+    if (data && data.length !== size) {
+      throw new Error(`label map of ${data.length} values does not fit ${slices}x${rows}x${columns}`);
+    }
+    this.data = data ?? new Uint8Array(size);
+  }
+
+  index(z: number, row: number, column: number): number {
+    return (z * this.rows + row) * this.columns + column;
+  }
+
+  get(z: number, row: number, column: number): number {
+    return this.data[this.index(z, row, column)];
+  }
+
+  /** Paint (value > 0) or erase (value 0) a disc on slice z; returns how many voxels changed. */
+  paintDisc(z: number, centre: ApiPoint, radius: number, value: number): number {
+    if (z < 0 || z >= this.slices) return 0;
+    let changed = 0;
+    for (const [r, c] of discPixels(this, centre, radius)) {
+      const i = this.index(z, r, c);
+      // The eraser (value 0) clears any segment; painting replaces.
+      if (this.data[i] !== value) {
+        this.data[i] = value;
+        changed++;
+      }
+    }
+    return changed;
+  }
+
+  slice(z: number): Uint8Array {
+    const n = this.rows * this.columns;
+    return this.data.subarray(z * n, (z + 1) * n);
+  }
+
+  painted(): number {
+    let n = 0;
+    for (let i = 0; i < this.data.length; i++) if (this.data[i] !== 0) n++;
+    return n;
+  }
+
+  segmentsPresent(): number[] {
+    const seen = new Set<number>();
+    for (let i = 0; i < this.data.length; i++) if (this.data[i] !== 0) seen.add(this.data[i]);
+    return [...seen].sort((a, b) => a - b);
+  }
+
+  clone(): Labelmap {
+    return new Labelmap(this.slices, this.rows, this.columns, new Uint8Array(this.data));
+  }
+}
+
+async function streamBytes(input: Uint8Array, transform: CompressionStream | DecompressionStream): Promise<Uint8Array> {
+  const stream = new Blob([input as BlobPart]).stream().pipeThrough(transform);
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+export function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  const chunk = 0x8000;
+  for (let i = 0; i < bytes.length; i += chunk) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + chunk));
+  }
+  return btoa(binary);
+}
+
+export function fromBase64(text: string): Uint8Array {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+export async function encodeMask(map: Labelmap): Promise<MaskPayload> {
+  const gz = await streamBytes(map.data, new CompressionStream("gzip"));
+  return { encoding: "gzip-base64", shape: [map.slices, map.rows, map.columns], dtype: "uint8", data: toBase64(gz) };
+}
+
+export async function decodeMask(payload: MaskPayload): Promise<Labelmap> {
+  if (payload.encoding !== "gzip-base64") throw new Error(`unsupported mask encoding ${payload.encoding}`);
+  if (payload.shape.length !== 3) throw new Error(`expected a 3-D mask, got shape ${payload.shape.join("x")}`);
+  const [slices, rows, columns] = payload.shape;
+  const raw = await streamBytes(fromBase64(payload.data), new DecompressionStream("gzip"));
+  if (payload.dtype === "uint8") return new Labelmap(slices, rows, columns, raw);
+  if (payload.dtype === "uint16") {
+    const values = new Uint8Array(slices * rows * columns);
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    for (let i = 0; i < values.length; i++) values[i] = Math.min(255, view.getUint16(i * 2, true));
+    return new Labelmap(slices, rows, columns, values);
+  }
+  throw new Error(`unsupported mask dtype ${String(payload.dtype)}`);
+}

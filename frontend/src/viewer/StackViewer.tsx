@@ -1,0 +1,293 @@
+/**
+ * A Cornerstone3D stack viewport with window/level, pan, zoom and wheel scrolling, plus a 2-D overlay
+ * canvas on which the caller draws (regions, label maps) in API image coordinates and receives pointer
+ * events in API image coordinates when `drawing` is on. Control it through the ref (StackViewerHandle).
+ */
+import { Enums, getRenderingEngine, RenderingEngine, type Types } from "@cornerstonejs/core";
+import {
+  Enums as ToolEnums,
+  PanTool,
+  StackScrollTool,
+  ToolGroupManager,
+  utilities as toolUtilities,
+  WindowLevelTool,
+  ZoomTool,
+} from "@cornerstonejs/tools";
+import { forwardRef, useCallback, useEffect, useImperativeHandle, useRef, useState } from "react";
+import { apiToWorld, worldToApi, type ApiPoint, type ImagePlane } from "../lib/geometry";
+import { initCornerstone } from "./cornerstone";
+
+export type NavTool = "windowLevel" | "pan" | "zoom";
+
+const NAV_TOOL_NAMES: Record<NavTool, string> = {
+  windowLevel: WindowLevelTool.toolName,
+  pan: PanTool.toolName,
+  zoom: ZoomTool.toolName,
+};
+
+export interface OverlayHelpers {
+  /** API image point on the shown slice -> overlay canvas pixels. */
+  toCanvas: (p: ApiPoint) => [number, number];
+  /** Canvas pixels per image pixel (for line widths and brush cursors). */
+  scale: number;
+  slice: number;
+}
+
+export interface StackViewerHandle {
+  setSlice: (index: number) => void;
+  scroll: (delta: number) => void;
+  getSlice: () => number;
+  setVoi: (range: { lower: number; upper: number }) => void;
+  reset: () => void;
+  redrawOverlay: () => void;
+  viewport: () => Types.IStackViewport | null;
+}
+
+export interface StackViewerProps {
+  viewportId: string;
+  imageIds: string[];
+  planes: ImagePlane[];
+  navTool?: NavTool;
+  drawing?: boolean;
+  initialSlice?: number;
+  initialVoi?: { lower: number; upper: number } | null;
+  label: string;
+  onSlice?: (index: number) => void;
+  onFirstImage?: () => void;
+  drawOverlay?: (ctx: CanvasRenderingContext2D, helpers: OverlayHelpers) => void;
+  onPointer?: (phase: "down" | "move" | "up", point: ApiPoint, event: PointerEvent) => void;
+}
+
+const ENGINE_ID = "medlabel-engine";
+
+function engine(): RenderingEngine {
+  return (getRenderingEngine(ENGINE_ID) as RenderingEngine | undefined) ?? new RenderingEngine(ENGINE_ID);
+}
+
+export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(function StackViewer(props, ref) {
+  const {
+    viewportId,
+    imageIds,
+    planes,
+    navTool = "windowLevel",
+    drawing = false,
+    initialSlice = 0,
+    initialVoi = null,
+    label,
+    onSlice,
+    onFirstImage,
+    drawOverlay,
+    onPointer,
+  } = props;
+  const element = useRef<HTMLDivElement>(null);
+  const overlay = useRef<HTMLCanvasElement>(null);
+  const sliceRef = useRef(initialSlice);
+  const [ready, setReady] = useState(false);
+  const callbacks = useRef({ onSlice, onFirstImage, drawOverlay, onPointer });
+  callbacks.current = { onSlice, onFirstImage, drawOverlay, onPointer };
+  const planesRef = useRef(planes);
+  planesRef.current = planes;
+  const toolGroupId = `${viewportId}-tools`;
+
+  const viewport = useCallback((): Types.IStackViewport | null => {
+    try {
+      return (engine().getViewport(viewportId) as Types.IStackViewport | undefined) ?? null;
+    } catch {
+      return null;
+    }
+  }, [viewportId]);
+
+  const redraw = useCallback(() => {
+    const canvas = overlay.current;
+    const vp = viewport();
+    if (!canvas || !vp) return;
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth;
+    const height = canvas.clientHeight;
+    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+      canvas.width = Math.round(width * ratio);
+      canvas.height = Math.round(height * ratio);
+    }
+    const ctx = canvas.getContext("2d");
+    if (!ctx) return;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    const slice = sliceRef.current;
+    const plane = planesRef.current[slice];
+    if (!plane || !callbacks.current.drawOverlay) return;
+    const toCanvas = (p: ApiPoint) => vp.worldToCanvas(apiToWorld(plane, p)) as [number, number];
+    const a = toCanvas({ x: 0, y: 0 });
+    const b = toCanvas({ x: 1, y: 0 });
+    const scale = Math.hypot(b[0] - a[0], b[1] - a[1]);
+    callbacks.current.drawOverlay(ctx, { toCanvas, scale, slice });
+  }, [viewport]);
+
+  // Enable the viewport and its tools once per mount.
+  useEffect(() => {
+    let cancelled = false;
+    const el = element.current;
+    if (!el) return;
+    let firstRendered = false;
+    const onRendered = () => {
+      if (!firstRendered) {
+        firstRendered = true;
+        callbacks.current.onFirstImage?.();
+      }
+      redraw();
+    };
+    const onNewImage = (event: Event) => {
+      const detail = (event as CustomEvent<{ imageIdIndex: number }>).detail;
+      sliceRef.current = detail.imageIdIndex;
+      callbacks.current.onSlice?.(detail.imageIdIndex);
+    };
+    (async () => {
+      await initCornerstone();
+      if (cancelled) return;
+      engine().enableElement({ viewportId, type: Enums.ViewportType.STACK, element: el });
+      el.addEventListener(Enums.Events.IMAGE_RENDERED, onRendered);
+      el.addEventListener(Enums.Events.CAMERA_MODIFIED, redraw);
+      el.addEventListener(Enums.Events.STACK_NEW_IMAGE, onNewImage);
+      const group = ToolGroupManager.getToolGroup(toolGroupId) ?? ToolGroupManager.createToolGroup(toolGroupId);
+      if (group) {
+        for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool]) {
+          if (!group.hasTool(tool.toolName)) group.addTool(tool.toolName);
+        }
+        group.addViewport(viewportId, ENGINE_ID);
+        group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Secondary }] });
+        group.setToolActive(PanTool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Auxiliary }] });
+        group.setToolActive(StackScrollTool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Wheel }] });
+      }
+      setReady(true);
+    })();
+    return () => {
+      cancelled = true;
+      el.removeEventListener(Enums.Events.IMAGE_RENDERED, onRendered);
+      el.removeEventListener(Enums.Events.CAMERA_MODIFIED, redraw);
+      el.removeEventListener(Enums.Events.STACK_NEW_IMAGE, onNewImage);
+      try {
+        ToolGroupManager.destroyToolGroup(toolGroupId);
+        engine().disableElement(viewportId);
+      } catch {
+        /* already gone */
+      }
+    };
+  }, [viewportId, toolGroupId, redraw]);
+
+  // Load the stack when the images change.
+  useEffect(() => {
+    if (!ready || imageIds.length === 0) return;
+    const vp = viewport();
+    if (!vp) return;
+    const start = Math.min(Math.max(initialSlice, 0), imageIds.length - 1);
+    sliceRef.current = start;
+    void vp.setStack(imageIds, start).then(() => {
+      if (initialVoi) vp.setProperties({ voiRange: initialVoi });
+      vp.render();
+      try {
+        toolUtilities.stackPrefetch.enable(vp.element);
+      } catch {
+        /* prefetch is an optimisation */
+      }
+    });
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [ready, imageIds]);
+
+  // The primary mouse button: the chosen navigation tool, or nothing while the caller draws.
+  useEffect(() => {
+    if (!ready) return;
+    const group = ToolGroupManager.getToolGroup(toolGroupId);
+    if (!group) return;
+    for (const name of Object.values(NAV_TOOL_NAMES)) {
+      if (name === ZoomTool.toolName) {
+        group.setToolActive(name, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Secondary }] });
+      } else if (name === PanTool.toolName) {
+        group.setToolActive(name, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Auxiliary }] });
+      } else {
+        group.setToolPassive(name);
+      }
+    }
+    if (!drawing) {
+      const bindings = [{ mouseButton: ToolEnums.MouseBindings.Primary }];
+      if (navTool === "zoom") bindings.push({ mouseButton: ToolEnums.MouseBindings.Secondary });
+      if (navTool === "pan") bindings.push({ mouseButton: ToolEnums.MouseBindings.Auxiliary });
+      group.setToolActive(NAV_TOOL_NAMES[navTool], { bindings });
+    }
+  }, [ready, navTool, drawing, toolGroupId]);
+
+  useEffect(() => {
+    redraw();
+  });
+
+  useImperativeHandle(
+    ref,
+    (): StackViewerHandle => ({
+      setSlice: (index) => {
+        const vp = viewport();
+        if (!vp || imageIds.length === 0) return;
+        const clamped = Math.min(Math.max(index, 0), imageIds.length - 1);
+        void vp.setImageIdIndex(clamped);
+      },
+      scroll: (delta) => {
+        const vp = viewport();
+        if (!vp || imageIds.length === 0) return;
+        const clamped = Math.min(Math.max(vp.getCurrentImageIdIndex() + delta, 0), imageIds.length - 1);
+        void vp.setImageIdIndex(clamped);
+      },
+      getSlice: () => sliceRef.current,
+      setVoi: (range) => {
+        const vp = viewport();
+        if (!vp) return;
+        vp.setProperties({ voiRange: range });
+        vp.render();
+      },
+      reset: () => {
+        const vp = viewport();
+        if (!vp) return;
+        vp.resetCamera();
+        vp.resetProperties();
+        vp.render();
+      },
+      redrawOverlay: redraw,
+      viewport,
+    }),
+    [viewport, imageIds, redraw],
+  );
+
+  const pointer = (phase: "down" | "move" | "up") => (event: React.PointerEvent<HTMLCanvasElement>) => {
+    const vp = viewport();
+    const plane = planesRef.current[sliceRef.current];
+    if (!vp || !plane || !callbacks.current.onPointer) return;
+    if (phase === "down") event.currentTarget.setPointerCapture(event.pointerId);
+    const rect = event.currentTarget.getBoundingClientRect();
+    const world = vp.canvasToWorld([event.clientX - rect.left, event.clientY - rect.top]) as [number, number, number];
+    callbacks.current.onPointer(phase, worldToApi(plane, world), event.nativeEvent);
+    event.preventDefault();
+  };
+
+  return (
+    <div className="viewer" role="region" aria-label={label}>
+      <div
+        ref={element}
+        className="viewport"
+        data-testid="viewport"
+        onContextMenu={(e) => e.preventDefault()}
+      />
+      <canvas
+        ref={overlay}
+        className="overlay"
+        data-testid="overlay"
+        style={{ pointerEvents: drawing ? "auto" : "none", cursor: drawing ? "crosshair" : "default" }}
+        onPointerDown={pointer("down")}
+        onPointerMove={pointer("move")}
+        onPointerUp={pointer("up")}
+        onWheel={(event) => {
+          const vp = viewport();
+          if (!vp || imageIds.length === 0) return;
+          const next = vp.getCurrentImageIdIndex() + Math.sign(event.deltaY);
+          void vp.setImageIdIndex(Math.min(Math.max(next, 0), imageIds.length - 1));
+        }}
+      />
+    </div>
+  );
+});

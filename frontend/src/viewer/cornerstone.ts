@@ -1,0 +1,38 @@
+/** One-time Cornerstone3D set-up: core, the DICOM image loader (WADO-RS, web workers) and the tools. */
+import { init as coreInit } from "@cornerstonejs/core";
+import { init as loaderInit } from "@cornerstonejs/dicom-image-loader";
+import {
+  addTool,
+  init as toolsInit,
+  PanTool,
+  StackScrollTool,
+  WindowLevelTool,
+  ZoomTool,
+} from "@cornerstonejs/tools";
+
+let ready: Promise<void> | null = null;
+
+export function initCornerstone(): Promise<void> {
+  ready ??= (async () => {
+    await coreInit();
+    loaderInit({ useLegacyMetadataProvider: true, maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
+    toolsInit();
+    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool]) addTool(tool);
+  })();
+  return ready;
+}
+
+/** CT window presets as [width, level] (HU). */
+export const CT_PRESETS = {
+  lung: [1500, -600],
+  mediastinum: [350, 50],
+  bone: [2000, 300],
+  brain: [80, 40],
+  abdomen: [400, 40],
+} as const;
+export type PresetName = keyof typeof CT_PRESETS;
+
+export function voiRangeOf(preset: PresetName): { lower: number; upper: number } {
+  const [width, level] = CT_PRESETS[preset];
+  return { lower: level - width / 2, upper: level + width / 2 };
+}

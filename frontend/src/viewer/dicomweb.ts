@@ -1,0 +1,129 @@
+/**
+ * Series and their images over the server's DICOMweb (/dicomweb/, scoped to the user's projects):
+ * QIDO-RS for the study's series, WADO-RS metadata for a series, Cornerstone `wadors:` image ids for frames.
+ */
+import { wadors } from "@cornerstonejs/dicom-image-loader";
+import { initCornerstone } from "./cornerstone";
+import { sortSlices, type ImagePlane, type SliceInstance, type Vec3 } from "../lib/geometry";
+
+export const DICOMWEB_ROOT = "/dicomweb";
+
+type DicomJson = Record<string, { vr: string; Value?: unknown[] }>;
+
+export function tagValue<T = unknown>(dataset: DicomJson, tag: string): T | undefined {
+  return dataset[tag]?.Value?.[0] as T | undefined;
+}
+
+export function tagValues(dataset: DicomJson, tag: string): unknown[] | undefined {
+  return dataset[tag]?.Value;
+}
+
+async function getJson(url: string): Promise<DicomJson[]> {
+  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/dicom+json" } });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  if (response.status === 204) return [];
+  return (await response.json()) as DicomJson[];
+}
+
+export interface SeriesSummary {
+  seriesInstanceUid: string;
+  modality: string;
+  description: string;
+  number: number | null;
+  instances: number;
+}
+
+export async function studySeries(studyUid: string): Promise<SeriesSummary[]> {
+  const rows = await getJson(`${DICOMWEB_ROOT}/studies/${studyUid}/series`);
+  return rows
+    .map((row) => ({
+      seriesInstanceUid: String(tagValue(row, "0020000E") ?? ""),
+      modality: String(tagValue(row, "00080060") ?? ""),
+      description: String(tagValue(row, "0008103E") ?? ""),
+      number: (tagValue<number>(row, "00200011") ?? null) as number | null,
+      instances: Number(tagValue(row, "00201209") ?? 0),
+    }))
+    .sort((a, b) => (a.number ?? 0) - (b.number ?? 0));
+}
+
+export interface StackSlice extends SliceInstance {
+  imageId: string;
+  frame: number;
+  plane: ImagePlane;
+}
+
+export interface SeriesStack {
+  studyUid: string;
+  seriesUid: string;
+  slices: StackSlice[];
+  rows: number;
+  columns: number;
+  modality: string;
+  window: { width: number; center: number } | null;
+}
+
+function numbers(dataset: DicomJson, tag: string): number[] | null {
+  const values = tagValues(dataset, tag);
+  if (!values || !values.length) return null;
+  return values.map((v) => Number(v));
+}
+
+/** The series' frames as Cornerstone image ids, in slice order, with each slice's image plane. */
+export async function seriesStack(studyUid: string, seriesUid: string): Promise<SeriesStack> {
+  const base = `${DICOMWEB_ROOT}/studies/${studyUid}/series/${seriesUid}`;
+  // The loader's init purges its metadata: initialise first, then add this series' metadata.
+  const [metadata] = await Promise.all([getJson(`${base}/metadata`), initCornerstone()]);
+  const slices: StackSlice[] = [];
+  let modality = "";
+  let window: SeriesStack["window"] = null;
+  for (const instance of metadata) {
+    const sop = String(tagValue(instance, "00080018"));
+    const frames = Number(tagValue(instance, "00280008") ?? 1) || 1;
+    const rows = Number(tagValue(instance, "00280010"));
+    const columns = Number(tagValue(instance, "00280011"));
+    const position = numbers(instance, "00200032") as Vec3 | null;
+    const orientation = numbers(instance, "00200037");
+    const spacing = numbers(instance, "00280030") ?? [1, 1];
+    modality ||= String(tagValue(instance, "00080060") ?? "");
+    const wc = numbers(instance, "00281050");
+    const ww = numbers(instance, "00281051");
+    if (!window && wc && ww) window = { center: wc[0], width: ww[0] };
+    for (let frame = 1; frame <= frames; frame++) {
+      const imageId = `wadors:${base}/instances/${sop}/frames/${frame}`;
+      wadors.metaDataManager.add(imageId, instance as never);
+      slices.push({
+        imageId,
+        frame,
+        sopInstanceUid: sop,
+        instanceNumber: (tagValue<number>(instance, "00200013") ?? null) as number | null,
+        position: frames === 1 ? position : null,
+        orientation: frames === 1 ? orientation : null,
+        plane: {
+          origin: position ?? [0, 0, 0],
+          rowCosines: (orientation?.slice(0, 3) as Vec3) ?? [1, 0, 0],
+          columnCosines: (orientation?.slice(3, 6) as Vec3) ?? [0, 1, 0],
+          rowSpacing: spacing[0],
+          columnSpacing: spacing[1] ?? spacing[0],
+          rows,
+          columns,
+        },
+      });
+    }
+  }
+  // A stable sort: the frames of a multi-frame instance stay in frame order.
+  const sorted = sortSlices(slices);
+  const first = sorted[0];
+  return {
+    studyUid,
+    seriesUid,
+    slices: sorted,
+    rows: first?.plane.rows ?? 0,
+    columns: first?.plane.columns ?? 0,
+    modality,
+    window,
+  };
+}
+
+export function renderedUrl(studyUid: string, seriesUid: string, sopUid: string): string {
+  return `${DICOMWEB_ROOT}/studies/${studyUid}/series/${seriesUid}/instances/${sopUid}/rendered`;
+}
