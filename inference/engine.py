@@ -88,7 +88,7 @@ def build_network(architecture: str, params: dict[str, Any], *, out_channels: in
         )
     if architecture == "densenet121":
         # Width and depth are parameters too, so that tests and CPU demos can run a narrow DenseNet.
-        extra = {k: merged[k] for k in ("init_features", "growth_rate") if k in merged}
+        extra: dict[str, Any] = {k: merged[k] for k in ("init_features", "growth_rate") if k in merged}
         if "block_config" in merged:
             extra["block_config"] = tuple(int(n) for n in merged["block_config"])
         return DenseNet121(

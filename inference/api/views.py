@@ -117,13 +117,14 @@ class EvaluateView(APIView):
 
 class ExportView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=list(EXPORT_FORMATS), description="Default: bundle")],
+        parameters=[OpenApiParameter("artifact", str, enum=list(EXPORT_FORMATS), description="Default: bundle")],
         responses={(200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY)},
     )
     def get(self, request: Request, version_id: int) -> HttpResponse:
         version = _version_for(request, version_id)
         _require_manager(request, version.project)
-        fmt = request.query_params.get("format", "bundle")
+        # Not "format": DRF reserves that query parameter for choosing a renderer.
+        fmt = request.query_params.get("artifact", "bundle")
         if fmt not in EXPORT_FORMATS:
             raise ApplicationError(f"Unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
         if not version.weights_file:

@@ -56,11 +56,8 @@ def test_prelabel_stores_an_ai_revision_tagged_with_the_model_version(
 
     annotation = Annotation.objects.get(case=case, role="ai")
     revision = annotation.current_revision
-    assert (
-        revision is not None and revision.origin == "ai" and revision.reader_id is None
-        if hasattr(revision, "reader_id")
-        else True
-    )
+    assert revision is not None
+    assert revision.origin == "ai" and annotation.reader_id is None and revision.author_id is None
     assert revision.model_version == active.label and active.label.startswith(f"{project.slug}/v{active.number}:unet:")
     labels = [item["label"] for item in revision.items]
     assert "nodule_present" in labels and "nodule_mask" in labels

@@ -87,7 +87,7 @@ def test_training_without_adjudicated_labels_fails_readably_and_is_never_promote
 
 
 def test_manual_promotion_and_one_call_rollback(trained: Trainer, users: dict[str, User]) -> None:
-    _, v1 = trained(training_params={"epochs": 2})
+    _, v1 = trained()
     _, v2 = trained(training_params={"learning_rate": 0.0, "epochs": 1}, transfer=False)
     assert v1.status == ModelStatus.ACTIVE and v2.status == ModelStatus.CANDIDATE
     registry.model_version_promote(version=v2, actor=users["manager"], reason="reader feedback")
