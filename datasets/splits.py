@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Mapping
 
 import numpy as np
 
 SPLITS = ("train", "validation", "test")
 
 
-def _allocate(n: int, fractions: dict[str, float]) -> list[int]:
+def _allocate(n: int, fractions: Mapping[str, float]) -> list[int]:
     """Counts per split summing to n, by largest remainder (ties in split order)."""
     exact = [n * fractions[name] for name in SPLITS]
     counts = [int(np.floor(x)) for x in exact]
@@ -26,7 +27,7 @@ def _seed_of(seed: int, stratum: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "big"))
 
 
-def split_patients(patients: dict[str, str | None], fractions: dict[str, float], seed: int) -> dict[str, str]:
+def split_patients(patients: Mapping[str, str | None], fractions: Mapping[str, float], seed: int) -> dict[str, str]:
     """``patients``: patient key -> stratum (None when not stratified). Returns patient key -> split name.
 
     Within each stratum the patients are sorted, shuffled with a generator seeded by (seed, stratum), and cut

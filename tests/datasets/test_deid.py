@@ -17,7 +17,14 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from annotation.labels import load_example_schema
 from annotation.models import Case, Project, Role
 from annotation.services import cases_create, project_link_studies, schema_create_version
-from datasets.deid import BASIC_PROFILE, SAFE_PRIVATE_TAGS, Deidentifier, patient_day_shift, patient_pseudonym
+from datasets.deid import (
+    BASIC_PROFILE,
+    SAFE_PRIVATE_TAGS,
+    Deidentifier,
+    deidentify_for_ingest,
+    patient_day_shift,
+    patient_pseudonym,
+)
 from datasets.models import Export
 from datasets.services import export_create
 from imaging.services.ingest import STORED, IncomingFile, ingest_files
@@ -259,3 +266,25 @@ def zip_snapshot(export: Export) -> dict[str, Any]:
     import json
 
     return cast(dict[str, Any], json.loads(zip_files(export)["snapshot.json"]))
+
+
+def test_ingest_can_de_identify_files_before_storing_them(db: None) -> None:
+    """``deidentify_for_ingest`` is what an ingest path calls per file: the files of one study stay one study
+    (UIDs remapped alike), the patient becomes the project's pseudonym, and the index holds no original value."""
+    from imaging.models import Instance, Study
+
+    study = generate_ct_study(seed=9, rows=32, columns=32, slices=3, n_lesions=0)
+    files = []
+    for k, ds in enumerate(study.datasets()):
+        forbidden = seed_phi(ds, tag_patient="ING")
+        files.append(IncomingFile(f"{k}.dcm", dataset_bytes(deidentify_for_ingest(ds, key=KEY))))
+    report = ingest_files(files)
+    assert [f.status for f in report.files] == [STORED] * 3
+    stored = Study.objects.get()
+    assert stored.study_instance_uid != study.study_uid and stored.number_of_instances == 3
+    assert stored.patient_id == patient_pseudonym(KEY, "MRN-ING")
+    index = (
+        repr(list(Instance.objects.values_list("metadata", flat=True))).encode()
+        + repr(list(Study.objects.values())).encode()
+    )
+    assert [mark for mark in forbidden if mark in index] == []
