@@ -20,7 +20,7 @@ from django.db import connection
 from annotation.models import Case
 from inference import services
 from inference.models import ModelStatus, ModelVersion
-from jobs.models import Job, JobStatus
+from jobs.models import JobStatus
 from tests.conftest import require_env, stored_files
 
 ROOT = Path(__file__).resolve().parents[2]
