@@ -24,14 +24,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import io
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pydicom
 from pydicom import Dataset
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.tag import BaseTag, Tag
+
+from imaging.services.ingest import IncomingFile
 
 # --- Table E.1-1 of PS3.15 (attributes and their Basic Profile action) --------------------------------------
 BASIC_PROFILE: dict[str, str] = {
@@ -551,3 +556,22 @@ def deidentify_for_ingest(ds: Dataset, *, key: bytes, uid_salt: str = "ingest") 
     fixed salt (so every file of a study lands in the same remapped study), the project's pseudonym."""
     deid = Deidentifier(key=key, uid_salt=uid_salt)
     return deid.dataset(ds, patient_id=str(ds.get("PatientID", "")) or str(ds.get("StudyInstanceUID", "")))
+
+
+def deidentify_incoming(files: Iterable[IncomingFile], *, key: bytes, uid_salt: str = "ingest") -> list[IncomingFile]:
+    """Files in, de-identified files out, for any ingest door (upload, STOW-RS, ``manage.py ingest``) to call
+    before ``imaging.services.ingest.ingest_files`` when a project wants nothing identifying stored at all. A
+    file pydicom cannot parse is passed on unchanged, so that ingest rejects it with its usual reason."""
+    deid = Deidentifier(key=key, uid_salt=uid_salt)
+    result = []
+    for incoming in files:
+        try:
+            ds = pydicom.dcmread(io.BytesIO(incoming.data))
+        except Exception:  # not DICOM: ingest says why
+            result.append(incoming)
+            continue
+        deid.dataset(ds, patient_id=str(ds.get("PatientID", "")) or str(ds.get("StudyInstanceUID", "")))
+        buffer = io.BytesIO()
+        pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+        result.append(IncomingFile(incoming.name, buffer.getvalue()))
+    return result
