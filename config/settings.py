@@ -151,6 +151,7 @@ SPECTACULAR_SETTINGS = {
         "ReadingRoleEnum": ["first_reader", "second_reader", "panel_member"],
         "JobStatusEnum": "jobs.models.JobStatus",
         "JobKindEnum": "jobs.models.JobKind",
+        "ModelStatusEnum": "inference.models.ModelStatus",
     },
 }
 

@@ -123,3 +123,47 @@ def test_a_raw_single_reading_is_not_training_data(
                     values=chest_values(case, mask=True), submit=True)  # fmt: skip
     job, version = train(tiny_project, users["manager"])
     assert job.status == JobStatus.FAILED and "adjudicated" in job.error
+
+
+def test_automatic_training_after_n_new_adjudicated_cases(agreed_cases: list[Case], users: dict[str, User]) -> None:
+    from django.core.management import call_command
+
+    from inference.services import autotrain_check, inference_settings_update
+
+    project = agreed_cases[0].project
+    inference_settings_update(project=project, auto_train_every=4)
+    assert autotrain_check(project=project) is None  # 3 agreed cases: not yet
+    inference_settings_update(project=project, auto_train_every=3)
+    call_command("inference_autotrain")
+    jobs = Job.objects.filter(kind="train", project=project)
+    assert jobs.count() == 1 and jobs.get().created_by is None and jobs.get().queue == "gpu"
+    call_command("inference_autotrain")  # a training is under way: no second one
+    assert Job.objects.filter(kind="train", project=project).count() == 1
+
+
+def test_a_version_whose_training_job_was_given_up_is_failed_not_left_training(
+    tiny_project: Project, users: dict[str, User]
+) -> None:
+    from inference.services import model_versions_reconcile, training_start
+    from jobs.services import job_claim, job_fail
+
+    job = training_start(project=tiny_project, actor=users["manager"])
+    claimed = job_claim(job.pk, worker="gone-host:1")
+    assert claimed is not None
+    job_fail(claimed, "The worker running this job stopped 3 times; giving up.")
+    assert model_versions_reconcile(tiny_project) == 1
+    version = ModelVersion.objects.get(training_job=job)
+    assert version.status == ModelStatus.FAILED and "stopped 3 times" in version.events.last().reason  # type: ignore[union-attr]
+
+
+def test_evaluate_job_reports_the_metric_on_held_out_cases(trained: Trainer) -> None:
+    from inference.services import evaluate_handler, evaluate_start
+    from jobs.services import run_job
+
+    _, version = trained(training_params={"epochs": 1})
+    job = evaluate_start(version=version, actor=None)
+    assert run_job(job.pk, evaluate_handler) == JobStatus.SUCCEEDED
+    job.refresh_from_db()
+    assert job.result["cases"] == len(version.training_snapshot["validation"]) >= 1
+    assert job.result["dice"] == pytest.approx(version.metrics["dice"])
+    assert job.result["device_note"] == "no GPU: ran on CPU"
