@@ -186,8 +186,9 @@ class SnapshotBuilder:
             case = cases[row["case"]]
             key = keys[case.pk]
             split = split_of_patient[patient_of[case.pk]]
-            split_counts[split] += 1
             self.case(case, key, revisions[row["revision"]], row["qa_level"], patient_of[case.pk], split)
+            if not any(out["case"] == key and out["format"] == "all" for out in self.left_out):
+                split_counts[split] += 1
             if self.progress is not None:
                 self.progress(done=done, total=len(selection), message=f"case {done} of {len(selection)}")
 

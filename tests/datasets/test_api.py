@@ -206,6 +206,7 @@ def test_cases_that_cannot_be_exported_are_left_out_with_the_reason(
     assert sum(1 for name in export.manifest if name.startswith("labelsTr/")) == 1
     # The flagged case is not in the snapshot's case list; the one without geometry keeps its CSV row.
     assert job_of(export).result["cases_written"] == 2
+    assert sum(export.split_counts.values()) == 2
     # Every matching case flagged: refused at request time.
     Series.objects.update(quality=Series.Quality.FAILED)
     response = create(manager, slug, BODY)
