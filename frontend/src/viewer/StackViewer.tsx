@@ -3,7 +3,7 @@
  * canvas on which the caller draws (regions, label maps) in API image coordinates and receives pointer
  * events in API image coordinates when `drawing` is on. Control it through the ref (StackViewerHandle).
  */
-import { Enums, getRenderingEngine, RenderingEngine, type Types } from "@cornerstonejs/core";
+import { Enums, getRenderingEngine, imageLoader, RenderingEngine, type Types } from "@cornerstonejs/core";
 import {
   Enums as ToolEnums,
   PanTool,
@@ -41,6 +41,10 @@ export interface StackViewerHandle {
   reset: () => void;
   redrawOverlay: () => void;
   viewport: () => Types.IStackViewport | null;
+  /** Load every image of the stack into the cache; resolves with the milliseconds it took. */
+  preloadAll: () => Promise<number>;
+  /** Show every slice in turn, each after the previous one rendered; frames per second. */
+  scrollBenchmark: () => Promise<{ frames: number; seconds: number; fps: number }>;
 }
 
 export interface StackViewerProps {
@@ -250,6 +254,29 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       },
       redrawOverlay: redraw,
       viewport,
+      preloadAll: async () => {
+        const start = performance.now();
+        await Promise.all(imageIds.map((id) => imageLoader.loadAndCacheImage(id)));
+        return performance.now() - start;
+      },
+      scrollBenchmark: async () => {
+        const vp = viewport();
+        if (!vp || imageIds.length === 0) return { frames: 0, seconds: 0, fps: 0 };
+        const el = vp.element;
+        const start = performance.now();
+        let frames = 0;
+        for (let i = 0; i < imageIds.length; i++) {
+          if (vp.getCurrentImageIdIndex() === i) continue;
+          frames++;
+          const rendered = new Promise<void>((resolve) => {
+            el.addEventListener(Enums.Events.IMAGE_RENDERED, () => resolve(), { once: true });
+          });
+          await vp.setImageIdIndex(i);
+          await rendered;
+        }
+        const seconds = (performance.now() - start) / 1000;
+        return { frames, seconds, fps: frames / seconds };
+      },
     }),
     [viewport, imageIds, redraw],
   );

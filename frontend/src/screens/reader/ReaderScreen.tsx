@@ -233,6 +233,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
 
   const change = useCallback((update: (r: Reading) => Reading) => {
     setReading((r) => update(r));
+    setMessages([]); // the server's last verdict was on what is now changed; autosave resumes
     dirty.current += 1;
     setSaveState((s) => (s === "conflict" ? s : "unsaved"));
   }, []);
@@ -295,7 +296,11 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       const target = event.target as HTMLElement | null;
-      const typing = target && ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName);
+      const kind = target instanceof HTMLInputElement ? target.type : "";
+      const typing =
+        target !== null &&
+        (["SELECT", "TEXTAREA"].includes(target.tagName) ||
+          (target.tagName === "INPUT" && !["checkbox", "radio", "range", "button"].includes(kind)));
       if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
         event.preventDefault();
         void submit();
