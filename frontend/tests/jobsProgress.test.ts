@@ -18,6 +18,7 @@ describe("progressOf", () => {
     expect(progressOf({ status: "running", progress: { done: 1, total: 0 } }).fraction).toBeNull();
     expect(progressOf({ status: "running", progress: { done: "3" as unknown as number, total: 4 } }).fraction).toBeNull();
     expect(progressOf({ status: "failed", progress: { done: 12, total: 10 } })).toMatchObject({ fraction: 1, percent: 100 });
+    expect(progressOf({ status: "failed", progress: {} })).toMatchObject({ fraction: 0, percent: 0 });
     expect(progressOf({ status: "cancelled", progress: { done: -1, total: 10 } })).toMatchObject({ fraction: 0, percent: 0 });
   });
 });

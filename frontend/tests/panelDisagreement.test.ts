@@ -42,11 +42,11 @@ describe("labelRows", () => {
     ]);
     expect(rows[0].metrics).toEqual([
       { metric: "count", context: "annotator", value: 2 },
-      { metric: "count", context: "reviewer", value: 1 },
       { metric: "matched", context: "annotator~reviewer", value: 1 },
+      { metric: "f1", context: "annotator~reviewer", value: 0.666667 },
       { metric: "precision", context: "annotator~reviewer", value: 0.5 },
       { metric: "recall", context: "annotator~reviewer", value: 1.0 },
-      { metric: "f1", context: "annotator~reviewer", value: 0.666667 },
+      { metric: "count", context: "reviewer", value: 1 },
     ]);
     expect(rows[0].reasons).toEqual(["nodule_box: annotator found 2 lesions, reviewer 1"]);
     expect(rows[2].compared).toBe(false);

@@ -76,7 +76,11 @@ export function progressOf(job: Pick<Job, "status" | "progress">): ProgressView 
   const total = finiteNumber(job.progress?.total);
   if (job.status === "succeeded") return { fraction: 1, percent: 100, done: total ?? done, total };
   if (job.status === "queued" && (done === null || done === 0)) return { fraction: 0, percent: 0, done: 0, total };
-  if (done === null || total === null || total <= 0) return { fraction: null, percent: null, done, total };
+  if (done === null || total === null || total <= 0) {
+    // A job that stopped without saying how far it got shows an empty bar, not a busy one.
+    if (job.status === "failed" || job.status === "cancelled") return { fraction: 0, percent: 0, done, total };
+    return { fraction: null, percent: null, done, total };
+  }
   const fraction = Math.min(1, Math.max(0, done / total));
   // Never show 100 % for a job that has not finished: floor, not round.
   const percent = job.status === "running" ? Math.min(99, Math.floor(fraction * 100)) : Math.round(fraction * 100);

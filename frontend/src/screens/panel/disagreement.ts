@@ -85,6 +85,22 @@ function flatten(value: unknown, path: string[], out: MetricEntry[]): void {
   }
 }
 
+const METRIC_ORDER: MetricName[] = ["percent_agreement", "count", "matched", "f1", "precision", "recall", "dice", "hd95_mm", "assd_mm"];
+
+/** Metrics grouped by context (in order), then in a fixed order within one context (the server's JSON key
+ * order is not meaningful: PostgreSQL's jsonb sorts keys by length). */
+function sortMetrics(entries: MetricEntry[]): MetricEntry[] {
+  return entries
+    .map((entry, index) => ({ entry, index }))
+    .sort(
+      (a, b) =>
+        a.entry.context.localeCompare(b.entry.context, "en", { numeric: true }) ||
+        METRIC_ORDER.indexOf(a.entry.metric) - METRIC_ORDER.indexOf(b.entry.metric) ||
+        a.index - b.index,
+    )
+    .map(({ entry }) => entry);
+}
+
 /** The agreement's labels as rows: disagreeing labels first, then by key; metrics flattened with their context. */
 export function labelRows(agreement: Pick<Agreement, "labels">): LabelRow[] {
   return agreement.labels
@@ -96,7 +112,7 @@ export function labelRows(agreement: Pick<Agreement, "labels">): LabelRow[] {
         kind: label.kind,
         agreed: Boolean(label.agreed),
         compared: (label.metrics ?? {}).compared !== false,
-        metrics,
+        metrics: sortMetrics(metrics),
         reasons: label.reasons ?? [],
       };
     })

@@ -1,0 +1,680 @@
+/**
+ * Expert panel review of one disputed case: every reading and the AI proposal side by side in linked
+ * viewports (scrolling one scrolls all) or as switchable overlays in one viewport, the disagreement (the
+ * agreement result's per-label metrics and reasons, lesions no other reader matched highlighted, where
+ * the masks differ), and the vote: for one reading, or a corrected label, always with a rationale.
+ * Data: GET /cases/<id>/, /cases/<id>/annotations/, revisions, /cases/<id>/agreement/, /cases/<id>/votes/,
+ * /projects/<slug>/review-policy/; POST /cases/<id>/votes/.
+ */
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { Link } from "react-router-dom";
+import { api, ApiError, listOf } from "../../api/client";
+import type { Annotation, Case, Revision, Schema, SchemaDefinition, Worklist } from "../../api/types";
+import { useSession } from "../../auth/session";
+import { useLocalised, useT, type MessageKey } from "../../i18n";
+import { ErrorMessage, Loading } from "../../layout/Status";
+import type { Labelmap } from "../../lib/mask";
+import { itemsToReading, labelsAt, readingToItems, type Reading, type Region, type Value } from "../../lib/schemaForm";
+import { LabelField } from "../reader/LabelField";
+import { drawRegion } from "../reader/overlay";
+import { voiRangeOf } from "../../viewer/cornerstone";
+import { seriesStack, studySeries, type SeriesStack } from "../../viewer/dicomweb";
+import { StackViewer, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
+import {
+  labelRows,
+  maskDifferenceBySlice,
+  unmatchedRegions,
+  voteBody,
+  worstSlice,
+  type Agreement,
+  type MetricEntry,
+  type VoteChoice,
+} from "./disagreement";
+import "./panel.css";
+
+interface Vote {
+  id: number;
+  expert: string;
+  voted_for: number | null;
+  corrected: number | null;
+  rationale: string;
+  created_at: string;
+}
+
+interface Policy {
+  box_iou: number;
+  point_distance: number;
+  quorum: number;
+  panel_size: number;
+  chair: string | null;
+}
+
+/** One reading shown on the panel: a reader's, the AI proposal, the consensus or the adjudicated label. */
+export interface Layer {
+  key: string;
+  annotation: Annotation;
+  revision: Revision;
+  reading: Reading;
+  colour: string;
+  rgb: [number, number, number];
+  /** May the panel vote for it (readings and the AI proposal). */
+  votable: boolean;
+}
+
+interface PanelData {
+  caseData: Case;
+  definition: SchemaDefinition;
+  layers: Layer[];
+  agreement: Agreement | null;
+  votes: Vote[];
+  policy: Policy;
+  seated: boolean;
+  stack: SeriesStack | null;
+}
+
+const ROLE_ORDER = ["first_reader", "second_reader", "ai", "panel_member", "consensus", "adjudicated"];
+const ROLE_COLOURS: Record<string, [number, number, number]> = {
+  first_reader: [0, 229, 255],
+  second_reader: [255, 64, 216],
+  ai: [255, 152, 0],
+  panel_member: [124, 252, 0],
+  consensus: [255, 255, 255],
+  adjudicated: [255, 235, 59],
+};
+const UNMATCHED = "#ff1744";
+const DIFFERENCE_RGB: [number, number, number] = [255, 23, 68];
+
+declare global {
+  interface Window {
+    __medlabelPanel?: { viewportsDrawn: number; slice: number; layers: number };
+  }
+}
+
+function debugState() {
+  window.__medlabelPanel ??= { viewportsDrawn: 0, slice: 0, layers: 0 };
+  return window.__medlabelPanel;
+}
+
+async function optional<T>(load: Promise<T>, empty: T, statuses = [404]): Promise<T> {
+  try {
+    return await load;
+  } catch (exc) {
+    if (exc instanceof ApiError && statuses.includes(exc.status)) return empty;
+    throw exc;
+  }
+}
+
+async function loadPanel(caseId: string, slug: string, username: string): Promise<PanelData> {
+  const [caseData, schemas, annotations, agreement, votes, policy, worklist] = await Promise.all([
+    api.get<Case>(`/cases/${caseId}/`),
+    api.get<Schema[] | { results: Schema[] }>(`/projects/${slug}/schemas/`),
+    api.get<Annotation[] | { results: Annotation[] }>(`/cases/${caseId}/annotations/`),
+    optional(api.get<Agreement>(`/cases/${caseId}/agreement/`), null),
+    api.get<Vote[]>(`/cases/${caseId}/votes/`),
+    api.get<Policy>(`/projects/${slug}/review-policy/`),
+    // Managers who are not experts cannot ask for a panel worklist: they watch, they do not vote.
+    optional(api.get<Worklist>(`/projects/${slug}/worklist/?role=panel_member`), null, [400, 403, 404]),
+  ]);
+  const schemaList = listOf(schemas).sort((a, b) => b.version - a.version);
+  const schema = schemaList[0];
+  if (!schema) throw new Error(`Project ${slug} has no label schema`);
+  const shown = listOf(annotations)
+    .filter((a) => ROLE_ORDER.includes(a.role) && a.current_revision > 0)
+    .filter((a) => a.role !== "panel_member" || a.reader === username)
+    .sort((a, b) => ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role) || a.id - b.id);
+  const revisions = await Promise.all(
+    shown.map((a) => api.get<Revision>(`/annotations/${a.id}/revisions/${a.current_revision}/`)),
+  );
+  const layers: Layer[] = [];
+  for (let i = 0; i < shown.length; i++) {
+    const annotation = shown[i];
+    const definition = (schemaList.find((s) => s.version === revisions[i].schema_version) ?? schema).definition;
+    const reading = await itemsToReading(definition, revisions[i].items, { fromAi: annotation.role === "ai" });
+    const rgb = ROLE_COLOURS[annotation.role] ?? [200, 200, 200];
+    layers.push({
+      key: `${annotation.role}-${annotation.id}`,
+      annotation,
+      revision: revisions[i],
+      reading,
+      rgb,
+      colour: `rgb(${rgb.join(", ")})`,
+      votable: ["first_reader", "second_reader", "ai"].includes(annotation.role),
+    });
+  }
+  const series = await studySeries(caseData.study_instance_uid);
+  const seriesUid =
+    caseData.series_instance_uid ?? [...series].sort((a, b) => b.instances - a.instances)[0]?.seriesInstanceUid ?? "";
+  const stack = seriesUid ? await seriesStack(caseData.study_instance_uid, seriesUid) : null;
+  const seated = Boolean(worklist?.assignments.some((a) => a.case.id === caseData.id));
+  return { caseData, definition: schema.definition, layers, agreement, votes, policy, seated, stack };
+}
+
+export function PanelView({ caseId, slug }: { caseId: string; slug: string }) {
+  const { me } = useSession();
+  const [data, setData] = useState<PanelData | null>(null);
+  const [error, setError] = useState<Error | null>(null);
+  const [attempt, setAttempt] = useState(0);
+  useEffect(() => {
+    let cancelled = false;
+    setError(null);
+    loadPanel(caseId, slug, me.username).then(
+      (d) => !cancelled && setData(d),
+      (e: unknown) => !cancelled && setError(e instanceof Error ? e : new Error(String(e))),
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [caseId, slug, me.username, attempt]);
+  if (error) return <ErrorMessage error={error} onRetry={() => setAttempt((n) => n + 1)} />;
+  if (!data) return <Loading />;
+  return <Panel key={attempt} data={data} slug={slug} onReload={() => setAttempt((n) => n + 1)} />;
+}
+
+function layerName(t: ReturnType<typeof useT>, layer: Layer): string {
+  const role = t(`panel.layer.${layer.annotation.role}` as MessageKey);
+  return layer.annotation.reader ? `${role} (${layer.annotation.reader})` : role;
+}
+
+/** Paint one label map slice in a single colour (each layer has its own), mapped like the image. */
+function drawMaskSlice(
+  ctx: CanvasRenderingContext2D,
+  h: OverlayHelpers,
+  map: Pick<Labelmap, "rows" | "columns" | "slices" | "data">,
+  z: number,
+  rgb: [number, number, number],
+  alpha: number,
+  test: (value: number, index: number) => boolean = (v) => v !== 0,
+) {
+  if (z < 0 || z >= map.slices) return;
+  const n = map.rows * map.columns;
+  const image = new ImageData(map.columns, map.rows);
+  let any = false;
+  for (let i = 0; i < n; i++) {
+    if (!test(map.data[z * n + i], z * n + i)) continue;
+    any = true;
+    image.data[i * 4] = rgb[0];
+    image.data[i * 4 + 1] = rgb[1];
+    image.data[i * 4 + 2] = rgb[2];
+    image.data[i * 4 + 3] = Math.round(alpha * 255);
+  }
+  if (!any) return;
+  const scratch = document.createElement("canvas");
+  scratch.width = map.columns;
+  scratch.height = map.rows;
+  scratch.getContext("2d")?.putImageData(image, 0, 0);
+  const o = h.toCanvas({ x: 0, y: 0 });
+  const ex = h.toCanvas({ x: 1, y: 0 });
+  const ey = h.toCanvas({ x: 0, y: 1 });
+  const ratio = window.devicePixelRatio || 1;
+  ctx.save();
+  ctx.setTransform((ex[0] - o[0]) * ratio, (ex[1] - o[1]) * ratio, (ey[0] - o[0]) * ratio, (ey[1] - o[1]) * ratio, o[0] * ratio, o[1] * ratio);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(scratch, 0, 0);
+  ctx.restore();
+}
+
+function masksOn(layer: Layer, seriesUid: string): Labelmap[] {
+  return Object.entries(layer.reading.masks)
+    .filter(([key]) => key.endsWith(`|${seriesUid}`))
+    .map(([, map]) => map);
+}
+
+/** The union of a layer's label maps on the series, as one map (0/1), or null without any. */
+function unionMask(layer: Layer | undefined, seriesUid: string): Labelmap | null {
+  if (!layer) return null;
+  const maps = masksOn(layer, seriesUid);
+  if (!maps.length) return null;
+  const first = maps[0];
+  const union = first.clone();
+  for (const map of maps.slice(1)) for (let i = 0; i < union.data.length; i++) if (map.data[i]) union.data[i] = 1;
+  return union;
+}
+
+function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onReload: () => void }) {
+  const t = useT();
+  const loc = useLocalised();
+  const { caseData, definition, layers, agreement, policy, stack } = data;
+  const [mode, setMode] = useState<"side" | "overlay">("side");
+  const [visible, setVisible] = useState<Record<string, boolean>>(() =>
+    Object.fromEntries(layers.map((l) => [l.key, l.annotation.role !== "ai"])),
+  );
+  const [showDifference, setShowDifference] = useState(true);
+  const [slice, setSlice] = useState(0);
+  const [drawn, setDrawn] = useState<Record<string, boolean>>({});
+  const viewers = useRef<Record<string, StackViewerHandle | null>>({});
+
+  const seriesUid = stack?.seriesUid ?? "";
+  const zOf = useMemo(() => {
+    const index = new Map<string, number>();
+    stack?.slices.forEach((s, i) => index.set(s.sopInstanceUid, i));
+    return (sop: string) => index.get(sop) ?? -1;
+  }, [stack]);
+  const readers = layers.filter((l) => l.annotation.role === "first_reader" || l.annotation.role === "second_reader");
+  const unmatched = useMemo(() => {
+    const result = unmatchedRegions(
+      readers.map((l) => l.reading.regions),
+      zOf,
+      { boxIou: policy.box_iou, pointDistance: policy.point_distance },
+    );
+    const byLayer = new Map<string, Set<string>>();
+    readers.forEach((l, i) => byLayer.set(l.key, result.get(i) ?? new Set()));
+    return byLayer;
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [layers, zOf, policy]);
+  const difference = useMemo(() => {
+    const a = unionMask(readers[0], seriesUid);
+    const b = unionMask(readers[1], seriesUid);
+    if (!a && !b) return null;
+    try {
+      const counts = maskDifferenceBySlice(a, b);
+      return { a, b, counts, worst: worstSlice(counts), total: counts.reduce((x, y) => x + y, 0) };
+    } catch {
+      return null;
+    }
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [layers, seriesUid]);
+
+  const imageIds = useMemo(() => stack?.slices.map((s) => s.imageId) ?? [], [stack]);
+  const planes = useMemo(() => stack?.slices.map((s) => s.plane) ?? [], [stack]);
+  const initialSlice = difference?.worst ?? (stack ? Math.floor(stack.slices.length / 2) : 0);
+  const initialVoi = useMemo(() => {
+    if (!stack) return null;
+    if (stack.modality === "CT") return voiRangeOf("lung");
+    if (stack.window) return { lower: stack.window.center - stack.window.width / 2, upper: stack.window.center + stack.window.width / 2 };
+    return null;
+  }, [stack]);
+  useEffect(() => setSlice(initialSlice), [initialSlice]);
+
+  // Linked viewports: whichever scrolls, the others follow.
+  const onSlice = useCallback((index: number) => {
+    setSlice(index);
+    for (const handle of Object.values(viewers.current)) {
+      if (handle && handle.getSlice() !== index) handle.setSlice(index);
+    }
+  }, []);
+  const goTo = (index: number) => {
+    const clamped = Math.max(0, Math.min(index, imageIds.length - 1));
+    setSlice(clamped);
+    for (const handle of Object.values(viewers.current)) handle?.setSlice(clamped);
+  };
+
+  useEffect(() => {
+    const debug = debugState();
+    debug.slice = slice;
+    debug.layers = layers.length;
+    debug.viewportsDrawn = Object.values(drawn).filter(Boolean).length;
+  });
+
+  const drawLayer = useCallback(
+    (ctx: CanvasRenderingContext2D, h: OverlayHelpers, layer: Layer, dashed: boolean) => {
+      const here = stack?.slices[h.slice];
+      if (!here) return;
+      for (const map of masksOn(layer, seriesUid)) drawMaskSlice(ctx, h, map, h.slice, layer.rgb, 0.4);
+      const missing = unmatched.get(layer.key);
+      for (const region of layer.reading.regions.filter((r: Region) => r.sopInstanceUid === here.sopInstanceUid && r.frame === here.frame)) {
+        const alone = missing?.has(region.id);
+        drawRegion(ctx, h, region, {
+          colour: alone ? UNMATCHED : layer.colour,
+          width: alone ? 4 : 2,
+          dashed: dashed || layer.annotation.role === "ai",
+          tag: alone ? `${region.id} ✕` : region.id,
+        });
+      }
+    },
+    [stack, seriesUid, unmatched],
+  );
+  const drawDifference = useCallback(
+    (ctx: CanvasRenderingContext2D, h: OverlayHelpers) => {
+      if (!difference) return;
+      const shape = (difference.a ?? difference.b)!;
+      const a = difference.a;
+      const b = difference.b;
+      drawMaskSlice(ctx, h, shape, h.slice, DIFFERENCE_RGB, 0.65, (_, i) => (a ? a.data[i] : 0) !== (b ? b.data[i] : 0));
+    },
+    [difference],
+  );
+
+  const rows = agreement ? labelRows(agreement) : [];
+  const labelName = (key: string) => {
+    const label = definition.labels.find((l) => l.key === key);
+    return label ? loc(label.name) : key;
+  };
+  const unmatchedList = readers.flatMap((layer) =>
+    layer.reading.regions
+      .filter((r) => unmatched.get(layer.key)?.has(r.id))
+      .map((r) => ({ layer, region: r, z: zOf(r.sopInstanceUid) })),
+  );
+
+  return (
+    <section aria-label={t("panel.caseTitle", { id: caseData.id })} className="panel-screen">
+      <div className="toolbar">
+        <h1 style={{ margin: 0, fontSize: "1.2rem" }}>{t("panel.caseTitle", { id: caseData.id })}</h1>
+        <span className="badge" data-testid="case-status">
+          {t(`dash.status.${caseData.status}` as MessageKey)}
+        </span>
+        <span style={{ flex: 1 }} />
+        <Link to={`/projects/${slug}/panel`}>{t("panel.backToList")}</Link>
+      </div>
+      <div className="panel-layout">
+        <div className="panel-images">
+          <div className="toolbar" role="toolbar" aria-label={t("panel.viewMode")}>
+            <button type="button" aria-pressed={mode === "side"} onClick={() => setMode("side")}>
+              {t("panel.sideBySide")}
+            </button>
+            <button type="button" aria-pressed={mode === "overlay"} onClick={() => setMode("overlay")}>
+              {t("panel.overlay")}
+            </button>
+            <button type="button" aria-label={t("reader.prevSlice")} onClick={() => goTo(slice - 1)}>
+              ↑
+            </button>
+            <span data-testid="panel-slice">{t("reader.slice", { index: slice + 1, total: imageIds.length })}</span>
+            <button type="button" aria-label={t("reader.nextSlice")} onClick={() => goTo(slice + 1)}>
+              ↓
+            </button>
+            {difference && difference.worst !== null ? (
+              <button type="button" onClick={() => goTo(difference.worst as number)}>
+                {t("panel.worstSlice", { index: (difference.worst as number) + 1 })}
+              </button>
+            ) : null}
+          </div>
+          {!stack ? <p>{t("reader.noImages")}</p> : null}
+          {stack && layers.length === 0 ? <p>{t("panel.noReadings")}</p> : null}
+          {stack && mode === "side" ? (
+            <div className={`panel-grid n${Math.min(layers.length, 4)}`}>
+              {layers.map((layer) => (
+                <div key={layer.key} className="panel-cell">
+                  <div className="panel-cell-title">
+                    <span className="swatch" style={{ background: layer.colour }} aria-hidden="true" /> {layerName(t, layer)}
+                  </div>
+                  <div className="panel-viewer" data-first-image={drawn[layer.key] ? "true" : "false"} data-testid={`panel-viewer-${layer.annotation.role}`}>
+                    <StackViewer
+                      ref={(handle) => {
+                        viewers.current[layer.key] = handle;
+                      }}
+                      viewportId={`panel-${layer.key}`}
+                      imageIds={imageIds}
+                      planes={planes}
+                      initialSlice={initialSlice}
+                      initialVoi={initialVoi}
+                      label={t("panel.viewportOf", { name: layerName(t, layer) })}
+                      onSlice={onSlice}
+                      onFirstImage={() => setDrawn((d) => ({ ...d, [layer.key]: true }))}
+                      drawOverlay={(ctx, h) => drawLayer(ctx, h, layer, false)}
+                    />
+                  </div>
+                </div>
+              ))}
+            </div>
+          ) : null}
+          {stack && mode === "overlay" ? (
+            <div className="panel-overlay">
+              <fieldset className="layers">
+                <legend>{t("panel.layers")}</legend>
+                {layers.map((layer) => (
+                  <label key={layer.key}>
+                    <input
+                      type="checkbox"
+                      checked={visible[layer.key] ?? false}
+                      onChange={(e) => setVisible((v) => ({ ...v, [layer.key]: e.target.checked }))}
+                    />{" "}
+                    <span className="swatch" style={{ background: layer.colour }} aria-hidden="true" /> {layerName(t, layer)}
+                  </label>
+                ))}
+                {difference ? (
+                  <label>
+                    <input type="checkbox" checked={showDifference} onChange={(e) => setShowDifference(e.target.checked)} />{" "}
+                    <span className="swatch" style={{ background: `rgb(${DIFFERENCE_RGB.join(",")})` }} aria-hidden="true" /> {t("panel.differences")}
+                  </label>
+                ) : null}
+              </fieldset>
+              <div className="panel-viewer large" data-first-image={drawn.overlay ? "true" : "false"} data-testid="panel-viewer-overlay">
+                <StackViewer
+                  ref={(handle) => {
+                    viewers.current.overlay = handle;
+                  }}
+                  viewportId="panel-overlay"
+                  imageIds={imageIds}
+                  planes={planes}
+                  initialSlice={slice}
+                  initialVoi={initialVoi}
+                  label={t("panel.overlayViewport")}
+                  onSlice={onSlice}
+                  onFirstImage={() => setDrawn((d) => ({ ...d, overlay: true }))}
+                  drawOverlay={(ctx, h) => {
+                    if (showDifference) drawDifference(ctx, h);
+                    for (const layer of layers) if (visible[layer.key]) drawLayer(ctx, h, layer, layer.annotation.role !== "first_reader");
+                  }}
+                />
+              </div>
+            </div>
+          ) : null}
+        </div>
+
+        <aside className="side panel-side">
+          <h2>{t("panel.disagreement")}</h2>
+          {!agreement ? <p>{t("panel.noAgreement")}</p> : null}
+          {agreement && agreement.reasons.length ? (
+            <ul className="reasons" data-testid="reasons">
+              {agreement.reasons.map((reason) => (
+                <li key={reason}>{reason}</li>
+              ))}
+            </ul>
+          ) : null}
+          {rows.length ? (
+            <table className="label-metrics" data-testid="label-metrics">
+              <thead>
+                <tr>
+                  <th>{t("dash.label")}</th>
+                  <th>{t("panel.agreed")}</th>
+                  <th>{t("panel.metrics")}</th>
+                </tr>
+              </thead>
+              <tbody>
+                {rows.map((row) => (
+                  <tr key={row.key} className={row.agreed ? "agreed" : "disputed"} data-testid={`metric-row-${row.key}`}>
+                    <td>{labelName(row.key)}</td>
+                    <td>{!row.compared ? t("panel.notCompared") : row.agreed ? t("panel.yes") : t("panel.no")}</td>
+                    <td>
+                      <MetricList entries={row.metrics} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : null}
+          {difference ? (
+            <p data-testid="mask-difference">
+              {t("panel.maskDifference", { n: difference.total, slices: difference.counts.filter((c) => c > 0).length })}
+            </p>
+          ) : null}
+          <h3>{t("panel.unmatched")}</h3>
+          {unmatchedList.length === 0 ? (
+            <p>{t("panel.noUnmatched")}</p>
+          ) : (
+            <ul className="unmatched" data-testid="unmatched">
+              {unmatchedList.map(({ layer, region, z }) => (
+                <li key={`${layer.key}-${region.id}`}>
+                  <span className="swatch" style={{ background: layer.colour }} aria-hidden="true" /> {layerName(t, layer)}: {labelName(region.label)}{" "}
+                  {region.id}{" "}
+                  {z >= 0 ? (
+                    <button type="button" aria-label={t("panel.goToRegion", { id: region.id, index: z + 1 })} onClick={() => goTo(z)}>
+                      {t("panel.goToSlice", { index: z + 1 })}
+                    </button>
+                  ) : null}
+                </li>
+              ))}
+            </ul>
+          )}
+          <VoteForm data={data} onVoted={onReload} />
+        </aside>
+      </div>
+    </section>
+  );
+}
+
+function MetricList({ entries }: { entries: MetricEntry[] }) {
+  const t = useT();
+  if (!entries.length) return <>—</>;
+  const format = (entry: MetricEntry): string =>
+    entry.value === null
+      ? "—"
+      : entry.metric === "percent_agreement"
+        ? `${(entry.value * 100).toFixed(0)} %`
+        : entry.metric === "count" || entry.metric === "matched"
+          ? String(entry.value)
+          : entry.metric.endsWith("_mm")
+            ? `${entry.value.toFixed(1)} mm`
+            : entry.value.toFixed(2);
+  // Entries come sorted by context: one line per context ("annotator~reviewer: F1 0.67 · recall 1.00").
+  const groups: { context: string; entries: MetricEntry[] }[] = [];
+  for (const entry of entries) {
+    const last = groups[groups.length - 1];
+    if (last && last.context === entry.context) last.entries.push(entry);
+    else groups.push({ context: entry.context, entries: [entry] });
+  }
+  return (
+    <ul className="metrics">
+      {groups.map((group) => (
+        <li key={group.context}>
+          {group.context ? <span className="hint">{group.context}: </span> : null}
+          {group.entries.map((entry) => `${t(`panel.metric.${entry.metric}` as MessageKey)} ${format(entry)}`).join(" · ")}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function VoteForm({ data, onVoted }: { data: PanelData; onVoted: () => void }) {
+  const t = useT();
+  const { me } = useSession();
+  const { caseData, definition, layers, votes, policy, seated } = data;
+  const mine = votes.find((v) => v.expert === me.username) ?? null;
+  const votable = layers.filter((l) => l.votable);
+  const [choice, setChoice] = useState<string>("");
+  const [rationale, setRationale] = useState("");
+  const [base, setBase] = useState<string>(votable[0]?.key ?? "");
+  const [corrections, setCorrections] = useState<Record<string, Value>>({});
+  const [message, setMessage] = useState<string | null>(null);
+  const [sending, setSending] = useState(false);
+  const studyLabels = labelsAt(definition, "study");
+  const baseLayer = votable.find((l) => l.key === base) ?? null;
+
+  async function send() {
+    setMessage(null);
+    let selected: VoteChoice | null = null;
+    if (choice === "corrected") {
+      if (!baseLayer) return;
+      const reading: Reading = { ...baseLayer.reading, study: { ...baseLayer.reading.study, ...corrections } };
+      // The AI proposal's regions become the expert's own once submitted as the corrected label.
+      reading.regions = reading.regions.map((r) => ({ ...r, fromAi: false }));
+      selected = { kind: "corrected", values: { items: await readingToItems(definition, reading) } };
+    } else if (choice) {
+      const layer = votable.find((l) => l.key === choice);
+      if (layer) selected = { kind: "reading", annotationId: layer.annotation.id };
+    }
+    const body = voteBody(selected, rationale);
+    if ("error" in body) {
+      setMessage(t(body.error));
+      return;
+    }
+    setSending(true);
+    try {
+      await api.post(`/cases/${caseData.id}/votes/`, body);
+      onVoted();
+    } catch (exc) {
+      setMessage(exc instanceof Error ? exc.message : String(exc));
+    } finally {
+      setSending(false);
+    }
+  }
+
+  const decided = caseData.status !== "in_panel";
+  return (
+    <div className="vote" data-testid="vote">
+      <h2>{t("panel.vote")}</h2>
+      <p className="hint">{t("panel.quorum", { votes: votes.length, quorum: Math.min(policy.quorum, policy.panel_size), chair: policy.chair ?? "—" })}</p>
+      {mine ? (
+        <p role="status" data-testid="my-vote">
+          {t("panel.youVoted", { rationale: mine.rationale })}
+        </p>
+      ) : null}
+      {decided ? <p role="status">{t("panel.decided", { status: t(`dash.status.${caseData.status}` as MessageKey) })}</p> : null}
+      {!seated && !mine ? <p className="hint">{t("panel.notSeated")}</p> : null}
+      {seated && !mine && !decided ? (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void send();
+          }}
+        >
+          <fieldset>
+            <legend>{t("panel.voteFor")}</legend>
+            {votable.map((layer) => (
+              <label key={layer.key} className="choice">
+                <input type="radio" name="vote" value={layer.key} checked={choice === layer.key} onChange={() => setChoice(layer.key)} />{" "}
+                {layerName(t, layer)}
+              </label>
+            ))}
+            <label className="choice">
+              <input type="radio" name="vote" value="corrected" checked={choice === "corrected"} onChange={() => setChoice("corrected")} />{" "}
+              {t("panel.corrected")}
+            </label>
+          </fieldset>
+          {choice === "corrected" ? (
+            <fieldset className="correction">
+              <legend>{t("panel.correctedLabel")}</legend>
+              <label>
+                {t("panel.startFrom")}{" "}
+                <select value={base} onChange={(e) => setBase(e.target.value)}>
+                  {votable.map((layer) => (
+                    <option key={layer.key} value={layer.key}>
+                      {layerName(t, layer)}
+                    </option>
+                  ))}
+                </select>
+              </label>
+              <p className="hint">{t("panel.correctionHint")}</p>
+              {studyLabels.map((label) => (
+                <LabelField
+                  key={label.key}
+                  label={label}
+                  idPrefix="panel-correction"
+                  value={label.key in corrections ? corrections[label.key] : baseLayer?.reading.study[label.key]}
+                  onChange={(value) => setCorrections((c) => ({ ...c, [label.key]: value }))}
+                />
+              ))}
+            </fieldset>
+          ) : null}
+          <label htmlFor="panel-rationale">{t("panel.rationale")}</label>
+          <textarea id="panel-rationale" rows={3} value={rationale} onChange={(e) => setRationale(e.target.value)} />
+          {message ? (
+            <p role="alert" className="error">
+              {message}
+            </p>
+          ) : null}
+          <button type="submit" className="primary" disabled={sending}>
+            {t("panel.castVote")}
+          </button>
+        </form>
+      ) : null}
+      {mine || decided || !seated ? (
+        <>
+          <h3>{t("panel.votes")}</h3>
+          {votes.length === 0 ? (
+            <p>{t("panel.noVotes")}</p>
+          ) : (
+            <ul className="votes" data-testid="votes">
+              {votes.map((v) => (
+                <li key={v.id}>
+                  <strong>{v.expert}</strong>: {v.corrected ? t("panel.votedCorrected") : t("panel.votedReading")} — {v.rationale}
+                </li>
+              ))}
+            </ul>
+          )}
+        </>
+      ) : (
+        <p className="hint">{t("panel.votesHidden", { n: votes.length })}</p>
+      )}
+    </div>
+  );
+}
