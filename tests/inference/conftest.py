@@ -121,3 +121,35 @@ def trained(agreed_cases: list[Case], users: dict[str, User]) -> Callable[..., t
         return train(agreed_cases[0].project, users["manager"], **overrides)
 
     return make
+
+
+def register_untrained(project: Project) -> ModelVersion:
+    """An active version with freshly initialised weights, stored and hashed like a trained one: for tests
+    about files, geometry and plumbing, where what the model has learnt does not matter."""
+    from inference import engine, registry
+
+    config = services.settings_for(project)
+    version = registry.model_version_create(
+        project=project,
+        task_type="segmentation",
+        architecture="unet",
+        architecture_params={**engine.DEFAULT_ARCHITECTURE_PARAMS["unet"], **config.architecture_params},
+        preprocessing=engine.preprocessing_spec(config.preprocessing),
+        label_map=services.default_label_map(current_schema(project).definition),
+        training_params={},
+        parent=None,
+        created_by=None,
+    )
+    model = engine.build_network("unet", version.architecture_params)
+    data = engine.weights_to_bytes(model)
+    name, digest = registry.store_weights(version, data)
+    version = registry.model_version_finish_training(
+        version=version, weights_file=name, weights_sha256=digest, weights_bytes=len(data),
+        snapshot={}, metrics={}, history=[], device="cpu",
+    )  # fmt: skip
+    return registry.model_version_promote(version=version, actor=None, reason="test set-up")
+
+
+@pytest.fixture
+def untrained(tiny_project: Project) -> ModelVersion:
+    return register_untrained(tiny_project)

@@ -94,9 +94,9 @@ def test_promote_rollback_and_failed_versions_over_the_api(
 
 
 def test_export_bundle_torchscript_and_onnx(
-    trained: Trainer, users: dict[str, User], client_for: Callable[..., Client]
+    untrained: ModelVersion, users: dict[str, User], client_for: Callable[..., Client]
 ) -> None:
-    _, version = trained(training_params={"epochs": 1})
+    version = untrained
     manager = client_for(users["manager"])
     assert client_for(users["annotator"]).get(f"/api/v1/models/{version.pk}/export/").status_code == 403
     bundle = manager.get(f"/api/v1/models/{version.pk}/export/")
@@ -123,9 +123,9 @@ def test_export_bundle_torchscript_and_onnx(
 
 
 def test_inference_settings_prelabel_and_score_endpoints(
-    trained: Trainer, reading_cases: list[Case], users: dict[str, User], client_for: Callable[..., Client]
+    untrained: ModelVersion, reading_cases: list[Case], users: dict[str, User], client_for: Callable[..., Client]
 ) -> None:
-    _, version = trained(training_params={"epochs": 1})
+    version = untrained
     slug = version.project.slug
     manager, reader = client_for(users["manager"]), client_for(users["annotator"])
     url = f"/api/v1/projects/{slug}/inference-settings/"

@@ -101,34 +101,34 @@ def test_readers_assigned_to_the_case_see_the_ai_proposal_and_others_do_not(
 
 
 def test_a_weights_file_whose_sha256_does_not_match_fails_the_job(
-    active: ModelVersion, reading_cases: list[Case], isolated_storage: Path
+    untrained: ModelVersion, reading_cases: list[Case], isolated_storage: Path
 ) -> None:
-    path = Path(default_storage.path(active.weights_file))
+    path = Path(default_storage.path(untrained.weights_file))
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF
     path.write_bytes(bytes(data))
-    job = prelabel(active.project, reading_cases[:1])
+    job = prelabel(untrained.project, reading_cases[:1])
     assert job.status == JobStatus.FAILED and "does not match its SHA-256" in job.error
     assert not Annotation.objects.filter(role="ai").exists() and not Prediction.objects.exists()
 
 
-def test_a_weights_file_that_does_not_load_fails_the_job(active: ModelVersion, reading_cases: list[Case]) -> None:
+def test_a_weights_file_that_does_not_load_fails_the_job(untrained: ModelVersion, reading_cases: list[Case]) -> None:
     import hashlib
 
     garbage = b"not a torch file"
-    path = Path(default_storage.path(active.weights_file))
+    path = Path(default_storage.path(untrained.weights_file))
     path.write_bytes(garbage)
-    ModelVersion.objects.filter(pk=active.pk).update(weights_sha256=hashlib.sha256(garbage).hexdigest())
-    active.refresh_from_db()
-    job = prelabel(active.project, reading_cases[:1])
+    ModelVersion.objects.filter(pk=untrained.pk).update(weights_sha256=hashlib.sha256(garbage).hexdigest())
+    untrained.refresh_from_db()
+    job = prelabel(untrained.project, reading_cases[:1])
     assert job.status == JobStatus.FAILED and "does not load into unet" in job.error
     assert not Prediction.objects.exists()
 
 
 def test_a_series_the_preprocessing_cannot_handle_fails_with_the_reason(
-    active: ModelVersion, ingested_studies: list[SyntheticStudy]
+    untrained: ModelVersion, ingested_studies: list[SyntheticStudy]
 ) -> None:
-    project = active.project
+    project = untrained.project
     study = ingest_study(106)
     project_link_studies(project=project, study_uids=[study.study_uid])
     (case,) = cases_create(project=project, study_uids=[study.study_uid])
@@ -142,26 +142,26 @@ def test_a_series_the_preprocessing_cannot_handle_fails_with_the_reason(
 
 
 def test_prelabel_on_ingest_when_the_project_asks_for_it(
-    active: ModelVersion, django_capture_on_commit_callbacks: Callable[..., object], settings: object
+    untrained: ModelVersion, django_capture_on_commit_callbacks: Callable[..., object], settings: object
 ) -> None:
-    project = active.project
+    project = untrained.project
     services.inference_settings_update(project=project, prelabel_on_ingest=True)
     study = ingest_study(107)
     project_link_studies(project=project, study_uids=[study.study_uid])
     (case,) = cases_create(project=project, study_uids=[study.study_uid])
     job = Job.objects.get(kind="prelabel", project=project)
-    assert job.params == {"model_version": active.pk, "cases": [case.pk]} and job.queue == "gpu"
+    assert job.params == {"model_version": untrained.pk, "cases": [case.pk]} and job.queue == "gpu"
     run_job(job.pk, services.prelabel_handler)
-    assert Prediction.objects.filter(case=case, model_version=active).exists()
+    assert Prediction.objects.filter(case=case, model_version=untrained).exists()
     # Creating the same case again (idempotent) does not start another job.
     cases_create(project=project, study_uids=[study.study_uid])
     assert Job.objects.filter(kind="prelabel", project=project).count() == 1
 
 
-def test_no_prelabel_on_ingest_when_off(active: ModelVersion) -> None:
+def test_no_prelabel_on_ingest_when_off(untrained: ModelVersion) -> None:
     study = ingest_study(108)
-    project_link_studies(project=active.project, study_uids=[study.study_uid])
-    cases_create(project=active.project, study_uids=[study.study_uid])
+    project_link_studies(project=untrained.project, study_uids=[study.study_uid])
+    cases_create(project=untrained.project, study_uids=[study.study_uid])
     assert not Job.objects.filter(kind="prelabel").exists()
 
 

@@ -85,7 +85,7 @@ def test_a_worker_killed_mid_training_leaves_the_job_retried_and_nothing_half_wr
     second: subprocess.Popen[bytes] | None = None
     try:
         job = services.training_start(
-            project=project, actor=users["manager"], training_params={"epochs": 8, "samples_per_case": 8}
+            project=project, actor=users["manager"], training_params={"epochs": 6, "samples_per_case": 6}
         )  # committed: the message is on the gpu queue now
         version = ModelVersion.objects.get(training_job=job)
 
@@ -117,7 +117,7 @@ def test_a_worker_killed_mid_training_leaves_the_job_retried_and_nothing_half_wr
         assert any("was lost; re-queued" in m for m in messages), messages
         version.refresh_from_db()
         assert version.status in (ModelStatus.ACTIVE, ModelStatus.CANDIDATE)
-        assert [row["epoch"] for row in version.history] == list(range(1, 9))  # one whole run, not two halves
+        assert [row["epoch"] for row in version.history] == list(range(1, 7))  # one whole run, not two halves
         weights = [p for p in stored_files(isolated_storage) if "models" in p.parts]
         assert len(weights) == 1 and weights[0].name.startswith(f"v{version.number}-")
     finally:
