@@ -38,7 +38,7 @@ class SeriesOutput(serializers.ModelSerializer[Series]):
 
 class StudyOutput(serializers.ModelSerializer[Study]):
     source: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(  # type: ignore[assignment]
-        slug_field="name", read_only=True
+        slug_field="name", read_only=True, allow_null=True
     )
 
     class Meta:

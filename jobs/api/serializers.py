@@ -14,8 +14,13 @@ class JobEventOutput(serializers.ModelSerializer[JobEvent]):
 
 
 class JobOutput(serializers.ModelSerializer[Job]):
-    project: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # Null for jobs started without a project or by the system (allow_null puts that in the schema).
+    project: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     kind_display = serializers.CharField(source="get_kind_display", read_only=True)
 
     class Meta:
