@@ -152,7 +152,27 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "jobs.models.JobStatus",
         "JobKindEnum": "jobs.models.JobKind",
         "ModelStatusEnum": "inference.models.ModelStatus",
+        "ImportModeEnum": ["copy", "index"],
+        "ReviewModeEnum": "review.models.ReviewPolicy.Mode",
     },
+}
+
+# --- Caches ----------------------------------------------------------------------------------------
+# "dashboards": the managers' computed quality figures (review.dashboards), shared by every web worker and
+# keyed by the project's latest change, so a stale entry is never read. Files under the data folder by
+# default (nothing to run); MEDLABEL_DASHBOARD_CACHE_URL=redis://host:6379/1 to use Redis instead.
+_dashboard_cache_url = env_str("MEDLABEL_DASHBOARD_CACHE_URL", "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "dashboards": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _dashboard_cache_url}
+        if _dashboard_cache_url
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache" / "dashboards"),
+            "OPTIONS": {"MAX_ENTRIES": 2000},
+        }
+    ),
 }
 
 # --- Celery -----------------------------------------------------------------------------------------

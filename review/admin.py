@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from review.models import AgreementResult, CaseEvent, PanelVote, ReviewPolicy
+from review.models import AgreementResult, CaseEvent, CaseSummary, PanelVote, ReviewPolicy
 
 
 @admin.register(CaseEvent)
@@ -44,4 +44,19 @@ class PanelVoteAdmin(admin.ModelAdmin[PanelVote]):
         return False
 
     def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(CaseSummary)
+class CaseSummaryAdmin(admin.ModelAdmin[CaseSummary]):
+    """Derived data (rebuild with manage.py rebuild_dashboards): readable, never edited by hand."""
+
+    list_display = ["case", "project", "updated_at"]
+    readonly_fields = ["case", "project", "data", "updated_at"]
+    raw_id_fields = ["case", "project"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
         return False

@@ -18,28 +18,34 @@ Conventions:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import combinations
 from typing import Any, Literal
 
 import numpy as np
-from django.db.models import Prefetch
+from django.conf import settings
+from django.core.cache import caches
+from django.db import connection
+from django.db.models import Count, OuterRef, Subquery
 
 from annotation.models import (
     Annotation,
     AnnotationRevision,
     Assignment,
+    Case,
     CaseStatus,
     LabelSchema,
     Project,
     ReadingRole,
 )
-from review.agreement import UndefinedMetricError, bootstrap_ci, cohen_kappa
-from review.models import AgreementResult, CaseEvent
+from review.agreement import UndefinedMetricError, bootstrap_cohen_kappa, cohen_kappa
+from review.models import AgreementResult, CaseEvent, CaseSummary
 
 CATEGORICAL_KINDS = ("single_choice", "ordinal", "multiple_choice")
 READING_ROLES = (ReadingRole.FIRST_READER.value, ReadingRole.SECOND_READER.value)
@@ -47,9 +53,16 @@ CONSENSUS_ROLE = "consensus"
 ADJUDICATED_ROLE = "adjudicated"
 BOOTSTRAP_SEED = 0
 BOOTSTRAP_RESAMPLES = 1000
+DICE_BINS = 20
+CACHE_ALIAS = "dashboards"
+CACHE_SECONDS = 24 * 3600
+CACHE_FORMAT = 1  # bump when the shape of the figures changes
 
 
 # --- Loading ----------------------------------------------------------------------------------------------------
+
+
+Items = dict[str, Any]  # a revision's study-level answers: label key -> value (the first, as study_value reads)
 
 
 @dataclass
@@ -61,100 +74,349 @@ class Reading:
     username: str
     role: str
     revision_id: int | None
-    items: list[dict[str, Any]]
+    items: Items  # study-level answers: label key -> value
     submitted_at: Any
+
+
+@dataclass
+class ResultSummary:
+    """The latest agreement result of a case: the decision and the per-label entries."""
+
+    agreed: bool
+    labels: list[dict[str, Any]]
 
 
 @dataclass
 class Snapshot:
     labels: list[dict[str, Any]]
     status_of_case: dict[int, str]
-    latest_result: dict[int, AgreementResult]
-    result_revisions: dict[int, list[AnnotationRevision]]  # case id -> revisions of its latest result
+    latest_result: dict[int, ResultSummary]
+    # case id -> (first reading's items, second reading's items) of the revisions its latest result compared
+    result_pair: dict[int, tuple[Items | None, Items | None]]
     readings: list[Reading]
-    truth_items: dict[int, list[dict[str, Any]]]  # case id -> adjudicated (else consensus) items
+    truth_items: dict[int, Items]  # case id -> adjudicated (else consensus) items
     winner_of_case: dict[int, int]  # adjudicated case id -> winning revision id
-    minutes_of_user: dict[int, list[float]] = field(default_factory=dict)
+    minutes_of_user: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # user -> (case, minutes)
 
     def categorical_labels(self) -> list[dict[str, Any]]:
         return [lab for lab in self.labels if lab.get("level") == "study" and lab.get("kind") in CATEGORICAL_KINDS]
 
 
-def project_snapshot(project: Project) -> Snapshot:
-    """Everything the dashboards need, in seven queries whatever the number of cases."""
+def _schema_labels(project: Project) -> list[dict[str, Any]]:
     schema = LabelSchema.objects.filter(project=project).order_by("-version").first()
-    labels: list[dict[str, Any]] = list(schema.definition.get("labels", [])) if schema is not None else []
-    status_of_case = dict(project.cases.values_list("pk", "status"))
+    return list(schema.definition.get("labels", [])) if schema is not None else []
 
-    latest_result: dict[int, AgreementResult] = {}
-    results = (
-        AgreementResult.objects.filter(case__project=project)
-        .order_by("case_id", "-created_at", "-pk")
-        .prefetch_related(
-            Prefetch("revisions", queryset=AnnotationRevision.objects.select_related("annotation").order_by("pk"))
-        )
-    )
-    for result in results:
-        latest_result.setdefault(result.case_id, result)
-    result_revisions = {case_id: list(result.revisions.all()) for case_id, result in latest_result.items()}
+
+def full_snapshot(project: Project, case_ids: Sequence[int] | None = None) -> Snapshot:
+    """The dashboards' data read from the source tables (readings, revisions, agreement results, events,
+    assignments) for the whole project or the given cases, in at most eight queries.
+
+    Rows are read as tuples (``values_list``), never as model instances, and each revision's items are read
+    once: the agreement results point at the readers' current revisions, whose items come with the readings.
+    This is what the per-case summaries are computed from (:func:`case_summaries_refresh`).
+    """
+    labels = _schema_labels(project)
+    cases = project.cases.all() if case_ids is None else project.cases.filter(pk__in=case_ids)
+    status_of_case = dict(cases.values_list("pk", "status"))
+
+    def of_cases(queryset: Any, path: str) -> Any:
+        queryset = queryset.filter(**{f"{path}project": project})
+        return queryset if case_ids is None else queryset.filter(**{f"{path}pk__in": case_ids})
 
     readings: list[Reading] = []
-    truth: dict[int, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
+    truth: dict[int, dict[str, Items]] = defaultdict(dict)
+    items_of_revision: dict[int, Items] = {}
     annotations = (
-        Annotation.objects.filter(case__project=project, role__in=[*READING_ROLES, CONSENSUS_ROLE, ADJUDICATED_ROLE])
-        .select_related("reader", "current_revision")
+        of_cases(Annotation.objects.filter(role__in=[*READING_ROLES, CONSENSUS_ROLE, ADJUDICATED_ROLE]), "case__")
         .order_by("case_id", "role", "submitted_at", "pk")
+        .values_list(
+            "case_id",
+            "reader_id",
+            "reader__username",
+            "role",
+            "status",
+            "current_revision_id",
+            "current_revision__items",
+            "submitted_at",
+        )
     )
-    for annotation in annotations:
-        revision = annotation.current_revision
-        if annotation.role in READING_ROLES:
-            if annotation.status != Annotation.Status.SUBMITTED or annotation.reader is None:
+    for case_id, reader_id, username, role, status, revision_id, items, submitted_at in annotations:
+        items = _study_items(items)
+        if revision_id is not None:
+            items_of_revision[revision_id] = items
+        if role in READING_ROLES:
+            if status != Annotation.Status.SUBMITTED or reader_id is None:
                 continue
             readings.append(
                 Reading(
-                    case_id=annotation.case_id,
-                    reader_id=annotation.reader.pk,
-                    username=annotation.reader.username,
-                    role=annotation.role,
-                    revision_id=annotation.current_revision_id,
-                    items=list(revision.items) if revision is not None else [],
-                    submitted_at=annotation.submitted_at,
+                    case_id=case_id,
+                    reader_id=reader_id,
+                    username=username,
+                    role=role,
+                    revision_id=revision_id,
+                    items=items,
+                    submitted_at=submitted_at,
                 )
             )
-        elif revision is not None:
-            truth[annotation.case_id][annotation.role] = list(revision.items)
+        elif revision_id is not None:
+            truth[case_id][role] = items
     truth_items = {
-        case_id: roles.get(ADJUDICATED_ROLE, roles.get(CONSENSUS_ROLE, [])) for case_id, roles in truth.items()
+        case_id: roles.get(ADJUDICATED_ROLE, roles.get(CONSENSUS_ROLE, {})) for case_id, roles in truth.items()
     }
 
+    results = of_cases(AgreementResult.objects.all(), "case__").order_by("case_id", "-created_at", "-pk")
+    if connection.features.can_distinct_on_fields:
+        results = results.distinct("case_id")  # PostgreSQL: only the latest result per case leaves the database
+    latest_result: dict[int, ResultSummary] = {}
+    latest_pk: dict[int, int] = {}
+    for pk, case_id, agreed, result_labels in results.values_list("pk", "case_id", "agreed", "labels"):
+        if case_id not in latest_result:
+            latest_result[case_id] = ResultSummary(
+                agreed=bool(agreed), labels=[_label_flags(entry) for entry in result_labels or []]
+            )
+            latest_pk[pk] = case_id
+
+    compared: dict[int, dict[str, int]] = defaultdict(dict)  # case id -> role -> revision id
+    through = of_cases(AgreementResult.revisions.through.objects.all(), "agreementresult__case__")
+    for result_pk, revision_id, role in through.order_by("annotationrevision_id").values_list(
+        "agreementresult_id", "annotationrevision_id", "annotationrevision__annotation__role"
+    ):
+        if result_pk in latest_pk:
+            compared[latest_pk[result_pk]].setdefault(role, revision_id)
+    missing = {rev for roles in compared.values() for rev in roles.values() if rev not in items_of_revision}
+    if missing:  # a result that compared revisions since superseded (rare): read just those
+        for revision_id, items in AnnotationRevision.objects.filter(pk__in=missing).values_list("pk", "items"):
+            items_of_revision[revision_id] = _study_items(items)
+    result_pair: dict[int, tuple[Items | None, Items | None]] = {}
+    for case_id, roles in compared.items():
+        first = roles.get(ReadingRole.FIRST_READER.value)
+        second = roles.get(ReadingRole.SECOND_READER.value)
+        result_pair[case_id] = (
+            items_of_revision.get(first) if first is not None else None,
+            items_of_revision.get(second) if second is not None else None,
+        )
+
     winner_of_case: dict[int, int] = {}
-    adjudications = CaseEvent.objects.filter(case__project=project, to_status=CaseStatus.ADJUDICATED).order_by(
+    adjudications = of_cases(CaseEvent.objects.filter(to_status=CaseStatus.ADJUDICATED), "case__").order_by(
         "case_id", "created_at", "pk"
     )
-    for event in adjudications:
-        winner = (event.metrics or {}).get("winner_revision")
+    for case_id, metrics in adjudications.values_list("case_id", "metrics"):
+        winner = (metrics or {}).get("winner_revision")
         if isinstance(winner, int):
-            winner_of_case[event.case_id] = winner  # the last decision wins
+            winner_of_case[case_id] = winner  # the last decision wins
 
-    minutes: dict[int, list[float]] = defaultdict(list)
-    assignments = Assignment.objects.filter(
-        case__project=project, role__in=READING_ROLES, status=Assignment.Status.SUBMITTED, submitted_at__isnull=False
-    ).values_list("user_id", "created_at", "submitted_at")
-    for user_id, created_at, submitted_at in assignments:
+    minutes: dict[int, list[tuple[int, float]]] = defaultdict(list)  # user -> (case, minutes)
+    assignments = of_cases(
+        Assignment.objects.filter(
+            role__in=READING_ROLES, status=Assignment.Status.SUBMITTED, submitted_at__isnull=False
+        ),
+        "case__",
+    ).values_list("case_id", "user_id", "created_at", "submitted_at")
+    for case_id, user_id, created_at, submitted_at in assignments:
         if submitted_at is None:
             continue
-        minutes[user_id].append(max((submitted_at - created_at).total_seconds(), 0.0) / 60.0)
+        minutes[user_id].append((case_id, max((submitted_at - created_at).total_seconds(), 0.0) / 60.0))
 
     return Snapshot(
         labels=labels,
         status_of_case=status_of_case,
         latest_result=latest_result,
-        result_revisions=result_revisions,
+        result_pair=result_pair,
         readings=readings,
         truth_items=truth_items,
         winner_of_case=winner_of_case,
         minutes_of_user=dict(minutes),
     )
+
+
+def _study_items(items: Any) -> Items:
+    """The study-level answers of a revision (all the dashboards read of it): label key -> value."""
+    answers: Items = {}
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict) and "region" not in item and "value" in item:
+                answers.setdefault(str(item.get("label")), item.get("value"))
+    return answers
+
+
+def _label_flags(entry: dict[str, Any]) -> dict[str, Any]:
+    """One label of an agreement result, as the dashboards use it: agreed, compared, its Dice scores."""
+    metrics = entry.get("metrics")
+    compared = not (isinstance(metrics, dict) and metrics.get("compared") is False)
+    dice = _dice_values(metrics) if entry.get("kind") == "mask" else []
+    return {"key": entry.get("key"), "agreed": bool(entry.get("agreed")), "compared": compared, "dice": dice}
+
+
+def _summaries_of(snap: Snapshot) -> dict[int, dict[str, Any]]:
+    data: dict[int, dict[str, Any]] = {
+        case_id: {"result": None, "pair": None, "readings": [], "truth": None, "winner": None, "minutes": []}
+        for case_id in snap.status_of_case
+    }
+    for case_id, result in snap.latest_result.items():
+        # Compact (the dashboards parse one row per case): [agreed, [[key, agreed, compared], ...], {key: dice}]
+        data[case_id]["result"] = [
+            result.agreed,
+            [[e["key"], int(e["agreed"]), int(e["compared"])] for e in result.labels],
+            {e["key"]: e["dice"] for e in result.labels if e["dice"]},
+        ]
+    for case_id, pair in snap.result_pair.items():
+        data[case_id]["pair"] = list(pair)
+    for reading in snap.readings:
+        data[reading.case_id]["readings"].append(
+            [
+                reading.reader_id,
+                reading.username,
+                reading.role,
+                reading.revision_id,
+                reading.items,
+                reading.submitted_at.isoformat() if reading.submitted_at is not None else None,
+            ]
+        )
+    for case_id, items in snap.truth_items.items():
+        data[case_id]["truth"] = items
+    for case_id, winner in snap.winner_of_case.items():
+        data[case_id]["winner"] = winner
+    for user_id, spent in snap.minutes_of_user.items():
+        for case_id, minutes in spent:
+            data[case_id]["minutes"].append([user_id, minutes])
+    return data
+
+
+def case_summaries_refresh(*, project: Project, case_ids: Sequence[int] | None = None) -> int:
+    """Recompute the dashboard summaries of the given cases (all the project's when None); returns how many.
+
+    Called in the transaction of every case transition (review.workflow.case_transition) for that case, and
+    for a whole project by ``manage.py rebuild_dashboards`` (after bulk imports or direct database changes).
+    Upserts, so it is safe to run twice.
+    """
+    summaries = _summaries_of(full_snapshot(project, case_ids))
+    rows = [CaseSummary(case_id=case_id, project=project, data=data) for case_id, data in summaries.items()]
+    CaseSummary.objects.bulk_create(
+        rows, batch_size=2000, update_conflicts=True, unique_fields=["case"], update_fields=["data", "updated_at"]
+    )
+    return len(rows)
+
+
+def project_snapshot(project: Project) -> Snapshot:
+    """The dashboards' data from the per-case summaries: three queries, one small JSON row per case.
+
+    Case statuses come from the cases themselves (a new case has no summary until its first transition)."""
+    labels = _schema_labels(project)
+    status_of_case = dict(project.cases.values_list("pk", "status"))
+    snap = Snapshot(
+        labels=labels,
+        status_of_case=status_of_case,
+        latest_result={},
+        result_pair={},
+        readings=[],
+        truth_items={},
+        winner_of_case={},
+        minutes_of_user={},
+    )
+    minutes: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    parse = datetime.fromisoformat
+    for case_id, data in CaseSummary.objects.filter(project=project).order_by("case_id").values_list("case_id", "data"):
+        if case_id not in status_of_case:
+            continue
+        if data.get("result") is not None:
+            agreed, flags, dice = data["result"]
+            snap.latest_result[case_id] = ResultSummary(
+                agreed=bool(agreed),
+                labels=[
+                    {"key": key, "agreed": bool(ok), "compared": bool(compared), "dice": dice.get(key, [])}
+                    for key, ok, compared in flags
+                ],
+            )
+        if data.get("pair") is not None:
+            first, second = data["pair"]
+            snap.result_pair[case_id] = (first, second)
+        for reader_id, username, role, revision_id, answers, submitted_at in data.get("readings", []):
+            snap.readings.append(
+                Reading(
+                    case_id=case_id,
+                    reader_id=reader_id,
+                    username=username,
+                    role=role,
+                    revision_id=revision_id,
+                    items=answers,
+                    submitted_at=parse(submitted_at) if submitted_at else None,
+                )
+            )
+        if data.get("truth") is not None:
+            snap.truth_items[case_id] = data["truth"]
+        if data.get("winner") is not None:
+            snap.winner_of_case[case_id] = int(data["winner"])
+        for user_id, spent in data.get("minutes", []):
+            minutes[int(user_id)].append((case_id, float(spent)))
+    snap.minutes_of_user = dict(minutes)
+    return snap
+
+
+# --- Cache ------------------------------------------------------------------------------------------------------
+
+
+def figures_version(project: Project) -> str:
+    """A stamp that changes whenever anything a dashboard shows may have changed, read in one query.
+
+    Every workflow write moves one of these: a status transition touches the case's ``updated_at`` and appends
+    an event, a submission adds a revision and stamps its assignment, an evaluation appends an agreement result,
+    a schema change adds a version, new or deleted cases change the count.
+    """
+    of_project = OuterRef("pk")
+
+    def latest(queryset: Any, field_name: str) -> Subquery:
+        return Subquery(queryset.order_by(f"-{field_name}").values(field_name)[:1])
+
+    row = (
+        Project.objects.filter(pk=project.pk)
+        .annotate(
+            cases_n=Subquery(
+                Case.objects.filter(project=of_project)
+                .order_by()
+                .values("project")
+                .annotate(n=Count("pk"))
+                .values("n")[:1]
+            ),
+            case_changed=latest(Case.objects.filter(project=of_project), "updated_at"),
+            event=latest(CaseEvent.objects.filter(case__project=of_project), "pk"),
+            result=latest(AgreementResult.objects.filter(case__project=of_project), "pk"),
+            revision=latest(AnnotationRevision.objects.filter(annotation__case__project=of_project), "pk"),
+            submitted=latest(
+                Assignment.objects.filter(case__project=of_project, submitted_at__isnull=False), "submitted_at"
+            ),
+            schema=latest(LabelSchema.objects.filter(project=of_project), "pk"),
+            summary=latest(CaseSummary.objects.filter(project=of_project), "updated_at"),
+        )
+        .values_list("cases_n", "case_changed", "event", "result", "revision", "submitted", "schema", "summary")
+        .first()
+    )
+    return hashlib.sha256(repr(row).encode()).hexdigest()[:24]
+
+
+def _cache_key(project: Project, name: str, version: str) -> str:
+    return f"review:dashboards:v{CACHE_FORMAT}:{project.pk}:{version}:{name}"
+
+
+def dashboard_figures(project: Project, name: Literal["dashboard", "readers", "reader-pairs"]) -> Any:
+    """The figures of one dashboard, from the cache when nothing changed since they were computed.
+
+    A miss loads one snapshot and computes all three dashboards from it (a manager's screen asks for all three),
+    so each later request costs the version query and one cache read. Entries are keyed by the version stamp: a
+    change makes a new key and the stale entry is never read again (it expires after CACHE_SECONDS).
+    """
+    cache = caches[CACHE_ALIAS] if CACHE_ALIAS in settings.CACHES else caches["default"]
+    version = figures_version(project)
+    found = cache.get(_cache_key(project, name, version))
+    if found is not None:
+        return found
+    snapshot = project_snapshot(project)
+    computed = {
+        "dashboard": project_dashboard(project, snapshot),
+        "readers": reader_stats(project, snapshot),
+        "reader-pairs": reader_pairs(project, snapshot),
+    }
+    cache.set_many({_cache_key(project, key, version): value for key, value in computed.items()}, CACHE_SECONDS)
+    return computed[name]
 
 
 # --- Helpers ----------------------------------------------------------------------------------------------------
@@ -174,19 +436,19 @@ def _choice_keys(choices: Iterable[dict[str, Any]]) -> list[str]:
     return keys
 
 
-def study_value(items: Sequence[dict[str, Any]], label: dict[str, Any]) -> Any:
-    """The reader's answer to a study-level categorical label as a category, or None when unanswered."""
-    for item in items:
-        if item.get("label") == label["key"] and "region" not in item:
-            value = item.get("value")
-            if value is None:
-                return None
-            if label["kind"] == "multiple_choice":
-                return "+".join(sorted(str(v) for v in value))
-            if label["kind"] == "ordinal":
-                return int(value)
-            return str(value)
-    return None
+def study_value(items: Sequence[dict[str, Any]] | Items, label: dict[str, Any]) -> Any:
+    """The reader's answer to a study-level categorical label as a category, or None when unanswered.
+
+    ``items`` is a revision's items, or its study-level answers as the snapshot keeps them (label -> value)."""
+    answers = items if isinstance(items, dict) else _study_items(items)
+    value = answers.get(label["key"])
+    if value is None:
+        return None
+    if label["kind"] == "multiple_choice":
+        return "+".join(sorted(str(v) for v in value))
+    if label["kind"] == "ordinal":
+        return int(value)
+    return str(value)
 
 
 def categories_of(label: dict[str, Any], observed: Iterable[Any]) -> list[Any]:
@@ -217,21 +479,20 @@ def kappa_figure(label: dict[str, Any], a: list[Any], b: list[Any], *, with_ci: 
         figure["note"] = "undefined: no case with an answer from both readers"
         return figure
 
-    def metric(x: Any, y: Any) -> float:
-        return cohen_kappa(list(x), list(y), weights=weights, labels=categories)
-
     try:
         if with_ci:
-            estimate, low, high = bootstrap_ci(
-                metric,
+            # Vectorised: identical to bootstrap_ci(cohen_kappa, ...) with the same seed, without 1,000 calls.
+            estimate, low, high = bootstrap_cohen_kappa(
                 np.asarray(a, dtype=object),
                 np.asarray(b, dtype=object),
+                weights=weights,
+                labels=categories,
                 n_resamples=BOOTSTRAP_RESAMPLES,
                 seed=BOOTSTRAP_SEED,
             )
             figure.update(value=_finite(estimate), ci_low=_finite(low), ci_high=_finite(high))
         else:
-            figure["value"] = _finite(metric(a, b))
+            figure["value"] = _finite(cohen_kappa(a, b, weights=weights, labels=categories))
     except UndefinedMetricError as error:
         figure["note"] = f"undefined: {error}"
     return figure
@@ -253,21 +514,39 @@ def _dice_values(metrics: Any) -> list[float]:
 
 
 def distribution(values: list[float]) -> dict[str, Any]:
-    ordered = sorted(values)
-    if not ordered:
-        return {"values": [], "median": None, "q1": None, "q3": None, "note": "no Dice score computed yet"}
-    q1, median, q3 = np.percentile(np.asarray(ordered), [25, 50, 75])
-    return {"values": ordered, "median": _finite(median), "q1": _finite(q1), "q3": _finite(q3), "note": ""}
+    """Quartiles and a fixed-bin histogram of Dice scores (not the scores themselves: 30,000 of them are no chart).
+
+    The histogram has DICE_BINS equal bins over [0, 1]; the last bin includes 1.0.
+    """
+    edges = [round(i / DICE_BINS, 6) for i in range(DICE_BINS + 1)]
+    if not values:
+        return {
+            "n": 0,
+            "median": None,
+            "q1": None,
+            "q3": None,
+            "min": None,
+            "max": None,
+            "histogram": {"edges": edges, "counts": [0] * DICE_BINS},
+            "note": "no Dice score computed yet",
+        }
+    array = np.asarray(values, dtype=np.float64)
+    q1, median, q3 = np.percentile(array, [25, 50, 75])
+    counts, _ = np.histogram(np.clip(array, 0.0, 1.0), bins=DICE_BINS, range=(0.0, 1.0))
+    return {
+        "n": int(array.size),
+        "median": _finite(median),
+        "q1": _finite(q1),
+        "q3": _finite(q3),
+        "min": _finite(float(array.min())),
+        "max": _finite(float(array.max())),
+        "histogram": {"edges": edges, "counts": [int(c) for c in counts]},
+        "note": "",
+    }
 
 
 def _rate(numerator: int, denominator: int) -> float | None:
     return _finite(numerator / denominator) if denominator else None
-
-
-def _first_second(revisions: list[AnnotationRevision]) -> tuple[AnnotationRevision | None, AnnotationRevision | None]:
-    first = next((r for r in revisions if r.annotation.role == ReadingRole.FIRST_READER), None)
-    second = next((r for r in revisions if r.annotation.role == ReadingRole.SECOND_READER), None)
-    return first, second
 
 
 # --- Project dashboard ------------------------------------------------------------------------------------------
@@ -276,12 +555,14 @@ def _first_second(revisions: list[AnnotationRevision]) -> tuple[AnnotationRevisi
 def project_dashboard(project: Project, snapshot: Snapshot | None = None) -> dict[str, Any]:
     snap = snapshot or project_snapshot(project)
     label_rows = []
+    entries_of_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for result in snap.latest_result.values():
+        for entry in result.labels:
+            entries_of_label[str(entry.get("key"))].append(entry)
     for label in snap.labels:
         key, kind = label["key"], label["kind"]
-        entries = [
-            entry for result in snap.latest_result.values() for entry in result.labels if entry.get("key") == key
-        ]
-        compared = [e for e in entries if (e.get("metrics") or {}).get("compared", True) is not False]
+        entries = entries_of_label.get(key, [])
+        compared = [e for e in entries if e.get("compared", True)]
         row: dict[str, Any] = {
             "key": key,
             "kind": kind,
@@ -296,16 +577,16 @@ def project_dashboard(project: Project, snapshot: Snapshot | None = None) -> dic
             a: list[Any] = []
             b: list[Any] = []
             for case_id in snap.latest_result:
-                first, second = _first_second(snap.result_revisions.get(case_id, []))
+                first, second = snap.result_pair.get(case_id, (None, None))
                 if first is None or second is None:
                     continue
-                va, vb = study_value(first.items, label), study_value(second.items, label)
+                va, vb = study_value(first, label), study_value(second, label)
                 if va is not None and vb is not None:
                     a.append(va)
                     b.append(vb)
             row["kappa"] = kappa_figure(label, a, b)
         if kind == "mask":
-            row["dice"] = distribution([d for e in entries for d in _dice_values(e.get("metrics"))])
+            row["dice"] = distribution([d for e in entries for d in e.get("dice", [])])
         label_rows.append(row)
 
     evaluated = len(snap.latest_result)
@@ -350,7 +631,7 @@ def reader_stats(project: Project, snapshot: Snapshot | None = None) -> list[dic
     rows = []
     for reader_id, readings in by_reader.items():
         cases = {r.case_id for r in readings}
-        minutes = snap.minutes_of_user.get(reader_id, [])
+        minutes = [spent for _case, spent in snap.minutes_of_user.get(reader_id, [])]
 
         # Peer agreement: the agreed flags of the categorical labels of the cases they read.
         flags_of_case: dict[int, list[bool]] = {}

@@ -106,3 +106,20 @@ class PanelVote(models.Model):
 
     def __str__(self) -> str:
         return f"vote of {self.expert_id} on case {self.case_id}"
+
+
+class CaseSummary(models.Model):
+    """What the managers' dashboards need of one case, precomputed (review.dashboards).
+
+    Written in the same transaction as every status transition of the case (review.workflow), and rebuilt for
+    a whole project by ``manage.py rebuild_dashboards``; the dashboards then read one small row per case
+    instead of every reading, revision and agreement result. Derived data: it may be rebuilt at any time.
+    """
+
+    case = models.OneToOneField(Case, on_delete=models.CASCADE, primary_key=True, related_name="summary")
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="+")
+    data = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"dashboard summary of case {self.case_id}"

@@ -41,4 +41,8 @@ def case_transition(
     locked.status = to
     locked.save(update_fields=["status", "updated_at"])
     case.status = to
+    # The managers' dashboards read a precomputed row per case: rewrite it with the transition, in its transaction.
+    from review.dashboards import case_summaries_refresh
+
+    case_summaries_refresh(project=locked.project, case_ids=[locked.pk])
     return locked

@@ -23,6 +23,7 @@ __all__ = [
     "BootstrapCI",
     "UndefinedMetricError",
     "bootstrap_ci",
+    "bootstrap_cohen_kappa",
     "cohen_kappa",
     "counts_from_ratings",
     "fleiss_kappa",
@@ -402,4 +403,78 @@ def bootstrap_ci(
         raise UndefinedMetricError(f"the metric was undefined on all {n_resamples} bootstrap resamples")
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(np.asarray(stats), [tail, 100.0 - tail])
+    return BootstrapCI(estimate, float(low), float(high))
+
+
+def bootstrap_cohen_kappa(
+    r1: ArrayLike,
+    r2: ArrayLike,
+    weights: KappaWeights = None,
+    labels: Sequence[Any] | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> BootstrapCI:
+    """:func:`bootstrap_ci` of :func:`cohen_kappa`, vectorised: the same resamples and the same result.
+
+    The ratings are coded once as category positions; each resample's confusion matrix is one slice of a single
+    ``bincount`` over (resample, rating of r1, rating of r2), and the kappas of all resamples are computed at once.
+    The resampled indices come from the same generator calls as :func:`bootstrap_ci` (one ``integers`` call per
+    resample), so both functions return identical intervals for the same seed. Thousands of times faster on large
+    projects than calling :func:`cohen_kappa` once per resample.
+    """
+    if weights not in (None, "linear", "quadratic"):
+        raise ValueError(f"weights must be None, 'linear' or 'quadratic', got {weights!r}")
+    if n_resamples < 1:
+        raise ValueError("n_resamples must be >= 1")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError("confidence must be strictly between 0 and 1")
+    a, b = _paired(r1, r2)
+    if labels is None:
+        categories = list(np.unique(np.concatenate([a, b])).tolist())
+    else:
+        categories = list(labels)
+    if not categories:
+        raise ValueError("labels must not be empty")
+    position = {label: i for i, label in enumerate(categories)}
+    if len(position) != len(categories):
+        raise ValueError("labels contains duplicates")
+    unknown = {v for v in np.concatenate([a, b]).tolist() if v not in position}
+    if unknown:
+        raise ValueError(f"ratings contain values not listed in labels: {sorted(map(repr, unknown))}")
+    k = len(categories)
+    n = a.size
+    code = np.array([position[x] * k + position[y] for x, y in zip(a.tolist(), b.tolist(), strict=True)], np.intp)
+
+    i, j = np.indices((k, k))
+    if weights is None:
+        w = (i != j).astype(np.float64)
+    elif weights == "linear":
+        w = np.abs(i - j).astype(np.float64)
+    else:
+        w = ((i - j) ** 2).astype(np.float64)
+
+    def kappas(observed: NDArray[np.float64]) -> NDArray[np.float64]:
+        # observed: resamples x k x k confusion matrices, each summing to n
+        rows, cols = observed.sum(axis=2), observed.sum(axis=1)
+        expected = rows[:, :, None] * cols[:, None, :] / n
+        expected_disagreement = (w * expected).sum(axis=(1, 2))
+        observed_disagreement = (w * observed).sum(axis=(1, 2))
+        # Zero expected disagreement: one shared category throughout, perfect agreement (as cohen_kappa).
+        safe = np.where(expected_disagreement == 0.0, 1.0, expected_disagreement)
+        return np.where(expected_disagreement == 0.0, 1.0, 1.0 - observed_disagreement / safe)
+
+    estimate = float(kappas(np.bincount(code, minlength=k * k).reshape(1, k, k).astype(np.float64))[0])
+    rng = np.random.default_rng(seed)
+    cells = np.empty((n_resamples, n), dtype=np.intp)
+    for r in range(n_resamples):
+        cells[r] = code[rng.integers(0, n, size=n)]
+        cells[r] += r * k * k  # each resample counts into its own k x k block
+    counts = np.bincount(cells.ravel(), minlength=n_resamples * k * k)
+    stats = kappas(counts.reshape(n_resamples, k, k).astype(np.float64))
+    stats = stats[np.isfinite(stats)]
+    if stats.size == 0:
+        raise UndefinedMetricError(f"the metric was undefined on all {n_resamples} bootstrap resamples")
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(stats, [tail, 100.0 - tail])
     return BootstrapCI(estimate, float(low), float(high))

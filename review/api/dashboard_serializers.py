@@ -14,11 +14,23 @@ class KappaOutput(serializers.Serializer):
     note = serializers.CharField(allow_blank=True, help_text="Why the value is null, when it is")
 
 
+class HistogramOutput(serializers.Serializer):
+    edges = serializers.ListField(
+        child=serializers.FloatField(), help_text="Bin edges over [0, 1]: one more than counts; the last bin holds 1.0"
+    )
+    counts = serializers.ListField(child=serializers.IntegerField(), help_text="Scores per bin")
+
+
 class DiceDistributionOutput(serializers.Serializer):
-    values = serializers.ListField(child=serializers.FloatField())
+    """Dice scores of every reader pair, series and segment of the evaluated cases, summarised (not listed)."""
+
+    n = serializers.IntegerField(help_text="Dice scores counted")
     median = serializers.FloatField(allow_null=True)
     q1 = serializers.FloatField(allow_null=True)
     q3 = serializers.FloatField(allow_null=True)
+    min = serializers.FloatField(allow_null=True)
+    max = serializers.FloatField(allow_null=True)
+    histogram = HistogramOutput()
     note = serializers.CharField(allow_blank=True)
 
 

@@ -28,7 +28,7 @@ class ProjectDashboardView(APIView):
     @extend_schema(responses=s.ProjectDashboardOutput)
     def get(self, request: Request, slug: str) -> Response:
         project = _managed_project(request, slug)
-        return Response(s.ProjectDashboardOutput(dashboards.project_dashboard(project)).data)
+        return Response(s.ProjectDashboardOutput(dashboards.dashboard_figures(project, "dashboard")).data)
 
 
 class ReaderStatsView(APIView):
@@ -37,7 +37,7 @@ class ReaderStatsView(APIView):
     @extend_schema(responses=s.ReaderStatsOutput(many=True))
     def get(self, request: Request, slug: str) -> Response:
         project = _managed_project(request, slug)
-        return Response(s.ReaderStatsOutput(dashboards.reader_stats(project), many=True).data)
+        return Response(s.ReaderStatsOutput(dashboards.dashboard_figures(project, "readers"), many=True).data)
 
 
 class ReaderPairsView(APIView):
@@ -46,4 +46,4 @@ class ReaderPairsView(APIView):
     @extend_schema(responses=s.ReaderPairOutput(many=True))
     def get(self, request: Request, slug: str) -> Response:
         project = _managed_project(request, slug)
-        return Response(s.ReaderPairOutput(dashboards.reader_pairs(project), many=True).data)
+        return Response(s.ReaderPairOutput(dashboards.dashboard_figures(project, "reader-pairs"), many=True).data)

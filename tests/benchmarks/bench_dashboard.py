@@ -4,7 +4,8 @@ Builds, with bulk_create straight into the database, a project of N evaluated ca
 by 3 of 10 readers each (one first reader, two second readers), with consensus or adjudicated truth, the
 latest agreement result per case (a study label, a box label, a region attribute and a mask label with Dice
 scores) and the adjudication events; then times GET /api/v1/projects/<slug>/dashboard/, /readers/ and
-/reader-pairs/ through gunicorn (1 warm-up + 5 timed requests each) and the selector functions in process.
+/reader-pairs/ through gunicorn (per endpoint: the first request after a change, which computes and caches
+all three dashboards, then 1 warm-up + 5 timed requests) and the uncached and cached paths in process.
 When an endpoint misses the goal, the top cProfile entries of one in-process call are printed.
 
 Run with: bash scripts/bench.sh dashboard [--cases 10000] [--repeat 5]
@@ -35,6 +36,7 @@ django.setup()
 
 import requests  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
+from django.core.cache import caches  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
@@ -285,13 +287,20 @@ SELECTORS = {
 }
 
 
+def clear_cache() -> None:
+    caches[dashboards.CACHE_ALIAS].clear()
+
+
 def time_in_process(project: Project, repeat: int) -> dict[str, Any]:
+    """The uncached path (snapshot + figures, what a request costs after a change) and the cached path."""
     out: dict[str, Any] = {}
+    start = time.perf_counter()
+    dashboards.full_snapshot(project)
+    out["full_snapshot_from_source_tables_s"] = time.perf_counter() - start
     start = time.perf_counter()
     snapshot = dashboards.project_snapshot(project)
     out["project_snapshot_s"] = time.perf_counter() - start
     for name, fn in SELECTORS.items():
-        fn(project)  # warm-up
         times = []
         for _ in range(repeat):
             start = time.perf_counter()
@@ -300,26 +309,52 @@ def time_in_process(project: Project, repeat: int) -> dict[str, Any]:
         start = time.perf_counter()
         fn(project, snapshot)
         compute = time.perf_counter() - start
-        out[name] = {"p50_s": statistics.median(times), "max_s": max(times), "compute_only_s": compute}
+        out[name] = {
+            "uncached_p50_s": statistics.median(times),
+            "uncached_max_s": max(times),
+            "compute_only_s": compute,
+        }
+    cold = []
+    for _ in range(repeat):
+        clear_cache()
+        start = time.perf_counter()
+        dashboards.dashboard_figures(project, "dashboard")  # a miss computes and stores all three
+        cold.append(time.perf_counter() - start)
+    out["cache_miss_all_three_p50_s"] = statistics.median(cold)
+    start = time.perf_counter()
+    dashboards.figures_version(project)
+    out["version_query_s"] = time.perf_counter() - start
     return out
 
 
 def time_http(port: int, token: str, repeat: int) -> dict[str, Any]:
+    """Per endpoint: one request right after a change (cache cleared: it computes all three dashboards), then
+    ``repeat`` timed requests with nothing changed (one is a warm-up of the connection and worker)."""
     session = requests.Session()
     session.headers["Authorization"] = f"Token {token}"
     out: dict[str, Any] = {}
+    session.get(f"http://127.0.0.1:{port}/healthz", timeout=30)
     for name in SELECTORS:
         url = f"http://127.0.0.1:{port}/api/v1/projects/{SLUG}/{name}/"
+        clear_cache()
+        start = time.perf_counter()
         response = session.get(url, timeout=300)
+        after_change = time.perf_counter() - start
         response.raise_for_status()
         size = len(response.content)
+        session.get(url, timeout=300).raise_for_status()  # warm-up
         times = []
         for _ in range(repeat):
             start = time.perf_counter()
             response = session.get(url, timeout=300)
             times.append(time.perf_counter() - start)
             response.raise_for_status()
-        out[name] = {"p50_s": statistics.median(times), "max_s": max(times), "bytes": size}
+        out[name] = {
+            "after_change_s": after_change,
+            "p50_s": statistics.median(times),
+            "max_s": max(times),
+            "bytes": size,
+        }
     return out
 
 
@@ -343,15 +378,27 @@ def main() -> None:
     project, manager = build(args.cases)
     build_s = time.perf_counter() - start
     print(f"built {args.cases} cases x 3 readers in {build_s:.1f} s")
+    # bulk_create bypassed the workflow that keeps the per-case summaries: build them as the command does.
+    start = time.perf_counter()
+    dashboards.case_summaries_refresh(project=project)
+    summaries_s = time.perf_counter() - start
+    print(f"per-case summaries precomputed (manage.py rebuild_dashboards) in {summaries_s:.1f} s")
 
     in_process = time_in_process(project, args.repeat)
-    print(f"in process: project_snapshot {in_process['project_snapshot_s']:.3f} s")
+    print(
+        f"in process: project_snapshot (summaries) {in_process['project_snapshot_s']:.3f} s; "
+        f"from the source tables {in_process['full_snapshot_from_source_tables_s']:.3f} s"
+    )
     for name in SELECTORS:
         row = in_process[name]
         print(
-            f"  {name:13s} p50 {row['p50_s']:.3f} s  max {row['max_s']:.3f} s  "
+            f"  {name:13s} uncached p50 {row['uncached_p50_s']:.3f} s  max {row['uncached_max_s']:.3f} s  "
             f"(compute only, snapshot given: {row['compute_only_s']:.3f} s)"
         )
+    print(
+        f"  cache miss (snapshot + all three, stored): p50 {in_process['cache_miss_all_three_p50_s']:.3f} s; "
+        f"version query {in_process['version_query_s'] * 1000:.1f} ms"
+    )
 
     token = Token.objects.get_or_create(user=manager)[0].key
     port = free_port()
@@ -360,17 +407,20 @@ def main() -> None:
         http = time_http(port, token, args.repeat)
     finally:
         stop_server(server)
-    print(f"HTTP (gunicorn, 1 warm-up + {args.repeat} timed):")
+    print(f"HTTP (gunicorn 2 workers x 4 threads; first request after a change, then 1 warm-up + {args.repeat} timed):")
     for name, row in http.items():
-        verdict = "OK" if row["max_s"] < GOAL_S else "MISSES"
-        print(f"  {name:13s} p50 {row['p50_s']:.3f} s  max {row['max_s']:.3f} s  {row['bytes']} bytes  {verdict}")
-    met = all(row["max_s"] < GOAL_S for row in http.values())
-    print(f"goal (< {GOAL_S:.0f} s per endpoint): {'MET' if met else 'NOT MET'}")
+        verdict = "OK" if row["max_s"] < GOAL_S and row["after_change_s"] < GOAL_S else "MISSES"
+        print(
+            f"  {name:13s} after a change {row['after_change_s']:.3f} s  p50 {row['p50_s']:.3f} s  "
+            f"max {row['max_s']:.3f} s  {row['bytes']} bytes  {verdict}"
+        )
+    met = all(row["max_s"] < GOAL_S and row["after_change_s"] < GOAL_S for row in http.values())
+    print(f"goal (< {GOAL_S:.0f} s per endpoint, also right after a change): {'MET' if met else 'NOT MET'}")
 
     profiles: dict[str, str] = {}
     if not met:
         for name, row in http.items():
-            if row["max_s"] >= GOAL_S:
+            if max(row["max_s"], row["after_change_s"]) >= GOAL_S:
                 profiles[name] = profile(project, name)
                 print(f"--- cProfile of {name} (in process, top by cumulative time) ---")
                 print(profiles[name])
@@ -380,6 +430,7 @@ def main() -> None:
         "readers_per_case": 3,
         "readers": READERS,
         "build_s": build_s,
+        "summaries_rebuild_s": summaries_s,
         "in_process": in_process,
         "http": http,
         "goal_s": GOAL_S,

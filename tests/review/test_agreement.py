@@ -25,6 +25,7 @@ from review.agreement import (
     UndefinedMetricError,
     assd,
     bootstrap_ci,
+    bootstrap_cohen_kappa,
     box_iou,
     cohen_kappa,
     consensus_mean,
@@ -266,6 +267,30 @@ def test_bootstrap_skips_undefined_resamples_exactly() -> None:
     means = [m for m in (x[rng.integers(0, 10, 10)].mean() for _ in range(200)) if m <= 5.0]
     assert 0 < len(means) < 200
     assert result == (4.5, np.percentile(means, 5.0), np.percentile(means, 95.0))
+
+
+@pytest.mark.parametrize("weights", [None, "linear", "quadratic"])
+@pytest.mark.parametrize("n", [1, 7, 80, 501])
+def test_vectorised_bootstrap_kappa_equals_the_generic_bootstrap(weights: Any, n: int) -> None:
+    a, b = _noisy_pair(n, n)
+    labels = [0, 1, 2, 3, 4]  # one category nobody used: kept in the matrix, as the dashboards do
+    expected = bootstrap_ci(
+        lambda x, y: cohen_kappa(x, y, weights=weights, labels=labels), a, b, n_resamples=300, seed=5
+    )
+    got = bootstrap_cohen_kappa(a, b, weights=weights, labels=labels, n_resamples=300, seed=5)
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert got.estimate == pytest.approx(cohen_kappa_score(a, b, weights=weights, labels=labels), abs=1e-9)
+
+
+def test_vectorised_bootstrap_kappa_edge_cases() -> None:
+    same = np.array(["yes"] * 9, dtype=object)
+    assert bootstrap_cohen_kappa(same, same, labels=["yes", "no"]) == (1.0, 1.0, 1.0)  # one shared category
+    with pytest.raises(UndefinedMetricError):
+        bootstrap_cohen_kappa([], [])
+    with pytest.raises(ValueError, match="not listed"):
+        bootstrap_cohen_kappa(["a"], ["b"], labels=["a"])
+    with pytest.raises(ValueError, match="weights"):
+        bootstrap_cohen_kappa(["a"], ["a"], weights="cubic")  # type: ignore[arg-type]
 
 
 def test_bootstrap_raises_when_no_resample_is_defined() -> None:
