@@ -177,6 +177,22 @@ OPEN_FOR_ROLE = {
 }
 
 
+def open_statuses(project: Project, role: str) -> list[str]:
+    """The case states in which a role's slots are open. In verification mode the second reader verifies the
+    first reading, so their slot opens only once that reading is in (the case awaits cross-verification);
+    claiming earlier would leave them nothing to verify. Blind double reading lets both readers start at once.
+    (The mode is read through the reverse relation, so annotation need not import review.)"""
+    statuses: list[str] = list(OPEN_FOR_ROLE[ReadingRole(role)])
+    if role == ReadingRole.SECOND_READER:
+        try:
+            mode = project.review_policy.mode
+        except ObjectDoesNotExist:
+            mode = ""
+        if mode == "verification":
+            statuses = [CaseStatus.AWAITING_CROSS_VERIFICATION]
+    return statuses
+
+
 def slots_for_role(project: Project, role: str) -> int:
     if role == ReadingRole.FIRST_READER:
         return 1
@@ -216,7 +232,7 @@ def _open_cases(project: Project, user: User, role: str) -> Any:
         .values("n")
     )
     return (
-        Case.objects.filter(project=project, status__in=OPEN_FOR_ROLE[ReadingRole(role)])
+        Case.objects.filter(project=project, status__in=open_statuses(project, role))
         .exclude(Exists(Assignment.objects.filter(case=OuterRef("pk"), user=user)))
         .alias(taken=Coalesce(Subquery(taken, output_field=IntegerField()), Value(0)))
         .filter(taken__lt=slots)
@@ -304,7 +320,7 @@ def assignments_distribute(
     }
     created: list[Assignment] = []
     slots = slots_for_role(project, role)
-    candidates = Case.objects.filter(project=project, status__in=OPEN_FOR_ROLE[ReadingRole(role)])
+    candidates = Case.objects.filter(project=project, status__in=open_statuses(project, role))
     if cases is not None:
         candidates = candidates.filter(pk__in=[c.pk for c in cases])
     for case in candidates.prefetch_related("assignments").order_by("-priority", "created_at", "pk"):

@@ -17,8 +17,8 @@ def extra_visible_annotations(user: AnyUser, case: Case) -> Q:
 
     - the AI proposal, to any reader assigned to the case (it is where they start from);
     - in verification mode, the submitted first reading, to the case's second reader;
-    - once the case is in panel (or decided), every reading, the AI proposal and the consensus, to the
-      experts seated on its panel.
+    - once the case is in panel (or decided), every reading, the AI proposal, the consensus and the other
+      experts' submitted corrections, to the experts seated on its panel.
 
     Never another reader's reading during blind double reading.
     """
@@ -27,7 +27,11 @@ def extra_visible_annotations(user: AnyUser, case: Case) -> Q:
         return NOTHING
     visible = Q(role="ai")
     if ReadingRole.PANEL_MEMBER in roles and case.status in (CaseStatus.IN_PANEL, CaseStatus.ADJUDICATED):
-        visible |= Q(role__in=[*READING_ROLES, "consensus", "adjudicated"], status=Annotation.Status.SUBMITTED)
+        # ... and the corrected labels other experts submitted as their votes, so that they can be endorsed.
+        visible |= Q(
+            role__in=[*READING_ROLES, ReadingRole.PANEL_MEMBER, "consensus", "adjudicated"],
+            status=Annotation.Status.SUBMITTED,
+        )
     if ReadingRole.SECOND_READER in roles:
         mode = ReviewPolicy.objects.filter(project_id=case.project_id).values_list("mode", flat=True).first()
         if mode == ReviewPolicy.Mode.VERIFICATION:

@@ -306,8 +306,15 @@ def panel_vote(
     if voted_for is not None:
         allowed = {a.current_revision_id for a in _submitted_readings(case)}
         allowed |= set(Annotation.objects.filter(case=case, role="ai").values_list("current_revision_id", flat=True))
+        # Another expert's corrected label may be endorsed: the vote then counts for that correction, so a
+        # correction the panel agrees with can win instead of standing alone with its author's vote.
+        allowed |= set(
+            PanelVote.objects.filter(case=case, corrected__isnull=False).values_list("corrected_id", flat=True)
+        )
         if voted_for.pk not in allowed:
-            raise ApplicationError("That revision is not one of this case's readings", code="bad_vote")
+            raise ApplicationError(
+                "That revision is not one of this case's readings or the panel's corrections", code="bad_vote"
+            )
     else:
         corrected = annotation_save(
             case=case, reader=expert, role=ReadingRole.PANEL_MEMBER, base_revision=0, values=values, submit=True
@@ -332,14 +339,25 @@ def _decide_if_quorum(case: Case, policy: ReviewPolicy, actor: User) -> None:
     top = ranked[0][1]
     leaders = [option for option, count in ranked if count == top]
     tie_broken_by_chair = False
+    tie_rule = ""
     if len(leaders) > 1:
-        chair_vote = next((v for v in votes if policy.chair_id and v.expert_id == policy.chair_id), None)
-        if chair_vote is None:
-            return  # a tie without the chair's vote waits for the chair
-        winner = int(chair_vote.voted_for_id or chair_vote.corrected_id or 0)
-        if winner not in leaders:
-            return
-        tie_broken_by_chair = True
+        breaker_id, tie_rule = _tie_breaker(case, policy)
+        breaker_vote = next((v for v in votes if v.expert_id == breaker_id), None)
+        breaker_choice = int(breaker_vote.voted_for_id or breaker_vote.corrected_id or 0) if breaker_vote else None
+        if breaker_choice in leaders:
+            winner = int(breaker_choice)
+            tie_broken_by_chair = True
+        elif len(votes) < seats:
+            return  # the tie-breaker, or more of the panel, has yet to vote
+        else:
+            # Everyone voted and the tie-breaker's vote is outside the tie: no vote can change it any more, so
+            # the leading option voted for first decides rather than leaving the case waiting forever.
+            winner = next(
+                int(v.voted_for_id or v.corrected_id or 0)
+                for v in votes
+                if int(v.voted_for_id or v.corrected_id or 0) in leaders
+            )
+            tie_rule = "the leading option voted for first (the tie-breaker voted for neither)"
     else:
         winner = leaders[0]
     revision = AnnotationRevision.objects.select_related("schema").get(pk=winner)
@@ -363,14 +381,36 @@ def _decide_if_quorum(case: Case, policy: ReviewPolicy, actor: User) -> None:
         ],
         "winner_revision": winner,
         "tie_broken_by_chair": tie_broken_by_chair,
+        "tie_rule": tie_rule,
     }
-    case_transition(
-        case=case,
-        to=CaseStatus.ADJUDICATED,
-        actor=actor,
-        reason="panel decided" + (" (tie broken by the chair)" if tie_broken_by_chair else " by majority"),
-        metrics=metrics,
+    if len(leaders) == 1:
+        reason = "panel decided by majority"
+    elif tie_broken_by_chair:
+        reason = f"panel decided (tie broken by {tie_rule})"
+    else:
+        reason = f"panel decided (tie: {tie_rule})"
+    case_transition(case=case, to=CaseStatus.ADJUDICATED, actor=actor, reason=reason, metrics=metrics)
+
+
+def _tie_breaker(case: Case, policy: ReviewPolicy) -> tuple[int | None, str]:
+    """Who breaks a tie on this case's panel: the project's chair when seated on it; otherwise (the chair read
+    the case, is not an expert of the project, or none is set) the most senior expert seated on the panel, by
+    the date they joined the project as an expert. Without this a tie waited for a chair who could never vote."""
+    seated = list(
+        Assignment.objects.filter(case=case, role=ReadingRole.PANEL_MEMBER).values_list("user_id", "user__username")
     )
+    seated_ids = {user_id for user_id, _ in seated}
+    if policy.chair_id is not None and policy.chair_id in seated_ids:
+        return policy.chair_id, "the chair"
+    senior = (
+        Membership.objects.filter(project_id=case.project_id, role=Role.EXPERT, user_id__in=seated_ids)
+        .order_by("created_at", "user_id")
+        .values_list("user_id", "user__username")
+        .first()
+    )
+    if senior is None:
+        return None, ""
+    return senior[0], f"the most senior panel member, {senior[1]} (the chair is not on this panel)"
 
 
 def panel_members_of(case: Case) -> list[int]:

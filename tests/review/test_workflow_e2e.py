@@ -12,7 +12,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from annotation.models import CaseStatus, Project
+from annotation.models import Assignment, CaseStatus, Project
+from annotation.services import assignments_distribute
 from review.agreement import box_iou, dice
 from tests.annotation.conftest import case_series, chest_values, post_revision
 from tests.review.conftest import (
@@ -398,11 +399,13 @@ def test_verification_correct_makes_the_corrected_reading_the_consensus(
     case_id = claim(annotator, slug, "first_reader")
     case = case_of(case_id)
     draft = save(annotator, case_id, chest_values(case), role="first_reader", submit=False)
-    assert claim(reviewer, slug, "second_reader") == case_id
-    assert case_annotations(reviewer, case_id) == []  # a draft is not shown to the verifier
+    # Nothing to verify yet: the verifier's slot opens only when the first reading is submitted.
+    assert reviewer.post(f"{API}/projects/{slug}/worklist/next/", {"role": "second_reader"}, JSON).status_code == 204
+    assert not Assignment.objects.filter(case_id=case_id, role="second_reader").exists()
     first_values = chest_values(case, mask=True, diameter=5.0, nodule_type="ground_glass")
     first = save(annotator, case_id, first_values, role="first_reader", base=draft["number"])
     assert case_status(manager, case_id) == S.AWAITING_CROSS_VERIFICATION  # one reading is enough here
+    assert claim(reviewer, slug, "second_reader") == case_id
 
     # The verifier sees the submitted first reading, in full.
     seen = case_annotations(reviewer, case_id)
@@ -662,3 +665,105 @@ def test_a_stale_save_after_a_decision_changes_nothing(reading_project: Project,
     assert response.status_code == 409
     assert ok(manager.get(f"{API}/annotations/{first['annotation']}/"))["current_revision"] == 1
     assert len(events(manager, case_id)) == 2
+
+
+def test_verification_slots_open_after_the_first_reading_also_for_automatic_assignment(
+    reading_project: Project, clients: dict[str, Client]
+):
+    """Distributing second-reader slots in verification mode skips cases still waiting for their first
+    reading; in blind double reading both readers may start at once."""
+    manager, annotator = clients["manager"], clients["annotator"]
+    slug = reading_project.slug
+    verification_setup(reading_project, clients)
+    waiting = reading_project.cases.filter(status=S.AWAITING_FIRST_READ).count()
+    assert waiting >= 2
+    assert assignments_distribute(project=reading_project, role="second_reader", assigned_by=None) == []
+    case_id = claim(annotator, slug, "first_reader")
+    save(annotator, case_id, chest_values(case_of(case_id)), role="first_reader")
+    created = assignments_distribute(project=reading_project, role="second_reader", assigned_by=None)
+    assert [(a.case_id, a.user.username) for a in created] == [(case_id, "reviewer")]
+
+    set_policy(manager, slug, mode="blind_double")
+    project = Project.objects.get(pk=reading_project.pk)  # the policy as it is now
+    created = assignments_distribute(project=project, role="second_reader", assigned_by=None)
+    assert len(created) == waiting - 1  # every case still awaiting its first reading, at once
+
+
+def test_a_tie_when_the_chair_is_not_on_the_panel_is_broken_by_the_most_senior_panel_member(
+    reading_project: Project, clients: dict[str, Client], experts: dict[str, User]
+):
+    """The chair read the case, so is not seated: a tie must not wait for them forever. The seated expert who
+    joined the project first breaks it, and the event says so."""
+    manager = clients["manager"]
+    case_id, first, second, _ = disputed_case(reading_project.slug, clients, panel_size=2, quorum=2, chair="annotator")
+    seated = sorted(seat_holders(manager, case_id))  # expert1..3 joined in name order
+    assert len(seated) == 2 and "annotator" not in seated
+    senior, junior = seated
+    body = {"voted_for_annotation": first["annotation"], "rationale": "the first mask"}
+    ok(clients[junior].post(f"{API}/cases/{case_id}/votes/", body, JSON), 201)
+    assert case_status(manager, case_id) == S.IN_PANEL
+    body = {"voted_for_annotation": second["annotation"], "rationale": "the second mask"}
+    ok(clients[senior].post(f"{API}/cases/{case_id}/votes/", body, JSON), 201)
+    assert case_status(manager, case_id) == S.ADJUDICATED
+    last = events(manager, case_id)[-1]
+    assert last["metrics"]["winner_revision"] == revision_pk(second)
+    assert last["metrics"]["tie_broken_by_chair"] is True
+    assert f"the most senior panel member, {senior} (the chair is not on this panel)" in last["reason"]
+
+
+def test_a_tie_with_no_chair_set_is_broken_by_the_most_senior_panel_member(
+    reading_project: Project, clients: dict[str, Client], experts: dict[str, User]
+):
+    manager = clients["manager"]
+    case_id, first, second, _ = disputed_case(reading_project.slug, clients, panel_size=2, quorum=2, chair="expert3")
+    set_policy(manager, reading_project.slug, chair_username=None)
+    senior, junior = sorted(seat_holders(manager, case_id))
+    body = {"voted_for_annotation": first["annotation"], "rationale": "senior: the first"}
+    ok(clients[senior].post(f"{API}/cases/{case_id}/votes/", body, JSON), 201)
+    body = {"voted_for_annotation": second["annotation"], "rationale": "junior: the second"}
+    ok(clients[junior].post(f"{API}/cases/{case_id}/votes/", body, JSON), 201)
+    assert case_status(manager, case_id) == S.ADJUDICATED
+    assert events(manager, case_id)[-1]["metrics"]["winner_revision"] == revision_pk(first)
+
+
+def test_experts_can_endorse_a_correction_which_then_wins_by_majority(
+    reading_project: Project, clients: dict[str, Client], experts: dict[str, User]
+):
+    """expert1 corrects the label; expert2 sees that correction and votes for it; expert3 votes for the first
+    reading. Two votes for the correction against one: the correction is the final label, by majority."""
+    manager = clients["manager"]
+    case_id, first, second, _ = disputed_case(reading_project.slug, clients, panel_size=3, quorum=3, chair="expert3")
+    case = case_of(case_id)
+    corrected_mask = series_mask(case, slice(2, 5), slice(22, 33), slice(22, 32))
+    corrected_values = chest_values(case, mask=corrected_mask, diameter=7.0)
+    vote = ok(
+        clients["expert1"].post(
+            f"{API}/cases/{case_id}/votes/", {"values": corrected_values, "rationale": "between the two"}, JSON
+        ),
+        201,
+    )
+    correction = annotation_by_role(clients["expert2"], case_id, "panel_member")  # other experts see it
+    assert correction["reader"] == "expert1"
+    body = {"voted_for_annotation": correction["id"], "rationale": "agree with expert1"}
+    endorsement = ok(clients["expert2"].post(f"{API}/cases/{case_id}/votes/", body, JSON), 201)
+    assert (endorsement["voted_for"], endorsement["corrected"]) == (vote["corrected"], None)
+    assert case_status(manager, case_id) == S.IN_PANEL  # quorum three
+    body = {"voted_for_annotation": first["annotation"], "rationale": "the first reading"}
+    ok(clients["expert3"].post(f"{API}/cases/{case_id}/votes/", body, JSON), 201)
+    assert case_status(manager, case_id) == S.ADJUDICATED
+    last = events(manager, case_id)[-1]
+    assert (last["metrics"]["winner_revision"], last["metrics"]["tie_broken_by_chair"]) == (vote["corrected"], False)
+    assert last["reason"] == "panel decided by majority"
+    adjudicated = annotation_by_role(manager, case_id, "adjudicated")
+    assert np.array_equal(mask_of(revision_items(manager, adjudicated["id"])), corrected_mask)
+
+
+def test_readers_cannot_see_panel_corrections(
+    reading_project: Project, clients: dict[str, Client], experts: dict[str, User]
+):
+    case_id, first, _, _ = disputed_case(reading_project.slug, clients, panel_size=3, quorum=3)
+    values = chest_values(case_of(case_id), diameter=7.0)
+    ok(clients["expert1"].post(f"{API}/cases/{case_id}/votes/", {"values": values, "rationale": "fix"}, JSON), 201)
+    assert [a["role"] for a in case_annotations(clients["reviewer"], case_id)] == ["second_reader"]
+    correction = annotation_by_role(clients["manager"], case_id, "panel_member")
+    assert clients["reviewer"].get(f"{API}/annotations/{correction['id']}/").status_code == 404
