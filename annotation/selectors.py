@@ -10,11 +10,23 @@ from collections.abc import Callable
 from functools import cache
 
 from django.conf import settings
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Case as SqlCase
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.utils.module_loading import import_string
 
 from annotation.labels import SeriesGeometry, StudyGeometry
-from annotation.models import Annotation, AnnotationRevision, Assignment, Case, Membership, Project, Role
+from annotation.models import (
+    Annotation,
+    AnnotationRevision,
+    Assignment,
+    Case,
+    CaseStatus,
+    Membership,
+    Project,
+    ReadingRole,
+    Role,
+)
 from config.types import AnyUser, user_pk
 from imaging.models import Instance, Series
 
@@ -48,8 +60,77 @@ def cases_visible_to(user: AnyUser, project: Project) -> QuerySet[Case]:
     return cases.filter(pk__in=Assignment.objects.filter(user__pk=user_pk(user)).values("case_id"))
 
 
+# --- What a reader is told of a case's status ---------------------------------------------------------------
+#
+# During blind double reading the workflow status tells a reader more than their own work: "awaiting cross-
+# verification" while they have not submitted means the other reader has. Readers are shown instead:
+READER_IN_PROGRESS = "in_progress"  # the reading phase, and your reading is not submitted
+READER_SUBMITTED = "submitted"  # the reading phase, and your reading is submitted
+READER_CLOSED = "closed"  # the reading phase is over (agreed, disputed, in panel, adjudicated, single read)
+READER_STATUSES = (READER_IN_PROGRESS, READER_SUBMITTED, READER_CLOSED)
+READING_PHASE = (CaseStatus.AWAITING_FIRST_READ, CaseStatus.AWAITING_CROSS_VERIFICATION)
+READER_ROLES = (ReadingRole.FIRST_READER, ReadingRole.SECOND_READER)
+
+
+def blind_reading(project: Project) -> bool:
+    """Whether the project reads blind (the review policy's mode; blind double reading is its default).
+    Read through the reverse relation so that annotation need not import review."""
+    try:
+        return str(project.review_policy.mode) == "blind_double"
+    except ObjectDoesNotExist:
+        return True
+
+
+def reader_view(user: AnyUser, project: Project) -> bool:
+    """Whether case statuses are shown to this user as reader-facing statuses: a non-manager on a blind project
+    (and then only on the cases they hold a reading assignment for: a panel member sees the real status)."""
+    return not is_manager(user, project) and blind_reading(project)
+
+
+def reader_status(status: str, submitted_by_you: bool) -> str:
+    if status in READING_PHASE:
+        return READER_SUBMITTED if submitted_by_you else READER_IN_PROGRESS
+    return READER_CLOSED
+
+
+def with_reader_status(user: AnyUser, cases: QuerySet[Case]) -> QuerySet[Case]:
+    """Annotate ``shown_status``: the reader-facing status on cases the user reads, the real one elsewhere."""
+    mine = Assignment.objects.filter(case=OuterRef("pk"), user__pk=user_pk(user), role__in=READER_ROLES)
+    return cases.annotate(
+        shown_status=SqlCase(
+            When(~Exists(mine), then=F("status")),
+            When(~Q(status__in=READING_PHASE), then=Value(READER_CLOSED)),
+            When(Exists(mine.filter(status=Assignment.Status.SUBMITTED)), then=Value(READER_SUBMITTED)),
+            default=Value(READER_IN_PROGRESS),
+        )
+    )
+
+
+def hide_case_statuses(user: AnyUser, project: Project, assignments: list[Assignment]) -> list[Assignment]:
+    """Set ``shown_status`` on the cases of the user's own assignments (worklist, claim, a case's assignments)."""
+    if reader_view(user, project):
+        for assignment in assignments:
+            if assignment.role in READER_ROLES and assignment.user_id == user_pk(user):
+                submitted = assignment.status == Assignment.Status.SUBMITTED
+                assignment.case.shown_status = reader_status(assignment.case.status, submitted)  # type: ignore[attr-defined]
+    return assignments
+
+
+def hide_case_status(user: AnyUser, case: Case) -> Case:
+    """Set ``shown_status`` on one case (case detail) when the user reads it blind."""
+    if reader_view(user, case.project):
+        mine = Assignment.objects.filter(case=case, user__pk=user_pk(user), role__in=READER_ROLES)
+        statuses = list(mine.values_list("status", flat=True))
+        if statuses:
+            submitted = Assignment.Status.SUBMITTED in statuses
+            case.shown_status = reader_status(case.status, submitted)  # type: ignore[attr-defined]
+    return case
+
+
 def case_list(user: AnyUser, project: Project) -> QuerySet[Case]:
     cases = cases_visible_to(user, project).select_related("study", "series").order_by("-priority", "created_at", "pk")
+    if reader_view(user, project):
+        cases = with_reader_status(user, cases)
     if is_manager(user, project):
         return cases.annotate(
             readers_assigned=Count("assignments", distinct=True),

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
 
 from annotation.models import Annotation, AnnotationRevision, Assignment, Case, LabelSchema, Membership, Project
+from annotation.selectors import READER_STATUSES
 
 
 class ProjectOutput(serializers.ModelSerializer[Project]):
@@ -74,6 +76,14 @@ class CaseOutput(serializers.ModelSerializer[Case]):
     study_description = serializers.CharField(source="study.study_description", read_only=True)
     readers_assigned = serializers.IntegerField(read_only=True, default=None)
     readings_submitted = serializers.IntegerField(read_only=True, default=None)
+    status = serializers.SerializerMethodField(
+        help_text="The workflow status. During blind double reading a reader is shown instead, on the cases they "
+        "read: in_progress (your reading is not submitted), submitted (it is; the case is still being read) or "
+        "closed (the reading is over): the workflow status would tell them whether the other reader finished."
+    )
+    updated_at = serializers.SerializerMethodField(
+        help_text="Last change; null for a reader during blind reading (it would tell when the other reader acted)"
+    )
 
     class Meta:
         model = Case
@@ -92,6 +102,12 @@ class CaseOutput(serializers.ModelSerializer[Case]):
             "created_at",
             "updated_at",
         ]
+
+    def get_status(self, case: Case) -> str:
+        return str(getattr(case, "shown_status", None) or case.status)
+
+    def get_updated_at(self, case: Case) -> datetime | None:
+        return None if getattr(case, "shown_status", None) in READER_STATUSES else case.updated_at
 
 
 class CasesInput(serializers.Serializer[dict[str, Any]]):

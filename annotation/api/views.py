@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import django_filters
 from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
@@ -25,6 +26,8 @@ from annotation.selectors import (
     annotations_visible_to,
     case_list,
     cases_visible_to,
+    hide_case_status,
+    hide_case_statuses,
     is_manager,
     projects_for_user,
     revisions_of,
@@ -169,18 +172,47 @@ class SchemaDetailView(APIView):
         return Response(s.SchemaOutput(schema).data)
 
 
+class CaseFilter(django_filters.FilterSet):
+    status = django_filters.CharFilter(
+        method="filter_status",
+        help_text="A workflow status; for a reader during blind reading, the status they are shown "
+        "(in_progress, submitted, closed): filtering must not reveal the hidden one",
+    )
+
+    class Meta:
+        model = Case
+        fields = ["status", "priority_source"]
+
+    def filter_status(self, queryset: Any, name: str, value: str) -> Any:
+        if "shown_status" in queryset.query.annotations:
+            return queryset.filter(shown_status=value)
+        return queryset.filter(status=value)
+
+
 class CaseListView(generics.ListAPIView[Case]):
     """Cases of the project you may see: all for managers, your assigned ones for readers."""
 
     serializer_class = s.CaseOutput
     permission_classes = [IsProjectManagerForWrites]
-    filterset_fields = ["status", "priority_source"]
     ordering_fields = ["priority", "created_at", "status"]
+
+    filterset_class = CaseFilter
 
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no project
             return Case.objects.none()
         return case_list(self.request.user, project_for(self.request, self.kwargs["slug"]))
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        queryset = super().filter_queryset(queryset)
+        if "shown_status" in queryset.query.annotations:
+            # A reader on a blind project orders by the status they are shown, not by the hidden one.
+            ordering = [
+                term.replace("status", "shown_status") if term.lstrip("-") == "status" else term
+                for term in queryset.query.order_by
+            ]
+            queryset = queryset.order_by(*ordering)
+        return queryset
 
     @extend_schema(request=s.CasesInput, responses={201: s.CaseOutput(many=True)})
     def post(self, request: Request, slug: str) -> Response:
@@ -201,7 +233,7 @@ class CaseDetailView(APIView):
     @extend_schema(responses=s.CaseOutput)
     def get(self, request: Request, case_id: int) -> Response:
         case = _case_for(request, case_id)
-        return Response(s.CaseOutput(case).data)
+        return Response(s.CaseOutput(hide_case_status(request.user, case)).data)
 
     @extend_schema(request=s.CaseUpdateInput, responses=s.CaseOutput)
     def patch(self, request: Request, case_id: int) -> Response:
@@ -220,7 +252,8 @@ class CaseAssignmentsView(APIView):
         assignments = case.assignments.select_related("user", "case__study", "case__series")
         if not is_manager(request.user, case.project):
             assignments = assignments.filter(user__pk=user_pk(request.user))
-        return Response(s.AssignmentOutput(assignments, many=True).data)
+        shown = hide_case_statuses(request.user, case.project, list(assignments))
+        return Response(s.AssignmentOutput(shown, many=True).data)
 
     @extend_schema(request=s.AssignmentInput, responses={201: s.AssignmentOutput})
     def post(self, request: Request, case_id: int) -> Response:
@@ -272,7 +305,7 @@ class WorklistView(APIView):
         data.is_valid(raise_exception=True)
         role = data.validated_data["role"]
         services.check_reader_role(project, _user(request), role)
-        assignments = list(worklist(request.user, project, role)[:200])
+        assignments = hide_case_statuses(request.user, project, list(worklist(request.user, project, role)[:200]))
         body = {"role": role, "counts": worklist_counts(request.user, project, role), "assignments": assignments}
         return Response(s.WorklistOutput(body).data)
 
@@ -292,6 +325,7 @@ class WorklistNextView(APIView):
         )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
+        hide_case_statuses(request.user, project, [assignment])
         return Response(s.AssignmentOutput(assignment).data)
 
 

@@ -1,9 +1,10 @@
 """Blind double reading keeps the readers apart: while a case is read twice (both readers assigned, one or
 both submitted, not yet decided, and after the decision too) the second reader gets nothing of the first
 reading through any endpoint: not its content, not its id, not its author, not a count that includes it.
-The same holds the other way round. What a reader does see change is the case's status (the workflow's
-state: "awaiting_cross_verification" once the first reading is in, "agreed" after): the tests allow that
-and nothing else. A hidden annotation answers exactly like a missing one.
+The same holds the other way round. A reader is not even shown the workflow status of a case they read
+("awaiting_cross_verification" would say the other reader is done) but their own progress: in_progress,
+submitted, then closed once the reading is over; the manager sees the real status. Nothing else in the
+reader's view changes while the other reader acts. A hidden annotation answers exactly like a missing one.
 Experts see the readings only when seated on the case's panel and only once the
 case is in panel.
 
@@ -22,6 +23,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from annotation.models import Annotation, Case, CaseStatus, Project, Role
+from annotation.selectors import READER_STATUSES
 from tests.annotation.conftest import chest_values, post_revision
 from tests.factories import MembershipFactory, UserFactory
 from tests.review.conftest import (
@@ -142,16 +144,22 @@ def check_case_detail(w: World) -> None:
     # Counts are the reader's own (or not given at all), never the other reader's.
     assert body["readers_assigned"] in (None, 1)
     assert body["readings_submitted"] in (None, int(w.reviewer_submitted))
+    # The status the reviewer is shown follows their own work only; no time of the other reader's acts.
+    assert (body["status"], body["updated_at"]) == (shown_status(w), None)
     assert_same_as_baseline(w, "case detail", body)
 
 
 def check_case_list(w: World) -> None:
-    for query in ("", "?ordering=-status", f"?status={case_status(w.clients['manager'], w.case_id)}"):
+    for query in ("", "?ordering=-status", "?ordering=status", f"?status={shown_status(w)}"):
         response = w.reviewer.get(f"{API}/projects/{w.slug}/cases/{query}")
         no_leak(response, "case list")
         rows = results(response)
         assert [row["id"] for row in rows] == [w.case_id], query  # only the case the reviewer reads
         assert (rows[0]["readers_assigned"], rows[0]["readings_submitted"]) == (1, int(w.reviewer_submitted))
+        assert (rows[0]["status"], rows[0]["updated_at"]) == (shown_status(w), None)
+    # Filtering cannot probe the hidden status: every workflow status, and the other shown ones, list nothing.
+    for status in [*S.values, *(v for v in READER_STATUSES if v != shown_status(w))]:
+        assert results(w.reviewer.get(f"{API}/projects/{w.slug}/cases/?status={status}")) == [], status
     assert_same_as_baseline(w, "case list", results(w.reviewer.get(f"{API}/projects/{w.slug}/cases/")))
 
 
@@ -164,6 +172,7 @@ def check_worklist(w: World) -> None:
     expected["submitted" if w.reviewer_submitted else "active"] = 1
     assert body["counts"] == expected
     assert body["assignments"][0]["case"]["readings_submitted"] in (None, int(w.reviewer_submitted))
+    assert body["assignments"][0]["case"]["status"] == shown_status(w)
     assert_same_as_baseline(w, "worklist", body)
     for role in ("first_reader", "panel_member"):  # roles the reviewer does not have
         response = w.reviewer.get(f"{API}/projects/{w.slug}/worklist/?role={role}")
@@ -177,6 +186,7 @@ def check_worklist_next(w: World) -> None:
     if not w.reviewer_submitted:
         body = ok(response)
         assert (body["username"], body["case"]["id"], body["status"]) == ("reviewer", w.case_id, "active")
+        assert body["case"]["status"] == shown_status(w) == "in_progress"
     else:  # the reviewer is done with this case: "next" is another one, never the first reading
         assert response.status_code in (200, 204)
         if response.status_code == 200:
@@ -188,6 +198,7 @@ def check_case_assignments(w: World) -> None:
     no_leak(response, "case assignments")
     rows = ok(response)
     assert [(a["username"], a["role"]) for a in rows] == [("reviewer", "second_reader")]
+    assert rows[0]["case"]["status"] == shown_status(w)
     assert_same_as_baseline(w, "case assignments", rows)
 
 
@@ -282,9 +293,21 @@ CHECKS: list[Callable[[World], None]] = [
     check_dicomweb,
 ]
 
-# What may change in the second reader's view while only the first reader acts: the case's status (the
-# workflow's state) and times. Everything else must stay exactly as it was.
-VOLATILE = {"status", "updated_at"}
+# Nothing in the second reader's view may change while only the first reader acts: not the status they are
+# shown, not a time. (Their view changes with their own saves, and once when the reading is over.)
+VOLATILE: set[str] = set()
+
+
+def reading_over(w: World) -> bool:
+    return Case.objects.get(pk=w.case_id).status not in (S.AWAITING_FIRST_READ, S.AWAITING_CROSS_VERIFICATION)
+
+
+def shown_status(w: World) -> str:
+    """The status the reviewer must be shown: their own progress, then "closed" once the reading is over."""
+    if reading_over(w):
+        assert w.reviewer_submitted  # a blind double reading cannot end without the reviewer's reading
+        return "closed"
+    return "submitted" if w.reviewer_submitted else "in_progress"
 
 
 def normalised(value: Any) -> Any:
@@ -298,6 +321,8 @@ def normalised(value: Any) -> Any:
 def assert_same_as_baseline(w: World, key: str, body: Any) -> None:
     """While the reviewer does nothing, their view does not change when the first reader acts."""
     key = f"{key} after the reviewer's revision {w.reviewer_revisions}"  # the reviewer's own saves do change it
+    if reading_over(w):
+        key += ", the reading over"
     if key not in w.baseline:
         w.baseline[key] = normalised(body)
     else:
@@ -546,3 +571,45 @@ def test_a_seated_expert_sees_every_reading_only_once_the_case_is_in_panel(
     # The readers, who were not on the panel, still see only their own readings.
     assert [a["reader"] for a in case_annotations(w.reviewer, w.case_id)] == ["reviewer"]
     assert [a["reader"] for a in case_annotations(w.clients["annotator"], w.case_id)] == [FIRST]
+
+
+def test_readers_are_shown_their_own_progress_and_managers_the_workflow_status(
+    reading_project: Project, users: dict[str, User], client_for: Callable[[User | None], Client]
+):
+    w = start(reading_project, users, client_for)
+    annotator, manager = w.clients["annotator"], w.clients["manager"]
+
+    def shown(client: Client) -> str:
+        return str(ok(client.get(f"{API}/cases/{w.case_id}/"))["status"])
+
+    assert (shown(w.reviewer), shown(annotator), shown(manager)) == (
+        "in_progress",
+        "in_progress",
+        S.AWAITING_FIRST_READ,
+    )
+    annotator_draft(w, "agreed")
+    annotator_submit(w, "agreed")
+    # The first reading is in: the manager sees it, the reviewer does not, the annotator sees their own part.
+    assert (shown(w.reviewer), shown(annotator), shown(manager)) == (
+        "in_progress",
+        "submitted",
+        S.AWAITING_CROSS_VERIFICATION,
+    )
+    assert ok(manager.get(f"{API}/cases/{w.case_id}/"))["updated_at"] is not None
+    reviewer_submit(w, "agreed")
+    assert (shown(w.reviewer), shown(annotator), shown(manager)) == ("closed", "closed", S.AGREED)
+    # Managers filter by the workflow status, readers by theirs.
+    assert [r["id"] for r in results(manager.get(f"{API}/projects/{w.slug}/cases/?status=agreed"))] == [w.case_id]
+    assert [r["id"] for r in results(annotator.get(f"{API}/projects/{w.slug}/cases/?status=closed"))] == [w.case_id]
+    assert results(annotator.get(f"{API}/projects/{w.slug}/cases/?status=agreed")) == []
+
+
+def test_in_verification_mode_readers_see_the_workflow_status(
+    reading_project: Project, users: dict[str, User], client_for: Callable[[User | None], Client]
+):
+    """Verification is not blind (the verifier reads the first reading), so there is nothing to hide."""
+    manager = client_for(users["manager"])
+    annotator = client_for(users["annotator"])
+    set_policy(manager, reading_project.slug, mode="verification")
+    case_id = claim(annotator, reading_project.slug, "first_reader")
+    assert ok(annotator.get(f"{API}/cases/{case_id}/"))["status"] == S.AWAITING_FIRST_READ
