@@ -84,6 +84,13 @@ def project_key_bytes(export: Export) -> bytes:
     return bytes.fromhex(project_key(export.project))
 
 
+def _burned_in(series: Series) -> bool:
+    """Burned In Annotation (0028,0301) is YES on the series (read from its first image's indexed header)."""
+    header = Instance.objects.filter(series=series).order_by("pk").values_list("metadata", flat=True).first() or {}
+    value = (header.get("00280301") or {}).get("Value") or [""]
+    return str(value[0]).upper() == "YES"
+
+
 def is_2d_geometry(label: dict[str, Any]) -> bool:
     return (label["kind"] == "box" and label.get("dimensions", 2) == 2) or label["kind"] in GEOMETRY_2D_KINDS
 
@@ -236,6 +243,22 @@ class SnapshotBuilder:
             )
             self.leave_out(key, case.pk, "all", f"series failed data-quality checks: {detail}")
             return
+        pixel_formats = formats & {"monai", "coco"}
+        if self.on and pixel_formats:
+            burned = [s for s in series_qs if _burned_in(s)]
+            for s in burned:
+                self.deid.burned_in[self.uid(s.series_instance_uid)] = (
+                    "Burned In Annotation is YES: pixels may show identifying text"
+                )
+            if burned:
+                for fmt in sorted(pixel_formats):
+                    self.leave_out(
+                        key,
+                        case.pk,
+                        fmt,
+                        "burned-in annotation: the pixels may show identifying text, so no image is exported",
+                    )
+                formats = formats - pixel_formats
         items = [i for i in final.items if i["label"] in self.label_filter]
         masks_by_sha = {m.sha256: m for m in final.masks.all()}
         mask_item = next((i for i in items if i["label"] == self.mask_label and isinstance(i.get("mask"), dict)), None)

@@ -207,6 +207,18 @@ def test_cases_that_cannot_be_exported_are_left_out_with_the_reason(
     # The flagged case is not in the snapshot's case list; the one without geometry keeps its CSV row.
     assert job_of(export).result["cases_written"] == 2
     assert sum(export.split_counts.values()) == 2
+    # Images whose pixels carry burned-in text are not exported as pixels (the SEG, which has none, still is).
+    burned = Instance.objects.filter(series__study_id=good_case.study_id).order_by("pk").first()
+    assert burned is not None
+    Instance.objects.filter(pk=burned.pk).update(
+        metadata={**burned.metadata, "00280301": {"vr": "CS", "Value": ["YES"]}}
+    )
+    Series.objects.filter(study_id=flagged_case.study_id).update(quality=Series.Quality.OK)
+    second = run_export(Export.objects.get(pk=create(manager, slug, BODY).json()["id"]))
+    reasons = {(row["case_id"], row["format"]): row["reason"] for row in second.left_out}
+    assert "burned-in" in reasons[(good_case.pk, "monai")]
+    assert (good_case.pk, "dicom_seg") not in reasons and (flagged_case.pk, "monai") not in reasons
+    assert len(second.deid_report["burned_in_annotation"]) == 1
     # Every matching case flagged: refused at request time.
     Series.objects.update(quality=Series.Quality.FAILED)
     response = create(manager, slug, BODY)
