@@ -1,0 +1,113 @@
+"""50 simulated readers running the reading loop against gunicorn (scripts/load.sh runs this headless).
+
+Each reader (DRF token auth: basic auth would cost a PBKDF2 hash per request) claims the next case,
+fetches the study's series, the series metadata and three frames over DICOMweb, saves two drafts and
+submits. Every submission answered 201 is appended to LOAD_SUBMITS (JSON lines) so that
+tests/load/verify.py can check afterwards that each one is stored."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import threading
+from typing import Any
+
+import numpy as np
+from locust import HttpUser, between, events, task
+
+from annotation.labels import encode_mask
+
+SEED = json.load(open(os.environ.get("LOAD_SEED", "load-seed.json")))
+SUBMITS_PATH = os.environ.get("LOAD_SUBMITS", "load-submits.jsonl")
+_readers = itertools.cycle(SEED["readers"])
+_lock = threading.Lock()
+FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+SOP_UID, INSTANCE_NUMBER, ROWS, COLUMNS = "00080018", "00200013", "00280010", "00280011"
+
+
+def values(
+    sops: list[str], series_uid: str, shape: tuple[int, int, int], rng: random.Random, final: bool
+) -> dict[str, Any]:
+    slice_index = rng.randrange(len(sops))
+    x, y = rng.randrange(5, 40), rng.randrange(5, 40)
+    items: list[dict[str, Any]] = [
+        {"label": "nodule_present", "value": "yes"},
+        {"label": "nodule_box", "id": "n1", "sop_instance_uid": sops[slice_index],
+         "geometry": {"x": x, "y": y, "width": 10, "height": 8}},
+        {"label": "nodule_type", "region": "n1", "value": rng.choice(["solid", "part_solid"])},
+        {"label": "diameter", "region": "n1", "value": round(rng.uniform(4, 12), 1)},
+    ]  # fmt: skip
+    if final:
+        mask = np.zeros(shape, dtype=np.uint8)
+        mask[slice_index, y : y + 8, x : x + 10] = 1
+        items.append({"label": "nodule_mask", "series_instance_uid": series_uid, "mask": encode_mask(mask)})
+    return {"items": items}
+
+
+class Reader(HttpUser):
+    wait_time = between(1, 3)
+
+    def on_start(self) -> None:
+        with _lock:
+            reader = next(_readers)
+        self.username = reader["username"]
+        self.role = reader["role"]
+        self.client.headers["Authorization"] = f"Token {reader['token']}"
+        self.rng = random.Random(self.username)
+
+    def save(self, case_id: int, base: int, body: dict[str, Any], submit: bool) -> int | None:
+        payload = {"role": self.role, "base_revision": base, "values": body, "submit": submit}
+        name = "revision submit" if submit else "revision draft"
+        with self.client.post(f"/api/v1/cases/{case_id}/revisions/", json=payload, name=name, catch_response=True) as r:
+            if r.status_code == 409 and "current_revision" in r.text:
+                r.success()  # a stale base after a retried request: continue from the current one
+                return int(r.json()["current_revision"])
+            if r.status_code != 201:
+                r.failure(f"{r.status_code}: {r.text[:200]}")
+                return None
+            number = int(r.json()["number"])
+        if submit:
+            with _lock, open(SUBMITS_PATH, "a") as handle:
+                handle.write(json.dumps({"case": case_id, "username": self.username, "number": number}) + "\n")
+        return number
+
+    @task
+    def read_one_case(self) -> None:
+        r = self.client.post(
+            f"/api/v1/projects/{SEED['project']}/worklist/next/", json={"role": self.role}, name="worklist next"
+        )
+        if r.status_code == 204:
+            self.wait()  # nothing left for this reader
+            return
+        if r.status_code != 200:
+            return
+        assignment = r.json()
+        case = assignment["case"]
+        study = case["study_instance_uid"]
+        series = self.client.get(f"/dicomweb/studies/{study}/series", name="qido series").json()
+        series_uid = series[0]["0020000E"]["Value"][0]
+        metadata = self.client.get(
+            f"/dicomweb/studies/{study}/series/{series_uid}/metadata", name="wado series metadata"
+        ).json()
+        metadata.sort(key=lambda m: m.get(INSTANCE_NUMBER, {}).get("Value", [0])[0])
+        sops = [m[SOP_UID]["Value"][0] for m in metadata]
+        shape = (len(sops), metadata[0][ROWS]["Value"][0], metadata[0][COLUMNS]["Value"][0])
+        for sop in self.rng.sample(sops, 3):
+            self.client.get(
+                f"/dicomweb/studies/{study}/series/{series_uid}/instances/{sop}/frames/1",
+                headers={"Accept": FRAME_ACCEPT},
+                name="wado frames",
+            )
+        base = 0
+        for final in (False, False, True):
+            number = self.save(case["id"], base, values(sops, series_uid, shape, self.rng, final), submit=final)
+            if number is None:
+                return
+            base = number
+
+
+@events.test_start.add_listener
+def _reset(environment: Any, **kwargs: Any) -> None:
+    open(SUBMITS_PATH, "w").close()
