@@ -7,7 +7,7 @@ import { WorklistScreen } from "./screens/worklist/WorklistScreen";
 import { ReaderScreen } from "./screens/reader/ReaderScreen";
 import { DashboardScreen } from "./screens/dashboard/DashboardScreen";
 import { JobsScreen } from "./screens/jobs/JobsScreen";
-import { PanelScreen } from "./screens/panel/PanelScreen";
+import { PanelScreen, PanelWorklistScreen } from "./screens/panel/PanelScreen";
 
 /** Client routes. Django returns index.html for each of these paths (config/views.py APP_ROUTES). */
 export const ROUTES = {
@@ -16,6 +16,7 @@ export const ROUTES = {
   dashboard: "/projects/:slug/dashboard",
   reader: "/cases/:caseId/read",
   panel: "/cases/:caseId/panel",
+  panelWorklist: "/projects/:slug/panel",
   jobs: "/jobs",
 } as const;
 
@@ -35,6 +36,7 @@ export function App() {
             <Route path={ROUTES.dashboard} element={<DashboardScreen />} />
             <Route path={ROUTES.reader} element={<ReaderScreen />} />
             <Route path={ROUTES.panel} element={<PanelScreen />} />
+            <Route path={ROUTES.panelWorklist} element={<PanelWorklistScreen />} />
             <Route path={ROUTES.jobs} element={<JobsScreen />} />
             <Route path="*" element={<NotFound />} />
           </Route>

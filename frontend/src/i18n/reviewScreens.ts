@@ -5,6 +5,7 @@
  */
 
 export const enReviewScreens = {
+  "projects.panel": "Panel cases",
   // Dashboards
   "dash.heading": "Dashboard: {project}",
   "dash.managersOnly": "Only the project's managers see its dashboards.",
@@ -73,6 +74,9 @@ export const enReviewScreens = {
   "dash.status.disputed": "Disputed",
   "dash.status.in_panel": "In panel",
   "dash.status.adjudicated": "Adjudicated",
+  "dash.status.in_progress": "Your reading is in progress",
+  "dash.status.submitted": "Your reading is submitted",
+  "dash.status.closed": "Closed",
   // Jobs
   "jobs.project": "Project",
   "jobs.allProjects": "All projects",
@@ -140,7 +144,7 @@ export const enReviewScreens = {
   "panel.layer.first_reader": "First reading",
   "panel.layer.second_reader": "Second reading",
   "panel.layer.ai": "AI proposal",
-  "panel.layer.panel_member": "My corrected label",
+  "panel.layer.panel_member": "Expert's corrected label",
   "panel.layer.consensus": "Consensus",
   "panel.layer.adjudicated": "Adjudicated label",
   "panel.disagreement": "Disagreement",
@@ -188,6 +192,7 @@ export const enReviewScreens = {
 export type ReviewScreensKey = keyof typeof enReviewScreens;
 
 export const zhHansReviewScreens: Record<ReviewScreensKey, string> = {
+  "projects.panel": "专家组病例",
   "dash.heading": "统计看板：{project}",
   "dash.managersOnly": "只有项目管理员可以查看统计看板。",
   "dash.refresh": "刷新",
@@ -255,6 +260,9 @@ export const zhHansReviewScreens: Record<ReviewScreensKey, string> = {
   "dash.status.disputed": "有分歧",
   "dash.status.in_panel": "专家组审议中",
   "dash.status.adjudicated": "已裁定",
+  "dash.status.in_progress": "您的阅片进行中",
+  "dash.status.submitted": "您的阅片已提交",
+  "dash.status.closed": "已结束",
   "jobs.project": "项目",
   "jobs.allProjects": "全部项目",
   "jobs.kind": "类型",
@@ -320,7 +328,7 @@ export const zhHansReviewScreens: Record<ReviewScreensKey, string> = {
   "panel.layer.first_reader": "初读",
   "panel.layer.second_reader": "复读",
   "panel.layer.ai": "AI 建议",
-  "panel.layer.panel_member": "我的修正标注",
+  "panel.layer.panel_member": "专家修正标注",
   "panel.layer.consensus": "共识",
   "panel.layer.adjudicated": "裁定标注",
   "panel.disagreement": "分歧",

@@ -1,10 +1,8 @@
 import { useParams } from "react-router-dom";
-import { Placeholder } from "../../layout/Layout";
-import { useT } from "../../i18n";
+import { DashboardView } from "./DashboardView";
 
-/** Manager dashboards for one project (route /projects/:slug/dashboard). Placeholder: built by the dashboards helper. */
+/** Manager dashboards for one project (route /projects/:slug/dashboard). */
 export function DashboardScreen() {
-  const t = useT();
-  const { slug } = useParams();
-  return <Placeholder title={`${t("dashboard.title")}: ${slug ?? ""}`} />;
+  const { slug = "" } = useParams();
+  return <DashboardView key={slug} slug={slug} />;
 }

@@ -1,8 +1,6 @@
-import { Placeholder } from "../../layout/Layout";
-import { useT } from "../../i18n";
+import { JobsView } from "./JobsView";
 
-/** Jobs with live progress (route /jobs). Placeholder: built by the jobs helper. */
+/** Jobs with live progress (route /jobs?project=<slug>&kind=...&status=...). */
 export function JobsScreen() {
-  const t = useT();
-  return <Placeholder title={t("jobs.title")} />;
+  return <JobsView />;
 }

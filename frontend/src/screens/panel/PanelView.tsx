@@ -120,7 +120,8 @@ async function loadPanel(caseId: string, slug: string, username: string): Promis
   if (!schema) throw new Error(`Project ${slug} has no label schema`);
   const shown = listOf(annotations)
     .filter((a) => ROLE_ORDER.includes(a.role) && a.current_revision > 0)
-    .filter((a) => a.role !== "panel_member" || a.reader === username)
+    // Experts' corrected labels: one's own, and the others' once submitted (they can be endorsed).
+    .filter((a) => a.role !== "panel_member" || a.reader === username || a.status === "submitted")
     .sort((a, b) => ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role) || a.id - b.id);
   const revisions = await Promise.all(
     shown.map((a) => api.get<Revision>(`/annotations/${a.id}/revisions/${a.current_revision}/`)),
@@ -138,7 +139,9 @@ async function loadPanel(caseId: string, slug: string, username: string): Promis
       reading,
       rgb,
       colour: `rgb(${rgb.join(", ")})`,
-      votable: ["first_reader", "second_reader", "ai"].includes(annotation.role),
+      votable:
+        ["first_reader", "second_reader", "ai"].includes(annotation.role) ||
+        (annotation.role === "panel_member" && annotation.reader !== username),
     });
   }
   const series = await studySeries(caseData.study_instance_uid);
@@ -168,6 +171,13 @@ export function PanelView({ caseId, slug }: { caseId: string; slug: string }) {
   if (error) return <ErrorMessage error={error} onRetry={() => setAttempt((n) => n + 1)} />;
   if (!data) return <Loading />;
   return <Panel key={attempt} data={data} slug={slug} onReload={() => setAttempt((n) => n + 1)} />;
+}
+
+/** A case status in words (the workflow's, or a reader's view of it), the code itself when unknown. */
+export function statusText(t: ReturnType<typeof useT>, status: string): string {
+  const key = `dash.status.${status}` as MessageKey;
+  const text = t(key);
+  return text === key ? status : text;
 }
 
 function layerName(t: ReturnType<typeof useT>, layer: Layer): string {
@@ -350,7 +360,7 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
       <div className="toolbar">
         <h1 style={{ margin: 0, fontSize: "1.2rem" }}>{t("panel.caseTitle", { id: caseData.id })}</h1>
         <span className="badge" data-testid="case-status">
-          {t(`dash.status.${caseData.status}` as MessageKey)}
+          {statusText(t, caseData.status)}
         </span>
         <span style={{ flex: 1 }} />
         <Link to={`/projects/${slug}/panel`}>{t("panel.backToList")}</Link>
@@ -598,7 +608,7 @@ function VoteForm({ data, onVoted }: { data: PanelData; onVoted: () => void }) {
           {t("panel.youVoted", { rationale: mine.rationale })}
         </p>
       ) : null}
-      {decided ? <p role="status">{t("panel.decided", { status: t(`dash.status.${caseData.status}` as MessageKey) })}</p> : null}
+      {decided ? <p role="status">{t("panel.decided", { status: statusText(t, caseData.status) })}</p> : null}
       {!seated && !mine ? <p className="hint">{t("panel.notSeated")}</p> : null}
       {seated && !mine && !decided ? (
         <form

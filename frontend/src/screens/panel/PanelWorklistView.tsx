@@ -7,10 +7,11 @@ import { Link, useNavigate } from "react-router-dom";
 import { api } from "../../api/client";
 import type { Assignment, Worklist } from "../../api/types";
 import { useSession } from "../../auth/session";
-import { useT, type MessageKey } from "../../i18n";
+import { useT } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
 import { ageParts } from "../../lib/roles";
 import { useAsync } from "../../lib/useAsync";
+import { statusText } from "./PanelView";
 import "./panel.css";
 
 export function panelPath(caseId: number, slug: string): string {
@@ -88,7 +89,7 @@ export function PanelWorklistView({ slug }: { slug: string }) {
                 <tr key={a.id} data-testid={`panel-row-${a.case.id}`}>
                   <td>{a.case.id}</td>
                   <td>{a.case.study_description || a.case.study_instance_uid.slice(-12)}</td>
-                  <td>{t(`dash.status.${a.case.status}` as MessageKey)}</td>
+                  <td>{statusText(t, a.case.status)}</td>
                   <td>{a.status === "submitted" ? t("panel.voted") : t("panel.toVote")}</td>
                   <td>{a.case.priority.toFixed(2)}</td>
                   <td>{t(unit, { n })}</td>

@@ -40,6 +40,9 @@ export function ProjectsScreen() {
               {hasRole(project.slug, "manager") ? (
                 <Link to={`/projects/${project.slug}/dashboard`}>{t("projects.dashboard")}</Link>
               ) : null}
+              {project.my_roles.includes("expert") ? (
+                <Link to={`/projects/${project.slug}/panel`}>{t("projects.panel")}</Link>
+              ) : null}
             </p>
           </li>
         ))}
