@@ -152,6 +152,7 @@ def test_outsiders_and_managers_of_other_projects_see_nothing(
         ({**BODY, "filters": {"labels": ["tumour"]}}, 400, "bad_filter", "tumour"),
         ({**BODY, "filters": {"modalities": ["MR"], "min_qa_level": "adjudicated"}}, 400, "no_cases", "MR"),
         ({**BODY, "filters": {"study_date_from": "last week"}}, 400, "bad_filter", "YYYY-MM-DD"),
+        ({**BODY, "filters": {"study_date_from": "2099-01-01"}}, 400, "no_cases", "20990101"),
         ({**BODY, "split": {"train": 0.9, "validation": 0.3, "test": 0.0}}, 400, "bad_split", "must be 1"),
         ({**BODY, "split": {"stratify_by": "comment"}}, 400, "bad_split", "nodule_present"),
     ],

@@ -4,6 +4,7 @@ COCO, pandas for the CSV; and the same snapshot built twice gives the same bytes
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -26,7 +27,7 @@ from annotation.services import load_mask
 from datasets.models import Export
 from datasets.services import export_create, export_write
 from imaging.synthetic import SyntheticStudy
-from tests.datasets.conftest import run_export, zip_bytes, zip_files
+from tests.datasets.conftest import adjudicate, agree, other_values, run_export, truth_values, zip_bytes, zip_files
 
 ALL_FORMATS = ["monai", "dicom_seg", "coco", "csv", "json", "raw"]
 
@@ -207,3 +208,38 @@ def test_the_manifest_lists_every_file_with_its_sha256_and_a_rebuild_gives_ident
     )
     with zipfile.ZipFile(again) as archive:
         assert {n: archive.read(n) for n in archive.namelist()} == files
+
+
+def test_the_minimum_qa_level_selects_cases_and_the_final_label_of_each_level(
+    reading_cases: list[Case], ingested_studies: list[SyntheticStudy], users: dict[str, User]
+) -> None:
+    from annotation.models import Annotation
+
+    agreed_case, adjudicated_case, unread_case = reading_cases
+    agree(agreed_case, users, truth_values(agreed_case, ingested_studies[0]))
+    adjudicate(
+        adjudicated_case, users, truth_values(adjudicated_case, ingested_studies[1]), other_values(adjudicated_case)
+    )
+    project = agreed_case.project
+
+    def selected(level: str) -> dict[int, str]:
+        export = export_create(
+            project=project,
+            created_by=users["manager"],
+            formats=["csv"],
+            filters={"min_qa_level": level},
+            enqueue=False,
+        )
+        return {row["case"]: row["qa_level"] for row in export.selection}
+
+    assert selected("adjudicated") == {adjudicated_case.pk: "adjudicated"}
+    assert selected("agreed") == {agreed_case.pk: "agreed", adjudicated_case.pk: "adjudicated"}
+    assert unread_case.pk not in selected("single_read")
+    # The agreed case's exported mask is its consensus label.
+    export = exported(project, users["manager"], formats=["monai"], filters={"min_qa_level": "agreed"})
+    files = zip_files(export)
+    key = next(r["case"] for r in json.loads(files["snapshot.json"])["cases"] if r["case_id"] == agreed_case.pk)
+    consensus = Annotation.objects.get(case=agreed_case, role="consensus").current_revision
+    assert consensus is not None
+    label = np.asanyarray(nib.Nifti1Image.from_bytes(gzip.decompress(files[f"labelsTr/{key}.nii.gz"])).dataobj)
+    assert np.array_equal(label, np.transpose(db_mask(consensus), (2, 1, 0)))
