@@ -26,7 +26,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from PIL import Image
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Response, sync_playwright
 
 from annotation.models import Annotation, Case, Project
 from annotation.services import assignment_create, cases_create, project_link_studies
@@ -101,10 +101,10 @@ class Session:
         self.context = browser.new_context(viewport={"width": 1400, "height": 900})
         self.page = self.context.new_page()
         self.errors: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(f"{m.text} {m.location.get('url')}"))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.failed: list[str] = []
-        self.context.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.status} {r.url}"))
+        self.page.on("console", self._console)
+        self.page.on("pageerror", self._page_error)
+        self.context.on("response", self._response)
         self.base = base
         page = self.page
         page.goto(f"{base}/")
@@ -113,6 +113,17 @@ class Session:
         page.fill("#id_password", PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         page.get_by_test_id("username").wait_for()
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"{message.text} {message.location.get('url')}")
+
+    def _page_error(self, error: Error) -> None:
+        self.errors.append(str(error))
+
+    def _response(self, response: Response) -> None:
+        if response.status >= 400:
+            self.failed.append(f"{response.status} {response.url}")
 
     def wait_first_image(self) -> float:
         self.page.wait_for_function("() => window.__medlabel && window.__medlabel.firstImageMs > 0", timeout=60_000)
@@ -289,7 +300,8 @@ def test_time_to_first_image_and_scrolling_of_a_300_slice_ct(browser: Browser, b
             {
                 "first_image_ms": round(first_image_ms, 1),
                 "metadata_ms": round(float(page.evaluate("window.__medlabel.metadataMs")), 1),
-                "since_navigation_ms": round(float(page.evaluate("performance.now()")), 1),
+                # From the start of the page load (sign-in cookie already set): app boot + the above.
+                "since_navigation_ms": round(float(page.evaluate("window.__medlabel.firstImageAtMs")), 1),
             }
         )
     assert page.evaluate("window.__medlabel.slices") == 300
@@ -310,5 +322,5 @@ def test_time_to_first_image_and_scrolling_of_a_300_slice_ct(browser: Browser, b
     }
     (artifacts() / "browser-timings.json").write_text(json.dumps(result, indent=2))
     assert scroll["frames"] >= 299
-    assert result["time_to_first_image_ms"] < 5000, result  # the goal is 1.5 s; the bound allows a busy machine
+    assert runs[-1]["first_image_ms"] < 5000, result  # the goal is 1.5 s; the bound allows a busy machine
     assert scroll["fps"] > 5, result

@@ -563,7 +563,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 onSlice={setSlice}
                 onFirstImage={() => {
                   const debug = medlabelDebug();
-                  debug.firstImageMs = performance.now() - (debug.loadStart as number);
+                  debug.firstImageAtMs = performance.now();
+                  debug.firstImageMs = (debug.firstImageAtMs as number) - (debug.loadStart as number);
                 }}
                 drawOverlay={drawOverlay}
                 onPointer={onPointer}
