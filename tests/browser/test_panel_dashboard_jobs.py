@@ -23,6 +23,8 @@ from playwright.sync_api import expect
 from annotation.models import Assignment, Case, Project
 from annotation.services import annotation_save_machine
 from datasets.services import EXPORT_TASK
+from inference import registry
+from inference.models import CaseScore, ModelVersion
 from jobs import services as job_services
 from jobs.models import Job
 from review.models import PanelVote
@@ -76,6 +78,53 @@ def disputed_case(slug: str, clients: dict[str, Client]) -> int:
     save(clients["reviewer"], case_id, second, role="second_reader")
     assert Case.objects.get(pk=case_id).status == "in_panel"
     return case_id
+
+
+def trained_models(project: Project, manager: User) -> None:
+    """Two segmentation versions that finished training (registry services; no weights needed to show them)
+    and the case scores a scoring job writes at its end (rows as inference.services stores them)."""
+    for number, (losses, dices) in enumerate(
+        (([0.9, 0.6, 0.5], [0.3, 0.5, 0.55]), ([0.7, 0.4, 0.3], [0.5, 0.65, 0.7]))
+    ):
+        version = registry.model_version_create(
+            project=project,
+            task_type="segmentation",
+            architecture="unet",
+            architecture_params={},
+            preprocessing={},
+            label_map={"mask_label": "nodule_mask"},
+            training_params={"epochs": 3},
+            parent=None,
+            created_by=manager,
+        )
+        history = [
+            {"epoch": epoch, "loss": loss, "val_dice": dice}
+            for epoch, (loss, dice) in enumerate(zip(losses, dices, strict=True), start=1)
+        ]
+        registry.model_version_finish_training(
+            version=version,
+            weights_file="",
+            weights_sha256="",
+            weights_bytes=0,
+            snapshot={},
+            metrics={"val_dice": dices[-1]},
+            history=history,
+            device="cpu",
+        )
+        assert version.number == number + 1
+    latest = ModelVersion.objects.get(project=project, number=2)
+    cases = list(Case.objects.filter(project=project).order_by("pk"))
+    for rank, case in enumerate(cases, start=1):
+        uncertainty = 0.9 - 0.3 * rank
+        CaseScore.objects.create(
+            case=case,
+            model_version=latest,
+            strategy="uncertainty_disagreement",
+            score=uncertainty + 0.1,
+            uncertainty=uncertainty,
+            disagreement=0.1 * rank,
+            rank=rank,
+        )
 
 
 def test_panel_votes_in_the_browser_then_the_dashboard_counts_the_case_and_jobs_show_progress(
@@ -164,6 +213,9 @@ def test_panel_votes_in_the_browser_then_the_dashboard_counts_the_case_and_jobs_
     }
     assert Case.objects.get(pk=case_id).status == "adjudicated"
 
+    # Two trained model versions (their per-epoch history) and the latest active-learning scores of the cases.
+    trained_models(reading_project, users["manager"])
+
     # --- Dashboard: the manager sees the case counted ------------------------------------------------------
     manager = browsers.page_for(users["manager"])
     started = time.perf_counter()
@@ -185,12 +237,18 @@ def test_panel_votes_in_the_browser_then_the_dashboard_counts_the_case_and_jobs_
         "chart-dice-nodule_mask",
         "chart-quality",
         "chart-trend",
+        "chart-training",
+        "chart-learning",
+        "chart-scatter",
     ):
         save_screenshot(page.get_by_test_id(chart).screenshot(), f"dashboard-{chart}", min_std=4.0)
     expect(page.locator("svg[data-testid^='confusion-']").first).to_be_visible()
     save_screenshot(
         page.locator("svg[data-testid^='confusion-']").first.screenshot(), "dashboard-confusion", min_std=4.0
     )
+    expect(
+        page.get_by_role("img", name="Latest active-learning scores (uncertainty_disagreement, 3 cases)")
+    ).to_be_visible()
     save_screenshot(page.screenshot(full_page=True), "dashboard")
 
     # --- Jobs: live progress, the error of a failed job, retry and cancel ----------------------------------
