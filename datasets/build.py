@@ -403,7 +403,7 @@ class SnapshotBuilder:
                     continue
                 elif elem.VR == "UI" and elem.VM == 1:
                     value = str(elem.value)
-                    if not value.startswith(DICOM_ROOT) and value not in self.deid._issued and value not in keep:
+                    if not value.startswith(DICOM_ROOT) and not self.deid.issued(value) and value not in keep:
                         if value not in fresh:
                             fresh[value] = self.deid.issue_uid(key, "seg-fixed", str(len(fresh)))
                         elem.value = fresh[value]

@@ -399,6 +399,10 @@ class Deidentifier:
         self._issued.add(new)
         return new
 
+    def issued(self, uid: str) -> bool:
+        """Whether this de-identifier made the UID (a remapped or a new one)."""
+        return uid in self._issued
+
     def pseudonym(self, patient_id: str) -> str:
         return patient_pseudonym(self.key, patient_id)
 
