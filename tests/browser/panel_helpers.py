@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-VIEWPORT = {"width": 1400, "height": 900}
+VIEWPORT = {"width": 1280, "height": 800}  # the smallest screen the app supports
 # Messages the browser logs that are not the app's errors.
 IGNORED_CONSOLE = ("favicon.ico", "Download the React DevTools")
 
