@@ -149,9 +149,14 @@ def test_panel_votes_in_the_browser_then_the_dashboard_counts_the_case_and_jobs_
     for number, (name, choice) in enumerate(zip(seated, choices, strict=True)):
         chinese = number == 1
         expert = browsers.page_for(by_name[name], language="zh-hans" if chinese else None)
-        page = expert.goto(f"/projects/{slug}/panel")
+        if number < 2:  # from the panel worklist
+            page = expert.goto(f"/projects/{slug}/panel")
+            link = page.get_by_role("link", name=(f"审阅病例 {case_id}" if chinese else f"Review case {case_id}"))
+        else:  # from the project worklist in the panel role
+            page = expert.goto(f"/projects/{slug}?role=panel_member")
+            link = page.get_by_role("link", name=f"Open {case_id}")
         started = time.perf_counter()
-        page.get_by_role("link", name=(f"审阅病例 {case_id}" if chinese else f"Review case {case_id}")).click()
+        link.click()
         page.wait_for_url(re.compile(rf"/cases/{case_id}/panel"))
         for role in ("first_reader", "second_reader", "ai"):
             page.wait_for_selector(f'[data-testid="panel-viewer-{role}"][data-first-image="true"]', timeout=30_000)

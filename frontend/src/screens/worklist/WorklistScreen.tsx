@@ -9,6 +9,8 @@ import { ageParts, readingRolesFor } from "../../lib/roles";
 import { useAsync } from "../../lib/useAsync";
 
 export function readerPath(assignment: Assignment, slug: string): string {
+  // A panel seat is voted on in the panel screen (readings side by side, the disagreement, the vote).
+  if (assignment.role === "panel_member") return `/cases/${assignment.case.id}/panel?project=${encodeURIComponent(slug)}`;
   return `/cases/${assignment.case.id}/read?role=${assignment.role}&project=${encodeURIComponent(slug)}`;
 }
 
