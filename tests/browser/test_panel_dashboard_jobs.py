@@ -180,6 +180,11 @@ def test_panel_votes_in_the_browser_then_the_dashboard_counts_the_case_and_jobs_
             # The unmatched lesion: its button jumps to its slice (6 of 8).
             page.get_by_role("button", name="Show lesion n2 on slice 6").click()
             expect(page.get_by_test_id("panel-slice")).to_have_text("Slice 6 / 8")
+            page.keyboard.press("ArrowUp")
+            expect(page.get_by_test_id("panel-slice")).to_have_text("Slice 5 / 8")
+            page.keyboard.press("ArrowDown")
+            expect(page.get_by_test_id("panel-slice")).to_have_text("Slice 6 / 8")
+            page.get_by_label("Window preset").select_option("mediastinum")
             page.get_by_role("button", name="Overlay").click()
             page.wait_for_selector('[data-testid="panel-viewer-overlay"][data-first-image="true"]', timeout=30_000)
             page.get_by_role("checkbox", name="Where the masks differ").check()

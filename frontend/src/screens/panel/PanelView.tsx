@@ -17,7 +17,7 @@ import type { Labelmap } from "../../lib/mask";
 import { itemsToReading, labelsAt, readingToItems, type Reading, type Region, type Value } from "../../lib/schemaForm";
 import { LabelField } from "../reader/LabelField";
 import { drawRegion } from "../reader/overlay";
-import { voiRangeOf } from "../../viewer/cornerstone";
+import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerstone";
 import { seriesStack, studySeries, type SeriesStack } from "../../viewer/dicomweb";
 import { StackViewer, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
 import {
@@ -289,7 +289,7 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
   const initialSlice = difference?.worst ?? (stack ? Math.floor(stack.slices.length / 2) : 0);
   const initialVoi = useMemo(() => {
     if (!stack) return null;
-    if (stack.modality === "CT") return voiRangeOf("lung");
+    if (stack.modality === "CT") return voiRangeOf("lung"); // the preset select starts on lung
     if (stack.window) return { lower: stack.window.center - stack.window.width / 2, upper: stack.window.center + stack.window.width / 2 };
     return null;
   }, [stack]);
@@ -307,6 +307,36 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
     setSlice(clamped);
     for (const handle of Object.values(viewers.current)) handle?.setSlice(clamped);
   };
+  const goToRef = useRef(goTo);
+  goToRef.current = goTo;
+  const sliceRef = useRef(slice);
+  sliceRef.current = slice;
+  // One window for every viewport, like the slice.
+  const [preset, setPreset] = useState<PresetName>("lung");
+  const applyPreset = (name: PresetName) => {
+    setPreset(name);
+    for (const handle of Object.values(viewers.current)) handle?.setVoi(voiRangeOf(name));
+  };
+
+  const voi = stack?.modality === "CT" ? voiRangeOf(preset) : initialVoi;
+
+  // Arrow keys and PageUp/PageDown scroll every viewport (not while typing the rationale).
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      const target = event.target as HTMLElement | null;
+      if (target && ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName)) return;
+      if (event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.key === "ArrowUp" || event.key === "PageUp") {
+        event.preventDefault();
+        goToRef.current(sliceRef.current - 1);
+      } else if (event.key === "ArrowDown" || event.key === "PageDown") {
+        event.preventDefault();
+        goToRef.current(sliceRef.current + 1);
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
 
   useEffect(() => {
     const debug = debugState();
@@ -381,6 +411,18 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
             <button type="button" aria-label={t("reader.nextSlice")} onClick={() => goTo(slice + 1)}>
               ↓
             </button>
+            {stack?.modality === "CT" ? (
+              <label>
+                {t("reader.preset")}{" "}
+                <select value={preset} onChange={(e) => applyPreset(e.target.value as PresetName)}>
+                  {(Object.keys(CT_PRESETS) as PresetName[]).map((p) => (
+                    <option key={p} value={p}>
+                      {t(`reader.preset.${p}` as MessageKey)}
+                    </option>
+                  ))}
+                </select>
+              </label>
+            ) : null}
             {difference && difference.worst !== null ? (
               <button type="button" onClick={() => goTo(difference.worst as number)}>
                 {t("panel.worstSlice", { index: (difference.worst as number) + 1 })}
@@ -405,7 +447,7 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
                       imageIds={imageIds}
                       planes={planes}
                       initialSlice={initialSlice}
-                      initialVoi={initialVoi}
+                      initialVoi={voi}
                       label={t("panel.viewportOf", { name: layerName(t, layer) })}
                       onSlice={onSlice}
                       onFirstImage={() => setDrawn((d) => ({ ...d, [layer.key]: true }))}
@@ -446,7 +488,7 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
                   imageIds={imageIds}
                   planes={planes}
                   initialSlice={slice}
-                  initialVoi={initialVoi}
+                  initialVoi={voi}
                   label={t("panel.overlayViewport")}
                   onSlice={onSlice}
                   onFirstImage={() => setDrawn((d) => ({ ...d, overlay: true }))}
