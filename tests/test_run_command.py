@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -39,6 +40,26 @@ def test_run_command_serves_pages_and_demo_user_lists_studies_over_qido(tmp_path
         login_page = requests.get(f"{base}/", timeout=10)
         assert login_page.status_code == 200
         assert "Sign in" in login_page.text  # redirected to the login form
+
+        # The browser app, built by the run command, is served after signing in, with its assets.
+        browser = requests.Session()
+        form = browser.get(f"{base}/accounts/login/", timeout=10)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        assert token is not None, form.text[:500]
+        signed_in = browser.post(
+            f"{base}/accounts/login/?next=/",
+            data={"username": "annotator", "password": "medlabel-demo", "csrfmiddlewaretoken": token.group(1)},
+            headers={"Referer": f"{base}/accounts/login/"},
+            timeout=30,
+        )
+        assert signed_in.status_code == 200 and '<div id="root">' in signed_in.text, signed_in.text[:500]
+        assets = re.findall(r'(?:src|href)="(/static/assets/[^"]+)"', signed_in.text)
+        assert any(a.endswith(".js") for a in assets), signed_in.text
+        for asset in assets:
+            assert browser.get(f"{base}{asset}", timeout=30).status_code == 200, asset
+        me = browser.get(f"{base}/api/v1/me/", timeout=10).json()
+        assert me["username"] == "annotator" and me["projects"][0]["roles"] == ["annotator"]
+        assert browser.get(f"{base}/projects/demo-chest-ct", timeout=10).text == signed_in.text  # a client route
 
         studies = requests.get(f"{base}/dicomweb/studies", auth=("manager", "medlabel-demo"), timeout=30)
         assert studies.status_code == 200, studies.text
