@@ -29,7 +29,8 @@ from PIL import Image
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Response, sync_playwright
 
 from annotation.models import Annotation, Case, Project
-from annotation.services import assignment_create, cases_create, project_link_studies
+from annotation.services import annotation_save_machine, assignment_create, cases_create, project_link_studies
+from imaging.models import Instance
 from imaging.services.ingest import IncomingFile, ingest_files
 from imaging.synthetic import generate_ct_study
 from review.models import CaseEvent
@@ -324,3 +325,43 @@ def test_time_to_first_image_and_scrolling_of_a_300_slice_ct(browser: Browser, b
     assert scroll["frames"] >= 299
     assert runs[-1]["first_image_ms"] < 5000, result  # the goal is 1.5 s; the bound allows a busy machine
     assert scroll["fps"] > 5, result
+
+
+def test_ai_proposal_is_an_editable_layer_the_reader_accepts(browser: Browser, base_url: str) -> None:
+    project = Project.objects.get(slug=SLUG)
+    case = Case.objects.filter(project=project).order_by("pk").first()
+    assert case is not None
+    instances = list(Instance.objects.filter(series__study=case.study).order_by("instance_number"))
+    middle = instances[len(instances) // 2]  # the slice the reader opens on
+    proposal = {"label": "nodule_box", "id": "ai-1", "sop_instance_uid": middle.sop_instance_uid, "frame": 1}
+    proposal["geometry"] = {"x": 20, "y": 30, "width": 12, "height": 10}
+    annotation_save_machine(
+        case=case,
+        model_version="unet-test-1",
+        values={"items": [{"label": "nodule_present", "value": "yes"}, proposal]},
+    )
+    assignment_create(case=case, user=User.objects.get(username="annotator"), role="first_reader", assigned_by=None)
+
+    session = Session(browser, base_url, "annotator")
+    page = session.page
+    page.goto(f"{base_url}/cases/{case.pk}/read?role=first_reader&project={SLUG}")
+    session.wait_first_image()
+    ai = page.get_by_role("group", name="AI proposal")
+    ai.wait_for()
+    assert page.get_by_test_id("lesions").locator("li").count() == 0  # shown as a layer, not yet in the reading
+    shot(page, "08-reader-ai-layer")
+    ai.get_by_role("button", name="Accept AI proposal").click()
+    lesions = page.get_by_test_id("lesions").locator("li")
+    assert lesions.count() == 1 and "(AI)" in lesions.first.inner_text()
+    assert page.get_by_label("Nodule present").input_value() == "yes"
+    lesions.first.get_by_role("button").first.click()  # select it: its attributes open for editing
+    page.get_by_label("Nodule type").select_option("calcified")
+    page.locator(SAVED).wait_for(timeout=20_000)
+    session.close()
+
+    reading = Annotation.objects.select_related("current_revision").get(case=case, reader__username="annotator")
+    items = {item["label"]: item for item in reading.current_revision.items}  # type: ignore[union-attr]
+    assert items["nodule_box"]["geometry"] == {"x": 20, "y": 30, "width": 12, "height": 10}
+    assert items["nodule_box"]["sop_instance_uid"] == middle.sop_instance_uid
+    assert items["nodule_type"] == {"label": "nodule_type", "region": "ai-1", "value": "calcified"}
+    assert reading.status == "draft"

@@ -88,7 +88,7 @@ export const en = {
   "reader.ai.accept": "Accept AI proposal",
   "reader.ai.clear": "Clear AI proposal",
   "reader.ai.none": "No AI proposal for this case.",
-  "reader.ai.shown": "The AI proposal is loaded as editable regions.",
+  "reader.ai.shown": "The AI proposal is shown as a dashed layer; accept it to edit it as your own regions, or clear it.",
   "reader.mask": "Mask",
   "reader.maskPainted": "{n} voxels painted",
   "reader.shortcuts": "Shortcuts: W/P/Z/B/C/T/R/E tools, ↑/↓ or PageUp/PageDown slices, Ctrl+S save, Ctrl+Enter submit",

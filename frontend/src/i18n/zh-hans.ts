@@ -89,7 +89,7 @@ export const zhHans: Record<MessageKey, string> = {
   "reader.ai.accept": "采纳 AI 预标注",
   "reader.ai.clear": "清除 AI 预标注",
   "reader.ai.none": "该病例没有 AI 预标注。",
-  "reader.ai.shown": "AI 预标注已作为可编辑区域载入。",
+  "reader.ai.shown": "AI 预标注以虚线图层显示；采纳后可作为您自己的区域编辑，也可清除。",
   "reader.mask": "掩膜",
   "reader.maskPainted": "已涂 {n} 个体素",
   "reader.shortcuts": "快捷键：W/P/Z/B/C/T/R/E 切换工具，↑/↓ 或 PageUp/PageDown 翻层，Ctrl+S 保存，Ctrl+Enter 提交",
