@@ -336,9 +336,13 @@ def train_handler(job: Job, progress: Progress) -> dict[str, Any]:
         registry.model_version_fail(version=version, reason=exc.message)
         raise
     except Exception as exc:
-        from jobs.services import TransientJobError
+        from django.db import OperationalError
 
-        if not isinstance(exc, TransientJobError):
+        from jobs.services import JobCancelled, TransientJobError
+
+        # Retried (transient, database away) or cancelled jobs keep the version as it is; the reconcile
+        # step fails it once its job has ended without it.
+        if not isinstance(exc, TransientJobError | OperationalError | JobCancelled):
             registry.model_version_fail(version=version, reason=f"{type(exc).__name__}: {exc}")
         raise
 
