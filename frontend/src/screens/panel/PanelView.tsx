@@ -234,6 +234,7 @@ function unionMask(layer: Layer | undefined, seriesUid: string): Labelmap | null
   if (!layer) return null;
   const maps = masksOn(layer, seriesUid);
   if (!maps.length) return null;
+  if (maps.length === 1) return maps[0]; // read only: no copy of a large volume
   const first = maps[0];
   const union = first.clone();
   for (const map of maps.slice(1)) for (let i = 0; i < union.data.length; i++) if (map.data[i]) union.data[i] = 1;
