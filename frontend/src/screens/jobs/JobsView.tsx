@@ -9,7 +9,7 @@ import { useSearchParams } from "react-router-dom";
 import type { ChartConfiguration } from "chart.js";
 import { api, ApiError, listOf, query } from "../../api/client";
 import { useSession } from "../../auth/session";
-import { useT, type MessageKey } from "../../i18n";
+import { useLanguage, useT, type MessageKey } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
 import { ChartCanvas, colour } from "../dashboard/Chart";
 import "./jobs.css";
@@ -207,8 +207,14 @@ export function ProgressBar({ job }: { job: Pick<Job, "id" | "status" | "progres
   );
 }
 
+/** Dates in the user's language, not the browser's. */
+function useLocale(): string {
+  return useLanguage() === "zh-hans" ? "zh-CN" : "en-GB";
+}
+
 function JobSummary({ job }: { job: Job }) {
   const t = useT();
+  const locale = useLocale();
   const seconds = elapsedSeconds(job.started_at, job.finished_at);
   const kindKey = `jobs.kind.${job.kind}` as MessageKey;
   const kindText = t(kindKey) === kindKey ? job.kind_display : t(kindKey);
@@ -222,7 +228,7 @@ function JobSummary({ job }: { job: Job }) {
         <span className={`badge status-${job.status}`}>{t(statusKey) === statusKey ? job.status : t(statusKey)}</span>
         {job.project ? <span className="badge">{job.project}</span> : null}
         <span className="hint">
-          {t("jobs.by", { user: job.created_by ?? "—" })} · {new Date(job.created_at).toLocaleString()}
+          {t("jobs.by", { user: job.created_by ?? "—" })} · {new Date(job.created_at).toLocaleString(locale)}
           {seconds !== null ? ` · ${t("jobs.elapsed", { seconds })}` : ""}
           {job.attempts > 1 ? ` · ${t("jobs.attempts", { n: job.attempts, max: job.max_attempts })}` : ""}
         </span>
@@ -249,6 +255,7 @@ function JobSummary({ job }: { job: Job }) {
 
 function JobDetails({ id, status }: { id: number; status: string }) {
   const t = useT();
+  const locale = useLocale();
   const [detail, setDetail] = useState<JobDetail | null>(null);
   const [error, setError] = useState<Error | null>(null);
   useEffect(() => {
@@ -302,7 +309,7 @@ function JobDetails({ id, status }: { id: number; status: string }) {
       <ol className="events">
         {detail.events.map((event, i) => (
           <li key={i}>
-            <time dateTime={event.created_at}>{new Date(event.created_at).toLocaleTimeString()}</time> {event.from_status} → {event.to_status}
+            <time dateTime={event.created_at}>{new Date(event.created_at).toLocaleTimeString(locale)}</time> {event.from_status} → {event.to_status}
             {event.message ? `: ${event.message}` : ""}
             {event.worker ? <span className="hint"> ({event.worker})</span> : null}
           </li>
