@@ -163,6 +163,8 @@ ensure_packages() {
     command -v docker-compose >/dev/null 2>&1 || pkgs+=(docker-compose)
     command -v msgfmt >/dev/null 2>&1 || pkgs+=(gettext)
     command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
+    # Without a CJK font Chromium draws the Simplified Chinese interface as empty boxes.
+    compgen -G "/usr/share/fonts/opentype/noto/NotoSansCJK*" >/dev/null || pkgs+=(fonts-noto-cjk)
     ((${#pkgs[@]} == 0)) && return 0
 
     log "installing missing packages: ${pkgs[*]}"
