@@ -25,6 +25,7 @@ from review.agreement import (
     match_lesions,
     match_points,
     mean_box,
+    shape_average,
     staple,
 )
 
@@ -301,13 +302,17 @@ def _compare_segments(
     return agreed, metrics
 
 
-def _combine_masks(arrays: list[np.ndarray], segments: list[int], thresholds: Thresholds) -> np.ndarray:
+def _combine_masks(
+    arrays: list[np.ndarray], segments: list[int], thresholds: Thresholds, spacing: tuple[float, float, float]
+) -> np.ndarray:
     """Two readers' masks by the policy's rule, three or more by STAPLE; segment by segment."""
     combined = np.zeros_like(arrays[0])
     for value in segments:
         masks = [a == value for a in arrays]
         if len(masks) >= 3:
             merged = staple(np.stack(masks)).consensus
+        elif thresholds.mask_rule == "shape_average":
+            merged = shape_average(np.stack(masks), spacing)
         else:
             merged = consensus_mean(np.stack(masks), rule=thresholds.mask_rule)  # type: ignore[arg-type]
         combined[merged & (combined == 0)] = value
@@ -344,7 +349,7 @@ def _compare_masks(
             result.agreed = False
             continue
         item = dict(per_reader[0][0])
-        consensus_masks[len(consensus)] = _combine_masks(arrays, segments, thresholds)
+        consensus_masks[len(consensus)] = _combine_masks(arrays, segments, thresholds, spacing)
         consensus.append(item)
     return result
 
@@ -418,7 +423,9 @@ def _compare_region_masks(
         for number, members in matched_groups:
             item = dict(members[0][0])
             item["id"] = f"{key}-{number}"
-            consensus_masks[len(consensus)] = _combine_masks([array for _, array in members], segments, thresholds)
+            spacing = index.spacing_of_series.get(members[0][0]["series_instance_uid"], (1.0, 1.0, 1.0))
+            arrays = [array for _, array in members]
+            consensus_masks[len(consensus)] = _combine_masks(arrays, segments, thresholds, spacing)
             consensus.append(item)
     return result, groups
 

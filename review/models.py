@@ -37,6 +37,7 @@ class ReviewPolicy(models.Model):
         UNION = "union", "Union"
         INTERSECTION = "intersection", "Intersection"
         MAJORITY = "majority", "Majority (at least half the readers)"
+        SHAPE_AVERAGE = "shape_average", "Shape-based average (mean of the readers' signed distance maps)"
 
     project = models.OneToOneField("annotation.Project", on_delete=models.CASCADE, related_name="review_policy")
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.BLIND_DOUBLE)
@@ -50,8 +51,12 @@ class ReviewPolicy(models.Model):
     ordinal_distance = models.PositiveSmallIntegerField(default=0)
     number_tolerance = models.FloatField(default=0.0)
     point_distance = models.FloatField(default=10.0)
-    # Two readers' masks are combined by this rule; three or more by STAPLE.
-    mask_rule = models.CharField(max_length=16, choices=MaskRule.choices, default=MaskRule.UNION)
+    # Two readers' masks are combined by this rule; three or more by STAPLE. The shape average is the default: in
+    # the simulated QA study it kept less of the two readers' boundary errors than the union or intersection.
+    mask_rule = models.CharField(max_length=16, choices=MaskRule.choices, default=MaskRule.SHAPE_AVERAGE)
+    # The AI proposal (an annotation of role "ai") as a third opinion on agreed readings: a lesion or mask on
+    # which the AI disagrees with the agreed readers sends the case to the panel (e.g. a lesion both missed).
+    ai_third_opinion = models.BooleanField(default=False)
     panel_size = models.PositiveSmallIntegerField(default=3)
     quorum = models.PositiveSmallIntegerField(default=2)
     chair = models.ForeignKey(

@@ -163,25 +163,64 @@ def case_evaluate(*, case: Case, actor: User | None) -> AgreementResult:
         for a, rev in zip(annotations, revisions, strict=True)
     ]
     schema = revisions[0].schema.definition
-    evaluation = evaluate(schema, readings, _thresholds(policy), _slice_index(case))
+    index = _slice_index(case)
+    evaluation = evaluate(schema, readings, _thresholds(policy), index)
+    labels = [label.as_dict() for label in evaluation.labels]
+    reasons = evaluation.reasons
+    agreed = evaluation.agreed
+    if agreed and policy.ai_third_opinion:
+        ai_check = _ai_third_opinion(case, schema, evaluation, policy, index)
+        if ai_check is not None:
+            labels.append(ai_check)
+            reasons = reasons + ai_check["reasons"]
+            agreed = bool(ai_check["agreed"])
     with transaction.atomic():
-        result = AgreementResult.objects.create(
-            case=case,
-            agreed=evaluation.agreed,
-            labels=[label.as_dict() for label in evaluation.labels],
-            reasons=evaluation.reasons,
-        )
+        result = AgreementResult.objects.create(case=case, agreed=agreed, labels=labels, reasons=reasons)
         result.revisions.set(revisions)
-        summary = {"agreement_result": result.pk, "labels": {lab.key: lab.agreed for lab in evaluation.labels}}
-        if evaluation.agreed:
+        summary = {"agreement_result": result.pk, "labels": {lab["key"]: lab["agreed"] for lab in labels}}
+        if agreed:
             _store_consensus(case, evaluation, revisions[0])
             case_transition(case=case, to=CaseStatus.AGREED, actor=actor, reason="readings agree", metrics=summary)
         else:
-            case_transition(
-                case=case, to=CaseStatus.DISPUTED, actor=actor, reason="; ".join(evaluation.reasons), metrics=summary
-            )
+            case_transition(case=case, to=CaseStatus.DISPUTED, actor=actor, reason="; ".join(reasons), metrics=summary)
             case_send_to_panel(case=case, actor=actor)
     return result
+
+
+AI_LABEL_KINDS = ("box", "polygon", "point", "mask")
+
+
+def _ai_third_opinion(
+    case: Case, schema: dict[str, Any], evaluation: Evaluation, policy: ReviewPolicy, index: SliceIndex
+) -> dict[str, Any] | None:
+    """The AI proposal as a third opinion on readings that agree (policy.ai_third_opinion).
+
+    Two readers who both miss a lesion agree on its absence, and the agreement check alone passes it. The
+    lesion and mask labels of the agreed consensus are compared with the AI proposal's by the same thresholds;
+    where they disagree, the result (an entry "ai_third_opinion" next to the labels' entries) says why and the
+    case goes to the panel, whose experts see the readings and the AI proposal. None when there is no AI
+    proposal or no lesion/mask label to compare."""
+    ai = (
+        Annotation.objects.filter(case=case, role="ai", current_revision__isnull=False)
+        .select_related("current_revision")
+        .order_by("-pk")
+        .first()
+    )
+    geometry = [label for label in schema.get("labels", []) if label["kind"] in AI_LABEL_KINDS]
+    if ai is None or ai.current_revision is None or not geometry:
+        return None
+    agreed_readers = Reading(
+        name="the agreed readers", items=evaluation.consensus_items, masks=evaluation.consensus_masks
+    )
+    proposal = _reading_of(ai.current_revision, "the AI proposal")
+    check = evaluate({**schema, "labels": geometry}, [agreed_readers, proposal], _thresholds(policy), index)
+    return {
+        "key": "ai_third_opinion",
+        "kind": "ai_check",
+        "agreed": check.agreed,
+        "metrics": {"ai_revision": ai.current_revision.pk, **{lab.key: lab.metrics for lab in check.labels}},
+        "reasons": [f"AI third opinion: {reason}" for reason in check.reasons],
+    }
 
 
 def _store_consensus(case: Case, evaluation: Evaluation, template: AnnotationRevision) -> None:

@@ -4,7 +4,7 @@
   :func:`krippendorff_alpha`, with :func:`bootstrap_ci` for confidence intervals,
 * segmentation masks: :func:`dice`, :func:`iou`, :func:`hausdorff95`, :func:`assd`, :func:`volume_difference`,
 * lesions: :func:`match_lesions` (boxes), :func:`match_points` (centres), :func:`box_iou`,
-* consensus: :func:`staple`, :func:`consensus_mean`, :func:`majority_vote`, :func:`mean_box`.
+* consensus: :func:`staple`, :func:`consensus_mean`, :func:`shape_average`, :func:`majority_vote`, :func:`mean_box`.
 
 Every metric returns a finite float or raises :class:`UndefinedMetricError` (a ``ValueError``); NaN never leaks.
 """
@@ -20,7 +20,7 @@ from .categorical import (
     krippendorff_alpha,
     percent_agreement,
 )
-from .consensus import StapleResult, consensus_mean, majority_vote, mean_box, staple
+from .consensus import StapleResult, consensus_mean, majority_vote, mean_box, shape_average, staple
 from .lesions import LesionMatch, box_iou, match_lesions, match_points, pairwise_box_iou
 from .masks import assd, dice, hausdorff95, iou, surface_distances, volume_difference
 
@@ -47,6 +47,7 @@ __all__ = [
     "mean_box",
     "pairwise_box_iou",
     "percent_agreement",
+    "shape_average",
     "staple",
     "surface_distances",
     "volume_difference",

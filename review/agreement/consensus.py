@@ -15,7 +15,7 @@ from .categorical import UndefinedMetricError, _is_missing
 from .lesions import _as_boxes
 from .masks import _as_mask
 
-__all__ = ["StapleResult", "consensus_mean", "majority_vote", "mean_box", "staple"]
+__all__ = ["StapleResult", "consensus_mean", "majority_vote", "mean_box", "shape_average", "staple"]
 
 T = TypeVar("T", bound=Hashable)
 
@@ -116,6 +116,37 @@ def consensus_mean(
         # integer comparison (2 * votes >= readers) avoids any floating-point tie issue
         return np.asarray(2 * stack.sum(axis=0) >= stack.shape[0])
     raise ValueError(f"rule must be 'union', 'intersection' or 'majority', got {rule!r}")
+
+
+def shape_average(
+    masks: Sequence[ArrayLike] | NDArray[Any], spacing: Sequence[float] | None = None
+) -> NDArray[np.bool_]:
+    """Shape-based averaging of binary masks: foreground where the mean of the readers' signed distance maps is
+    <= 0 (distances in the units of ``spacing``, per axis; voxels when None).
+
+    Each reader's boundary is a distance map (negative inside, positive outside); averaging the maps puts the
+    consensus boundary between the readers' boundaries instead of taking either reader's outermost (union) or
+    innermost (intersection) voxel, so two readers' independent boundary errors partly cancel. With two readers
+    this is what the simulated QA study (tests/benchmarks/bench_review.py) found best among union,
+    intersection, STAPLE and local-majority smoothing. A reader's empty mask counts as far outside everywhere.
+    """
+    from scipy import ndimage
+
+    stack = _stack_masks(masks)
+    sampling = tuple(float(s) for s in spacing) if spacing is not None else None
+    far = float(sum(n * (sampling[i] if sampling else 1.0) for i, n in enumerate(stack.shape[1:])))
+    total = np.zeros(stack.shape[1:], dtype=np.float64)
+    for mask in stack:
+        if not mask.any():
+            total += far
+            continue
+        if mask.all():
+            total -= far
+            continue
+        outside = ndimage.distance_transform_edt(~mask, sampling=sampling)
+        inside = ndimage.distance_transform_edt(mask, sampling=sampling)
+        total += outside - inside
+    return np.asarray(total / stack.shape[0] <= 0.0)
 
 
 def majority_vote(values: Sequence[T | None], tie_break: Callable[[list[T]], T] | None = None) -> T | None:

@@ -22,6 +22,7 @@ class ReviewPolicySerializer(serializers.ModelSerializer[ReviewPolicy]):
             "number_tolerance",
             "point_distance",
             "mask_rule",
+            "ai_third_opinion",
             "panel_size",
             "quorum",
             "chair",

@@ -7,8 +7,10 @@
    ellipsoid blobs. Goal: ours no slower, values equal (HD95 within 1e-5 relative, ASSD within 1e-6 relative).
 2. ``--part qa``: does the QA make labels better? Synthetic studies with known lesions are read by simulated
    readers with set error rates through the real workflow services (claim, save + submit, the submit handler,
-   agreement, consensus, panel votes with a chair); the error against the truth of single reads, agreed
-   consensus labels, panel-adjudicated labels and the final labels is compared.
+   agreement with the simulated AI proposal as a third opinion, consensus, panel votes with endorsements of
+   corrections and a chair); the error against the truth of single reads, agreed consensus labels,
+   panel-adjudicated labels and the final labels is compared. ``--no-ai --mask-rule union`` gives the
+   workflow as it was before the AI third opinion and the shape-average consensus.
    Goal: the final labels' error at most a third of the single-read error, per metric.
 
 Run with: bash scripts/bench.sh review [--part metrics|qa|all] [--cases 30] [--p-miss 0.2] ...
@@ -324,7 +326,11 @@ def part_qa(args: argparse.Namespace) -> dict[str, Any]:
 
     reader_model = ReaderModel(args.p_miss, args.p_flip, args.p_type, args.diameter_sd, 0.6, 0.15)
     expert_model = ReaderModel(0.02, 0.02, 0.03, 0.5, 0.1, 0.03)
+    # The simulated AI: its own error rates (it misses fewer lesions than a reader, outlines as noisily, types
+    # worse) and its own random stream, so its errors are independent of the readers'.
+    ai_model = ReaderModel(args.p_ai_miss, 0.05, 0.25, 1.5, 0.6, 0.15)
     rng = np.random.default_rng(args.seed)
+    ai_rng = np.random.default_rng(args.seed + 1)
 
     studies: list[Any] = []
     seed = 1000
@@ -361,6 +367,7 @@ def part_qa(args: argparse.Namespace) -> dict[str, Any]:
     policy.box_iou = args.box_iou
     policy.number_tolerance = args.number_tolerance
     policy.mask_rule = args.mask_rule
+    policy.ai_third_opinion = args.ai
     policy.panel_size = 3
     policy.quorum = 3
     policy.chair = experts[0]
@@ -368,6 +375,11 @@ def part_qa(args: argparse.Namespace) -> dict[str, Any]:
 
     handler = services.submit_handler()
     case_by_pk = {c.pk: c for c in Case.objects.filter(project=project).select_related("study")}
+    if args.ai:  # the AI proposal of every case, stored as the inference app stores one
+        for case in case_by_pk.values():
+            truth = truths[case.study.study_instance_uid]
+            values = simulated_values(truth, truth.study.series_uid, ai_model, ai_rng)
+            services.annotation_save_machine(case=case, model_version="simulated-ai", values=values)
 
     def read(user: User, role: str, model: ReaderModel) -> bool:
         assignment = services.assignment_claim_next(project=project, user=user, role=role)
@@ -391,29 +403,46 @@ def part_qa(args: argparse.Namespace) -> dict[str, Any]:
             busy |= read(second, ReadingRole.SECOND_READER, reader_model)
     reading_s = time.perf_counter() - start
 
-    # The panel: each seated expert either submits a corrected label (their own reading) or votes for the reading
-    # closer to the truth with probability p_expert_right.
+    # The panel. Each seated expert looks at what is on the table (both readings, the AI proposal, corrections
+    # earlier experts submitted) and judges how close each is to the image: the expert's judgement is modelled
+    # as picking the closest option with probability p_expert_right (else another one at random); the truth is
+    # what the expert sees in the image. An expert submits a corrected label (their own reading, with the
+    # expert error model) when nothing on the table is accepoptions to them (closeness above expert_accept: a
+    # missed lesion, a clearly wrong outline or type; by default the project's own bar, 1 - mask_dice) or,
+    # with probability p_expert_correct, unless an acceptable correction is already there to endorse.
     start = time.perf_counter()
     for case in Case.objects.filter(project=project, status=CaseStatus.IN_PANEL).order_by("pk"):
         truth = truths[case_by_pk[case.pk].study.study_instance_uid]
-        readings = list(
-            Annotation.objects.filter(case=case, role__in=[ReadingRole.FIRST_READER, ReadingRole.SECOND_READER])
+        options: list[Any] = [
+            a.current_revision
+            for a in Annotation.objects.filter(
+                case=case, role__in=[ReadingRole.FIRST_READER, ReadingRole.SECOND_READER, "ai"]
+            )
             .select_related("current_revision")
             .order_by("role")
-        )
-        scores = [closeness(*label_of(a.current_revision), truth) for a in readings]
-        better = readings[int(np.argmin(scores))].current_revision
-        worse = readings[int(np.argmax(scores))].current_revision
+        ]
         for expert in sorted(experts, key=lambda e: e.pk):
             case.refresh_from_db()
             if case.status != CaseStatus.IN_PANEL:
                 break
-            if rng.random() < args.p_expert_correct:
+            scores = [closeness(*label_of(revision), truth) for revision in options]
+            best = int(np.argmin(scores))
+            # An acceptable correction already on the table is endorsed rather than drawn again.
+            acceptable_correction = any(
+                options[i].annotation.role == ReadingRole.PANEL_MEMBER and scores[i] <= args.expert_accept
+                for i in range(len(options))
+            )
+            wants_own = rng.random() < args.p_expert_correct and not acceptable_correction
+            if wants_own or scores[best] > args.expert_accept:
                 values = simulated_values(truth, truth.study.series_uid, expert_model, rng)
-                panel_vote(case=case, expert=expert, rationale="corrected label", values=values)
+                vote = panel_vote(case=case, expert=expert, rationale="corrected label", values=values)
+                options.append(vote.corrected)
+                continue
+            if rng.random() < args.p_expert_right or len(options) == 1:
+                choice = options[best]
             else:
-                choice = better if rng.random() < args.p_expert_right else worse
-                panel_vote(case=case, expert=expert, rationale="closer to the image", voted_for=choice)
+                choice = options[int(rng.choice([i for i in range(len(options)) if i != best]))]
+            panel_vote(case=case, expert=expert, rationale="closest to the image", voted_for=choice)
     panel_s = time.perf_counter() - start
 
     # Errors against the truth.
@@ -437,6 +466,7 @@ def part_qa(args: argparse.Namespace) -> dict[str, Any]:
         groups["single_read"].append(errors_of(*label_of(first.current_revision), truth))
         for role in (ReadingRole.FIRST_READER, ReadingRole.SECOND_READER):
             groups["all_reads"].append(errors_of(*label_of(annotations[role].current_revision), truth))
+        # Human reads: the two readings and every panel vote (the AI proposal costs no reader time).
         reads_per_case.append(2 + PanelVote.objects.filter(case=case).count())
         final = None
         if CONSENSUS_ROLE in annotations:
@@ -525,12 +555,15 @@ def part_qa(args: argparse.Namespace) -> dict[str, Any]:
             "chair": "expert0",
             "p_expert_right": args.p_expert_right,
             "p_expert_correct": args.p_expert_correct,
+            "expert_accept": args.expert_accept,
         },
+        "ai": {"third_opinion": args.ai, "model": vars(ai_model) if args.ai else None},
         "policy": {
             "mask_dice": args.mask_dice,
             "box_iou": args.box_iou,
             "number_tolerance": args.number_tolerance,
             "mask_rule": args.mask_rule,
+            "ai_third_opinion": args.ai,
         },
         "errors": table,
         "reads_per_case": {"mean": round(float(np.mean(reads_per_case)), 3), "max": max(reads_per_case)},
@@ -554,8 +587,18 @@ def main() -> None:
     parser.add_argument("--mask-dice", type=float, default=0.8)
     parser.add_argument("--box-iou", type=float, default=0.5)
     parser.add_argument("--number-tolerance", type=float, default=2.0)
-    parser.add_argument("--mask-rule", default="union")
+    parser.add_argument("--mask-rule", default="shape_average")
+    parser.add_argument(
+        "--expert-accept",
+        type=float,
+        default=None,
+        help="worst closeness an expert endorses (default: 1 - mask_dice, the project's own agreement bar)",
+    )
+    parser.add_argument("--p-ai-miss", type=float, default=0.1)
+    parser.add_argument("--ai", action=argparse.BooleanOptionalAction, default=True, help="AI third opinion")
     args = parser.parse_args()
+    if args.expert_accept is None:
+        args.expert_accept = round(1.0 - args.mask_dice, 6)
 
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if args.part in ("metrics", "all"):

@@ -40,6 +40,7 @@ from review.agreement import (
     match_points,
     mean_box,
     percent_agreement,
+    shape_average,
     staple,
     surface_distances,
     volume_difference,
@@ -702,3 +703,31 @@ def test_counts_from_ratings_and_pairwise_agreement() -> None:
     p_bar, _, kappa = fleiss_reference(counts)
     assert pair_agreement == pytest.approx(p_bar)
     assert fleiss_kappa(counts) == pytest.approx(kappa)
+
+
+def test_shape_average_lies_between_intersection_and_union() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a = ndimage.binary_dilation(rng.random((6, 20, 20)) > 0.97, iterations=2)
+        b = ndimage.binary_dilation(rng.random((6, 20, 20)) > 0.97, iterations=2) | a & (rng.random(a.shape) > 0.3)
+        spacing = (2.5, 0.7, 0.7)
+        merged = shape_average([a, b], spacing)
+        assert merged.dtype == bool
+        assert np.all(merged[a & b]) and not np.any(merged[~a & ~b])
+        assert np.array_equal(shape_average([a, a], spacing), a)
+        assert np.array_equal(shape_average([a, b], spacing), shape_average([b, a], spacing))
+
+
+def test_shape_average_edge_cases() -> None:
+    empty = np.zeros((3, 8, 8), bool)
+    full = np.ones((3, 8, 8), bool)
+    box = empty.copy()
+    box[1, 2:6, 2:6] = True
+    assert not shape_average([empty, empty]).any()
+    assert shape_average([full, full]).all()
+    assert np.array_equal(shape_average([box, box]), box)
+    line = np.zeros((1, 1, 9), bool)
+    line[0, 0, 2:5] = True
+    longer = np.zeros((1, 1, 9), bool)
+    longer[0, 0, 2:7] = True
+    assert np.flatnonzero(shape_average([line, longer])).tolist() == [2, 3, 4, 5]  # halfway, a tie counts in

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from annotation.labels import validate_schema
-from review.agreement import staple
+from review.agreement import shape_average, staple
 from review.evaluation import Evaluation, Reading, SliceIndex, Thresholds, evaluate
 
 SERIES = "1.2.3.4"
@@ -460,6 +460,16 @@ def test_two_readers_masks_are_combined_by_the_policy_rule(rule: str):
     assert combined.dtype == a.dtype
     assert np.array_equal(combined, expected.astype(np.uint8))
     assert not np.array_equal(np.logical_or(a, b), np.logical_and(a, b))  # the rules really differ here
+
+
+def test_two_readers_masks_by_shape_average_meet_halfway():
+    a = blob(slice(0, 2), slice(2, 10), slice(2, 10))
+    b = blob(slice(0, 2), slice(2, 12), slice(2, 10))  # two rows (1 mm at 0.5 mm) taller
+    assert dice_of(a, b) >= 0.8
+    result, _ = run(("organ",), reading("ann", [], a), reading("rev", [], b), mask_rule="shape_average")
+    [combined] = result.consensus_masks.values()
+    assert np.array_equal(combined, blob(slice(0, 2), slice(2, 11), slice(2, 10)))  # one row: halfway
+    assert np.array_equal(combined != 0, shape_average([a != 0, b != 0], (2.0, 0.5, 0.5)))
 
 
 def test_three_readers_masks_are_combined_by_staple():

@@ -13,8 +13,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from annotation.models import Assignment, CaseStatus, Project
-from annotation.services import assignments_distribute
+from annotation.services import annotation_save_machine, assignments_distribute
 from review.agreement import box_iou, dice
+from review.models import AgreementResult
 from tests.annotation.conftest import case_series, chest_values, post_revision
 from tests.review.conftest import (
     API,
@@ -767,3 +768,67 @@ def test_readers_cannot_see_panel_corrections(
     assert [a["role"] for a in case_annotations(clients["reviewer"], case_id)] == ["second_reader"]
     correction = annotation_by_role(clients["manager"], case_id, "panel_member")
     assert clients["reviewer"].get(f"{API}/annotations/{correction['id']}/").status_code == 404
+
+
+@pytest.mark.parametrize("third_opinion", [True, False])
+def test_a_lesion_both_readers_missed_but_the_ai_found_goes_to_the_panel_when_the_policy_asks(
+    reading_project: Project, clients: dict[str, Client], experts: dict[str, User], third_opinion: bool
+):
+    """Both readers say "no nodule" and agree; the AI proposal has a nodule (box and mask). With the AI third
+    opinion on, the case is disputed for that reason and the panel may vote for the AI proposal; off, it is agreed."""
+    manager, annotator, reviewer = clients["manager"], clients["annotator"], clients["reviewer"]
+    slug = reading_project.slug
+    policy = set_policy(manager, slug, ai_third_opinion=third_opinion, panel_size=3, quorum=2)
+    assert policy["ai_third_opinion"] is third_opinion
+    case_id = claim(annotator, slug, "first_reader")
+    assert claim(reviewer, slug, "second_reader") == case_id
+    case = case_of(case_id)
+    annotation_save_machine(case=case, model_version="test-model", values=chest_values(case, mask=True))
+    nothing = chest_values(case, nodule_present="no", box=False)
+    save(annotator, case_id, nothing, role="first_reader")
+    save(reviewer, case_id, nothing, role="second_reader")
+
+    result = AgreementResult.objects.filter(case_id=case_id).latest("created_at")
+    if not third_opinion:
+        assert case_status(manager, case_id) == S.AGREED
+        assert all(entry["key"] != "ai_third_opinion" for entry in result.labels)
+        return
+    assert case_status(manager, case_id) == S.IN_PANEL
+    assert result.agreed is False
+    [check] = [entry for entry in result.labels if entry["key"] == "ai_third_opinion"]
+    assert check["agreed"] is False
+    assert all(entry["agreed"] for entry in result.labels if entry["key"] != "ai_third_opinion")  # readers agree
+    assert any("AI third opinion: nodule_box" in reason and "found 0 lesions" in reason for reason in result.reasons)
+    assert any("AI third opinion: nodule_mask" in reason for reason in result.reasons)
+    disputed = [e for e in events(manager, case_id) if e["to_status"] == S.DISPUTED]
+    assert len(disputed) == 1 and "AI third opinion" in disputed[0]["reason"]
+
+    # The panel sees the AI proposal and adopts it by majority.
+    seated = sorted(seat_holders(manager, case_id))
+    ai = annotation_by_role(clients[seated[0]], case_id, "ai")
+    for name in seated[:2]:
+        body = {"voted_for_annotation": ai["id"], "rationale": "the AI is right: there is a nodule"}
+        ok(clients[name].post(f"{API}/cases/{case_id}/votes/", body, JSON), 201)
+    assert case_status(manager, case_id) == S.ADJUDICATED
+    adjudicated = annotation_by_role(manager, case_id, "adjudicated")
+    assert [i["label"] for i in revision_items(manager, adjudicated["id"]) if i["label"] == "nodule_box"] == [
+        "nodule_box"
+    ]
+
+
+def test_the_ai_third_opinion_passes_readings_the_ai_agrees_with(reading_project: Project, clients: dict[str, Client]):
+    manager, annotator, reviewer = clients["manager"], clients["annotator"], clients["reviewer"]
+    slug = reading_project.slug
+    set_policy(manager, slug, ai_third_opinion=True)
+    case_id = claim(annotator, slug, "first_reader")
+    assert claim(reviewer, slug, "second_reader") == case_id
+    case = case_of(case_id)
+    values = chest_values(case, mask=True)
+    annotation_save_machine(case=case, model_version="test-model", values=values)
+    save(annotator, case_id, values, role="first_reader")
+    save(reviewer, case_id, values, role="second_reader")
+    assert case_status(manager, case_id) == S.AGREED
+    result = AgreementResult.objects.filter(case_id=case_id).latest("created_at")
+    [check] = [entry for entry in result.labels if entry["key"] == "ai_third_opinion"]
+    assert check["agreed"] is True and check["reasons"] == []
+    assert check["metrics"]["nodule_mask"]  # the masks were compared
