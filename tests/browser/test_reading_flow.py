@@ -250,7 +250,7 @@ def test_validation_messages_and_stale_revision_are_shown(browser: Browser, base
     page.locator(SAVED).wait_for(timeout=20_000)
     other = annotator.context.new_page()
     other.goto(page.url)
-    other.get_by_label("Nodule present").wait_for()
+    other.get_by_label("Nodule present").wait_for(timeout=90_000)
     other.get_by_label("Nodule present").select_option("yes")
     other.locator(SAVED).wait_for(timeout=20_000)
     page.get_by_label("Comment").fill("from the first tab")
@@ -264,7 +264,7 @@ def test_validation_messages_and_stale_revision_are_shown(browser: Browser, base
     values = {item["label"]: item.get("value") for item in annotation.current_revision.items}  # type: ignore[union-attr]
     assert values == {"nodule_present": "yes"}  # the other tab's save stands; the stale one was refused
     page.get_by_role("button", name="Reload").click()
-    page.get_by_label("Nodule present").wait_for()
+    page.get_by_label("Nodule present").wait_for(timeout=90_000)
     assert page.get_by_label("Nodule present").input_value() == "yes"
     other.close()
     annotator.close(expected_statuses=(400, 409))
