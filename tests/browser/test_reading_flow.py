@@ -25,15 +25,23 @@ import pydicom
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.db import transaction
 from PIL import Image
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Response, sync_playwright
 
 from annotation.models import Annotation, Case, Project
-from annotation.services import annotation_save_machine, assignment_create, cases_create, project_link_studies
+from annotation.services import (
+    annotation_save,
+    annotation_save_machine,
+    assignment_create,
+    cases_create,
+    project_link_studies,
+    submit_handler,
+)
 from imaging.models import Instance
 from imaging.services.ingest import IncomingFile, ingest_files
 from imaging.synthetic import generate_ct_study
-from review.models import CaseEvent
+from review.models import CaseEvent, ReviewPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
@@ -365,3 +373,53 @@ def test_ai_proposal_is_an_editable_layer_the_reader_accepts(browser: Browser, b
     assert items["nodule_box"]["sop_instance_uid"] == middle.sop_instance_uid
     assert items["nodule_type"] == {"label": "nodule_type", "region": "ai-1", "value": "calcified"}
     assert reading.status == "draft"
+
+
+def test_verification_mode_shows_the_first_reading_and_rejects_with_a_reason(browser: Browser, base_url: str) -> None:
+    project = Project.objects.get(slug=SLUG)
+    ReviewPolicy.objects.update_or_create(project=project, defaults={"mode": ReviewPolicy.Mode.VERIFICATION})
+    case = Case.objects.filter(project=project).order_by("pk").first()
+    assert case is not None
+    annotator = User.objects.get(username="annotator")
+    middle = list(Instance.objects.filter(series__study=case.study).order_by("instance_number"))[16]
+    box = {"label": "nodule_box", "id": "b1", "sop_instance_uid": middle.sop_instance_uid, "frame": 1}
+    box["geometry"] = {"x": 50, "y": 50, "width": 20, "height": 16}
+    values = {
+        "items": [
+            {"label": "nodule_present", "value": "yes"},
+            box,
+            {"label": "nodule_type", "region": "b1", "value": "solid"},
+            {"label": "diameter", "region": "b1", "value": 9},
+        ]
+    }
+    assignment_create(case=case, user=annotator, role="first_reader", assigned_by=None)
+    with transaction.atomic():
+        revision = annotation_save(
+            case=case, reader=annotator, role="first_reader", base_revision=0, values=values, submit=True
+        )
+        submit_handler()(annotation=revision.annotation, actor=annotator)
+    case.refresh_from_db()
+    assert case.status == "awaiting_cross_verification"
+    assignment_create(case=case, user=User.objects.get(username="reviewer"), role="second_reader", assigned_by=None)
+
+    session = Session(browser, base_url, "reviewer")
+    page = session.page
+    page.goto(f"{base_url}/cases/{case.pk}/read?role=second_reader&project={SLUG}")
+    session.wait_first_image()
+    verification = page.get_by_role("group", name="Verification")
+    verification.wait_for()
+    assert verification.get_by_label("Show first reading").is_checked()
+    shot(page, "09-reader-verification-overlay")
+    verification.get_by_role("button", name="Start my correction from the first reading").click()
+    assert page.get_by_test_id("lesions").locator("li").count() == 1
+    assert page.get_by_label("Nodule present").input_value() == "yes"
+    verification.get_by_role("button", name="Reject").click()
+    assert "Give a reason to reject." in page.get_by_test_id("validation").inner_text()
+    assert Case.objects.get(pk=case.pk).status == "awaiting_cross_verification"
+    verification.get_by_label("Reason").fill("The box misses the nodule's lower half")
+    verification.get_by_role("button", name="Reject").click()
+    page.get_by_text("Decision recorded").wait_for(timeout=20_000)
+    session.close()
+
+    event = CaseEvent.objects.filter(case=case, to_status="disputed").get()
+    assert event.reason == "The box misses the nodule's lower half"

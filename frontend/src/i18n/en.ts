@@ -109,6 +109,7 @@ export const en = {
   "verify.reasonRequired": "Give a reason to reject.",
   "verify.done": "Decision recorded: case is now {status}.",
   "verify.overlay": "Show first reading",
+  "verify.startFrom": "Start my correction from the first reading",
   "screen.placeholder": "This screen is being built.",
   "dashboard.title": "Dashboard",
   "jobs.title": "Jobs",

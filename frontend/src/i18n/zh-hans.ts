@@ -110,6 +110,7 @@ export const zhHans: Record<MessageKey, string> = {
   "verify.reasonRequired": "驳回时请填写理由。",
   "verify.done": "已记录审核决定：病例当前状态为 {status}。",
   "verify.overlay": "显示初读结果",
+  "verify.startFrom": "以初读结果为基础进行修正",
   "screen.placeholder": "该页面正在建设中。",
   "dashboard.title": "统计看板",
   "jobs.title": "任务",

@@ -597,6 +597,21 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
               <label>
                 <input type="checkbox" checked={showFirst} onChange={(e) => setShowFirst(e.target.checked)} /> {t("verify.overlay")}
               </label>
+              <button
+                type="button"
+                disabled={readOnly || !firstLayer}
+                onClick={() => {
+                  const first = firstLayer;
+                  if (!first) return;
+                  change(() => ({
+                    ...first,
+                    regions: first.regions.map((r) => ({ ...r })),
+                    masks: Object.fromEntries(Object.entries(first.masks).map(([k, m]) => [k, m.clone()])),
+                  }));
+                }}
+              >
+                {t("verify.startFrom")}
+              </button>
               <div className="toolbar">
                 <button type="button" disabled={readOnly} onClick={() => void decide("accept")}>
                   {t("verify.accept")}
