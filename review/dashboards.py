@@ -80,10 +80,14 @@ class Reading:
 
 @dataclass
 class ResultSummary:
-    """The latest agreement result of a case: the decision and the per-label entries."""
+    """The latest agreement result of a case, as the dashboards use it.
+
+    ``flags``: one ``[label key, agreed (0/1), compared (0/1)]`` per label entry of the result; ``dice``: the
+    Dice scores of each mask label. Plain lists, as parsed from the summary row: no object per entry."""
 
     agreed: bool
-    labels: list[dict[str, Any]]
+    flags: list[list[Any]]
+    dice: dict[str, list[float]]
 
 
 @dataclass
@@ -171,8 +175,11 @@ def full_snapshot(project: Project, case_ids: Sequence[int] | None = None) -> Sn
     latest_pk: dict[int, int] = {}
     for pk, case_id, agreed, result_labels in results.values_list("pk", "case_id", "agreed", "labels"):
         if case_id not in latest_result:
+            entries = [entry for entry in result_labels or [] if isinstance(entry, dict)]
             latest_result[case_id] = ResultSummary(
-                agreed=bool(agreed), labels=[_label_flags(entry) for entry in result_labels or []]
+                agreed=bool(agreed),
+                flags=[[str(e.get("key")), int(bool(e.get("agreed"))), int(_compared(e))] for e in entries],
+                dice={str(e.get("key")): _dice_values(e.get("metrics")) for e in entries if e.get("kind") == "mask"},
             )
             latest_pk[pk] = case_id
 
@@ -239,12 +246,10 @@ def _study_items(items: Any) -> Items:
     return answers
 
 
-def _label_flags(entry: dict[str, Any]) -> dict[str, Any]:
-    """One label of an agreement result, as the dashboards use it: agreed, compared, its Dice scores."""
+def _compared(entry: dict[str, Any]) -> bool:
+    """Whether a label entry of an agreement result was compared (free text is kept, not compared)."""
     metrics = entry.get("metrics")
-    compared = not (isinstance(metrics, dict) and metrics.get("compared") is False)
-    dice = _dice_values(metrics) if entry.get("kind") == "mask" else []
-    return {"key": entry.get("key"), "agreed": bool(entry.get("agreed")), "compared": compared, "dice": dice}
+    return not (isinstance(metrics, dict) and metrics.get("compared") is False)
 
 
 def _summaries_of(snap: Snapshot) -> dict[int, dict[str, Any]]:
@@ -254,11 +259,7 @@ def _summaries_of(snap: Snapshot) -> dict[int, dict[str, Any]]:
     }
     for case_id, result in snap.latest_result.items():
         # Compact (the dashboards parse one row per case): [agreed, [[key, agreed, compared], ...], {key: dice}]
-        data[case_id]["result"] = [
-            result.agreed,
-            [[e["key"], int(e["agreed"]), int(e["compared"])] for e in result.labels],
-            {e["key"]: e["dice"] for e in result.labels if e["dice"]},
-        ]
+        data[case_id]["result"] = [result.agreed, result.flags, {k: v for k, v in result.dice.items() if v}]
     for case_id, pair in snap.result_pair.items():
         data[case_id]["pair"] = list(pair)
     for reading in snap.readings:
@@ -320,13 +321,7 @@ def project_snapshot(project: Project) -> Snapshot:
             continue
         if data.get("result") is not None:
             agreed, flags, dice = data["result"]
-            snap.latest_result[case_id] = ResultSummary(
-                agreed=bool(agreed),
-                labels=[
-                    {"key": key, "agreed": bool(ok), "compared": bool(compared), "dice": dice.get(key, [])}
-                    for key, ok, compared in flags
-                ],
-            )
+            snap.latest_result[case_id] = ResultSummary(agreed=bool(agreed), flags=flags, dice=dice)
         if data.get("pair") is not None:
             first, second = data["pair"]
             snap.result_pair[case_id] = (first, second)
@@ -555,21 +550,28 @@ def _rate(numerator: int, denominator: int) -> float | None:
 def project_dashboard(project: Project, snapshot: Snapshot | None = None) -> dict[str, Any]:
     snap = snapshot or project_snapshot(project)
     label_rows = []
-    entries_of_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    # Per label key: [entries, compared entries, agreeing compared entries]
+    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    dice_of_label: dict[str, list[float]] = defaultdict(list)
     for result in snap.latest_result.values():
-        for entry in result.labels:
-            entries_of_label[str(entry.get("key"))].append(entry)
+        for flag_key, ok, was_compared in result.flags:
+            tallied = tally[flag_key]
+            tallied[0] += 1
+            if was_compared:
+                tallied[1] += 1
+                tallied[2] += bool(ok)
+        for dice_key, values in result.dice.items():
+            dice_of_label[dice_key].extend(values)
     for label in snap.labels:
         key, kind = label["key"], label["kind"]
-        entries = entries_of_label.get(key, [])
-        compared = [e for e in entries if e.get("compared", True)]
+        n_entries, n_compared, n_agreeing = tally.get(key, [0, 0, 0])
         row: dict[str, Any] = {
             "key": key,
             "kind": kind,
             "level": label.get("level", ""),
-            "n_cases": len(entries),
-            "percent_agreement": _rate(sum(bool(e.get("agreed")) for e in compared), len(compared)),
-            "note": "" if compared else ("not compared" if entries else "no evaluated case"),
+            "n_cases": n_entries,
+            "percent_agreement": _rate(n_agreeing, n_compared),
+            "note": "" if n_compared else ("not compared" if n_entries else "no evaluated case"),
             "kappa": None,
             "dice": None,
         }
@@ -586,7 +588,7 @@ def project_dashboard(project: Project, snapshot: Snapshot | None = None) -> dic
                     b.append(vb)
             row["kappa"] = kappa_figure(label, a, b)
         if kind == "mask":
-            row["dice"] = distribution([d for e in entries for d in e.get("dice", [])])
+            row["dice"] = distribution(dice_of_label.get(key, []))
         label_rows.append(row)
 
     evaluated = len(snap.latest_result)
@@ -638,9 +640,7 @@ def reader_stats(project: Project, snapshot: Snapshot | None = None) -> list[dic
         for case_id in cases:
             result = snap.latest_result.get(case_id)
             if result is not None:
-                flags_of_case[case_id] = [
-                    bool(e.get("agreed")) for e in result.labels if e.get("key") in categorical_keys
-                ]
+                flags_of_case[case_id] = [bool(ok) for key, ok, _ in result.flags if key in categorical_keys]
         flags = [flag for case_flags in flags_of_case.values() for flag in case_flags]
 
         # Agreement with the truth (adjudicated, else consensus), label by label.
