@@ -3,11 +3,15 @@ string, else a new one), logs written while handling it carry the id, and the re
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponseBase
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 
 from config.request_context import HEADER, clean_request_id, new_request_id, reset_request_id, set_request_id
+
+logger = logging.getLogger(__name__)
 
 
 class RequestIdMiddleware:
@@ -23,4 +27,28 @@ class RequestIdMiddleware:
         finally:
             reset_request_id(token)
         response[HEADER] = request_id
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A request that loses the database mid-way (PostgreSQL restarting, a failover) is answered 503 with
+    Retry-After and a readable JSON body instead of a 500: nothing was committed, and trying again shortly
+    is the right thing for the client to do. Other database errors (integrity, programming) stay 500s."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        logger.error("database unavailable: %s", exception.__class__.__name__, exc_info=exception)
+        response = JsonResponse(
+            {"detail": "The database is not reachable right now; nothing was saved. Try again in a moment.",
+             "code": "database_unavailable"},
+            status=503,
+        )  # fmt: skip
+        response["Retry-After"] = "5"
         return response

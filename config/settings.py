@@ -280,3 +280,5 @@ ANNOTATION_CASES_CREATED_HANDLER = env_str("ANNOTATION_CASES_CREATED_HANDLER", "
 # A persistent connection is checked before its first use in each request: after a PostgreSQL restart or
 # failover the request reconnects instead of failing with "server closed the connection" (a 500).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A request caught by a database restart mid-way gets a 503 with Retry-After rather than a 500.
+MIDDLEWARE.append("config.middleware.DatabaseUnavailableMiddleware")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.http import JsonResponse
 from django.test import Client
 
 from config.logging import JsonFormatter, RequestIdFilter
@@ -226,3 +227,19 @@ def test_request_id_travels_into_a_task_run_by_a_real_worker(tmp_path: Path) -> 
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait(timeout=10)
+
+
+def test_a_request_that_loses_the_database_is_a_503_with_retry_after(rf: Any) -> None:
+    from django.db import IntegrityError, OperationalError
+
+    from config.middleware import DatabaseUnavailableMiddleware
+
+    middleware = DatabaseUnavailableMiddleware(lambda request: JsonResponse({}))
+    request = rf.post("/api/v1/cases/1/revisions/")
+    response = middleware.process_exception(request, OperationalError("server closed the connection unexpectedly"))
+    assert response is not None and response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert isinstance(response, JsonResponse) and json.loads(response.content)["code"] == "database_unavailable"
+    # A bug is still a bug: other database errors are not dressed up as "try again".
+    assert middleware.process_exception(request, IntegrityError("duplicate key")) is None
+    assert middleware.process_exception(request, ValueError("boom")) is None

@@ -30,6 +30,7 @@ from annotation.models import Membership, Project, Role  # noqa: E402
 from annotation.services import cases_create, project_link_studies, schema_create_version  # noqa: E402
 from imaging.services.ingest import IncomingFile, ingest_files  # noqa: E402
 from imaging.synthetic import generate_ct_study  # noqa: E402
+from review.models import ReviewPolicy  # noqa: E402
 
 SLUG = "load-chest"
 ANNOTATORS = 10
@@ -65,13 +66,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--studies", type=int, default=250)
+    # 5: one first and four second readers per case (blind double reading); 1: one reading closes a case.
+    parser.add_argument("--readers-per-case", type=int, default=5)
     args = parser.parse_args()
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
         uids = list(pool.map(ingest, range(10_000, 10_000 + args.studies)))
     manager, _ = User.objects.get_or_create(username="load-manager")
-    project, _ = Project.objects.get_or_create(slug=SLUG, defaults={"name": "Load test", "readers_per_case": 5})
+    project, _ = Project.objects.get_or_create(
+        slug=SLUG, defaults={"name": "Load test", "readers_per_case": args.readers_per_case}
+    )
     Membership.objects.get_or_create(project=project, user=manager, role=Role.MANAGER)
+    if args.readers_per_case == 1:  # no second reading sampled: a submitted first reading is final
+        ReviewPolicy.objects.update_or_create(project=project, defaults={"second_read_share": 0.0})
     project_link_studies(project=project, study_uids=uids)
     schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=manager)
     cases_create(project=project, study_uids=uids)
