@@ -232,8 +232,6 @@ ANNOTATION_SUBMIT_HANDLER = env_str("ANNOTATION_SUBMIT_HANDLER", "review.service
 ANNOTATION_VISIBILITY_EXTENSION = env_str(
     "ANNOTATION_VISIBILITY_EXTENSION", "review.selectors.extra_visible_annotations"
 )
-# Called at the end of annotation.services.cases_create: pre-labels new cases of projects with an active model.
-ANNOTATION_CASES_CREATED_HANDLER = env_str("ANNOTATION_CASES_CREATED_HANDLER", "inference.hooks.on_cases_created")
 
 # --- Deployment: object storage, request ids and JSON logs, readiness ---------------------------------
 # MEDLABEL_STORAGE_BACKEND=storages.backends.s3.S3Storage keeps DICOM files and masks in an S3 bucket
