@@ -19,6 +19,7 @@ Conventions:
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import statistics
 from collections import defaultdict
@@ -31,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 from django.conf import settings
 from django.core.cache import caches
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Subquery
 
 from annotation.models import (
@@ -46,6 +47,8 @@ from annotation.models import (
 )
 from review.agreement import UndefinedMetricError, bootstrap_cohen_kappa, cohen_kappa
 from review.models import AgreementResult, CaseEvent, CaseSummary
+
+logger = logging.getLogger(__name__)
 
 CATEGORICAL_KINDS = ("single_choice", "ordinal", "multiple_choice")
 READING_ROLES = (ReadingRole.FIRST_READER.value, ReadingRole.SECOND_READER.value)
@@ -354,8 +357,9 @@ def figures_version(project: Project) -> str:
     """A stamp that changes whenever anything a dashboard shows may have changed, read in one query.
 
     Every workflow write moves one of these: a status transition touches the case's ``updated_at`` and appends
-    an event, a submission adds a revision and stamps its assignment, an evaluation appends an agreement result,
-    a schema change adds a version, new or deleted cases change the count.
+    an event, a submission stamps its assignment, an evaluation appends an agreement result, a schema change adds
+    a version, new or deleted cases change the count. Draft saves do not move it: the dashboards read submitted
+    readings and derived labels only, so readers autosaving all day do not keep the figures from being cached.
     """
     of_project = OuterRef("pk")
 
@@ -375,14 +379,13 @@ def figures_version(project: Project) -> str:
             case_changed=latest(Case.objects.filter(project=of_project), "updated_at"),
             event=latest(CaseEvent.objects.filter(case__project=of_project), "pk"),
             result=latest(AgreementResult.objects.filter(case__project=of_project), "pk"),
-            revision=latest(AnnotationRevision.objects.filter(annotation__case__project=of_project), "pk"),
             submitted=latest(
                 Assignment.objects.filter(case__project=of_project, submitted_at__isnull=False), "submitted_at"
             ),
             schema=latest(LabelSchema.objects.filter(project=of_project), "pk"),
             summary=latest(CaseSummary.objects.filter(project=of_project), "updated_at"),
         )
-        .values_list("cases_n", "case_changed", "event", "result", "revision", "submitted", "schema", "summary")
+        .values_list("cases_n", "case_changed", "event", "result", "submitted", "schema", "summary")
         .first()
     )
     return hashlib.sha256(repr(row).encode()).hexdigest()[:24]
@@ -399,19 +402,69 @@ def dashboard_figures(project: Project, name: Literal["dashboard", "readers", "r
     so each later request costs the version query and one cache read. Entries are keyed by the version stamp: a
     change makes a new key and the stale entry is never read again (it expires after CACHE_SECONDS).
     """
-    cache = caches[CACHE_ALIAS] if CACHE_ALIAS in settings.CACHES else caches["default"]
     version = figures_version(project)
-    found = cache.get(_cache_key(project, name, version))
+    found = _cache().get(_cache_key(project, name, version))
     if found is not None:
         return found
+    return _compute_and_store(project, version)[name]
+
+
+def _cache() -> Any:
+    return caches[CACHE_ALIAS] if CACHE_ALIAS in settings.CACHES else caches["default"]
+
+
+def _compute_and_store(project: Project, version: str) -> dict[str, Any]:
     snapshot = project_snapshot(project)
     computed = {
         "dashboard": project_dashboard(project, snapshot),
         "readers": reader_stats(project, snapshot),
         "reader-pairs": reader_pairs(project, snapshot),
     }
-    cache.set_many({_cache_key(project, key, version): value for key, value in computed.items()}, CACHE_SECONDS)
-    return computed[name]
+    _cache().set_many({_cache_key(project, key, version): value for key, value in computed.items()}, CACHE_SECONDS)
+    return computed
+
+
+def dashboards_precompute(project_id: int, *, max_rounds: int = 3) -> int:
+    """Compute and cache the figures for the project's current state, as the worker does after each change, so
+    that the manager's next request is a cache read. Returns how many times it computed (0: already current).
+
+    One refresh per project at a time (a cache lock); the one running re-checks the stamp when it finishes, so a
+    burst of changes costs a computation or two rather than one each."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return 0
+    cache = _cache()
+    lock = f"review:dashboards:refreshing:{project_id}"
+    if not cache.add(lock, 1, timeout=600):
+        return 0
+    computed = 0
+    try:
+        for _ in range(max_rounds):
+            version = figures_version(project)
+            if cache.get(_cache_key(project, "dashboard", version)) is not None:
+                break
+            _compute_and_store(project, version)
+            computed += 1
+    finally:
+        cache.delete(lock)
+    return computed
+
+
+def schedule_dashboards_refresh(project_id: int) -> None:
+    """After the surrounding transaction commits, ask a worker to refresh the project's dashboards.
+
+    Best effort: the figures are computed on request anyway, so a broker that is away must not turn a committed
+    reading or vote into an error."""
+
+    def send() -> None:
+        from review.tasks import refresh_dashboards
+
+        try:
+            refresh_dashboards.apply_async(args=[project_id], retry=False, ignore_result=True)
+        except Exception as exc:
+            logger.warning("dashboards refresh for project %s not queued: %s", project_id, exc)
+
+    transaction.on_commit(send)
 
 
 # --- Helpers ----------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from annotation.services import annotation_save, annotation_save_derived, assign
 from config.errors import ApplicationError, ConflictError, PermissionDeniedError
 from config.types import User
 from imaging.models import Instance, Series
+from review.dashboards import schedule_dashboards_refresh
 from review.evaluation import Evaluation, Reading, SliceIndex, Thresholds, evaluate
 from review.models import AgreementResult, PanelVote, ReviewPolicy
 from review.workflow import case_transition
@@ -117,6 +118,7 @@ def on_reading_submitted(*, annotation: Annotation, actor: User) -> None:
     """Move the case on when a reading is submitted: to cross-verification, or to the agreement check."""
     case = Case.objects.select_related("project").get(pk=annotation.case_id)
     policy = policy_for(case)
+    schedule_dashboards_refresh(case.project_id)  # a submission counts (time per case) even without a transition
     if annotation.role == ReadingRole.FIRST_READER and case.status == CaseStatus.AWAITING_FIRST_READ:
         if not needs_second_read(case, policy):
             case_transition(

@@ -42,7 +42,9 @@ def case_transition(
     locked.save(update_fields=["status", "updated_at"])
     case.status = to
     # The managers' dashboards read a precomputed row per case: rewrite it with the transition, in its transaction.
-    from review.dashboards import case_summaries_refresh
+    from review.dashboards import case_summaries_refresh, schedule_dashboards_refresh
 
     case_summaries_refresh(project=locked.project, case_ids=[locked.pk])
+    # ... and let a worker recompute the figures after the commit, so the manager's next request reads them cached.
+    schedule_dashboards_refresh(locked.project_id)
     return locked

@@ -324,3 +324,41 @@ def test_summaries_match_the_source_tables(read_project: dict[str, Any]):
     assert CaseSummary.objects.filter(project=project).count() == 4
     with pytest.raises(CommandError, match="No project"):
         call_command("rebuild_dashboards", "--project", "no-such-project")
+
+
+def test_a_worker_refreshes_the_figures_after_each_change_and_drafts_do_not_invalidate_them(
+    read_project: dict[str, Any],
+    clients: dict[str, Client],
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+    django_assert_max_num_queries: Any,
+):
+    """After a submission commits, the refresh task (run eagerly here, as a worker would) has the figures cached,
+    so the manager's next request is the version query and a cache read, with the new counts."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    slug = read_project["slug"]
+    url = f"{API}/projects/{slug}/dashboard/"
+    project = Project.objects.get(slug=slug)
+    fifth = ingest_study(106)
+    project_link_studies(project=project, study_uids=[fifth.study_uid])
+    cases_create(project=project, study_uids=[fifth.study_uid])
+    before = _strict_json(clients["manager"].get(url))
+
+    annotator, reviewer = clients["annotator"], clients["reviewer"]
+    case_id = claim(annotator, slug, "first_reader")
+    assert claim(reviewer, slug, "second_reader") == case_id
+    values = chest_values(case_of(case_id), nodule_present="no", box=False, mask=True)
+    # A draft moves nothing the dashboards show: the cached figures stay valid.
+    version = dashboards.figures_version(project)
+    save(annotator, case_id, values, role="first_reader", submit=False)
+    assert dashboards.figures_version(project) == version
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        save(annotator, case_id, values, role="first_reader", base=1)
+    assert callbacks, "a submission schedules a dashboards refresh"
+    with django_capture_on_commit_callbacks(execute=True):
+        save(reviewer, case_id, values, role="second_reader")
+    with django_assert_max_num_queries(6):
+        after = _strict_json(clients["manager"].get(url))
+    assert (before["evaluated"], after["evaluated"]) == (4, 5)
+    assert dashboards.dashboards_precompute(project.pk) == 0  # already current: nothing recomputed
