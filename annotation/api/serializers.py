@@ -11,7 +11,9 @@ from annotation.selectors import READER_STATUSES
 
 class ProjectOutput(serializers.ModelSerializer[Project]):
     my_roles = serializers.SerializerMethodField()
-    dicom_source: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    dicom_source: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Project
@@ -70,12 +72,14 @@ class SchemaInput(serializers.Serializer[dict[str, Any]]):
 
 class CaseOutput(serializers.ModelSerializer[Case]):
     study_instance_uid = serializers.CharField(source="study.study_instance_uid", read_only=True)
-    series_instance_uid = serializers.CharField(source="series.series_instance_uid", default=None, read_only=True)
+    series_instance_uid = serializers.CharField(
+        source="series.series_instance_uid", default=None, read_only=True, allow_null=True
+    )
     patient_id = serializers.CharField(source="study.patient_id", read_only=True)
     study_date = serializers.CharField(source="study.study_date", read_only=True)
     study_description = serializers.CharField(source="study.study_description", read_only=True)
-    readers_assigned = serializers.IntegerField(read_only=True, default=None)
-    readings_submitted = serializers.IntegerField(read_only=True, default=None)
+    readers_assigned = serializers.IntegerField(read_only=True, default=None, allow_null=True)
+    readings_submitted = serializers.IntegerField(read_only=True, default=None, allow_null=True)
     status = serializers.SerializerMethodField(
         help_text="The workflow status. During blind double reading a reader is shown instead, on the cases they "
         "read: in_progress (your reading is not submitted), submitted (it is; the case is still being read) or "
@@ -148,7 +152,7 @@ class RevisionOutput(serializers.ModelSerializer[AnnotationRevision]):
     author = serializers.CharField(source="author.username", default=None, read_only=True)
     schema_version = serializers.IntegerField(source="schema.version", read_only=True)
     parent = serializers.IntegerField(  # type: ignore[assignment]
-        source="parent.number", default=None, read_only=True
+        source="parent.number", default=None, read_only=True, allow_null=True
     )
     items = serializers.SerializerMethodField()
 

@@ -8,7 +8,9 @@ from review.models import AgreementResult, CaseEvent, PanelVote, ReviewPolicy
 
 
 class ReviewPolicySerializer(serializers.ModelSerializer[ReviewPolicy]):
-    chair: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    chair: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     chair_username = serializers.CharField(write_only=True, required=False, allow_null=True)
 
     class Meta:
