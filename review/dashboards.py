@@ -460,7 +460,7 @@ def schedule_dashboards_refresh(project_id: int) -> None:
         from review.tasks import refresh_dashboards
 
         try:
-            refresh_dashboards.apply_async(args=[project_id], retry=False, ignore_result=True)
+            refresh_dashboards.apply_async(args=(project_id,), retry=False, ignore_result=True)
         except Exception as exc:
             logger.warning("dashboards refresh for project %s not queued: %s", project_id, exc)
 
