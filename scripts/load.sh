@@ -50,7 +50,7 @@ echo "[load] seeding $STUDIES studies"
 .venv/bin/python -m tests.load.seed "$WORK/seed.json" --studies "$STUDIES"
 
 .venv/bin/gunicorn config.wsgi:application --bind "127.0.0.1:$WEB_PORT" --workers "$WORKERS" \
-    --threads "$THREADS" --timeout 60 --log-level warning --error-logfile "$WORK/gunicorn.log" &
+    --threads "$THREADS" --timeout 60 --keep-alive 75 --log-level warning --error-logfile "$WORK/gunicorn.log" &
 GUNICORN_PID=$!
 for _ in $(seq 1 60); do
     curl -fsS "http://127.0.0.1:$WEB_PORT/readyz" >/dev/null 2>&1 && break
