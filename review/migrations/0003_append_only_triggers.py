@@ -3,6 +3,8 @@
 
 from django.db import migrations
 
+from config.append_only import install_append_only, uninstall_append_only
+
 APPEND_ONLY_TABLES = [
     "review_caseevent",
     "review_panelvote",
@@ -10,43 +12,14 @@ APPEND_ONLY_TABLES = [
     "annotation_annotationrevision",
 ]
 
-POSTGRES_FUNCTION = """
-CREATE OR REPLACE FUNCTION medlabel_reject_change() RETURNS trigger AS $$
-BEGIN
-    RAISE EXCEPTION 'append-only table %: % is not allowed', TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'restrict_violation';
-END;
-$$ LANGUAGE plpgsql;
-"""
-
 
 def install(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(POSTGRES_FUNCTION, params=None)
-        for table in APPEND_ONLY_TABLES:
-            schema_editor.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION medlabel_reject_change()"
-            )
-    elif vendor == "sqlite":
-        for table in APPEND_ONLY_TABLES:
-            for operation in ("UPDATE", "DELETE"):
-                schema_editor.execute(
-                    f"CREATE TRIGGER {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, 'append-only table {table}: {operation} is not allowed'); END"
-                )
+    install_append_only(schema_editor, APPEND_ONLY_TABLES)
 
 
 def uninstall(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    for table in APPEND_ONLY_TABLES:
-        if vendor == "postgresql":
-            schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
-        elif vendor == "sqlite":
-            for operation in ("update", "delete"):
-                schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_no_{operation}")
-    if vendor == "postgresql":
+    uninstall_append_only(schema_editor, APPEND_ONLY_TABLES)
+    if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute("DROP FUNCTION IF EXISTS medlabel_reject_change()")
 
 
