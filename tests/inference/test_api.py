@@ -66,9 +66,13 @@ def test_bad_training_requests_are_400_with_the_problem_named(
 def test_promote_rollback_and_failed_versions_over_the_api(
     trained: Trainer, users: dict[str, User], client_for: Callable[..., Client]
 ) -> None:
-    _, v1 = trained()
-    _, v2 = trained(training_params={"learning_rate": 0.0, "epochs": 1}, transfer=False)
-    assert v2.status == ModelStatus.CANDIDATE
+    _, first = trained()
+    _, second = trained(training_params={"learning_rate": 0.0, "epochs": 1}, transfer=False)
+    # Which of two barely trained tiny models scores higher on the held-out cases can flip with the float
+    # reduction order (it did in a full run); the rule itself is tested in test_training. Here: the API.
+    statuses = {first.status, second.status}
+    assert statuses == {ModelStatus.ACTIVE, ModelStatus.CANDIDATE}, statuses
+    v1, v2 = (first, second) if second.status == ModelStatus.CANDIDATE else (second, first)
     manager, reader = client_for(users["manager"]), client_for(users["annotator"])
     assert reader.post(f"/api/v1/models/{v2.pk}/promote/").status_code == 403
     promoted = manager.post(

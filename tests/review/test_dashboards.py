@@ -329,13 +329,16 @@ def test_summaries_match_the_source_tables(read_project: dict[str, Any]):
 def test_a_worker_refreshes_the_figures_after_each_change_and_drafts_do_not_invalidate_them(
     read_project: dict[str, Any],
     clients: dict[str, Client],
-    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
     django_capture_on_commit_callbacks: Any,
     django_assert_max_num_queries: Any,
 ):
     """After a submission commits, the refresh task (run eagerly here, as a worker would) has the figures cached,
     so the manager's next request is the version query and a cache read, with the new counts."""
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from config.celery import app
+
+    # The Celery app reads Django's settings once; set eager mode on the app itself, whatever ran before.
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
     slug = read_project["slug"]
     url = f"{API}/projects/{slug}/dashboard/"
     project = Project.objects.get(slug=slug)
