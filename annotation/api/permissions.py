@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -15,6 +16,12 @@ from annotation.selectors import is_manager, projects_for_user
 def project_for(request: Request, slug: str) -> Project:
     """The project if the user is a member; the same 404 otherwise, so that existence does not leak."""
     return get_object_or_404(projects_for_user(request.user), slug=slug)
+
+
+def require_manager(request: Request, project: Project) -> None:
+    """403 unless the user manages the project (the caller has already checked membership: 404 otherwise)."""
+    if not is_manager(request.user, project):
+        raise PermissionDenied(f"Only a manager of project {project.slug!r} may do this")
 
 
 class IsProjectManagerForWrites(BasePermission):

@@ -10,7 +10,6 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,7 +17,7 @@ from rest_framework.views import APIView
 
 from annotation import services
 from annotation.api import serializers as s
-from annotation.api.permissions import IsProjectManagerForWrites, project_for
+from annotation.api.permissions import IsProjectManagerForWrites, project_for, require_manager
 from annotation.labels import load_example_schema
 from annotation.models import Annotation, Case, LabelSchema, Membership, Project
 from annotation.selectors import (
@@ -41,11 +40,6 @@ from config.types import User, user_pk
 def _user(request: Request) -> User:
     """The signed-in user (every view here requires authentication)."""
     return cast(User, request.user)
-
-
-def _require_manager(request: Request, project: Project) -> None:
-    if not is_manager(request.user, project):
-        raise PermissionDenied(f"Only a manager of project {project.slug!r} may do this")
 
 
 def _case_for(request: Request, case_id: int) -> Case:
@@ -238,7 +232,7 @@ class CaseDetailView(APIView):
     @extend_schema(request=s.CaseUpdateInput, responses=s.CaseOutput)
     def patch(self, request: Request, case_id: int) -> Response:
         case = _case_for(request, case_id)
-        _require_manager(request, case.project)
+        require_manager(request, case.project)
         data = s.CaseUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.case_set_priority(case=case, priority=data.validated_data["priority"], source="manager")
@@ -258,7 +252,7 @@ class CaseAssignmentsView(APIView):
     @extend_schema(request=s.AssignmentInput, responses={201: s.AssignmentOutput})
     def post(self, request: Request, case_id: int) -> Response:
         case = _case_for(request, case_id)
-        _require_manager(request, case.project)
+        require_manager(request, case.project)
         data = s.AssignmentInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = User.objects.filter(username=data.validated_data["username"]).first()
@@ -279,7 +273,7 @@ class DistributeView(APIView):
     @extend_schema(request=s.RoleInput, responses={201: s.AssignmentOutput(many=True)})
     def post(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug)
-        _require_manager(request, project)
+        require_manager(request, project)
         data = s.RoleInput(data=request.data)
         data.is_valid(raise_exception=True)
         created = services.assignments_distribute(

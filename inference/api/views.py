@@ -10,12 +10,11 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.api.permissions import project_for
+from annotation.api.permissions import project_for, require_manager
 from annotation.models import Case, Project
 from annotation.selectors import annotations_visible_to, is_manager, projects_for_user
 from config.errors import ApplicationError, NotFoundError
@@ -32,11 +31,6 @@ def _user(request: Request) -> User:
     return cast(User, request.user)
 
 
-def _require_manager(request: Request, project: Project) -> None:
-    if not is_manager(request.user, project):
-        raise PermissionDenied(f"Only a manager of project {project.slug!r} may do this")
-
-
 def _version_for(request: Request, version_id: int) -> ModelVersion:
     """A version of a project the user is a member of; the same 404 otherwise."""
     version = (
@@ -46,6 +40,16 @@ def _version_for(request: Request, version_id: int) -> ModelVersion:
     )
     if version is None:
         raise NotFoundError(f"No model version {version_id} that you can see")
+    return version
+
+
+def _version_named(project: Project, version_id: int | None) -> ModelVersion | None:
+    """The project's model version a request names, None when it names none, 404 when it is not there."""
+    if version_id is None:
+        return None
+    version = ModelVersion.objects.filter(project=project, pk=version_id).first()
+    if version is None:
+        raise NotFoundError(f"No model version {version_id} in {project.slug!r}")
     return version
 
 
@@ -72,7 +76,7 @@ class TrainView(APIView):
     @extend_schema(request=s.TrainInput, responses={202: JobDetailOutput})
     def post(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug)
-        _require_manager(request, project)
+        require_manager(request, project)
         data = s.TrainInput(data=request.data)
         data.is_valid(raise_exception=True)
         return _job_response(services.training_start(project=project, actor=_user(request), **data.validated_data))
@@ -82,7 +86,7 @@ class PromoteView(APIView):
     @extend_schema(request=s.ReasonInput, responses=s.ModelVersionDetailOutput)
     def post(self, request: Request, version_id: int) -> Response:
         version = _version_for(request, version_id)
-        _require_manager(request, version.project)
+        require_manager(request, version.project)
         data = s.ReasonInput(data=request.data)
         data.is_valid(raise_exception=True)
         reason = data.validated_data["reason"] or f"promoted by hand by {_user(request).get_username()}"
@@ -94,7 +98,7 @@ class RollbackView(APIView):
     @extend_schema(request=s.RollbackInput, responses=s.ModelVersionDetailOutput)
     def post(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug)
-        _require_manager(request, project)
+        require_manager(request, project)
         data = s.RollbackInput(data=request.data)
         data.is_valid(raise_exception=True)
         restored = registry.model_version_rollback(
@@ -108,7 +112,7 @@ class EvaluateView(APIView):
     @extend_schema(request=s.EvaluateInput, responses={202: JobDetailOutput})
     def post(self, request: Request, version_id: int) -> Response:
         version = _version_for(request, version_id)
-        _require_manager(request, version.project)
+        require_manager(request, version.project)
         data = s.EvaluateInput(data=request.data)
         data.is_valid(raise_exception=True)
         job = services.evaluate_start(version=version, actor=_user(request), case_ids=data.validated_data.get("cases"))
@@ -122,7 +126,7 @@ class ExportView(APIView):
     )
     def get(self, request: Request, version_id: int) -> HttpResponse:
         version = _version_for(request, version_id)
-        _require_manager(request, version.project)
+        require_manager(request, version.project)
         # Not "format": DRF reserves that query parameter for choosing a renderer.
         fmt = request.query_params.get("artifact", "bundle")
         if fmt not in EXPORT_FORMATS:
@@ -139,14 +143,10 @@ class PrelabelView(APIView):
     @extend_schema(request=s.PrelabelInput, responses={202: JobDetailOutput})
     def post(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug)
-        _require_manager(request, project)
+        require_manager(request, project)
         data = s.PrelabelInput(data=request.data)
         data.is_valid(raise_exception=True)
-        version = None
-        if "model_version" in data.validated_data:
-            version = ModelVersion.objects.filter(project=project, pk=data.validated_data["model_version"]).first()
-            if version is None:
-                raise NotFoundError(f"No model version {data.validated_data['model_version']} in {project.slug!r}")
+        version = _version_named(project, data.validated_data.get("model_version"))
         job = services.prelabel_start(
             project=project, actor=_user(request), case_ids=data.validated_data.get("cases"), version=version
         )
@@ -157,14 +157,10 @@ class ScoreView(APIView):
     @extend_schema(request=s.ScoreInput, responses={202: JobDetailOutput})
     def post(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug)
-        _require_manager(request, project)
+        require_manager(request, project)
         data = s.ScoreInput(data=request.data)
         data.is_valid(raise_exception=True)
-        version = None
-        if "model_version" in data.validated_data:
-            version = ModelVersion.objects.filter(project=project, pk=data.validated_data["model_version"]).first()
-            if version is None:
-                raise NotFoundError(f"No model version {data.validated_data['model_version']} in {project.slug!r}")
+        version = _version_named(project, data.validated_data.get("model_version"))
         job = services.score_start(
             project=project, actor=_user(request), strategy=data.validated_data.get("strategy"), version=version
         )
@@ -175,7 +171,7 @@ class CaseScoreListView(APIView):
     @extend_schema(responses=s.CaseScoreOutput(many=True))
     def get(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug)
-        _require_manager(request, project)
+        require_manager(request, project)
         scores = CaseScore.objects.filter(case__project=project).order_by("-created_at", "rank")[:1000]
         return Response(s.CaseScoreOutput(scores, many=True).data)
 
@@ -189,7 +185,7 @@ class InferenceSettingsView(APIView):
     @extend_schema(request=s.InferenceSettingsSerializer, responses=s.InferenceSettingsSerializer)
     def patch(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug)
-        _require_manager(request, project)
+        require_manager(request, project)
         data = s.InferenceSettingsSerializer(services.settings_for(project), data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         updated = services.inference_settings_update(project=project, **data.validated_data)
