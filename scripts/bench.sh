@@ -10,11 +10,7 @@ bash scripts/bootstrap.sh
 SERVICES_DIR=$(mktemp -d /tmp/medlabel-bench.XXXXXX)
 cleanup() { bash scripts/services.sh stop "$SERVICES_DIR" || true; rm -rf "$SERVICES_DIR"; }
 trap cleanup EXIT
-read -r free1 free2 free3 free4 < <(.venv/bin/python -c '
-import socket
-socks = [socket.socket() for _ in range(4)]
-[s.bind(("127.0.0.1", 0)) for s in socks]
-print(*[s.getsockname()[1] for s in socks])')
+read -r free1 free2 free3 free4 < <(.venv/bin/python scripts/free_ports.py 4)
 export PG_PORT="${PG_PORT:-$free1}" REDIS_PORT="${REDIS_PORT:-$free2}"
 export ORTHANC_HTTP_PORT="${ORTHANC_HTTP_PORT:-$free3}" ORTHANC_DICOM_PORT="${ORTHANC_DICOM_PORT:-$free4}"
 bash scripts/services.sh start "$SERVICES_DIR"

@@ -20,14 +20,7 @@ OUT=${LOAD_OUT:-bench-results/load}
 mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/medlabel-load.XXXXXX)
 chmod a+x "$WORK"  # PostgreSQL runs as user postgres and must reach $WORK/services
-read -r PG_PORT REDIS_PORT ORTHANC_HTTP_PORT ORTHANC_DICOM_PORT WEB_PORT < <(.venv/bin/python - <<'PY'
-import socket
-socks = [socket.socket() for _ in range(5)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-PY
-)
+read -r PG_PORT REDIS_PORT ORTHANC_HTTP_PORT ORTHANC_DICOM_PORT WEB_PORT < <(.venv/bin/python scripts/free_ports.py 5)
 export PG_PORT REDIS_PORT ORTHANC_HTTP_PORT ORTHANC_DICOM_PORT
 GUNICORN_PID=""
 cleanup() {

@@ -11,14 +11,7 @@ bash scripts/bootstrap.sh
 
 SERVICES_DIR=$(mktemp -d /tmp/medlabel-services.XXXXXX)
 # Free loopback ports unless given, so that two test runs on one machine do not collide.
-read -r free1 free2 free3 free4 < <(.venv/bin/python - <<'PY'
-import socket
-socks = [socket.socket() for _ in range(4)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-PY
-)
+read -r free1 free2 free3 free4 < <(.venv/bin/python scripts/free_ports.py 4)
 export PG_PORT="${PG_PORT:-$free1}" REDIS_PORT="${REDIS_PORT:-$free2}"
 export ORTHANC_HTTP_PORT="${ORTHANC_HTTP_PORT:-$free3}" ORTHANC_DICOM_PORT="${ORTHANC_DICOM_PORT:-$free4}"
 ARTIFACTS="${TEST_ARTIFACTS_DIR:-$(pwd)/test-artifacts}"
