@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from django.utils import translation
+from django.db.models import Q, QuerySet
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
-from accounts.models import Profile
+from accounts.models import ApiToken, Profile, api_token_hash
 from annotation.models import Membership
+from config.errors import NotFoundError
 from config.types import AnyUser, User, user_pk
 
 
@@ -34,3 +38,29 @@ def me_for(user: User, *, current_language: str | None = None) -> dict[str, Any]
         "language_saved": bool(saved_language(user)),
         "projects": list(projects.values()),
     }
+
+
+def api_tokens_for(user: User) -> QuerySet[ApiToken]:
+    """The user's tokens, newest first, revoked and expired ones included."""
+    return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+def active_api_tokens_for(user: User, *, now: datetime | None = None) -> QuerySet[ApiToken]:
+    now = now or timezone.now()
+    return (
+        api_tokens_for(user).filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    )
+
+
+def api_token_of(user: User, token_id: int) -> ApiToken:
+    """One of the user's own tokens; another user's token is 404, the same answer as an unknown id."""
+    token = api_tokens_for(user).filter(pk=token_id).first()
+    if token is None:
+        raise NotFoundError(_("You have no API token %(id)s.") % {"id": token_id})
+    return token
+
+
+def api_token_by_secret(secret: str) -> ApiToken | None:
+    """The token whose secret this is, with its user, found by the secret's SHA-256 (a unique index):
+    comparing hashes leaks nothing useful about the secret through timing."""
+    return ApiToken.objects.select_related("user").filter(key_hash=api_token_hash(secret)).first()

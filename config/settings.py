@@ -126,6 +126,10 @@ STORAGES = {
 # --- REST API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First: DRF asks the first class for the WWW-Authenticate header, so unauthenticated and bad-token
+        # requests get 401 (with Session first they were 403). Before TokenAuthentication, which would
+        # refuse "Token mlq_..." as an unknown legacy token.
+        "accounts.authentication.PersonalTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.BasicAuthentication",

@@ -3,7 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from accounts.models import ApiToken, ApiTokenStatus
+from accounts.services import MAX_API_TOKEN_DAYS
 
 
 class MeProjectOutput(serializers.Serializer[dict[str, Any]]):
@@ -22,3 +27,42 @@ class MeOutput(serializers.Serializer[dict[str, Any]]):
 
 class MeInput(serializers.Serializer[dict[str, Any]]):
     language = serializers.ChoiceField(choices=[code for code, _ in settings.LANGUAGES])
+
+
+class ApiTokenOutput(serializers.ModelSerializer[ApiToken]):
+    """A token as listed: never its secret (the database does not have it)."""
+
+    state = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "state", "created_at", "last_used_at", "expires_at", "revoked_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=ApiTokenStatus.choices))
+    def get_state(self, token: ApiToken) -> str:
+        return token.status()
+
+
+class ApiTokenCreatedOutput(ApiTokenOutput):
+    """A token just created, with its secret: the one response that carries it."""
+
+    token = serializers.SerializerMethodField(help_text="The secret. Shown in this response only.")
+    note = serializers.SerializerMethodField()
+
+    class Meta(ApiTokenOutput.Meta):
+        fields = [*ApiTokenOutput.Meta.fields, "token", "note"]
+        read_only_fields = fields
+
+    def get_token(self, token: ApiToken) -> str:
+        return str(self.context["secret"])
+
+    def get_note(self, token: ApiToken) -> str:
+        return _("Copy this token now: it will not be shown again.")
+
+
+class ApiTokenInput(serializers.Serializer[dict[str, Any]]):
+    name = serializers.CharField(max_length=100, help_text='Where the token is used, e.g. "OHIF on my laptop".')
+    expires_in_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_API_TOKEN_DAYS, help_text="Never when left out."
+    )

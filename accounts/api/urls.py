@@ -4,4 +4,6 @@ from accounts.api import views
 
 urlpatterns = [
     path("me/", views.MeView.as_view(), name="me"),
+    path("me/tokens/", views.ApiTokenListView.as_view(), name="me-token-list"),
+    path("me/tokens/<int:token_id>/", views.ApiTokenDetailView.as_view(), name="me-token-detail"),
 ]

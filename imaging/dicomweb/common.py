@@ -14,6 +14,7 @@ from django.http.response import HttpResponseBase
 from rest_framework.authentication import BasicAuthentication, TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from accounts.authentication import PersonalTokenAuthentication
 from config.errors import ApplicationError
 from config.types import AnyUser
 from imaging.dicom import is_valid_uid
@@ -32,7 +33,7 @@ def _authenticate(request: HttpRequest) -> AnyUser:
     if user is not None and user.is_authenticated:
         return user
     # dicomweb-client, OHIF and scripts send a token or basic credentials instead of a session cookie.
-    for authenticator in (TokenAuthentication(), BasicAuthentication()):
+    for authenticator in (PersonalTokenAuthentication(), TokenAuthentication(), BasicAuthentication()):
         try:
             result = authenticator.authenticate(request)  # type: ignore[arg-type]
         except AuthenticationFailed as exc:
