@@ -1,5 +1,7 @@
 /**
- * Series and their images over the server's DICOMweb (/dicomweb/, scoped to the user's projects):
+ * Series and their images over the server's DICOMweb, always through the case's project
+ * (/dicomweb/projects/<slug>/): each project has its own image store, and the same Study Instance UID may
+ * be in two projects as two different studies, so the unscoped /dicomweb/ root could show the other copy.
  * QIDO-RS for the study's series, WADO-RS metadata for a series, Cornerstone `wadors:` image ids for frames.
  */
 import { wadors } from "@cornerstonejs/dicom-image-loader";
@@ -7,6 +9,11 @@ import { initCornerstone } from "./cornerstone";
 import { sortSlices, type ImagePlane, type SliceInstance, type Vec3 } from "../lib/geometry";
 
 export const DICOMWEB_ROOT = "/dicomweb";
+
+/** The DICOMweb root of one project's image store. */
+export function projectRoot(slug: string): string {
+  return `${DICOMWEB_ROOT}/projects/${encodeURIComponent(slug)}`;
+}
 
 type DicomJson = Record<string, { vr: string; Value?: unknown[] }>;
 
@@ -33,8 +40,8 @@ export interface SeriesSummary {
   instances: number;
 }
 
-export async function studySeries(studyUid: string): Promise<SeriesSummary[]> {
-  const rows = await getJson(`${DICOMWEB_ROOT}/studies/${studyUid}/series`);
+export async function studySeries(root: string, studyUid: string): Promise<SeriesSummary[]> {
+  const rows = await getJson(`${root}/studies/${studyUid}/series`);
   return rows
     .map((row) => ({
       seriesInstanceUid: String(tagValue(row, "0020000E") ?? ""),
@@ -69,8 +76,8 @@ function numbers(dataset: DicomJson, tag: string): number[] | null {
 }
 
 /** The series' frames as Cornerstone image ids, in slice order, with each slice's image plane. */
-export async function seriesStack(studyUid: string, seriesUid: string): Promise<SeriesStack> {
-  const base = `${DICOMWEB_ROOT}/studies/${studyUid}/series/${seriesUid}`;
+export async function seriesStack(root: string, studyUid: string, seriesUid: string): Promise<SeriesStack> {
+  const base = `${root}/studies/${studyUid}/series/${seriesUid}`;
   // The loader's init purges its metadata: initialise first, then add this series' metadata.
   const [metadata] = await Promise.all([getJson(`${base}/metadata`), initCornerstone()]);
   const slices: StackSlice[] = [];
@@ -124,6 +131,6 @@ export async function seriesStack(studyUid: string, seriesUid: string): Promise<
   };
 }
 
-export function renderedUrl(studyUid: string, seriesUid: string, sopUid: string): string {
-  return `${DICOMWEB_ROOT}/studies/${studyUid}/series/${seriesUid}/instances/${sopUid}/rendered`;
+export function renderedUrl(root: string, studyUid: string, seriesUid: string, sopUid: string): string {
+  return `${root}/studies/${studyUid}/series/${seriesUid}/instances/${sopUid}/rendered`;
 }

@@ -18,7 +18,7 @@ import { itemsToReading, labelsAt, readingToItems, type Reading, type Region, ty
 import { LabelField } from "../reader/LabelField";
 import { drawRegion } from "../reader/overlay";
 import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerstone";
-import { seriesStack, studySeries, type SeriesStack } from "../../viewer/dicomweb";
+import { projectRoot, seriesStack, studySeries, type SeriesStack } from "../../viewer/dicomweb";
 import { StackViewer, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
 import {
   labelRows,
@@ -144,10 +144,10 @@ async function loadPanel(caseId: string, slug: string, username: string): Promis
         (annotation.role === "panel_member" && annotation.reader !== username),
     });
   }
-  const series = await studySeries(caseData.study_instance_uid);
+  const series = await studySeries(projectRoot(slug), caseData.study_instance_uid);
   const seriesUid =
     caseData.series_instance_uid ?? [...series].sort((a, b) => b.instances - a.instances)[0]?.seriesInstanceUid ?? "";
-  const stack = seriesUid ? await seriesStack(caseData.study_instance_uid, seriesUid) : null;
+  const stack = seriesUid ? await seriesStack(projectRoot(slug), caseData.study_instance_uid, seriesUid) : null;
   const seated = Boolean(worklist?.assignments.some((a) => a.case.id === caseData.id));
   return { caseData, definition: schema.definition, layers, agreement, votes, policy, seated, stack };
 }

@@ -30,7 +30,7 @@ import {
   type Value,
 } from "../../lib/schemaForm";
 import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerstone";
-import { renderedUrl, seriesStack, studySeries, type SeriesStack, type SeriesSummary } from "../../viewer/dicomweb";
+import { projectRoot, renderedUrl, seriesStack, studySeries, type SeriesStack, type SeriesSummary } from "../../viewer/dicomweb";
 import { StackViewer, type NavTool, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
 import { LabelField } from "./LabelField";
 import { drawLabelmapSlice, drawRegion } from "./overlay";
@@ -93,7 +93,7 @@ async function loadContext(caseId: string, slug: string, role: ReadingRole, user
     mine ? latestRevision(mine) : null,
     aiAnnotation ? latestRevision(aiAnnotation) : null,
     first ? latestRevision(first) : null,
-    studySeries(caseData.study_instance_uid),
+    studySeries(projectRoot(slug), caseData.study_instance_uid),
   ]);
   const schema = listOf(schemas)[0];
   if (!schema) throw new Error(`Project ${slug} has no label schema`);
@@ -209,7 +209,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     debug.loadStart = performance.now();
     debug.firstImageMs = null;
     setStack(null);
-    seriesStack(studyUid, seriesUid).then((s) => {
+    seriesStack(projectRoot(slug), studyUid, seriesUid).then((s) => {
       if (cancelled) return;
       debug.metadataMs = performance.now() - (debug.loadStart as number);
       debug.slices = s.slices.length;
@@ -219,7 +219,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     return () => {
       cancelled = true;
     };
-  }, [studyUid, seriesUid]);
+  }, [slug, studyUid, seriesUid]);
 
   const imageIds = useMemo(() => stack?.slices.map((s) => s.imageId) ?? [], [stack]);
   const planes = useMemo(() => stack?.slices.map((s) => s.plane) ?? [], [stack]);
@@ -519,7 +519,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       <div className="reader">
         <nav className="thumbs" aria-label={t("reader.series")}>
           {context.series.map((s) => (
-            <SeriesThumb key={s.seriesInstanceUid} studyUid={studyUid} series={s} active={s.seriesInstanceUid === seriesUid} onSelect={() => setSeriesUid(s.seriesInstanceUid)} />
+            <SeriesThumb key={s.seriesInstanceUid} root={projectRoot(slug)} studyUid={studyUid} series={s} active={s.seriesInstanceUid === seriesUid} onSelect={() => setSeriesUid(s.seriesInstanceUid)} />
           ))}
         </nav>
         <div style={{ display: "flex", flexDirection: "column", gap: "0.4rem", minHeight: 0 }}>
@@ -818,12 +818,12 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   );
 }
 
-function SeriesThumb({ studyUid, series, active, onSelect }: { studyUid: string; series: SeriesSummary; active: boolean; onSelect: () => void }) {
+function SeriesThumb({ root, studyUid, series, active, onSelect }: { root: string; studyUid: string; series: SeriesSummary; active: boolean; onSelect: () => void }) {
   const t = useT();
   const [sop, setSop] = useState<string | null>(null);
   useEffect(() => {
     let cancelled = false;
-    fetch(`/dicomweb/studies/${studyUid}/series/${series.seriesInstanceUid}/instances`, { credentials: "same-origin", headers: { Accept: "application/dicom+json" } })
+    fetch(`${root}/studies/${studyUid}/series/${series.seriesInstanceUid}/instances`, { credentials: "same-origin", headers: { Accept: "application/dicom+json" } })
       .then((r) => (r.ok ? r.json() : []))
       .then((rows: Record<string, { Value?: unknown[] }>[]) => {
         if (cancelled || !rows.length) return;
@@ -834,11 +834,11 @@ function SeriesThumb({ studyUid, series, active, onSelect }: { studyUid: string;
     return () => {
       cancelled = true;
     };
-  }, [studyUid, series.seriesInstanceUid]);
+  }, [root, studyUid, series.seriesInstanceUid]);
   const name = t("reader.thumbnail", { n: series.number ?? "?", description: series.description || series.modality, count: series.instances });
   return (
     <button type="button" aria-pressed={active} onClick={onSelect} aria-label={name} title={name}>
-      {sop ? <img src={renderedUrl(studyUid, series.seriesInstanceUid, sop)} alt="" loading="lazy" /> : <span>{t("reader.loadingImages")}</span>}
+      {sop ? <img src={renderedUrl(root, studyUid, series.seriesInstanceUid, sop)} alt="" loading="lazy" /> : <span>{t("reader.loadingImages")}</span>}
       <span>
         {series.number ?? ""} {series.description || series.modality} ({series.instances})
       </span>
