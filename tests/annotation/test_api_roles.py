@@ -261,31 +261,31 @@ ENDPOINTS: dict[str, tuple[str, str, str, Any]] = {
 # fmt: off
 TABLE: dict[str, tuple[int, int, int, int, int, int, int]] = {
     # endpoint               annotator reviewer expert manager outsider anonymous admin
-    "projects-list":         (200,      200,     200,   200,    200,     403,      200),
-    "projects-create":       (403,      403,     403,   403,    403,     403,      201),
-    "project-get":           (200,      200,     200,   200,    404,     403,      200),
-    "project-patch":         (403,      403,     403,   200,    404,     403,      200),
-    "members-list":          (200,      200,     200,   200,    404,     403,      200),
-    "members-add":           (403,      403,     403,   201,    404,     403,      201),
-    "members-delete":        (403,      403,     403,   204,    404,     403,      204),
-    "schemas-list":          (200,      200,     200,   200,    404,     403,      200),
-    "schemas-create":        (403,      403,     403,   201,    404,     403,      201),
-    "schema-get":            (200,      200,     200,   200,    404,     403,      200),
-    "cases-list":            (200,      200,     200,   200,    404,     403,      200),
-    "cases-create":          (403,      403,     403,   201,    404,     403,      201),
-    "case-get":              (200,      404,     404,   200,    404,     403,      200),
-    "case-patch":            (403,      404,     404,   200,    404,     403,      200),
-    "case-assignments-get":  (200,      404,     404,   200,    404,     403,      200),
-    "case-assignments-post": (403,      404,     404,   201,    404,     403,      201),
-    "distribute":            (403,      403,     403,   201,    404,     403,      201),
-    "worklist":              (200,      200,     200,   403,    404,     403,      403),
-    "worklist-next":         (200,      200,     204,   403,    404,     403,      403),
-    "case-annotations":      (200,      404,     404,   200,    404,     403,      200),
-    "case-revisions-post":   (201,      404,     404,   403,    404,     403,      403),
-    "annotation-get":        (200,      404,     404,   200,    404,     403,      200),
-    "revisions-list":        (200,      404,     404,   200,    404,     403,      200),
-    "revision-get":          (200,      404,     404,   200,    404,     403,      200),
-    "diff":                  (200,      404,     404,   200,    404,     403,      200),
+    "projects-list":         (200,      200,     200,   200,    200,     401,      200),
+    "projects-create":       (403,      403,     403,   403,    403,     401,      201),
+    "project-get":           (200,      200,     200,   200,    404,     401,      200),
+    "project-patch":         (403,      403,     403,   200,    404,     401,      200),
+    "members-list":          (200,      200,     200,   200,    404,     401,      200),
+    "members-add":           (403,      403,     403,   201,    404,     401,      201),
+    "members-delete":        (403,      403,     403,   204,    404,     401,      204),
+    "schemas-list":          (200,      200,     200,   200,    404,     401,      200),
+    "schemas-create":        (403,      403,     403,   201,    404,     401,      201),
+    "schema-get":            (200,      200,     200,   200,    404,     401,      200),
+    "cases-list":            (200,      200,     200,   200,    404,     401,      200),
+    "cases-create":          (403,      403,     403,   201,    404,     401,      201),
+    "case-get":              (200,      404,     404,   200,    404,     401,      200),
+    "case-patch":            (403,      404,     404,   200,    404,     401,      200),
+    "case-assignments-get":  (200,      404,     404,   200,    404,     401,      200),
+    "case-assignments-post": (403,      404,     404,   201,    404,     401,      201),
+    "distribute":            (403,      403,     403,   201,    404,     401,      201),
+    "worklist":              (200,      200,     200,   403,    404,     401,      403),
+    "worklist-next":         (200,      200,     204,   403,    404,     401,      403),
+    "case-annotations":      (200,      404,     404,   200,    404,     401,      200),
+    "case-revisions-post":   (201,      404,     404,   403,    404,     401,      403),
+    "annotation-get":        (200,      404,     404,   200,    404,     401,      200),
+    "revisions-list":        (200,      404,     404,   200,    404,     401,      200),
+    "revision-get":          (200,      404,     404,   200,    404,     401,      200),
+    "diff":                  (200,      404,     404,   200,    404,     401,      200),
 }
 # fmt: on
 
@@ -475,7 +475,9 @@ def test_role_endpoint_cell(
         detail = response.json()["detail"]
         assert detail
         if role == "anonymous":
+            # 401 with a challenge: the browser app sends the user to sign in, a script learns to authenticate.
             assert detail == "Authentication credentials were not provided."
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
         assert "nodule_" not in response.content.decode()  # no label content leaks in an error
         assert snapshot(isolated_storage) == before  # a refused request changes nothing
     else:
