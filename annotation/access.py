@@ -1,34 +1,38 @@
-"""Project scoping of DICOMweb and uploads: a member sees the studies of their projects, and only
-managers add studies to a project."""
+"""Project scoping of DICOMweb and uploads: a project's studies are the studies of its own image store; a
+member sees the studies of their projects, and only managers store into a project."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Min, QuerySet
 
-from annotation.models import Project, ProjectStudy, Role
+from annotation.models import Project, Role
 from annotation.selectors import projects_for_user, user_roles
-from annotation.services import project_link_studies
 from config.errors import NotFoundError, PermissionDeniedError
 from config.types import AnyUser
-from imaging.models import DicomSource, Study
+from imaging.models import DicomSource, ImageStore, Study
+from imaging.services.ingest import platform_store
 
 
 @dataclass
 class ProjectStoreTarget:
     project: Project | None
+    store: ImageStore
     source: DicomSource | None
 
-    def link_studies(self, study_uids: list[str]) -> None:
-        if self.project is not None and study_uids:
-            project_link_studies(project=self.project, study_uids=study_uids)
+
+def first_of_each_uid(studies: QuerySet[Study]) -> QuerySet[Study]:
+    """One row per Study Instance UID: where the same study is in several of the caller's stores, the copy
+    of the oldest store answers on the unscoped endpoints (/dicomweb/projects/<slug>/ names the store)."""
+    first = studies.order_by().values("study_instance_uid").annotate(first=Min("pk")).values("first")
+    return Study.objects.filter(pk__in=first)
 
 
 class ProjectStudyAccessPolicy:
     def _project(self, user: AnyUser, scope: str) -> Project:
         # The same 404 for a project that does not exist and one the user is not in: no existence leak.
-        project = projects_for_user(user).filter(slug=scope).select_related("dicom_source").first()
+        project = projects_for_user(user).filter(slug=scope).select_related("dicom_source", "image_store").first()
         if project is None:
             raise NotFoundError(f"No project {scope!r} that you are a member of")
         return project
@@ -37,23 +41,25 @@ class ProjectStudyAccessPolicy:
         if not user.is_authenticated:
             return Study.objects.none()
         if scope is not None:
-            project = self._project(user, scope)
-            return Study.objects.filter(project_links__project=project)
+            return Study.objects.filter(store_id=self._project(user, scope).image_store_id)
         if getattr(user, "is_superuser", False):
-            return Study.objects.all()
-        # A subquery rather than a join with DISTINCT keeps study search fast on large indexes.
-        linked = ProjectStudy.objects.filter(project__memberships__user=user).values("study_id")
-        return Study.objects.filter(pk__in=linked)
+            return first_of_each_uid(Study.objects.all())
+        stores = list(
+            Project.objects.filter(memberships__user=user).values_list("image_store_id", flat=True).distinct()
+        )
+        if len(stores) == 1:
+            return Study.objects.filter(store_id=stores[0])
+        return first_of_each_uid(Study.objects.filter(store_id__in=stores))
 
     def store_target(self, user: AnyUser, scope: str | None) -> ProjectStoreTarget:
         if scope is None:
-            # Outside a project only administrators store: the studies would otherwise be invisible.
+            # Outside a project only administrators store, into the platform store that only they see.
             if getattr(user, "is_superuser", False):
-                return ProjectStoreTarget(project=None, source=None)
+                return ProjectStoreTarget(project=None, store=platform_store(), source=None)
             raise PermissionDeniedError(
                 "Store into a project: POST to /dicomweb/projects/<project>/studies (only managers may add studies)"
             )
         project = self._project(user, scope)
         if not getattr(user, "is_superuser", False) and Role.MANAGER not in user_roles(user, project):
             raise PermissionDeniedError(f"Only a manager of project {project.slug!r} may add studies to it")
-        return ProjectStoreTarget(project=project, source=project.dicom_source)
+        return ProjectStoreTarget(project=project, store=project.image_store, source=project.dicom_source)

@@ -9,7 +9,6 @@ from annotation.models import (
     MaskFile,
     Membership,
     Project,
-    ProjectStudy,
 )
 
 
@@ -31,12 +30,6 @@ class MembershipAdmin(admin.ModelAdmin[Membership]):
     list_display = ["project", "user", "role"]
     list_filter = ["role", "project"]
     raw_id_fields = ["user"]
-
-
-@admin.register(ProjectStudy)
-class ProjectStudyAdmin(admin.ModelAdmin[ProjectStudy]):
-    list_display = ["project", "study", "added_at"]
-    raw_id_fields = ["study"]
 
 
 @admin.register(LabelSchema)

@@ -1,7 +1,7 @@
 """Importing studies from an upstream PACS into a project as a background job (kind "ingest").
 
 A manager names the PACS and the studies; the job copies (or indexes) each study through the imaging
-ingest service, links it to the project and, when the project has a schema, opens a case for it, so that
+ingest service into the project's image store and, when the project has a schema, opens a case for it, so that
 pre-labelling on ingest and the worklists pick it up. Each study is idempotent (ingest deduplicates on SOP
 Instance UID, links and cases are get-or-create), so a retried or re-run job never duplicates anything."""
 
@@ -10,8 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from annotation.models import LabelSchema, Project
-from annotation.services import cases_create, project_link_studies
-from config.errors import ApplicationError, NotFoundError, UpstreamTimeoutError, UpstreamUnavailableError
+from annotation.services import cases_create
+from config.errors import (
+    ApplicationError,
+    ConflictError,
+    NotFoundError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from config.types import User
 from imaging.models import DicomSource
 from imaging.services.pull import study_index_upstream, study_pull
@@ -56,21 +62,23 @@ def import_studies(job: Job, progress: Progress) -> dict[str, Any]:
         line: dict[str, Any] = {"study_instance_uid": uid}
         try:
             if job.params["mode"] == "copy":
-                report = study_pull(source=source, study_instance_uid=uid)
+                report = study_pull(source=source, study_instance_uid=uid, store=project.image_store)
                 line.update(report.counts())
                 if not report.study_uids:
                     line.update(status="rejected", reason="; ".join(f.reason for f in report.rejected[:3]))
                     studies.append(line)
                     continue
             else:
-                study_index_upstream(source=source, study_instance_uid=uid)
+                study_index_upstream(source=source, study_instance_uid=uid, store=project.image_store)
         except (UpstreamUnavailableError, UpstreamTimeoutError) as exc:
             # The PACS is away: the whole job is retried later; studies already imported are skipped quickly.
             raise TransientJobError(exc.message) from exc
         except NotFoundError as exc:
             studies.append({**line, "status": "not_found", "reason": exc.message})
             continue
-        project_link_studies(project=project, study_uids=[uid])
+        except ConflictError as exc:  # e.g. an instance of another patient in a study of the project
+            studies.append({**line, "status": "rejected", "reason": exc.message})
+            continue
         if has_schema:
             try:
                 cases += len(cases_create(project=project, study_uids=[uid]))

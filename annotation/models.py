@@ -3,10 +3,12 @@ immutable revisions."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
-from imaging.models import DicomSource, Study
+from imaging.models import DicomSource, ImageStore, Study
 
 
 class Role(models.TextChoices):
@@ -25,6 +27,8 @@ class Project(models.Model):
     dicom_source = models.ForeignKey(
         DicomSource, null=True, blank=True, on_delete=models.PROTECT, related_name="projects"
     )
+    # The project's own DICOM store: its studies are exactly the studies of this store (see ImageStore).
+    image_store = models.OneToOneField(ImageStore, on_delete=models.PROTECT, related_name="project", editable=False)
     # Readers per case: one first reader plus (readers_per_case - 1) second readers.
     readers_per_case = models.PositiveSmallIntegerField(default=2)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -34,6 +38,12 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Every project has its store from the start, however it is created (API, admin, factories, seed).
+        if self.image_store_id is None:
+            self.image_store = ImageStore.objects.create(kind=ImageStore.Kind.PROJECT, name=self.slug)
+        super().save(*args, **kwargs)
 
 
 class Membership(models.Model):
@@ -48,21 +58,6 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} as {self.role} in {self.project}"
-
-
-class ProjectStudy(models.Model):
-    """A study that belongs to a project's data; DICOMweb shows a member exactly these studies."""
-
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="project_studies")
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="project_links")
-    added_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["project", "study"], name="unique_project_study")]
-        verbose_name_plural = "project studies"
-
-    def __str__(self) -> str:
-        return f"{self.study} in {self.project}"
 
 
 class LabelSchema(models.Model):

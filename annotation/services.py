@@ -27,13 +27,15 @@ from annotation.models import (
     MaskFile,
     Membership,
     Project,
-    ProjectStudy,
     ReadingRole,
+    Role,
 )
-from annotation.selectors import study_geometry
+from annotation.selectors import study_geometry, user_roles
 from config.errors import ApplicationError, ConflictError, NotFoundError, PermissionDeniedError
 from config.types import User
-from imaging.models import Series, Study
+from imaging.models import Series, Study, StudyShare
+from imaging.services.ingest import platform_store
+from imaging.services.share import study_share
 
 
 class StaleRevisionError(ConflictError):
@@ -51,15 +53,31 @@ class InvalidStateError(ApplicationError):
 
 
 @transaction.atomic
-def project_link_studies(*, project: Project, study_uids: list[str]) -> int:
-    """Add studies to a project's data set; already linked ones are left as they are. Returns how many were new."""
-    studies = list(Study.objects.filter(study_instance_uid__in=study_uids).values_list("pk", flat=True))
-    existing = set(
-        ProjectStudy.objects.filter(project=project, study_id__in=studies).values_list("study_id", flat=True)
-    )
-    new = [ProjectStudy(project=project, study_id=pk) for pk in studies if pk not in existing]
-    ProjectStudy.objects.bulk_create(new, ignore_conflicts=True)
-    return len(new)
+def project_share_studies(
+    *, from_project: Project | None, to_project: Project, study_uids: list[str], actor: User, reason: str = ""
+) -> list[StudyShare]:
+    """Share studies of ``from_project`` (the platform store when None) with ``to_project``: an explicit act of
+    someone who manages both projects, or of an administrator, recorded in the share log. All or nothing."""
+    if not actor.is_superuser:
+        if from_project is None:
+            raise PermissionDeniedError("Only an administrator may share studies stored outside any project")
+        for project in (from_project, to_project):
+            if Role.MANAGER not in user_roles(actor, project):
+                raise PermissionDeniedError(
+                    f"Sharing a study needs a manager of both projects; you do not manage {project.slug!r}"
+                )
+    uids = list(dict.fromkeys(uid.strip() for uid in study_uids if uid.strip()))
+    if not uids:
+        raise ApplicationError("Name at least one Study Instance UID to share", code="no_studies")
+    store = from_project.image_store if from_project is not None else platform_store()
+    studies = {s.study_instance_uid: s for s in Study.objects.filter(store=store, study_instance_uid__in=uids)}
+    missing = [uid for uid in uids if uid not in studies]
+    if missing:
+        where = f"project {from_project.slug!r}" if from_project is not None else "the platform store"
+        raise NotFoundError(f"Not studies of {where}: {', '.join(missing[:10])}", code="unknown_study")
+    return [
+        study_share(study=studies[uid], to_store=to_project.image_store, shared_by=actor, reason=reason) for uid in uids
+    ]
 
 
 @transaction.atomic
@@ -114,7 +132,7 @@ def cases_create(
     is returned, not duplicated. A series that failed its quality checks is refused, not silently read."""
     studies = {
         s.study_instance_uid: s
-        for s in Study.objects.filter(study_instance_uid__in=study_uids, project_links__project=project)
+        for s in Study.objects.filter(study_instance_uid__in=study_uids, store_id=project.image_store_id)
     }
     missing = sorted(set(study_uids) - set(studies))
     if missing:

@@ -209,6 +209,10 @@ JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", 300)
 IMAGING_MAX_UPLOAD_BYTES = env_int("IMAGING_MAX_UPLOAD_BYTES", 2 * 1024**3)
 IMAGING_MAX_ZIP_UNCOMPRESSED_BYTES = env_int("IMAGING_MAX_ZIP_UNCOMPRESSED_BYTES", 8 * 1024**3)
 IMAGING_MAX_ZIP_FILES = env_int("IMAGING_MAX_ZIP_FILES", 50_000)
+# A zip member over 16 MiB that expands more than this many times is refused as a zip bomb.
+IMAGING_MAX_ZIP_RATIO = env_int("IMAGING_MAX_ZIP_RATIO", 200)
+# An upload's report lists at most this many files (refused ones first) and counts the rest.
+IMAGING_MAX_REPORTED_FILES = env_int("IMAGING_MAX_REPORTED_FILES", 1000)
 IMAGING_UPSTREAM_TIMEOUT_SECONDS = env_float("IMAGING_UPSTREAM_TIMEOUT_SECONDS", 30.0)
 # Who may see which study over DICOMweb: a dotted path to an object with the
 # imaging.access.StudyAccessPolicy interface. The annotation app scopes studies by project.

@@ -11,15 +11,14 @@ from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 
 from config.types import AnyUser
-from imaging.models import DicomSource, Study
+from imaging.models import DicomSource, ImageStore, Study
 
 
 class StoreTarget(Protocol):
-    """Where a STOW or upload goes, and what happens to the studies once stored."""
+    """Where a STOW, upload or pull goes: one image store, and the PACS that keeps its pixels (if any)."""
 
+    store: ImageStore
     source: DicomSource | None
-
-    def link_studies(self, study_uids: list[str]) -> None: ...
 
 
 class StudyAccessPolicy(Protocol):

@@ -1,6 +1,7 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
-from imaging.models import DicomSource, Instance, Series, Study
+from imaging.models import DicomSource, ImageStore, Instance, Series, Study, StudyShare
 
 
 @admin.register(DicomSource)
@@ -16,12 +17,59 @@ class SeriesInline(admin.TabularInline[Series, Study]):
     show_change_link = True
 
 
+@admin.register(ImageStore)
+class ImageStoreAdmin(admin.ModelAdmin[ImageStore]):
+    """Stores are made with their project (or, once, the platform store): nothing to add or edit by hand."""
+
+    list_display = ["pk", "name", "kind", "created_at"]
+    list_filter = ["kind"]
+    readonly_fields = ["name", "kind", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ImageStore | None = None) -> bool:
+        return False
+
+
+@admin.register(StudyShare)
+class StudyShareAdmin(admin.ModelAdmin[StudyShare]):
+    """The share log is append-only (a database trigger refuses changes): read it here, share through the API."""
+
+    list_display = ["study_instance_uid", "from_store", "to_store", "instances", "shared_by", "created_at"]
+    search_fields = ["study_instance_uid"]
+    readonly_fields = [
+        "study_instance_uid",
+        "from_store",
+        "to_store",
+        "copy",
+        "instances",
+        "shared_by",
+        "reason",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: StudyShare | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: StudyShare | None = None) -> bool:
+        return False
+
+
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin[Study]):
-    list_display = ["study_instance_uid", "patient_id", "study_date", "modalities_in_study", "number_of_instances"]
+    list_display = ["study_instance_uid", "store", "patient_id", "study_date", "modalities_in_study"]
     search_fields = ["study_instance_uid", "patient_id", "patient_name", "accession_number"]
-    list_filter = ["modalities_in_study", "source"]
+    list_filter = ["store", "modalities_in_study", "source"]
+    # A study changes store only through a share (logged), never by editing it here.
+    readonly_fields = ["store", "study_instance_uid"]
     inlines = [SeriesInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # studies come in through ingest, into a store
 
 
 @admin.register(Series)
@@ -30,6 +78,10 @@ class SeriesAdmin(admin.ModelAdmin[Series]):
     list_filter = ["quality", "modality"]
     search_fields = ["series_instance_uid", "study__study_instance_uid"]
     raw_id_fields = ["study"]
+    readonly_fields = ["store", "study", "series_instance_uid"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(Instance)

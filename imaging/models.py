@@ -1,7 +1,9 @@
-"""The DICOM index: studies, series and instances, where each file lives, and what was checked at ingest."""
+"""The DICOM index: image stores, and the studies, series and instances in each, where each file lives, and
+what was checked at ingest."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -37,8 +39,37 @@ class DicomSource(models.Model):
         return self.kind == self.Kind.DICOMWEB
 
 
+class ImageStore(models.Model):
+    """A DICOM store: the unit of isolation, as a DICOM store of a cloud healthcare API or an archive AE.
+
+    Every study lives in exactly one store, and every ingest writes into one store only. The same Study,
+    Series and SOP Instance UIDs may exist in two stores as two separate index entries (the bytes of an
+    identical file are shared on disk): what one store holds never decides what happens in another, so an
+    ingest can neither reach, change nor reveal another store's study. Each project has its own store; the
+    platform store holds what an administrator stores outside any project.
+    """
+
+    class Kind(models.TextChoices):
+        PROJECT = "project", "A project's store"
+        PLATFORM = "platform", "Stored by an administrator outside any project"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PROJECT)
+    name = models.CharField(max_length=128, help_text="For people; the project's slug when it was created")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind"], condition=models.Q(kind="platform"), name="one_platform_store")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+
 class Study(models.Model):
-    study_instance_uid = models.CharField(max_length=64, unique=True)
+    store = models.ForeignKey(ImageStore, on_delete=models.PROTECT, related_name="studies")
+    study_instance_uid = models.CharField(max_length=64, db_index=True)
     # Null source: the files are in the local store. Otherwise the index rows mirror an upstream PACS.
     source = models.ForeignKey(DicomSource, null=True, blank=True, on_delete=models.PROTECT, related_name="studies")
     patient_id = models.CharField(max_length=64, blank=True, db_index=True)
@@ -60,6 +91,7 @@ class Study(models.Model):
     class Meta:
         ordering = ["-study_date", "study_instance_uid"]
         verbose_name_plural = "studies"
+        constraints = [models.UniqueConstraint(fields=["store", "study_instance_uid"], name="unique_study_per_store")]
 
     def __str__(self) -> str:
         return self.study_instance_uid
@@ -73,7 +105,9 @@ class Series(models.Model):
         FAILED = "failed", "Failed: not used until resolved"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
-    series_instance_uid = models.CharField(max_length=64, unique=True)
+    # The study's store, kept here so that a Series Instance UID is unique within a store at the database level.
+    store = models.ForeignKey(ImageStore, on_delete=models.PROTECT, related_name="+")
+    series_instance_uid = models.CharField(max_length=64, db_index=True)
     modality = models.CharField(max_length=16, blank=True, db_index=True)
     series_number = models.IntegerField(null=True, blank=True)
     series_description = models.CharField(max_length=64, blank=True)
@@ -98,6 +132,7 @@ class Series(models.Model):
     class Meta:
         ordering = ["study_id", "series_number", "series_instance_uid"]
         verbose_name_plural = "series"
+        constraints = [models.UniqueConstraint(fields=["store", "series_instance_uid"], name="unique_series_per_store")]
 
     def __str__(self) -> str:
         return self.series_instance_uid
@@ -109,7 +144,9 @@ class Series(models.Model):
 
 class Instance(models.Model):
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
-    sop_instance_uid = models.CharField(max_length=64, unique=True)
+    # The series' store: a SOP Instance UID is unique within a store, so ingest is idempotent per store.
+    store = models.ForeignKey(ImageStore, on_delete=models.PROTECT, related_name="+")
+    sop_instance_uid = models.CharField(max_length=64, db_index=True)
     sop_class_uid = models.CharField(max_length=64)
     instance_number = models.IntegerField(null=True, blank=True)
     transfer_syntax_uid = models.CharField(max_length=64, blank=True)
@@ -130,12 +167,14 @@ class Instance(models.Model):
     pixel_data_length = models.BigIntegerField(null=True, blank=True)
     file = models.CharField(max_length=512, blank=True, help_text="Path in the default storage; blank when upstream")
     file_size = models.BigIntegerField(default=0)
-    sha256 = models.CharField(max_length=64, blank=True)
+    # Indexed: an identical file already on disk (in any store) is referenced, not written again.
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     metadata = models.JSONField(default=dict, blank=True, help_text="DICOM JSON of the header, without bulk data")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["series_id", "instance_number", "sop_instance_uid"]
+        constraints = [models.UniqueConstraint(fields=["store", "sop_instance_uid"], name="unique_instance_per_store")]
 
     def __str__(self) -> str:
         return self.sop_instance_uid
@@ -145,3 +184,24 @@ class Instance(models.Model):
         """Bytes of one uncompressed frame."""
         bits = self.bits_allocated or 8
         return int((self.rows or 0) * (self.columns or 0) * (self.samples_per_pixel or 1) * bits // 8)
+
+
+class StudyShare(models.Model):
+    """Append-only (a database trigger refuses changes): a study copied from one store into another by an
+    explicit share, the only way a study comes to be in two projects. The copy is a separate index entry
+    that references the same files."""
+
+    study_instance_uid = models.CharField(max_length=64)
+    from_store = models.ForeignKey(ImageStore, on_delete=models.PROTECT, related_name="shares_out")
+    to_store = models.ForeignKey(ImageStore, on_delete=models.PROTECT, related_name="shares_in")
+    copy = models.ForeignKey(Study, null=True, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    instances = models.PositiveIntegerField(default=0)
+    shared_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.study_instance_uid}: store {self.from_store_id} -> {self.to_store_id}"

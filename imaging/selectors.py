@@ -17,10 +17,15 @@ def study_list(user: AnyUser, project: str | None = None) -> QuerySet[Study]:
     return studies_visible_to(user, project).order_by("-study_date", "study_instance_uid")
 
 
-def study_detail_queryset(user: AnyUser) -> QuerySet[Study]:
+def with_series(studies: QuerySet[Study]) -> QuerySet[Study]:
     series = Series.objects.order_by("series_number", "series_instance_uid")
-    return studies_visible_to(user).prefetch_related(Prefetch("series", queryset=series))
+    return studies.prefetch_related(Prefetch("series", queryset=series))
 
 
-def series_visible_to(user: AnyUser) -> QuerySet[Series]:
-    return Series.objects.filter(study__in=studies_visible_to(user)).select_related("study")
+def study_detail_queryset(user: AnyUser, project: str | None = None) -> QuerySet[Study]:
+    return with_series(studies_visible_to(user, project))
+
+
+def series_visible_to(user: AnyUser, project: str | None = None) -> QuerySet[Series]:
+    # Oldest first: a series UID in two of the caller's stores answers with one row (the oldest store's).
+    return Series.objects.filter(study__in=studies_visible_to(user, project)).select_related("study").order_by("pk")

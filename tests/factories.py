@@ -47,3 +47,17 @@ class DicomSourceFactory(factory.django.DjangoModelFactory[DicomSource]):
     kind = DicomSource.Kind.DICOMWEB
     base_url = factory.LazyFunction(lambda: os.environ.get("ORTHANC_DICOMWEB_URL", "http://127.0.0.1:58042/dicom-web"))
     timeout_seconds = 10.0
+
+
+def place_studies(project: Project, study_uids: list[str]) -> None:
+    """Test set-up: move studies that a fixture ingested into the platform store (before the project existed)
+    into the project's own store, as if they had been ingested there. Studies already in the project's store
+    are left as they are."""
+    from imaging.models import Instance, Series, Study
+    from imaging.services.ingest import platform_store
+
+    studies = Study.objects.filter(store=platform_store(), study_instance_uid__in=study_uids)
+    ids = list(studies.values_list("pk", flat=True))
+    Instance.objects.filter(series__study_id__in=ids).update(store=project.image_store)
+    Series.objects.filter(study_id__in=ids).update(store=project.image_store)
+    Study.objects.filter(pk__in=ids).update(store=project.image_store)

@@ -90,6 +90,12 @@ class IngestReportOutput(serializers.Serializer[dict[str, object]]):
     counts = serializers.DictField(child=serializers.IntegerField())
     studies = serializers.ListField(child=serializers.CharField())
     files = FileOutcomeOutput(many=True)
+    files_not_listed = serializers.DictField(
+        child=serializers.IntegerField(),
+        required=False,
+        help_text="Present when the report lists only the first files: how many more were stored, duplicate or "
+        "rejected (IMAGING_MAX_REPORTED_FILES)",
+    )
     detail = serializers.CharField(required=False)
 
 

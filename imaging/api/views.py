@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ApplicationError, PayloadTooLargeError
+from config.errors import ApplicationError, ConflictError, NotFoundError, PayloadTooLargeError
 from imaging.access import access_policy
 from imaging.api.serializers import (
     IngestReportOutput,
@@ -22,7 +22,7 @@ from imaging.api.serializers import (
     UploadInput,
 )
 from imaging.models import Series, Study
-from imaging.selectors import series_visible_to, study_detail_queryset, study_list
+from imaging.selectors import series_visible_to, study_detail_queryset, study_list, with_series
 from imaging.services.ingest import IncomingFile, iter_zip_files, open_zip_checked
 from imaging.services.pull import study_index_upstream, study_pull
 from imaging.services.store import files_store
@@ -40,21 +40,31 @@ class StudyListView(generics.ListAPIView[Study]):
 
 
 class StudyDetailView(generics.RetrieveAPIView[Study]):
+    """A study you can see; ``?project=<slug>`` reads that project's copy when it is in several of yours."""
+
     serializer_class = StudyDetailOutput
     lookup_field = "study_instance_uid"
 
     def get_queryset(self) -> Any:
-        return study_detail_queryset(self.request.user).select_related("source")
+        project = self.request.query_params.get("project")
+        return study_detail_queryset(self.request.user, project).select_related("source")
 
 
 class SeriesDetailView(generics.RetrieveAPIView[Series]):
-    """A series with its geometry and the data-quality checks run at ingest."""
+    """A series with its geometry and the data-quality checks run at ingest; ``?project=`` as for studies."""
 
     serializer_class = SeriesOutput
     lookup_field = "series_instance_uid"
 
     def get_queryset(self) -> Any:
-        return series_visible_to(self.request.user)
+        return series_visible_to(self.request.user, self.request.query_params.get("project"))
+
+    def get_object(self) -> Series:
+        # A series UID may be in two of the caller's stores (under two study UIDs): the oldest answers.
+        series = self.get_queryset().filter(series_instance_uid=self.kwargs["series_instance_uid"]).first()
+        if series is None:
+            raise NotFoundError("No series with that UID that you can access")
+        return series
 
 
 class UploadView(APIView):
@@ -94,12 +104,11 @@ class UploadView(APIView):
                 else:
                     yield from iter_zip_files(item)
 
-        report = files_store(files(), source=target.source)
-        target.link_studies(report.study_uids)
+        report = files_store(files(), store=target.store, source=target.source)
         body = report.as_dict()
         status_code = report.http_status()
         if status_code >= 400:
-            body["detail"] = "; ".join(f"{f.name}: {f.reason}" for f in report.rejected)
+            body["detail"] = report.rejection_summary()
         return Response(body, status=status_code)
 
 
@@ -112,13 +121,16 @@ class PullView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         target = access_policy().store_target(request.user, data.get("project") or None)
+        uid = data["study_instance_uid"]
         if data["mode"] == "copy":
-            report = study_pull(source=data["source"], study_instance_uid=data["study_instance_uid"])
+            report = study_pull(source=data["source"], study_instance_uid=uid, store=target.store)
             if not report.study_uids:
                 reasons = "; ".join(f"{f.name}: {f.reason}" for f in report.rejected[:5])
-                raise ApplicationError(f"No instance of the study could be stored: {reasons}", code="rejected")
+                error = ConflictError if {f.http_status for f in report.rejected} == {409} else ApplicationError
+                raise error(f"No instance of the study could be stored: {reasons}", code="rejected")
         else:
-            study_index_upstream(source=data["source"], study_instance_uid=data["study_instance_uid"])
-        target.link_studies([data["study_instance_uid"]])
-        study = study_detail_queryset(request.user).get(study_instance_uid=data["study_instance_uid"])
+            study_index_upstream(source=data["source"], study_instance_uid=uid, store=target.store)
+        study = (
+            with_series(Study.objects.filter(store=target.store)).select_related("source").get(study_instance_uid=uid)
+        )
         return Response(StudyDetailOutput(study).data, status=status.HTTP_201_CREATED)

@@ -348,13 +348,15 @@ def search_instances(
         levels.append((STUDY_ATTRIBUTES, "series__study__"))
     q = _filters(request, levels)
     if study is not None:
-        q &= Q(series__study=_get_study(request, scope, study))
+        study_row = _get_study(request, scope, study)
+        q &= Q(series__study=study_row)
+        # Within that study's store only: a series of the same UID in another store is no business of this one.
+        if series is not None and not Series.objects.filter(series_instance_uid=series, study=study_row).exists():
+            raise NotFoundError(f"No series {series} in study {study}")
     else:
         q &= Q(series__study__in=_visible(request, scope))
     if series is not None:
         q &= Q(series__series_instance_uid=series)
-        if not Series.objects.filter(series_instance_uid=series, study__study_instance_uid=study).exists():
-            raise NotFoundError(f"No series {series} in study {study}")
     only_fields: Callable[[QuerySet[Instance]], QuerySet[Instance]] = (
         (lambda qs: qs.defer("metadata")) if tags is not None and not tags else (lambda qs: qs)
     )

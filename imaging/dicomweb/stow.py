@@ -69,9 +69,11 @@ def _response_body(report: IngestReport, base: str) -> dict[str, Any]:
                 item["00000902"] = {"vr": "LO", "Value": ["; ".join(outcome.warnings)[:64]]}
             referenced.append(item)
         else:
-            reason = {"conflict": FAILURE_DUPLICATE_SOP_INSTANCE, "study_mismatch": FAILURE_STUDY_MISMATCH}.get(
-                outcome.code, FAILURE_CANNOT_UNDERSTAND
-            )
+            reason = {
+                "conflict": FAILURE_DUPLICATE_SOP_INSTANCE,
+                "study_mismatch": FAILURE_STUDY_MISMATCH,
+                "patient_mismatch": FAILURE_STUDY_MISMATCH,
+            }.get(outcome.code, FAILURE_CANNOT_UNDERSTAND)
             failed_item: dict[str, Any] = {
                 "00081197": {"vr": "US", "Value": [reason]},
                 "00000902": {"vr": "LO", "Value": [outcome.reason[:64]]},
@@ -128,9 +130,8 @@ def store_instances(request: HttpRequest, study: str | None = None, scope: str |
                 kept.append(incoming)
         files = kept
 
-    report = files_store(files, source=target.source)
+    report = files_store(files, store=target.store, source=target.source)
     report.files.extend(mismatched)
-    target.link_studies(report.study_uids)
 
     stored_any = any(f.status in (STORED, DUPLICATE) for f in report.files)
     failed_any = any(f.status == REJECTED for f in report.files)

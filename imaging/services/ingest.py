@@ -1,9 +1,15 @@
 """Ingest: the one service behind every door (HTTP upload, zip, STOW-RS, the ``ingest`` command, PACS pull).
 
-Idempotent on SOP Instance UID: the same file twice is one instance ("duplicate"); a different file with
-an already stored SOP Instance UID is refused ("conflict", HTTP 409), never silently replaced.
+Every ingest writes into one image store (a project's, or the platform store) and looks at nothing else:
+what another store holds under the same UIDs is neither linked, changed nor revealed, and the answer is
+the one a new study gets.
+Within the store, idempotent on SOP Instance UID: the same file twice is one instance ("duplicate"); a
+different file with an already stored SOP Instance UID is refused ("conflict", HTTP 409), never silently
+replaced; an instance whose Patient ID differs from its study's is refused ("patient_mismatch", 409).
 Each file is all-or-nothing: its bytes are written, then its rows are committed; if the commit fails the
-bytes are removed again, so the store never holds a file the index does not know.
+bytes are removed again, so the store never holds a file the index does not know. A file whose bytes are
+already on disk (same SHA-256, any store) is referenced rather than written twice; such files are never
+removed by an ingest.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from django.utils import timezone
 
 from config.errors import ApplicationError, PayloadTooLargeError
 from imaging.dicom import DicomRejected, ParsedInstance, header_json, parse_part10
-from imaging.models import DicomSource, Instance, Series, Study
+from imaging.models import DicomSource, ImageStore, Instance, Series, Study
 from imaging.quality import SliceInfo, check_series
 
 logger = logging.getLogger(__name__)
@@ -101,17 +107,73 @@ class IngestReport:
         return 400
 
     def as_dict(self) -> dict[str, Any]:
-        return {"counts": self.counts(), "studies": self.study_uids, "files": [f.as_dict() for f in self.files]}
+        """The report, listing at most IMAGING_MAX_REPORTED_FILES files (refused ones first, since they are what
+        needs acting on) and counting the rest under ``files_not_listed``: a 50,000-file zip of junk answers
+        with a short body, not 12 MB of the same error."""
+        limit = settings.IMAGING_MAX_REPORTED_FILES
+        listed = self.files
+        body: dict[str, Any] = {"counts": self.counts(), "studies": self.study_uids}
+        if len(self.files) > limit:
+            rejected = [i for i, f in enumerate(self.files) if f.status == REJECTED][:limit]
+            others = [i for i, f in enumerate(self.files) if f.status != REJECTED][: limit - len(rejected)]
+            keep = sorted(rejected + others)
+            listed = [self.files[i] for i in keep]
+            left_out = {STORED: 0, DUPLICATE: 0, REJECTED: 0}
+            for index in set(range(len(self.files))) - set(keep):
+                left_out[self.files[index].status] += 1
+            body["files_not_listed"] = left_out
+        body["files"] = [f.as_dict() for f in listed]
+        return body
+
+    def rejection_summary(self, limit: int = 10) -> str:
+        """The first few refusals with their reasons, and how many more there were."""
+        rejected = self.rejected
+        text = "; ".join(f"{f.name}: {f.reason}" for f in rejected[:limit])
+        if len(rejected) > limit:
+            text += f"; and {len(rejected) - limit} more files refused (the counts and the report list them)"
+        return text
 
 
 @dataclass(frozen=True)
 class IncomingFile:
     name: str
     data: bytes
+    # Set when the door already knows why the file cannot be stored (reported as rejected, never parsed).
+    refusal: str = ""
 
 
-def storage_path(parsed: ParsedInstance) -> str:
-    return f"dicom/{parsed.study_instance_uid}/{parsed.series_instance_uid}/{parsed.sop_instance_uid}.dcm"
+def storage_path(parsed: ParsedInstance, store: ImageStore) -> str:
+    # Under the store's folder: the same UIDs in two stores with different bytes are two files.
+    return f"dicom/{store.pk}/{parsed.study_instance_uid}/{parsed.series_instance_uid}/{parsed.sop_instance_uid}.dcm"
+
+
+def platform_store() -> ImageStore:
+    """The store of what administrators ingest outside any project (only they see it)."""
+    store = ImageStore.objects.filter(kind=ImageStore.Kind.PLATFORM).first()
+    if store is None:
+        try:
+            with transaction.atomic():
+                store = ImageStore.objects.create(kind=ImageStore.Kind.PLATFORM, name="platform")
+        except IntegrityError:  # created by a concurrent call
+            store = ImageStore.objects.get(kind=ImageStore.Kind.PLATFORM)
+    return store
+
+
+class PatientMismatch(DicomRejected):
+    """An instance of another patient than the study it names: refused, as a PACS does."""
+
+    status_code = 409
+
+
+def check_same_patient(study: Study, patient_id: str, sop_instance_uid: str) -> None:
+    if patient_id != study.patient_id:
+        # The two IDs first: STOW-RS carries only the first 64 characters of a reason.
+        raise PatientMismatch(
+            f"Patient ID {patient_id or '(none)'!r} is not {study.patient_id or '(none)'!r}, the patient of study "
+            f"{study.study_instance_uid}: instance {sop_instance_uid} refused (an instance joins a study of its own "
+            "patient only)",
+            code="patient_mismatch",
+        )
 
 
 def _study_fields(parsed: ParsedInstance) -> dict[str, Any]:
@@ -159,6 +221,7 @@ def _instance_row(parsed: ParsedInstance, series: Series, file_name: str) -> Ins
         instance_number = None
     return Instance(
         series=series,
+        store_id=series.store_id,
         sop_instance_uid=parsed.sop_instance_uid,
         sop_class_uid=parsed.sop_class_uid,
         instance_number=instance_number,
@@ -186,7 +249,8 @@ def _instance_row(parsed: ParsedInstance, series: Series, file_name: str) -> Ins
 class _Ingestor:
     """Holds the per-call caches of studies and series so a 300-slice series costs one lookup."""
 
-    def __init__(self, source: DicomSource | None) -> None:
+    def __init__(self, store: ImageStore, source: DicomSource | None) -> None:
+        self.store = store
         self.source = source
         # Studies indexed from an upstream PACS keep their bytes there; only the index rows are written.
         self.keep_files = source is None or not source.is_upstream
@@ -196,34 +260,42 @@ class _Ingestor:
         self.series: dict[str, Series] = {}
         self.touched_series: set[int] = set()
         self.touched_studies: set[int] = set()
+        # SHA-256 -> a file already on disk with those bytes, for the batch being stored.
+        self.known_files: dict[str, str] = {}
 
     def _study(self, parsed: ParsedInstance) -> Study:
         uid = parsed.study_instance_uid
-        if uid in self.studies:
-            return self.studies[uid]
-        study = Study.objects.filter(study_instance_uid=uid).first()
+        study = self.studies.get(uid)
         if study is None:
-            try:
-                with transaction.atomic():
-                    study = Study.objects.create(study_instance_uid=uid, source=self.source, **_study_fields(parsed))
-                self.created_studies.add(study.pk)
-            except IntegrityError:  # created by a concurrent ingest a moment ago
-                study = Study.objects.get(study_instance_uid=uid)
-        self.studies[uid] = study
+            study = Study.objects.filter(store=self.store, study_instance_uid=uid).first()
+            if study is None:
+                try:
+                    with transaction.atomic():
+                        study = Study.objects.create(
+                            store=self.store, study_instance_uid=uid, source=self.source, **_study_fields(parsed)
+                        )
+                    self.created_studies.add(study.pk)
+                except IntegrityError:  # created by a concurrent ingest a moment ago
+                    study = Study.objects.get(store=self.store, study_instance_uid=uid)
+            self.studies[uid] = study
+        patient_id = parsed.dataset.get("PatientID")
+        check_same_patient(study, "" if patient_id is None else str(patient_id).strip()[:64], parsed.sop_instance_uid)
         return study
 
     def _series(self, parsed: ParsedInstance, study: Study) -> Series:
         uid = parsed.series_instance_uid
-        if uid in self.series:
-            return self.series[uid]
-        series = Series.objects.filter(series_instance_uid=uid).first()
+        series: Series | None = self.series.get(uid)
         if series is None:
-            try:
-                with transaction.atomic():
-                    series = Series.objects.create(study=study, series_instance_uid=uid, **_series_fields(parsed))
-                self.created_series.add(series.pk)
-            except IntegrityError:
-                series = Series.objects.get(series_instance_uid=uid)
+            series = Series.objects.filter(store=self.store, series_instance_uid=uid).select_related("study").first()
+            if series is None:
+                try:
+                    with transaction.atomic():
+                        series = Series.objects.create(
+                            study=study, store=self.store, series_instance_uid=uid, **_series_fields(parsed)
+                        )
+                    self.created_series.add(series.pk)
+                except IntegrityError:
+                    series = Series.objects.select_related("study").get(store=self.store, series_instance_uid=uid)
         if series.study_id != study.pk:
             raise DicomRejected(
                 f"Series {uid} already belongs to study {series.study.study_instance_uid}, "
@@ -238,7 +310,11 @@ class _Ingestor:
     ) -> None:
         """Store one batch of parsed files: one query for duplicates, files written, one bulk insert."""
         uids = [parsed.sop_instance_uid for _, parsed in batch]
-        existing = dict(Instance.objects.filter(sop_instance_uid__in=uids).values_list("sop_instance_uid", "sha256"))
+        existing = dict(
+            Instance.objects.filter(store=self.store, sop_instance_uid__in=uids).values_list(
+                "sop_instance_uid", "sha256"
+            )
+        )
         to_store: list[tuple[int, ParsedInstance, Series]] = []
         seen_in_batch: dict[str, str] = {}
         for position, (name, parsed) in zip(order, batch, strict=True):
@@ -280,12 +356,17 @@ class _Ingestor:
             outcome.http_status = 409
 
     def _store(self, to_store: list[tuple[int, ParsedInstance, Series]], outcomes: dict[int, FileOutcome]) -> None:
+        if self.keep_files:
+            shas = {parsed.sha256 for _, parsed, _ in to_store}
+            self.known_files = dict(
+                Instance.objects.filter(sha256__in=shas).exclude(file="").values_list("sha256", "file")
+            )
         written: list[str] = []
         rows: list[Instance] = []
         try:
             for _, parsed, series in to_store:
-                name = self._write(parsed)
-                if name:
+                name, new = self._write(parsed)
+                if new:
                     written.append(name)
                 rows.append(_instance_row(parsed, series, name))
             with transaction.atomic():
@@ -305,22 +386,28 @@ class _Ingestor:
             self.touched_series.add(series.pk)
             self.touched_studies.add(series.study_id)
 
-    def _write(self, parsed: ParsedInstance) -> str:
+    def _write(self, parsed: ParsedInstance) -> tuple[str, bool]:
+        """The file's name in storage, and whether this call wrote it (and so may remove it again)."""
         if not self.keep_files:
-            return ""
-        return default_storage.save(storage_path(parsed), ContentFile(parsed.data))
+            return "", False
+        known = self.known_files.get(parsed.sha256)
+        if known:
+            return known, False
+        return default_storage.save(storage_path(parsed, self.store), ContentFile(parsed.data)), True
 
     def _store_one(
         self, position: int, parsed: ParsedInstance, series: Series, outcomes: dict[int, FileOutcome]
     ) -> None:
-        name = self._write(parsed)
+        name, new = self._write(parsed)
         try:
             with transaction.atomic():
                 _instance_row(parsed, series, name).save()
         except IntegrityError:
-            if name:
+            if new:
                 default_storage.delete(name)
-            known = Instance.objects.filter(sop_instance_uid=parsed.sop_instance_uid).values_list("sha256", flat=True)
+            known = Instance.objects.filter(store=self.store, sop_instance_uid=parsed.sop_instance_uid).values_list(
+                "sha256", flat=True
+            )
             self._mark_known(outcomes[position], known.first() or "", parsed)
             return
         self.touched_series.add(series.pk)
@@ -348,11 +435,13 @@ def _reject(outcome: FileOutcome, exc: ApplicationError, *, status: int = 400) -
 def ingest_files(
     files: Iterable[IncomingFile],
     *,
+    store: ImageStore | None = None,
     source: DicomSource | None = None,
     progress: Callable[[FileOutcome], None] | None = None,
 ) -> IngestReport:
-    """Ingest files in order and report each one. Never raises for a bad file: it is reported as rejected."""
-    ingestor = _Ingestor(source)
+    """Ingest files in order into ``store`` (the platform store when None) and report each one. Never raises
+    for a bad file: it is reported as rejected."""
+    ingestor = _Ingestor(store or platform_store(), source)
     outcomes: dict[int, FileOutcome] = {}
     batch: list[tuple[str, ParsedInstance]] = []
     order: list[int] = []
@@ -370,6 +459,8 @@ def ingest_files(
     try:
         for incoming in files:
             try:
+                if incoming.refusal:
+                    raise DicomRejected(incoming.refusal, code="nested_zip")
                 parsed = parse_part10(incoming.data)
             except DicomRejected as exc:
                 outcome = FileOutcome(name=incoming.name, status=REJECTED)
@@ -392,8 +483,14 @@ def ingest_files(
 # --- Zip archives ---------------------------------------------------------------------------------
 
 
+# A member that expands past this size must also stay under the ratio limit; smaller members may compress
+# as much as they like (a small, mostly empty segmentation can compress 1000-fold and is no threat).
+ZIP_RATIO_CHECK_FROM_BYTES = 16 * 1024**2
+
+
 def open_zip_checked(stream: IO[bytes]) -> zipfile.ZipFile:
-    """Open a zip and refuse it whole, before anything is stored, if any member is unsafe or too big."""
+    """Open a zip and refuse it whole, before anything is stored, if any member is unsafe or too big, or
+    expands like a zip bomb. Each refusal names the limit it hit and the setting that sets it."""
     try:
         archive = zipfile.ZipFile(stream)
     except zipfile.BadZipFile as exc:
@@ -401,7 +498,8 @@ def open_zip_checked(stream: IO[bytes]) -> zipfile.ZipFile:
     members = [info for info in archive.infolist() if not info.is_dir()]
     if len(members) > settings.IMAGING_MAX_ZIP_FILES:
         raise PayloadTooLargeError(
-            f"Zip holds {len(members)} files, more than the limit of {settings.IMAGING_MAX_ZIP_FILES}",
+            f"Zip holds {len(members)} files, more than the limit of {settings.IMAGING_MAX_ZIP_FILES} "
+            "(IMAGING_MAX_ZIP_FILES): split it into smaller archives",
             code="zip_too_many_files",
         )
     total = 0
@@ -414,13 +512,26 @@ def open_zip_checked(stream: IO[bytes]) -> zipfile.ZipFile:
             )
         if ".." in normalised.split("/"):
             raise ApplicationError(f"Unsafe path in zip: {name!r}", code="zip_unsafe_path")
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > ZIP_RATIO_CHECK_FROM_BYTES and ratio > settings.IMAGING_MAX_ZIP_RATIO:
+            raise PayloadTooLargeError(
+                f"Zip member {name!r} expands {ratio:.0f}-fold ({_mib(info.compress_size)} to "
+                f"{_mib(info.file_size)}), more than the limit of {settings.IMAGING_MAX_ZIP_RATIO} "
+                "(IMAGING_MAX_ZIP_RATIO): refused as a zip bomb",
+                code="zip_bomb",
+            )
         total += info.file_size
     if total > settings.IMAGING_MAX_ZIP_UNCOMPRESSED_BYTES:
         raise PayloadTooLargeError(
-            f"Zip expands to {total} bytes, more than the limit of {settings.IMAGING_MAX_ZIP_UNCOMPRESSED_BYTES}",
+            f"Zip expands to {_mib(total)}, more than the limit of "
+            f"{_mib(settings.IMAGING_MAX_ZIP_UNCOMPRESSED_BYTES)} (IMAGING_MAX_ZIP_UNCOMPRESSED_BYTES)",
             code="zip_too_large",
         )
     return archive
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024**2:.1f} MiB" if size >= 1024**2 else f"{size} bytes"
 
 
 def iter_zip_files(archive: zipfile.ZipFile) -> Iterator[IncomingFile]:
@@ -435,6 +546,12 @@ def iter_zip_files(archive: zipfile.ZipFile) -> Iterator[IncomingFile]:
             data = member.read(info.file_size + 1)
         if len(data) > info.file_size:
             raise ApplicationError(f"Zip member {info.filename!r} is larger than its header says", code="zip_corrupt")
+        if data[:4] == b"PK\x03\x04":
+            # Said plainly, rather than "Not a DICOM Part 10 file": archives inside archives are not opened.
+            yield IncomingFile(
+                name=info.filename, data=data, refusal="A zip inside the zip is not opened: unzip it first"
+            )
+            continue
         yield IncomingFile(name=info.filename, data=data)
 
 

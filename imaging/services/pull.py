@@ -7,19 +7,27 @@ from typing import Any
 
 from django.db import transaction
 
-from config.errors import NotFoundError
-from imaging.models import DicomSource, Instance, Series, Study
+from config.errors import ConflictError, NotFoundError
+from imaging.models import DicomSource, ImageStore, Instance, Series, Study
 from imaging.services import upstream
-from imaging.services.ingest import IncomingFile, IngestReport, ingest_files, refresh_series, refresh_study
+from imaging.services.ingest import (
+    IncomingFile,
+    IngestReport,
+    PatientMismatch,
+    check_same_patient,
+    ingest_files,
+    refresh_series,
+    refresh_study,
+)
 
 
-def study_pull(*, source: DicomSource, study_instance_uid: str) -> IngestReport:
-    """Copy every instance of the study into the local store through the ingest service."""
+def study_pull(*, source: DicomSource, study_instance_uid: str, store: ImageStore) -> IngestReport:
+    """Copy every instance of the study into ``store``'s local files through the ingest service."""
     files = (
         IncomingFile(name=f"{source.name}:{study_instance_uid}#{index}", data=data)
         for index, data in enumerate(upstream.iter_study(source, study_instance_uid), start=1)
     )
-    report = ingest_files(files, source=None)
+    report = ingest_files(files, store=store, source=None)
     if not report.files:
         raise NotFoundError(f"Study {study_instance_uid} has no instances on upstream PACS {source.name!r}")
     return report
@@ -43,13 +51,32 @@ def _floats(item: dict[str, Any], tag: str) -> list[float] | None:
 
 
 @transaction.atomic
-def study_index_upstream(*, source: DicomSource, study_instance_uid: str) -> Study:
-    """Register an upstream study in the index from its WADO-RS metadata; pixels stay in the PACS."""
+def study_index_upstream(*, source: DicomSource, study_instance_uid: str, store: ImageStore) -> Study:
+    """Register an upstream study in ``store``'s index from its WADO-RS metadata; pixels stay in the PACS.
+
+    All or nothing: an instance of another patient than the study's, or a series that belongs to another
+    study of the store, refuses the whole study (409) and indexes none of it."""
     metadata = upstream.retrieve_metadata(source, study_instance_uid)
     if not metadata:
         raise NotFoundError(f"Study {study_instance_uid} has no instances on upstream PACS {source.name!r}")
     first = metadata[0]
+    existing = Study.objects.filter(store=store, study_instance_uid=study_instance_uid).first()
+    if existing is not None and existing.source_id != source.pk:
+        raise ConflictError(
+            f"Study {study_instance_uid} is already in this project from another place; it is not indexed again "
+            f"from {source.name!r}",
+            code="study_elsewhere",
+        )
+    for item in metadata:
+        reference = existing or Study(
+            study_instance_uid=study_instance_uid, patient_id=str(_value(first, "00100020"))[:64]
+        )
+        try:
+            check_same_patient(reference, str(_value(item, "00100020"))[:64], str(_value(item, "00080018")))
+        except PatientMismatch as exc:
+            raise ConflictError(exc.message, code=exc.code) from exc
     study, _ = Study.objects.update_or_create(
+        store=store,
         study_instance_uid=study_instance_uid,
         defaults={
             "source": source,
@@ -68,6 +95,7 @@ def study_index_upstream(*, source: DicomSource, study_instance_uid: str) -> Stu
     for item in metadata:
         series_uid = _value(item, "0020000E")
         series, _ = Series.objects.get_or_create(
+            store=store,
             series_instance_uid=series_uid,
             defaults={
                 "study": study,
@@ -77,14 +105,26 @@ def study_index_upstream(*, source: DicomSource, study_instance_uid: str) -> Stu
                 "frame_of_reference_uid": str(_value(item, "00200052"))[:64],
             },
         )
+        if series.study_id != study.pk:
+            raise ConflictError(
+                f"Series {series_uid} already belongs to another study of this project, not {study_instance_uid}",
+                code="conflict",
+            )
         touched.add(series.pk)
         # WADO-RS metadata need not carry the File Meta group (Orthanc leaves it out): the transfer syntax is
         # then unknown, which is fine since proxied frames are always asked for as Explicit VR Little Endian.
         transfer_syntax = str(_value(item, "00020010", ""))
         rows, columns = _value(item, "00280010", None), _value(item, "00280011", None)
         clean = {tag: element for tag, element in item.items() if "BulkDataURI" not in element and tag[:4] != "0002"}
+        sop_uid = _value(item, "00080018")
+        known = Instance.objects.filter(store=store, sop_instance_uid=sop_uid).select_related("series").first()
+        if known is not None and known.series.study_id != study.pk:
+            raise ConflictError(
+                f"SOP Instance {sop_uid} already belongs to another study of this project", code="conflict"
+            )
         Instance.objects.update_or_create(
-            sop_instance_uid=_value(item, "00080018"),
+            store=store,
+            sop_instance_uid=sop_uid,
             defaults={
                 "series": series,
                 "sop_class_uid": _value(item, "00080016"),

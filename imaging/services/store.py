@@ -1,27 +1,33 @@
-"""Storing files into a destination: the local store, or an upstream PACS with the index kept here."""
+"""Storing files into a destination: a store's local files, or an upstream PACS with the index kept here."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from imaging.dicom import DicomRejected, parse_part10
-from imaging.models import DicomSource
+from imaging.models import DicomSource, ImageStore, Study
 from imaging.services import upstream
 from imaging.services.ingest import IncomingFile, IngestReport, ingest_files
 
 
-def files_store(files: Iterable[IncomingFile], *, source: DicomSource | None) -> IngestReport:
-    """Ingest into the local store; for an upstream source, send the valid files to the PACS first and
-    index them only once it has accepted them (a PACS that is down stores nothing here either)."""
+def files_store(files: Iterable[IncomingFile], *, store: ImageStore, source: DicomSource | None) -> IngestReport:
+    """Ingest into ``store``; for an upstream source, send the valid files to the PACS first and index them
+    only once it has accepted them (a PACS that is down stores nothing here either)."""
     if source is None or not source.is_upstream:
-        return ingest_files(files, source=None)
+        return ingest_files(files, store=store, source=None)
     materialised = list(files)
     datasets = []
+    # Files that ingest will refuse for their patient are not sent to the PACS either.
+    patients = dict(Study.objects.filter(store=store).values_list("study_instance_uid", "patient_id"))
     for incoming in materialised:
         try:
-            datasets.append(parse_part10(incoming.data).full_dataset())
+            parsed = parse_part10(incoming.data)
         except DicomRejected:
             continue  # reported as rejected by ingest_files below
+        patient = str(parsed.dataset.get("PatientID") or "").strip()[:64]
+        if patients.setdefault(parsed.study_instance_uid, patient) != patient:
+            continue
+        datasets.append(parsed.full_dataset())
     if datasets:
         upstream.store(source, datasets)
-    return ingest_files(materialised, source=source)
+    return ingest_files(materialised, store=store, source=source)

@@ -41,13 +41,13 @@ from annotation.models import (
     Project,
     Role,
 )
-from annotation.services import cases_create, project_link_studies, schema_create_version
+from annotation.services import cases_create, schema_create_version
 from imaging.models import Instance, Series
 from imaging.services.ingest import STORED, IncomingFile, ingest_files
 from imaging.synthetic import SyntheticStudy, generate_ct_study
 from review.models import CaseEvent
 from tests.conftest import dataset_bytes, stored_files
-from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory, place_studies
 
 ROWS = COLUMNS = 64
 SLICES = 8
@@ -107,7 +107,7 @@ def bare_project(users: dict[str, User], ingested_studies: list[SyntheticStudy])
     project = cast(Project, ProjectFactory(slug=PROJECT_SLUG, name="Nodule reading", readers_per_case=2))
     for role in ROLE_USERS:
         MembershipFactory(project=project, user=users[role], role=Role(role))
-    project_link_studies(project=project, study_uids=[s.study_uid for s in ingested_studies])
+    place_studies(project, [s.study_uid for s in ingested_studies])
     return project
 
 

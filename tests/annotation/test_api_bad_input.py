@@ -18,7 +18,7 @@ from django.test import Client
 
 from annotation.labels import encode_mask, load_example_schema
 from annotation.models import Case, LabelSchema, Project, Role
-from annotation.services import annotation_save, assignment_create, project_link_studies, schema_create_version
+from annotation.services import annotation_save, assignment_create, schema_create_version
 from imaging.models import Series
 from imaging.synthetic import SyntheticStudy
 from tests.annotation.conftest import (
@@ -29,7 +29,7 @@ from tests.annotation.conftest import (
     mask_for,
     post_revision,
 )
-from tests.factories import MembershipFactory, ProjectFactory
+from tests.factories import MembershipFactory, ProjectFactory, place_studies
 
 API = "/api/v1"
 JSON = "application/json"
@@ -320,7 +320,7 @@ def fundus_case(
     MembershipFactory(project=project, user=users["annotator"], role=Role.ANNOTATOR)
     schema_create_version(project=project, definition=load_example_schema("fundus_dr_grading"), created_by=None)
     study = reading_cases[0].study
-    project_link_studies(project=project, study_uids=[study.study_instance_uid])
+    place_studies(project, [study.study_instance_uid])
     case = Case.objects.create(project=project, study=study)
     assignment_create(case=case, user=users["annotator"], role="first_reader", assigned_by=None)
     return case, client_for(users["annotator"])
@@ -585,7 +585,7 @@ def test_case_for_a_series_that_failed_quality_checks_is_400_naming_the_series(
 ) -> None:
     broken = ingest_study(105, drop_slice=4)
     assert Series.objects.get(series_instance_uid=broken.series_uid).quality == Series.Quality.FAILED
-    project_link_studies(project=reading_project, study_uids=[broken.study_uid])
+    place_studies(reading_project, [broken.study_uid])
     before = db_state(reading.storage)
     body: dict[str, Any] = {"study_instance_uids": [broken.study_uid]}
     if by_series:
@@ -687,7 +687,9 @@ def test_schema_request_needs_exactly_one_known_source(
 def test_saving_before_the_project_has_a_schema_is_400(
     bare_project: Project, users: dict[str, User], client_for: Callable[[User | None], Client], isolated_storage: Path
 ) -> None:
-    [case] = Case.objects.bulk_create([Case(project=bare_project, study=bare_project.project_studies.first().study)])  # type: ignore[union-attr]
+    study = bare_project.image_store.studies.first()
+    assert study is not None
+    [case] = Case.objects.bulk_create([Case(project=bare_project, study=study)])
     assignment_create(case=case, user=users["annotator"], role="first_reader", assigned_by=None)
     before = db_state(isolated_storage)
     response = post_revision(client_for(users["annotator"]), case, {"items": []}, base_revision=0)

@@ -44,10 +44,14 @@ def new_user(prefix: str = "reader") -> User:
 
 
 def new_case(project: Project, *, with_series: bool = False) -> Case:
-    study = Study.objects.create(study_instance_uid=_uid("1"), patient_id=f"P{next(_serial)}", study_date="20240101")
+    study = Study.objects.create(
+        store=project.image_store, study_instance_uid=_uid("1"), patient_id=f"P{next(_serial)}", study_date="20240101"
+    )
     series = None
     if with_series:
-        series = Series.objects.create(study=study, series_instance_uid=_uid("2"), rows=64, columns=64)
+        series = Series.objects.create(
+            study=study, store=project.image_store, series_instance_uid=_uid("2"), rows=64, columns=64
+        )
     return Case.objects.create(project=project, study=study, series=series)
 
 

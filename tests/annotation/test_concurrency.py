@@ -34,7 +34,7 @@ from imaging.models import Study
 from imaging.services.ingest import STORED, IncomingFile, ingest_files
 from imaging.synthetic import generate_ct_study
 from tests.conftest import dataset_bytes
-from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory, place_studies
 
 FIRST = ReadingRole.FIRST_READER
 SECOND = ReadingRole.SECOND_READER
@@ -59,8 +59,7 @@ def member(project: Project, username: str, *roles: str) -> User:
 
 def bare_cases(project: Project, count: int) -> list[Case]:
     uids = [f"1.2.826.0.1.3680043.8.498.88.{i}" for i in range(count)]
-    Study.objects.bulk_create([Study(study_instance_uid=uid) for uid in uids])
-    services.project_link_studies(project=project, study_uids=uids)
+    Study.objects.bulk_create([Study(store=project.image_store, study_instance_uid=uid) for uid in uids])
     return services.cases_create(project=project, study_uids=uids)
 
 
@@ -68,7 +67,7 @@ def imaged_case(project: Project) -> tuple[Case, str]:
     study = generate_ct_study(seed=61, rows=SHAPE[1], columns=SHAPE[2], slices=SHAPE[0], n_lesions=0)
     report = ingest_files([IncomingFile(f"{k}.dcm", dataset_bytes(ds)) for k, ds in enumerate(study.datasets())])
     assert {f.status for f in report.files} == {STORED}
-    services.project_link_studies(project=project, study_uids=[study.study_uid])
+    place_studies(project, [study.study_uid])
     [case] = services.cases_create(project=project, study_uids=[study.study_uid])
     return case, study.series_uid
 

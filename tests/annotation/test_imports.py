@@ -11,10 +11,10 @@ from dicomweb_client.api import DICOMwebClient
 from django.test import Client
 
 from annotation.labels import load_example_schema
-from annotation.models import Case, Project, ProjectStudy
+from annotation.models import Case, Project
 from annotation.services import schema_create_version
 from config.types import User
-from imaging.models import DicomSource
+from imaging.models import DicomSource, Study
 from jobs.models import Job, JobStatus
 from tests.conftest import require_env
 from tests.factories import DicomSourceFactory
@@ -67,7 +67,7 @@ def test_import_copies_links_and_opens_cases_once(
     by_uid = {line["study_instance_uid"]: line for line in job.result["studies"]}
     assert by_uid[uid]["status"] == "imported" and by_uid[uid]["stored"] == len(series)
     assert by_uid[missing]["status"] == "not_found" and "Not found" in by_uid[missing]["reason"]
-    assert ProjectStudy.objects.filter(project=project_with_schema, study__study_instance_uid=uid).count() == 1
+    assert Study.objects.filter(store=project_with_schema.image_store, study_instance_uid=uid).count() == 1
     assert job.progress == {"done": 2, "total": 2, "message": "done"}
 
     again = _import(manager, project_with_schema, body, django_capture_on_commit_callbacks)

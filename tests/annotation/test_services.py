@@ -39,7 +39,7 @@ from imaging.models import Series, Study
 from imaging.services.ingest import STORED, IncomingFile, ingest_files
 from imaging.synthetic import generate_ct_study
 from tests.conftest import dataset_bytes, stored_files
-from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory, place_studies
 
 FIRST = ReadingRole.FIRST_READER
 SECOND = ReadingRole.SECOND_READER
@@ -68,8 +68,7 @@ def member(project: Project, username: str, *roles: str) -> User:
 def bare_studies(project: Project, count: int, prefix: str = "1.2.826.0.1.3680043.8.498.77") -> list[str]:
     """Index rows only (no files): enough for cases that need no geometry."""
     uids = [f"{prefix}.{i}" for i in range(count)]
-    Study.objects.bulk_create([Study(study_instance_uid=uid) for uid in uids])
-    services.project_link_studies(project=project, study_uids=uids)
+    Study.objects.bulk_create([Study(store=project.image_store, study_instance_uid=uid) for uid in uids])
     return uids
 
 
@@ -86,7 +85,7 @@ def ingest_study(seed: int, *, slices: int = 8, size: int = 32, drop: int | None
 
 def imaged_case(project: Project, seed: int) -> tuple[Case, str]:
     study_uid, series_uid = ingest_study(seed)
-    services.project_link_studies(project=project, study_uids=[study_uid])
+    place_studies(project, [study_uid])
     [case] = services.cases_create(project=project, study_uids=[study_uid])
     return case, series_uid
 
@@ -199,7 +198,7 @@ def test_cases_create_is_idempotent() -> None:
 def test_cases_create_per_series_is_idempotent() -> None:
     project = new_project()
     study_uid, series_uid = ingest_study(31)
-    services.project_link_studies(project=project, study_uids=[study_uid])
+    place_studies(project, [study_uid])
     [first] = services.cases_create(project=project, study_uids=[study_uid], series_uids=[series_uid])
     [again] = services.cases_create(project=project, study_uids=[study_uid], series_uids=[series_uid])
 
@@ -231,7 +230,7 @@ def test_cases_create_refuses_a_series_that_failed_quality_checks() -> None:
     study_uid, series_uid = ingest_study(32, drop=4)  # a slice missing in the middle of the series
     series = Series.objects.get(series_instance_uid=series_uid)
     assert series.quality == Series.Quality.FAILED
-    services.project_link_studies(project=project, study_uids=[study_uid])
+    place_studies(project, [study_uid])
 
     with pytest.raises(ApplicationError) as info:
         services.cases_create(project=project, study_uids=[study_uid])

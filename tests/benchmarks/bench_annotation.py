@@ -46,11 +46,12 @@ from rest_framework.authtoken.models import Token  # noqa: E402
 
 from annotation import services  # noqa: E402
 from annotation.labels import encode_mask, load_example_schema  # noqa: E402
-from annotation.models import Assignment, Case, MaskFile, Membership, Project, ProjectStudy, Role  # noqa: E402
+from annotation.models import Assignment, Case, MaskFile, Membership, Project, Role  # noqa: E402
 from imaging.models import Study  # noqa: E402
 from imaging.services.ingest import IncomingFile, ingest_files  # noqa: E402
 from imaging.synthetic import generate_ct_study  # noqa: E402
 from tests.benchmarks.bench_imaging import start_server, stop_server  # noqa: E402
+from tests.factories import place_studies  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST = "first_reader"
@@ -126,7 +127,7 @@ def mask_case(slices: int, size: int) -> tuple[Project, Case, User, str, np.ndar
     assert report.counts()["stored"] == len(files), report.counts()
     project, _ = Project.objects.get_or_create(slug="bench-masks", defaults={"name": "Bench masks"})
     services.schema_create_version(project=project, definition=MASK_SCHEMA, created_by=None)
-    services.project_link_studies(project=project, study_uids=[study.study_uid])
+    place_studies(project, [study.study_uid])
     [case] = services.cases_create(project=project, study_uids=[study.study_uid])
     reader, _ = User.objects.get_or_create(username="bench-mask-reader")
     services.membership_grant(project=project, user=reader, role=Role.ANNOTATOR)
@@ -245,6 +246,7 @@ def worklist_project(cases: int, readers: int) -> tuple[Project, list[tuple[str,
         Study.objects.bulk_create(
             [
                 Study(
+                    store=project.image_store,
                     study_instance_uid=uid,
                     patient_id=f"W{i:06d}",
                     study_date=f"20{10 + i % 15:02d}{1 + i % 12:02d}{1 + i % 28:02d}",
@@ -255,9 +257,10 @@ def worklist_project(cases: int, readers: int) -> tuple[Project, list[tuple[str,
             ],
             batch_size=2000,
         )
-        ids = dict(Study.objects.filter(study_instance_uid__in=uids).values_list("study_instance_uid", "pk"))
-        ProjectStudy.objects.bulk_create(
-            [ProjectStudy(project=project, study_id=ids[uid]) for uid in uids], batch_size=2000
+        ids = dict(
+            Study.objects.filter(store=project.image_store, study_instance_uid__in=uids).values_list(
+                "study_instance_uid", "pk"
+            )
         )
         # Priorities as active learning would leave them: a few levels, many ties, so age matters too.
         priorities = rng.integers(0, 5, size=len(uids)).astype(float)

@@ -149,6 +149,7 @@ def build(n_cases: int, seed: int = 0) -> tuple[Project, User]:
     studies = Study.objects.bulk_create(
         [
             Study(
+                store=project.image_store,
                 study_instance_uid=f"1.2.826.0.1.3680043.8.498.7{i:07d}",
                 patient_id=f"P{i:06d}",
                 patient_name=f"Patient^{i:06d}",

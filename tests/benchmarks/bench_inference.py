@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from tests.factories import place_studies
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -63,14 +65,14 @@ def project_with_model(slug: str, studies: list[Any]) -> tuple[Any, Any, list[An
 
     from annotation.labels import load_example_schema
     from annotation.models import Project
-    from annotation.services import cases_create, current_schema, project_link_studies, schema_create_version
+    from annotation.services import cases_create, current_schema, schema_create_version
     from imaging.synthetic import generate_ct_study
     from inference import engine, registry
     from inference.services import default_label_map
 
     project, _ = Project.objects.get_or_create(slug=slug, defaults={"name": slug})
     schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=None)
-    project_link_studies(project=project, study_uids=[s.study_uid for s in studies])
+    place_studies(project, [s.study_uid for s in studies])
     cases = cases_create(project=project, study_uids=[s.study_uid for s in studies])
 
     spec = engine.preprocessing_spec(MODEL["preprocessing"])

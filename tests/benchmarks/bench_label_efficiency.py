@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from tests.factories import place_studies
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -78,12 +80,12 @@ def ingest(studies: list[Any]) -> None:
 def make_project(slug: str, strategy: str, studies: list[Any]) -> Any:
     from annotation.labels import load_example_schema
     from annotation.models import Project
-    from annotation.services import cases_create, project_link_studies, schema_create_version
+    from annotation.services import cases_create, schema_create_version
     from inference.models import InferenceSettings
 
     project, _ = Project.objects.get_or_create(slug=slug, defaults={"name": slug})
     schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=None)
-    project_link_studies(project=project, study_uids=[s.study_uid for s in studies])
+    place_studies(project, [s.study_uid for s in studies])
     cases_create(project=project, study_uids=[s.study_uid for s in studies])
     InferenceSettings.objects.update_or_create(project=project, defaults={"strategy": strategy, "seed": 0, **TINY})
     return project

@@ -35,13 +35,13 @@ from annotation.services import (
     annotation_save_machine,
     assignment_create,
     cases_create,
-    project_link_studies,
     submit_handler,
 )
 from imaging.models import Instance
 from imaging.services.ingest import IncomingFile, ingest_files
 from imaging.synthetic import generate_ct_study
 from review.models import CaseEvent, ReviewPolicy
+from tests.factories import place_studies
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
@@ -288,7 +288,7 @@ def _ingest_big_series(project: Project, slices: int) -> Case:
             yield IncomingFile(name=f"big/{number:04d}.dcm", data=buffer.getvalue())
 
     report = ingest_files(files())
-    project_link_studies(project=project, study_uids=report.study_uids)
+    place_studies(project, report.study_uids)
     (case,) = cases_create(project=project, study_uids=report.study_uids, priority=5.0)
     return case
 

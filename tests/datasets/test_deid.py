@@ -16,7 +16,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from annotation.labels import load_example_schema
 from annotation.models import Case, Project, Role
-from annotation.services import cases_create, project_link_studies, schema_create_version
+from annotation.services import cases_create, schema_create_version
 from datasets.deid import (
     BASIC_PROFILE,
     SAFE_PRIVATE_TAGS,
@@ -32,7 +32,7 @@ from imaging.services.ingest import STORED, IncomingFile, ingest_files
 from imaging.synthetic import SyntheticStudy, generate_ct_study
 from tests.conftest import dataset_bytes
 from tests.datasets.conftest import adjudicate, other_values, run_export, truth_values, zip_files
-from tests.factories import MembershipFactory, ProjectFactory
+from tests.factories import MembershipFactory, ProjectFactory, place_studies
 
 KEY = bytes(range(32))
 # UIDs the ingest indexes (kept from the synthetic study, and checked separately).
@@ -198,7 +198,7 @@ def phi_project(users: dict[str, User]) -> tuple[Project, list[Case], list[Synth
         report = ingest_files([IncomingFile(f"{seed}-{k}.dcm", data) for k, data in enumerate(files)])
         assert [f.status for f in report.files] == [STORED] * len(files), [f.reason for f in report.files]
         studies.append(study)
-    project_link_studies(project=project, study_uids=[s.study_uid for s in studies])
+    place_studies(project, [s.study_uid for s in studies])
     schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=None)
     cases = cases_create(project=project, study_uids=[s.study_uid for s in studies])
     for case, study in zip(cases, studies, strict=True):

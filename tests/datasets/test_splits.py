@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 
 from annotation.labels import load_example_schema
 from annotation.models import Case, CaseStatus, Project, Role
-from annotation.services import cases_create, project_link_studies, schema_create_version
+from annotation.services import cases_create, schema_create_version
 from datasets.services import export_create
 from datasets.splits import split_patients
 from imaging.services.ingest import STORED, IncomingFile, ingest_files
@@ -22,7 +22,7 @@ from review.services import policy_for
 from tests.annotation.conftest import chest_values
 from tests.conftest import dataset_bytes
 from tests.datasets.conftest import read, run_export, zip_files
-from tests.factories import MembershipFactory, ProjectFactory
+from tests.factories import MembershipFactory, ProjectFactory, place_studies
 
 FRACTIONS = {"train": 0.7, "validation": 0.15, "test": 0.15}
 
@@ -59,7 +59,7 @@ def four_patients(users: dict[str, User]) -> Project:
         files = [IncomingFile(f"{n}-{k}.dcm", dataset_bytes(ds)) for k, ds in enumerate(study.datasets())]
         assert [f.status for f in ingest_files(files).files] == [STORED] * 4
         studies.append(study)
-    project_link_studies(project=project, study_uids=[s.study_uid for s in studies])
+    place_studies(project, [s.study_uid for s in studies])
     schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=None)
     policy = policy_for(project)
     policy.second_read_share = 0.0

@@ -266,11 +266,10 @@ def drill_pacs() -> None:
         name="faults-orthanc", defaults={"kind": DicomSource.Kind.DICOMWEB,
                                          "base_url": os.environ["ORTHANC_DICOMWEB_URL"], "timeout_seconds": 5},
     )  # fmt: skip
-    study_index_upstream(source=source, study_instance_uid=study.study_uid)
     from annotation.models import Project
-    from annotation.services import project_link_studies
 
-    project_link_studies(project=Project.objects.get(slug=SEED["project"]), study_uids=[study.study_uid])
+    project = Project.objects.get(slug=SEED["project"])
+    study_index_upstream(source=source, study_instance_uid=study.study_uid, store=project.image_store)
     reader = requests.Session()
     reader.headers["Authorization"] = f"Token {SEED['readers'][0]['token']}"
     sop = next(iter(study.datasets())).SOPInstanceUID

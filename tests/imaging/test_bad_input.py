@@ -290,6 +290,55 @@ def test_zip_with_too_many_files_is_413(manager_client: Client, isolated_storage
 
 
 @pytest.mark.django_db
+def test_a_zip_bomb_is_413_naming_the_ratio_limit(manager_client: Client, isolated_storage: Path) -> None:
+    # 17 MiB of zeros deflates to about 17 KiB: a thousand-fold, where DICOM images compress a few times.
+    archive = zip_bytes([("ct.dcm", read_testdata("CT_small.dcm")), ("bomb.dcm", bytes(17 * 1024**2))])
+    assert len(archive) < 100_000
+
+    response = upload(manager_client, [("bomb.zip", archive)])
+
+    assert response.status_code == 413
+    body = response.json()
+    assert body["code"] == "zip_bomb"
+    assert "Zip member 'bomb.dcm' expands" in body["detail"] and "IMAGING_MAX_ZIP_RATIO" in body["detail"]
+    assert "refused as a zip bomb" in body["detail"]
+    assert_nothing_stored(isolated_storage)
+
+
+@pytest.mark.django_db
+def test_a_zip_inside_a_zip_is_named_as_such(manager_client: Client, isolated_storage: Path) -> None:
+    inner = zip_bytes([("ct.dcm", read_testdata("CT_small.dcm"))])
+    response = upload(manager_client, [("outer.zip", zip_bytes([("inner.zip", inner)]))])
+
+    assert response.status_code == 400
+    [outcome] = response.json()["files"]
+    assert outcome["code"] == "nested_zip" and "zip inside the zip" in outcome["reason"]
+    assert_nothing_stored(isolated_storage)
+
+
+@pytest.mark.django_db
+def test_a_huge_report_is_capped_and_says_how_many_more_were_refused(
+    manager_client: Client, isolated_storage: Path, settings: Any
+) -> None:
+    settings.IMAGING_MAX_REPORTED_FILES = 5
+    junk = [(f"junk-{k:02d}.txt", f"not dicom {k}".encode()) for k in range(12)]
+    response = upload(manager_client, [("mixed.zip", zip_bytes([("ct.dcm", read_testdata("CT_small.dcm")), *junk]))])
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["counts"] == {"stored": 1, "duplicate": 0, "rejected": 12}
+    # The refused files come first: they are what the user has to act on.
+    assert [f["file"] for f in body["files"]] == [name for name, _ in junk[:5]]
+    assert body["files_not_listed"] == {"stored": 1, "duplicate": 0, "rejected": 7}
+
+    refused = upload(manager_client, [("junk.zip", zip_bytes(junk))])
+    assert refused.status_code == 400
+    detail = refused.json()["detail"]
+    assert detail.count("Not a DICOM Part 10 file") == 10 and "and 2 more files refused" in detail
+    assert len(refused.json()["files"]) == 5
+
+
+@pytest.mark.django_db
 def test_file_named_zip_that_is_not_a_zip_is_400(manager_client: Client, isolated_storage: Path) -> None:
     response = upload(manager_client, [("broken.zip", b"PK\x03\x04 not really a zip")])
 

@@ -23,12 +23,12 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from annotation.models import Project
-from annotation.services import project_link_studies
 from imaging.models import Instance, Study
 from imaging.services.ingest import IncomingFile, ingest_files
 from imaging.synthetic import generate_ct_study
 from tests.conftest import dataset_bytes, stored_files
 from tests.conftest import testdata_bytes as read_testdata
+from tests.factories import place_studies
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 SLICES = 8
@@ -119,7 +119,7 @@ def test_stow_reports_every_instance_and_stores_files(stored: Stored, isolated_s
         assert path_of(item.RetrieveURL).startswith(path_of(stored.root) + "/studies/")
         assert item.RetrieveURL.endswith(f"/instances/{item.ReferencedSOPInstanceUID}")
     assert len(stored_files(isolated_storage)) == len(stored.all)
-    linked = set(project.project_studies.values_list("study__study_instance_uid", flat=True))
+    linked = set(project.image_store.studies.values_list("study_instance_uid", flat=True))
     assert linked == {ds.StudyInstanceUID for ds in stored.all}
 
 
@@ -510,7 +510,7 @@ def two_studies(project: Project) -> list[Dataset]:
     datasets = [synthetic(seed=21)[0], synthetic(seed=22)[0]]
     report = ingest_files([IncomingFile(name=f"f{i}", data=dataset_bytes(ds)) for i, ds in enumerate(datasets)])
     assert len(report.stored) == 2
-    project_link_studies(project=project, study_uids=report.study_uids)
+    place_studies(project, report.study_uids)
     return datasets
 
 

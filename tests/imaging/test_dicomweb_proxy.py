@@ -204,7 +204,7 @@ def test_stow_stores_in_the_pacs_and_indexes_without_files(
     assert sorted(Instance.objects.values_list("sop_instance_uid", flat=True)) == sop_uids
     assert set(Instance.objects.values_list("file", flat=True)) == {""}
     assert set(Study.objects.values_list("source__name", flat=True)) == {pacs.name}
-    linked = set(proxy.project.project_studies.values_list("study__study_instance_uid", flat=True))
+    linked = set(proxy.project.image_store.studies.values_list("study_instance_uid", flat=True))
     assert linked == {ds.StudyInstanceUID for ds in sent.all}
 
 

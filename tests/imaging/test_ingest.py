@@ -16,8 +16,8 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from annotation.models import Project, ProjectStudy, Role
-from imaging.models import Instance, Series, Study
+from annotation.models import Project, Role
+from imaging.models import ImageStore, Instance, Series, Study
 from imaging.services.ingest import DUPLICATE, REJECTED, STORED, IncomingFile, ingest_files
 from imaging.synthetic import SyntheticStudy, generate_ct_study
 from tests.conftest import dataset_bytes, stored_files
@@ -158,8 +158,10 @@ def test_stored_file_bytes_are_identical_to_input_with_correct_sha256(
         assert stored == original
         assert instance.sha256 == sha256(original)
         assert instance.file_size == len(original)
+        # Under the store's folder: the same UIDs in another project's store are another file.
         assert instance.file == (
-            f"dicom/{small_study.study_uid}/{small_study.series_uid}/{instance.sop_instance_uid}.dcm"
+            f"dicom/{instance.store_id}/{small_study.study_uid}/{small_study.series_uid}/"
+            f"{instance.sop_instance_uid}.dcm"
         )
 
 
@@ -305,16 +307,16 @@ def test_zip_upload_of_synthetic_series_ingests_all_slices(
     assert study.modalities_in_study == "CT"
     assert study.patient_id == small_study.patient_id
     assert len(stored_files(isolated_storage)) == 8
-    assert ProjectStudy.objects.filter(project=project, study=study).exists()
+    assert study.store_id == project.image_store_id
 
 
 @pytest.mark.django_db
-def test_upload_with_project_links_the_study(manager_client: Client, project: Project) -> None:
+def test_upload_with_project_stores_into_the_projects_store(manager_client: Client, project: Project) -> None:
     response = upload(manager_client, [("mr.dcm", read_testdata("MR_small.dcm"))], project=project.slug)
 
     assert response.status_code == 201
     study_uid = response.json()["studies"][0]
-    assert ProjectStudy.objects.filter(project=project, study__study_instance_uid=study_uid).count() == 1
+    assert Study.objects.filter(store=project.image_store, study_instance_uid=study_uid).count() == 1
     listed = manager_client.get("/api/v1/imaging/studies/", {"project": project.slug}).json()
     assert [s["study_instance_uid"] for s in listed["results"]] == [study_uid]
 
@@ -379,7 +381,7 @@ def test_upload_to_a_project_the_user_is_not_in_is_404(manager_client: Client, i
 
 
 @pytest.mark.django_db
-def test_superuser_upload_without_project_stores_unlinked(isolated_storage: Path) -> None:
+def test_superuser_upload_without_project_stores_into_the_platform_store(isolated_storage: Path) -> None:
     admin = User.objects.create_superuser("root", password="x-password-123")
     client = Client()
     client.force_login(admin)
@@ -388,7 +390,7 @@ def test_superuser_upload_without_project_stores_unlinked(isolated_storage: Path
 
     assert response.status_code == 201
     assert Instance.objects.count() == 1
-    assert ProjectStudy.objects.count() == 0
+    assert Study.objects.get().store.kind == ImageStore.Kind.PLATFORM
     assert len(stored_files(isolated_storage)) == 1
 
 

@@ -15,8 +15,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from annotation.models import Membership, Project, ProjectStudy
-from imaging.models import Instance, Series, Study
+from annotation.models import Membership, Project
+from imaging.models import ImageStore, Instance, Series, Study
 from imaging.synthetic import SyntheticStudy, generate_ct_study
 from tests.conftest import stored_files
 
@@ -60,7 +60,7 @@ def test_ingest_command_stores_a_folder_and_reports_junk(
     assert series.number_of_slices == 6
     assert series.quality == Series.Quality.OK
     study = Study.objects.get(study_instance_uid=tiny_study.study_uid)
-    assert ProjectStudy.objects.filter(project=project, study=study).exists()
+    assert study.store_id == project.image_store_id
     stored_bytes = sorted(p.read_bytes() for p in stored_files(isolated_storage))
     assert stored_bytes == sorted(p.read_bytes() for p in written)
 
@@ -176,7 +176,7 @@ def test_seed_demo_is_idempotent(isolated_storage: Path) -> None:
         Project.objects.count(),
         Study.objects.count(),
         Instance.objects.count(),
-        ProjectStudy.objects.count(),
+        ImageStore.objects.count(),
         len(stored_files(isolated_storage)),
     )
     assert "synthetic stored 32, already there 0" in first
@@ -191,9 +191,9 @@ def test_seed_demo_is_idempotent(isolated_storage: Path) -> None:
         Project.objects.count(),
         Study.objects.count(),
         Instance.objects.count(),
-        ProjectStudy.objects.count(),
+        ImageStore.objects.count(),
         len(stored_files(isolated_storage)),
     ) == counts
     demo = Project.objects.get(slug="demo-chest-ct")
-    assert ProjectStudy.objects.filter(project=demo).count() == Study.objects.count()
+    assert Study.objects.filter(store=demo.image_store).count() == Study.objects.count()
     assert User.objects.get(username="admin").is_superuser

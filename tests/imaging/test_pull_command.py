@@ -11,7 +11,7 @@ import pytest
 import requests
 from django.core.management import CommandError, call_command
 
-from annotation.models import Project, ProjectStudy
+from annotation.models import Project
 from imaging.models import Instance, Study
 from imaging.synthetic import generate_ct_study
 from tests.conftest import require_env, stored_files
@@ -41,13 +41,13 @@ def test_pull_study_copies_every_instance_into_the_local_store_and_links_the_pro
     assert "stored 4, duplicate 0, rejected 0" in out.getvalue()
     assert Instance.objects.filter(series__study__study_instance_uid=study_uid).count() == 4
     assert len(stored_files(isolated_storage)) == 4
-    assert ProjectStudy.objects.filter(project=project, study__study_instance_uid=study_uid).exists()
+    assert Study.objects.get(study_instance_uid=study_uid).store_id == project.image_store_id
     stored = Instance.objects.get(sop_instance_uid=datasets[0].SOPInstanceUID)
     local = pydicom.dcmread(isolated_storage / stored.file)
     assert (local.pixel_array == datasets[0].pixel_array).all()
 
     again = io.StringIO()
-    call_command("pull_study", source.name, study_uid, stdout=again)
+    call_command("pull_study", source.name, study_uid, project="pulled", stdout=again)
     assert "stored 0, duplicate 4" in again.getvalue()
 
 

@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from django.test import Client
 
 from annotation.models import Annotation, AnnotationRevision, Case, Project
-from annotation.services import assignment_create, cases_create, load_mask, project_link_studies
+from annotation.services import assignment_create, cases_create, load_mask
 from imaging.models import Instance
 from imaging.synthetic import SyntheticStudy
 from inference import services
@@ -21,6 +21,7 @@ from inference.models import ModelVersion, Prediction
 from jobs.models import Job, JobStatus
 from jobs.services import run_job
 from tests.annotation.conftest import ingest_study
+from tests.factories import place_studies
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +49,7 @@ def test_prelabel_stores_an_ai_revision_tagged_with_the_model_version(
 ) -> None:
     project = active.project
     study = ingest_study(104)  # a new study: never seen in training
-    project_link_studies(project=project, study_uids=[study.study_uid])
+    place_studies(project, [study.study_uid])
     (case,) = cases_create(project=project, study_uids=[study.study_uid])
     job = prelabel(project, [case])
     assert job.status == JobStatus.SUCCEEDED, job.error
@@ -83,7 +84,7 @@ def test_readers_assigned_to_the_case_see_the_ai_proposal_and_others_do_not(
 ) -> None:
     project = active.project
     study = ingest_study(105)
-    project_link_studies(project=project, study_uids=[study.study_uid])
+    place_studies(project, [study.study_uid])
     (case,) = cases_create(project=project, study_uids=[study.study_uid])
     assert prelabel(project, [case]).status == JobStatus.SUCCEEDED
     assignment_create(case=case, user=users["annotator"], role="first_reader", assigned_by=None)
@@ -130,7 +131,7 @@ def test_a_series_the_preprocessing_cannot_handle_fails_with_the_reason(
 ) -> None:
     project = untrained.project
     study = ingest_study(106)
-    project_link_studies(project=project, study_uids=[study.study_uid])
+    place_studies(project, [study.study_uid])
     (case,) = cases_create(project=project, study_uids=[study.study_uid])
     Instance.objects.filter(series__study__study_instance_uid=study.study_uid).update(
         image_orientation=[0, 1, 0, 0, 0, -1]  # sagittal
@@ -147,7 +148,7 @@ def test_prelabel_on_ingest_when_the_project_asks_for_it(
     project = untrained.project
     services.inference_settings_update(project=project, prelabel_on_ingest=True)
     study = ingest_study(107)
-    project_link_studies(project=project, study_uids=[study.study_uid])
+    place_studies(project, [study.study_uid])
     (case,) = cases_create(project=project, study_uids=[study.study_uid])
     job = Job.objects.get(kind="prelabel", project=project)
     assert job.params == {"model_version": untrained.pk, "cases": [case.pk]} and job.queue == "gpu"
@@ -160,7 +161,7 @@ def test_prelabel_on_ingest_when_the_project_asks_for_it(
 
 def test_no_prelabel_on_ingest_when_off(untrained: ModelVersion) -> None:
     study = ingest_study(108)
-    project_link_studies(project=untrained.project, study_uids=[study.study_uid])
+    place_studies(untrained.project, [study.study_uid])
     cases_create(project=untrained.project, study_uids=[study.study_uid])
     assert not Job.objects.filter(kind="prelabel").exists()
 
@@ -178,7 +179,7 @@ def test_classification_prediction_stores_probabilities_and_a_saliency_map(
     )  # fmt: skip
     assert job.status == JobStatus.SUCCEEDED, job.error
     study = ingest_study(109)
-    project_link_studies(project=project, study_uids=[study.study_uid])
+    place_studies(project, [study.study_uid])
     (case,) = cases_create(project=project, study_uids=[study.study_uid])
     result = prelabel(project, [case], version)
     assert result.status == JobStatus.SUCCEEDED, result.error

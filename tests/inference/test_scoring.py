@@ -11,13 +11,14 @@ from django.db import IntegrityError, transaction
 from django.test import Client
 
 from annotation.models import Case, Project
-from annotation.services import assignment_claim_next, cases_create, project_link_studies
+from annotation.services import assignment_claim_next, cases_create
 from config.errors import NotFoundError
 from inference import services
 from inference.models import CaseScore, ModelVersion
 from jobs.models import Job, JobStatus
 from jobs.services import run_job
 from tests.annotation.conftest import ingest_study
+from tests.factories import place_studies
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,7 @@ def unread(trained: Trainer) -> tuple[ModelVersion, list[Case]]:
     _, version = trained(training_params={"epochs": 3})
     project = version.project
     studies = [ingest_study(seed) for seed in NEW_SEEDS]
-    project_link_studies(project=project, study_uids=[s.study_uid for s in studies])
+    place_studies(project, [s.study_uid for s in studies])
     return version, cases_create(project=project, study_uids=[s.study_uid for s in studies])
 
 

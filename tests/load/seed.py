@@ -27,10 +27,11 @@ from rest_framework.authtoken.models import Token  # noqa: E402
 
 from annotation.labels import load_example_schema  # noqa: E402
 from annotation.models import Membership, Project, Role  # noqa: E402
-from annotation.services import cases_create, project_link_studies, schema_create_version  # noqa: E402
+from annotation.services import cases_create, schema_create_version  # noqa: E402
 from imaging.services.ingest import IncomingFile, ingest_files  # noqa: E402
 from imaging.synthetic import generate_ct_study  # noqa: E402
 from review.models import ReviewPolicy  # noqa: E402
+from tests.factories import place_studies  # noqa: E402
 
 SLUG = "load-chest"
 ANNOTATORS = 10
@@ -79,7 +80,7 @@ def main() -> None:
     Membership.objects.get_or_create(project=project, user=manager, role=Role.MANAGER)
     if args.readers_per_case == 1:  # no second reading sampled: a submitted first reading is final
         ReviewPolicy.objects.update_or_create(project=project, defaults={"second_read_share": 0.0})
-    project_link_studies(project=project, study_uids=uids)
+    place_studies(project, uids)
     schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=manager)
     cases_create(project=project, study_uids=uids)
     readers = []

@@ -22,11 +22,12 @@ from django.test import Client
 from sklearn.metrics import cohen_kappa_score
 
 from annotation.models import Annotation, Assignment, CaseStatus, Project
-from annotation.services import cases_create, project_link_studies
+from annotation.services import cases_create
 from review import dashboards
 from review.agreement import bootstrap_ci, cohen_kappa, dice
 from review.models import CaseSummary
 from tests.annotation.conftest import chest_values, ingest_study
+from tests.factories import place_studies
 from tests.review.conftest import (
     API,
     JSON,
@@ -58,7 +59,7 @@ def read_project(reading_project: Project, clients: dict[str, Client], experts: 
     slug = reading_project.slug
     manager, annotator, reviewer = clients["manager"], clients["annotator"], clients["reviewer"]
     fourth = ingest_study(104)
-    project_link_studies(project=reading_project, study_uids=[fourth.study_uid])
+    place_studies(reading_project, [fourth.study_uid])
     cases_create(project=reading_project, study_uids=[fourth.study_uid])
     set_policy(manager, slug, panel_size=3, quorum=2, mask_dice=0.8)
 
@@ -295,7 +296,7 @@ def test_figures_are_cached_until_the_project_changes(
     # A new case changes the figures at once.
     project = Project.objects.get(slug=slug)
     fifth = ingest_study(105)
-    project_link_studies(project=project, study_uids=[fifth.study_uid])
+    place_studies(project, [fifth.study_uid])
     cases_create(project=project, study_uids=[fifth.study_uid])
     after = _strict_json(clients["manager"].get(url))
     assert (first["cases"], after["cases"]) == (4, 5)
@@ -343,7 +344,7 @@ def test_a_worker_refreshes_the_figures_after_each_change_and_drafts_do_not_inva
     url = f"{API}/projects/{slug}/dashboard/"
     project = Project.objects.get(slug=slug)
     fifth = ingest_study(106)
-    project_link_studies(project=project, study_uids=[fifth.study_uid])
+    place_studies(project, [fifth.study_uid])
     cases_create(project=project, study_uids=[fifth.study_uid])
     before = _strict_json(clients["manager"].get(url))
 

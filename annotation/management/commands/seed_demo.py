@@ -16,7 +16,7 @@ from pydicom.data import get_testdata_file
 
 from annotation.labels import load_example_schema
 from annotation.models import LabelSchema, Project, Role
-from annotation.services import cases_create, membership_grant, project_link_studies, schema_create_version
+from annotation.services import cases_create, membership_grant, schema_create_version
 from imaging.services.ingest import IncomingFile, ingest_files
 from imaging.synthetic import generate_ct_study
 
@@ -80,9 +80,8 @@ class Command(BaseCommand):
                     user.save()
                 if role is not None:
                     membership_grant(project=project, user=user, role=role)
-        report = ingest_files(_synthetic_files(options["studies"], options["seed"]))
-        real = ingest_files(_real_files())
-        project_link_studies(project=project, study_uids=report.study_uids + real.study_uids)
+        report = ingest_files(_synthetic_files(options["studies"], options["seed"]), store=project.image_store)
+        real = ingest_files(_real_files(), store=project.image_store)
         if not LabelSchema.objects.filter(project=project).exists():
             schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=None)
         # The synthetic chest CTs are the cases to read; the real files stay browsable data.

@@ -10,9 +10,16 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from annotation.models import Project
-from annotation.services import project_link_studies
 from config.errors import ApplicationError
-from imaging.services.ingest import REJECTED, FileOutcome, IncomingFile, ingest_files, iter_zip_files, open_zip_checked
+from imaging.services.ingest import (
+    REJECTED,
+    FileOutcome,
+    IncomingFile,
+    ingest_files,
+    iter_zip_files,
+    open_zip_checked,
+    platform_store,
+)
 
 
 def _paths(roots: list[str]) -> list[Path]:
@@ -35,7 +42,10 @@ def _files(paths: list[Path]) -> Iterator[IncomingFile]:
 
 
 class Command(BaseCommand):
-    help = "Ingest DICOM files, folders (recursively) and zip archives into the local store."
+    help = (
+        "Ingest DICOM files, folders (recursively) and zip archives into a project's store (--project), "
+        "or the platform store."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("paths", nargs="+")
@@ -43,11 +53,13 @@ class Command(BaseCommand):
         parser.add_argument("--quiet-files", action="store_true", help="Do not list rejected files")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        project = None
+        # Into the project's own store; without --project, the platform store (administrators only).
+        store = platform_store()
         if options["project"]:
             project = Project.objects.filter(slug=options["project"]).first()
             if project is None:
                 raise CommandError(f"No project {options['project']!r}")
+            store = project.image_store
         paths = _paths(options["paths"])
         # Check every zip before anything is stored, as the upload API does: a bad archive stores nothing.
         for path in paths:
@@ -65,13 +77,11 @@ class Command(BaseCommand):
                 bar.write(f"rejected {outcome.name}: {outcome.reason}")
 
         try:
-            report = ingest_files(_files(paths), progress=progress)
+            report = ingest_files(_files(paths), store=store, progress=progress)
         except ApplicationError as exc:  # e.g. a zip member larger than its header says
             raise CommandError(exc.message) from exc
         finally:
             bar.close()
-        if project is not None:
-            project_link_studies(project=project, study_uids=report.study_uids)
         counts = report.counts()
         self.stdout.write(
             f"stored {counts['stored']}, duplicate {counts['duplicate']}, rejected {counts['rejected']} "
