@@ -11,10 +11,10 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from rest_framework.authentication import BasicAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.settings import api_settings
 
-from accounts.authentication import PersonalTokenAuthentication
 from config.errors import ApplicationError
 from config.types import AnyUser
 from imaging.dicom import is_valid_uid
@@ -32,8 +32,11 @@ def _authenticate(request: HttpRequest) -> AnyUser:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return user
-    # dicomweb-client, OHIF and scripts send a token or basic credentials instead of a session cookie.
-    for authenticator in (PersonalTokenAuthentication(), TokenAuthentication(), BasicAuthentication()):
+    # dicomweb-client, OHIF and scripts send a token or basic credentials instead of a session cookie: the
+    # API's own authentication classes (personal tokens, legacy tokens, basic), so that imaging need not know
+    # where tokens live. The session was looked at above (Django's middleware set request.user).
+    classes = [c for c in api_settings.DEFAULT_AUTHENTICATION_CLASSES if not issubclass(c, SessionAuthentication)]
+    for authenticator in (cls() for cls in classes):
         try:
             result = authenticator.authenticate(request)  # type: ignore[arg-type]
         except AuthenticationFailed as exc:
