@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Min, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from annotation.models import Project, Role
 from annotation.selectors import projects_for_user, user_roles
@@ -22,11 +22,16 @@ class ProjectStoreTarget:
     source: DicomSource | None
 
 
-def first_of_each_uid(studies: QuerySet[Study]) -> QuerySet[Study]:
-    """One row per Study Instance UID: where the same study is in several of the caller's stores, the copy
-    of the oldest store answers on the unscoped endpoints (/dicomweb/projects/<slug>/ names the store)."""
-    first = studies.order_by().values("study_instance_uid").annotate(first=Min("pk")).values("first")
-    return Study.objects.filter(pk__in=first)
+def first_of_each_uid(stores: list[int] | None) -> QuerySet[Study]:
+    """One row per Study Instance UID among the studies of ``stores`` (all stores when None): where the same
+    study is in several, the oldest row answers on the unscoped endpoints (/dicomweb/projects/<slug>/ names
+    the store). An anti-join on the UID index rather than a GROUP BY over every visible study: a search with
+    a LIMIT then reads only the rows it returns."""
+    studies = Study.objects.all() if stores is None else Study.objects.filter(store_id__in=stores)
+    older = Study.objects.filter(study_instance_uid=OuterRef("study_instance_uid"), pk__lt=OuterRef("pk"))
+    if stores is not None:
+        older = older.filter(store_id__in=stores)
+    return studies.exclude(Exists(older))
 
 
 class ProjectStudyAccessPolicy:
@@ -43,13 +48,13 @@ class ProjectStudyAccessPolicy:
         if scope is not None:
             return Study.objects.filter(store_id=self._project(user, scope).image_store_id)
         if getattr(user, "is_superuser", False):
-            return first_of_each_uid(Study.objects.all())
+            return first_of_each_uid(None)
         stores = list(
             Project.objects.filter(memberships__user=user).values_list("image_store_id", flat=True).distinct()
         )
         if len(stores) == 1:
             return Study.objects.filter(store_id=stores[0])
-        return first_of_each_uid(Study.objects.filter(store_id__in=stores))
+        return first_of_each_uid(stores)
 
     def store_target(self, user: AnyUser, scope: str | None) -> ProjectStoreTarget:
         if scope is None:

@@ -210,7 +210,7 @@ def bench_wado(slices: int, port: int) -> dict[str, float]:
 
 def bench_qido(studies: int, port: int, queries: int = 200) -> dict[str, float]:
     project = Project.objects.get(slug="bench-local")
-    existing = Study.objects.count()
+    existing = Study.objects.filter(store=project.image_store).count()
     rows = [
         Study(
             store=project.image_store,

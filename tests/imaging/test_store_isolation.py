@@ -646,3 +646,27 @@ def test_ingest_alone_never_shares(world: World, tmp_path: Path) -> None:
         world.b.image_store_id,
     }
     assert StudyShare.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_uid_in_two_of_the_callers_projects_is_one_study_on_the_unscoped_doors(world: World, tmp_path: Path) -> None:
+    c = cast(Project, ProjectFactory(slug="proj-c"))
+    MembershipFactory(project=c, user=world.a_manager, role=Role.MANAGER)
+    study = ct_series(A_PATIENT_ID, A_PATIENT_NAME, slices=2)
+    uid = str(study[0].StudyInstanceUID)
+    assert door_upload(world, study[:1], tmp_path)[0] == 201  # A holds the first slice
+    world_c = World(c, world.b, world.a_manager, world.b_manager, world.b_study, world.clients)
+    assert door_upload(world_c, study, tmp_path)[0] == 201  # C holds both
+    client = world.client(world.a_manager)
+
+    listed = [value(s, "0020000D") for s in qido(client, "/dicomweb/studies")]
+    assert listed.count(uid) == 1
+    # The unscoped doors answer with the oldest store's copy (A's, one instance); the scoped ones with each.
+    assert len(qido(client, f"/dicomweb/studies/{uid}/instances")) == 1
+    assert len(qido(client, f"/dicomweb/projects/proj-c/studies/{uid}/instances")) == 2
+    assert client.get(f"/api/v1/imaging/studies/{uid}/").json()["number_of_instances"] == 1
+    assert client.get(f"/api/v1/imaging/studies/{uid}/", {"project": "proj-c"}).json()["number_of_instances"] == 2
+    series = client.get(f"/api/v1/imaging/series/{study[0].SeriesInstanceUID}/")
+    assert series.status_code == 200 and series.json()["number_of_instances"] == 1
+    in_c = client.get(f"/api/v1/imaging/series/{study[0].SeriesInstanceUID}/", {"project": "proj-c"})
+    assert in_c.json()["number_of_instances"] == 2
