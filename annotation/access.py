@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db.models import Exists, OuterRef, QuerySet
 
 from annotation.models import Project, Role
-from annotation.selectors import projects_for_user, user_roles
+from annotation.selectors import check_import_source, projects_for_user, user_roles
 from config.errors import NotFoundError, PermissionDeniedError
 from config.types import AnyUser
 from imaging.models import DicomSource, ImageStore, Study
@@ -20,6 +20,11 @@ class ProjectStoreTarget:
     project: Project | None
     store: ImageStore
     source: DicomSource | None
+    by_administrator: bool = False
+
+    def check_pull_source(self, source: DicomSource) -> None:
+        if self.project is not None and not self.by_administrator:
+            check_import_source(self.project, source)
 
 
 def first_of_each_uid(stores: list[int] | None) -> QuerySet[Study]:
@@ -60,11 +65,16 @@ class ProjectStudyAccessPolicy:
         if scope is None:
             # Outside a project only administrators store, into the platform store that only they see.
             if getattr(user, "is_superuser", False):
-                return ProjectStoreTarget(project=None, store=platform_store(), source=None)
+                return ProjectStoreTarget(project=None, store=platform_store(), source=None, by_administrator=True)
             raise PermissionDeniedError(
                 "Store into a project: POST to /dicomweb/projects/<project>/studies (only managers may add studies)"
             )
         project = self._project(user, scope)
         if not getattr(user, "is_superuser", False) and Role.MANAGER not in user_roles(user, project):
             raise PermissionDeniedError(f"Only a manager of project {project.slug!r} may add studies to it")
-        return ProjectStoreTarget(project=project, store=project.image_store, source=project.dicom_source)
+        return ProjectStoreTarget(
+            project=project,
+            store=project.image_store,
+            source=project.dicom_source,
+            by_administrator=bool(getattr(user, "is_superuser", False)),
+        )

@@ -22,6 +22,7 @@ class MembershipInline(admin.TabularInline[Membership, Project]):
 class ProjectAdmin(admin.ModelAdmin[Project]):
     list_display = ["slug", "name", "readers_per_case", "dicom_source", "created_at"]
     search_fields = ["slug", "name"]
+    filter_horizontal = ["import_sources"]
     inlines = [MembershipInline]
 
 

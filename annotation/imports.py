@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from annotation.models import LabelSchema, Project
+from annotation.selectors import check_import_source
 from annotation.services import cases_create
 from config.errors import (
     ApplicationError,
@@ -37,6 +38,8 @@ def import_job_create(
         raise ApplicationError(f"At most {MAX_STUDIES_PER_IMPORT} studies per import; got {len(uids)}")
     if mode not in ("copy", "index"):
         raise ApplicationError(f"Unknown import mode {mode!r}; expected 'copy' or 'index'")
+    if not created_by.is_superuser:
+        check_import_source(project, source)
     return job_create(
         kind=JobKind.INGEST,
         task_name="annotation.tasks.import_studies",

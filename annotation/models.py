@@ -27,6 +27,14 @@ class Project(models.Model):
     dicom_source = models.ForeignKey(
         DicomSource, null=True, blank=True, on_delete=models.PROTECT, related_name="projects"
     )
+    # Other PACS this project's managers may pull and import studies from (its own dicom_source always). Set by
+    # an administrator: a PACS may hold another project's studies, so reaching it is a grant, not a default.
+    import_sources = models.ManyToManyField(
+        DicomSource,
+        blank=True,
+        related_name="importing_projects",
+        help_text="PACS whose studies this project's managers may pull or import (besides its own source)",
+    )
     # The project's own DICOM store: its studies are exactly the studies of this store (see ImageStore).
     image_store = models.OneToOneField(ImageStore, on_delete=models.PROTECT, related_name="project", editable=False)
     # Readers per case: one first reader plus (readers_per_case - 1) second readers.

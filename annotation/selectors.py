@@ -27,8 +27,9 @@ from annotation.models import (
     ReadingRole,
     Role,
 )
+from config.errors import PermissionDeniedError
 from config.types import AnyUser, user_pk
-from imaging.models import Instance, Series
+from imaging.models import DicomSource, Instance, Series
 
 
 def projects_for_user(user: AnyUser) -> QuerySet[Project]:
@@ -46,6 +47,17 @@ def user_roles(user: AnyUser, project: Project) -> set[str]:
     if getattr(user, "is_superuser", False):
         roles.add(Role.MANAGER)
     return roles
+
+
+def check_import_source(project: Project, source: DicomSource) -> None:
+    """A project takes studies from its own PACS, or from one an administrator opened to it; any other PACS may
+    hold other projects' studies, so pulling from it would be access gained, not data sent."""
+    if source.pk == project.dicom_source_id or project.import_sources.filter(pk=source.pk).exists():
+        return
+    raise PermissionDeniedError(
+        f"Project {project.slug!r} may not take studies from PACS {source.name!r}: an administrator opens a PACS "
+        "to a project (its import sources)"
+    )
 
 
 def is_manager(user: AnyUser, project: Project) -> bool:

@@ -20,6 +20,10 @@ class StoreTarget(Protocol):
     store: ImageStore
     source: DicomSource | None
 
+    def check_pull_source(self, source: DicomSource) -> None:
+        """PermissionDeniedError unless studies may be pulled from ``source`` into this target."""
+        ...
+
 
 class StudyAccessPolicy(Protocol):
     def visible_studies(self, user: AnyUser, scope: str | None) -> QuerySet[Study]:

@@ -121,6 +121,7 @@ class PullView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         target = access_policy().store_target(request.user, data.get("project") or None)
+        target.check_pull_source(data["source"])
         uid = data["study_instance_uid"]
         if data["mode"] == "copy":
             report = study_pull(source=data["source"], study_instance_uid=uid, store=target.store)

@@ -6,12 +6,12 @@ import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from rest_framework.authentication import SessionAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.settings import api_settings
 
@@ -35,7 +35,9 @@ def _authenticate(request: HttpRequest) -> AnyUser:
     # dicomweb-client, OHIF and scripts send a token or basic credentials instead of a session cookie: the
     # API's own authentication classes (personal tokens, legacy tokens, basic), so that imaging need not know
     # where tokens live. The session was looked at above (Django's middleware set request.user).
-    classes = [c for c in api_settings.DEFAULT_AUTHENTICATION_CLASSES if not issubclass(c, SessionAuthentication)]
+    # DRF's stubs type the setting as the dotted paths it is written as; at run time it holds the classes.
+    configured = cast(list[type[BaseAuthentication]], api_settings.DEFAULT_AUTHENTICATION_CLASSES)
+    classes = [c for c in configured if not issubclass(c, SessionAuthentication)]
     for authenticator in (cls() for cls in classes):
         try:
             result = authenticator.authenticate(request)  # type: ignore[arg-type]

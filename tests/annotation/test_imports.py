@@ -31,6 +31,13 @@ def project_with_schema(bare_project: Project, users: dict[str, User]) -> Projec
     return bare_project
 
 
+def eager_celery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the Celery app itself: Django's CELERY_TASK_ALWAYS_EAGER is read once, when the app is first used."""
+    from config.celery import app
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -46,16 +53,17 @@ def _import(client: Client, project: Project, body: dict[str, Any], capture: Cal
 
 @pytest.mark.django_db(transaction=False)
 def test_import_copies_links_and_opens_cases_once(
-    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
     project_with_schema: Project,
     users: dict[str, User],
     client_for: Callable[[User | None], Client],
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    eager_celery(monkeypatch)
     series = fresh_series()
     DICOMwebClient(url=require_env("ORTHANC_DICOMWEB_URL")).store_instances(series)
     source = cast(DicomSource, DicomSourceFactory())
+    project_with_schema.import_sources.add(source)  # an administrator opens the PACS to the project
     uid = str(series[0].StudyInstanceUID)
     missing = "1.2.3.4.5.6.7.8.9.424242"
     body = {"source": source.name, "study_uids": [uid, missing], "mode": "copy"}
@@ -79,14 +87,15 @@ def test_import_copies_links_and_opens_cases_once(
 
 @pytest.mark.django_db
 def test_import_from_a_pacs_that_is_down_fails_after_its_attempts_with_the_reason(
-    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
     project_with_schema: Project,
     users: dict[str, User],
     client_for: Callable[[User | None], Client],
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    eager_celery(monkeypatch)
     down = cast(DicomSource, DicomSourceFactory(base_url=f"http://127.0.0.1:{_closed_port()}/dicom-web"))
+    project_with_schema.import_sources.add(down)
     body = {"source": down.name, "study_uids": ["1.2.3.4"], "mode": "index"}
     job = _import(client_for(users["manager"]), project_with_schema, body, django_capture_on_commit_callbacks)
     assert job.status == JobStatus.FAILED and job.attempts == job.max_attempts
@@ -108,6 +117,10 @@ def test_import_is_for_managers_and_names_bad_input(
     manager = client_for(users["manager"])
     unknown = manager.post(url, {**body, "source": "no-such-pacs"}, content_type="application/json")
     assert unknown.status_code == 400 and "no-such-pacs" in unknown.content.decode()
+    # A PACS that no administrator opened to the project may hold other projects' studies: refused, named.
+    closed = manager.post(url, body, content_type="application/json")
+    assert closed.status_code == 403 and source.name in closed.json()["detail"]
+    project_with_schema.import_sources.add(source)
     empty = manager.post(url, {**body, "study_uids": [" "]}, content_type="application/json")
     assert empty.status_code == 400
     assert not Job.objects.exists()

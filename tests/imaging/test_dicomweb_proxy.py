@@ -445,6 +445,7 @@ def test_pull_from_a_pacs_that_is_down_is_502(proxy: Proxy):
     down = cast(
         DicomSource, DicomSourceFactory(name="down-pacs", base_url=f"http://127.0.0.1:{closed_port()}/dicom-web")
     )
+    proxy.project.import_sources.add(down)  # opened to the project by an administrator
     for mode in ("copy", "index"):
         start = time.monotonic()
         response = pull(proxy, down, str(generate_uid()), mode)

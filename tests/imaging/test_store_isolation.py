@@ -40,6 +40,7 @@ from pydicom.uid import generate_uid
 
 from annotation.models import Project, Role
 from config.types import User
+from imaging.models import DicomSource
 from imaging.synthetic import generate_ct_study
 from tests.conftest import dataset_bytes, require_env
 from tests.factories import DicomSourceFactory, MembershipFactory, ProjectFactory, UserFactory
@@ -316,7 +317,8 @@ def door_command(world: World, datasets: list[Dataset], tmp: Path) -> tuple[int,
 def _pull(mode: str) -> Callable[[World, list[Dataset], Path], tuple[int, Any]]:
     def door(world: World, datasets: list[Dataset], tmp: Path) -> tuple[int, Any]:
         put_in_orthanc(datasets)
-        source = DicomSourceFactory(name="isolation-pacs")
+        source = cast(DicomSource, DicomSourceFactory(name="isolation-pacs"))
+        world.a.import_sources.add(source)  # A's own PACS, opened to it by an administrator
         response = world.client(world.a_manager).post(
             "/api/v1/imaging/pull/",
             {
@@ -344,7 +346,8 @@ def _import(mode: str) -> Callable[[World, list[Dataset], Path], tuple[int, Any]
         from jobs.models import Job
 
         put_in_orthanc(datasets)
-        source = DicomSourceFactory(name="isolation-pacs")
+        source = cast(DicomSource, DicomSourceFactory(name="isolation-pacs"))
+        world.a.import_sources.add(source)
         eager = app.conf.task_always_eager
         app.conf.task_always_eager = True
         try:
@@ -670,3 +673,42 @@ def test_a_uid_in_two_of_the_callers_projects_is_one_study_on_the_unscoped_doors
     assert series.status_code == 200 and series.json()["number_of_instances"] == 1
     in_c = client.get(f"/api/v1/imaging/series/{study[0].SeriesInstanceUID}/", {"project": "proj-c"})
     assert in_c.json()["number_of_instances"] == 2
+
+
+@pytest.mark.django_db
+def test_a_project_cannot_pull_another_projects_study_from_that_projects_pacs(
+    world: World, isolated_storage: Path
+) -> None:
+    """B keeps its pixels in a PACS: its study is there. A's manager names that PACS and B's UID on the pull
+    API and on an import: refused (403), since nobody opened B's PACS to A; nothing is stored or indexed."""
+    from imaging.models import Study
+    from jobs.models import Job
+
+    pacs = cast(DicomSource, DicomSourceFactory(name="b-pacs"))
+    world.b.dicom_source = pacs
+    world.b.save()
+    b_study = ct_series(B_PATIENT_ID, B_PATIENT_NAME, slices=2)
+    body, content_type = _multipart(b_study)
+    stored = world.client(world.b_manager).post(
+        "/dicomweb/projects/proj-b/studies", data=body, content_type=content_type
+    )
+    assert stored.status_code == 200, stored.content
+    uid = str(b_study[0].StudyInstanceUID)
+    a_client = world.client(world.a_manager)
+    before = disk(isolated_storage)
+
+    for mode in ("copy", "index"):
+        pulled = a_client.post(
+            "/api/v1/imaging/pull/",
+            {"source": "b-pacs", "study_instance_uid": uid, "project": "proj-a", "mode": mode},
+            content_type="application/json",
+        )
+        assert pulled.status_code == 403 and "b-pacs" in pulled.json()["detail"]
+    imported = a_client.post(
+        "/api/v1/projects/proj-a/imports/", {"source": "b-pacs", "study_uids": [uid]}, content_type="application/json"
+    )
+    assert imported.status_code == 403
+    assert not Job.objects.exists()
+    assert not Study.objects.filter(store=world.a.image_store).exists()
+    assert disk(isolated_storage) == before
+    assert qido(a_client, "/dicomweb/studies") == []
