@@ -1,11 +1,14 @@
 """Request id middleware: every request gets an id (the client's ``X-Request-ID`` when it is a safe
-string, else a new one), logs written while handling it carry the id, and the response returns it."""
+string, else a new one), logs written while handling it carry the id, and the response returns it.
+CORS that is off unless origins are listed. A database lost mid-request answered 503."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
+from corsheaders.conf import conf as cors_conf
+from corsheaders.middleware import CorsMiddleware as LibraryCorsMiddleware
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 
@@ -28,6 +31,15 @@ class RequestIdMiddleware:
             reset_request_id(token)
         response[HEADER] = request_id
         return response
+
+
+class CorsMiddleware(LibraryCorsMiddleware):
+    """django-cors-headers, switched off while CORS_ALLOWED_ORIGINS is empty: preflights then reach the views
+    as before (401) and responses get no Vary: Origin, so the default deployment answers as if it were not
+    installed."""
+
+    def is_enabled(self, request: HttpRequest) -> bool:
+        return bool(cors_conf.CORS_ALLOWED_ORIGINS) and super().is_enabled(request)
 
 
 class DatabaseUnavailableMiddleware:

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "corsheaders",
     "imaging",
     "annotation",
     "review",
@@ -46,6 +47,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Before anything that can answer: a CORS preflight never carries credentials, so it must be answered
+    # here rather than reach the views, which would refuse it as unauthenticated.
+    "config.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -227,6 +231,16 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- Cross-origin requests (web viewers such as OHIF on another origin) --------------------------------
+# Off unless origins are listed (scheme://host[:port], comma-separated). Only the listed origins may read
+# responses, send credentials (cookies, Authorization) and see the headers below; only DICOMweb and the API
+# answer cross-origin requests.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
+CORS_URLS_REGEX = r"^/(dicomweb|api)/"
+CORS_ALLOW_CREDENTIALS = True
+# QIDO-RS says "more results" in a Warning header; the request id helps when reporting a failure.
+CORS_EXPOSE_HEADERS = ["Warning", "X-Request-ID"]
 
 LOGGING = {
     "version": 1,
