@@ -231,6 +231,13 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind a reverse proxy that terminates TLS: take the public host from X-Forwarded-Host and the scheme from
+# X-Forwarded-Proto, so that absolute URLs (DICOMweb RetrieveURL, BulkDataURI) and the CSRF origin check see
+# what the client sees. Off by default: without a proxy that overwrites both headers, any client could set
+# them. The host must still be in DJANGO_ALLOWED_HOSTS.
+_trust_proxy_headers = env_bool("DJANGO_TRUST_PROXY_HEADERS", False)
+USE_X_FORWARDED_HOST = _trust_proxy_headers
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _trust_proxy_headers else None
 
 # --- Cross-origin requests (web viewers such as OHIF on another origin) --------------------------------
 # Off unless origins are listed (scheme://host[:port], comma-separated). Only the listed origins may read

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/services.sh - start/stop the real backing services used by the test suite
-# (PostgreSQL, Redis, Orthanc + DICOMweb + GDCM), bound to 127.0.0.1, all data in DIR.
+# (PostgreSQL, Redis, Orthanc + DICOMweb + GDCM), bound to 127.0.0.1, all data in DIR; also installs
+# nginx and openssl for the TLS reverse-proxy test, which starts its own nginx.
 #
 # Usage:
 #   bash scripts/services.sh start  DIR   # install missing packages (apt-get), start all, wait until ready
@@ -36,6 +37,7 @@ DB_PASSWORD=medlabel
 REDIS_BIN=/usr/bin/redis-server
 REDIS_CLI=/usr/bin/redis-cli
 ORTHANC_BIN=/usr/sbin/Orthanc
+NGINX_BIN=/usr/sbin/nginx
 ORTHANC_PLUGIN_DIR=/usr/share/orthanc/plugins
 ORTHANC_PLUGINS=("$ORTHANC_PLUGIN_DIR/libOrthancDicomWeb.so" "$ORTHANC_PLUGIN_DIR/libOrthancGdcm.so")
 # Remembers which DIR owns which port, so a clash with another run can be explained.
@@ -45,7 +47,7 @@ log() { echo "[services] $*" >&2; }
 die() { echo "[services] ERROR: $*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -162,6 +164,9 @@ ensure_packages() {
     command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
     command -v docker-compose >/dev/null 2>&1 || pkgs+=(docker-compose)
     command -v msgfmt >/dev/null 2>&1 || pkgs+=(gettext)
+    # The TLS reverse-proxy test (tests/deployment/test_tls_proxy.py) runs nginx with a self-signed certificate.
+    [[ -x $NGINX_BIN ]] || pkgs+=(nginx)
+    command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
     command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
     # Without a CJK font Chromium draws the Simplified Chinese interface as empty boxes.
     compgen -G "/usr/share/fonts/opentype/noto/NotoSansCJK*" >/dev/null || pkgs+=(fonts-noto-cjk)
@@ -192,7 +197,7 @@ ensure_packages() {
     ((rc == 0)) || die "apt-get install failed (rc=$rc) for: ${pkgs[*]}"
 
     [[ -n "$(pg_bindir)" ]] || die "postgres binary still missing after install"
-    for f in "$REDIS_BIN" "$REDIS_CLI" "$ORTHANC_BIN" "${ORTHANC_PLUGINS[@]}"; do
+    for f in "$REDIS_BIN" "$REDIS_CLI" "$ORTHANC_BIN" "${ORTHANC_PLUGINS[@]}" "$NGINX_BIN"; do
         [[ -e $f ]] || die "$f still missing after install"
     done
 }
