@@ -154,11 +154,19 @@ def media_type(value: str) -> str:
 
 
 def accepted_media_types(request: HttpRequest) -> list[tuple[str, dict[str, str]]]:
-    """The Accept header as (media type, parameters) pairs, in the client's order."""
+    """The Accept header as (media type, parameters) pairs, most preferred first: by quality (q), then in the
+    client's order. Types the client refuses (q=0) are left out."""
     header = request.headers.get("Accept", "") or "*/*"
-    result = []
+    weighted = []
     for item in header.split(","):
         item = item.strip()
         if item:
-            result.append((media_type(item), _media_type_params(item)))
-    return result
+            params = _media_type_params(item)
+            try:
+                quality = float(params.get("q", "1"))
+            except ValueError:
+                quality = 1.0
+            if quality > 0:
+                weighted.append((quality, media_type(item), params))
+    # sorted() is stable: equal qualities keep the client's order.
+    return [(media, params) for _, media, params in sorted(weighted, key=lambda entry: -entry[0])]

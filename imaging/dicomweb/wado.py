@@ -27,7 +27,8 @@ from imaging.services import upstream
 
 OCTET = "application/octet-stream"
 RENDERED_TYPES = ("image/jpeg", "image/png")
-# Media types of compressed frames in their stored transfer syntax (PS3.18 Table 8.7.3-2).
+# Media types of compressed frames in their stored transfer syntax (PS3.18 Table 8.7.3-5): a client that
+# accepts one of them gets the frames labelled with it rather than as application/octet-stream.
 ENCAPSULATED_MEDIA_TYPES = {
     "1.2.840.10008.1.2.4.50": "image/jpeg",
     "1.2.840.10008.1.2.4.51": "image/jpeg",
@@ -37,8 +38,18 @@ ENCAPSULATED_MEDIA_TYPES = {
     "1.2.840.10008.1.2.4.81": "image/jls",
     "1.2.840.10008.1.2.4.90": "image/jp2",
     "1.2.840.10008.1.2.4.91": "image/jp2",
-    "1.2.840.10008.1.2.5": "image/x-dicom-rle",
+    "1.2.840.10008.1.2.4.92": "image/jpx",
+    "1.2.840.10008.1.2.4.93": "image/jpx",
+    "1.2.840.10008.1.2.4.110": "image/jxl",
+    "1.2.840.10008.1.2.4.111": "image/jxl",
+    "1.2.840.10008.1.2.4.112": "image/jxl",
+    "1.2.840.10008.1.2.4.201": "image/jphc",
+    "1.2.840.10008.1.2.4.202": "image/jphc",
+    "1.2.840.10008.1.2.4.203": "image/jphc",
+    "1.2.840.10008.1.2.5": "image/dicom-rle",
 }
+# Names that earlier editions of PS3.18 gave these media types; a client asking for one gets its own name back.
+MEDIA_TYPE_ALIASES = {"image/x-dicom-rle": "image/dicom-rle", "image/x-jls": "image/jls"}
 
 
 def _instances(
@@ -188,20 +199,30 @@ def _frame_numbers(raw: str) -> list[int]:
 def _frame_media(request: HttpRequest, instance: Instance, *, proxied: bool = False) -> tuple[str, str, bool]:
     """(part content type, transfer syntax, decode to native?) for the client's Accept header.
 
-    Frames proxied from an upstream PACS are asked for, and so served, as Explicit VR Little Endian.
+    Compressed frames go as stored, labelled with their own media type (image/jp2...) when the client accepts
+    it, by name or by a wildcard (*/*, image/*); as application/octet-stream in their stored transfer syntax
+    when that is what the client names (OHIF and Cornerstone ask for it with transfer-syntax=*); or decoded to
+    Explicit VR Little Endian on request. Frames proxied from an upstream PACS are asked for, and so served, as
+    Explicit VR Little Endian.
     """
     if proxied:
         stored, native_stored = pixels.EXPLICIT_VR_LITTLE_ENDIAN, True
     else:
         stored, native_stored = instance.transfer_syntax_uid, not instance.is_encapsulated
+    own_type = None if native_stored else ENCAPSULATED_MEDIA_TYPES.get(stored)
     for media, params in accepted_media_types(request):
         if media == "multipart/related":
             part_type = params.get("type", OCTET).lower()
             syntax = params.get("transfer-syntax", "*")
-        elif media in ("*/*", "multipart/*"):
-            part_type, syntax = OCTET, "*"
+        elif media == "multipart/*":
+            part_type, syntax = "*/*", "*"
         else:
             part_type, syntax = media, params.get("transfer-syntax", "*")
+        if own_type is not None and syntax in ("*", stored):
+            if part_type in ("*/*", "image/*"):
+                return own_type, stored, False
+            if MEDIA_TYPE_ALIASES.get(part_type, part_type) == own_type:
+                return part_type, stored, False
         if part_type in (OCTET, "*/*"):
             if native_stored:
                 if syntax in ("*", pixels.EXPLICIT_VR_LITTLE_ENDIAN, stored):
@@ -212,12 +233,10 @@ def _frame_media(request: HttpRequest, instance: Instance, *, proxied: bool = Fa
                 return OCTET, stored, False
             elif syntax == pixels.EXPLICIT_VR_LITTLE_ENDIAN:
                 return OCTET, syntax, True
-        elif not native_stored and ENCAPSULATED_MEDIA_TYPES.get(stored) == part_type and syntax in ("*", stored):
-            return part_type, stored, False
-    raise NotAcceptableError(
-        f"Frames of this instance are available as application/octet-stream in transfer syntax {stored}"
-        + ("" if native_stored else f" or {pixels.EXPLICIT_VR_LITTLE_ENDIAN} (decoded)")
-    )
+    offers = f"application/octet-stream in transfer syntax {stored}"
+    if not native_stored:
+        offers += (f" or {own_type}" if own_type else "") + f" or {pixels.EXPLICIT_VR_LITTLE_ENDIAN} (decoded)"
+    raise NotAcceptableError(f"Frames of this instance are available as {offers}")
 
 
 @dicomweb_view
