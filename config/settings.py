@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import dj_database_url
 import django_stubs_ext
+from corsheaders.defaults import default_headers as cors_default_headers
 
 from config.env import env_bool, env_float, env_int, env_list, env_secret, env_str
 
@@ -246,6 +247,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _trust_proxy_he
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
 CORS_URLS_REGEX = r"^/(dicomweb|api)/"
 CORS_ALLOW_CREDENTIALS = True
+# The library's defaults (Authorization, Accept, Content-Type...) and the caller's own request id.
+CORS_ALLOW_HEADERS = (*cors_default_headers, "x-request-id")
 # QIDO-RS says "more results" in a Warning header; the request id helps when reporting a failure.
 CORS_EXPOSE_HEADERS = ["Warning", "X-Request-ID"]
 

@@ -29,7 +29,7 @@ def viewer_listed(settings: Any) -> None:
     settings.CORS_ALLOWED_ORIGINS = [VIEWER, "http://127.0.0.1:3000"]
 
 
-def preflight(path: str, origin: str, headers: str = "authorization, accept") -> Any:
+def preflight(path: str, origin: str, headers: str = "authorization, accept, x-request-id") -> Any:
     return Client().options(
         path,
         headers={"Origin": origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": headers},
@@ -43,7 +43,7 @@ def test_listed_origin_gets_a_preflight_answer_without_credentials(viewer_listed
     assert response["Access-Control-Allow-Origin"] == VIEWER
     assert response["Access-Control-Allow-Credentials"] == "true"
     allowed_headers = {h.strip() for h in response["Access-Control-Allow-Headers"].split(",")}
-    assert {"authorization", "accept"} <= allowed_headers
+    assert {"authorization", "accept", "x-request-id"} <= allowed_headers
     assert "GET" in response["Access-Control-Allow-Methods"]
     assert "WWW-Authenticate" not in response
 
