@@ -62,6 +62,9 @@ class ReviewPolicy(models.Model):
     chair = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Hours a case may stay in panel before a tie no longer waits for the seated experts who have not voted: the
+    # chair's (or the senior expert's) casting vote then decides among the votes cast. Null: no deadline.
+    panel_deadline_hours = models.PositiveIntegerField(null=True, blank=True)
     sampling_seed = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.db.models import Q
 
-from annotation.models import Annotation, Assignment, Case, CaseStatus, ReadingRole
+from annotation.models import Annotation, AnnotationRevision, Assignment, Case, CaseStatus, ReadingRole
 from config.types import AnyUser, user_pk
-from review.models import ReviewPolicy
+from review.models import PanelVote, ReviewPolicy
 
 NOTHING = Q(pk__in=[])
 READING_ROLES = [ReadingRole.FIRST_READER, ReadingRole.SECOND_READER]
@@ -37,3 +40,47 @@ def extra_visible_annotations(user: AnyUser, case: Case) -> Q:
         if mode == ReviewPolicy.Mode.VERIFICATION:
             visible |= Q(role=ReadingRole.FIRST_READER, status=Annotation.Status.SUBMITTED)
     return visible
+
+
+# What a panel vote can be for, in words: the readings by role, the AI proposal, an expert's corrected label.
+READING_NAMES = {
+    ReadingRole.FIRST_READER: "first reading",
+    ReadingRole.SECOND_READER: "second reading",
+    "ai": "AI proposal",
+    ReadingRole.PANEL_MEMBER: "expert correction",
+    "consensus": "consensus label",
+    "adjudicated": "adjudicated label",
+}
+
+
+def readings_of_revisions(revision_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Which reading each revision belongs to, for people: annotation, role, reader and a label such as
+    "first reading" or "expert correction by expert1". One query."""
+    rows = AnnotationRevision.objects.filter(pk__in=set(revision_ids)).values_list(
+        "pk", "annotation_id", "annotation__role", "annotation__reader__username"
+    )
+    found: dict[int, dict[str, Any]] = {}
+    for pk, annotation_id, role, reader in rows:
+        name = READING_NAMES.get(role, role)
+        description = f"{name} by {reader}" if role == ReadingRole.PANEL_MEMBER and reader else name
+        found[pk] = {
+            "revision": pk,
+            "annotation": annotation_id,
+            "role": role,
+            "reader": reader,
+            "description": description,
+        }
+    return found
+
+
+def panel_votes_of(case: Case) -> list[PanelVote]:
+    """The case's votes, oldest first, each with ``reading``: what it is for (see readings_of_revisions)."""
+    votes = list(PanelVote.objects.filter(case=case).select_related("expert").order_by("created_at", "pk"))
+    return with_readings(votes)
+
+
+def with_readings(votes: list[PanelVote]) -> list[PanelVote]:
+    readings = readings_of_revisions(int(v.voted_for_id or v.corrected_id or 0) for v in votes)
+    for vote in votes:
+        vote.reading = readings.get(int(vote.voted_for_id or vote.corrected_id or 0))  # type: ignore[attr-defined]
+    return votes

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from django.db import transaction
+from django.utils import timezone
 
 from annotation.models import (
     Annotation,
@@ -30,7 +33,8 @@ from config.types import User
 from imaging.models import Instance, Series
 from review.dashboards import schedule_dashboards_refresh
 from review.evaluation import Evaluation, Reading, SliceIndex, Thresholds, evaluate
-from review.models import AgreementResult, PanelVote, ReviewPolicy
+from review.models import AgreementResult, CaseEvent, PanelVote, ReviewPolicy
+from review.selectors import readings_of_revisions, with_readings
 from review.workflow import case_transition
 
 CONSENSUS_ROLE = "consensus"
@@ -271,7 +275,7 @@ def verification_decide(
             schema=first_revision.schema,
             copy_masks_from=first_revision,
         )
-        Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.SUBMITTED)
+        _assignment_submitted(assignment.pk)
         case_transition(
             case=case,
             to=CaseStatus.AGREED,
@@ -292,7 +296,7 @@ def verification_decide(
     elif outcome == "reject":
         if not reason.strip():
             raise ApplicationError("A rejection needs a reason", code="reason_required")
-        Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.SUBMITTED)
+        _assignment_submitted(assignment.pk)
         case_transition(
             case=case, to=CaseStatus.DISPUTED, actor=reviewer, reason=reason, metrics={"verification": "rejected"}
         )
@@ -322,6 +326,7 @@ def _verification_corrected(*, case: Case, reviewer: User, revision: AnnotationR
     )
 
 
+@transaction.atomic
 def panel_vote(
     *,
     case: Case,
@@ -330,7 +335,11 @@ def panel_vote(
     voted_for: AnnotationRevision | None = None,
     values: Any = None,
 ) -> PanelVote:
-    """An expert votes for one reading, or submits a corrected label; the decision follows at quorum."""
+    """An expert votes for one reading, or submits a corrected label; the decision follows by the committee rules
+    (panel_decision)."""
+    # Votes on one case are taken one at a time: two experts voting at once must not both count the votes
+    # without the other's, nor both decide the case.
+    case = Case.objects.select_for_update().select_related("project").get(pk=case.pk)
     policy = policy_for(case)
     if case.status != CaseStatus.IN_PANEL:
         raise ConflictError(f"Case {case.pk} is {case.status}, not in panel")
@@ -363,45 +372,168 @@ def panel_vote(
     vote = PanelVote.objects.create(
         case=case, expert=expert, voted_for=voted_for, corrected=corrected, rationale=rationale
     )
-    Assignment.objects.filter(pk=seat.pk).update(status=Assignment.Status.SUBMITTED)
-    _decide_if_quorum(case, policy, expert)
+    _assignment_submitted(seat.pk)
+    _decide_if_due(case, policy, actor=expert, now=timezone.now())
     return vote
 
 
-def _decide_if_quorum(case: Case, policy: ReviewPolicy, actor: User) -> None:
-    votes = list(PanelVote.objects.filter(case=case).select_related("voted_for", "corrected", "expert"))
-    # The panel may have fewer seats than the policy's size (a project with fewer experts): a quorum larger
-    # than the seats could never be reached, so it is capped at the seats.
-    seats = Assignment.objects.filter(case=case, role=ReadingRole.PANEL_MEMBER).count()
-    if len(votes) < min(policy.quorum, max(seats, 1)):
-        return
-    options: Counter[int] = Counter(int(v.voted_for_id or v.corrected_id or 0) for v in votes)
-    ranked = options.most_common()
-    top = ranked[0][1]
-    leaders = [option for option, count in ranked if count == top]
-    tie_broken_by_chair = False
-    tie_rule = ""
-    if len(leaders) > 1:
-        breaker_id, tie_rule = _tie_breaker(case, policy)
-        breaker_vote = next((v for v in votes if v.expert_id == breaker_id), None)
-        breaker_choice = int(breaker_vote.voted_for_id or breaker_vote.corrected_id or 0) if breaker_vote else None
-        if breaker_choice in leaders:
-            winner = int(breaker_choice)
-            tie_broken_by_chair = True
-        elif len(votes) < seats:
-            return  # the tie-breaker, or more of the panel, has yet to vote
-        else:
-            # Everyone voted and the tie-breaker's vote is outside the tie: no vote can change it any more, so
-            # the leading option voted for first decides rather than leaving the case waiting forever.
-            winner = next(
-                int(v.voted_for_id or v.corrected_id or 0)
-                for v in votes
-                if int(v.voted_for_id or v.corrected_id or 0) in leaders
+def _assignment_submitted(assignment_id: int) -> None:
+    """A verification or a vote is the end of that assignment: it counts in reader times like a submitted reading."""
+    Assignment.objects.filter(pk=assignment_id).update(status=Assignment.Status.SUBMITTED, submitted_at=timezone.now())
+
+
+class PanelRule:
+    """How a panel decision was reached (the event's ``rule``)."""
+
+    MAJORITY = "majority"  # more than half of the votes cast, at quorum
+    PLURALITY = "plurality"  # no majority, but every seated member voted (or the deadline passed): the most votes
+    CHAIR = "casting_vote_chair"  # a tie: the chair's vote decides
+    SENIOR = "casting_vote_senior_expert"  # a tie, and the chair cannot cast: the most senior seated expert's vote
+
+
+@dataclass(frozen=True)
+class PanelDecision:
+    winner: int  # revision id
+    rule: str
+    tally: list[tuple[int, int]]  # (revision id, votes), most votes first, then in the order first voted for
+    cast: int
+    seated: int
+    deadline_passed: bool  # the deadline let it decide without every seated member's vote
+    casting_voter: str = ""
+    casting_note: str = ""  # why the chair did not cast, when the senior expert did
+
+    @property
+    def count(self) -> str:
+        return "-".join(str(votes) for _, votes in self.tally)
+
+
+@dataclass(frozen=True)
+class Ballot:
+    expert_id: int
+    expert: str
+    choice: int  # revision id
+
+
+def panel_decision(
+    *,
+    ballots: list[Ballot],
+    seated: int,
+    quorum: int,
+    casting_order: list[tuple[int, str, bool]],
+    deadline_passed: bool,
+) -> PanelDecision | None:
+    """The committee rules, on the votes cast so far (in the order cast); None while the panel must wait.
+
+    - Nothing before quorum (capped at the seats: a panel with fewer experts than its size can still decide).
+    - At quorum, a majority of the votes cast decides.
+    - Otherwise the panel waits for its seated members who have not voted, unless the deadline passed. Once all
+      have voted (or the deadline passed), the option with the most votes wins; a tie among the leaders is
+      decided by a casting vote: that of the first in ``casting_order`` (user id, name, is the chair: the chair
+      when seated, then the seated experts by seniority) whose vote is for one of the tied options.
+    """
+    cast = len(ballots)
+    if cast == 0 or cast < min(quorum, max(seated, 1)):
+        return None
+    counts: Counter[int] = Counter()
+    for ballot in ballots:
+        counts[ballot.choice] += 1  # Counter keeps first-insertion order among equal counts
+    tally = sorted(counts.items(), key=lambda item: -item[1])
+    top = tally[0][1]
+
+    def decided(winner: int, rule: str, casting_voter: str = "", casting_note: str = "") -> PanelDecision:
+        return PanelDecision(
+            winner=winner,
+            rule=rule,
+            tally=tally,
+            cast=cast,
+            seated=seated,
+            # Whether the deadline let the panel decide without every seated member's vote.
+            deadline_passed=rule != PanelRule.MAJORITY and cast < seated,
+            casting_voter=casting_voter,
+            casting_note=casting_note,
+        )
+
+    if top * 2 > cast:
+        return decided(tally[0][0], PanelRule.MAJORITY)
+    if cast < seated and not deadline_passed:
+        return None  # a tie (or no majority) while seated members have not voted: wait for them
+    leaders = [choice for choice, votes in tally if votes == top]
+    if len(leaders) == 1:
+        return decided(leaders[0], PanelRule.PLURALITY)
+    choice_of = {ballot.expert_id: ballot.choice for ballot in ballots}
+    skipped_chair = ""
+    for user_id, name, is_chair in casting_order:
+        choice = choice_of.get(user_id)
+        if choice in leaders:
+            rule = PanelRule.CHAIR if is_chair else PanelRule.SENIOR
+            return decided(int(choice), rule, casting_voter=name, casting_note=skipped_chair)
+        if is_chair:
+            skipped_chair = (
+                f"the chair, {name}, has not voted" if choice is None else f"the chair, {name}, voted for neither"
             )
-            tie_rule = "the leading option voted for first (the tie-breaker voted for neither)"
-    else:
-        winner = leaders[0]
-    revision = AnnotationRevision.objects.select_related("schema").get(pk=winner)
+    return None  # unreachable with a complete casting order: every tied option has a voter
+
+
+def _in_panel_since(case: Case) -> datetime | None:
+    return (
+        CaseEvent.objects.filter(case=case, to_status=CaseStatus.IN_PANEL)
+        .order_by("-created_at", "-pk")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+
+
+def panel_deadline_of(case: Case, policy: ReviewPolicy) -> datetime | None:
+    """When the case's voting deadline passes: the policy's hours after it went to the panel; None without one."""
+    if policy.panel_deadline_hours is None:
+        return None
+    since = _in_panel_since(case)
+    return None if since is None else since + timedelta(hours=policy.panel_deadline_hours)
+
+
+def _casting_order(case: Case, policy: ReviewPolicy) -> list[tuple[int, str, bool]]:
+    """Who casts the deciding vote in a tie, in turn: the project's chair when seated on this panel; then (the
+    chair read the case, is not an expert of the project, none is set, or the chair's vote is outside the tie)
+    the seated experts by seniority, the date they joined the project as experts."""
+    seated = dict(
+        Assignment.objects.filter(case=case, role=ReadingRole.PANEL_MEMBER).values_list("user_id", "user__username")
+    )
+    order: list[tuple[int, str, bool]] = []
+    if policy.chair_id is not None and policy.chair_id in seated:
+        order.append((policy.chair_id, seated[policy.chair_id], True))
+    by_seniority = (
+        Membership.objects.filter(project_id=case.project_id, role=Role.EXPERT, user_id__in=list(seated))
+        .order_by("created_at", "user_id")
+        .values_list("user_id", flat=True)
+    )
+    order += [(user_id, seated[user_id], False) for user_id in by_seniority if user_id != policy.chair_id]
+    # Seated users who are no longer experts of the project come last, so that a tie always has a casting vote.
+    listed = {user_id for user_id, _, _ in order}
+    order += [(user_id, name, False) for user_id, name in sorted(seated.items()) if user_id not in listed]
+    return order
+
+
+def _decide_if_due(case: Case, policy: ReviewPolicy, *, actor: User | None, now: datetime) -> PanelDecision | None:
+    """Apply the committee rules to the case's votes; adjudicate when they decide. The case row is locked."""
+    votes = with_readings(
+        list(
+            PanelVote.objects.filter(case=case)
+            .select_related("expert", "voted_for__schema", "corrected__schema")
+            .order_by("created_at", "pk")
+        )
+    )
+    seated = Assignment.objects.filter(case=case, role=ReadingRole.PANEL_MEMBER).count()
+    deadline = panel_deadline_of(case, policy)
+    decision = panel_decision(
+        ballots=[Ballot(v.expert_id, v.expert.username, int(v.voted_for_id or v.corrected_id or 0)) for v in votes],
+        seated=seated,
+        quorum=policy.quorum,
+        casting_order=_casting_order(case, policy),
+        deadline_passed=deadline is not None and now >= deadline,
+    )
+    if decision is None:
+        return None
+    revision = AnnotationRevision.objects.select_related("schema").get(pk=decision.winner)
     annotation_save_derived(
         case=case,
         role=ADJUDICATED_ROLE,
@@ -410,48 +542,90 @@ def _decide_if_quorum(case: Case, policy: ReviewPolicy, actor: User) -> None:
         schema=revision.schema,
         copy_masks_from=revision,
     )
+    readings = readings_of_revisions([choice for choice, _ in decision.tally])
+    winner = readings[decision.winner]
+    reason, rule_text = _decision_reason(decision, winner, policy)
     metrics = {
         "votes": [
             {
                 "expert": v.expert.username,
                 "for": v.voted_for_id or v.corrected_id,
                 "corrected": v.corrected_id is not None,
+                "reading": v.reading["description"] if v.reading else None,  # type: ignore[attr-defined]
                 "rationale": v.rationale,
             }
             for v in votes
         ],
-        "winner_revision": winner,
-        "tie_broken_by_chair": tie_broken_by_chair,
-        "tie_rule": tie_rule,
+        "winner_revision": decision.winner,
+        "winner": winner,
+        "tally": [{**readings[choice], "votes": count} for choice, count in decision.tally],
+        "count": decision.count,
+        "votes_cast": decision.cast,
+        "seated": decision.seated,
+        "rule": decision.rule,
+        "rule_text": rule_text,
+        "casting_voter": decision.casting_voter or None,
+        "deadline_passed": decision.deadline_passed,
+        # Kept for the exports' provenance, which read it: a casting vote (the chair's or the senior expert's) decided.
+        "tie_broken_by_chair": decision.rule in (PanelRule.CHAIR, PanelRule.SENIOR),
     }
-    if len(leaders) == 1:
-        reason = "panel decided by majority"
-    elif tie_broken_by_chair:
-        reason = f"panel decided (tie broken by {tie_rule})"
-    else:
-        reason = f"panel decided (tie: {tie_rule})"
     case_transition(case=case, to=CaseStatus.ADJUDICATED, actor=actor, reason=reason, metrics=metrics)
+    return decision
 
 
-def _tie_breaker(case: Case, policy: ReviewPolicy) -> tuple[int | None, str]:
-    """Who breaks a tie on this case's panel: the project's chair when seated on it; otherwise (the chair read
-    the case, is not an expert of the project, or none is set) the most senior expert seated on the panel, by
-    the date they joined the project as an expert. Without this a tie waited for a chair who could never vote."""
-    seated = list(
-        Assignment.objects.filter(case=case, role=ReadingRole.PANEL_MEMBER).values_list("user_id", "user__username")
-    )
-    seated_ids = {user_id for user_id, _ in seated}
-    if policy.chair_id is not None and policy.chair_id in seated_ids:
-        return policy.chair_id, "the chair"
-    senior = (
-        Membership.objects.filter(project_id=case.project_id, role=Role.EXPERT, user_id__in=seated_ids)
-        .order_by("created_at", "user_id")
-        .values_list("user_id", "user__username")
-        .first()
-    )
-    if senior is None:
-        return None, ""
-    return senior[0], f"the most senior panel member, {senior[1]} (the chair is not on this panel)"
+def _winner_text(winner: dict[str, Any]) -> str:
+    reader = winner.get("reader")
+    if reader and winner["role"] in (ReadingRole.FIRST_READER, ReadingRole.SECOND_READER):
+        return f"{winner['description']} ({reader})"
+    return str(winner["description"])
+
+
+def _decision_reason(decision: PanelDecision, winner: dict[str, Any], policy: ReviewPolicy) -> tuple[str, str]:
+    """The event's reason, for people, and the rule applied in words."""
+    won = _winner_text(winner)
+    votes = f"{decision.count}, {decision.cast} of {decision.seated} seated members voted"
+    if decision.rule == PanelRule.MAJORITY:
+        return f"panel decided by majority ({votes}): {won}", "majority"
+    if decision.deadline_passed:
+        votes += f"; the voting deadline of {policy.panel_deadline_hours} h passed"
+    if decision.rule == PanelRule.PLURALITY:
+        rule_text = "most votes, no majority" + (" (deadline passed)" if decision.deadline_passed else "")
+        return f"panel decided by the most votes, without a majority ({votes}): {won}", rule_text
+    if decision.rule == PanelRule.CHAIR:
+        who = f"the chair, {decision.casting_voter}"
+    else:
+        why = decision.casting_note or (
+            "no chair is set" if policy.chair_id is None else "the chair is not on this panel"
+        )
+        who = f"the senior expert, {decision.casting_voter} ({why})"
+    rule_text = "casting vote of the chair" if decision.rule == PanelRule.CHAIR else "casting vote of the senior expert"
+    if decision.deadline_passed:
+        rule_text += " (deadline passed)"
+    return f"panel tied ({votes}): casting vote of {who}, for {won}", rule_text
+
+
+def panel_deadlines_apply(*, now: datetime | None = None) -> list[int]:
+    """Decide the cases in panel whose voting deadline passed and whose votes cast then decide (quorum reached).
+
+    Safe to run at any time and more than once (a periodic task or ``manage.py apply_panel_deadlines``): each case
+    is locked, and a case decided meanwhile is no longer in panel. Returns the ids of the cases decided."""
+    now = now or timezone.now()
+    decided = []
+    candidates = Case.objects.filter(
+        status=CaseStatus.IN_PANEL, project__review_policy__panel_deadline_hours__isnull=False
+    ).values_list("pk", flat=True)
+    for case_id in candidates:
+        with transaction.atomic():
+            case = Case.objects.select_for_update().select_related("project").get(pk=case_id)
+            if case.status != CaseStatus.IN_PANEL:
+                continue
+            policy = policy_for(case)
+            deadline = panel_deadline_of(case, policy)
+            if deadline is None or now < deadline:
+                continue
+            if _decide_if_due(case, policy, actor=None, now=now) is not None:
+                decided.append(case.pk)
+    return decided
 
 
 def panel_members_of(case: Case) -> list[int]:

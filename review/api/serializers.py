@@ -29,6 +29,7 @@ class ReviewPolicySerializer(serializers.ModelSerializer[ReviewPolicy]):
             "quorum",
             "chair",
             "chair_username",
+            "panel_deadline_hours",
             "sampling_seed",
         ]
         extra_kwargs = {
@@ -37,6 +38,12 @@ class ReviewPolicySerializer(serializers.ModelSerializer[ReviewPolicy]):
             "box_iou": {"min_value": 0.0, "max_value": 1.0},
             "panel_size": {"min_value": 1, "max_value": 15},
             "quorum": {"min_value": 1, "max_value": 15},
+            "panel_deadline_hours": {
+                "min_value": 1,
+                "max_value": 24 * 365,
+                "help_text": "Hours after a case goes to the panel when a tie stops waiting for the seated experts "
+                "who have not voted (the casting vote decides among the votes cast); null: no deadline",
+            },
         }
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -76,9 +83,22 @@ class VoteInput(serializers.Serializer[dict[str, Any]]):
     rationale = serializers.CharField()
 
 
+class VotedReadingOutput(serializers.Serializer[dict[str, Any]]):
+    """The reading a vote is for."""
+
+    revision = serializers.IntegerField()
+    annotation = serializers.IntegerField()
+    role = serializers.CharField(help_text="first_reader, second_reader, ai or panel_member (an expert's correction)")
+    reader = serializers.CharField(allow_null=True, help_text="Who read it; null for the AI proposal")
+    description = serializers.CharField(
+        help_text='In words: "first reading", "AI proposal", "expert correction by expert1"'
+    )
+
+
 class VoteOutput(serializers.ModelSerializer[PanelVote]):
     expert = serializers.CharField(source="expert.username", read_only=True)
+    reading = VotedReadingOutput(read_only=True, allow_null=True, help_text="What the vote is for")
 
     class Meta:
         model = PanelVote
-        fields = ["id", "expert", "voted_for", "corrected", "rationale", "created_at"]
+        fields = ["id", "expert", "voted_for", "corrected", "reading", "rationale", "created_at"]

@@ -18,9 +18,9 @@ from annotation.api.views import _case_for
 from annotation.models import Annotation, Case
 from annotation.selectors import annotations_visible_to, is_manager
 from config.errors import NotFoundError
-from review import services
+from review import selectors, services
 from review.api import serializers as s
-from review.models import AgreementResult, CaseEvent, PanelVote
+from review.models import AgreementResult, CaseEvent
 
 
 def _case_for_panel_or_manager(request: Request, case_id: int, what: str) -> Case:
@@ -100,8 +100,7 @@ class PanelVotesView(APIView):
     @extend_schema(responses=s.VoteOutput(many=True))
     def get(self, request: Request, case_id: int) -> Response:
         case = _case_for_panel_or_manager(request, case_id, "Votes are")
-        votes = PanelVote.objects.filter(case=case).select_related("expert")
-        return Response(s.VoteOutput(votes, many=True).data)
+        return Response(s.VoteOutput(selectors.panel_votes_of(case), many=True).data)
 
     @extend_schema(request=s.VoteInput, responses={201: s.VoteOutput})
     def post(self, request: Request, case_id: int) -> Response:
@@ -122,4 +121,5 @@ class PanelVotesView(APIView):
             voted_for=voted_for,
             values=data.validated_data.get("values"),
         )
+        [vote] = selectors.with_readings([vote])
         return Response(s.VoteOutput(vote).data, status=status.HTTP_201_CREATED)

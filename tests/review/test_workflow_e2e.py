@@ -281,7 +281,15 @@ def test_disputed_case_goes_to_a_panel_of_three_and_the_chair_breaks_the_tie_wit
     assert (last["from_status"], last["to_status"], last["actor"]) == (S.IN_PANEL, S.ADJUDICATED, "expert3")
     assert last["metrics"]["tie_broken_by_chair"] is True
     assert last["metrics"]["winner_revision"] == vote_c["corrected"]
-    assert "tie broken by the chair" in last["reason"]
+    assert (last["metrics"]["rule"], last["metrics"]["count"], last["metrics"]["casting_voter"]) == (
+        "casting_vote_chair",
+        "1-1-1",
+        "expert3",
+    )
+    assert last["reason"] == (
+        "panel tied (1-1-1, 3 of 3 seated members voted): casting vote of the chair, expert3, for expert correction "
+        "by expert3"
+    )
     assert sorted((v["expert"], v["for"], v["corrected"]) for v in last["metrics"]["votes"]) == [
         ("expert1", revision_pk(first), False),
         ("expert2", revision_pk(second), False),
@@ -328,7 +336,7 @@ def test_chair_vote_that_makes_a_majority_decides_by_majority(
     assert case_status(manager, case_id) == S.ADJUDICATED
     last = events(manager, case_id)[-1]
     assert (last["metrics"]["winner_revision"], last["metrics"]["tie_broken_by_chair"]) == (revision_pk(first), False)
-    assert last["reason"] == "panel decided by majority"
+    assert last["reason"] == "panel decided by majority (2-1, 3 of 3 seated members voted): first reading (annotator)"
     adjudicated = annotation_by_role(manager, case_id, "adjudicated")
     first_items = revision_items(manager, first["annotation"])
     adjudicated_items = revision_items(manager, adjudicated["id"])
@@ -369,7 +377,8 @@ def test_tie_between_two_readings_waits_for_the_chair_and_the_chair_decides(
 def test_a_tie_without_the_chairs_vote_waits(
     reading_project: Project, clients: dict[str, Client], experts: dict[str, User]
 ):
-    """Quorum two of three: A and B tie at quorum; the case waits for the chair, whose vote then decides."""
+    """Quorum two of three: A and B tie at quorum; the case waits for the third seated member (here the chair),
+    whose vote then makes a majority: 2-1, decided by majority, not by a casting vote."""
     manager = clients["manager"]
     case_id, first, second, _ = disputed_case(reading_project.slug, clients, panel_size=3, quorum=2, chair="expert3")
     for name, reading in (("expert1", first), ("expert2", second)):
@@ -380,7 +389,13 @@ def test_a_tie_without_the_chairs_vote_waits(
     body = {"voted_for_annotation": second["annotation"], "rationale": "chair"}
     ok(clients["expert3"].post(f"{API}/cases/{case_id}/votes/", body, JSON), 201)
     assert case_status(manager, case_id) == S.ADJUDICATED
-    assert events(manager, case_id)[-1]["metrics"]["winner_revision"] == revision_pk(second)
+    last = events(manager, case_id)[-1]
+    assert last["metrics"]["winner_revision"] == revision_pk(second)
+    assert (last["metrics"]["rule"], last["metrics"]["count"], last["metrics"]["tie_broken_by_chair"]) == (
+        "majority",
+        "2-1",
+        False,
+    )
 
 
 # --- (c) Verification mode -------------------------------------------------------------------------------------
@@ -709,7 +724,8 @@ def test_a_tie_when_the_chair_is_not_on_the_panel_is_broken_by_the_most_senior_p
     last = events(manager, case_id)[-1]
     assert last["metrics"]["winner_revision"] == revision_pk(second)
     assert last["metrics"]["tie_broken_by_chair"] is True
-    assert f"the most senior panel member, {senior} (the chair is not on this panel)" in last["reason"]
+    assert last["metrics"]["rule"] == "casting_vote_senior_expert"
+    assert f"casting vote of the senior expert, {senior} (the chair is not on this panel), for second" in last["reason"]
 
 
 def test_a_tie_with_no_chair_set_is_broken_by_the_most_senior_panel_member(
@@ -754,7 +770,8 @@ def test_experts_can_endorse_a_correction_which_then_wins_by_majority(
     assert case_status(manager, case_id) == S.ADJUDICATED
     last = events(manager, case_id)[-1]
     assert (last["metrics"]["winner_revision"], last["metrics"]["tie_broken_by_chair"]) == (vote["corrected"], False)
-    assert last["reason"] == "panel decided by majority"
+    assert (last["metrics"]["rule"], last["metrics"]["count"]) == ("majority", "2-1")
+    assert last["reason"].startswith("panel decided by majority (2-1, 3 of 3 seated members voted): expert correction")
     adjudicated = annotation_by_role(manager, case_id, "adjudicated")
     assert np.array_equal(mask_of(revision_items(manager, adjudicated["id"])), corrected_mask)
 
