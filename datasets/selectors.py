@@ -15,6 +15,7 @@ from annotation.models import Annotation, AnnotationRevision, Case, CaseStatus, 
 from config.types import AnyUser
 from datasets.models import Export
 from imaging.models import Series
+from review.evaluation import entry_status
 from review.models import AgreementResult, CaseEvent, PanelVote
 
 UID_PATTERN = re.compile(r"\b\d+(?:\.\d+){3,}\b")
@@ -157,6 +158,8 @@ def case_provenance(
             "labels": {
                 str(entry.get("key")): {
                     "kind": entry.get("kind"),
+                    # agreed, disagreed or not_compared: "agreed": false alone would read as a disagreement
+                    "status": entry_status(entry),
                     "agreed": entry.get("agreed"),
                     "metrics": _flat_metrics(entry.get("metrics") or {}, rename),
                 }

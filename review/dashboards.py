@@ -46,6 +46,7 @@ from annotation.models import (
     ReadingRole,
 )
 from review.agreement import UndefinedMetricError, bootstrap_cohen_kappa, cohen_kappa
+from review.evaluation import AGREED, NOT_COMPARED, entry_status
 from review.models import AgreementResult, CaseEvent, CaseSummary
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ BOOTSTRAP_RESAMPLES = 1000
 DICE_BINS = 20
 CACHE_ALIAS = "dashboards"
 CACHE_SECONDS = 24 * 3600
-CACHE_FORMAT = 1  # bump when the shape of the figures changes
+CACHE_FORMAT = 2  # bump when the shape of the figures changes
 
 
 # --- Loading ----------------------------------------------------------------------------------------------------
@@ -181,7 +182,7 @@ def full_snapshot(project: Project, case_ids: Sequence[int] | None = None) -> Sn
             entries = [entry for entry in result_labels or [] if isinstance(entry, dict)]
             latest_result[case_id] = ResultSummary(
                 agreed=bool(agreed),
-                flags=[[str(e.get("key")), int(bool(e.get("agreed"))), int(_compared(e))] for e in entries],
+                flags=[_flag(e) for e in entries],
                 dice={str(e.get("key")): _dice_values(e.get("metrics")) for e in entries if e.get("kind") == "mask"},
             )
             latest_pk[pk] = case_id
@@ -249,10 +250,12 @@ def _study_items(items: Any) -> Items:
     return answers
 
 
-def _compared(entry: dict[str, Any]) -> bool:
-    """Whether a label entry of an agreement result was compared (free text is kept, not compared)."""
-    metrics = entry.get("metrics")
-    return not (isinstance(metrics, dict) and metrics.get("compared") is False)
+def _flag(entry: dict[str, Any]) -> list[Any]:
+    """``[key, agreed, compared]`` of a label entry of an agreement result. A label not compared (free text,
+    unanswered, attributes with no lesion) is never agreed; an attribute of a lesion found by one reader only
+    is compared and disagreed (review.evaluation)."""
+    status = entry_status(entry)
+    return [str(entry.get("key")), int(status == AGREED), int(status != NOT_COMPARED)]
 
 
 def _summaries_of(snap: Snapshot) -> dict[int, dict[str, Any]]:
@@ -623,6 +626,9 @@ def project_dashboard(project: Project, snapshot: Snapshot | None = None) -> dic
             "kind": kind,
             "level": label.get("level", ""),
             "n_cases": n_entries,
+            "n_compared": n_compared,
+            "n_agreed": n_agreeing,
+            "n_not_compared": n_entries - n_compared,
             "percent_agreement": _rate(n_agreeing, n_compared),
             "note": "" if n_compared else ("not compared" if n_entries else "no evaluated case"),
             "kappa": None,
@@ -693,7 +699,10 @@ def reader_stats(project: Project, snapshot: Snapshot | None = None) -> list[dic
         for case_id in cases:
             result = snap.latest_result.get(case_id)
             if result is not None:
-                flags_of_case[case_id] = [bool(ok) for key, ok, _ in result.flags if key in categorical_keys]
+                # Labels not compared say nothing about agreement: neither agreed nor disagreed.
+                flags_of_case[case_id] = [
+                    bool(ok) for key, ok, compared in result.flags if key in categorical_keys and compared
+                ]
         flags = [flag for case_flags in flags_of_case.values() for flag in case_flags]
 
         # Agreement with the truth (adjudicated, else consensus), label by label.

@@ -4,6 +4,13 @@ services feed them from the database.
 
 Readers are compared pairwise; a label agrees only when every pair agrees. Reasons are written for
 people ("nodule_mask: Dice 0.62 < 0.80"; "nodule_box: annotator found 3 lesions, reviewer 2").
+
+Agreement is never claimed where nothing was measured. Each label ends in one of three statuses:
+"agreed", "disagreed", or "not_compared" (free text; a label no reader answered; a region attribute with
+no lesion to compare it on). The attributes of a lesion found by one reader only are disagreed ("lesion
+found by one reader only"): the other reader never described that lesion. Two readers who both found no
+lesion agree on the absence (the lesion label agrees; its attributes are not compared). A case agrees
+only when no label disagrees and at least one label agreed.
 """
 
 from __future__ import annotations
@@ -30,6 +37,11 @@ from review.agreement import (
 )
 
 VALUE_KINDS = ("single_choice", "multiple_choice", "ordinal", "number", "text")
+
+AGREED = "agreed"
+DISAGREED = "disagreed"
+NOT_COMPARED = "not_compared"
+FOUND_BY_ONE_READER = "lesion found by one reader only"
 
 
 @dataclass
@@ -58,15 +70,39 @@ class LabelResult:
     agreed: bool
     metrics: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    compared: bool = True
+    # Lesion labels: the matched pairs and the unmatched region ids per reader (see _matching).
+    matching: dict[str, Any] | None = None
+
+    def not_compared(self) -> LabelResult:
+        """Nothing to compare: neither agreed nor disagreed (the dashboards and the browser read
+        metrics["compared"] as well as the status)."""
+        self.compared = False
+        self.agreed = False
+        self.metrics["compared"] = False
+        return self
+
+    @property
+    def status(self) -> str:
+        if not self.compared:
+            return NOT_COMPARED
+        return AGREED if self.agreed else DISAGREED
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        entry = {
             "key": self.key,
             "kind": self.kind,
-            "agreed": self.agreed,
+            "status": self.status,
+            "agreed": self.status == AGREED,
             "metrics": self.metrics,
             "reasons": self.reasons,
         }
+        if self.matching is not None:
+            entry["matching"] = self.matching
+        return entry
+
+
+NOTHING_COMPARED = "no label could be compared (nothing answered or found by both readers): agreement was not shown"
 
 
 @dataclass
@@ -75,10 +111,51 @@ class Evaluation:
     labels: list[LabelResult]
     consensus_items: list[dict[str, Any]]
     consensus_masks: dict[int, np.ndarray]
+    status: str = AGREED
 
     @property
     def reasons(self) -> list[str]:
-        return [reason for label in self.labels for reason in label.reasons]
+        reasons = [reason for label in self.labels for reason in label.reasons]
+        if self.status == NOT_COMPARED:
+            reasons.append(NOTHING_COMPARED)
+        return reasons
+
+
+def evaluation_status(statuses: list[str]) -> str:
+    """A case's status from its labels': disagreed when any label disagrees; agreed when none does and at
+    least one agreed; not compared when no label could be compared (agreement was not shown)."""
+    if DISAGREED in statuses:
+        return DISAGREED
+    return AGREED if AGREED in statuses else NOT_COMPARED
+
+
+def entry_status(entry: dict[str, Any]) -> str:
+    """The status of a stored label entry, also of results stored before statuses existed (their free text
+    and unanswered labels said "agreed" with metrics {"compared": false})."""
+    status = entry.get("status")
+    if status in (AGREED, DISAGREED, NOT_COMPARED):
+        return str(status)
+    metrics = entry.get("metrics")
+    if isinstance(metrics, dict) and metrics.get("compared") is False:
+        return NOT_COMPARED
+    return AGREED if entry.get("agreed") else DISAGREED
+
+
+def result_status(agreed: bool, entries: list[Any]) -> str:
+    """The status of a stored agreement result: agreed, disagreed (some label disagreed) or not compared."""
+    if agreed:
+        return AGREED
+    return evaluation_status([entry_status(e) for e in entries if isinstance(e, dict)]) if entries else NOT_COMPARED
+
+
+def display_name(label: dict[str, Any]) -> str:
+    """The schema's display name of a label (English; the reasons are English until they are translated)."""
+    name = label.get("name")
+    if isinstance(name, dict) and name:
+        return str(name.get("en") or next(iter(name.values())))
+    if isinstance(name, str) and name:
+        return name
+    return str(label["key"])
 
 
 @dataclass(frozen=True)
@@ -141,8 +218,7 @@ def _compare_values(
                 by_target[_target(item)][index] = item["value"]
     result = LabelResult(key=key, kind=kind, agreed=True)
     if kind == "text":
-        result.metrics["compared"] = False  # free text is kept, not compared
-        return result
+        return result.not_compared()  # free text is kept, not compared
     pairs = agreeing = 0
     for target, values in sorted(by_target.items(), key=lambda kv: repr(kv[0])):
         answers = [values.get(i) for i in range(len(readings))]
@@ -159,7 +235,9 @@ def _compare_values(
             consensus.append({**template, "value": _majority(answers)})
         result.agreed &= target_agreed
     result.metrics["pairs"] = pairs
-    result.metrics["percent_agreement"] = (agreeing / pairs) if pairs else 1.0
+    if not pairs:
+        return result.not_compared()  # no reader answered: nothing was measured
+    result.metrics["percent_agreement"] = agreeing / pairs
     return result
 
 
@@ -193,6 +271,8 @@ def _compare_regions(
     counts = [len(r) for r in regions]
     result.metrics["lesions_per_reader"] = dict(zip((r.name for r in readings), counts, strict=True))
     groups: list[list[str | None]] = [[item["id"]] + [None] * (len(readings) - 1) for item in regions[0]]
+    pairs: list[dict[str, Any]] = []
+    unmatched: dict[int, list[str]] = {}
     for other in range(1, len(readings)):
         if kind == "point":
             points_a = np.array(
@@ -221,8 +301,10 @@ def _compare_regions(
             "f1": round(match.f1, 6),
             "scores": [round(p[2], 6) for p in match.pairs],
         }
-        for a, b, _score in match.pairs:
+        for a, b, score in match.pairs:
             groups[a][other] = regions[other][b]["id"]
+            pairs.append(_pair(readings, other, regions[0][a]["id"], regions[other][b]["id"], score))
+        unmatched[other] = [regions[other][b]["id"] for b in match.unmatched_b]
         if counts[0] != counts[other]:
             result.agreed = False
             result.reasons.append(
@@ -244,7 +326,48 @@ def _compare_regions(
             if kind == "box" and "x" in item["geometry"]:
                 item["geometry"] = _mean_geometry([m["geometry"] for m in members])
             consensus.append(item)
-    return result, groups
+    result.matching = _matching(readings, groups, pairs, unmatched, "distance_px" if kind == "point" else "iou")
+    return result, _with_unmatched(groups, unmatched, len(readings))
+
+
+def _pair(readings: list[Reading], other: int, id_a: str, id_b: str, score: float) -> dict[str, Any]:
+    return {"readers": [readings[0].name, readings[other].name], "ids": [id_a, id_b], "score": round(score, 6)}
+
+
+def _matching(
+    readings: list[Reading],
+    groups: list[list[str | None]],
+    pairs: list[dict[str, Any]],
+    unmatched: dict[int, list[str]],
+    score: str,
+) -> dict[str, Any]:
+    """What the browser draws: the pairs matched (Hungarian, each reader against the first reader) and, per
+    reader, the ids of the regions matched with no other reader's."""
+    alone = [group[0] for group in groups if group[0] is not None and all(rid is None for rid in group[1:])]
+    return {
+        "method": "hungarian",
+        "reference": readings[0].name,
+        "score": score,
+        "pairs": pairs,
+        "unmatched": {
+            reading.name: [rid for rid in alone if rid is not None] if r == 0 else unmatched.get(r, [])
+            for r, reading in enumerate(readings)
+        },
+    }
+
+
+def _with_unmatched(
+    groups: list[list[str | None]], unmatched: dict[int, list[str]], n_readers: int
+) -> list[list[str | None]]:
+    """The groups of the first reader's regions, then one group for each region of another reader that
+    matched none of the first reader's: every lesion found, so that its attributes are accounted for."""
+    extra: list[list[str | None]] = []
+    for other, ids in sorted(unmatched.items()):
+        for rid in ids:
+            group: list[str | None] = [None] * n_readers
+            group[other] = rid
+            extra.append(group)
+    return groups + extra
 
 
 def _mean_geometry(geometries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -351,6 +474,8 @@ def _compare_masks(
         item = dict(per_reader[0][0])
         consensus_masks[len(consensus)] = _combine_masks(arrays, segments, thresholds, spacing)
         consensus.append(item)
+    if not by_series:
+        return result.not_compared()  # no reader painted this label
     return result
 
 
@@ -380,6 +505,8 @@ def _compare_region_masks(
     counts = [len(r) for r in regions]
     result.metrics["regions_per_reader"] = dict(zip((r.name for r in readings), counts, strict=True))
     groups: list[list[str | None]] = [[item["id"]] + [None] * (len(readings) - 1) for item, _ in regions[0]]
+    matched_pairs: list[dict[str, Any]] = []
+    unmatched: dict[int, list[str]] = {}
     for other in range(1, len(readings)):
         overlap = np.zeros((counts[0], counts[other]))
         for a, (item_a, mask_a) in enumerate(regions[0]):
@@ -390,6 +517,11 @@ def _compare_region_masks(
         pairs = [(int(a), int(b)) for a, b in zip(rows, columns, strict=True) if overlap[a, b] > 0]
         for a, b in pairs:
             groups[a][other] = regions[other][b][0]["id"]
+            matched_pairs.append(
+                _pair(readings, other, regions[0][a][0]["id"], regions[other][b][0]["id"], float(overlap[a, b]))
+            )
+        paired = {b for _, b in pairs}
+        unmatched[other] = [item["id"] for b, (item, _) in enumerate(regions[other]) if b not in paired]
         result.metrics[f"{readings[0].name}~{readings[other].name}"] = {
             "matched": len(pairs),
             "dice": [round(float(overlap[a, b]), 6) for a, b in sorted(pairs)],
@@ -427,7 +559,8 @@ def _compare_region_masks(
             arrays = [array for _, array in members]
             consensus_masks[len(consensus)] = _combine_masks(arrays, segments, thresholds, spacing)
             consensus.append(item)
-    return result, groups
+    result.matching = _matching(readings, groups, matched_pairs, unmatched, "dice")
+    return result, _with_unmatched(groups, unmatched, len(readings))
 
 
 def evaluate(schema: dict[str, Any], readings: list[Reading], thresholds: Thresholds, index: SliceIndex) -> Evaluation:
@@ -438,6 +571,7 @@ def evaluate(schema: dict[str, Any], readings: list[Reading], thresholds: Thresh
     consensus: list[dict[str, Any]] = []
     consensus_masks: dict[int, np.ndarray] = {}
     region_groups: dict[str, list[list[str | None]]] = {}
+    names_of_labels = {label["key"]: display_name(label) for label in schema["labels"]}
     # Geometry first: region attributes are compared between the regions matched here.
     ordered = sorted(schema["labels"], key=lambda label: label["kind"] not in ("box", "polygon", "point", "mask"))
     for label in ordered:
@@ -453,13 +587,18 @@ def evaluate(schema: dict[str, Any], readings: list[Reading], thresholds: Thresh
             region_groups[label["key"]] = groups
             labels.append(result)
         elif level == "region":
-            labels.append(_compare_region_attributes(label, readings, thresholds, region_groups, consensus))
+            labels.append(
+                _compare_region_attributes(label, readings, thresholds, region_groups, consensus, names_of_labels)
+            )
         else:
             labels.append(_compare_values(label, readings, thresholds, consensus))
-    agreed = all(label.agreed for label in labels)
+    status = evaluation_status([label.status for label in labels])
+    agreed = status == AGREED
     if not agreed:
         consensus, consensus_masks = [], {}
-    return Evaluation(agreed=agreed, labels=labels, consensus_items=consensus, consensus_masks=consensus_masks)
+    return Evaluation(
+        agreed=agreed, labels=labels, consensus_items=consensus, consensus_masks=consensus_masks, status=status
+    )
 
 
 def _compare_region_attributes(
@@ -468,19 +607,39 @@ def _compare_region_attributes(
     thresholds: Thresholds,
     region_groups: dict[str, list[list[str | None]]],
     consensus: list[dict[str, Any]],
+    names_of_labels: dict[str, str],
 ) -> LabelResult:
-    """An attribute of a region (nodule type, diameter) is compared between matched regions."""
+    """An attribute of a region (nodule type, diameter) is compared between matched regions.
+
+    A region that not every reader found has its attribute disagreed, whatever its value: the readers who
+    missed the lesion never described it. A matched region on which no reader answered the attribute adds
+    nothing; when no region added anything, the attribute was not compared."""
     key, kind = label["key"], label["kind"]
     result = LabelResult(key=key, kind=kind, agreed=True)
     values = [{item["region"]: item["value"] for item in r.items if item["label"] == key} for r in readings]
     if kind == "text":
-        result.metrics["compared"] = False
-        return result
+        return result.not_compared()
+    name = names_of_labels.get(key, key)
+    compared = found_by_some = 0
     for parent in label.get("applies_to", []):
+        parent_name = names_of_labels.get(parent, parent)
         for number, group in enumerate(region_groups.get(parent, []), start=1):
             answers = [values[r].get(rid) if rid is not None else None for r, rid in enumerate(group)]
-            if all(rid is None for rid in group[1:]):
-                continue  # unmatched lesion: already a disagreement of the region label
+            finders = [readings[r].name for r, rid in enumerate(group) if rid is not None]
+            if len(finders) < len(readings):
+                found_by_some += 1
+                result.agreed = False
+                ids = ", ".join(f"{readings[r].name}'s {rid}" for r, rid in enumerate(group) if rid is not None)
+                if len(finders) == 1:
+                    why = FOUND_BY_ONE_READER
+                else:
+                    missed = [reading.name for reading in readings if reading.name not in finders]
+                    why = f"lesion not found by {', '.join(missed)}"
+                result.reasons.append(f"{name} of {parent_name} lesion {number} ({ids}): {why}")
+                continue
+            if all(answer is None for answer in answers):
+                continue  # a matched lesion no reader described: nothing to compare
+            compared += 1
             group_agreed = True
             for i, j in combinations(range(len(readings)), 2):
                 ok, why = _values_agree(kind, answers[i], answers[j], thresholds)
@@ -490,6 +649,10 @@ def _compare_region_attributes(
                         f"{key} of {parent} lesion {number}: {readings[i].name} and {readings[j].name} {why}"
                     )
             result.agreed &= group_agreed
-            if group_agreed and any(a is not None for a in answers):
+            if group_agreed:
                 consensus.append({"label": key, "region": f"{parent}-{number}", "value": _majority(answers)})
+    result.metrics["lesions_compared"] = compared
+    result.metrics["lesions_found_by_some_readers"] = found_by_some
+    if not compared and not found_by_some:
+        return result.not_compared()  # no lesion, or none described: agreement on absence is the lesion label's
     return result

@@ -32,7 +32,7 @@ from config.errors import ApplicationError, ConflictError, PermissionDeniedError
 from config.types import User
 from imaging.models import Instance, Series
 from review.dashboards import schedule_dashboards_refresh
-from review.evaluation import Evaluation, Reading, SliceIndex, Thresholds, evaluate
+from review.evaluation import AGREED, DISAGREED, Evaluation, Reading, SliceIndex, Thresholds, evaluate
 from review.models import AgreementResult, CaseEvent, PanelVote, ReviewPolicy
 from review.selectors import readings_of_revisions, with_readings
 from review.workflow import case_transition
@@ -183,7 +183,11 @@ def case_evaluate(*, case: Case, actor: User | None) -> AgreementResult:
     with transaction.atomic():
         result = AgreementResult.objects.create(case=case, agreed=agreed, labels=labels, reasons=reasons)
         result.revisions.set(revisions)
-        summary = {"agreement_result": result.pk, "labels": {lab["key"]: lab["agreed"] for lab in labels}}
+        summary = {
+            "agreement_result": result.pk,
+            "labels": {lab["key"]: lab["agreed"] for lab in labels},
+            "label_status": {lab["key"]: lab.get("status", AGREED if lab["agreed"] else DISAGREED) for lab in labels},
+        }
         if agreed:
             _store_consensus(case, evaluation, revisions[0])
             case_transition(case=case, to=CaseStatus.AGREED, actor=actor, reason="readings agree", metrics=summary)
@@ -220,12 +224,16 @@ def _ai_third_opinion(
     )
     proposal = _reading_of(ai.current_revision, "the AI proposal")
     check = evaluate({**schema, "labels": geometry}, [agreed_readers, proposal], _thresholds(policy), index)
+    # Only a disagreement disputes the case: where neither the readers nor the AI drew anything, the AI
+    # adds no opinion (its labels are not compared), which must not undo the readers' agreement.
+    status = AGREED if check.status != DISAGREED else DISAGREED
     return {
         "key": "ai_third_opinion",
         "kind": "ai_check",
-        "agreed": check.agreed,
+        "status": status,
+        "agreed": status == AGREED,
         "metrics": {"ai_revision": ai.current_revision.pk, **{lab.key: lab.metrics for lab in check.labels}},
-        "reasons": [f"AI third opinion: {reason}" for reason in check.reasons],
+        "reasons": [f"AI third opinion: {reason}" for label in check.labels for reason in label.reasons],
     }
 
 

@@ -38,8 +38,15 @@ class LabelFiguresOutput(serializers.Serializer):
     key = serializers.CharField()
     kind = serializers.CharField()
     level = serializers.CharField(allow_blank=True)
-    n_cases = serializers.IntegerField()
-    percent_agreement = serializers.FloatField(allow_null=True)
+    n_cases = serializers.IntegerField(help_text="Evaluated cases with this label in their agreement result")
+    n_compared = serializers.IntegerField(help_text="Of those, the cases where the label was compared")
+    n_agreed = serializers.IntegerField(help_text="Of those compared, the cases where it agreed")
+    n_not_compared = serializers.IntegerField(
+        help_text="Cases where it could not be compared (unanswered, no lesion): counted apart, never as agreed"
+    )
+    percent_agreement = serializers.FloatField(
+        allow_null=True, help_text="n_agreed / n_compared; an attribute of a lesion one reader missed is disagreed"
+    )
     note = serializers.CharField(allow_blank=True)
     kappa = KappaOutput(allow_null=True, help_text="Categorical study-level labels: first vs second reader")
     dice = DiceDistributionOutput(allow_null=True, help_text="Mask labels")

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from review.evaluation import AGREED, DISAGREED, NOT_COMPARED, result_status
 from review.models import AgreementResult, CaseEvent, PanelVote, ReviewPolicy
 
 
@@ -62,10 +64,55 @@ class CaseEventOutput(serializers.ModelSerializer[CaseEvent]):
         fields = ["id", "from_status", "to_status", "actor", "reason", "metrics", "created_at"]
 
 
+class LesionPairOutput(serializers.Serializer[dict[str, Any]]):
+    readers = serializers.ListField(child=serializers.CharField(), help_text="The two readers, reference first")
+    ids = serializers.ListField(child=serializers.CharField(), help_text="Their region ids, in the same order")
+    score = serializers.FloatField(help_text="IoU (boxes, polygons), distance in pixels (points) or Dice (masks)")
+
+
+class LesionMatchingOutput(serializers.Serializer[dict[str, Any]]):
+    key = serializers.CharField(help_text="The lesion label (box, polygon, point or region mask)")
+    method = serializers.CharField(help_text="hungarian: one-to-one, each reader against the reference reader")
+    reference = serializers.CharField(help_text="The reader every other reader is matched against")
+    score = serializers.ChoiceField(choices=["iou", "distance_px", "dice"])
+    pairs = LesionPairOutput(many=True)
+    unmatched = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Per reader: the ids of their regions no other reader's matched (found by that reader only)",
+    )
+
+
 class AgreementOutput(serializers.ModelSerializer[AgreementResult]):
+    status = serializers.SerializerMethodField(
+        help_text="agreed; disagreed (some label disagreed); not_compared (no label could be compared, so "
+        "agreement was not shown and the case went to the panel)"
+    )
+    lesions = serializers.SerializerMethodField(
+        help_text="The lesion matching of every lesion label: matched pairs and unmatched ids per reader"
+    )
+
     class Meta:
         model = AgreementResult
-        fields = ["id", "agreed", "labels", "reasons", "created_at"]
+        fields = ["id", "status", "agreed", "labels", "lesions", "reasons", "created_at"]
+        extra_kwargs = {
+            "labels": {
+                "help_text": "Per label: key, kind, status (agreed, disagreed or not_compared), agreed (true only "
+                "when the status is agreed), metrics, reasons, and matching for lesion labels"
+            }
+        }
+
+    @extend_schema_field(serializers.ChoiceField(choices=[AGREED, DISAGREED, NOT_COMPARED]))
+    def get_status(self, result: AgreementResult) -> str:
+        return result_status(result.agreed, result.labels if isinstance(result.labels, list) else [])
+
+    @extend_schema_field(LesionMatchingOutput(many=True))
+    def get_lesions(self, result: AgreementResult) -> list[dict[str, Any]]:
+        entries = result.labels if isinstance(result.labels, list) else []
+        return [
+            {"key": entry.get("key"), **entry["matching"]}
+            for entry in entries
+            if isinstance(entry, dict) and isinstance(entry.get("matching"), dict)
+        ]
 
 
 class VerificationInput(serializers.Serializer[dict[str, Any]]):

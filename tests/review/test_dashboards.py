@@ -191,9 +191,10 @@ def test_readers_figures(read_project: dict[str, Any], clients: dict[str, Client
     assert annotator["cases_read"] == reviewer["cases_read"] == 4
     assert annotator["median_minutes"] == pytest.approx(5.0, abs=1e-3)
     assert reviewer["median_minutes"] == pytest.approx(4.0, abs=1e-3)
-    # Categorical study-level labels: nodule_present (agreed on 3 of 4) and findings (unanswered: agreed on 4).
+    # Categorical study-level labels: nodule_present (agreed on 3 of 4); findings, which nobody answered, was
+    # not compared and counts neither way.
     for row in (annotator, reviewer):
-        assert row["peer_agreement"] == {"rate": pytest.approx(7 / 8), "n": 8}
+        assert row["peer_agreement"] == {"rate": pytest.approx(3 / 4), "n": 4}
 
     truth_a = {t["key"]: t for t in annotator["truth"]}["nodule_present"]
     assert (truth_a["n"], truth_a["percent_agreement"]) == (4, 0.75)
@@ -208,15 +209,15 @@ def test_readers_figures(read_project: dict[str, Any], clients: dict[str, Client
     assert findings_truth["n"] == 0 and findings_truth["kappa"]["value"] is None
     assert findings_truth["positive"] is None and findings_truth["percent_agreement"] is None
 
-    # Weekly trend: the annotator's first case a week earlier (both labels agreed there).
+    # Weekly trend: the annotator's first case a week earlier (nodule_present agreed there).
     early_week = _week(read_project["early"])
     later = Annotation.objects.get(case_id=read_project["case_ids"][1], reader__username="annotator").submitted_at
     assert later is not None and _week(later) != early_week
     assert annotator["weekly"] == [
         {"week": early_week, "cases_read": 1, "agreement_rate": 1.0},
-        {"week": _week(later), "cases_read": 3, "agreement_rate": pytest.approx(5 / 6, abs=1e-6)},
+        {"week": _week(later), "cases_read": 3, "agreement_rate": pytest.approx(2 / 3, abs=1e-6)},
     ]
-    assert reviewer["weekly"] == [{"week": _week(later), "cases_read": 4, "agreement_rate": pytest.approx(7 / 8)}]
+    assert reviewer["weekly"] == [{"week": _week(later), "cases_read": 4, "agreement_rate": pytest.approx(3 / 4)}]
 
 
 def test_reader_pairs_figures(read_project: dict[str, Any], clients: dict[str, Client]):

@@ -11,7 +11,7 @@ import pytest
 
 from annotation.labels import validate_schema
 from review.agreement import shape_average, staple
-from review.evaluation import Evaluation, Reading, SliceIndex, Thresholds, evaluate
+from review.evaluation import NOTHING_COMPARED, Evaluation, Reading, SliceIndex, Thresholds, evaluate
 
 SERIES = "1.2.3.4"
 SOPS = [f"1.2.3.4.{k}" for k in range(8)]
@@ -211,15 +211,24 @@ def test_an_answer_given_by_one_reader_only_is_a_disagreement():
     # and the other way round
     result, _ = run(("grade",), reading("ann", []), reading("rev", [value("grade", 2)]))
     assert result.reasons == ["grade: ann and rev answered by one reader only"]
-    # a label neither reader answered is not a disagreement
+    # a label neither reader answered is no disagreement, and no agreement either: it was not compared
     result, labels = run(("grade",), reading("ann", []), reading("rev", []))
-    assert result.agreed is True and labels["grade"]["metrics"]["pairs"] == 0
+    assert labels["grade"]["status"] == "not_compared" and labels["grade"]["agreed"] is False
+    assert labels["grade"]["metrics"]["pairs"] == 0 and "percent_agreement" not in labels["grade"]["metrics"]
+    assert result.status == "not_compared" and result.agreed is False
+    result, labels = run(
+        ("grade", "present"), reading("ann", [value("present", "no")]), reading("rev", [value("present", "no")])
+    )
+    assert result.status == "agreed" and labels["grade"]["status"] == "not_compared"
 
 
 def test_free_text_is_kept_out_of_the_comparison():
     result, labels = run(("note",), reading("ann", [value("note", "hello")]), reading("rev", [value("note", "other")]))
-    assert result.agreed is True
     assert labels["note"]["metrics"] == {"compared": False}
+    assert labels["note"]["status"] == "not_compared" and labels["note"]["agreed"] is False
+    # nothing else to compare: agreement was not shown
+    assert result.agreed is False and result.status == "not_compared"
+    assert result.reasons == [NOTHING_COMPARED]
 
 
 def test_three_readers_agree_only_when_every_pair_agrees_and_the_majority_wins():
@@ -343,17 +352,22 @@ def test_lesions_are_matched_by_geometry_not_by_their_ids_or_order():
     assert result.reasons == ["lesion_type of lesion lesion 1: ann and rev answers 'solid' and 'ground_glass'"]
 
 
-def test_region_attributes_are_compared_only_on_matched_regions():
-    # Both readers found one lesion each, but in different places: the boxes disagree; the attributes of
-    # the unmatched lesions are not compared (their difference is no extra reason).
+def test_region_attributes_of_unmatched_lesions_are_disagreed_as_found_by_one_reader_only():
+    # Both readers found one lesion each, but in different places: the boxes disagree, and the attributes
+    # of each lesion are disagreed too: the other reader never described that lesion.
     ann = reading("ann", [box("n1", 5, 5, 6, 6), attribute("lesion_type", "n1", "solid")])
     rev = reading("rev", [box("m1", 40, 40, 6, 6), attribute("lesion_type", "m1", "ground_glass")])
     result, labels = run(("lesion", "lesion_type"), ann, rev)
-    assert result.agreed is False
+    assert result.agreed is False and result.status == "disagreed"
     assert labels["lesion"]["agreed"] is False
-    assert labels["lesion_type"]["agreed"] is True
-    assert labels["lesion_type"]["reasons"] == []
-    assert result.reasons == ["lesion: 1 of 1 lesions do not match at IoU 0.5 between ann and rev"]
+    assert labels["lesion_type"]["status"] == "disagreed" and labels["lesion_type"]["agreed"] is False
+    assert labels["lesion_type"]["reasons"] == [
+        "Lesion type of Lesion lesion 1 (ann's n1): lesion found by one reader only",
+        "Lesion type of Lesion lesion 2 (rev's m1): lesion found by one reader only",
+    ]
+    assert labels["lesion"]["matching"]["pairs"] == []
+    assert labels["lesion"]["matching"]["unmatched"] == {"ann": ["n1"], "rev": ["m1"]}
+    assert result.reasons[0] == "lesion: 1 of 1 lesions do not match at IoU 0.5 between ann and rev"
 
     # A matched region whose attribute one reader left out is a disagreement on that attribute.
     rev = reading("rev", [box("m1", 5, 5, 6, 6)])
@@ -525,7 +539,11 @@ def test_a_full_reading_agrees_label_by_label_and_the_consensus_is_complete():
     result = evaluate(SCHEMA, [ann, rev], Thresholds(), INDEX)
     assert result.agreed is True, result.reasons
     assert {label.key for label in result.labels} == {label["key"] for label in SCHEMA["labels"]}
-    assert all(label.agreed for label in result.labels)
+    # Free text, a volume nobody gave and the grade of scars nobody painted are not compared; no scar, spot
+    # or outline from either reader is agreement on their absence.
+    statuses = {label.key: label.status for label in result.labels}
+    assert {key for key, status in statuses.items() if status != "agreed"} == {"note", "volume", "scar_grade"}
+    assert statuses["note"] == statuses["volume"] == statuses["scar_grade"] == "not_compared"
     by_label = {item["label"]: item for item in result.consensus_items}
     assert set(by_label) == {"present", "grade", "findings", "lesion", "lesion_type", "organ"}
     assert by_label["lesion_type"] == attribute("lesion_type", "lesion-1", "solid")

@@ -95,10 +95,15 @@ def test_blind_double_reading_that_agrees_gives_a_consensus_with_mean_box_and_un
     assert agreement["agreed"] is True
     assert agreement["reasons"] == []
     labels = {label["key"]: label for label in agreement["labels"]}
-    assert all(label["agreed"] for label in labels.values()), labels
+    # Free text and the unanswered "other findings" are not compared: neither agreed nor disagreed.
+    not_compared = {"comment", "findings"}
+    assert agreement["status"] == "agreed"
+    assert {key for key, label in labels.items() if label["status"] == "not_compared"} == not_compared
+    assert all(label["status"] == "agreed" for key, label in labels.items() if key not in not_compared), labels
     assert history[-1]["metrics"] == {
         "agreement_result": agreement["id"],
-        "labels": {key: True for key in labels},
+        "labels": {key: key not in not_compared for key in labels},
+        "label_status": {key: "not_compared" if key in not_compared else "agreed" for key in labels},
     }
     series_uid = case_series(case).series_instance_uid
     mask_metrics = labels["nodule_mask"]["metrics"][series_uid]["segment 1: annotator~reviewer"]
@@ -814,7 +819,9 @@ def test_a_lesion_both_readers_missed_but_the_ai_found_goes_to_the_panel_when_th
     assert result.agreed is False
     [check] = [entry for entry in result.labels if entry["key"] == "ai_third_opinion"]
     assert check["agreed"] is False
-    assert all(entry["agreed"] for entry in result.labels if entry["key"] != "ai_third_opinion")  # readers agree
+    readers = [entry for entry in result.labels if entry["key"] != "ai_third_opinion"]
+    assert all(entry["status"] != "disagreed" for entry in readers)  # the readers agree (on "no nodule")
+    assert {e["key"] for e in readers if e["status"] == "agreed"} == {"nodule_present", "nodule_box"}
     assert any("AI third opinion: nodule_box" in reason and "found 0 lesions" in reason for reason in result.reasons)
     assert any("AI third opinion: nodule_mask" in reason for reason in result.reasons)
     disputed = [e for e in events(manager, case_id) if e["to_status"] == S.DISPUTED]
