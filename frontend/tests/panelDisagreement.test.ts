@@ -1,10 +1,22 @@
 import { describe, expect, it } from "vitest";
-import { boxIou, labelRows, maskDifferenceBySlice, unmatchedRegions, voteBody, worstSlice, type RegionLike } from "../src/screens/panel/disagreement";
+import type { CaseEvent, LesionMatching } from "../src/api/types";
+import { translate, type MessageKey } from "../src/i18n";
+import {
+  decisionText,
+  labelRows,
+  latestDecision,
+  maskDifferenceBySlice,
+  matchedPairs,
+  readingText,
+  unmatchedByReader,
+  voteBody,
+  worstSlice,
+} from "../src/screens/panel/disagreement";
 
 // Metrics exactly as review/evaluation.py writes them.
 const agreement = {
   labels: [
-    { key: "nodule_present", kind: "single_choice", agreed: true, metrics: { pairs: 1, percent_agreement: 1.0 }, reasons: [] },
+    { key: "nodule_present", kind: "single_choice", status: "agreed" as const, agreed: true, metrics: { pairs: 1, percent_agreement: 1.0 }, reasons: [] },
     {
       key: "nodule_mask",
       kind: "mask",
@@ -22,18 +34,18 @@ const agreement = {
       },
       reasons: ["nodule_box: annotator found 2 lesions, reviewer 1"],
     },
-    { key: "comment", kind: "text", agreed: true, metrics: { compared: false }, reasons: [] },
+    { key: "comment", kind: "text", status: "not_compared" as const, agreed: false, metrics: { compared: false }, reasons: [] },
   ],
 };
 
 describe("labelRows", () => {
-  it("puts disagreeing labels first and flattens metrics with their context", () => {
+  it("puts disagreed labels first, then those not compared, and flattens metrics with their context", () => {
     const rows = labelRows(agreement);
-    expect(rows.map((r) => [r.key, r.agreed])).toEqual([
-      ["nodule_box", false],
-      ["nodule_mask", false],
-      ["comment", true],
-      ["nodule_present", true],
+    expect(rows.map((r) => [r.key, r.status])).toEqual([
+      ["nodule_box", "disagreed"],
+      ["nodule_mask", "disagreed"],
+      ["comment", "not_compared"],
+      ["nodule_present", "agreed"],
     ]);
     expect(rows[1].metrics).toEqual([
       { metric: "dice", context: "segment 1: annotator~reviewer", value: 0.5 },
@@ -49,7 +61,6 @@ describe("labelRows", () => {
       { metric: "count", context: "reviewer", value: 1 },
     ]);
     expect(rows[0].reasons).toEqual(["nodule_box: annotator found 2 lesions, reviewer 1"]);
-    expect(rows[2].compared).toBe(false);
     expect(rows[3].metrics).toEqual([{ metric: "percent_agreement", context: "", value: 1 }]);
   });
 
@@ -61,46 +72,133 @@ describe("labelRows", () => {
       { metric: "dice", context: "a~b · #2", value: 0.4 },
     ]);
   });
+
+  it("shows the server's status, and reads results stored before statuses existed", () => {
+    const rows = labelRows({
+      labels: [
+        // The server's status wins over anything the browser could infer.
+        { key: "type", kind: "single_choice", status: "disagreed", agreed: false, metrics: {}, reasons: ["Nodule type of Nodule lesion 2 (reviewer's n2): lesion found by one reader only"] },
+        { key: "lobe", kind: "single_choice", status: "not_compared", agreed: false, metrics: { lesions_compared: 0 }, reasons: [] },
+        { key: "old_text", kind: "text", agreed: true, metrics: { compared: false }, reasons: [] },
+        { key: "old_choice", kind: "single_choice", agreed: true, metrics: { pairs: 1 }, reasons: [] },
+        { key: "old_box", kind: "box", agreed: false, metrics: {}, reasons: [] },
+      ],
+    });
+    expect(Object.fromEntries(rows.map((r) => [r.key, r.status]))).toEqual({
+      type: "disagreed",
+      lobe: "not_compared",
+      old_text: "not_compared",
+      old_choice: "agreed",
+      old_box: "disagreed",
+    });
+    expect(rows.map((r) => r.key)).toEqual(["old_box", "type", "lobe", "old_text", "old_choice"]);
+  });
 });
 
-const box = (id: string, sop: string, x: number, y: number, w = 10, h = 10): RegionLike => ({
-  id, label: "nodule_box", kind: "box", sopInstanceUid: sop, geometry: { x, y, width: w, height: h },
+// The lesion matching exactly as review/api/serializers.py AgreementOutput.get_lesions gives it.
+const lesions: LesionMatching[] = [
+  {
+    key: "nodule_box",
+    method: "hungarian",
+    reference: "annotator",
+    score: "iou",
+    pairs: [{ readers: ["annotator", "reviewer"], ids: ["n1", "m1"], score: 0.81 }],
+    unmatched: { annotator: [], reviewer: ["n2"] },
+  },
+  {
+    key: "spot",
+    method: "hungarian",
+    reference: "annotator",
+    score: "distance_px",
+    pairs: [],
+    unmatched: { annotator: ["p1"], reviewer: ["q1", "q2"] },
+  },
+];
+
+describe("the server's lesion matching", () => {
+  it("gives each reader's unmatched lesions over every lesion label, as the server matched them", () => {
+    const result = unmatchedByReader(lesions);
+    expect([...result.get("annotator")!]).toEqual(["p1"]);
+    expect([...result.get("reviewer")!]).toEqual(["n2", "q1", "q2"]);
+  });
+
+  it("lists the matched pairs with their label and score kind", () => {
+    expect(matchedPairs(lesions)).toEqual([
+      { key: "nodule_box", scoreKind: "iou", readers: ["annotator", "reviewer"], ids: ["n1", "m1"], score: 0.81 },
+    ]);
+  });
+
+  it("has nothing to draw without an agreement or for results stored before matching was returned", () => {
+    expect(unmatchedByReader(undefined).size).toBe(0);
+    expect(matchedPairs(undefined)).toEqual([]);
+  });
 });
-const zOf = (sop: string) => Number(sop.replace("s", ""));
 
-describe("unmatchedRegions", () => {
-  it("highlights the lesion only one reader found and a box on another slice", () => {
-    const first = [box("a1", "s3", 20, 20), box("a2", "s5", 40, 40)];
-    const second = [box("b1", "s3", 21, 21), box("b2", "s6", 40, 40)];
-    const result = unmatchedRegions([first, second], zOf, { boxIou: 0.5, pointDistance: 10 });
-    expect([...result.get(0)!]).toEqual(["a2"]);
-    expect([...result.get(1)!]).toEqual(["b2"]);
+// --- The decision and the votes in words ------------------------------------------------------------------
+
+const en = (key: MessageKey, params?: Record<string, string | number>) => translate("en", key, params);
+const zh = (key: MessageKey, params?: Record<string, string | number>) => translate("zh-hans", key, params);
+
+const decisionEvent = (metrics: Record<string, unknown>, id = 7): CaseEvent => ({
+  id,
+  from_status: "in_panel",
+  to_status: "adjudicated",
+  actor: "expert3",
+  reason: "panel decided by majority (2-1, 3 of 3 seated members voted): first reading (annotator)",
+  metrics,
+  created_at: "2026-12-06T07:00:00Z",
+});
+
+describe("the decision", () => {
+  const winner = { revision: 11, annotation: 3, role: "first_reader", reader: "annotator", description: "first reading" };
+
+  it("names the winning reading, the count and the rule the server applied", () => {
+    const events = [
+      { ...decisionEvent({}, 1), to_status: "in_panel", from_status: "disputed" },
+      decisionEvent({ winner, count: "2-1", rule: "majority", rule_text: "majority", casting_voter: null, deadline_passed: false }),
+    ];
+    const decision = latestDecision(events)!;
+    expect(decision).toMatchObject({ count: "2-1", rule: "majority", deadlinePassed: false });
+    expect(decisionText(en, decision)).toBe("The panel decided for the first reading (annotator): 2-1, majority.");
+    expect(decisionText(zh, decision)).toBe("专家组裁定采纳初读结果 (annotator)：2-1，多数票。");
   });
 
-  it("matches one to one and respects the IoU threshold", () => {
-    const first = [box("a1", "s1", 0, 0)];
-    const second = [box("b1", "s1", 0, 0), box("b2", "s1", 1, 1), box("b3", "s1", 6, 6)];
-    const result = unmatchedRegions([first, second], zOf, { boxIou: 0.5, pointDistance: 10 });
-    expect([...result.get(0)!]).toEqual([]);
-    expect([...result.get(1)!].sort()).toEqual(["b2", "b3"]);
+  it("names the casting voter, and keeps the server's words for a rule it does not know", () => {
+    const correction = { revision: 12, annotation: 9, role: "panel_member", reader: "expert1", description: "expert correction by expert1" };
+    const tie = latestDecision([
+      decisionEvent({ winner: correction, count: "1-1", rule: "casting_vote_chair", rule_text: "casting vote of the chair (deadline passed)", casting_voter: "expert1", deadline_passed: true }),
+    ])!;
+    expect(tie.deadlinePassed).toBe(true);
+    expect(decisionText(en, tie)).toBe("The panel decided for the expert correction by expert1: 1-1, casting vote of the chair, expert1.");
+    expect(decisionText(zh, tie)).toBe("专家组裁定采纳expert1 的专家修正标注：1-1，主席 expert1 的决定票。");
+    const unknown = latestDecision([decisionEvent({ winner, count: "3-0", rule: "unanimity", rule_text: "every member agreed" })])!;
+    expect(decisionText(en, unknown)).toBe("The panel decided for the first reading (annotator): 3-0, every member agreed.");
   });
 
-  it("compares contours by their bounding box and points by distance across slices", () => {
-    const polygon: RegionLike = { id: "p", label: "nodule_box", kind: "polygon", sopInstanceUid: "s2", geometry: { points: [[0, 0], [10, 0], [10, 10], [0, 10]] } };
-    expect(unmatchedRegions([[polygon], [box("b", "s2", 0, 0)]], zOf, { boxIou: 0.9, pointDistance: 1 }).get(1)!.size).toBe(0);
-    const point = (id: string, sop: string, x: number): RegionLike => ({ id, label: "spot", kind: "point", sopInstanceUid: sop, geometry: { x, y: 5 } });
-    const result = unmatchedRegions([[point("p1", "s1", 5), point("p2", "s1", 50)], [point("q1", "s4", 5)]], zOf, { boxIou: 0.5, pointDistance: 5 });
-    expect([...result.get(0)!]).toEqual(["p2"]);
-    expect(result.get(1)!.size).toBe(0);
+  it("is none until an event adjudicates with a named winner (the newest one counts)", () => {
+    expect(latestDecision([])).toBeNull();
+    expect(latestDecision([decisionEvent({ tie_broken_by_chair: false })])).toBeNull(); // before decisions were named
+    const second = { ...winner, role: "second_reader", reader: "reviewer", description: "second reading" };
+    const decision = latestDecision([
+      decisionEvent({ winner, count: "2-0", rule: "majority", rule_text: "majority" }, 1),
+      decisionEvent({ winner: second, count: "2-1", rule: "majority", rule_text: "majority" }, 2),
+    ])!;
+    expect(decision.winner.reader).toBe("reviewer");
+  });
+});
+
+describe("the reading a vote is for", () => {
+  it("says it by role and reader in the interface's language; the AI has no reader", () => {
+    const ai = { revision: 5, annotation: 2, role: "ai", reader: null, description: "AI proposal" };
+    expect(readingText(en, ai)).toBe("AI proposal");
+    expect(readingText(zh, ai)).toBe("AI 建议");
+    const second = { revision: 6, annotation: 4, role: "second_reader", reader: "reviewer", description: "second reading" };
+    expect(en("panel.votedFor", { reading: readingText(en, second) })).toBe("for the second reading (reviewer)");
+    expect(zh("panel.votedFor", { reading: readingText(zh, second) })).toBe("投给复读结果 (reviewer)");
   });
 
-  it("finds nothing to compare with a single reading", () => {
-    expect(unmatchedRegions([[box("a", "s1", 0, 0)]], zOf, { boxIou: 0.5, pointDistance: 10 }).get(0)!.size).toBe(0);
-  });
-
-  it("gives IoU of boxes on one slice only", () => {
-    expect(boxIou([0, 0, 10, 10, 1], [5, 0, 15, 10, 1])).toBeCloseTo(1 / 3);
-    expect(boxIou([0, 0, 10, 10, 1], [0, 0, 10, 10, 2])).toBe(0);
+  it("falls back to the server's description for a role it does not know", () => {
+    expect(readingText(en, { revision: 1, annotation: 1, role: "arbiter", reader: "x", description: "arbiter's label" })).toBe("arbiter's label");
   });
 });
 

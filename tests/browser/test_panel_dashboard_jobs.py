@@ -2,10 +2,12 @@
 
 A case is read twice through the API (the masks disagree, the second reader marks one more lesion), so it
 is disputed and goes to a panel of three experts. Each expert opens it from the panel worklist in the
-browser, sees both readings and the AI proposal drawn in linked viewports with the disagreement (per-label metrics, the
-unmatched lesion), and votes: two for the first reading, one with a corrected label; the case is then
-adjudicated. A manager opens the dashboard and sees the case counted, and the Jobs screen shows a training
-job's progress bar moving (polling), its per-epoch chart, a failed export's error, retry and cancel.
+browser, sees both readings and the AI proposal drawn in linked viewports with the disagreement (per-label
+metrics, the unmatched lesion and the matched pair, as the server matched them), and votes: two for the first
+reading, one with a corrected label; the case is then adjudicated, and the panel says who won, by what count
+and rule, and whose reading each vote is for (in English and in Chinese), as the database records them. A
+manager opens the dashboard and sees the case counted, and the Jobs screen shows a training job's progress
+bar moving (polling), its per-epoch chart, a failed export's error, retry and cancel.
 Readers see neither the dashboards nor the jobs. Screenshots go to $TEST_ARTIFACTS_DIR/screenshots/.
 """
 
@@ -20,14 +22,14 @@ from django.contrib.auth.models import User
 from django.test import Client
 from playwright.sync_api import expect
 
-from annotation.models import Assignment, Case, Project
+from annotation.models import Annotation, Assignment, Case, Project
 from annotation.services import annotation_save_machine
 from datasets.services import EXPORT_TASK
 from inference import registry
 from inference.models import CaseScore, ModelVersion
 from jobs import services as job_services
 from jobs.models import Job
-from review.models import PanelVote
+from review.models import AgreementResult, CaseEvent, PanelVote
 from tests.annotation.conftest import case_sops, chest_values
 from tests.browser import panel_helpers
 from tests.review import conftest as review_fixtures
@@ -143,6 +145,7 @@ def test_panel_votes_in_the_browser_then_the_dashboard_counts_the_case_and_jobs_
     assert len(seated) == 3
     by_name = {**users, **experts}
     timings: dict[str, list[float]] = {}
+    pages: dict[str, Any] = {}
 
     # --- Panel: three experts vote in the browser ---------------------------------------------------------
     choices = ["First reading (annotator)", "First reading (annotator)", "corrected"]
@@ -163,8 +166,11 @@ def test_panel_votes_in_the_browser_then_the_dashboard_counts_the_case_and_jobs_
         timings.setdefault("panel_three_viewports_drawn_s", []).append(round(time.perf_counter() - started, 3))
         # The disagreement: the mask and the lesion count disagree, the reviewer's extra nodule is unmatched.
         expect(page.get_by_test_id("metric-row-nodule_mask")).to_contain_text("Dice 0.")
-        expect(page.get_by_test_id("metric-row-nodule_box")).to_contain_text("否" if chinese else "no")
+        expect(page.get_by_test_id("metric-row-nodule_box")).to_contain_text("不一致" if chinese else "disagreed")
+        expect(page.get_by_test_id("metric-row-nodule_box")).to_have_attribute("data-status", "disagreed")
+        # The server's lesion matching: the reviewer's n2 unmatched, the two n1 boxes paired.
         expect(page.get_by_test_id("unmatched")).to_contain_text("n2")
+        expect(page.get_by_test_id("matched")).to_contain_text("交并比 1.00" if chinese else "IoU 1.00")
         expect(page.get_by_test_id("reasons")).to_contain_text("Dice")
         expect(page.get_by_test_id("mask-difference")).to_be_visible()
 
@@ -208,6 +214,14 @@ def test_panel_votes_in_the_browser_then_the_dashboard_counts_the_case_and_jobs_
         page.get_by_role("button", name=cast).click()
         expect(page.get_by_test_id("my-vote")).to_be_visible()
         expect(page.get_by_test_id("votes")).to_contain_text(name)
+        # Each vote says whose reading it is for.
+        if choice == "corrected":
+            expect(page.get_by_test_id(f"vote-reading-{name}")).to_have_text(f"for the expert correction by {name}")
+        else:
+            expect(page.get_by_test_id(f"vote-reading-{name}")).to_have_text(
+                "投给初读结果 (annotator)" if chinese else "for the first reading (annotator)"
+            )
+        pages[name] = (expert, page)
         if chinese:
             expect(page.locator("h1")).to_contain_text(f"病例 {case_id} 的专家组审阅")
             save_screenshot(page.screenshot(full_page=True), "panel-zh-hans-after-vote")
@@ -222,6 +236,36 @@ def test_panel_votes_in_the_browser_then_the_dashboard_counts_the_case_and_jobs_
         "one nodule only, the second mask is right",
     }
     assert Case.objects.get(pk=case_id).status == "adjudicated"
+
+    # --- The decision in words, as the database records it -------------------------------------------------
+    first = Annotation.objects.get(case_id=case_id, role="first_reader")
+    correction = Annotation.objects.get(case_id=case_id, role="panel_member", reader__username=seated[2])
+    by_expert = {v.expert.username: v for v in votes}
+    assert by_expert[seated[0]].voted_for_id == by_expert[seated[1]].voted_for_id == first.current_revision_id
+    assert by_expert[seated[2]].corrected_id == correction.current_revision_id
+    decision = CaseEvent.objects.filter(case_id=case_id, to_status="adjudicated").latest("created_at")
+    assert decision.metrics["winner"]["annotation"] == first.pk
+    assert decision.metrics["winner"]["reader"] == "annotator"
+    assert (decision.metrics["count"], decision.metrics["rule"]) == ("2-1", "majority")
+    # The last expert's page says it (it reloaded after the deciding vote), and each vote's reading.
+    _, page = pages[seated[2]]
+    expect(page.get_by_test_id("decision")).to_have_text(
+        "The panel decided for the first reading (annotator): 2-1, majority."
+    )
+    expect(page.get_by_test_id(f"vote-reading-{seated[0]}")).to_have_text("for the first reading (annotator)")
+    expect(page.get_by_test_id(f"vote-reading-{seated[1]}")).to_have_text("for the first reading (annotator)")
+    save_screenshot(page.screenshot(full_page=True), "panel-decided")
+    # And in Chinese, for the expert who read the case in Chinese.
+    expert, page = pages[seated[1]]
+    page = expert.goto(f"/cases/{case_id}/panel?project={slug}")
+    expect(page.get_by_test_id("decision")).to_have_text("专家组裁定采纳初读结果 (annotator)：2-1，多数票。")
+    expect(page.get_by_test_id(f"vote-reading-{seated[2]}")).to_have_text(f"投给{seated[2]} 的专家修正标注")
+    expert.assert_no_console_errors()
+    # The server's matching is what the panel drew: the reviewer's n2 is the one unmatched lesion.
+    agreement = AgreementResult.objects.filter(case_id=case_id).latest("created_at")
+    [box_label] = [label for label in agreement.labels if label["key"] == "nodule_box"]
+    assert box_label["status"] == "disagreed"
+    assert box_label["matching"]["unmatched"] == {"annotator": [], "reviewer": ["n2"]}
 
     # Two trained model versions (their per-epoch history) and the latest active-learning scores of the cases.
     trained_models(reading_project, users["manager"])

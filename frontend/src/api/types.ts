@@ -161,3 +161,96 @@ export interface Revision {
   created_at: string;
   annotation?: number;
 }
+
+// --- Review: votes, decisions, agreement (review/api/serializers.py) --------------------------------------
+
+/** What a panel vote (or a decision) is for: review/selectors.py readings_of_revisions. */
+export interface VotedReading {
+  revision: number;
+  annotation: number;
+  /** first_reader, second_reader, ai, panel_member (an expert's correction), consensus, adjudicated */
+  role: string;
+  /** Who read it; null for the AI proposal. */
+  reader: string | null;
+  /** The server's words: "first reading", "AI proposal", "expert correction by expert1". */
+  description: string;
+}
+
+export interface Vote {
+  id: number;
+  expert: string;
+  voted_for: number | null;
+  corrected: number | null;
+  /** What the vote is for; null only for votes whose revision is gone. */
+  reading: VotedReading | null;
+  rationale: string;
+  created_at: string;
+}
+
+/** The panel's decision, as review/services.py writes it in the adjudicating event's metrics. */
+export interface PanelDecisionMetrics {
+  winner: VotedReading;
+  winner_revision: number;
+  /** Votes per option, most first: "2-1". */
+  count: string;
+  votes_cast: number;
+  seated: number;
+  /** majority, plurality, casting_vote_chair, casting_vote_senior_expert */
+  rule: string;
+  /** The rule in the server's words: "majority", "casting vote of the chair (deadline passed)". */
+  rule_text: string;
+  casting_voter: string | null;
+  deadline_passed: boolean;
+}
+
+export interface CaseEvent {
+  id: number;
+  from_status: string;
+  to_status: string;
+  actor: string | null;
+  reason: string;
+  metrics: Record<string, unknown> | null;
+  created_at: string;
+}
+
+export type AgreementStatus = "agreed" | "disagreed" | "not_compared";
+
+export interface LesionPair {
+  /** The two readers, the reference first. */
+  readers: [string, string];
+  /** Their region ids, in the same order. */
+  ids: [string, string];
+  /** IoU (boxes, polygons), distance in pixels (points) or Dice (region masks). */
+  score: number;
+}
+
+/** The server's (Hungarian) lesion matching of one lesion label. */
+export interface LesionMatching {
+  key: string;
+  method: string;
+  reference: string;
+  score: "iou" | "distance_px" | "dice";
+  pairs: LesionPair[];
+  /** Per reader (by name): the ids of their regions no other reader's matched. */
+  unmatched: Record<string, string[]>;
+}
+
+export interface AgreementLabel {
+  key: string;
+  kind: string;
+  /** Absent only in results stored before statuses existed. */
+  status?: AgreementStatus;
+  agreed: boolean;
+  metrics: Record<string, unknown>;
+  reasons: string[];
+}
+
+export interface Agreement {
+  id: number;
+  status?: AgreementStatus;
+  agreed: boolean;
+  labels: AgreementLabel[];
+  lesions?: LesionMatching[];
+  reasons: string[];
+  created_at: string;
+}

@@ -3,13 +3,15 @@
  * viewports (scrolling one scrolls all) or as switchable overlays in one viewport, the disagreement (the
  * agreement result's per-label metrics and reasons, lesions no other reader matched highlighted, where
  * the masks differ), and the vote: for one reading, or a corrected label, always with a rationale.
+ * Lesion matching (pairs, unmatched ids) and the decision (winner, count, rule) are the server's; the screen
+ * only draws and words them.
  * Data: GET /cases/<id>/, /cases/<id>/annotations/, revisions, /cases/<id>/agreement/, /cases/<id>/votes/,
- * /projects/<slug>/review-policy/; POST /cases/<id>/votes/.
+ * /cases/<id>/events/, /projects/<slug>/review-policy/; POST /cases/<id>/votes/.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link } from "react-router-dom";
 import { api, ApiError, listOf } from "../../api/client";
-import type { Annotation, Case, Revision, Schema, SchemaDefinition, Worklist } from "../../api/types";
+import type { Annotation, Case, CaseEvent, Revision, Schema, SchemaDefinition, Vote, Worklist } from "../../api/types";
 import { useSession } from "../../auth/session";
 import { useLocalised, useT, type MessageKey } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
@@ -21,29 +23,24 @@ import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerston
 import { projectRoot, seriesStack, studySeries, type SeriesStack } from "../../viewer/dicomweb";
 import { StackViewer, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
 import {
+  decisionText,
   labelRows,
+  latestDecision,
   maskDifferenceBySlice,
-  unmatchedRegions,
+  matchedPairs,
+  readingText,
+  unmatchedByReader,
   voteBody,
   worstSlice,
   type Agreement,
+  type Decision,
+  type MatchedPair,
   type MetricEntry,
   type VoteChoice,
 } from "./disagreement";
 import "./panel.css";
 
-interface Vote {
-  id: number;
-  expert: string;
-  voted_for: number | null;
-  corrected: number | null;
-  rationale: string;
-  created_at: string;
-}
-
 interface Policy {
-  box_iou: number;
-  point_distance: number;
   quorum: number;
   panel_size: number;
   chair: string | null;
@@ -67,6 +64,8 @@ interface PanelData {
   layers: Layer[];
   agreement: Agreement | null;
   votes: Vote[];
+  /** The panel's latest decision (from the case history), or null while it has not decided. */
+  decision: Decision | null;
   policy: Policy;
   seated: boolean;
   stack: SeriesStack | null;
@@ -105,12 +104,13 @@ async function optional<T>(load: Promise<T>, empty: T, statuses = [404]): Promis
 }
 
 async function loadPanel(caseId: string, slug: string, username: string): Promise<PanelData> {
-  const [caseData, schemas, annotations, agreement, votes, policy, worklist] = await Promise.all([
+  const [caseData, schemas, annotations, agreement, votes, events, policy, worklist] = await Promise.all([
     api.get<Case>(`/cases/${caseId}/`),
     api.get<Schema[] | { results: Schema[] }>(`/projects/${slug}/schemas/`),
     api.get<Annotation[] | { results: Annotation[] }>(`/cases/${caseId}/annotations/`),
     optional(api.get<Agreement>(`/cases/${caseId}/agreement/`), null),
     api.get<Vote[]>(`/cases/${caseId}/votes/`),
+    optional(api.get<CaseEvent[] | { results: CaseEvent[] }>(`/cases/${caseId}/events/`), [], [403, 404]),
     api.get<Policy>(`/projects/${slug}/review-policy/`),
     // Managers who are not experts cannot ask for a panel worklist: they watch, they do not vote.
     optional(api.get<Worklist>(`/projects/${slug}/worklist/?role=panel_member`), null, [400, 403, 404]),
@@ -149,7 +149,8 @@ async function loadPanel(caseId: string, slug: string, username: string): Promis
     caseData.series_instance_uid ?? [...series].sort((a, b) => b.instances - a.instances)[0]?.seriesInstanceUid ?? "";
   const stack = seriesUid ? await seriesStack(projectRoot(slug), caseData.study_instance_uid, seriesUid) : null;
   const seated = Boolean(worklist?.assignments.some((a) => a.case.id === caseData.id));
-  return { caseData, definition: schema.definition, layers, agreement, votes, policy, seated, stack };
+  const decision = latestDecision(listOf(events));
+  return { caseData, definition: schema.definition, layers, agreement, votes, decision, policy, seated, stack };
 }
 
 export function PanelView({ caseId, slug }: { caseId: string; slug: string }) {
@@ -244,7 +245,7 @@ function unionMask(layer: Layer | undefined, seriesUid: string): Labelmap | null
 function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onReload: () => void }) {
   const t = useT();
   const loc = useLocalised();
-  const { caseData, definition, layers, agreement, policy, stack } = data;
+  const { caseData, definition, layers, agreement, stack } = data;
   const [mode, setMode] = useState<"side" | "overlay">("side");
   const [visible, setVisible] = useState<Record<string, boolean>>(() =>
     Object.fromEntries(layers.map((l) => [l.key, l.annotation.role !== "ai"])),
@@ -261,17 +262,22 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
     return (sop: string) => index.get(sop) ?? -1;
   }, [stack]);
   const readers = layers.filter((l) => l.annotation.role === "first_reader" || l.annotation.role === "second_reader");
-  const unmatched = useMemo(() => {
-    const result = unmatchedRegions(
-      readers.map((l) => l.reading.regions),
-      zOf,
-      { boxIou: policy.box_iou, pointDistance: policy.point_distance },
-    );
-    const byLayer = new Map<string, Set<string>>();
-    readers.forEach((l, i) => byLayer.set(l.key, result.get(i) ?? new Set()));
-    return byLayer;
+  // The server's lesion matching: each reader is named as the server compared them (username, else role).
+  const readerOf = useCallback(
+    (name: string) => readers.find((l) => (l.annotation.reader ?? l.annotation.role) === name),
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [layers, zOf, policy]);
+    [layers],
+  );
+  const unmatched = useMemo(() => {
+    const byReader = unmatchedByReader(agreement?.lesions);
+    const byLayer = new Map<string, Set<string>>();
+    for (const [name, ids] of byReader) {
+      const layer = readerOf(name);
+      if (layer) byLayer.set(layer.key, ids);
+    }
+    return byLayer;
+  }, [agreement, readerOf]);
+  const pairs = useMemo(() => matchedPairs(agreement?.lesions), [agreement]);
   const difference = useMemo(() => {
     const a = unionMask(readers[0], seriesUid);
     const b = unionMask(readers[1], seriesUid);
@@ -380,6 +386,19 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
     const label = definition.labels.find((l) => l.key === key);
     return label ? loc(label.name) : key;
   };
+  const readerName = (name: string) => {
+    const layer = readerOf(name);
+    return layer ? layerName(t, layer) : name;
+  };
+  const pairText = (pair: MatchedPair) =>
+    t("panel.matchedPair", {
+      label: labelName(pair.key),
+      a: readerName(pair.readers[0]),
+      idA: pair.ids[0],
+      b: readerName(pair.readers[1]),
+      idB: pair.ids[1],
+      score: t(`panel.score.${pair.scoreKind}`, { value: pair.scoreKind === "distance_px" ? pair.score.toFixed(1) : pair.score.toFixed(2) }),
+    });
   const unmatchedList = readers.flatMap((layer) =>
     layer.reading.regions
       .filter((r) => unmatched.get(layer.key)?.has(r.id))
@@ -396,6 +415,7 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
         <span style={{ flex: 1 }} />
         <Link to={`/projects/${slug}/panel`}>{t("panel.backToList")}</Link>
       </div>
+      {caseData.status !== "in_panel" ? <DecisionNote data={data} /> : null}
       <div className="panel-layout">
         <div className="panel-images">
           <div className="toolbar" role="toolbar" aria-label={t("panel.viewMode")}>
@@ -518,15 +538,15 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
               <thead>
                 <tr>
                   <th>{t("dash.label")}</th>
-                  <th>{t("panel.agreed")}</th>
+                  <th>{t("panel.status")}</th>
                   <th>{t("panel.metrics")}</th>
                 </tr>
               </thead>
               <tbody>
                 {rows.map((row) => (
-                  <tr key={row.key} className={row.agreed ? "agreed" : "disputed"} data-testid={`metric-row-${row.key}`}>
+                  <tr key={row.key} className={row.status === "disagreed" ? "disputed" : row.status === "agreed" ? "agreed" : "not-compared"} data-testid={`metric-row-${row.key}`} data-status={row.status}>
                     <td>{labelName(row.key)}</td>
-                    <td>{!row.compared ? t("panel.notCompared") : row.agreed ? t("panel.yes") : t("panel.no")}</td>
+                    <td>{t(`panel.status.${row.status}`)}</td>
                     <td>
                       <MetricList entries={row.metrics} />
                     </td>
@@ -558,10 +578,39 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
               ))}
             </ul>
           )}
+          {pairs.length ? (
+            <>
+              <h3>{t("panel.matched")}</h3>
+              <ul className="matched" data-testid="matched">
+                {pairs.map((pair) => (
+                  <li key={`${pair.key}-${pair.ids.join("-")}`}>{pairText(pair)}</li>
+                ))}
+              </ul>
+            </>
+          ) : null}
           <VoteForm data={data} onVoted={onReload} />
         </aside>
       </div>
     </section>
+  );
+}
+
+/** What the panel decided, as the server recorded it: the winning reading, the count and the rule. */
+function DecisionNote({ data }: { data: PanelData }) {
+  const t = useT();
+  const { decision, caseData } = data;
+  if (!decision) {
+    return (
+      <p role="status" className="panel-decision" data-testid="decision">
+        {t("panel.decided", { status: statusText(t, caseData.status) })}
+      </p>
+    );
+  }
+  return (
+    <div role="status" className="panel-decision" data-testid="decision">
+      <p>{decisionText(t, decision)}</p>
+      {decision.deadlinePassed ? <p className="hint">{t("panel.deadlinePassed")}</p> : null}
+    </div>
   );
 }
 
@@ -651,7 +700,6 @@ function VoteForm({ data, onVoted }: { data: PanelData; onVoted: () => void }) {
           {t("panel.youVoted", { rationale: mine.rationale })}
         </p>
       ) : null}
-      {decided ? <p role="status">{t("panel.decided", { status: statusText(t, caseData.status) })}</p> : null}
       {!seated && !mine ? <p className="hint">{t("panel.notSeated")}</p> : null}
       {seated && !mine && !decided ? (
         <form
@@ -719,7 +767,11 @@ function VoteForm({ data, onVoted }: { data: PanelData; onVoted: () => void }) {
             <ul className="votes" data-testid="votes">
               {votes.map((v) => (
                 <li key={v.id}>
-                  <strong>{v.expert}</strong>: {v.corrected ? t("panel.votedCorrected") : t("panel.votedReading")} — {v.rationale}
+                  <strong>{v.expert}</strong>:{" "}
+                  <span data-testid={`vote-reading-${v.expert}`}>
+                    {v.reading ? t("panel.votedFor", { reading: readingText(t, v.reading) }) : v.corrected ? t("panel.votedCorrected") : t("panel.votedReading")}
+                  </span>{" "}
+                  — {v.rationale}
                 </li>
               ))}
             </ul>

@@ -1,24 +1,24 @@
 /**
  * Pure helpers of the panel screen: the agreement result (GET /cases/<id>/agreement/, review/evaluation.py
- * LabelResult.as_dict) as per-label metric rows, lesions that no other reading matched (to highlight them),
- * where two label maps differ, and the vote's request body. Unit-tested in tests/panelDisagreement.test.ts.
+ * LabelResult.as_dict) as per-label rows with the server's status, the server's lesion matching (pairs and
+ * unmatched ids per reader, to draw them), the panel's decision and the readings votes are for in words, where
+ * two label maps differ, and the vote's request body. Unit-tested in tests/panelDisagreement.test.ts.
+ *
+ * The server decides (agreement, lesion matching, the committee's rules); these helpers only present it.
  */
+import type {
+  Agreement,
+  AgreementLabel,
+  AgreementStatus,
+  CaseEvent,
+  LesionMatching,
+  LesionPair,
+  PanelDecisionMetrics,
+  VotedReading,
+} from "../../api/types";
+import type { MessageKey } from "../../i18n/en";
 
-export interface AgreementLabel {
-  key: string;
-  kind: string;
-  agreed: boolean;
-  metrics: Record<string, unknown>;
-  reasons: string[];
-}
-
-export interface Agreement {
-  id: number;
-  agreed: boolean;
-  labels: AgreementLabel[];
-  reasons: string[];
-  created_at: string;
-}
+export type { Agreement, AgreementLabel };
 
 export type MetricName =
   | "percent_agreement"
@@ -41,8 +41,7 @@ export interface MetricEntry {
 export interface LabelRow {
   key: string;
   kind: string;
-  agreed: boolean;
-  compared: boolean;
+  status: AgreementStatus;
   metrics: MetricEntry[];
   reasons: string[];
 }
@@ -101,7 +100,18 @@ function sortMetrics(entries: MetricEntry[]): MetricEntry[] {
     .map(({ entry }) => entry);
 }
 
-/** The agreement's labels as rows: disagreeing labels first, then by key; metrics flattened with their context. */
+/** A label's status as the server gave it; results stored before statuses existed said "agreed" with
+ * metrics {"compared": false} for what was not compared (review/evaluation.py entry_status). */
+export function labelStatus(label: AgreementLabel): AgreementStatus {
+  if (label.status === "agreed" || label.status === "disagreed" || label.status === "not_compared") return label.status;
+  if ((label.metrics ?? {}).compared === false) return "not_compared";
+  return label.agreed ? "agreed" : "disagreed";
+}
+
+const STATUS_ORDER: AgreementStatus[] = ["disagreed", "not_compared", "agreed"];
+
+/** The agreement's labels as rows: disagreed first, then not compared, then agreed, each by key; metrics
+ * flattened with their context. */
 export function labelRows(agreement: Pick<Agreement, "labels">): LabelRow[] {
   return agreement.labels
     .map((label) => {
@@ -110,110 +120,102 @@ export function labelRows(agreement: Pick<Agreement, "labels">): LabelRow[] {
       return {
         key: label.key,
         kind: label.kind,
-        agreed: Boolean(label.agreed),
-        compared: (label.metrics ?? {}).compared !== false,
+        status: labelStatus(label),
         metrics: sortMetrics(metrics),
         reasons: label.reasons ?? [],
       };
     })
-    .sort((a, b) => Number(a.agreed) - Number(b.agreed) || a.key.localeCompare(b.key));
+    .sort((a, b) => STATUS_ORDER.indexOf(a.status) - STATUS_ORDER.indexOf(b.status) || a.key.localeCompare(b.key));
 }
 
-// --- Unmatched lesions ----------------------------------------------------------------------------------------
+// --- The server's lesion matching -----------------------------------------------------------------------------
 
-export interface RegionLike {
-  id: string;
-  label: string;
-  kind: "box" | "polygon" | "point";
-  sopInstanceUid: string;
-  geometry: { x: number; y: number; width: number; height: number } | { points: [number, number][] } | { x: number; y: number };
-}
-
-export interface MatchThresholds {
-  boxIou: number;
-  pointDistance: number;
-}
-
-type Box = [number, number, number, number, number]; // x0, y0, x1, y1, z
-
-function boxOf(region: RegionLike, z: number): Box {
-  const g = region.geometry as Record<string, unknown>;
-  if (Array.isArray(g.points)) {
-    const points = g.points as [number, number][];
-    const xs = points.map((p) => p[0]);
-    const ys = points.map((p) => p[1]);
-    return [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys), z];
-  }
-  const x = Number(g.x);
-  const y = Number(g.y);
-  return [x, y, x + Number(g.width ?? 0), y + Number(g.height ?? 0), z];
-}
-
-/** IoU of two 2-D boxes on slices; boxes on different slices do not overlap (review/evaluation.py _box_of). */
-export function boxIou(a: Box, b: Box): number {
-  if (a[4] !== b[4]) return 0;
-  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
-  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
-  const inter = w * h;
-  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-  return union > 0 ? inter / union : 0;
-}
-
-/** Greedy one-to-one matching by descending score; returns the matched index pairs. */
-function greedyMatch(scores: number[][], accept: (score: number) => boolean, higherIsBetter: boolean): [number, number][] {
-  const candidates: [number, number, number][] = [];
-  scores.forEach((row, i) => row.forEach((s, j) => accept(s) && candidates.push([i, j, s])));
-  candidates.sort((p, q) => (higherIsBetter ? q[2] - p[2] : p[2] - q[2]));
-  const usedA = new Set<number>();
-  const usedB = new Set<number>();
-  const pairs: [number, number][] = [];
-  for (const [i, j] of candidates) {
-    if (usedA.has(i) || usedB.has(j)) continue;
-    usedA.add(i);
-    usedB.add(j);
-    pairs.push([i, j]);
-  }
-  return pairs;
-}
-
-/**
- * The ids of regions that did not find a partner: every reading is matched with the first one label by label
- * (as the server compares them), boxes and contours by IoU >= boxIou on the same slice, points by distance
- * <= pointDistance (x, y in pixels, slices counted as one pixel). Result: reading index -> unmatched ids.
- */
-export function unmatchedRegions(
-  readings: RegionLike[][],
-  zOf: (sopInstanceUid: string) => number,
-  thresholds: MatchThresholds,
-): Map<number, Set<string>> {
-  const result = new Map<number, Set<string>>(readings.map((_, i) => [i, new Set<string>()]));
-  if (readings.length < 2) return result;
-  const labels = new Set(readings.flat().map((r) => r.label));
-  for (const label of labels) {
-    const base = readings[0].filter((r) => r.label === label);
-    for (let other = 1; other < readings.length; other++) {
-      const theirs = readings[other].filter((r) => r.label === label);
-      let pairs: [number, number][];
-      if (base[0]?.kind === "point" || theirs[0]?.kind === "point") {
-        const distances = base.map((a) =>
-          theirs.map((b) => {
-            const ga = a.geometry as { x: number; y: number };
-            const gb = b.geometry as { x: number; y: number };
-            return Math.hypot(ga.x - gb.x, ga.y - gb.y, zOf(a.sopInstanceUid) - zOf(b.sopInstanceUid));
-          }),
-        );
-        pairs = greedyMatch(distances, (d) => d <= thresholds.pointDistance, false);
-      } else {
-        const ious = base.map((a) => theirs.map((b) => boxIou(boxOf(a, zOf(a.sopInstanceUid)), boxOf(b, zOf(b.sopInstanceUid)))));
-        pairs = greedyMatch(ious, (s) => s >= thresholds.boxIou && s > 0, true);
-      }
-      const matchedTheirs = new Set(pairs.map(([, j]) => j));
-      theirs.forEach((r, j) => !matchedTheirs.has(j) && result.get(other)!.add(r.id));
-      const here = new Set(pairs.map(([i]) => i));
-      base.forEach((r, i) => !here.has(i) && result.get(0)!.add(r.id));
+/** Per reader (the name the server compared them by: the reader's username, or the role), the ids of the
+ * lesions no other reader's matched, over every lesion label. */
+export function unmatchedByReader(lesions: LesionMatching[] | undefined): Map<string, Set<string>> {
+  const result = new Map<string, Set<string>>();
+  for (const matching of lesions ?? []) {
+    for (const [reader, ids] of Object.entries(matching.unmatched ?? {})) {
+      const set = result.get(reader) ?? new Set<string>();
+      ids.forEach((id) => set.add(id));
+      result.set(reader, set);
     }
   }
   return result;
+}
+
+export interface MatchedPair extends LesionPair {
+  key: string;
+  scoreKind: LesionMatching["score"];
+}
+
+/** Every matched pair of every lesion label, in the server's order. */
+export function matchedPairs(lesions: LesionMatching[] | undefined): MatchedPair[] {
+  return (lesions ?? []).flatMap((matching) => (matching.pairs ?? []).map((pair) => ({ ...pair, key: matching.key, scoreKind: matching.score })));
+}
+
+// --- The decision and the votes in words ----------------------------------------------------------------------
+
+type Translate = (key: MessageKey, params?: Record<string, string | number>) => string;
+
+const READING_ROLES = ["first_reader", "second_reader", "ai", "panel_member", "consensus", "adjudicated"];
+
+/** A reading a vote or decision is for, in the interface's language: the server's role in words, and the
+ * reader's name as the panel's viewports show it; the server's own description for a role it does not know. */
+export function readingText(t: Translate, reading: VotedReading): string {
+  if (!READING_ROLES.includes(reading.role)) return reading.description;
+  if (reading.role === "panel_member") {
+    return reading.reader ? t("panel.reading.panel_member", { reader: reading.reader }) : reading.description;
+  }
+  const name = t(`panel.reading.${reading.role}` as MessageKey);
+  return reading.reader && reading.role !== "ai" ? `${name} (${reading.reader})` : name;
+}
+
+export interface Decision {
+  winner: VotedReading;
+  count: string;
+  rule: string;
+  ruleText: string;
+  castingVoter: string | null;
+  deadlinePassed: boolean;
+  reason: string;
+}
+
+function isReading(value: unknown): value is VotedReading {
+  const r = value as VotedReading | null;
+  return Boolean(r && typeof r === "object" && typeof r.role === "string" && typeof r.description === "string");
+}
+
+/** The panel's latest decision: the newest event that adjudicated the case with a named winner, or null. */
+export function latestDecision(events: CaseEvent[]): Decision | null {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const event = events[i];
+    const m = (event.metrics ?? {}) as Partial<PanelDecisionMetrics>;
+    if (event.to_status !== "adjudicated" || !isReading(m.winner)) continue;
+    return {
+      winner: m.winner,
+      count: String(m.count ?? ""),
+      rule: String(m.rule ?? ""),
+      ruleText: String(m.rule_text ?? ""),
+      castingVoter: m.casting_voter ?? null,
+      deadlinePassed: Boolean(m.deadline_passed),
+      reason: event.reason,
+    };
+  }
+  return null;
+}
+
+const RULES = ["majority", "plurality", "casting_vote_chair", "casting_vote_senior_expert"];
+
+/** The rule the server applied, in the interface's language; the server's words for a rule it does not know. */
+export function ruleText(t: Translate, decision: Decision): string {
+  if (!RULES.includes(decision.rule)) return decision.ruleText || decision.rule;
+  return t(`panel.rule.${decision.rule}` as MessageKey, { voter: decision.castingVoter ?? "—" });
+}
+
+/** "The panel decided for the first reading (annotator): 2-1, majority." */
+export function decisionText(t: Translate, decision: Decision): string {
+  return t("panel.decision", { winner: readingText(t, decision.winner), count: decision.count, rule: ruleText(t, decision) });
 }
 
 // --- Label maps -----------------------------------------------------------------------------------------------
