@@ -51,7 +51,6 @@ from imaging.models import Study  # noqa: E402
 from imaging.services.ingest import IncomingFile, ingest_files  # noqa: E402
 from imaging.synthetic import generate_ct_study  # noqa: E402
 from tests.benchmarks.bench_imaging import start_server, stop_server  # noqa: E402
-from tests.factories import place_studies  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST = "first_reader"
@@ -127,6 +126,8 @@ def mask_case(slices: int, size: int) -> tuple[Project, Case, User, str, np.ndar
     assert report.counts()["stored"] == len(files), report.counts()
     project, _ = Project.objects.get_or_create(slug="bench-masks", defaults={"name": "Bench masks"})
     services.schema_create_version(project=project, definition=MASK_SCHEMA, created_by=None)
+    from tests.factories import place_studies  # after django.setup()
+
     place_studies(project, [study.study_uid])
     [case] = services.cases_create(project=project, study_uids=[study.study_uid])
     reader, _ = User.objects.get_or_create(username="bench-mask-reader")

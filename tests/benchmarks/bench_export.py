@@ -31,8 +31,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from tests.factories import place_studies
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -176,6 +174,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
         studies.append(study)
         seed += 1
     ingest_s = time.perf_counter() - start
+    from tests.factories import place_studies  # after django.setup()
+
     place_studies(project, [s.study_uid for s in studies])
     cases = services.cases_create(project=project, study_uids=[s.study_uid for s in studies])
     start = time.perf_counter()

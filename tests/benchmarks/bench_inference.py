@@ -30,8 +30,6 @@ from typing import Any
 
 import numpy as np
 
-from tests.factories import place_studies
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -72,6 +70,8 @@ def project_with_model(slug: str, studies: list[Any]) -> tuple[Any, Any, list[An
 
     project, _ = Project.objects.get_or_create(slug=slug, defaults={"name": slug})
     schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=None)
+    from tests.factories import place_studies  # after django.setup()
+
     place_studies(project, [s.study_uid for s in studies])
     cases = cases_create(project=project, study_uids=[s.study_uid for s in studies])
 

@@ -29,8 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from tests.factories import place_studies
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -85,6 +83,8 @@ def make_project(slug: str, strategy: str, studies: list[Any]) -> Any:
 
     project, _ = Project.objects.get_or_create(slug=slug, defaults={"name": slug})
     schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=None)
+    from tests.factories import place_studies  # after django.setup()
+
     place_studies(project, [s.study_uid for s in studies])
     cases_create(project=project, study_uids=[s.study_uid for s in studies])
     InferenceSettings.objects.update_or_create(project=project, defaults={"strategy": strategy, "seed": 0, **TINY})

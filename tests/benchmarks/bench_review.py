@@ -32,8 +32,6 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from tests.factories import place_studies
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -351,6 +349,8 @@ def part_qa(args: argparse.Namespace) -> dict[str, Any]:
     slug = f"bench-review-qa-{int(time.time())}"
     project = Project.objects.create(slug=slug, name="Bench review QA", readers_per_case=2)
     services.schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=None)
+    from tests.factories import place_studies  # after django.setup()
+
     place_studies(project, [s.study_uid for s in studies])
     cases = services.cases_create(project=project, study_uids=[s.study_uid for s in studies])
 
