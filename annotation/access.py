@@ -20,11 +20,11 @@ class ProjectStoreTarget:
     project: Project | None
     store: ImageStore
     source: DicomSource | None
-    by_administrator: bool = False
+    user: AnyUser
 
     def check_pull_source(self, source: DicomSource) -> None:
-        if self.project is not None and not self.by_administrator:
-            check_import_source(self.project, source)
+        if self.project is not None:
+            check_import_source(self.user, self.project, source)
 
 
 def first_of_each_uid(stores: list[int] | None) -> QuerySet[Study]:
@@ -65,7 +65,7 @@ class ProjectStudyAccessPolicy:
         if scope is None:
             # Outside a project only administrators store, into the platform store that only they see.
             if getattr(user, "is_superuser", False):
-                return ProjectStoreTarget(project=None, store=platform_store(), source=None, by_administrator=True)
+                return ProjectStoreTarget(project=None, store=platform_store(), source=None, user=user)
             raise PermissionDeniedError(
                 "Store into a project: POST to /dicomweb/projects/<project>/studies (only managers may add studies)"
             )
@@ -76,5 +76,5 @@ class ProjectStudyAccessPolicy:
             project=project,
             store=project.image_store,
             source=project.dicom_source,
-            by_administrator=bool(getattr(user, "is_superuser", False)),
+            user=user,
         )

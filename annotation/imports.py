@@ -38,8 +38,7 @@ def import_job_create(
         raise ApplicationError(f"At most {MAX_STUDIES_PER_IMPORT} studies per import; got {len(uids)}")
     if mode not in ("copy", "index"):
         raise ApplicationError(f"Unknown import mode {mode!r}; expected 'copy' or 'index'")
-    if not created_by.is_superuser:
-        check_import_source(project, source)
+    check_import_source(created_by, project, source)
     return job_create(
         kind=JobKind.INGEST,
         task_name="annotation.tasks.import_studies",

@@ -28,9 +28,8 @@ from annotation.models import (
     Membership,
     Project,
     ReadingRole,
-    Role,
 )
-from annotation.selectors import study_geometry, user_roles
+from annotation.selectors import is_manager, study_geometry
 from config.errors import ApplicationError, ConflictError, NotFoundError, PermissionDeniedError
 from config.types import User
 from imaging.models import Series, Study, StudyShare
@@ -62,7 +61,7 @@ def project_share_studies(
         if from_project is None:
             raise PermissionDeniedError("Only an administrator may share studies stored outside any project")
         for project in (from_project, to_project):
-            if Role.MANAGER not in user_roles(actor, project):
+            if not is_manager(actor, project):
                 raise PermissionDeniedError(
                     f"Sharing a study needs a manager of both projects; you do not manage {project.slug!r}"
                 )

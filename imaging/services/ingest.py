@@ -176,15 +176,22 @@ def check_same_patient(study: Study, patient_id: str, sop_instance_uid: str) -> 
         )
 
 
-def _study_fields(parsed: ParsedInstance) -> dict[str, Any]:
-    ds = parsed.dataset
+def _text(parsed: ParsedInstance, keyword: str, limit: int) -> str:
+    value = parsed.dataset.get(keyword)
+    return "" if value is None else str(value).strip()[:limit]
 
+
+def patient_id_of(parsed: ParsedInstance) -> str:
+    """The Patient ID as the index keeps it, so that a file and its study compare alike."""
+    return _text(parsed, "PatientID", 64)
+
+
+def _study_fields(parsed: ParsedInstance) -> dict[str, Any]:
     def text(keyword: str, limit: int) -> str:
-        value = ds.get(keyword)
-        return "" if value is None else str(value).strip()[:limit]
+        return _text(parsed, keyword, limit)
 
     return {
-        "patient_id": text("PatientID", 64),
+        "patient_id": patient_id_of(parsed),
         "patient_name": text("PatientName", 324),
         "patient_birth_date": text("PatientBirthDate", 8),
         "patient_sex": text("PatientSex", 16),
@@ -278,8 +285,7 @@ class _Ingestor:
                 except IntegrityError:  # created by a concurrent ingest a moment ago
                     study = Study.objects.get(store=self.store, study_instance_uid=uid)
             self.studies[uid] = study
-        patient_id = parsed.dataset.get("PatientID")
-        check_same_patient(study, "" if patient_id is None else str(patient_id).strip()[:64], parsed.sop_instance_uid)
+        check_same_patient(study, patient_id_of(parsed), parsed.sop_instance_uid)
         return study
 
     def _series(self, parsed: ParsedInstance, study: Study) -> Series:
