@@ -466,7 +466,9 @@ def annotation_save(
 
     ``base_revision`` is the revision number the reader started from (0 for none). If someone saved in
     between, nothing is written and StaleRevisionError carries the current revision: no lost update and
-    no silent last-writer-wins. ``submit`` also requires every required label and finalises the reading.
+    no silent last-writer-wins. ``submit`` also requires every required label and finalises the reading; it
+    does not move the case: a reader submits through review.services.reading_submit, which calls this and hands
+    the case over in the same transaction.
     """
     assignment = Assignment.objects.filter(case=case, user=reader, role=role).first()
     if assignment is None:
@@ -638,13 +640,6 @@ def revisions_diff(*, annotation: Annotation, from_number: int, to_number: int) 
             raise NotFoundError(f"Annotation {annotation.pk} has no revision {number}")
     changes = diff_items(revisions[from_number].items, revisions[to_number].items)
     return {"annotation": annotation.pk, "from": from_number, "to": to_number, "changes": changes}
-
-
-def submit_handler() -> Any:
-    from django.conf import settings
-    from django.utils.module_loading import import_string
-
-    return import_string(settings.ANNOTATION_SUBMIT_HANDLER)
 
 
 def cases_created_handler() -> Any:

@@ -260,7 +260,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
-ANNOTATION_SUBMIT_HANDLER = env_str("ANNOTATION_SUBMIT_HANDLER", "review.services.on_reading_submitted")
 ANNOTATION_VISIBILITY_EXTENSION = env_str(
     "ANNOTATION_VISIBILITY_EXTENSION", "review.selectors.extra_visible_annotations"
 )

@@ -1,8 +1,7 @@
 """The review workflow: cross-verification, agreement, consensus, and panel adjudication.
 
-The annotation app hands a submitted reading over through ``on_reading_submitted``
-(settings.ANNOTATION_SUBMIT_HANDLER), so that annotation does not depend on review. Every status change
-goes through review.workflow.case_transition, which appends a CaseEvent.
+A reader submits through ``reading_submit``: the final revision and the case's next step in one transaction.
+Every status change goes through review.workflow.case_transition, which appends a CaseEvent.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from annotation.labels import StudyGeometry
 from annotation.models import (
     Annotation,
     AnnotationRevision,
@@ -118,9 +118,47 @@ def _expected_readings(case: Case, policy: ReviewPolicy) -> int:
     return max(case.project.readers_per_case, 2)
 
 
-def on_reading_submitted(*, annotation: Annotation, actor: User) -> None:
+@transaction.atomic
+def reading_submit(
+    *,
+    case: Case,
+    reader: User,
+    role: str,
+    base_revision: int,
+    values: Any,
+    geometry: StudyGeometry | None = None,
+) -> AnnotationRevision:
+    """Submit a reader's reading: save the final revision, mark the reading and its assignment submitted (with
+    ``submitted_at``), and move the case on (to cross-verification, the agreement check, the panel). One
+    transaction: if any step fails nothing of the submission stays, and the reader can submit again.
+
+    It lives here, not in annotation, because moving the case is the review workflow's and review depends on
+    annotation, never the other way (docs/architecture.md). So annotation has no hook for review to fill in:
+    ``annotation_save`` stores readings and drafts and knows nothing of workflows, and the API's reading
+    endpoint (review.api.views.CaseRevisionCreateView) calls this service for a submission.
+
+    A second submission of the same reading is refused by ``annotation_save`` (InvalidStateError, 409) before
+    anything is written."""
+    revision = annotation_save(
+        case=case,
+        reader=reader,
+        role=role,
+        base_revision=base_revision,
+        values=values,
+        submit=True,
+        geometry=geometry,
+    )
+    _hand_over(annotation=revision.annotation, actor=reader)
+    return revision
+
+
+def _hand_over(*, annotation: Annotation, actor: User) -> None:
     """Move the case on when a reading is submitted: to cross-verification, or to the agreement check."""
-    case = Case.objects.select_related("project").get(pk=annotation.case_id)
+    # The case row is locked until the submission commits, so the submissions of one case are handed over one
+    # at a time and the last of them counts every other reading. Without it two readers submitting at once
+    # each counted only their own (the other's not yet committed), neither started the agreement check, and
+    # the case waited for a reading that had come. Only the case row: select_related would lock the project.
+    case = Case.objects.select_for_update(of=("self",)).select_related("project").get(pk=annotation.case_id)
     policy = policy_for(case)
     schedule_dashboards_refresh(case.project_id)  # a submission counts (time per case) even without a transition
     if annotation.role == ReadingRole.FIRST_READER and case.status == CaseStatus.AWAITING_FIRST_READ:

@@ -16,7 +16,6 @@ urlpatterns = [
     path("cases/<int:case_id>/", views.CaseDetailView.as_view(), name="case-detail"),
     path("cases/<int:case_id>/assignments/", views.CaseAssignmentsView.as_view(), name="case-assignments"),
     path("cases/<int:case_id>/annotations/", views.CaseAnnotationsView.as_view(), name="case-annotations"),
-    path("cases/<int:case_id>/revisions/", views.CaseRevisionCreateView.as_view(), name="case-revision-create"),
     path("annotations/<int:annotation_id>/", views.AnnotationDetailView.as_view(), name="annotation-detail"),
     path("annotations/<int:annotation_id>/revisions/", views.RevisionListView.as_view(), name="revision-list"),
     path(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 import django_filters
-from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -330,34 +329,6 @@ class CaseAnnotationsView(APIView):
     def get(self, request: Request, case_id: int) -> Response:
         case = _case_for(request, case_id)
         return Response(s.AnnotationOutput(annotation_list(request.user, case), many=True).data)
-
-
-class CaseRevisionCreateView(APIView):
-    """Save your reading of the case as a new revision (a draft, or ``submit`` to finalise it).
-
-    ``base_revision`` must be the current revision number: if someone saved in between the answer is
-    409 with ``current_revision``, and nothing is stored."""
-
-    @extend_schema(request=s.RevisionInput, responses={201: s.RevisionOutput})
-    def post(self, request: Request, case_id: int) -> Response:
-        case = _case_for(request, case_id)
-        data = s.RevisionInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        # One transaction for the save and the hand-over to review: if moving the case on fails, the
-        # submission is rolled back with it instead of leaving a submitted reading on a case that never moved.
-        with transaction.atomic():
-            revision = services.annotation_save(
-                case=case,
-                reader=_user(request),
-                role=data.validated_data["role"],
-                base_revision=data.validated_data["base_revision"],
-                values=data.validated_data["values"],
-                submit=data.validated_data["submit"],
-            )
-            if data.validated_data["submit"]:
-                services.submit_handler()(annotation=revision.annotation, actor=request.user)
-        body = s.RevisionOutput(revision, context={"include_masks": False}).data
-        return Response({**body, "annotation": revision.annotation_id}, status=status.HTTP_201_CREATED)
 
 
 class AnnotationDetailView(APIView):

@@ -13,6 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation import services as annotation_services
+from annotation.api import serializers as annotation_s
 from annotation.api.permissions import project_for
 from annotation.api.views import _case_for
 from annotation.models import Annotation, Case
@@ -29,6 +31,33 @@ def _case_for_panel_or_manager(request: Request, case_id: int, what: str) -> Cas
     if not (is_manager(request.user, case.project) or request.user.pk in services.panel_members_of(case)):
         raise PermissionDenied(f"{what} shown to managers and the case's panel")
     return case
+
+
+class CaseRevisionCreateView(APIView):
+    """Save your reading of the case as a new revision (a draft, or ``submit`` to finalise it).
+
+    ``base_revision`` must be the current revision number: if someone saved in between the answer is
+    409 with ``current_revision``, and nothing is stored. A submission moves the case on in the same
+    transaction (review.services.reading_submit); submitting a reading twice is a 409.
+
+    Served by review rather than annotation: a submission is the review workflow's hand-over, and review
+    depends on annotation, not the reverse. A draft is annotation's save alone."""
+
+    @extend_schema(request=annotation_s.RevisionInput, responses={201: annotation_s.RevisionOutput})
+    def post(self, request: Request, case_id: int) -> Response:
+        case = _case_for(request, case_id)
+        data = annotation_s.RevisionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        reader, given = cast(User, request.user), data.validated_data
+        role, base, values = given["role"], given["base_revision"], given["values"]
+        if given["submit"]:
+            revision = services.reading_submit(case=case, reader=reader, role=role, base_revision=base, values=values)
+        else:
+            revision = annotation_services.annotation_save(
+                case=case, reader=reader, role=role, base_revision=base, values=values
+            )
+        body = annotation_s.RevisionOutput(revision, context={"include_masks": False}).data
+        return Response({**body, "annotation": revision.annotation_id}, status=status.HTTP_201_CREATED)
 
 
 class ReviewPolicyView(APIView):

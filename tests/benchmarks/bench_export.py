@@ -1,7 +1,7 @@
 """Export benchmark: 100 synthetic CT studies with lesion masks to the MONAI layout, then read back.
 
 1. Synthetic studies (default 128 x 128 x 32, one or two lesions) are ingested and read by two simulated readers
-   who agree (the real services: save + submit, the submit handler, agreement, consensus), so every case is at
+   who agree (the real services: reading_submit: save, submit and hand-over, agreement, consensus), so every case is at
    QA level "agreed" with its consensus mask.
 2. One export (format monai, de-identified) is requested for all cases; the same snapshot restricted to the first
    25 and 50 cases is built too. Each build runs in a fresh child process that reports its wall time and its
@@ -140,7 +140,7 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
     from annotation.models import Case, CaseStatus, Project, ReadingRole, Role
     from imaging.services.ingest import IncomingFile, ingest_files
     from imaging.synthetic import generate_ct_study
-    from review.services import policy_for
+    from review.services import policy_for, reading_submit
     from tests.annotation.conftest import chest_values
     from tests.conftest import dataset_bytes
 
@@ -156,7 +156,6 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
     policy = policy_for(project)
     policy.second_read_share = 1.0
     policy.save()
-    handler = services.submit_handler()
 
     start = time.perf_counter()
     studies: list[Any] = []
@@ -184,10 +183,7 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
         values = chest_values(case, mask=(study.mask > 0).astype("uint8"), box=False)  # one segment: nodule
         for user, role in ((first, ReadingRole.FIRST_READER), (second, ReadingRole.SECOND_READER)):
             services.assignment_create(case=case, user=user, role=role, assigned_by=None)
-            revision = services.annotation_save(
-                case=case, reader=user, role=role, base_revision=0, values=values, submit=True
-            )
-            handler(annotation=revision.annotation, actor=user)
+            reading_submit(case=case, reader=user, role=role, base_revision=0, values=values)
     reading_s = time.perf_counter() - start
     agreed = Case.objects.filter(project=project, status=CaseStatus.AGREED).count()
     print(

@@ -6,7 +6,7 @@
    same arrays in the same run (best of 3 each), for a nodule-sized and an organ-sized pair of perturbed
    ellipsoid blobs. Goal: ours no slower, values equal (HD95 within 1e-5 relative, ASSD within 1e-6 relative).
 2. ``--part qa``: does the QA make labels better? Synthetic studies with known lesions are read by simulated
-   readers with set error rates through the real workflow services (claim, save + submit, the submit handler,
+   readers with set error rates through the real workflow services (claim, reading_submit: save, submit and hand-over,
    agreement with the simulated AI proposal as a third opinion, consensus, panel votes with endorsements of
    corrections and a chair); the error against the truth of single reads, agreed consensus labels,
    panel-adjudicated labels and the final labels is compared. ``--no-ai --mask-rule union`` gives the
@@ -322,7 +322,7 @@ def part_qa(args: argparse.Namespace) -> dict[str, Any]:
     from annotation.models import Annotation, Case, CaseStatus, Project, ReadingRole, Role
     from imaging.synthetic import generate_ct_study
     from review.models import PanelVote
-    from review.services import ADJUDICATED_ROLE, CONSENSUS_ROLE, panel_vote, policy_for
+    from review.services import ADJUDICATED_ROLE, CONSENSUS_ROLE, panel_vote, policy_for, reading_submit
 
     reader_model = ReaderModel(args.p_miss, args.p_flip, args.p_type, args.diameter_sd, 0.6, 0.15)
     expert_model = ReaderModel(0.02, 0.02, 0.03, 0.5, 0.1, 0.03)
@@ -375,7 +375,6 @@ def part_qa(args: argparse.Namespace) -> dict[str, Any]:
     policy.chair = experts[0]
     policy.save()
 
-    handler = services.submit_handler()
     case_by_pk = {c.pk: c for c in Case.objects.filter(project=project).select_related("study")}
     if args.ai:  # the AI proposal of every case, stored as the inference app stores one
         for case in case_by_pk.values():
@@ -390,10 +389,7 @@ def part_qa(args: argparse.Namespace) -> dict[str, Any]:
         case = case_by_pk[assignment.case_id]
         truth = truths[case.study.study_instance_uid]
         values = simulated_values(truth, truth.study.series_uid, model, rng)
-        revision = services.annotation_save(
-            case=case, reader=user, role=role, base_revision=0, values=values, submit=True
-        )
-        handler(annotation=revision.annotation, actor=user)  # what the API does after a submission
+        reading_submit(case=case, reader=user, role=role, base_revision=0, values=values)  # as the API does
         return True
 
     start = time.perf_counter()

@@ -25,22 +25,16 @@ import pydicom
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db import transaction
 from PIL import Image
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Response, sync_playwright
 
 from annotation.models import Annotation, Case, Project
-from annotation.services import (
-    annotation_save,
-    annotation_save_machine,
-    assignment_create,
-    cases_create,
-    submit_handler,
-)
+from annotation.services import annotation_save_machine, assignment_create, cases_create
 from imaging.models import Instance
 from imaging.services.ingest import IncomingFile, ingest_files
 from imaging.synthetic import generate_ct_study
 from review.models import CaseEvent, ReviewPolicy
+from review.services import reading_submit
 from tests.factories import place_studies
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -393,11 +387,7 @@ def test_verification_mode_shows_the_first_reading_and_rejects_with_a_reason(bro
         ]
     }
     assignment_create(case=case, user=annotator, role="first_reader", assigned_by=None)
-    with transaction.atomic():
-        revision = annotation_save(
-            case=case, reader=annotator, role="first_reader", base_revision=0, values=values, submit=True
-        )
-        submit_handler()(annotation=revision.annotation, actor=annotator)
+    reading_submit(case=case, reader=annotator, role="first_reader", base_revision=0, values=values)
     case.refresh_from_db()
     assert case.status == "awaiting_cross_verification"
     assignment_create(case=case, user=User.objects.get(username="reviewer"), role="second_reader", assigned_by=None)

@@ -17,13 +17,13 @@ from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 
 from annotation.models import AnnotationRevision, Case, CaseStatus, Project
-from annotation.services import annotation_save, assignment_create, submit_handler
+from annotation.services import assignment_create
 from datasets.models import Export
 from datasets.services import export_build
 from imaging.synthetic import SyntheticStudy
 from jobs.models import Job, JobStatus
 from jobs.services import run_job
-from review.services import panel_vote, policy_for
+from review.services import panel_vote, policy_for, reading_submit
 from tests.annotation import conftest as annotation_fixtures
 from tests.annotation.conftest import case_series, case_sops, chest_values
 
@@ -37,11 +37,9 @@ users = annotation_fixtures.users
 
 
 def read(case: Case, user: User, role: str, values: dict[str, Any]) -> AnnotationRevision:
-    """A reader's submitted reading, handed over to the review workflow as the API does."""
+    """A reader's submitted reading, submitted and handed over to the review workflow as the API does."""
     assignment_create(case=case, user=user, role=role, assigned_by=None)
-    revision = annotation_save(case=case, reader=user, role=role, base_revision=0, values=values, submit=True)
-    submit_handler()(annotation=revision.annotation, actor=user)
-    return revision
+    return reading_submit(case=case, reader=user, role=role, base_revision=0, values=values)
 
 
 def set_one_expert_panel(project: Project) -> None:

@@ -14,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from annotation.models import AnnotationRevision, Case, CaseStatus, Project, ReadingRole
 from annotation.services import annotation_save, assignment_claim_next
 from review.models import CaseEvent
+from review.services import reading_submit
 from tests.annotation.conftest import chest_values
 
 pytestmark = pytest.mark.django_db
@@ -31,12 +32,7 @@ def submit_first_reading(project: Project, reader: User) -> Case:
     revision = annotation_save(
         case=case, reader=reader, role=ReadingRole.FIRST_READER, base_revision=0, values=chest_values(case)
     )
-    from annotation.services import submit_handler
-
-    final = annotation_save(
-        case=case, reader=reader, role=ReadingRole.FIRST_READER, base_revision=1, values=chest_values(case), submit=True
-    )
-    submit_handler()(annotation=final.annotation, actor=reader)
+    reading_submit(case=case, reader=reader, role=ReadingRole.FIRST_READER, base_revision=1, values=chest_values(case))
     assert revision.number == 1
     case.refresh_from_db()
     return case
