@@ -1,7 +1,7 @@
 """A series as a volume: its slices in order along the normal, its voxel-to-patient affine, its pixels.
 
-Slice order is the one the review workflow uses for masks (``review.services._slice_index``): sorted by the
-position of each slice along the normal of its image plane, so a label mask's first axis lines up with it.
+Slice order is imaging.geometry's, the one the viewer, the review workflow and inference use: by position
+along the normal of the image planes (then InstanceNumber, then UID), so a label mask's first axis lines up.
 DICOM patient coordinates are LPS; NIfTI's are RAS, so the affine is flipped on its first two axes."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 import pydicom
 from django.core.files.storage import default_storage
 
+from imaging.geometry import order_slices
 from imaging.models import Instance, Series
 from imaging.pixels import decoded_frame
 
@@ -49,9 +50,7 @@ class SeriesLayout:
 
 def series_layout(series: Series) -> SeriesLayout:
     """The series' slices in order and its affine, or GeometryMissing naming what is absent."""
-    instances = list(
-        Instance.objects.filter(series=series, has_pixel_data=True).order_by("instance_number", "sop_instance_uid")
-    )
+    instances = list(Instance.objects.filter(series=series, has_pixel_data=True))
     if not instances:
         raise GeometryMissing(f"series {series.series_instance_uid} has no images")
     if any(instance.number_of_frames > 1 for instance in instances):
@@ -60,22 +59,24 @@ def series_layout(series: Series) -> SeriesLayout:
         )
     if not series.rows or not series.columns:
         raise GeometryMissing(f"series {series.series_instance_uid} has no rows/columns")
+    ordered = order_slices(instances, series_orientation=series.image_orientation)
     missing = [
         i.sop_instance_uid
         for i in instances
-        if not i.image_position or not (i.image_orientation or series.image_orientation) or not i.pixel_spacing
+        if not i.image_position
+        or not (i.image_orientation or series.image_orientation)
+        or not i.pixel_spacing
+        or not ordered.by_position  # an orientation that is no plane
     ]
-    if missing:
+    if missing or ordered.normal is None:
         raise GeometryMissing(
             f"series {series.series_instance_uid}: {len(missing)} image(s) lack position, orientation or "
             "pixel spacing, so a label cannot be placed in patient space"
         )
+    instances = ordered.slices
     orientation = np.asarray(instances[0].image_orientation or series.image_orientation, dtype=np.float64)
     row_cosine, column_cosine = orientation[:3], orientation[3:]
-    normal = np.cross(row_cosine, column_cosine)
-    along = [float(np.dot(normal, np.asarray(i.image_position, dtype=np.float64))) for i in instances]
-    order = sorted(range(len(instances)), key=lambda k: (along[k], instances[k].sop_instance_uid))
-    instances = [instances[k] for k in order]
+    normal = np.asarray(ordered.normal, dtype=np.float64)
     first = np.asarray(instances[0].image_position, dtype=np.float64)
     if len(instances) > 1:
         last = np.asarray(instances[-1].image_position, dtype=np.float64)

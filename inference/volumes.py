@@ -11,6 +11,7 @@ import numpy as np
 
 from annotation.models import Case
 from config.errors import ApplicationError
+from imaging.geometry import order_slices
 from imaging.models import Instance, Series
 from imaging.pixels import decoded_frame
 
@@ -74,7 +75,11 @@ def check_geometry(series: Series, instances: list[Instance], *, min_slices: int
             f"Series {uid} is not axial (slice normal {np.round(normal, 3).tolist()}); "
             "the model's preprocessing handles axial series only"
         )
-    ordered = sorted(((float(np.dot(normal, i.image_position or [0, 0, 0])), i) for i in instances), key=lambda t: t[0])
+    # The one slice order of imaging.geometry (the viewer's and the masks'): along the normal, ties by number.
+    slices = order_slices(instances, series_orientation=series.image_orientation)
+    if slices.positions is None:
+        raise GeometryError(f"Series {uid} lacks ImageOrientationPatient/ImagePositionPatient; cannot build a volume")
+    ordered = list(zip(slices.positions, slices.slices, strict=True))
     if len(ordered) < min_slices:
         raise GeometryError(f"Series {uid} has {len(ordered)} slice(s); the model needs at least {min_slices}")
     if len(ordered) > 2:

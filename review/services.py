@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,6 +29,7 @@ from annotation.models import (
 from annotation.services import annotation_save, annotation_save_derived, assignments_distribute, load_mask
 from config.errors import ApplicationError, ConflictError, PermissionDeniedError
 from config.types import User
+from imaging.geometry import order_slices
 from imaging.models import Instance, Series
 from review.dashboards import schedule_dashboards_refresh
 from review.evaluation import AGREED, DISAGREED, Evaluation, Reading, SliceIndex, Thresholds, evaluate
@@ -67,26 +67,23 @@ def needs_second_read(case: Case, policy: ReviewPolicy) -> bool:
 
 
 def _slice_index(case: Case) -> SliceIndex:
+    """Where each image of the case's study lies in its series: the slice order of imaging.geometry, the one
+    the viewer and the masks use."""
     z_of_sop: dict[str, int] = {}
     spacing: dict[str, tuple[float, float, float]] = {}
-    series_qs = Series.objects.filter(study_id=case.study_id)
-    for series in series_qs:
+    series_list = list(Series.objects.filter(study_id=case.study_id))
+    for series in series_list:
         row, column = (series.pixel_spacing or [1.0, 1.0])[:2]
         spacing[series.series_instance_uid] = (float(series.slice_spacing or 1.0), float(row), float(column))
-    rows = Instance.objects.filter(series__in=series_qs).values_list(
-        "series_id", "sop_instance_uid", "image_position", "image_orientation"
+    per_series: dict[int, list[Instance]] = {}
+    images = Instance.objects.filter(series__in=series_list, has_pixel_data=True).only(
+        "series_id", "sop_instance_uid", "instance_number", "image_position", "image_orientation"
     )
-    per_series: dict[int, list[tuple[float, str]]] = {}
-    for series_id, sop, position, orientation in rows:
-        if position and orientation:
-            normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:]))
-            along = float(np.dot(normal, np.asarray(position)))
-        else:
-            along = 0.0
-        per_series.setdefault(series_id, []).append((along, sop))
-    for entries in per_series.values():
-        for z, (_, sop) in enumerate(sorted(entries)):
-            z_of_sop[sop] = z
+    for instance in images:  # one query for the whole study
+        per_series.setdefault(instance.series_id, []).append(instance)
+    for series in series_list:
+        ordered = order_slices(per_series.get(series.pk, []), series_orientation=series.image_orientation)
+        z_of_sop.update(ordered.z_of_sop())
     return SliceIndex(z_of_sop=z_of_sop, spacing_of_series=spacing)
 
 
