@@ -2,7 +2,9 @@
 consensus label. Pure functions over validated items (annotation/labels.py) and decoded masks: the
 services feed them from the database.
 
-Readers are compared pairwise; a label agrees only when every pair agrees. Reasons are written for
+Readers are compared pairwise, every pair of them (with three readers: 1~2, 1~3 and 2~3): lesions are matched
+for each pair (Hungarian), and a label agrees only when every pair compared agrees; each label's entry says
+how each pair of readers came out ("reader_pairs"). Reasons are written for
 people ("nodule_mask: Dice 0.62 < 0.80"; "nodule_box: annotator found 3 lesions, reviewer 2").
 
 Agreement is never claimed where nothing was measured. Each label ends in one of three statuses:
@@ -73,6 +75,18 @@ class LabelResult:
     compared: bool = True
     # Lesion labels: the matched pairs and the unmatched region ids per reader (see _matching).
     matching: dict[str, Any] | None = None
+    # How each pair of readers came out on this label ("a~b": agreed or disagreed; see pair()).
+    reader_pairs: dict[str, str] = field(default_factory=dict)
+
+    def pair(self, first: str, second: str, status: str) -> None:
+        """Record how one pair of readers came out on this label (reader_pairs["a~b"]): a pair that disagreed
+        anywhere on the label disagreed; one that agreed somewhere and nowhere disagreed agreed. A pair not
+        recorded had nothing to compare."""
+        pairs = self.reader_pairs
+        name = f"{first}~{second}"
+        if pairs.get(name) == DISAGREED or (pairs.get(name) == AGREED and status == NOT_COMPARED):
+            return
+        pairs[name] = status
 
     def not_compared(self) -> LabelResult:
         """Nothing to compare: neither agreed nor disagreed (the dashboards and the browser read
@@ -97,6 +111,8 @@ class LabelResult:
             "metrics": self.metrics,
             "reasons": self.reasons,
         }
+        if self.reader_pairs:
+            entry["reader_pairs"] = self.reader_pairs
         if self.matching is not None:
             entry["matching"] = self.matching
         return entry
@@ -224,9 +240,12 @@ def _compare_values(
         answers = [values.get(i) for i in range(len(readings))]
         target_agreed = True
         for i, j in combinations(range(len(readings)), 2):
+            if answers[i] is None and answers[j] is None:
+                continue  # a third reader answered what neither of these two did: nothing between them
             pairs += 1
             ok, why = _values_agree(kind, answers[i], answers[j], thresholds)
             agreeing += ok
+            result.pair(readings[i].name, readings[j].name, AGREED if ok else DISAGREED)
             if not ok:
                 target_agreed = False
                 result.reasons.append(f"{key}{_target_text(target)}: {readings[i].name} and {readings[j].name} {why}")
@@ -264,61 +283,59 @@ def _compare_regions(
     index: SliceIndex,
     consensus: list[dict[str, Any]],
 ) -> tuple[LabelResult, list[list[str | None]]]:
-    """Match the regions of every reader with reader 0's; returns the groups of matched region ids."""
+    """Match the regions of every pair of readers; returns the groups of matched region ids (_group_regions)."""
     key, kind = label["key"], label["kind"]
     regions = [[item for item in r.items if item["label"] == key] for r in readings]
     result = LabelResult(key=key, kind=kind, agreed=True)
     counts = [len(r) for r in regions]
     result.metrics["lesions_per_reader"] = dict(zip((r.name for r in readings), counts, strict=True))
-    groups: list[list[str | None]] = [[item["id"]] + [None] * (len(readings) - 1) for item in regions[0]]
-    pairs: list[dict[str, Any]] = []
-    unmatched: dict[int, list[str]] = {}
-    for other in range(1, len(readings)):
+
+    def located(reader: int) -> np.ndarray:
         if kind == "point":
-            points_a = np.array(
-                [
-                    [g["geometry"]["x"], g["geometry"]["y"], index.z_of_sop.get(g["sop_instance_uid"], 0)]
-                    for g in regions[0]
-                ],
-                dtype=float,
-            ).reshape(-1, 3)
-            points_b = np.array(
-                [
-                    [g["geometry"]["x"], g["geometry"]["y"], index.z_of_sop.get(g["sop_instance_uid"], 0)]
-                    for g in regions[other]
-                ],
-                dtype=float,
-            ).reshape(-1, 3)
-            match = match_points(points_a, points_b, thresholds.point_distance)
+            points = [
+                [g["geometry"]["x"], g["geometry"]["y"], index.z_of_sop.get(g["sop_instance_uid"], 0)]
+                for g in regions[reader]
+            ]
+            return np.array(points, dtype=float).reshape(-1, 3)
+        return np.array([_box_of(g, index) for g in regions[reader]], dtype=float).reshape(-1, 6)
+
+    places = [located(r) for r in range(len(readings))]
+    matches: dict[tuple[int, int], list[tuple[int, int, float]]] = {}
+    pairs: list[dict[str, Any]] = []
+    for first, other in combinations(range(len(readings)), 2):
+        if kind == "point":
+            match = match_points(places[first], places[other], thresholds.point_distance)
         else:
-            boxes_a = np.array([_box_of(g, index) for g in regions[0]], dtype=float).reshape(-1, 6)
-            boxes_b = np.array([_box_of(g, index) for g in regions[other]], dtype=float).reshape(-1, 6)
-            match = match_lesions(boxes_a, boxes_b, thresholds.box_iou)
-        result.metrics[f"{readings[0].name}~{readings[other].name}"] = {
+            match = match_lesions(places[first], places[other], thresholds.box_iou)
+        result.metrics[f"{readings[first].name}~{readings[other].name}"] = {
             "matched": match.n_matched,
             "precision": round(match.precision, 6),
             "recall": round(match.recall, 6),
             "f1": round(match.f1, 6),
             "scores": [round(p[2], 6) for p in match.pairs],
         }
+        matches[(first, other)] = list(match.pairs)
         for a, b, score in match.pairs:
-            groups[a][other] = regions[other][b]["id"]
-            pairs.append(_pair(readings, other, regions[0][a]["id"], regions[other][b]["id"], score))
-        unmatched[other] = [regions[other][b]["id"] for b in match.unmatched_b]
-        if counts[0] != counts[other]:
-            result.agreed = False
+            pairs.append(_pair(readings, first, other, regions[first][a]["id"], regions[other][b]["id"], score))
+        pair_agreed = True
+        if counts[first] != counts[other]:
+            pair_agreed = False
             result.reasons.append(
-                f"{key}: {readings[0].name} found {counts[0]} lesion{'s' * (counts[0] != 1)}, "
+                f"{key}: {readings[first].name} found {counts[first]} lesion{'s' * (counts[first] != 1)}, "
                 f"{readings[other].name} {counts[other]}"
             )
-        elif match.n_matched < counts[0]:
-            result.agreed = False
+        elif match.n_matched < counts[first]:
+            pair_agreed = False
             what = f"IoU {thresholds.box_iou:g}" if kind != "point" else f"{thresholds.point_distance:g} px"
             result.reasons.append(
-                f"{key}: {counts[0] - match.n_matched} of {counts[0]} lesions do not match at {what} "
-                f"between {readings[0].name} and {readings[other].name}"
+                f"{key}: {counts[first] - match.n_matched} of {counts[first]} lesions do not match at {what} "
+                f"between {readings[first].name} and {readings[other].name}"
             )
-    if result.agreed:
+        result.agreed &= pair_agreed
+        result.pair(readings[first].name, readings[other].name, AGREED if pair_agreed else DISAGREED)
+    ids = [[item["id"] for item in reader_regions] for reader_regions in regions]
+    groups = _group_regions(ids, matches)
+    if result.agreed:  # every pair matched every lesion: each group holds one lesion of every reader
         for number, group in enumerate(groups, start=1):
             members = [next(i for i in regions[r] if i["id"] == rid) for r, rid in enumerate(group) if rid is not None]
             item = dict(members[0])
@@ -326,48 +343,67 @@ def _compare_regions(
             if kind == "box" and "x" in item["geometry"]:
                 item["geometry"] = _mean_geometry([m["geometry"] for m in members])
             consensus.append(item)
-    result.matching = _matching(readings, groups, pairs, unmatched, "distance_px" if kind == "point" else "iou")
-    return result, _with_unmatched(groups, unmatched, len(readings))
+    result.matching = _matching(readings, ids, pairs, matches, "distance_px" if kind == "point" else "iou")
+    return result, groups
 
 
-def _pair(readings: list[Reading], other: int, id_a: str, id_b: str, score: float) -> dict[str, Any]:
-    return {"readers": [readings[0].name, readings[other].name], "ids": [id_a, id_b], "score": round(score, 6)}
+def _pair(readings: list[Reading], first: int, other: int, id_a: str, id_b: str, score: float) -> dict[str, Any]:
+    return {"readers": [readings[first].name, readings[other].name], "ids": [id_a, id_b], "score": round(score, 6)}
+
+
+def _group_regions(
+    ids: list[list[str]], matches: dict[tuple[int, int], list[tuple[int, int, float]]]
+) -> list[list[str | None]]:
+    """The lesions found, as groups of region ids (one slot per reader, None where that reader has none).
+
+    Built from the pairwise matches in reader order: a region joins the group of the first earlier reader's
+    region it was matched with, when that group has no region of its reader yet; otherwise it starts a group.
+    So a lesion the first reader missed but two others found is one lesion found by two readers, not two
+    lesions found by one each. The groups of the first reader's regions come first, in their order."""
+    n_readers = len(ids)
+    group_of: list[dict[int, int]] = [{} for _ in range(n_readers)]
+    groups: list[list[str | None]] = []
+    for reader in range(n_readers):
+        for b, rid in enumerate(ids[reader]):
+            target = None
+            for earlier in range(reader):
+                partner = next((a for a, bb, _ in matches.get((earlier, reader), []) if bb == b), None)
+                group = group_of[earlier].get(partner) if partner is not None else None
+                if group is not None and groups[group][reader] is None:
+                    target = group
+                    break
+            if target is None:
+                groups.append([None] * n_readers)
+                target = len(groups) - 1
+            groups[target][reader] = rid
+            group_of[reader][b] = target
+    return groups
 
 
 def _matching(
     readings: list[Reading],
-    groups: list[list[str | None]],
+    ids: list[list[str]],
     pairs: list[dict[str, Any]],
-    unmatched: dict[int, list[str]],
+    matches: dict[tuple[int, int], list[tuple[int, int, float]]],
     score: str,
 ) -> dict[str, Any]:
-    """What the browser draws: the pairs matched (Hungarian, each reader against the first reader) and, per
-    reader, the ids of the regions matched with no other reader's."""
-    alone = [group[0] for group in groups if group[0] is not None and all(rid is None for rid in group[1:])]
+    """What the browser draws: the pairs matched (Hungarian, for every pair of readers) and, per reader, the ids
+    of the regions that no other reader's region matched."""
+    paired: list[set[int]] = [set() for _ in readings]
+    for (first, other), found in matches.items():
+        for a, b, _ in found:
+            paired[first].add(a)
+            paired[other].add(b)
     return {
         "method": "hungarian",
-        "reference": readings[0].name,
+        "reference": readings[0].name,  # the first reader; the pairs cover every pair of readers
         "score": score,
         "pairs": pairs,
         "unmatched": {
-            reading.name: [rid for rid in alone if rid is not None] if r == 0 else unmatched.get(r, [])
+            reading.name: [rid for k, rid in enumerate(ids[r]) if k not in paired[r]]
             for r, reading in enumerate(readings)
         },
     }
-
-
-def _with_unmatched(
-    groups: list[list[str | None]], unmatched: dict[int, list[str]], n_readers: int
-) -> list[list[str | None]]:
-    """The groups of the first reader's regions, then one group for each region of another reader that
-    matched none of the first reader's: every lesion found, so that its attributes are accounted for."""
-    extra: list[list[str | None]] = []
-    for other, ids in sorted(unmatched.items()):
-        for rid in ids:
-            group: list[str | None] = [None] * n_readers
-            group[other] = rid
-            extra.append(group)
-    return groups + extra
 
 
 def _mean_geometry(geometries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -416,6 +452,7 @@ def _compare_segments(
             except UndefinedMetricError:
                 entry["hd95_mm"] = entry["assd_mm"] = None  # one reader painted nothing of this segment
             metrics[f"segment {value}: {readings[i].name}~{readings[j].name}"] = entry
+            result.pair(readings[i].name, readings[j].name, AGREED if score >= thresholds.mask_dice else DISAGREED)
             if score < thresholds.mask_dice:
                 agreed = False
                 result.reasons.append(
@@ -461,6 +498,9 @@ def _compare_masks(
     for series_uid, per_reader in sorted(by_series.items()):
         if len(per_reader) < len(readings):
             missing = [readings[r].name for r in range(len(readings)) if r not in per_reader]
+            for i, j in combinations(range(len(readings)), 2):
+                if (i in per_reader) != (j in per_reader):
+                    result.pair(readings[i].name, readings[j].name, DISAGREED)
             result.agreed = False
             result.reasons.append(f"{key} on series {series_uid}: no mask from {', '.join(missing)}")
             continue
@@ -487,10 +527,10 @@ def _compare_region_masks(
     consensus: list[dict[str, Any]],
     consensus_masks: dict[int, np.ndarray],
 ) -> tuple[LabelResult, list[list[str | None]]]:
-    """Region masks (one mask per lesion, with an id): a reader may paint several per series. The regions
-    of every reader are matched with reader 0's by overlap (Dice of the painted voxels, one to one), the
-    counts must be equal, and matched regions are compared segment by segment like series masks. Returns
-    the groups of matched region ids, for the region attributes."""
+    """Region masks (one mask per lesion, with an id): a reader may paint several per series. The regions of
+    every pair of readers are matched by overlap (Dice of the painted voxels, one to one), the counts must be
+    equal, and regions every reader matched are compared segment by segment like series masks. Returns the
+    groups of matched region ids, for the region attributes."""
     key = label["key"]
     segments = [segment["value"] for segment in label["segments"]]
     result = LabelResult(key=key, kind="mask", agreed=True)
@@ -504,44 +544,46 @@ def _compare_region_masks(
     ]
     counts = [len(r) for r in regions]
     result.metrics["regions_per_reader"] = dict(zip((r.name for r in readings), counts, strict=True))
-    groups: list[list[str | None]] = [[item["id"]] + [None] * (len(readings) - 1) for item, _ in regions[0]]
+    matches: dict[tuple[int, int], list[tuple[int, int, float]]] = {}
     matched_pairs: list[dict[str, Any]] = []
-    unmatched: dict[int, list[str]] = {}
-    for other in range(1, len(readings)):
-        overlap = np.zeros((counts[0], counts[other]))
-        for a, (item_a, mask_a) in enumerate(regions[0]):
+    for first, other in combinations(range(len(readings)), 2):
+        overlap = np.zeros((counts[first], counts[other]))
+        for a, (item_a, mask_a) in enumerate(regions[first]):
             for b, (item_b, mask_b) in enumerate(regions[other]):
                 if item_a["series_instance_uid"] == item_b["series_instance_uid"] and mask_a.shape == mask_b.shape:
                     overlap[a, b] = dice(mask_a != 0, mask_b != 0)
         rows, columns = linear_sum_assignment(overlap, maximize=True) if overlap.size else ([], [])
         pairs = [(int(a), int(b)) for a, b in zip(rows, columns, strict=True) if overlap[a, b] > 0]
+        matches[(first, other)] = [(a, b, float(overlap[a, b])) for a, b in pairs]
         for a, b in pairs:
-            groups[a][other] = regions[other][b][0]["id"]
             matched_pairs.append(
-                _pair(readings, other, regions[0][a][0]["id"], regions[other][b][0]["id"], float(overlap[a, b]))
+                _pair(readings, first, other, regions[first][a][0]["id"], regions[other][b][0]["id"], overlap[a, b])
             )
-        paired = {b for _, b in pairs}
-        unmatched[other] = [item["id"] for b, (item, _) in enumerate(regions[other]) if b not in paired]
-        result.metrics[f"{readings[0].name}~{readings[other].name}"] = {
+        result.metrics[f"{readings[first].name}~{readings[other].name}"] = {
             "matched": len(pairs),
             "dice": [round(float(overlap[a, b]), 6) for a, b in sorted(pairs)],
         }
-        if counts[0] != counts[other]:
-            result.agreed = False
+        pair_agreed = True
+        if counts[first] != counts[other]:
+            pair_agreed = False
             result.reasons.append(
-                f"{key}: {readings[0].name} found {counts[0]} region{'s' * (counts[0] != 1)}, "
+                f"{key}: {readings[first].name} found {counts[first]} region{'s' * (counts[first] != 1)}, "
                 f"{readings[other].name} {counts[other]}"
             )
-        elif len(pairs) < counts[0]:
-            result.agreed = False
+        elif len(pairs) < counts[first]:
+            pair_agreed = False
             result.reasons.append(
-                f"{key}: {counts[0] - len(pairs)} of {counts[0]} regions do not overlap "
-                f"between {readings[0].name} and {readings[other].name}"
+                f"{key}: {counts[first] - len(pairs)} of {counts[first]} regions do not overlap "
+                f"between {readings[first].name} and {readings[other].name}"
             )
+        result.agreed &= pair_agreed
+        result.pair(readings[first].name, readings[other].name, AGREED if pair_agreed else DISAGREED)
+    ids = [[item["id"] for item, _ in reader_regions] for reader_regions in regions]
+    groups = _group_regions(ids, matches)
     matched_groups: list[tuple[int, list[tuple[dict[str, Any], np.ndarray]]]] = []
     for number, group in enumerate(groups, start=1):
         if any(rid is None for rid in group):
-            continue  # unmatched: already a disagreement above
+            continue  # not found by every reader: already a disagreement above
         members = [next(m for m in regions[r] if m[0]["id"] == rid) for r, rid in enumerate(group)]
         series_uid = members[0][0]["series_instance_uid"]
         spacing = index.spacing_of_series.get(series_uid, (1.0, 1.0, 1.0))
@@ -559,8 +601,8 @@ def _compare_region_masks(
             arrays = [array for _, array in members]
             consensus_masks[len(consensus)] = _combine_masks(arrays, segments, thresholds, spacing)
             consensus.append(item)
-    result.matching = _matching(readings, groups, matched_pairs, unmatched, "dice")
-    return result, _with_unmatched(groups, unmatched, len(readings))
+    result.matching = _matching(readings, ids, matched_pairs, matches, "dice")
+    return result, groups
 
 
 def evaluate(schema: dict[str, Any], readings: list[Reading], thresholds: Thresholds, index: SliceIndex) -> Evaluation:
@@ -626,7 +668,8 @@ def _compare_region_attributes(
         for number, group in enumerate(region_groups.get(parent, []), start=1):
             answers = [values[r].get(rid) if rid is not None else None for r, rid in enumerate(group)]
             finders = [readings[r].name for r, rid in enumerate(group) if rid is not None]
-            if len(finders) < len(readings):
+            partial = len(finders) < len(readings)
+            if partial:
                 found_by_some += 1
                 result.agreed = False
                 ids = ", ".join(f"{readings[r].name}'s {rid}" for r, rid in enumerate(group) if rid is not None)
@@ -636,14 +679,22 @@ def _compare_region_attributes(
                     missed = [reading.name for reading in readings if reading.name not in finders]
                     why = f"lesion not found by {', '.join(missed)}"
                 result.reasons.append(f"{name} of {parent_name} lesion {number} ({ids}): {why}")
-                continue
-            if all(answer is None for answer in answers):
+            elif all(answer is None for answer in answers):
                 continue  # a matched lesion no reader described: nothing to compare
-            compared += 1
-            group_agreed = True
+            else:
+                compared += 1
+            group_agreed = not partial
             for i, j in combinations(range(len(readings)), 2):
+                if group[i] is None and group[j] is None:
+                    continue  # neither of the two found it: nothing between them
+                if (group[i] is None) != (group[j] is None):
+                    result.pair(readings[i].name, readings[j].name, DISAGREED)  # one of the two never described it
+                    continue
+                if answers[i] is None and answers[j] is None:
+                    continue
                 ok, why = _values_agree(kind, answers[i], answers[j], thresholds)
-                if not ok and not (answers[i] is None and answers[j] is None):
+                result.pair(readings[i].name, readings[j].name, AGREED if ok else DISAGREED)
+                if not ok:
                     group_agreed = False
                     result.reasons.append(
                         f"{key} of {parent} lesion {number}: {readings[i].name} and {readings[j].name} {why}"

@@ -65,15 +65,15 @@ class CaseEventOutput(serializers.ModelSerializer[CaseEvent]):
 
 
 class LesionPairOutput(serializers.Serializer[dict[str, Any]]):
-    readers = serializers.ListField(child=serializers.CharField(), help_text="The two readers, reference first")
+    readers = serializers.ListField(child=serializers.CharField(), help_text="The two readers, in reading order")
     ids = serializers.ListField(child=serializers.CharField(), help_text="Their region ids, in the same order")
     score = serializers.FloatField(help_text="IoU (boxes, polygons), distance in pixels (points) or Dice (masks)")
 
 
 class LesionMatchingOutput(serializers.Serializer[dict[str, Any]]):
     key = serializers.CharField(help_text="The lesion label (box, polygon, point or region mask)")
-    method = serializers.CharField(help_text="hungarian: one-to-one, each reader against the reference reader")
-    reference = serializers.CharField(help_text="The reader every other reader is matched against")
+    method = serializers.CharField(help_text="hungarian: one-to-one, for every pair of readers")
+    reference = serializers.CharField(help_text="The first reader (the pairs cover every pair of readers)")
     score = serializers.ChoiceField(choices=["iou", "distance_px", "dice"])
     pairs = LesionPairOutput(many=True)
     unmatched = serializers.DictField(
@@ -97,7 +97,8 @@ class AgreementOutput(serializers.ModelSerializer[AgreementResult]):
         extra_kwargs = {
             "labels": {
                 "help_text": "Per label: key, kind, status (agreed, disagreed or not_compared), agreed (true only "
-                "when the status is agreed), metrics, reasons, and matching for lesion labels"
+                'when the status is agreed), metrics, reasons, reader_pairs (per pair of readers "a~b": agreed or '
+                "disagreed; a pair absent had nothing to compare), and matching for lesion labels"
             }
         }
 
