@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern
 
-from annotation.api.urls import urlpatterns
+from annotation.api.urls import urlpatterns as annotation_urlpatterns
 from annotation.labels import decode_mask
 from annotation.models import (
     Annotation,
@@ -28,6 +28,7 @@ from annotation.models import (
 )
 from annotation.services import annotation_save, assignment_create
 from imaging.synthetic import SyntheticStudy
+from review.api.urls import urlpatterns as review_urlpatterns
 from review.models import CaseEvent
 from tests.annotation.conftest import chest_values, mask_for, post_revision
 from tests.conftest import stored_files
@@ -290,6 +291,14 @@ TABLE: dict[str, tuple[int, int, int, int, int, int, int]] = {
 # fmt: on
 
 CELLS = [(endpoint, role, TABLE[endpoint][k]) for endpoint in TABLE for k, role in enumerate(ROLES)]
+
+
+# The reading endpoint (save a reading, submit it) is served by review, whose service hands a submission over,
+# but it is the readers' own: its roles stay in this table.
+urlpatterns = [
+    *annotation_urlpatterns,
+    *(p for p in review_urlpatterns if isinstance(p, URLPattern) and p.name == "case-revision-create"),
+]
 
 
 def test_table_covers_every_endpoint_of_the_annotation_api() -> None:
