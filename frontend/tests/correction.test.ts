@@ -5,6 +5,8 @@ import { enCorrection, zhHansCorrection, type CorrectionKey } from "../src/i18n/
 import { en } from "../src/i18n/en";
 import { zhHans } from "../src/i18n/zh-hans";
 import { emptyReading, type Region } from "../src/lib/schemaForm";
+import { latestDecision, lesionOriginText } from "../src/screens/panel/disagreement";
+import type { CaseEvent } from "../src/api/types";
 import { alreadyIn, regionOrigin, sourceAnnotations, sourceTitle, type Correction } from "../src/screens/reader/correction";
 
 const t = (key: MessageKey, params?: Record<string, string | number>) => translate("en", key, params);
@@ -90,5 +92,37 @@ describe("an expert's corrected label", () => {
       expect(placeholders(zhHansCorrection[key]), key).toEqual(placeholders(enCorrection[key]));
       if (key !== "correction.rationale") expect(zhHansCorrection[key], key).not.toBe(enCorrection[key]);
     }
+  });
+
+  it("the panel says which lesion of a winning corrected label came from whom, as the decision event records it", () => {
+    const reading = (role: string, reader: string | null) => ({ revision: 1, annotation: 1, role, reader, description: role });
+    const event = {
+      id: 9,
+      from_status: "in_panel",
+      to_status: "adjudicated",
+      actor: "expert2",
+      reason: "panel decided by majority",
+      created_at: "",
+      metrics: {
+        winner: reading("panel_member", "expert1"),
+        count: "2",
+        rule: "majority",
+        provenance: {
+          lesions: [
+            { id: "n1", from: reading("first_reader", "annotator"), modified: true, by: "expert1" },
+            { id: "n2", from: reading("second_reader", "reviewer"), modified: false, by: "reviewer" },
+            { id: "b7", from: null, modified: false, by: "expert1" },
+          ],
+        },
+      },
+    } as unknown as CaseEvent;
+    const decision = latestDecision([event])!;
+    expect(decision.lesions.map((l) => lesionOriginText(t, l))).toEqual([
+      "n1: from the first reading (annotator), changed",
+      "n2: from the second reading (reviewer)",
+      "b7: drawn by expert1",
+    ]);
+    expect(lesionOriginText(zh, decision.lesions[1])).toBe("n2: 来自复读结果 (reviewer)");
+    expect(latestDecision([{ ...event, metrics: { ...event.metrics, provenance: undefined } } as CaseEvent])!.lesions).toEqual([]);
   });
 });

@@ -37,7 +37,7 @@ class EndorseInput(serializers.Serializer[dict[str, Any]]):
 
 
 class ProvenanceItemOutput(serializers.Serializer[dict[str, Any]]):
-    index = serializers.IntegerField(help_text="The item's position in the label")
+    index = serializers.IntegerField(required=False, help_text="The item's position in the label (items only)")
     id = serializers.CharField(required=False, help_text="A region's id")
     region = serializers.CharField(required=False, help_text="The region an attribute describes")
     # "from" is a Python keyword and "label" a Field attribute: both declared in __init__ below.

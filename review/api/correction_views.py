@@ -100,7 +100,7 @@ class CorrectionEndorseView(APIView):
         data = s.EndorseInput(data=request.data)
         data.is_valid(raise_exception=True)
         correction = Correction.objects.filter(pk=correction_id, case=case).first()
-        if correction is None or correction.submitted_revision_id is None and correction.expert_id != request.user.pk:
+        if correction is None or (correction.submitted_revision_id is None and correction.expert_id != request.user.pk):
             raise NotFoundError(f"Case {case.pk} has no submitted corrected label {correction_id}")
         vote = corrections.correction_endorse(
             case=case,

@@ -6,7 +6,7 @@ and opens the reader editor: the first reading's nodule is there, marked as the 
 reviewer's n2 in; the expert draws a box of their own, describes it, fixes the diameter of the annotator's nodule
 and submits with a rationale. The database then holds that corrected label as the expert's vote: its items, the
 drawn box's geometry, and which part came from whom. The two other experts endorse it, and the panel says, in the
-browser, whose reading each vote is for and that the corrected label won.
+browser, whose reading each vote is for, that the corrected label won, and where each lesion of it came from.
 """
 
 from __future__ import annotations
@@ -178,5 +178,15 @@ def test_an_expert_draws_a_corrected_label_in_the_reader_copies_a_lesion_and_the
     )
     for voter in seated:
         expect(page.get_by_test_id(f"vote-reading-{voter}")).to_have_text(f"for the expert correction by {name}")
+    # ... and which lesion of the final label came from whom.
+    final_lesions = page.get_by_test_id("final-provenance").locator("li")
+    expect(final_lesions).to_have_count(3)
+    assert sorted(final_lesions.all_inner_texts()) == sorted(
+        [
+            "n1: from the first reading (annotator), changed",
+            "n2: from the second reading (reviewer)",
+            f"{drawn}: drawn by {name}",
+        ]
+    )
     save_screenshot(page.screenshot(full_page=True), "panel-correction-decided")
     expert.assert_no_console_errors()

@@ -26,6 +26,7 @@ export const enCorrection = {
   "correction.rationaleRequired": "A vote needs a rationale.",
   "correction.submitted": "Your corrected label is your vote.",
   "correction.backToPanel": "Back to the panel",
+  "correction.finalLesions": "Lesions of the final label",
 } as const;
 
 export type CorrectionKey = keyof typeof enCorrection;
@@ -53,4 +54,5 @@ export const zhHansCorrection: Record<CorrectionKey, string> = {
   "correction.rationaleRequired": "投票需要填写理由。",
   "correction.submitted": "您的修正标注即为您的投票。",
   "correction.backToPanel": "返回专家组页面",
+  "correction.finalLesions": "最终标注的病灶",
 };

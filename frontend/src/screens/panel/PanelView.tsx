@@ -26,6 +26,7 @@ import {
   decisionText,
   labelRows,
   latestDecision,
+  lesionOriginText,
   maskDifferenceBySlice,
   matchedPairs,
   readingText,
@@ -607,10 +608,22 @@ function DecisionNote({ data }: { data: PanelData }) {
     );
   }
   return (
-    <div role="status" className="panel-decision" data-testid="decision">
-      <p>{decisionText(t, decision)}</p>
-      {decision.deadlinePassed ? <p className="hint">{t("panel.deadlinePassed")}</p> : null}
-    </div>
+    <>
+      <div role="status" className="panel-decision" data-testid="decision">
+        <p>{decisionText(t, decision)}</p>
+        {decision.deadlinePassed ? <p className="hint">{t("panel.deadlinePassed")}</p> : null}
+      </div>
+      {decision.lesions.length ? (
+        <div className="panel-provenance">
+          <h3>{t("correction.finalLesions")}</h3>
+          <ul data-testid="final-provenance">
+            {decision.lesions.map((lesion) => (
+              <li key={lesion.id}>{lesionOriginText(t, lesion)}</li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
+    </>
   );
 }
 
