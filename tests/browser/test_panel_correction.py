@@ -188,5 +188,6 @@ def test_an_expert_draws_a_corrected_label_in_the_reader_copies_a_lesion_and_the
             f"{drawn}: drawn by {name}",
         ]
     )
+    page.wait_for_selector('[data-testid="panel-viewer-first_reader"][data-first-image="true"]', timeout=30_000)
     save_screenshot(page.screenshot(full_page=True), "panel-correction-decided")
     expert.assert_no_console_errors()
