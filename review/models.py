@@ -131,3 +131,37 @@ class CaseSummary(models.Model):
 
     def __str__(self) -> str:
         return f"dashboard summary of case {self.case_id}"
+
+
+class Correction(models.Model):
+    """An expert's corrected label of a case in panel: their own full reading (role panel_member), seeded from one
+    of the case's readings, with lesions copied in from the others.
+
+    The reading itself is the expert's annotation (a chain of immutable revisions, validated by the schema like any
+    reading). This row keeps what the revisions cannot say: where each lesion came from (``origins``), and, once
+    the correction is submitted as the expert's vote, which part of it came from whom (``provenance``)."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="corrections")
+    expert = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="corrections")
+    annotation = models.OneToOneField("annotation.Annotation", on_delete=models.PROTECT, related_name="correction")
+    # The reading it started from; null for a correction given whole with a vote.
+    seed = models.ForeignKey(
+        "annotation.AnnotationRevision", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Region id in the correction -> {"revision": the source revision, "annotation": its annotation, "id": the
+    # region's id there}.
+    origins = models.JSONField(default=dict, blank=True)
+    submitted_revision = models.OneToOneField(
+        "annotation.AnnotationRevision", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Frozen at submission (see review.corrections.correction_provenance).
+    provenance = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "expert"], name="one_correction_per_expert")]
+        ordering = ["case_id", "created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"correction of case {self.case_id} by {self.expert_id}"

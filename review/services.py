@@ -33,7 +33,7 @@ from imaging.geometry import order_slices
 from imaging.models import Instance, Series
 from review.dashboards import schedule_dashboards_refresh
 from review.evaluation import AGREED, DISAGREED, Evaluation, Reading, SliceIndex, Thresholds, evaluate
-from review.models import AgreementResult, CaseEvent, PanelVote, ReviewPolicy
+from review.models import AgreementResult, CaseEvent, Correction, PanelVote, ReviewPolicy
 from review.selectors import readings_of_revisions, with_readings
 from review.workflow import case_transition
 
@@ -136,6 +136,14 @@ def reading_submit(
 
     A second submission of the same reading is refused by ``annotation_save`` (InvalidStateError, 409) before
     anything is written."""
+    if role == ReadingRole.PANEL_MEMBER:
+        # An expert's corrected label is their vote: it needs a rationale and counts under the committee rules, so
+        # it is submitted through the corrections endpoint (review.corrections), never as a bare reading.
+        raise ApplicationError(
+            f"Submit your corrected label of case {case.pk} as your vote, with a rationale "
+            f"(POST /api/v1/cases/{case.pk}/corrections/mine/revisions/)",
+            code="correction_is_a_vote",
+        )
     revision = annotation_save(
         case=case,
         reader=reader,
@@ -377,9 +385,14 @@ def panel_vote(
     rationale: str,
     voted_for: AnnotationRevision | None = None,
     values: Any = None,
+    seed: AnnotationRevision | None = None,
+    corrected: AnnotationRevision | None = None,
 ) -> PanelVote:
     """An expert votes for one reading, or submits a corrected label; the decision follows by the committee rules
-    (panel_decision)."""
+    (panel_decision).
+
+    A corrected label is given whole (``values``, optionally with the ``seed`` reading it was made from), or is the
+    expert's correction made in the reader editor and just submitted (``corrected``, see review.corrections)."""
     # Votes on one case are taken one at a time: two experts voting at once must not both count the votes
     # without the other's, nor both decide the case.
     case = Case.objects.select_for_update().select_related("project").get(pk=case.pk)
@@ -393,9 +406,8 @@ def panel_vote(
         raise PermissionDeniedError(f"You do not sit on the panel of case {case.pk}")
     if PanelVote.objects.filter(case=case, expert=expert).exists():
         raise ConflictError(f"You have already voted on case {case.pk}")
-    if (voted_for is None) == (values is None):
+    if sum(choice is not None for choice in (voted_for, values, corrected)) != 1:
         raise ApplicationError("Vote for one reading or give a corrected label, not both", code="bad_vote")
-    corrected = None
     if voted_for is not None:
         allowed = {a.current_revision_id for a in _submitted_readings(case)}
         allowed |= set(Annotation.objects.filter(case=case, role="ai").values_list("current_revision_id", flat=True))
@@ -408,10 +420,10 @@ def panel_vote(
             raise ApplicationError(
                 "That revision is not one of this case's readings or the panel's corrections", code="bad_vote"
             )
-    else:
-        corrected = annotation_save(
-            case=case, reader=expert, role=ReadingRole.PANEL_MEMBER, base_revision=0, values=values, submit=True
-        )
+    elif values is not None:
+        from review.corrections import correction_record_whole
+
+        corrected = correction_record_whole(case=case, expert=expert, values=values, seed=seed)
     vote = PanelVote.objects.create(
         case=case, expert=expert, voted_for=voted_for, corrected=corrected, rationale=rationale
     )
@@ -612,6 +624,11 @@ def _decide_if_due(case: Case, policy: ReviewPolicy, *, actor: User | None, now:
         # Kept for the exports' provenance, which read it: a casting vote (the chair's or the senior expert's) decided.
         "tie_broken_by_chair": decision.rule in (PanelRule.CHAIR, PanelRule.SENIOR),
     }
+    correction = Correction.objects.filter(submitted_revision_id=decision.winner).first()
+    if correction is not None:
+        # The final label is the expert's corrected label: which of its parts came from whom goes with it.
+        metrics["correction"] = correction.pk
+        metrics["provenance"] = correction.provenance
     case_transition(case=case, to=CaseStatus.ADJUDICATED, actor=actor, reason=reason, metrics=metrics)
     return decision
 

@@ -128,6 +128,9 @@ class VoteInput(serializers.Serializer[dict[str, Any]]):
         required=False, help_text="Vote for this reading (its current revision)"
     )
     values = serializers.JSONField(required=False, help_text="Or submit a corrected label instead")
+    seed_annotation = serializers.IntegerField(
+        required=False, help_text="With values: the reading the corrected label was made from (for its provenance)"
+    )
     rationale = serializers.CharField()
 
 

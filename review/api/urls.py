@@ -1,6 +1,6 @@
 from django.urls import path
 
-from review.api import dashboard_views, views
+from review.api import correction_views, dashboard_views, views
 
 urlpatterns = [
     path("projects/<slug:slug>/review-policy/", views.ReviewPolicyView.as_view(), name="review-policy"),
@@ -10,6 +10,22 @@ urlpatterns = [
     path("cases/<int:case_id>/agreement/", views.CaseAgreementView.as_view(), name="case-agreement"),
     path("cases/<int:case_id>/verification/", views.VerificationView.as_view(), name="case-verification"),
     path("cases/<int:case_id>/votes/", views.PanelVotesView.as_view(), name="case-votes"),
+    path("cases/<int:case_id>/corrections/", correction_views.CorrectionListView.as_view(), name="case-corrections"),
+    path(
+        "cases/<int:case_id>/corrections/mine/copy/",
+        correction_views.CorrectionCopyView.as_view(),
+        name="case-correction-copy",
+    ),
+    path(
+        "cases/<int:case_id>/corrections/mine/revisions/",
+        correction_views.CorrectionRevisionView.as_view(),
+        name="case-correction-revisions",
+    ),
+    path(
+        "cases/<int:case_id>/corrections/<int:correction_id>/endorse/",
+        correction_views.CorrectionEndorseView.as_view(),
+        name="case-correction-endorse",
+    ),
 ]
 
 urlpatterns += [

@@ -143,12 +143,20 @@ class PanelVotesView(APIView):
                 annotations_visible_to(request.user, case).select_related("current_revision"), pk=annotation_id
             )
             voted_for = cast(Annotation, annotation).current_revision
+        seed = None
+        seed_id = data.validated_data.get("seed_annotation")
+        if seed_id is not None:
+            annotation = get_object_or_404(
+                annotations_visible_to(request.user, case).select_related("current_revision"), pk=seed_id
+            )
+            seed = cast(Annotation, annotation).current_revision
         vote = services.panel_vote(
             case=case,
             expert=cast(User, request.user),
             rationale=data.validated_data["rationale"],
             voted_for=voted_for,
             values=data.validated_data.get("values"),
+            seed=seed,
         )
         [vote] = selectors.with_readings([vote])
         return Response(s.VoteOutput(vote).data, status=status.HTTP_201_CREATED)

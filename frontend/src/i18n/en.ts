@@ -1,4 +1,5 @@
 /** English strings: the reference dictionary. Every key must also be in zh-hans.ts (the type checks it). */
+import { enCorrection } from "./correction";
 import { enReviewScreens } from "./reviewScreens";
 
 export const en = {
@@ -116,6 +117,7 @@ export const en = {
   "panel.title": "Panel review",
   // The panel, dashboard and jobs screens keep their strings in reviewScreens.ts.
   ...enReviewScreens,
+  ...enCorrection,
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -1,4 +1,5 @@
 import type { MessageKey } from "./en";
+import { zhHansCorrection } from "./correction";
 import { zhHansReviewScreens } from "./reviewScreens";
 
 /** Simplified Chinese; the type makes a missing key a build error. */
@@ -116,4 +117,5 @@ export const zhHans: Record<MessageKey, string> = {
   "jobs.title": "任务",
   "panel.title": "专家组评审",
   ...zhHansReviewScreens,
+  ...zhHansCorrection,
 };

@@ -9,7 +9,7 @@
  * /cases/<id>/events/, /projects/<slug>/review-policy/; POST /cases/<id>/votes/.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { Link } from "react-router-dom";
+import { Link, useNavigate } from "react-router-dom";
 import { api, ApiError, listOf } from "../../api/client";
 import type { Annotation, Case, CaseEvent, Revision, Schema, SchemaDefinition, Vote, Worklist } from "../../api/types";
 import { useSession } from "../../auth/session";
@@ -26,6 +26,7 @@ import {
   decisionText,
   labelRows,
   latestDecision,
+  lesionOriginText,
   maskDifferenceBySlice,
   matchedPairs,
   readingText,
@@ -588,7 +589,7 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
               </ul>
             </>
           ) : null}
-          <VoteForm data={data} onVoted={onReload} />
+          <VoteForm data={data} slug={slug} onVoted={onReload} />
         </aside>
       </div>
     </section>
@@ -607,10 +608,22 @@ function DecisionNote({ data }: { data: PanelData }) {
     );
   }
   return (
-    <div role="status" className="panel-decision" data-testid="decision">
-      <p>{decisionText(t, decision)}</p>
-      {decision.deadlinePassed ? <p className="hint">{t("panel.deadlinePassed")}</p> : null}
-    </div>
+    <>
+      <div role="status" className="panel-decision" data-testid="decision">
+        <p>{decisionText(t, decision)}</p>
+        {decision.deadlinePassed ? <p className="hint">{t("panel.deadlinePassed")}</p> : null}
+      </div>
+      {decision.lesions.length ? (
+        <div className="panel-provenance">
+          <h3>{t("correction.finalLesions")}</h3>
+          <ul data-testid="final-provenance">
+            {decision.lesions.map((lesion) => (
+              <li key={lesion.id}>{lesionOriginText(t, lesion)}</li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
+    </>
   );
 }
 
@@ -646,8 +659,9 @@ function MetricList({ entries }: { entries: MetricEntry[] }) {
   );
 }
 
-function VoteForm({ data, onVoted }: { data: PanelData; onVoted: () => void }) {
+function VoteForm({ data, slug, onVoted }: { data: PanelData; slug: string; onVoted: () => void }) {
   const t = useT();
+  const navigate = useNavigate();
   const { me } = useSession();
   const { caseData, definition, layers, votes, policy, seated } = data;
   const mine = votes.find((v) => v.expert === me.username) ?? null;
@@ -660,6 +674,24 @@ function VoteForm({ data, onVoted }: { data: PanelData; onVoted: () => void }) {
   const [sending, setSending] = useState(false);
   const studyLabels = labelsAt(definition, "study");
   const baseLayer = votable.find((l) => l.key === base) ?? null;
+  const editor = `/cases/${caseData.id}/read?role=panel_member&project=${slug}`;
+  const myDraft = layers.some((l) => l.annotation.role === "panel_member" && l.annotation.reader === me.username && l.annotation.status !== "submitted");
+
+  // The full reader editor, seeded by the server from the chosen reading (or the corrected label already started).
+  async function openEditor() {
+    setMessage(null);
+    if (!baseLayer) return;
+    try {
+      await api.post(`/cases/${caseData.id}/corrections/`, { seed_annotation: baseLayer.annotation.id });
+    } catch (exc) {
+      // 409: this expert's corrected label is started already (it is opened), or they have voted (said so).
+      if (!(exc instanceof ApiError && exc.status === 409 && myDraft)) {
+        setMessage(exc instanceof Error ? exc.message : String(exc));
+        return;
+      }
+    }
+    navigate(editor);
+  }
 
   async function send() {
     setMessage(null);
@@ -681,7 +713,9 @@ function VoteForm({ data, onVoted }: { data: PanelData; onVoted: () => void }) {
     }
     setSending(true);
     try {
-      await api.post(`/cases/${caseData.id}/votes/`, body);
+      // A corrected label given here says which reading it was made from (the server keeps its provenance).
+      const seed = choice === "corrected" && baseLayer ? { seed_annotation: baseLayer.annotation.id } : {};
+      await api.post(`/cases/${caseData.id}/votes/`, { ...body, ...seed });
       onVoted();
     } catch (exc) {
       setMessage(exc instanceof Error ? exc.message : String(exc));
@@ -734,6 +768,12 @@ function VoteForm({ data, onVoted }: { data: PanelData; onVoted: () => void }) {
                   ))}
                 </select>
               </label>
+              <p>
+                <button type="button" data-testid="open-correction-editor" onClick={() => void openEditor()}>
+                  {myDraft ? t("correction.continue") : t("correction.openEditor")}
+                </button>
+              </p>
+              <p className="hint">{t("correction.editorHint")}</p>
               <p className="hint">{t("panel.correctionHint")}</p>
               {studyLabels.map((label) => (
                 <LabelField

@@ -179,6 +179,16 @@ export interface Decision {
   castingVoter: string | null;
   deadlinePassed: boolean;
   reason: string;
+  /** When an expert's corrected label won: which of its lesions came from whom (review/provenance.py). */
+  lesions: DecisionLesion[];
+}
+
+/** One lesion of a winning corrected label: the reading it came from (null: the expert drew it), changed or not. */
+export interface DecisionLesion {
+  id: string;
+  from: VotedReading | null;
+  modified: boolean;
+  by: string;
 }
 
 function isReading(value: unknown): value is VotedReading {
@@ -200,9 +210,29 @@ export function latestDecision(events: CaseEvent[]): Decision | null {
       castingVoter: m.casting_voter ?? null,
       deadlinePassed: Boolean(m.deadline_passed),
       reason: event.reason,
+      lesions: lesionsOf((event.metrics ?? {}) as Record<string, unknown>),
     };
   }
   return null;
+}
+
+function lesionsOf(metrics: Record<string, unknown>): DecisionLesion[] {
+  const provenance = metrics.provenance as { lesions?: unknown } | undefined;
+  if (!provenance || !Array.isArray(provenance.lesions)) return [];
+  return (provenance.lesions as Record<string, unknown>[]).map((l) => ({
+    id: String(l.id ?? ""),
+    from: isReading(l.from) ? l.from : null,
+    modified: Boolean(l.modified),
+    by: String(l.by ?? ""),
+  }));
+}
+
+/** Where a lesion of the final label came from, in words: "n2: from the second reading (reviewer)". */
+export function lesionOriginText(t: Translate, lesion: DecisionLesion): string {
+  const where = lesion.from
+    ? t(lesion.modified ? "correction.fromChanged" : "correction.from", { reading: readingText(t, lesion.from) })
+    : t("correction.drawnBy", { expert: lesion.by });
+  return `${lesion.id}: ${where}`;
 }
 
 const RULES = ["majority", "plurality", "casting_vote_chair", "casting_vote_senior_expert"];

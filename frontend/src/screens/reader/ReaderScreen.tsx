@@ -3,6 +3,9 @@
  * region tools (box, contour, point, brush/eraser on a series label map), the AI proposal as an editable
  * layer, autosaved drafts with base_revision (a 409 is shown as "changed elsewhere", never overwritten),
  * submit with the server's validation messages, and verification mode for second readers.
+ * In the panel role (?role=panel_member) it is the editor of the expert's corrected label: seeded by the server
+ * from a reading, with the other readings' lesions drawn and one click from being copied in, saved through
+ * /cases/<id>/corrections/mine/ and submitted as the expert's vote (CorrectionPanel.tsx, correction.ts).
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
@@ -34,6 +37,8 @@ import { projectRoot, renderedUrl, seriesStack, studySeries, type SeriesStack, t
 import { StackViewer, type NavTool, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
 import { LabelField } from "./LabelField";
 import { drawLabelmapSlice, drawRegion } from "./overlay";
+import { regionOrigin, sourceAnnotations, type Correction, type SourceReading } from "./correction";
+import { CorrectionSources, CorrectionStart, SOURCE_COLOURS, SOURCE_TAGS } from "./CorrectionPanel";
 
 type Tool = NavTool | "box" | "polygon" | "point" | "brush" | "eraser";
 type SaveState = "new" | "saved" | "unsaved" | "saving" | "conflict";
@@ -60,6 +65,10 @@ interface Context {
   firstReading: Revision | null;
   mode: string;
   series: SeriesSummary[];
+  /** Correction mode (role panel_member): the expert's corrected label, null until started. */
+  correction: Correction | null;
+  /** Correction mode: the readings lesions can be copied from. */
+  sources: SourceReading[];
 }
 
 declare global {
@@ -97,7 +106,18 @@ async function loadContext(caseId: string, slug: string, role: ReadingRole, user
   ]);
   const schema = listOf(schemas)[0];
   if (!schema) throw new Error(`Project ${slug} has no label schema`);
-  return { caseData, schema, mine, myRevision, ai, firstReading, mode: policy.mode, series };
+  let correction: Correction | null = null;
+  let sources: SourceReading[] = [];
+  if (role === "panel_member") {
+    const corrections = await api.get<Correction[]>(`/cases/${caseId}/corrections/`);
+    correction = corrections.find((c) => c.expert === username) ?? null;
+    const from = sourceAnnotations(list, username);
+    const revisions = await Promise.all(from.map(latestRevision));
+    sources = await Promise.all(
+      from.map(async (annotation, i) => ({ annotation, reading: await itemsToReading(schema.definition, revisions[i]?.items ?? []) })),
+    );
+  }
+  return { caseData, schema, mine, myRevision, ai, firstReading, mode: policy.mode, series, correction, sources };
 }
 
 export function ReaderScreen() {
@@ -127,6 +147,9 @@ export function ReaderScreen() {
 
   if (error) return <ErrorMessage error={error} onRetry={() => setAttempt((n) => n + 1)} />;
   if (!context) return <Loading />;
+  if (role === "panel_member" && !context.correction) {
+    return <CorrectionStart caseId={context.caseData.id} slug={slug || me.projects[0]?.slug || ""} sources={context.sources} onStarted={() => setAttempt((n) => n + 1)} />;
+  }
   return (
     <Reader
       key={`${caseId}-${attempt}`}
@@ -134,7 +157,7 @@ export function ReaderScreen() {
       role={role}
       slug={slug || me.projects[0]?.slug || ""}
       onReload={() => setAttempt((n) => n + 1)}
-      title={t("reader.title", { id: caseId })}
+      title={t(role === "panel_member" ? "correction.title" : "reader.title", { id: caseId })}
     />
   );
 }
@@ -147,6 +170,10 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const caseId = context.caseData.id;
   const studyUid = context.caseData.study_instance_uid;
   const verification = role === "second_reader" && context.mode === "verification" && context.firstReading !== null;
+  const correcting = role === "panel_member" && context.correction !== null;
+  const [correction, setCorrection] = useState<Correction | null>(context.correction);
+  const [rationale, setRationale] = useState("");
+  const [showSources, setShowSources] = useState(true);
 
   const [reading, setReading] = useState<Reading>(emptyReading);
   const [loaded, setLoaded] = useState(false);
@@ -157,7 +184,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [revisionNumber, setRevisionNumber] = useState(context.myRevision?.number ?? 0);
   const [conflictRevision, setConflictRevision] = useState<number | null>(null);
   const [messages, setMessages] = useState<string[]>([]);
-  const [submitted, setSubmitted] = useState(context.mine?.status === "submitted");
+  const [submitted, setSubmitted] = useState(context.mine?.status === "submitted" || context.correction?.status === "submitted");
   const [decision, setDecision] = useState<string | null>(null);
   const [rejectReason, setRejectReason] = useState("");
   const baseRevision = useRef(context.myRevision?.number ?? 0);
@@ -247,14 +274,27 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         setSaveState("saving");
         try {
           const items = await readingToItems(definition, readingRef.current);
-          const revision = await api.post<Revision>(`/cases/${caseId}/revisions/`, {
-            role,
-            base_revision: baseRevision.current,
-            values: { items },
-            submit,
-          });
-          baseRevision.current = revision.number;
-          setRevisionNumber(revision.number);
+          let number: number;
+          if (correcting) {
+            const saved = await api.post<Correction>(`/cases/${caseId}/corrections/mine/revisions/`, {
+              base_revision: baseRevision.current,
+              values: { items },
+              submit,
+              rationale: rationaleRef.current,
+            });
+            setCorrection(saved);
+            number = saved.revision;
+          } else {
+            const revision = await api.post<Revision>(`/cases/${caseId}/revisions/`, {
+              role,
+              base_revision: baseRevision.current,
+              values: { items },
+              submit,
+            });
+            number = revision.number;
+          }
+          baseRevision.current = number;
+          setRevisionNumber(number);
           setMessages([]);
           setSaveState(dirty.current === marker ? "saved" : "unsaved");
           if (submit) setSubmitted(true);
@@ -275,10 +315,48 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       saving.current = null;
       return ok;
     },
-    [caseId, definition, role],
+    [caseId, definition, role, correcting],
   );
   const readingRef = useRef(reading);
   readingRef.current = reading;
+  const rationaleRef = useRef(rationale);
+  rationaleRef.current = rationale;
+  const saveStateRef = useRef(saveState);
+  saveStateRef.current = saveState;
+
+  // Correction mode: copy one lesion of another reading in (the server appends a revision), then show it.
+  const copyLesion = useCallback(
+    async (source: SourceReading, lesion: string) => {
+      if (saveStateRef.current === "unsaved" && !(await save(false))) return;
+      if (saving.current) await saving.current;
+      try {
+        const copied = await api.post<Correction>(`/cases/${caseId}/corrections/mine/copy/`, {
+          from_annotation: source.annotation.id,
+          lesion,
+          base_revision: baseRevision.current,
+        });
+        const revision = await api.get<Revision>(`/annotations/${copied.annotation}/revisions/${copied.revision}/`);
+        const next = await itemsToReading(definition, revision.items);
+        dirty.current = 0;
+        baseRevision.current = copied.revision;
+        setReading(next);
+        setCorrection(copied);
+        setRevisionNumber(copied.revision);
+        setSaveState("saved");
+        setMessages([]);
+        const region = next.regions.find((r) => copied.origins[r.id]?.annotation === source.annotation.id && copied.origins[r.id]?.id === lesion);
+        if (region) setSelected(region.id);
+      } catch (exc) {
+        if (exc instanceof ApiError && exc.status === 409 && exc.body.current_revision !== undefined) {
+          setConflictRevision(Number(exc.body.current_revision ?? 0) || null);
+          setSaveState("conflict");
+        } else {
+          setMessages([exc instanceof Error ? exc.message : String(exc)]);
+        }
+      }
+    },
+    [caseId, definition, save],
+  );
 
   // Autosave drafts a moment after the last change.
   useEffect(() => {
@@ -289,8 +367,12 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
 
   const submit = useCallback(async () => {
     if (readOnly) return;
+    if (correcting && !rationaleRef.current.trim()) {
+      setMessages([t("correction.rationaleRequired")]);
+      return;
+    }
     await save(true);
-  }, [readOnly, save]);
+  }, [readOnly, save, correcting, t]);
 
   // Keyboard shortcuts.
   useEffect(() => {
@@ -357,6 +439,14 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       if (aiLayer) {
         for (const r of aiLayer.regions.filter(onSlice)) drawRegion(ctx, h, r, { colour: "#ff9800", dashed: true, tag: "AI" });
       }
+      if (correcting && showSources) {
+        for (const source of context.sources) {
+          const role = source.annotation.role;
+          for (const r of source.reading.regions.filter(onSlice)) {
+            drawRegion(ctx, h, r, { colour: SOURCE_COLOURS[role] ?? "#cccccc", dashed: true, width: 1, tag: `${SOURCE_TAGS[role] ?? ""} ${r.id}` });
+          }
+        }
+      }
       for (const key of Object.keys(reading.masks)) {
         if (key.endsWith(`|${stack!.seriesUid}`)) drawLabelmapSlice(ctx, h, reading.masks[key], h.slice);
       }
@@ -365,7 +455,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       }
       if (draft) drawRegion(ctx, h, draft, { colour: "#ffffff", dashed: true });
     },
-    [stack, reading, aiLayer, firstLayer, showFirst, verification, selected, draft],
+    [stack, reading, aiLayer, firstLayer, showFirst, verification, selected, draft, correcting, showSources, context.sources],
   );
 
   const onPointer = useCallback(
@@ -491,12 +581,16 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     <section aria-label={title}>
       <div className="toolbar">
         <h1 style={{ margin: 0, fontSize: "1.2rem" }}>{title}</h1>
-        <span className="badge">{t(`reading.${role}`)}</span>
+        <span className="badge">{correcting ? t("correction.badge") : t(`reading.${role}`)}</span>
         <span className="save-state" role="status" data-testid="save-state" data-state={saveState}>
           {stateText}
         </span>
         <span className="spacer" style={{ flex: 1 }} />
-        <Link to={`/projects/${slug}?role=${role}`}>{t("reader.backToWorklist")}</Link>
+        {correcting ? (
+          <Link to={`/cases/${caseId}/panel?project=${slug}`}>{t("correction.backToPanel")}</Link>
+        ) : (
+          <Link to={`/projects/${slug}?role=${role}`}>{t("reader.backToWorklist")}</Link>
+        )}
       </div>
       {saveState === "conflict" ? (
         <div role="alert" className="error" data-testid="conflict">
@@ -627,7 +721,26 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
               </button>
             </fieldset>
           ) : null}
-          {context.ai || aiLayer ? (
+          {correcting && correction ? (
+            <>
+              <label>
+                <input type="checkbox" checked={showSources} onChange={(e) => setShowSources(e.target.checked)} /> {t("correction.sources")}
+              </label>
+              <CorrectionSources
+                definition={definition}
+                correction={correction}
+                sources={context.sources}
+                regions={reading.regions}
+                disabled={readOnly || saveState === "conflict"}
+                onCopy={(source, lesion) => void copyLesion(source, lesion)}
+                onShow={(region) => {
+                  const index = stack?.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame) ?? -1;
+                  if (index >= 0) viewer.current?.setSlice(index);
+                }}
+              />
+            </>
+          ) : null}
+          {!correcting && (context.ai || aiLayer) ? (
             <fieldset>
               <legend>{t("reader.ai")}</legend>
               {aiLayer ? (
@@ -765,6 +878,11 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                         {region.fromAi ? " (AI)" : ""}
                         {sliceIndex >= 0 ? ` · ${t("reader.slice", { index: sliceIndex + 1, total: stack?.slices.length ?? 0 })}` : ""}
                       </button>{" "}
+                      {correcting ? (
+                        <span className="hint" data-testid={`origin-${region.id}`}>
+                          {regionOrigin(t, correction, context.sources, region.id)}{" "}
+                        </span>
+                      ) : null}
                       <button
                         type="button"
                         disabled={readOnly}
@@ -796,18 +914,27 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
               </ol>
             </fieldset>
           ) : null}
+          {correcting && !readOnly ? (
+            <>
+              <label htmlFor="correction-rationale">{t("correction.rationale")}</label>
+              <textarea id="correction-rationale" rows={3} value={rationale} onChange={(e) => setRationale(e.target.value)} />
+            </>
+          ) : null}
           {!verification ? (
             <div className="toolbar">
               <button type="button" onClick={() => void save(false)} disabled={readOnly || saveState === "conflict"}>
                 {t("common.save")}
               </button>
               <button type="button" className="primary" onClick={() => void submit()} disabled={readOnly || saveState === "conflict"} title={missing.join(", ")}>
-                {t("reader.submit")}
+                {correcting ? t("correction.submit") : t("reader.submit")}
               </button>
             </div>
           ) : null}
-          {submitted && !verification ? <p role="status">{t("reader.submitted")}</p> : null}
-          {readOnly ? (
+          {submitted && !verification ? <p role="status">{correcting ? t("correction.submitted") : t("reader.submitted")}</p> : null}
+          {correcting && readOnly ? (
+            <Link to={`/cases/${caseId}/panel?project=${slug}`}>{t("correction.backToPanel")}</Link>
+          ) : null}
+          {readOnly && !correcting ? (
             <button type="button" onClick={() => void nextCase()}>
               {t("reader.nextCase")}
             </button>
