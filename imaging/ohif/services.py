@@ -17,6 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+
 PREFIX = "/ohif/"
 # The site root as the published build writes it, and what it becomes under PREFIX.
 _WEBPACK_PUBLIC_PATH = b'__webpack_require__.p = "/";'
@@ -30,6 +32,12 @@ class Asset:
     body: bytes | None  # rewritten content, or None to serve the file as published
     path: Path
     content_type: str
+
+
+def project_viewer_url(slug: str) -> str | None:
+    """Where "Open in OHIF" leads for a project: OHIF on that project's DICOMweb root; None when the viewer
+    is not enabled on this server (MEDLABEL_OHIF_ENABLED), so that the browser shows no link."""
+    return f"{PREFIX}projects/{slug}/" if settings.OHIF_ENABLED else None
 
 
 def app_config(*, dicomweb_root: str, router_basename: str, friendly_name: str) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from accounts.services import api_token_create
 from annotation.models import Project
+from annotation.services import assignment_create, cases_create
 from imaging.ohif import services as ohif
 from imaging.services.ingest import IncomingFile, ingest_files
 from imaging.synthetic import generate_ct_study
@@ -372,3 +373,50 @@ def test_ohif_cross_origin_on_a_project_root_with_a_token(
     check_clean(recorder, root=f"{root}/")
     assert any(f"/studies/{studies.my_study}/" in line for line in recorder.dicomweb)
     record("cross-origin", recorder, spreads, time.monotonic() - started)
+
+
+def test_open_in_ohif_link_is_off_by_default_and_opens_the_projects_studies_only(
+    browser: Browser, base_url: str, studies: Studies, settings: Any
+) -> None:
+    """The worklist offers "Open in OHIF" only when the server enables OHIF; the viewer it opens lists the
+    project's studies, not those of the user's other projects."""
+    # A member of both projects: their other study is one the unscoped /dicomweb would list.
+    MembershipFactory(project=studies.other, user=studies.user, role="annotator")
+    (case,) = cases_create(project=studies.mine, study_uids=[studies.my_study])
+    assignment_create(case=case, user=studies.user, role="first_reader", assigned_by=None)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    sign_in(page, base_url, f"/projects/{studies.mine.slug}", studies.user.username)
+    page.get_by_test_id(f"case-row-{case.pk}").wait_for(timeout=60_000)
+    assert page.get_by_test_id("open-ohif").count() == 0
+    assert page.get_by_test_id(f"open-ohif-{case.pk}").count() == 0
+    assert page.request.get(f"{base_url}/ohif/projects/{studies.mine.slug}/").status == 404
+
+    settings.OHIF_ENABLED = True
+    page.reload()
+    link = page.get_by_test_id("open-ohif")
+    link.wait_for(timeout=60_000)
+    assert link.get_attribute("href") == f"/ohif/projects/{studies.mine.slug}/"
+    shot(page, "worklist-with-link")
+    assert page.get_by_test_id(f"open-ohif-{case.pk}").get_attribute("href") == (
+        f"/ohif/projects/{studies.mine.slug}/viewer?StudyInstanceUIDs={studies.my_study}"
+    )
+    # With the same session, the unscoped root lists both studies: the project root is what narrows it.
+    everything = page.request.get(f"{base_url}/dicomweb/studies").json()
+    assert {s["0020000D"]["Value"][0] for s in everything} == {studies.my_study, studies.other_study}
+
+    recorder = Recorder()
+    with context.expect_page() as opened:
+        link.click()
+    viewer = opened.value
+    recorder.attach(viewer)
+    with viewer.expect_response(lambda r: "/studies?" in r.url and "/dicomweb/" in r.url) as searched:
+        viewer.get_by_text("Synthetic CT CHEST", exact=True).wait_for(timeout=60_000)
+    listed = searched.value
+    assert f"/dicomweb/projects/{studies.mine.slug}/studies?" in listed.url
+    assert [s["0020000D"]["Value"][0] for s in listed.json()] == [studies.my_study]
+    assert viewer.get_by_text("Synthetic CT CHEST", exact=True).count() == 1
+    dismiss_notices(viewer)
+    shot(viewer, "open-in-ohif-study-list")
+    context.close()
+    check_clean(recorder, root=f"/dicomweb/projects/{studies.mine.slug}/")
