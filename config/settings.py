@@ -124,7 +124,7 @@ STATICFILES_DIRS = [FRONTEND_DIST_DIR] if FRONTEND_DIST_DIR.exists() else []
 # links each project to /ohif/projects/<slug>/ (that project's studies only).
 OHIF_VERSION = "3.13.2"
 OHIF_ENABLED = env_bool("MEDLABEL_OHIF_ENABLED", False)
-OHIF_DIST_DIR = Path(env_str("MEDLABEL_OHIF_DIST", str(BASE_DIR / "var" / "ohif" / OHIF_VERSION / "dist")))
+OHIF_DIST_DIR = Path(env_str("MEDLABEL_OHIF_DIST", "") or BASE_DIR / "var" / "ohif" / OHIF_VERSION / "dist")
 MEDIA_ROOT = Path(env_str("MEDLABEL_STORAGE_DIR", str(DATA_DIR / "storage")))
 STORAGES = {
     "default": {

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pydicom
@@ -125,9 +125,9 @@ def _ingest(project: Project, seed: int, patient_id: str) -> str:
 @pytest.fixture
 def studies(db: None) -> Studies:
     """Two projects with one synthetic CT each; the user is a member of the first only."""
-    mine = ProjectFactory(slug="ohif-chest", name="OHIF chest")
-    other = ProjectFactory(slug="ohif-other", name="Other project")
-    user = UserFactory(username="ohif-reader")
+    mine = cast(Project, ProjectFactory(slug="ohif-chest", name="OHIF chest"))
+    other = cast(Project, ProjectFactory(slug="ohif-other", name="Other project"))
+    user = cast(User, UserFactory(username="ohif-reader"))
     MembershipFactory(project=mine, user=user, role="annotator")
     my_study = _ingest(mine, 7001, "OHIF-MINE")
     other_study = _ingest(other, 7002, "OHIF-OTHER")

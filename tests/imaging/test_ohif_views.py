@@ -40,8 +40,7 @@ def dist(tmp_path: Path, settings: Any) -> Path:
 
 
 def config_of(response: Any) -> dict[str, Any]:
-    body = b"".join(response.streaming_content) if response.streaming else response.content
-    text = body.decode()
+    text = response.content.decode()
     assert text.startswith("window.config = ")
     return dict(json.loads(text.removeprefix("window.config = ").rstrip().rstrip(";")))
 
@@ -81,8 +80,8 @@ def test_index_and_files_are_served_under_the_prefix(dist: Path, manager_client:
     assert bundle["Content-Type"].startswith("text/javascript")
     assert manager_client.get("/ohif/app.bundle.css").content == b"@font-face{src:url(/ohif/font.woff2)}"
     wasm = manager_client.get("/ohif/codec.wasm")
-    assert wasm["Content-Type"] == "application/wasm" and b"".join(wasm.streaming_content) == b"\0asm"
-    assert b"".join(manager_client.get("/ohif/assets/logo.svg").streaming_content) == b"<svg/>"
+    assert wasm["Content-Type"] == "application/wasm" and wasm.getvalue() == b"\0asm"
+    assert manager_client.get("/ohif/assets/logo.svg").getvalue() == b"<svg/>"
     # A path out of the build is a client route like any unknown path: index.html, never the file.
     escaped = manager_client.get("/ohif/..%2Fsecret.txt")
     assert b"outside the build" not in escaped.content
