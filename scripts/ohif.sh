@@ -32,7 +32,8 @@ echo "[ohif] fetching @ohif/app@$OHIF_VERSION (about 50 MB; npm checks it agains
 # npm pack downloads through npm's own cache, so a second machine-wide install does not download again.
 npm pack "@ohif/app@$OHIF_VERSION" --pack-destination "$work" --silent >/dev/null
 tarball="$work/ohif-app-$OHIF_VERSION.tgz"
-actual="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
+actual=$(node -e 'const fs = require("fs"), c = require("crypto");
+process.stdout.write("sha512-" + c.createHash("sha512").update(fs.readFileSync(process.argv[1])).digest("base64"));' "$tarball")
 if [[ "$actual" != "$OHIF_INTEGRITY" ]]; then
     echo "[ohif] refusing $tarball: its sha512 is $actual, pinned $OHIF_INTEGRITY" >&2
     exit 1
