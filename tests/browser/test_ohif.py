@@ -418,5 +418,9 @@ def test_open_in_ohif_link_is_off_by_default_and_opens_the_projects_studies_only
     assert viewer.get_by_text("Synthetic CT CHEST", exact=True).count() == 1
     dismiss_notices(viewer)
     shot(viewer, "open-in-ohif-study-list")
+    # The case's own link opens its study straight in OHIF's viewer.
+    viewer.goto(base_url + str(page.get_by_test_id(f"open-ohif-{case.pk}").get_attribute("href")))
+    spread = wait_canvas(viewer, 0)
+    assert spread >= MIN_CANVAS_STD, f"the case's study did not render in OHIF (canvas spread {spread:.1f})"
     context.close()
     check_clean(recorder, root=f"/dicomweb/projects/{studies.mine.slug}/")
