@@ -218,17 +218,22 @@ def dismiss_notices(page: Page) -> None:
             button.first.click()
 
 
-def view_study(page: Page, recorder: Recorder, name: str, *, description: str) -> dict[str, float]:
+def view_study(
+    page: Page, recorder: Recorder, name: str, *, description: str, started: float
+) -> tuple[dict[str, float], dict[str, float]]:
     """From OHIF's study list (open in ``page``): open the study, check that the CT renders, switch to MPR and
-    check its three viewports render. Returns the canvases' pixel spreads."""
+    check its three viewports render. Returns the canvases' pixel spreads and when (seconds after
+    ``started``) the study list, the CT and MPR were up."""
     row = page.get_by_text(description, exact=True)
     row.wait_for(timeout=60_000)
+    times = {"study_list": time.monotonic() - started}
     dismiss_notices(page)
     shot(page, f"{name}-study-list")
     row.click()
     page.get_by_role("button", name="Basic Viewer").click()
     spreads = {"ct": wait_canvas(page, 0)}
     assert spreads["ct"] >= MIN_CANVAS_STD, f"the CT did not render (canvas spread {spreads['ct']:.1f})"
+    times["ct"] = time.monotonic() - started
     dismiss_notices(page)
     # The first-visit tour of the viewer starts once the viewer is up; it would catch the next clicks.
     skip = page.get_by_role("button", name="Skip all")
@@ -244,9 +249,10 @@ def view_study(page: Page, recorder: Recorder, name: str, *, description: str) -
     for index, plane in enumerate(("mpr-1", "mpr-2", "mpr-3")):
         spreads[plane] = wait_canvas(page, index)
     assert min(spreads.values()) >= MIN_CANVAS_STD, f"an MPR viewport did not render: {spreads}"
+    times["mpr"] = time.monotonic() - started
     dismiss_notices(page)
     shot(page, f"{name}-mpr")
-    return spreads
+    return spreads, times
 
 
 def check_clean(recorder: Recorder, *, root: str) -> None:
@@ -264,11 +270,12 @@ def sign_in(page: Page, base_url: str, next_path: str, username: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def record(name: str, recorder: Recorder, spreads: dict[str, float], seconds: float) -> None:
+def record(name: str, recorder: Recorder, spreads: dict[str, float], times: dict[str, float], seconds: float) -> None:
     path = artifacts() / "ohif-runs.json"
     runs = json.loads(path.read_text()) if path.exists() else {}
     runs[name] = {
         "seconds": round(seconds, 1),
+        "seconds_until": {key: round(value, 1) for key, value in times.items()},
         "dicomweb_requests": len(recorder.dicomweb),
         "failed": len(recorder.failed),
         "console_errors": len(recorder.errors),
@@ -286,13 +293,13 @@ def test_ohif_same_origin_with_the_session(browser: Browser, base_url: str, stud
     recorder = Recorder()
     recorder.attach(page)
     sign_in(page, base_url, "/ohif/", studies.user.username)
-    spreads = view_study(page, recorder, "same-origin", description="Synthetic CT CHEST")
+    spreads, times = view_study(page, recorder, "same-origin", description="Synthetic CT CHEST", started=started)
     context.close()
     check_clean(recorder, root=f"{base_url}/dicomweb/")
     # Every study the user may see and no other: the other project's CT never appears.
     assert any(f"/studies/{studies.my_study}/" in line for line in recorder.dicomweb)
     assert not any(studies.other_study in line for line in recorder.dicomweb)
-    record("same-origin", recorder, spreads, time.monotonic() - started)
+    record("same-origin", recorder, spreads, times, time.monotonic() - started)
 
 
 class _StaticViewer(SimpleHTTPRequestHandler):
@@ -366,13 +373,13 @@ def test_ohif_cross_origin_on_a_project_root_with_a_token(
     recorder = Recorder()
     recorder.attach(page)
     page.goto(f"{origin}/")
-    spreads = view_study(page, recorder, "cross-origin", description="Synthetic CT CHEST")
+    spreads, times = view_study(page, recorder, "cross-origin", description="Synthetic CT CHEST", started=started)
     # Cookies are per host, not per port: the static origin's own cookies (OHIF's i18next) are seen here too.
     assert "sessionid" not in {c["name"] for c in context.cookies(base_url)}, "the token run must not sign in"
     context.close()
     check_clean(recorder, root=f"{root}/")
     assert any(f"/studies/{studies.my_study}/" in line for line in recorder.dicomweb)
-    record("cross-origin", recorder, spreads, time.monotonic() - started)
+    record("cross-origin", recorder, spreads, times, time.monotonic() - started)
 
 
 def test_open_in_ohif_link_is_off_by_default_and_opens_the_projects_studies_only(
