@@ -11,6 +11,7 @@ from accounts.models import ApiToken, Profile, api_token_hash
 from annotation.models import Membership
 from config.errors import NotFoundError
 from config.types import AnyUser, User, user_pk
+from imaging.ohif.services import project_viewer_url
 
 
 def saved_language(user: AnyUser) -> str:
@@ -27,7 +28,13 @@ def me_for(user: User, *, current_language: str | None = None) -> dict[str, Any]
     memberships = Membership.objects.filter(user=user).select_related("project").order_by("project__name", "role")
     for membership in memberships:
         entry = projects.setdefault(
-            membership.project.slug, {"slug": membership.project.slug, "name": membership.project.name, "roles": []}
+            membership.project.slug,
+            {
+                "slug": membership.project.slug,
+                "name": membership.project.name,
+                "roles": [],
+                "ohif_url": project_viewer_url(membership.project.slug),
+            },
         )
         entry["roles"].append(membership.role)
     language = saved_language(user) or current_language or translation.get_language() or "en"

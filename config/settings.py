@@ -119,6 +119,12 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 FRONTEND_DIST_DIR = BASE_DIR / "frontend" / "dist"
 STATICFILES_DIRS = [FRONTEND_DIST_DIR] if FRONTEND_DIST_DIR.exists() else []
+# The OHIF Viewer beside the reader (optional, off by default): with MEDLABEL_OHIF_ENABLED the platform serves
+# the published OHIF build (scripts/ohif.sh installs it) under /ohif/, with the user's session, and the worklist
+# links each project to /ohif/projects/<slug>/ (that project's studies only).
+OHIF_VERSION = "3.13.2"
+OHIF_ENABLED = env_bool("MEDLABEL_OHIF_ENABLED", False)
+OHIF_DIST_DIR = Path(env_str("MEDLABEL_OHIF_DIST", "") or BASE_DIR / "var" / "ohif" / OHIF_VERSION / "dist")
 MEDIA_ROOT = Path(env_str("MEDLABEL_STORAGE_DIR", str(DATA_DIR / "storage")))
 STORAGES = {
     "default": {

@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("annotation.api.import_urls")),
     path("dicomweb/", include("imaging.dicomweb.urls")),
+    path("ohif/", include("imaging.ohif.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
 ]

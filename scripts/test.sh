@@ -30,5 +30,7 @@ export TEST_ARTIFACTS_DIR="$ARTIFACTS"
 mkdir -p "$MEDLABEL_DATA_DIR" "$ARTIFACTS"
 export PYTHONUNBUFFERED=1
 bash scripts/build-frontend.sh
+# The published OHIF Viewer that tests/browser/test_ohif.py runs against the platform (pinned, checked).
+bash scripts/ohif.sh
 
 .venv/bin/python -m pytest "$@"

@@ -15,6 +15,9 @@ class MeProjectOutput(serializers.Serializer[dict[str, Any]]):
     slug = serializers.CharField()
     name = serializers.CharField()
     roles = serializers.ListField(child=serializers.CharField())
+    ohif_url = serializers.CharField(
+        allow_null=True, help_text="OHIF on this project's studies, or null when the OHIF Viewer is not enabled."
+    )
 
 
 class MeOutput(serializers.Serializer[dict[str, Any]]):

@@ -263,6 +263,9 @@ def retrieve_frames(
 def retrieve_bulkdata(
     request: HttpRequest, study: str, series: str, instance: str, tag: str, scope: str | None = None
 ) -> HttpResponseBase:
+    """Pixel Data as bulk data (PS3.18 8.7.3.3): native pixel data is one application/octet-stream part, all
+    frames in one; compressed pixel data is one part per frame, in the frames' own media type (image/jp2...)
+    or application/octet-stream, as the Accept header chooses (the same choice as for frames)."""
     if tag.upper() != "7FE00010":
         raise NotFoundError(f"No bulk data {tag} (only Pixel Data, 7FE00010, is served)")
     row = _instance(request, scope, study, series, instance)
@@ -270,13 +273,17 @@ def retrieve_bulkdata(
     numbers = list(range(1, row.number_of_frames + 1))
     pixels.check_frame_numbers(row, numbers)
     source = _upstream(study_row)
-    as_stored = source is None and (row.is_encapsulated or row.transfer_syntax_uid == pixels.EXPLICIT_VR_BIG_ENDIAN)
-    syntax = row.transfer_syntax_uid if as_stored else pixels.EXPLICIT_VR_LITTLE_ENDIAN
+    part_type, syntax, decode = _frame_media(request, row, proxied=source is not None)
     if source is not None:
         data = upstream.retrieve_frames(source, study, series, instance, numbers)
+    elif decode:
+        data = [pixels.native_frame_bytes(row, n) for n in numbers]
     else:
         data = pixels.stored_frames(row, numbers)
-    return multipart_body_response(((f"{OCTET}; transfer-syntax={syntax}", b"".join(data)),), OCTET)
+    content_type = f"{part_type}; transfer-syntax={syntax}"
+    if source is None and row.is_encapsulated and not decode:
+        return multipart_body_response(((content_type, frame) for frame in data), part_type)
+    return multipart_body_response(((content_type, b"".join(data)),), part_type)
 
 
 def _rendered_type(request: HttpRequest) -> str:

@@ -40,8 +40,8 @@ def test_me_lists_projects_with_roles_and_nothing_else(member: User) -> None:
     assert body["is_staff"] is False
     assert body["language"] == "en" and body["language_saved"] is False
     assert body["projects"] == [
-        {"slug": "alpha", "name": "Alpha", "roles": ["annotator", "reviewer"]},
-        {"slug": "beta", "name": "Beta", "roles": ["manager"]},
+        {"slug": "alpha", "name": "Alpha", "roles": ["annotator", "reviewer"], "ohif_url": None},
+        {"slug": "beta", "name": "Beta", "roles": ["manager"], "ohif_url": None},
     ]
 
 

@@ -188,3 +188,78 @@ def test_every_compressed_transfer_syntax_has_its_media_type(syntax: str, media:
 
 def test_no_media_type_beyond_the_standard_table():
     assert ENCAPSULATED_MEDIA_TYPES == STANDARD_MEDIA_TYPES
+
+
+# --- Bulk data: the Pixel Data bulk data URI (.../bulk/7FE00010) ----------------------------------------------
+# PS3.18 (8.7.3.3): uncompressed bulk data is one part of application/octet-stream; compressed pixel data is
+# one part per frame, each in the frames' own media type when the client accepts it (or octet-stream in the
+# stored transfer syntax when that is what it names), never the frames' codestreams joined into one part.
+
+
+def get_bulk(client: Client, ds: Dataset, accept: str | None) -> tuple[int, str, list]:
+    url = (
+        f"/dicomweb/projects/chest/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/bulk/7FE00010"
+    )
+    response = client.get(url, headers={"Accept": accept} if accept is not None else {})
+    if response.status_code != 200:
+        return response.status_code, response.json()["detail"], []
+    return 200, response["Content-Type"], parse_multipart_related(response.content, response["Content-Type"])
+
+
+def test_bulk_pixel_data_of_a_compressed_multiframe_is_one_part_per_frame(
+    manager_client: Client, samples: dict[str, Dataset]
+):
+    ds = samples["rle"]
+    status, content_type, parts = get_bulk(manager_client, ds, 'multipart/related; type="image/dicom-rle"')
+    assert status == 200, content_type
+    assert 'type="image/dicom-rle"' in content_type
+    assert parts == [
+        (f"image/dicom-rle; transfer-syntax={ds.file_meta.TransferSyntaxUID}", f) for f in stored_frames(ds)
+    ]
+    assert len(parts) == 2
+
+
+def test_bulk_pixel_data_compressed_for_a_wildcard_or_octet_stream(manager_client: Client, samples: dict[str, Dataset]):
+    ds = samples["rle"]
+    syntax = ds.file_meta.TransferSyntaxUID
+    _, _, wildcard = get_bulk(manager_client, ds, "*/*")
+    assert [part_type for part_type, _ in wildcard] == [f"image/dicom-rle; transfer-syntax={syntax}"] * 2
+    _, content_type, octet = get_bulk(
+        manager_client, ds, 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+    )
+    assert 'type="application/octet-stream"' in content_type
+    assert octet == [(f"application/octet-stream; transfer-syntax={syntax}", f) for f in stored_frames(ds)]
+
+
+def test_bulk_pixel_data_of_a_jpeg2000_image_is_labelled_image_jp2(manager_client: Client, samples: dict[str, Dataset]):
+    ds = samples["j2k"]
+    status, content_type, parts = get_bulk(manager_client, ds, 'multipart/related; type="image/jp2"')
+    assert status == 200, content_type
+    assert parts == [(f"image/jp2; transfer-syntax={ds.file_meta.TransferSyntaxUID}", stored_frames(ds)[0])]
+
+
+def test_bulk_pixel_data_decoded_on_request_is_one_native_part(manager_client: Client, samples: dict[str, Dataset]):
+    ds = samples["rle"]
+    accept = f'multipart/related; type="application/octet-stream"; transfer-syntax={EXPLICIT_LE}'
+    status, _, parts = get_bulk(manager_client, ds, accept)
+    assert status == 200
+    ((part_type, body),) = parts
+    assert part_type == f"application/octet-stream; transfer-syntax={EXPLICIT_LE}"
+    assert body == ds.pixel_array.tobytes()
+
+
+def test_bulk_pixel_data_of_a_native_image_stays_one_octet_stream_part(
+    manager_client: Client, samples: dict[str, Dataset]
+):
+    ds = samples["native"]
+    status, _, parts = get_bulk(manager_client, ds, None)
+    assert status == 200
+    assert parts == [(f"application/octet-stream; transfer-syntax={EXPLICIT_LE}", ds.PixelData)]
+
+
+def test_bulk_pixel_data_in_an_image_type_the_instance_is_not_stored_in_is_406(
+    manager_client: Client, samples: dict[str, Dataset]
+):
+    status, detail, _ = get_bulk(manager_client, samples["rle"], 'multipart/related; type="image/jp2"')
+    assert status == 406 and "image/dicom-rle" in detail

@@ -8,6 +8,8 @@ export interface MeProject {
   slug: string;
   name: string;
   roles: MemberRole[];
+  /** OHIF on this project's studies (same origin, the session), or null when the server does not offer it. */
+  ohif_url: string | null;
 }
 
 export interface Me {

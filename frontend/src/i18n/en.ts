@@ -42,6 +42,8 @@ export const en = {
   "worklist.age": "Age",
   "worklist.open": "Open",
   "worklist.counts": "By status",
+  "worklist.openOhif": "Open in OHIF",
+  "worklist.openOhifHint": "The OHIF Viewer on this project's studies, in a new tab",
   "age.minutes": "{n} min",
   "age.hours": "{n} h",
   "age.days": "{n} d",

@@ -43,6 +43,8 @@ export const zhHans: Record<MessageKey, string> = {
   "worklist.age": "时长",
   "worklist.open": "打开",
   "worklist.counts": "按状态统计",
+  "worklist.openOhif": "在 OHIF 中打开",
+  "worklist.openOhifHint": "在新标签页中用 OHIF 查看器打开本项目的检查",
   "age.minutes": "{n} 分钟",
   "age.hours": "{n} 小时",
   "age.days": "{n} 天",

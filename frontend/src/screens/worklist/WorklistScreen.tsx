@@ -8,6 +8,11 @@ import { ErrorMessage, Loading } from "../../layout/Status";
 import { ageParts, readingRolesFor } from "../../lib/roles";
 import { useAsync } from "../../lib/useAsync";
 
+/** OHIF opened on one study of the project (its DICOMweb root is the project's: nothing else is listed). */
+export function ohifStudyUrl(ohifUrl: string, studyInstanceUid: string): string {
+  return `${ohifUrl}viewer?StudyInstanceUIDs=${encodeURIComponent(studyInstanceUid)}`;
+}
+
 export function readerPath(assignment: Assignment, slug: string): string {
   // A panel seat is voted on in the panel screen (readings side by side, the disagreement, the vote).
   if (assignment.role === "panel_member") return `/cases/${assignment.case.id}/panel?project=${encodeURIComponent(slug)}`;
@@ -21,6 +26,8 @@ export function WorklistScreen() {
   const { me } = useSession();
   const navigate = useNavigate();
   const roles = readingRolesFor(rolesIn(me, slug));
+  // The server says whether OHIF is offered (MEDLABEL_OHIF_ENABLED) and where: no URL, no link.
+  const ohifUrl = me?.projects.find((p) => p.slug === slug)?.ohif_url ?? null;
   const [params, setParams] = useSearchParams();
   const role = (params.get("role") as ReadingRole | null) ?? roles[0];
   const [message, setMessage] = useState<string | null>(null);
@@ -68,6 +75,11 @@ export function WorklistScreen() {
         <button type="button" className="primary" onClick={() => void next()} disabled={busy}>
           {t("worklist.next")}
         </button>
+        {ohifUrl ? (
+          <a href={ohifUrl} target="_blank" rel="noopener" data-testid="open-ohif" title={t("worklist.openOhifHint")}>
+            {t("worklist.openOhif")}
+          </a>
+        ) : null}
         {message ? (
           <span role="status" className="note">
             {message}
@@ -119,6 +131,19 @@ export function WorklistScreen() {
                     <Link to={readerPath(a, slug)} aria-label={`${t("worklist.open")} ${a.case.id}`}>
                       {t("worklist.open")}
                     </Link>
+                    {ohifUrl ? (
+                      <>
+                        {" · "}
+                        <a
+                          href={ohifStudyUrl(ohifUrl, a.case.study_instance_uid)}
+                          target="_blank"
+                          rel="noopener"
+                          data-testid={`open-ohif-${a.case.id}`}
+                        >
+                          OHIF
+                        </a>
+                      </>
+                    ) : null}
                   </td>
                 </tr>
               );
