@@ -42,7 +42,7 @@ mkdir -p "$MEDLABEL_STORAGE_DIR"
 echo "[load] seeding $STUDIES studies"
 .venv/bin/python -m tests.load.seed "$WORK/seed.json" --studies "$STUDIES"
 
-.venv/bin/gunicorn config.wsgi:application --bind "127.0.0.1:$WEB_PORT" --workers "$WORKERS" \
+.venv/bin/gunicorn -c config/gunicorn.py config.wsgi:application --bind "127.0.0.1:$WEB_PORT" --workers "$WORKERS" \
     --threads "$THREADS" --timeout 60 --keep-alive 75 --log-level warning --error-logfile "$WORK/gunicorn.log" &
 GUNICORN_PID=$!
 for _ in $(seq 1 60); do
