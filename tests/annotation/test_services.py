@@ -537,7 +537,7 @@ def test_mask_is_stored_as_the_client_sent_it_never_recompressed(isolated_storag
     services.assignment_create(case=case, user=reader, role=FIRST, assigned_by=None)
     mask = sphere_mask((8, 32, 32), (3, 10, 20), 4, value=1)
     # Level 9 with a file name in the gzip header: the server's own level-1 output would differ.
-    gzip_payload = {
+    gzip_payload: dict[str, Any] = {
         "encoding": "gzip-base64",
         "shape": [8, 32, 32],
         "dtype": "uint8",
