@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
 from config.errors import ApplicationError, NotAcceptableError, NotFoundError
@@ -250,6 +250,14 @@ def retrieve_frames(
     source = _upstream(study_row)
     part_type, syntax, decode = _frame_media(request, row, proxied=source is not None)
     if source is not None:
+        # Proxied frames are always asked for, and served, as Explicit VR Little Endian octet-streams: one
+        # frame's pixel bytes go through as the PACS sent them, chunk by chunk.
+        passed = upstream.stream_frame(source, study, series, instance, numbers[0]) if len(numbers) == 1 else None
+        if passed is not None:
+            content_type, length, body = passed
+            response = StreamingHttpResponse(body, content_type=content_type)
+            response["Content-Length"] = str(length)  # as the PACS sent it: no chunked encoding
+            return response
         data = upstream.retrieve_frames(source, study, series, instance, numbers)
     elif decode:
         data = [pixels.native_frame_bytes(row, n) for n in numbers]
