@@ -1,8 +1,10 @@
 """After a load run: latency per endpoint in the saturated phase apart from the idle tail, database queries
 per request per endpoint, and the CPU the load generator used.
 
-The saturated phase runs from the start until the first "worklist next" that finds no work (204): after it
-readers drop out one by one, the machine idles, and the quick 204s would flatter the percentiles.
+The saturated phase runs from the start until the last case is handed out (the last "worklist next" answered
+200); after it readers finish their last cases and then only ask for work, the machine idles, and those quick
+answers would flatter the percentiles. A "worklist next" that finds no work (204) is reported in a row of its
+own in either phase, never mixed into the row of the claims.
 
 python -m tests.load.report REQUESTS.jsonl [CPU.json]
 """
@@ -56,12 +58,15 @@ def table(rows: list[dict[str, Any]], title: str) -> list[str]:
 def main() -> int:
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
     rows.sort(key=lambda r: r["start"])
-    idle = [r["start"] for r in rows if r["name"] == "worklist next" and r["status"] == 204]
-    cut = idle[0] if idle else math.inf
-    saturated = [r for r in rows if r["start"] < cut]
-    tail = [r for r in rows if r["start"] >= cut]
-    lines = table(saturated, "saturated phase (until the first worklist next without work)")
-    lines += table(tail, "idle tail (readers running out of work)")
+    for row in rows:
+        if row["name"] == "worklist next" and row["status"] == 204:
+            row["name"] = "worklist next (no work)"
+    claims = [r["start"] for r in rows if r["name"] == "worklist next" and r["status"] == 200]
+    cut = max(claims) if claims else math.inf
+    saturated = [r for r in rows if r["start"] <= cut]
+    tail = [r for r in rows if r["start"] > cut]
+    lines = table(saturated, "saturated phase (until the last case is handed out)")
+    lines += table(tail, "tail (readers finishing their last cases, then finding no work)")
     if len(sys.argv) > 2:
         cpu = json.load(open(sys.argv[2]))
         lines.append(
