@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import hashlib
 import json
 import math
 import re
@@ -54,6 +55,9 @@ MAX_POLYGON_POINTS = 100_000
 MAX_SEGMENT_VALUE = 65535
 
 MASK_ENCODING = "gzip-base64"
+# Run-length encoding: cheap to make in the browser, and checked and stored without expanding the mask.
+MASK_ENCODING_RLE = "rle-base64"
+MASK_ENCODINGS = (MASK_ENCODING, MASK_ENCODING_RLE)
 MASK_DTYPES: dict[str, np.dtype[Any]] = {"uint8": np.dtype("<u1"), "uint16": np.dtype("<u2")}
 MAX_MASK_NDIM = 4
 MAX_MASK_ELEMENTS = 1 << 30
@@ -539,8 +543,11 @@ def _mask_header(payload: Any, field: str) -> tuple[tuple[int, ...], str]:
     for name in _MASK_PAYLOAD_FIELDS:
         if name not in payload:
             _fail(f"{field}.{name}", "required")
-    if payload["encoding"] != MASK_ENCODING:
-        _fail(f"{field}.encoding", f"unsupported encoding {payload['encoding']!r} (expected {MASK_ENCODING!r})")
+    if payload["encoding"] not in MASK_ENCODINGS:
+        _fail(
+            f"{field}.encoding",
+            f"unsupported encoding {payload['encoding']!r} (expected {' or '.join(map(repr, MASK_ENCODINGS))})",
+        )
     dtype = payload["dtype"]
     if not isinstance(dtype, str) or dtype not in MASK_DTYPES:
         _fail(f"{field}.dtype", f"unsupported dtype {dtype!r} (expected uint8 or uint16)")
@@ -560,59 +567,166 @@ def _shape_text(shape: tuple[int, ...] | list[int]) -> str:
     return "x".join(str(n) for n in shape)
 
 
-def decode_mask(payload: Any, field: str) -> np.ndarray:
-    """The array of an ``encode_mask`` payload; every problem is a LabelError naming ``field``'s sub-field.
+def encode_mask_rle(array: np.ndarray) -> dict[str, Any]:
+    """A mask array as ``{"encoding": "rle-base64", "shape", "dtype", "data"}``: ``data`` is the base64 of
+    little-endian uint32 pairs (value, run length) covering the array in C order, with no empty run and no two
+    neighbouring runs of the same value (so one array has one encoding)."""
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    dtype_name = {np.dtype(np.uint8): "uint8", np.dtype(np.uint16): "uint16"}.get(array.dtype.newbyteorder("="))
+    if dtype_name is None:
+        _fail("mask.dtype", f"unsupported dtype {array.dtype.name!r} (expected uint8 or uint16)")
+    if not 1 <= array.ndim <= MAX_MASK_NDIM:
+        _fail("mask.shape", f"expected 1 to {MAX_MASK_NDIM} dimensions, got {array.ndim}")
+    flat = np.ascontiguousarray(array).reshape(-1)
+    starts = np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1))
+    lengths = np.diff(np.concatenate((starts, [flat.size])))
+    runs = np.empty((starts.size, 2), dtype="<u4")
+    runs[:, 0] = flat[starts]
+    runs[:, 1] = lengths
+    data = base64.b64encode(runs.tobytes()).decode("ascii")
+    return {"encoding": MASK_ENCODING_RLE, "shape": [int(n) for n in array.shape], "dtype": dtype_name, "data": data}
 
-    Decompression stops one byte past the expected size, so a small payload cannot expand without bound.
-    """
-    shape, dtype_name = _mask_header(payload, field)
+
+class CheckedMask:
+    """A mask payload checked without keeping the expanded array: its shape and dtype, the segment values
+    present, the SHA-256 that names its content, and the bytes to store as they came (a gzip stream, or
+    canonical runs). ``np.asarray(mask)`` expands it when someone needs the voxels."""
+
+    def __init__(
+        self, *, shape: tuple[int, ...], dtype: str, encoding: str, stored: bytes, digest: str, present: list[int]
+    ) -> None:
+        self.shape = shape
+        self.dtype = dtype
+        self.encoding = encoding  # MASK_ENCODING or MASK_ENCODING_RLE
+        self.stored = stored
+        self.digest = digest
+        self.present = present
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        array = expand_mask(self.encoding, self.stored, self.shape, self.dtype)
+        return array if dtype is None else array.astype(dtype)
+
+
+def mask_digest(raw: bytes | Any, shape: tuple[int, ...] | list[int], dtype: str) -> str:
+    """SHA-256 of a mask's raw C-order bytes with its shape and dtype (the name of a stored gzip mask)."""
+    digest = hashlib.sha256(raw)
+    digest.update(str(tuple(shape)).encode() + dtype.encode())
+    return digest.hexdigest()
+
+
+def rle_digest(runs: bytes, shape: tuple[int, ...] | list[int], dtype: str) -> str:
+    """SHA-256 that names a run-length mask: of its canonical runs (one array has one encoding), so it is
+    found without expanding the mask. Prefixed, so it never equals a raw-bytes digest of other content."""
+    return hashlib.sha256(b"rle1:" + str(tuple(shape)).encode() + dtype.encode() + b":" + runs).hexdigest()
+
+
+def expand_mask(encoding: str, stored: bytes, shape: tuple[int, ...] | list[int], dtype_name: str) -> np.ndarray:
+    """The array of stored mask bytes (already checked): a gzip stream or canonical runs."""
     dtype = MASK_DTYPES[dtype_name]
-    data = payload["data"]
+    if encoding == MASK_ENCODING_RLE:
+        runs = np.frombuffer(stored, dtype="<u4").reshape(-1, 2)
+        array = np.repeat(runs[:, 0].astype(dtype.newbyteorder("=")), runs[:, 1])
+        return array.reshape(tuple(shape))
+    raw = gzip.decompress(stored)
+    return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(tuple(shape))
+
+
+def _base64_bytes(data: Any, field: str) -> bytes:
     if not isinstance(data, str):
         _fail(f"{field}.data", f"expected a base64 string, got {_type_name(data)}")
     try:
-        compressed = base64.b64decode(data.encode("ascii"), validate=True)
+        return base64.b64decode(data.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
         _fail(f"{field}.data", f"invalid base64 ({exc})")
-    expected = math.prod(shape) * dtype.itemsize
+
+
+def check_mask(payload: Any, field: str) -> CheckedMask:
+    """Check a mask payload without recompressing it or keeping the expanded array: a gzip payload is
+    decompressed once, in chunks, each chunk hashed and its values counted; a run-length payload is checked
+    run by run. Every problem is a LabelError naming ``field``'s sub-field."""
+    shape, dtype_name = _mask_header(payload, field)
+    dtype = MASK_DTYPES[dtype_name]
+    compressed = _base64_bytes(payload["data"], field)
+    elements = math.prod(shape)
+    if payload["encoding"] == MASK_ENCODING_RLE:
+        if len(compressed) % 8:
+            _fail(f"{field}.data", "run-length data is not whole (value, length) pairs of little-endian uint32")
+        runs = np.frombuffer(compressed, dtype="<u4").reshape(-1, 2)
+        values, lengths = runs[:, 0], runs[:, 1]
+        if runs.shape[0] == 0 or int(lengths.min()) == 0:
+            _fail(f"{field}.data", "run-length data has an empty run")
+        total = int(lengths.sum(dtype=np.uint64))
+        if total != elements:
+            _fail(
+                f"{field}.data",
+                f"runs cover {total} values, expected {elements} for a {_shape_text(shape)} {dtype_name} mask",
+            )
+        if int(values.max()) > np.iinfo(dtype).max:
+            _fail(f"{field}.data", f"value {int(values.max())} does not fit {dtype_name}")
+        if runs.shape[0] > 1 and bool((values[1:] == values[:-1]).any()):
+            _fail(f"{field}.data", "run-length data has two neighbouring runs of the same value (merge them)")
+        present = [int(v) for v in np.unique(values)]
+        digest = rle_digest(compressed, shape, dtype_name)
+        return CheckedMask(
+            shape=shape, dtype=dtype_name, encoding=MASK_ENCODING_RLE, stored=compressed, digest=digest, present=present
+        )
+
+    expected = elements * dtype.itemsize
     decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip container only
+    hasher = hashlib.sha256()
+    counts = np.zeros(256 if dtype.itemsize == 1 else 65536, dtype=np.int64)
+    produced = 0
+    pending = compressed
+    chunk = 1 << 22  # 4 MiB of mask at a time: memory stays small whatever the mask's size
+    carry = b""  # an odd byte of a uint16 mask left over at a chunk's end
     try:
-        raw = decompressor.decompress(compressed, expected + 1)
+        while True:
+            raw = decompressor.decompress(pending, chunk)
+            pending = decompressor.unconsumed_tail
+            if not raw:
+                break
+            produced += len(raw)
+            if produced > expected:
+                _fail(
+                    f"{field}.data",
+                    f"decompresses to more than the {expected} bytes of a {_shape_text(shape)} {dtype_name} mask",
+                )
+            hasher.update(raw)
+            block = carry + raw
+            whole = len(block) - len(block) % dtype.itemsize
+            carry = block[whole:]
+            values = np.frombuffer(block[:whole], dtype=dtype)
+            painted = values[values != 0]
+            counts[0] += values.size - painted.size
+            counts += np.bincount(painted, minlength=counts.size)
     except zlib.error as exc:
         _fail(f"{field}.data", f"not valid gzip data ({exc})")
-    if len(raw) > expected:
-        _fail(
-            f"{field}.data",
-            f"decompresses to more than the {expected} bytes of a {_shape_text(shape)} {dtype_name} mask",
-        )
     if not decompressor.eof:
         _fail(f"{field}.data", "not valid gzip data (truncated stream)")
     if decompressor.unused_data:
         _fail(f"{field}.data", "not valid gzip data (trailing bytes after the stream)")
-    if len(raw) != expected:
+    if produced != expected:
         _fail(
             f"{field}.data",
-            f"decompresses to {len(raw)} bytes, expected {expected} for a {_shape_text(shape)} {dtype_name} mask",
+            f"decompresses to {produced} bytes, expected {expected} for a {_shape_text(shape)} {dtype_name} mask",
         )
-    array = np.frombuffer(raw, dtype=dtype).reshape(shape)
-    return array.astype(dtype.newbyteorder("="), copy=True)
+    hasher.update(str(tuple(shape)).encode() + str(dtype.newbyteorder("=")).encode())
+    return CheckedMask(
+        shape=shape,
+        dtype=dtype_name,
+        encoding=MASK_ENCODING,
+        stored=compressed,
+        digest=hasher.hexdigest(),
+        present=[int(v) for v in np.flatnonzero(counts)],
+    )
 
 
-def _values_present(array: np.ndarray) -> list[int]:
-    """The distinct values of a uint8/uint16 array, counted in chunks to bound memory."""
-    size = 256 if array.dtype.itemsize == 1 else 65536
-    counts = np.zeros(size, dtype=np.int64)
-    flat = array.reshape(-1)
-    # Masks are mostly background: count only the painted voxels (one cheap comparison pass), which is
-    # several times faster than counting every voxel. Zero is present whenever anything is unpainted.
-    painted = flat[flat != 0]
-    if painted.size < flat.size:
-        counts[0] = flat.size - painted.size
-    flat = painted
-    chunk = 1 << 22
-    for start in range(0, flat.size, chunk):
-        counts += np.bincount(flat[start : start + chunk], minlength=size)
-    return [int(v) for v in np.flatnonzero(counts)]
+def decode_mask(payload: Any, field: str) -> np.ndarray:
+    """The array of an ``encode_mask`` or ``encode_mask_rle`` payload; every problem is a LabelError naming
+    ``field``'s sub-field. Decompression never produces more than the mask's size, so a small payload cannot
+    expand without bound."""
+    return np.asarray(check_mask(payload, field))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -649,7 +763,7 @@ _ROLE_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 @dataclass
 class ValidatedValues:
     items: list[dict[str, Any]]  # normalised items; mask items carry {"shape", "dtype", "segments_present"}
-    masks: dict[int, np.ndarray] = field(default_factory=dict)  # index in items -> decoded mask
+    masks: dict[int, CheckedMask] = field(default_factory=dict)  # index in items -> checked mask
 
 
 def _choice_value(label: dict[str, Any], value: Any, field: str) -> str:
@@ -809,9 +923,9 @@ def _uid(value: Any, field: str) -> str:
 
 
 class _Checked:
-    """One item while values are checked: its normalised form, sort key and decoded mask."""
+    """One item while values are checked: its normalised form, sort key and checked mask."""
 
-    def __init__(self, index: int, item: dict[str, Any], sort_key: tuple[Any, ...], mask: np.ndarray | None) -> None:
+    def __init__(self, index: int, item: dict[str, Any], sort_key: tuple[Any, ...], mask: CheckedMask | None) -> None:
         self.index = index
         self.item = item
         self.sort_key = sort_key
@@ -881,7 +995,7 @@ def _check_item(
             _fail(f"{path}.region", f"expected a region id (a string), got {_type_name(region)}")
         item["region"] = region
 
-    mask: np.ndarray | None = None
+    mask: CheckedMask | None = None
     if "geometry" in raw:
         assert series is not None
         if role == "box3d":
@@ -905,8 +1019,8 @@ def _check_item(
                 f"mask shape {_shape_text(shape)} does not match series {series.series_instance_uid} "
                 f"({_shape_text(expected)} = slices x rows x columns)",
             )
-        mask = decode_mask(raw["mask"], field_path)
-        present = [value for value in _values_present(mask) if value != 0]
+        mask = check_mask(raw["mask"], field_path)
+        present = [value for value in mask.present if value != 0]
         segments = {segment["value"] for segment in label["segments"]}
         strangers = [value for value in present if value not in segments]
         if strangers:

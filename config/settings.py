@@ -317,3 +317,6 @@ ANNOTATION_CASES_CREATED_HANDLER = env_str("ANNOTATION_CASES_CREATED_HANDLER", "
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # A request caught by a database restart mid-way gets a 503 with Retry-After rather than a 500.
 MIDDLEWARE.append("config.middleware.DatabaseUnavailableMiddleware")
+# Load tests (scripts/load.sh): each response says how many database queries it took (X-Query-Count).
+if env_bool("MEDLABEL_QUERY_COUNT_HEADER", False):
+    MIDDLEWARE.insert(1, "config.middleware.QueryCountMiddleware")

@@ -6,23 +6,32 @@ import io
 import json
 import warnings
 import zipfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from inference import engine, registry
+from inference import registry
 from inference.models import ModelVersion, TaskType
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and MONAI load inside the functions (see inference.services): the API views import this module.
 
 EXPORT_FORMATS = ("bundle", "torchscript", "onnx")
 
 
 def _example_input(version: ModelVersion) -> torch.Tensor:
+    import torch
+
+    from inference import engine
+
     spec = engine.preprocessing_spec(version.preprocessing)
     size = spec["input_size"] if version.task_type == TaskType.CLASSIFICATION else spec["roi_size"]
     return torch.zeros((1, 1, *[int(n) for n in size]))
 
 
 def torchscript_bytes(version: ModelVersion, model: torch.nn.Module) -> bytes:
+    import torch
+
     model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -33,6 +42,8 @@ def torchscript_bytes(version: ModelVersion, model: torch.nn.Module) -> bytes:
 
 
 def onnx_bytes(version: ModelVersion, model: torch.nn.Module) -> bytes:
+    import torch
+
     model.eval()
     buffer = io.BytesIO()
     with warnings.catch_warnings():
@@ -49,6 +60,8 @@ def onnx_bytes(version: ModelVersion, model: torch.nn.Module) -> bytes:
 
 
 def bundle_metadata(version: ModelVersion) -> dict[str, Any]:
+    import torch
+
     return {
         "name": f"{version.project.slug}-v{version.number}",
         "version": str(version.number),
@@ -69,6 +82,8 @@ def bundle_metadata(version: ModelVersion) -> dict[str, Any]:
 
 
 def inference_config(version: ModelVersion) -> dict[str, Any]:
+    from inference import engine
+
     spec = engine.preprocessing_spec(version.preprocessing)
     intensity = spec["intensity"]
     network_name = {"unet": "UNet", "segresnet": "SegResNet", "densenet121": "DenseNet121"}[version.architecture]
@@ -95,6 +110,8 @@ def inference_config(version: ModelVersion) -> dict[str, Any]:
 
 def export_version(version: ModelVersion, fmt: str) -> tuple[bytes, str, str]:
     """(content, file name, media type). Loading checks the weights' SHA-256 first."""
+    from inference import engine
+
     model = registry.load_network(version)
     stem = f"{version.project.slug}-v{version.number}"
     if fmt == "torchscript":

@@ -6,9 +6,8 @@ SHA-256 whenever they are loaded; a version's status moves only along ``TRANSITI
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -17,8 +16,10 @@ from django.db.models import Max
 from annotation.models import Project
 from config.errors import ApplicationError, ConflictError, NotFoundError
 from config.types import User
-from inference import engine
 from inference.models import ModelStatus, ModelVersion, ModelVersionEvent
+
+if TYPE_CHECKING:
+    import torch
 
 S = ModelStatus
 TRANSITIONS: dict[str, set[str]] = {
@@ -128,6 +129,8 @@ def load_network(version: ModelVersion) -> torch.nn.Module:
             f"Weights file of model version {version.number} does not match its SHA-256 "
             f"(expected {version.weights_sha256[:16]}..., found {digest[:16]}...); refusing to use it"
         )
+    from inference import engine  # torch and MONAI: only where a network is built (see inference.services)
+
     model = engine.build_network(version.architecture, version.architecture_params, out_channels=out_channels(version))
     try:
         return engine.weights_from_bytes(model, data)

@@ -12,10 +12,9 @@ import io
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -26,7 +25,7 @@ from annotation.models import Annotation, AnnotationRevision, Case, CaseStatus, 
 from annotation.services import annotation_save_machine, case_set_priority, current_schema, load_mask
 from config.errors import ApplicationError, ConflictError, NotFoundError
 from config.types import User
-from inference import engine, registry
+from inference import registry
 from inference.models import (
     Architecture,
     CaseScore,
@@ -40,6 +39,15 @@ from inference.models import (
 from inference.volumes import GeometryError, Volume, load_volume
 from jobs.models import Job, JobKind, JobStatus
 from jobs.services import JobFailed, Progress, job_create
+
+if TYPE_CHECKING:
+    import torch
+
+    from inference import engine
+
+# torch and MONAI (about 4 s of CPU to import) load inside the functions that run models, never when this
+# module is imported: the web process imports it through the API views and the ingest hook, and serves
+# requests that never touch a model.
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +193,10 @@ def patient_split(cases: list[LabelledCase], *, seed: int, fraction: float) -> t
 
 
 def _example(version: ModelVersion, lc: LabelledCase, spec: dict[str, Any]) -> engine.Example | None:
+    import torch
+
+    from inference import engine
+
     volume = load_volume(lc.case)
     image = engine.preprocess(volume.array, volume.spacing, spec)
     if version.task_type == TaskType.CLASSIFICATION:
@@ -235,6 +247,8 @@ def training_start(
 ) -> Job:
     """A new version in status "training" and its job on the GPU queue. The parent (transfer learning)
     is the active version of the same task and architecture, when there is one."""
+    from inference import engine
+
     model_versions_reconcile(project)
     config = settings_for(project)
     task = task_type or config.task_type
@@ -304,6 +318,8 @@ def _version_for_job(job: Job) -> ModelVersion:
 
 
 def _examples(version: ModelVersion, cases: list[LabelledCase]) -> tuple[list[engine.Example], list[int]]:
+    from inference import engine
+
     spec = engine.preprocessing_spec(version.preprocessing)
     examples, skipped = [], []
     for lc in cases:
@@ -322,6 +338,8 @@ def _metric_name(version: ModelVersion) -> str:
 def _evaluate(
     version: ModelVersion, model: torch.nn.Module, examples: list[engine.Example], device: torch.device
 ) -> dict[str, Any]:
+    from inference import engine
+
     if version.task_type == TaskType.CLASSIFICATION:
         return engine.evaluate_classification(model, examples, device=device)
     spec = engine.preprocessing_spec(version.preprocessing)
@@ -348,6 +366,8 @@ def train_handler(job: Job, progress: Progress) -> dict[str, Any]:
 
 
 def _train(job: Job, version: ModelVersion, progress: Progress) -> dict[str, Any]:
+    from inference import engine
+
     if version.status != ModelStatus.TRAINING:
         raise JobFailed(f"Model version {version.number} is {version.status}; only a version in training is trained")
     device, device_note = engine.pick_device()
@@ -451,6 +471,7 @@ def _compare_with_active(
 ) -> dict[str, Any]:
     """Promote when the candidate beats the active version on the same held-out cases (the first version
     of a task is promoted when it has a validation result at all)."""
+
     metric_name = _metric_name(version)
     value = final.get(metric_name)
     if value is None:
@@ -501,6 +522,8 @@ def evaluate_start(*, version: ModelVersion, actor: User | None, case_ids: list[
 
 def evaluate_handler(job: Job, progress: Progress) -> dict[str, Any]:
     """The version's metric on held-out adjudicated cases: the given ones, else its own validation split."""
+    from inference import engine
+
     version = _version_for_job(job)
     device, device_note = engine.pick_device()
     model = registry.load_network(version)
@@ -562,6 +585,10 @@ class CasePrediction:
 
 def predict(version: ModelVersion, model: torch.nn.Module, volume: Volume, device: torch.device) -> CasePrediction:
     """Run the model on one volume and turn its output into label values of the project's schema."""
+    import torch
+
+    from inference import engine
+
     spec = engine.preprocessing_spec(version.preprocessing)
     label_map = version.label_map
     image = engine.preprocess(volume.array, volume.spacing, spec)
@@ -674,6 +701,8 @@ def prelabel_case(*, case: Case, version: ModelVersion, model: torch.nn.Module, 
 
 
 def prelabel_handler(job: Job, progress: Progress) -> dict[str, Any]:
+    from inference import engine
+
     version = _version_for_job(job)
     if version.status in (ModelStatus.TRAINING, ModelStatus.FAILED):
         raise JobFailed(f"Model version {version.number} is {version.status}; it cannot pre-label")
@@ -771,6 +800,8 @@ def predicted_disagreement(uncertainties: np.ndarray, history: tuple[np.ndarray,
 
 
 def score_handler(job: Job, progress: Progress) -> dict[str, Any]:
+    from inference import engine
+
     project = Project.objects.get(pk=job.project_id or 0)
     strategy = job.params["strategy"]
     version = ModelVersion.objects.filter(pk=job.params.get("model_version")).first()

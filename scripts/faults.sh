@@ -31,7 +31,7 @@ mkdir -p "$MEDLABEL_STORAGE_DIR"
 .venv/bin/python manage.py migrate --noinput >/dev/null
 # One reading per case, so that submitted cases are final (single read) and can be exported.
 .venv/bin/python -m tests.load.seed "$WORK/seed.json" --studies "${FAULTS_STUDIES:-150}" --readers-per-case 1
-.venv/bin/gunicorn config.wsgi:application --bind "127.0.0.1:$WEB_PORT" --workers 2 --threads 4 --timeout 60 \
+.venv/bin/gunicorn -c config/gunicorn.py config.wsgi:application --bind "127.0.0.1:$WEB_PORT" --workers 2 --threads 4 --timeout 60 \
     --log-level warning --error-logfile "$OUT/gunicorn.log" &
 GUNICORN_PID=$!
 for _ in $(seq 1 60); do

@@ -54,7 +54,7 @@ $PY manage.py seed_demo
 
 .venv/bin/celery -A config worker -Q default,gpu --concurrency=1 --loglevel=INFO \
     --logfile "$LOGS/celery.log" --pidfile "$RUN/celery.pid" --detach
-GUNICORN=(.venv/bin/gunicorn config.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --threads 4
+GUNICORN=(.venv/bin/gunicorn -c config/gunicorn.py config.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --threads 4
     --timeout 120 --keep-alive 75 --access-logfile "$LOGS/access.log" --error-logfile "$LOGS/gunicorn.log" --pid "$RUN/gunicorn.pid")
 
 cat <<MSG

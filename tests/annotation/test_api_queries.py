@@ -3,6 +3,7 @@ each is measured with 2 and with 10 rows, and the two counts must be equal (and 
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from typing import Any, cast
@@ -257,3 +258,111 @@ def test_revision_list_queries_do_not_grow_with_revisions(
         (2, 1, reader.username),
         (3, 2, reader.username),
     ]
+
+
+# --- Writes of the reading loop (issue 19): a fixed number of queries, whatever the size of the reading -----
+
+
+# The most queries a draft save or a "next" claim may make: session, user, the case and its permission checks,
+# the schema, the study's geometry, the lock and checks of the reading, the rows written, the response and
+# the savepoints of the nested transactions (on 2026-12-06: 22 for a draft save, 19 for "next").
+MAX_WRITE_QUERIES = 22
+
+
+def imaged_case(project: Project, slices: int = 4) -> tuple[Case, Series, list[str]]:
+    """A case on a series with ``slices`` 64x64 instances (rows only: enough for the study's geometry)."""
+    case = new_case(project, with_series=True)
+    assert case.series is not None
+    sops = [_uid("3") for _ in range(slices)]
+    from imaging.models import Instance
+
+    Instance.objects.bulk_create(
+        Instance(
+            series=case.series,
+            store=project.image_store,
+            sop_instance_uid=sop,
+            sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+            rows=64,
+            columns=64,
+            has_pixel_data=True,
+        )
+        for sop in sops
+    )
+    Series.objects.filter(pk=case.series.pk).update(number_of_slices=slices)
+    return case, case.series, sops
+
+
+def regions(sops: list[str], n: int) -> list[dict[str, Any]]:
+    """``n`` boxed nodules, each with its required type and diameter."""
+    items: list[dict[str, Any]] = [{"label": "nodule_present", "value": "yes"}]
+    for k in range(n):
+        region = f"nodule-{k}"
+        items += [
+            {
+                "label": "nodule_box",
+                "id": region,
+                "sop_instance_uid": sops[k % len(sops)],
+                "geometry": {"x": 1 + k, "y": 2, "width": 5, "height": 6},
+            },
+            {"label": "nodule_type", "region": region, "value": "solid"},
+            {"label": "diameter", "region": region, "value": 4.5 + k},
+        ]
+    return items
+
+
+def count_queries(call: Callable[[], Any]) -> tuple[int, list[str], Any]:
+    with CaptureQueriesContext(connection) as context:
+        result = call()
+    return len(context.captured_queries), [q["sql"] for q in context.captured_queries], result
+
+
+def test_revision_save_queries_do_not_grow_with_regions_or_readings(project: Project, schema: LabelSchema) -> None:
+    reader = new_user()
+    MembershipFactory(project=project, user=reader, role=Role.ANNOTATOR)
+    client = client_of(reader)
+    counts: dict[int, int] = {}
+    captured: dict[int, list[str]] = {}
+    for n in (2, 10):
+        # A fresh case each time, with n other readers' readings on it and n regions in the saved reading.
+        case, _series, sops = imaged_case(project)
+        Assignment.objects.create(case=case, user=reader, role="first_reader")
+        for _ in range(n):
+            _reading_of(case, schema, submitted=bool(next(_serial) % 2))
+        body = {"role": "first_reader", "base_revision": 0, "values": {"items": regions(sops, n)}}
+        client.get(f"{API}/me/")  # the session is loaded once before counting, as in a running reader
+        url = f"{API}/cases/{case.pk}/revisions/"
+        counts[n], captured[n], response = count_queries(
+            functools.partial(client.post, url, body, content_type="application/json")
+        )
+        assert response.status_code == 201, response.content
+        saved = AnnotationRevision.objects.get(annotation__case=case, annotation__reader=reader, number=1)
+        assert sum(1 for item in saved.items if item["label"] == "nodule_box") == n
+    assert counts[2] == counts[10], "\n".join(["with 10 regions and readings:", *captured[10]])
+    assert counts[10] <= MAX_WRITE_QUERIES, "\n".join(captured[10])
+
+
+def test_worklist_next_queries_do_not_grow_with_cases_or_readings(project: Project, schema: LabelSchema) -> None:
+    counts: dict[int, int] = {}
+    captured: dict[int, list[str]] = {}
+    for n in (2, 10):
+        # n more open cases, each already read by n others, and a new reader pressing "next".
+        for _ in range(n):
+            case = new_case(project, with_series=True)
+            for _ in range(n):
+                _reading_of(case, schema, submitted=True)
+        reader = new_user()
+        MembershipFactory(project=project, user=reader, role=Role.ANNOTATOR)
+        client = client_of(reader)
+        client.get(f"{API}/me/")
+        counts[n], captured[n], response = count_queries(
+            functools.partial(
+                client.post,
+                f"{API}/projects/counts/worklist/next/",
+                {"role": "first_reader"},
+                content_type="application/json",
+            )
+        )
+        assert response.status_code == 200, response.content
+        assert Assignment.objects.filter(user=reader, role="first_reader", status="active").count() == 1
+    assert counts[2] == counts[10], "\n".join(["with 10 cases and readings:", *captured[10]])
+    assert counts[10] <= MAX_WRITE_QUERIES, "\n".join(captured[10])

@@ -20,10 +20,13 @@ from annotation.labels import (
     SeriesGeometry,
     StudyGeometry,
     ValidatedValues,
+    check_mask,
     decode_mask,
     diff_items,
     encode_mask,
+    encode_mask_rle,
     load_example_schema,
+    mask_digest,
     required_missing,
     validate_schema,
     validate_values,
@@ -1254,6 +1257,56 @@ def test_decode_mask_stops_a_gzip_bomb_early() -> None:
         decode_mask(
             {"encoding": "gzip-base64", "shape": [10], "dtype": "uint8", "data": base64.b64encode(bomb).decode()}, "m"
         )
+
+
+def rle(pairs: list[tuple[int, int]], shape: list[int], dtype: str = "uint8") -> dict[str, Any]:
+    runs = np.asarray(pairs, dtype="<u4").reshape(-1, 2)
+    return {"encoding": "rle-base64", "shape": shape, "dtype": dtype, "data": base64.b64encode(runs.tobytes()).decode()}
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_run_length_mask_round_trips_and_is_checked_without_expanding(dtype: Any) -> None:
+    array = np.zeros((6, 20, 30), dtype=dtype)
+    array[1:3, 4:9, 5:25] = 2
+    array[4, 10:12, :] = np.iinfo(dtype).max
+    array[-1, -1, -1] = 1
+    payload = encode_mask_rle(array)
+    assert payload["encoding"] == "rle-base64"
+    checked = check_mask(payload, "mask")
+    assert checked.present == sorted({0, 1, 2, int(np.iinfo(dtype).max)})
+    assert checked.stored == base64.b64decode(payload["data"])  # kept as sent, not expanded
+    decoded = decode_mask(payload, "mask")
+    assert decoded.dtype == array.dtype and decoded.tobytes() == array.tobytes()
+    # The same voxels always give the same name; other voxels another.
+    assert check_mask(encode_mask_rle(array.copy()), "mask").digest == checked.digest
+    array[0, 0, 0] = 1
+    assert check_mask(encode_mask_rle(array), "mask").digest != checked.digest
+
+
+def test_gzip_mask_check_names_it_by_its_raw_bytes_as_arrays_are() -> None:
+    array = np.zeros((4, 8, 8), dtype=np.uint16)
+    array[1, 2:5, 3] = 300
+    checked = check_mask(encode_mask(array), "mask")
+    assert checked.digest == mask_digest(array.tobytes(), array.shape, "uint16")
+    assert checked.present == [0, 300]
+
+
+BAD_RLE = [
+    ("not pairs", {**rle([(0, 4)], [4]), "data": base64.b64encode(b"\0" * 12).decode()}, "(value, length) pairs"),
+    ("no run", rle([], [4]), "empty run"),
+    ("empty run", rle([(0, 4), (1, 0)], [4]), "empty run"),
+    ("too few", rle([(0, 3)], [4]), "runs cover 3 values, expected 4"),
+    ("too many", rle([(0, 3), (1, 2)], [4]), "runs cover 5 values, expected 4"),
+    ("too large", rle([(0, 3), (256, 1)], [4]), "value 256 does not fit uint8"),
+    ("unmerged", rle([(1, 2), (1, 2)], [4]), "two neighbouring runs of the same value"),
+    ("overflow", rle([(0, 2**32 - 1), (1, 2**32 - 1), (0, 2)], [4]), "runs cover 8589934592 values"),
+]
+
+
+@pytest.mark.parametrize(("payload", "contains"), [c[1:] for c in BAD_RLE], ids=[c[0] for c in BAD_RLE])
+def test_bad_run_length_mask_names_the_field(payload: Any, contains: str) -> None:
+    with label_error("m.data", contains):
+        check_mask(payload, "m")
 
 
 def seg_item(payload: Any, label: str = "seg", **extra: Any) -> dict[str, Any]:

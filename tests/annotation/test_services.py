@@ -7,6 +7,9 @@ quality checks); otherwise studies are bare index rows linked to the project.
 
 from __future__ import annotations
 
+import base64
+import gzip
+import io
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -21,7 +24,7 @@ from django.test import Client
 from django.utils import timezone
 
 from annotation import services
-from annotation.labels import encode_mask, load_example_schema
+from annotation.labels import decode_mask, encode_mask, encode_mask_rle, load_example_schema
 from annotation.models import (
     Annotation,
     AnnotationRevision,
@@ -88,6 +91,13 @@ def imaged_case(project: Project, seed: int) -> tuple[Case, str]:
     place_studies(project, [study_uid])
     [case] = services.cases_create(project=project, study_uids=[study_uid])
     return case, series_uid
+
+
+def named_gzip(raw: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="mask.raw", mode="wb", fileobj=buffer, compresslevel=9, mtime=1) as handle:
+        handle.write(raw)
+    return buffer.getvalue()
 
 
 def mask_item(series_uid: str, mask: np.ndarray) -> dict[str, Any]:
@@ -516,6 +526,42 @@ def test_identical_mask_is_stored_once_and_round_trips(isolated_storage: Path) -
     [new] = three.masks.all()
     assert new.pk != stored.pk and services.load_mask(new).tobytes() == changed.tobytes()
     assert services.load_mask(stored).tobytes() == mask.tobytes()
+
+
+@pytest.mark.django_db
+def test_mask_is_stored_as_the_client_sent_it_never_recompressed(isolated_storage: Path) -> None:
+    """Issue 19: a valid payload's bytes are the stored file (gzip stream or runs), read back to the same voxels."""
+    project = new_project()
+    reader = member(project, "reader", Role.ANNOTATOR)
+    case, series_uid = imaged_case(project, 36)
+    services.assignment_create(case=case, user=reader, role=FIRST, assigned_by=None)
+    mask = sphere_mask((8, 32, 32), (3, 10, 20), 4, value=1)
+    # Level 9 with a file name in the gzip header: the server's own level-1 output would differ.
+    gzip_payload: dict[str, Any] = {
+        "encoding": "gzip-base64",
+        "shape": [8, 32, 32],
+        "dtype": "uint8",
+        "data": base64.b64encode(named_gzip(mask.tobytes())).decode(),
+    }
+    other = sphere_mask((8, 32, 32), (5, 20, 10), 3, value=1)
+    rle_payload = encode_mask_rle(other)
+
+    for base, payload, expected, suffix in ((0, gzip_payload, mask, ".raw.gz"), (1, rle_payload, other, ".rle")):
+        item = {"label": "nodule_mask", "series_instance_uid": series_uid, "mask": payload}
+        revision = services.annotation_save(
+            case=case, reader=reader, role=FIRST, base_revision=base, values={"items": [item]}
+        )
+        [stored] = revision.masks.all()
+        assert stored.file.endswith(suffix)
+        assert (isolated_storage / stored.file).read_bytes() == base64.b64decode(payload["data"])
+        assert services.load_mask(stored).tobytes() == expected.tobytes()
+        [saved_item] = revision.items
+        assert saved_item["mask"]["sha256"] == stored.sha256
+        assert saved_item["mask"]["segments_present"] == sorted({int(v) for v in np.unique(expected)} - {0})
+        # The API hands the stored bytes back in their own encoding; they decode to the same voxels.
+        [output] = services.revision_items_for_output(revision, include_masks=True)
+        assert output["mask"]["encoding"] == payload["encoding"] and output["mask"]["data"] == payload["data"]
+        assert decode_mask(output["mask"], "mask").tobytes() == expected.tobytes()
 
 
 @pytest.mark.django_db

@@ -1,9 +1,10 @@
 """Annotation benchmarks.
 
 1. Mask revisions: saving a revision with a 300x512x512 uint8 label mask (five spheres, segments 1..3,
-   slightly changed on every save) through the ``annotation_save`` service: median and p95 latency and the
-   bytes stored, against writing the same array with nibabel as .nii.gz in the same run; then the same
-   saves through the HTTP API (encode_mask + POST to gunicorn).
+   slightly changed on every save) through the ``annotation_save`` service, sent as gzip-base64 and as
+   rle-base64: median and p95 latency, the check alone and the bytes stored, against writing the same array
+   with nibabel as .nii.gz in the same run; then the same saves through the HTTP API (encode + POST to
+   gunicorn). A short run: bash scripts/bench.sh annotation --only masks --saves 3 --api-saves 2
 2. Worklist under load: 10,000 cases, 50 readers with their own tokens, gunicorn (2 workers, 4 threads)
    on 127.0.0.1; 50 client threads each loop (20 iterations or 60 s, whichever comes first) over
    POST worklist/next, GET cases/?limit=50 and POST a submitted reading of the claimed case. Submitting is
@@ -45,7 +46,7 @@ from django.db.models import Count  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
 from annotation import services  # noqa: E402
-from annotation.labels import encode_mask, load_example_schema  # noqa: E402
+from annotation.labels import check_mask, encode_mask, encode_mask_rle, load_example_schema  # noqa: E402
 from annotation.models import Assignment, Case, MaskFile, Membership, Project, Role  # noqa: E402
 from imaging.models import Study  # noqa: E402
 from imaging.services.ingest import IncomingFile, ingest_files  # noqa: E402
@@ -137,42 +138,59 @@ def mask_case(slices: int, size: int) -> tuple[Project, Case, User, str, np.ndar
     return project, case, reader, study.series_uid, affine
 
 
-def mask_values(series_uid: str, mask: np.ndarray) -> dict[str, Any]:
+ENCODERS = {"gzip": encode_mask, "rle": encode_mask_rle}
+
+
+def mask_values(series_uid: str, mask: np.ndarray, encoding: str = "gzip") -> dict[str, Any]:
     return {
         "items": [
             {"label": "quality", "value": "good"},
-            {"label": "organs", "series_instance_uid": series_uid, "mask": encode_mask(mask)},
+            {"label": "organs", "series_instance_uid": series_uid, "mask": ENCODERS[encoding](mask)},
         ]
     }
 
 
 def bench_masks(saves: int, slices: int, size: int, port: int, api_saves: int) -> dict[str, Any]:
+    """Each step saves the same changed mask twice, as gzip-base64 then as rle-base64 (the browser's
+    encoding), and writes it with nibabel as .nii.gz: every ratio is against nibabel in the same run."""
     project, case, reader, series_uid, affine = mask_case(slices, size)
     shape = (slices, size, size)
-    print(f"masks: {shape} uint8 = {np.prod(shape) / 1e6:.1f} MB raw per mask, {saves} saves")
+    print(f"masks: {shape} uint8 = {np.prod(shape) / 1e6:.1f} MB raw per mask, {saves} saves per encoding")
 
-    service_s: list[float] = []
+    service_s: dict[str, list[float]] = {name: [] for name in ENCODERS}
+    check_s: dict[str, list[float]] = {name: [] for name in ENCODERS}
+    encode_s: dict[str, list[float]] = {name: [] for name in ENCODERS}
+    stored: dict[str, list[int]] = {name: [] for name in ENCODERS}
+    body: dict[str, list[int]] = {name: [] for name in ENCODERS}
     nifti_s: list[float] = []
     nifti_bytes: list[int] = []
-    stored: list[int] = []
-    encode_s: list[float] = []
+    number = 0
     with tempfile.TemporaryDirectory() as scratch:
         for step in range(saves):
             mask = sphere_mask(shape, step)
-            start = time.perf_counter()
-            values = mask_values(series_uid, mask)  # what a client does before it sends
-            encode_s.append(time.perf_counter() - start)
+            for encoding in ENCODERS:
+                start = time.perf_counter()
+                values = mask_values(series_uid, mask, encoding)  # what a client does before it sends
+                encode_s[encoding].append(time.perf_counter() - start)
+                payload = values["items"][1]["mask"]
+                body[encoding].append(len(payload["data"]))
+                start = time.perf_counter()
+                check_mask(payload, "mask")  # the check alone, inside the save below
+                check_s[encoding].append(time.perf_counter() - start)
 
-            start = time.perf_counter()
-            revision = services.annotation_save(case=case, reader=reader, role=FIRST, base_revision=step, values=values)
-            service_s.append(time.perf_counter() - start)
-            [mask_file] = revision.masks.all()
-            stored.append(mask_file.stored_bytes)
-            if step == 0:
-                loaded = services.load_mask(mask_file)
-                assert loaded.tobytes() == mask.tobytes(), "the stored mask does not round-trip"
-                present = revision.items[1]["mask"]["segments_present"]
-                assert present == [1, 2, 3], present
+                start = time.perf_counter()
+                revision = services.annotation_save(
+                    case=case, reader=reader, role=FIRST, base_revision=number, values=values
+                )
+                service_s[encoding].append(time.perf_counter() - start)
+                number += 1
+                [mask_file] = revision.masks.all()
+                stored[encoding].append(mask_file.stored_bytes)
+                if step == 0:
+                    loaded = services.load_mask(mask_file)
+                    assert loaded.tobytes() == mask.tobytes(), "the stored mask does not round-trip"
+                    present = revision.items[1]["mask"]["segments_present"]
+                    assert present == [1, 2, 3], present
 
             # nibabel stores (x, y, z): the same voxels, transposed as a NIfTI writer would be given them.
             path = Path(scratch) / f"mask-{step}.nii.gz"
@@ -186,7 +204,7 @@ def bench_masks(saves: int, slices: int, size: int, port: int, api_saves: int) -
                 assert back.tobytes() == mask.tobytes(), "nibabel round-trip"
             path.unlink()
     distinct = MaskFile.objects.filter(revisions__annotation__case=case).distinct().count()
-    assert distinct == saves, f"every save changes the mask: {distinct} files for {saves} saves"
+    assert distinct == 2 * saves, f"every save changes the mask: {distinct} files for {2 * saves} saves"
 
     api: dict[str, Any] = {}
     if api_saves:
@@ -196,38 +214,52 @@ def bench_masks(saves: int, slices: int, size: int, port: int, api_saves: int) -
             session = requests.Session()
             session.headers["Authorization"] = f"Token {token}"
             url = f"http://127.0.0.1:{port}/api/v1/cases/{case.pk}/revisions/"
-            api_s: list[float] = []
-            body_bytes: list[int] = []
-            for step in range(saves, saves + api_saves):
-                body = {
-                    "role": FIRST,
-                    "base_revision": step,
-                    "values": mask_values(series_uid, sphere_mask(shape, step)),
-                }
-                data = json.dumps(body).encode()
-                body_bytes.append(len(data))
-                start = time.perf_counter()
-                response = session.post(url, data=data, headers={"Content-Type": "application/json"}, timeout=120)
-                api_s.append(time.perf_counter() - start)
-                assert response.status_code == 201, response.text[:500]
-                assert response.json()["number"] == step + 1
-            api = {**summary_ms(api_s), "request_body_bytes_median": int(statistics.median(body_bytes))}
+            for encoding in ENCODERS:
+                api_s: list[float] = []
+                body_bytes: list[int] = []
+                for step in range(saves, saves + api_saves):
+                    request_body = {
+                        "role": FIRST,
+                        "base_revision": number,
+                        "values": mask_values(series_uid, sphere_mask(shape, step), encoding),
+                    }
+                    data = json.dumps(request_body).encode()
+                    body_bytes.append(len(data))
+                    start = time.perf_counter()
+                    response = session.post(url, data=data, headers={"Content-Type": "application/json"}, timeout=120)
+                    api_s.append(time.perf_counter() - start)
+                    assert response.status_code == 201, response.text[:500]
+                    number += 1
+                    assert response.json()["number"] == number
+                api[encoding] = {**summary_ms(api_s), "request_body_bytes_median": int(statistics.median(body_bytes))}
         finally:
             stop_server(server)
 
+    nifti_p50 = statistics.median(nifti_s)
+    per_encoding = {
+        encoding: {
+            "annotation_save": summary_ms(service_s[encoding]),
+            "check_mask": summary_ms(check_s[encoding]),
+            "client_encode_mask": summary_ms(encode_s[encoding]),
+            "payload_base64_bytes_median": int(statistics.median(body[encoding])),
+            "stored_bytes_median": int(statistics.median(stored[encoding])),
+            "save_over_nibabel_p50": round(statistics.median(service_s[encoding]) / nifti_p50, 2),
+            "stored_over_nifti_bytes": round(statistics.median(stored[encoding]) / statistics.median(nifti_bytes), 3),
+        }
+        for encoding in ENCODERS
+    }
     return {
         "shape": list(shape),
         "raw_bytes": int(np.prod(shape)),
-        "revisions": saves,
+        "revisions_per_encoding": saves,
         "distinct_mask_files": distinct,
-        "annotation_save": summary_ms(service_s),
-        "stored_bytes_median": int(statistics.median(stored)),
-        "client_encode_mask": summary_ms(encode_s),
         "nibabel_nii_gz": {**summary_ms(nifti_s), "file_bytes_median": int(statistics.median(nifti_bytes))},
-        "save_over_nibabel_p50": round(statistics.median(service_s) / statistics.median(nifti_s), 2),
-        "stored_over_nifti_bytes": round(statistics.median(stored) / statistics.median(nifti_bytes), 3),
+        **per_encoding,
+        # The old figure's names (gzip-base64, what the browser sent until issue 19).
+        "save_over_nibabel_p50": per_encoding["gzip"]["save_over_nibabel_p50"],
         "api_post": api,
         "project": project.slug,
+        "load_average": os.getloadavg(),
     }
 
 
@@ -426,6 +458,7 @@ def main() -> None:
         checks = results["worklist"]["checks"]
         print("checks: " + ", ".join(f"{name}={'PASS' if ok else 'FAIL'}" for name, ok in checks.items()))
     out = ROOT / "bench-results" / args.out
+    out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"written {out}")
 

@@ -17,7 +17,9 @@ import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
@@ -512,6 +514,25 @@ def two_studies(project: Project) -> list[Dataset]:
     assert len(report.stored) == 2
     place_studies(project, report.study_uids)
     return datasets
+
+
+def test_a_frame_costs_three_queries_token_stores_and_one_indexed_instance_lookup(
+    two_studies: list[Dataset], manager: User, token_for: Callable[[User], str]
+):
+    """Issue 19: a frame is the viewer's most frequent request; no lazy field or relation adds a query."""
+    client = Client(HTTP_AUTHORIZATION=f"Token {token_for(manager)}")
+    ds = two_studies[0]
+    url = (
+        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}/frames/1"
+    )
+    accept = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+    with CaptureQueriesContext(connection) as context:
+        response = client.get(url, HTTP_ACCEPT=accept)
+    assert response.status_code == 200
+    assert ds.PixelData in response.content
+    sql = [q["sql"] for q in context.captured_queries]
+    assert len(sql) == 3, "\n".join(sql)
+    assert "authtoken_token" in sql[0] and "imaging_instance" in sql[2]
 
 
 def test_qido_unknown_attribute_is_400(manager_client: Client, two_studies: list[Dataset]):

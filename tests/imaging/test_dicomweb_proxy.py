@@ -33,6 +33,7 @@ from pydicom.uid import generate_uid
 
 from annotation.models import Project, Role
 from imaging.models import DicomSource, Instance, Study
+from imaging.services import upstream
 from imaging.synthetic import generate_ct_study
 from tests.conftest import require_env, stored_files
 from tests.factories import DicomSourceFactory, ProjectFactory
@@ -253,6 +254,35 @@ def test_frames_through_the_proxy_equal_pydicom_decode(sent: Sent, proxy: Proxy)
         out_of_range = proxy.session.get(f"{instance_url(proxy.root, sent.two_frames)}/frames/{frames}", timeout=10)
         assert out_of_range.status_code == 404, frames
         assert "2 frame(s)" in out_of_range.json()["detail"]
+
+
+def test_one_proxied_frame_is_the_pacs_body_passed_through_without_its_links(
+    sent: Sent, proxy: Proxy, pacs: DicomSource
+):
+    """Issue 19: a frame is asked for without compression and its pixel bytes go through as the PACS sent
+    them; only the part's header lines are ours (no Content-Location into the PACS)."""
+    accept = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+    for ds in (sent.series[1], sent.ct):
+        frame_url = "/".join(instance_url(proxy.root, ds).split("/")[-6:]) + "/frames/1"
+        ours = proxy.session.get(f"{proxy.root}/{frame_url}", headers={"Accept": accept}, timeout=10)
+        theirs = requests.get(
+            f"{pacs.base_url}/{frame_url}",
+            headers={"Accept": upstream.FRAMES_ACCEPT, "Accept-Encoding": "identity"},
+            timeout=10,
+        )
+        assert ours.status_code == theirs.status_code == 200
+        assert int(ours.headers["Content-Length"]) == len(ours.content)  # one body, not chunked
+        assert "Transfer-Encoding" not in ours.headers
+        boundary = ours.headers["Content-Type"].split("boundary=")[1]
+        assert ours.headers["Content-Type"].startswith('multipart/related; type="application/octet-stream"')
+        their_boundary = theirs.headers["Content-Type"].split("boundary=")[1]  # a new one on each answer
+        head, _, rest = ours.content.partition(b"\r\n\r\n")
+        assert head == f"--{boundary}\r\nContent-Type: application/octet-stream; transfer-syntax={EXPLICIT_LE}".encode()
+        assert rest == theirs.content.partition(b"\r\n\r\n")[2].replace(their_boundary.encode(), boundary.encode())
+        assert rest.startswith(ds.PixelData[: ds.Rows * ds.Columns * ds.BitsAllocated // 8])
+        assert b"Content-Location" not in ours.content[:400]
+    # The proxy's connections to the PACS never ask for gzip (python-requests' default).
+    assert upstream._session_for(pacs).headers["Accept-Encoding"] == "identity"
 
 
 def test_instances_and_rendered_through_the_proxy(sent: Sent, proxy: Proxy):

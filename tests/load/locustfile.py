@@ -11,16 +11,23 @@ import itertools
 import json
 import os
 import random
+import resource
 import threading
+import time
 from typing import Any
 
 import numpy as np
 from locust import HttpUser, between, events, task
 
-from annotation.labels import encode_mask
+from annotation.labels import encode_mask_rle
 
 SEED = json.load(open(os.environ.get("LOAD_SEED", "load-seed.json")))
 SUBMITS_PATH = os.environ.get("LOAD_SUBMITS", "load-submits.jsonl")
+# Every request (start, endpoint, status, ms, the server's X-Query-Count) for tests/load/report.py.
+REQUESTS_PATH = os.environ.get("LOAD_REQUESTS", "load-requests.jsonl")
+CPU_PATH = os.environ.get("LOAD_CPU", "load-cpu.json")
+_requests_file: Any = None
+_started = time.monotonic()
 _readers = itertools.cycle(SEED["readers"])
 _lock = threading.Lock()
 FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
@@ -42,7 +49,8 @@ def values(
     if final:
         mask = np.zeros(shape, dtype=np.uint8)
         mask[slice_index, y : y + 8, x : x + 10] = 1
-        items.append({"label": "nodule_mask", "series_instance_uid": series_uid, "mask": encode_mask(mask)})
+        # As the browser sends it (frontend/src/lib/mask.ts).
+        items.append({"label": "nodule_mask", "series_instance_uid": series_uid, "mask": encode_mask_rle(mask)})
     return {"items": items}
 
 
@@ -110,4 +118,36 @@ class Reader(HttpUser):
 
 @events.test_start.add_listener
 def _reset(environment: Any, **kwargs: Any) -> None:
+    global _requests_file, _started
     open(SUBMITS_PATH, "w").close()
+    _requests_file = open(REQUESTS_PATH, "w")  # open for the whole run, closed at quit
+    _started = time.monotonic()
+
+
+@events.request.add_listener
+def _record(
+    request_type: str, name: str, response_time: float, response: Any, exception: Any, start_time: float, **kw: Any
+) -> None:
+    if _requests_file is None:
+        return
+    queries = response.headers.get("X-Query-Count") if response is not None else None
+    row = {
+        "start": start_time,
+        "name": name,
+        "status": getattr(response, "status_code", 0),
+        "ms": response_time,
+        "error": exception is not None,
+        "queries": int(queries) if queries else None,
+    }
+    with _lock:
+        _requests_file.write(json.dumps(row) + "\n")
+
+
+@events.quitting.add_listener
+def _cpu(environment: Any, **kwargs: Any) -> None:
+    """The CPU the load generator itself used: on 2 cores it competes with the server it measures."""
+    if _requests_file is not None:
+        _requests_file.close()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    with open(CPU_PATH, "w") as handle:
+        json.dump({"cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": time.monotonic() - _started}, handle)

@@ -120,7 +120,7 @@ export interface Schema {
 }
 
 export interface MaskPayload {
-  encoding: "gzip-base64";
+  encoding: "gzip-base64" | "rle-base64";
   shape: number[];
   dtype: "uint8" | "uint16";
   data: string;
