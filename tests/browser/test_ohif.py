@@ -67,13 +67,14 @@ CHROMIUM_ARGS = [
 PASSWORD = "test-password-123"  # tests.factories.UserFactory's
 MIN_CANVAS_STD = 10.0  # a blank or uniform viewport gives ~0; the synthetic chest CT gives 40-70
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not (Path(django_settings.OHIF_DIST_DIR) / "index.html").is_file(),
-        reason="the OHIF build is not installed: bash scripts/ohif.sh (scripts/test.sh runs it)",
-    ),
-]
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def ohif_build_installed() -> None:
+    # Fail, never skip: the test command installs the build (scripts/ohif.sh), so a missing one is a broken setup.
+    index = Path(django_settings.OHIF_DIST_DIR) / "index.html"
+    assert index.is_file(), f"the OHIF build is not installed at {index}: run bash scripts/ohif.sh"
 
 
 def artifacts() -> Path:
