@@ -1,5 +1,6 @@
 /** English strings: the reference dictionary. Every key must also be in zh-hans.ts (the type checks it). */
 import { enReviewScreens } from "./reviewScreens";
+import { enManagerScreens } from "./managerScreens";
 
 export const en = {
   "app.title": "MedLabel QA",
@@ -116,6 +117,8 @@ export const en = {
   "panel.title": "Panel review",
   // The panel, dashboard and jobs screens keep their strings in reviewScreens.ts.
   ...enReviewScreens,
+  // The manager's screens (tokens, audit, exports) keep theirs in managerScreens.ts.
+  ...enManagerScreens,
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -1,5 +1,6 @@
 import type { MessageKey } from "./en";
 import { zhHansReviewScreens } from "./reviewScreens";
+import { zhHansManagerScreens } from "./managerScreens";
 
 /** Simplified Chinese; the type makes a missing key a build error. */
 export const zhHans: Record<MessageKey, string> = {
@@ -116,4 +117,5 @@ export const zhHans: Record<MessageKey, string> = {
   "jobs.title": "任务",
   "panel.title": "专家组评审",
   ...zhHansReviewScreens,
+  ...zhHansManagerScreens,
 };

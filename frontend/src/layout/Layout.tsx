@@ -41,6 +41,8 @@ export function Layout() {
         <span className="user" data-testid="username">
           {me.username}
         </span>
+        {/* Django's pages (accounts/urls.py), not client routes: a full page load. */}
+        <a href="/accounts/password_change/">{t("nav.changePassword")}</a>
         <form method="post" action="/accounts/logout/">
           <input type="hidden" name="csrfmiddlewaretoken" value={csrf} />
           <button type="submit">{t("nav.signOut")}</button>
