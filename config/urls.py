@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from config import views
 
@@ -10,7 +10,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the sign-in page's language switch
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", views.SwaggerDocsView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", views.RedocDocsView.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/imaging/", include("imaging.api.urls")),
     path("api/v1/", include("annotation.api.urls")),
     path("api/v1/", include("review.api.urls")),
