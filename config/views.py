@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -62,6 +63,7 @@ DOCS_CONTENT_SECURITY_POLICY = (
 
 
 class SwaggerDocsView(SpectacularSwaggerView):
+    @extend_schema(exclude=True)
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
         response = super().get(request, *args, **kwargs)
         response["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
@@ -71,6 +73,7 @@ class SwaggerDocsView(SpectacularSwaggerView):
 class RedocDocsView(SpectacularRedocView):
     template_name = "api_docs/redoc.html"  # without the Google Fonts links of drf-spectacular's template
 
+    @extend_schema(exclude=True)
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
         response = super().get(request, *args, **kwargs)
         response["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
