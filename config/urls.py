@@ -26,5 +26,5 @@ urlpatterns = [
 ]
 
 # Client routes of the browser app (frontend/src/App.tsx): Django answers them with the app's index.html.
-APP_ROUTE = r"^(?:projects|cases|jobs)(?:/.*)?$"
+APP_ROUTE = r"^(?:projects|cases|jobs|account)(?:/.*)?$"
 urlpatterns += [re_path(APP_ROUTE, views.home, name="app")]

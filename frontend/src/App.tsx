@@ -8,6 +8,8 @@ import { ReaderScreen } from "./screens/reader/ReaderScreen";
 import { DashboardScreen } from "./screens/dashboard/DashboardScreen";
 import { JobsScreen } from "./screens/jobs/JobsScreen";
 import { PanelScreen, PanelWorklistScreen } from "./screens/panel/PanelScreen";
+import { TokensScreen } from "./screens/account/TokensScreen";
+import { AuditScreen } from "./screens/audit/AuditScreen";
 
 /** Client routes. Django returns index.html for each of these paths (config/views.py APP_ROUTES). */
 export const ROUTES = {
@@ -18,6 +20,8 @@ export const ROUTES = {
   panel: "/cases/:caseId/panel",
   panelWorklist: "/projects/:slug/panel",
   jobs: "/jobs",
+  tokens: "/account/tokens",
+  audit: "/projects/:slug/audit",
 } as const;
 
 function NotFound() {
@@ -38,6 +42,8 @@ export function App() {
             <Route path={ROUTES.panel} element={<PanelScreen />} />
             <Route path={ROUTES.panelWorklist} element={<PanelWorklistScreen />} />
             <Route path={ROUTES.jobs} element={<JobsScreen />} />
+            <Route path={ROUTES.tokens} element={<TokensScreen />} />
+            <Route path={ROUTES.audit} element={<AuditScreen />} />
             <Route path="*" element={<NotFound />} />
           </Route>
         </Routes>

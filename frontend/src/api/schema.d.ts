@@ -142,6 +142,17 @@ export interface paths {
     /** @description Fill every open slot of a reading role, balanced across the project's readers. */
     post: operations["v1_projects_assignments_distribute_create"];
   };
+  "/api/v1/projects/{slug}/audit/": {
+    /**
+     * @description The project's audit trail, newest first: case transitions, annotation revisions, panel votes, agreement
+     * results and model version changes. Managers only.
+     */
+    get: operations["v1_projects_audit_retrieve"];
+  };
+  "/api/v1/projects/{slug}/audit.csv": {
+    /** @description The same rows as the audit log with the same filters, all of them, as CSV (newest first). */
+    get: operations["v1_projects_audit.csv_retrieve"];
+  };
   "/api/v1/projects/{slug}/case-scores/": {
     get: operations["v1_projects_case_scores_list"];
   };
@@ -357,6 +368,32 @@ export interface components {
      * @enum {string}
      */
     AssignmentOutputStatusEnum: "active" | "submitted" | "released";
+    AuditPageOutput: {
+      count: number;
+      results: components["schemas"]["AuditRowOutput"][];
+    };
+    AuditRowOutput: {
+      /** Format: date-time */
+      time: string;
+      kind: components["schemas"]["AuditRowOutputKindEnum"];
+      project: string;
+      /** @description None for project-wide events (model changes) */
+      case: number | null;
+      /** @description Username; the model for AI revisions; empty for server computations */
+      actor: string;
+      from_status: string;
+      to_status: string;
+      detail: unknown;
+    };
+    /**
+     * @description * `case_transition` - case_transition
+     * * `annotation_revision` - annotation_revision
+     * * `panel_vote` - panel_vote
+     * * `agreement` - agreement
+     * * `model_event` - model_event
+     * @enum {string}
+     */
+    AuditRowOutputKindEnum: "case_transition" | "annotation_revision" | "panel_vote" | "agreement" | "model_event";
     CaseEventOutput: {
       id: number;
       from_status: string;
@@ -2153,6 +2190,61 @@ export interface operations {
       201: {
         content: {
           "application/json": components["schemas"]["AssignmentOutput"][];
+        };
+      };
+    };
+  };
+  /**
+   * @description The project's audit trail, newest first: case transitions, annotation revisions, panel votes, agreement
+   * results and model version changes. Managers only.
+   */
+  v1_projects_audit_retrieve: {
+    parameters: {
+      query?: {
+        /** @description Username */
+        actor?: string;
+        case?: number;
+        kind?: "agreement" | "annotation_revision" | "case_transition" | "model_event" | "panel_vote";
+        limit?: number;
+        offset?: number;
+        /** @description First day, inclusive */
+        since?: string;
+        /** @description Last day, inclusive */
+        until?: string;
+      };
+      path: {
+        slug: string;
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "application/json": components["schemas"]["AuditPageOutput"];
+        };
+      };
+    };
+  };
+  /** @description The same rows as the audit log with the same filters, all of them, as CSV (newest first). */
+  "v1_projects_audit.csv_retrieve": {
+    parameters: {
+      query?: {
+        /** @description Username */
+        actor?: string;
+        case?: number;
+        kind?: "agreement" | "annotation_revision" | "case_transition" | "model_event" | "panel_vote";
+        /** @description First day, inclusive */
+        since?: string;
+        /** @description Last day, inclusive */
+        until?: string;
+      };
+      path: {
+        slug: string;
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "text/csv": string;
         };
       };
     };

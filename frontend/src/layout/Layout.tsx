@@ -22,6 +22,7 @@ export function Layout() {
           {me.is_staff || me.projects.some((p) => p.roles.includes("manager")) ? (
             <NavLink to="/jobs">{t("nav.jobs")}</NavLink>
           ) : null}
+          <NavLink to="/account/tokens">{t("nav.tokens")}</NavLink>
         </nav>
         <span className="spacer" />
         <label className="language">
