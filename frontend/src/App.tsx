@@ -10,6 +10,7 @@ import { JobsScreen } from "./screens/jobs/JobsScreen";
 import { PanelScreen, PanelWorklistScreen } from "./screens/panel/PanelScreen";
 import { TokensScreen } from "./screens/account/TokensScreen";
 import { AuditScreen } from "./screens/audit/AuditScreen";
+import { ExportsScreen } from "./screens/exports/ExportsScreen";
 
 /** Client routes. Django returns index.html for each of these paths (config/views.py APP_ROUTES). */
 export const ROUTES = {
@@ -22,6 +23,7 @@ export const ROUTES = {
   jobs: "/jobs",
   tokens: "/account/tokens",
   audit: "/projects/:slug/audit",
+  exports: "/projects/:slug/exports",
 } as const;
 
 function NotFound() {
@@ -44,6 +46,7 @@ export function App() {
             <Route path={ROUTES.jobs} element={<JobsScreen />} />
             <Route path={ROUTES.tokens} element={<TokensScreen />} />
             <Route path={ROUTES.audit} element={<AuditScreen />} />
+            <Route path={ROUTES.exports} element={<ExportsScreen />} />
             <Route path="*" element={<NotFound />} />
           </Route>
         </Routes>
