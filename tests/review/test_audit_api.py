@@ -15,6 +15,7 @@ from django.test import Client
 from django.utils import timezone
 
 from annotation.models import AnnotationRevision, Case, Project
+from inference.models import ModelVersion, ModelVersionEvent
 from review.models import CaseEvent
 from tests.factories import UserFactory
 from tests.review.test_audit import submit_first_reading
@@ -118,3 +119,27 @@ def test_bad_filters_are_named(reading_project: Project, users: dict[str, User])
     backwards = client.get(url, {"since": "2026-12-05", "until": "2026-12-01"})
     assert backwards.status_code == 400 and "until" in backwards.json()
     assert client.get(url, {"kind": "gossip"}).status_code == 400
+
+
+def test_model_changes_are_project_wide_entries_found_by_who_but_not_by_case(
+    reading_project: Project, users: dict[str, User], trail: dict[str, Any]
+) -> None:
+    version = ModelVersion.objects.create(
+        project=reading_project, number=1, task_type="segmentation", architecture="unet", status="active"
+    )
+    ModelVersionEvent.objects.create(
+        model_version=version, actor=users["manager"], from_status="validated", to_status="active", reason="better Dice"
+    )
+    client = _client(users["manager"])
+    slug = reading_project.slug
+    [row] = _audit(client, slug, kind="model_event")["results"]
+    assert (row["case"], row["actor"], row["to_status"]) == (None, "manager", "active")
+    assert row["detail"] == {"model_version": 1, "reason": "better Dice", "metrics": {}}
+    assert len(_audit(client, slug, actor="manager")["results"]) == 2  # the case transition and the model change
+    assert _audit(client, slug, kind="model_event", case=trail["read"].pk)["count"] == 0
+    lines = list(
+        csv.DictReader(
+            io.StringIO(client.get(f"{API}/projects/{slug}/audit.csv", {"kind": "model_event"}).content.decode())
+        )
+    )
+    assert [(line["case"], line["to_status"]) for line in lines] == [("", "active")]
