@@ -124,6 +124,10 @@ class AuditCsvView(APIView):
 
     renderer_classes = [CsvRenderer]
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[BaseRenderer, str]:
+        # Always CSV (errors too, as text): a download link or a script asking for JSON is not refused with 406.
+        return CsvRenderer(), CsvRenderer.media_type
+
     @extend_schema(parameters=QUERY, responses={(200, "text/csv"): OpenApiTypes.STR})
     def get(self, request: Request, slug: str) -> HttpResponse:
         project = _managed_project(request, slug)

@@ -99,6 +99,9 @@ def test_csv_has_the_same_rows_as_the_filtered_log(
     for line, row in zip(lines, rows, strict=True):
         assert (line["kind"], line["case"], line["actor"]) == (row["kind"], str(row["case"]), row["actor"])
         assert json.loads(line["detail"]) == row["detail"]
+    # A client that asks for JSON still gets the CSV, not a 406.
+    asked_json = client.get(f"{API}/projects/{reading_project.slug}/audit.csv", HTTP_ACCEPT="application/json")
+    assert asked_json.status_code == 200 and asked_json.content == response.content
 
 
 def test_only_managers_read_the_audit_log(reading_project: Project, users: dict[str, User]) -> None:
