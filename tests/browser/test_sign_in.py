@@ -82,3 +82,32 @@ def test_non_staff_user_signs_out_and_in_again_and_stays_in_the_app(
     page.wait_for_url(f"{signed_in.base}/")
     expect(page.get_by_role("heading", name=texts["projects"])).to_be_visible()
     signed_in.assert_no_console_errors()
+
+
+def test_password_change_from_the_header_then_sign_in_with_the_new_password(
+    browsers: panel_helpers.Browsers,
+) -> None:
+    user = cast(User, UserFactory(username="reader2"))
+    signed_in = browsers.page_for(user, language="zh-hans")
+    page = signed_in.goto("/")
+    page.get_by_role("link", name="修改密码").click()
+    page.wait_for_url(re.compile(r"/accounts/password_change/$"))
+    assert "Django" not in page.content()
+    page.get_by_label("旧密码").fill(PASSWORD)
+    page.get_by_label("新密码", exact=True).fill("Another-passw0rd-77")
+    page.get_by_label("新密码确认").fill("Another-passw0rd-77")
+    page.get_by_role("button", name="修改密码").click()
+    page.wait_for_url(re.compile(r"/accounts/password_change/done/$"))
+    expect(page.get_by_role("status")).to_have_text("您的密码已修改。")
+    user.refresh_from_db()
+    assert user.check_password("Another-passw0rd-77") and not user.check_password(PASSWORD)
+
+    page.get_by_role("link", name="返回 MedLabel QA").click()
+    page.get_by_role("button", name="退出登录").click()
+    page.wait_for_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("用户名").fill("reader2")
+    page.get_by_label("密码").fill("Another-passw0rd-77")
+    page.get_by_role("button", name="登录", exact=True).click()
+    page.wait_for_url(f"{signed_in.base}/")
+    expect(page.get_by_test_id("username")).to_have_text("reader2")
+    signed_in.assert_no_console_errors()
