@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
 
@@ -47,3 +48,11 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
 class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
     template_name = "accounts/password_change_done.html"
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin's sign-in, for staff. A signed-in user who is not staff (sent here by a link to /admin/)
+    goes to the app instead of the admin's "not authorized" page."""
+    if request.user.is_authenticated and not request.user.is_staff:
+        return redirect("/")
+    return admin.site.login(request)

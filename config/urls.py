@@ -2,12 +2,14 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
+from accounts import views as accounts_views
 from config import views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("accounts.urls")),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the sign-in page's language switch
+    path("admin/login/", accounts_views.admin_login),  # before the admin's own: non-staff go to the app
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", views.SwaggerDocsView.as_view(url_name="schema"), name="api-docs"),

@@ -139,3 +139,19 @@ def test_sign_in_page_switches_language_for_anonymous_visitors() -> None:
     response = client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/accounts/login/"})
     assert response.status_code == 302 and response["Location"] == "/accounts/login/"
     assert "登录" in client.get("/accounts/login/").content.decode()
+
+
+def test_signed_in_non_staff_user_at_the_admin_goes_to_the_app(reader: User) -> None:
+    client = _signed_in(reader)
+    response = client.get("/admin/", follow=True)
+    assert response.redirect_chain[-1][0] == "/"
+    _assert_not_admin(response.content.decode())
+
+
+def test_staff_still_reach_the_admin_login() -> None:
+    page = Client().get("/admin/login/")
+    assert page.status_code == 200 and "Django" in page.content.decode()
+    staff = cast(User, UserFactory(username="root"))
+    staff.is_staff = staff.is_superuser = True
+    staff.save(update_fields=["is_staff", "is_superuser"])
+    assert _signed_in(staff).get("/admin/").status_code == 200
