@@ -1,17 +1,19 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
+from accounts import views as accounts_views
 from config import views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("accounts.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the sign-in page's language switch
+    path("admin/login/", accounts_views.admin_login),  # before the admin's own: non-staff go to the app
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", views.SwaggerDocsView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", views.RedocDocsView.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/imaging/", include("imaging.api.urls")),
     path("api/v1/", include("annotation.api.urls")),
     path("api/v1/", include("review.api.urls")),
@@ -27,5 +29,5 @@ urlpatterns = [
 ]
 
 # Client routes of the browser app (frontend/src/App.tsx): Django answers them with the app's index.html.
-APP_ROUTE = r"^(?:projects|cases|jobs)(?:/.*)?$"
+APP_ROUTE = r"^(?:projects|cases|jobs|account)(?:/.*)?$"
 urlpatterns += [re_path(APP_ROUTE, views.home, name="app")]

@@ -8,6 +8,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from annotation.selectors import projects_for_user
 from config.readiness import run_checks
@@ -46,3 +50,31 @@ def readyz(request: HttpRequest) -> JsonResponse:
     """Database, broker, storage and PACS reachable, each with its latency; 503 if a required one is not."""
     ready, report = run_checks()
     return JsonResponse(report, status=200 if ready else 503)
+
+
+# The API docs load only from this server (issue 16, item 10): the scripts and styles are our static files
+# (drf-spectacular-sidecar), and this policy stops the browser from fetching anything elsewhere, such as the
+# Redocly logo that Redoc's sidebar loads from its CDN. Inline script and style: drf-spectacular's templates
+# start the UIs inline; Redoc runs its search in a blob: worker.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:"
+)
+
+
+class SwaggerDocsView(SpectacularSwaggerView):
+    @extend_schema(exclude=True)
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        response = super().get(request, *args, **kwargs)
+        response["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
+        return response
+
+
+class RedocDocsView(SpectacularRedocView):
+    template_name = "api_docs/redoc.html"  # without the Google Fonts links of drf-spectacular's template
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        response = super().get(request, *args, **kwargs)
+        response["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
+        return response

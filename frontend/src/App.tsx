@@ -8,6 +8,9 @@ import { ReaderScreen } from "./screens/reader/ReaderScreen";
 import { DashboardScreen } from "./screens/dashboard/DashboardScreen";
 import { JobsScreen } from "./screens/jobs/JobsScreen";
 import { PanelScreen, PanelWorklistScreen } from "./screens/panel/PanelScreen";
+import { TokensScreen } from "./screens/account/TokensScreen";
+import { AuditScreen } from "./screens/audit/AuditScreen";
+import { ExportsScreen } from "./screens/exports/ExportsScreen";
 
 /** Client routes. Django returns index.html for each of these paths (config/views.py APP_ROUTES). */
 export const ROUTES = {
@@ -18,6 +21,9 @@ export const ROUTES = {
   panel: "/cases/:caseId/panel",
   panelWorklist: "/projects/:slug/panel",
   jobs: "/jobs",
+  tokens: "/account/tokens",
+  audit: "/projects/:slug/audit",
+  exports: "/projects/:slug/exports",
 } as const;
 
 function NotFound() {
@@ -38,6 +44,9 @@ export function App() {
             <Route path={ROUTES.panel} element={<PanelScreen />} />
             <Route path={ROUTES.panelWorklist} element={<PanelWorklistScreen />} />
             <Route path={ROUTES.jobs} element={<JobsScreen />} />
+            <Route path={ROUTES.tokens} element={<TokensScreen />} />
+            <Route path={ROUTES.audit} element={<AuditScreen />} />
+            <Route path={ROUTES.exports} element={<ExportsScreen />} />
             <Route path="*" element={<NotFound />} />
           </Route>
         </Routes>

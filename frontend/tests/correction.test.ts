@@ -12,7 +12,7 @@ import { alreadyIn, regionOrigin, sourceAnnotations, sourceTitle, type Correctio
 const t = (key: MessageKey, params?: Record<string, string | number>) => translate("en", key, params);
 const zh = (key: MessageKey, params?: Record<string, string | number>) => translate("zh-hans", key, params);
 
-function annotation(id: number, role: string, reader: string | null, status = "submitted"): Annotation {
+function annotation(id: number, role: string, reader: string | null, status: Annotation["status"] = "submitted"): Annotation {
   return { id, case: 1, reader, role, status, current_revision: 1, created_at: "", submitted_at: null };
 }
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from review.api import correction_views, dashboard_views, views
+from review.api import audit_views, correction_views, dashboard_views, views
 
 urlpatterns = [
     path("projects/<slug:slug>/review-policy/", views.ReviewPolicyView.as_view(), name="review-policy"),
@@ -32,4 +32,9 @@ urlpatterns += [
     path("projects/<slug:slug>/dashboard/", dashboard_views.ProjectDashboardView.as_view(), name="project-dashboard"),
     path("projects/<slug:slug>/readers/", dashboard_views.ReaderStatsView.as_view(), name="project-readers"),
     path("projects/<slug:slug>/reader-pairs/", dashboard_views.ReaderPairsView.as_view(), name="project-reader-pairs"),
+]
+
+urlpatterns += [
+    path("projects/<slug:slug>/audit/", audit_views.AuditLogView.as_view(), name="project-audit"),
+    path("projects/<slug:slug>/audit.csv", audit_views.AuditCsvView.as_view(), name="project-audit-csv"),
 ]

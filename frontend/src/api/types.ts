@@ -1,67 +1,42 @@
-/** Shapes of the API's answers (see /api/schema/). Only the fields the app uses. */
+/** Shapes of the API's answers (see /api/schema/): the generated ones (schema.d.ts) where they fit. */
+import type { components } from "./schema";
 
 export type Localised = string | Record<string, string>;
 export type ReadingRole = "first_reader" | "second_reader" | "panel_member";
 export type MemberRole = "annotator" | "reviewer" | "expert" | "manager";
 
-export interface MeProject {
-  slug: string;
-  name: string;
-  roles: MemberRole[];
-  /** OHIF on this project's studies (same origin, the session), or null when the server does not offer it. */
-  ohif_url: string | null;
-}
+/** The generated response shapes (scripts/api-types.sh, from the server's OpenAPI schema). */
+type S = components["schemas"];
 
-export interface Me {
-  username: string;
-  is_staff: boolean;
+// The shapes below come from the generated ones, so a field renamed or removed on the server breaks the
+// build where the app uses it. Output fields the schema marks optional (they have a default) are always sent:
+// Required<> says so. Overrides narrow what the schema types loosely (role lists, JSON fields) or wrongly.
+
+export type MeProject = Omit<S["MeProjectOutput"], "roles"> & { roles: MemberRole[] };
+
+export type Me = Omit<S["MeOutput"], "language" | "projects"> & {
   language: "en" | "zh-hans";
   projects: MeProject[];
-}
+};
 
-export interface Project {
-  slug: string;
-  name: string;
-  description: string;
-  dicom_source: string | null;
-  readers_per_case: number;
-  my_roles: MemberRole[];
-  created_at: string;
-}
+export type Project = Required<Omit<S["ProjectOutput"], "my_roles">> & { my_roles: MemberRole[] };
 
-export interface Case {
-  id: number;
-  status: string;
-  priority: number;
-  priority_source: string;
-  study_instance_uid: string;
-  series_instance_uid: string | null;
-  patient_id: string;
-  study_date: string;
-  study_description: string;
-  readers_assigned: number | null;
-  readings_submitted: number | null;
-  created_at: string;
-  updated_at: string;
-}
+export type Case = Required<S["CaseOutput"]>;
 
-export interface Assignment {
-  id: number;
-  username: string;
+export type Assignment = Required<Omit<S["AssignmentOutput"], "case">> & { case: Case };
+
+export type Worklist = Omit<S["WorklistOutput"], "role" | "assignments"> & {
   role: ReadingRole;
-  slot: number;
-  status: string;
-  how: string;
-  case: Case;
-  created_at: string;
-  submitted_at: string | null;
-}
-
-export interface Worklist {
-  role: ReadingRole;
-  counts: Record<string, number>;
   assignments: Assignment[];
-}
+};
+
+export type ApiToken = S["ApiTokenOutput"];
+export type ApiTokenCreated = S["ApiTokenCreatedOutput"];
+export type Job = S["JobOutput"];
+export type JobDetail = S["JobDetailOutput"];
+export type Export = S["ExportOutput"];
+export type ExportDetail = S["ExportDetailOutput"];
+export type Paginated<T> = { count: number; next?: string | null; previous?: string | null; results: T[] };
 
 export interface SchemaChoice {
   key: string;
@@ -112,12 +87,10 @@ export interface SchemaDefinition {
   labels: SchemaLabel[];
 }
 
-export interface Schema {
-  version: number;
+export type Schema = Omit<S["SchemaOutput"], "definition" | "created_by"> & {
   definition: SchemaDefinition;
   created_by: string | null;
-  created_at: string;
-}
+};
 
 export interface MaskPayload {
   encoding: "gzip-base64" | "rle-base64";
@@ -140,29 +113,15 @@ export interface Item {
   mask?: MaskPayload;
 }
 
-export interface Annotation {
-  id: number;
-  case: number;
-  reader: string | null;
-  role: string;
-  status: string;
-  current_revision: number;
-  created_at: string;
-  submitted_at: string | null;
-}
+// The AI's annotation and revisions have no reader or author (null), which the schema does not say.
+export type Annotation = Required<Omit<S["AnnotationOutput"], "reader">> & { reader: string | null };
 
-export interface Revision {
-  number: number;
-  parent: number | null;
+export type Revision = Required<Omit<S["RevisionOutput"], "author" | "model_version" | "items">> & {
   author: string | null;
-  origin: string;
   model_version: string | null;
-  schema_version: number;
-  is_submission: boolean;
   items: Item[];
-  created_at: string;
   annotation?: number;
-}
+};
 
 // --- Review: votes, decisions, agreement (review/api/serializers.py) --------------------------------------
 

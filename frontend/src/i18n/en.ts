@@ -1,6 +1,7 @@
 /** English strings: the reference dictionary. Every key must also be in zh-hans.ts (the type checks it). */
 import { enCorrection } from "./correction";
 import { enReviewScreens } from "./reviewScreens";
+import { enManagerScreens } from "./managerScreens";
 
 export const en = {
   "app.title": "MedLabel QA",
@@ -120,6 +121,8 @@ export const en = {
   // The panel, dashboard and jobs screens keep their strings in reviewScreens.ts.
   ...enReviewScreens,
   ...enCorrection,
+  // The manager's screens (tokens, audit, exports) keep theirs in managerScreens.ts.
+  ...enManagerScreens,
 } as const;
 
 export type MessageKey = keyof typeof en;

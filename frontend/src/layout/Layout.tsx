@@ -22,6 +22,7 @@ export function Layout() {
           {me.is_staff || me.projects.some((p) => p.roles.includes("manager")) ? (
             <NavLink to="/jobs">{t("nav.jobs")}</NavLink>
           ) : null}
+          <NavLink to="/account/tokens">{t("nav.tokens")}</NavLink>
         </nav>
         <span className="spacer" />
         <label className="language">
@@ -41,6 +42,8 @@ export function Layout() {
         <span className="user" data-testid="username">
           {me.username}
         </span>
+        {/* Django's pages (accounts/urls.py), not client routes: a full page load. */}
+        <a href="/accounts/password_change/">{t("nav.changePassword")}</a>
         <form method="post" action="/accounts/logout/">
           <input type="hidden" name="csrfmiddlewaretoken" value={csrf} />
           <button type="submit">{t("nav.signOut")}</button>

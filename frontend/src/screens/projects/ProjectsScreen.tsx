@@ -40,6 +40,12 @@ export function ProjectsScreen() {
               {hasRole(project.slug, "manager") ? (
                 <Link to={`/projects/${project.slug}/dashboard`}>{t("projects.dashboard")}</Link>
               ) : null}
+              {hasRole(project.slug, "manager") ? (
+                <Link to={`/projects/${project.slug}/exports`}>{t("projects.exports")}</Link>
+              ) : null}
+              {hasRole(project.slug, "manager") ? (
+                <Link to={`/projects/${project.slug}/audit`}>{t("projects.audit")}</Link>
+              ) : null}
               {project.my_roles.includes("expert") ? (
                 <Link to={`/projects/${project.slug}/panel`}>{t("projects.panel")}</Link>
               ) : null}
