@@ -428,7 +428,7 @@ def _compare_regions(
                 item["geometry"] = _mean_geometry([m["geometry"] for m in members])
             consensus.append(item)
     result.matching = _matching(readings, groups, pairs, unmatched, "distance_px" if kind == "point" else "iou")
-    return result, _with_unmatched(groups, unmatched, len(readings))
+    return result, _numbered(result.matching, readings, _with_unmatched(groups, unmatched, len(readings)))
 
 
 def _pair(readings: list[Reading], other: int, id_a: str, id_b: str, score: float) -> dict[str, Any]:
@@ -455,6 +455,18 @@ def _matching(
             for r, reading in enumerate(readings)
         },
     }
+
+
+def _numbered(
+    matching: dict[str, Any], readings: list[Reading], groups: list[list[str | None]]
+) -> list[list[str | None]]:
+    """Record in the matching the number the reasons give each lesion ("Nodule bounding box 2"), per reader and
+    region id, so that the browser names a lesion as the reasons do; returns the groups."""
+    matching["numbers"] = {
+        reading.name: {rid: number for number, group in enumerate(groups, start=1) if (rid := group[r]) is not None}
+        for r, reading in enumerate(readings)
+    }
+    return groups
 
 
 def _with_unmatched(
@@ -685,7 +697,7 @@ def _compare_region_masks(
             consensus_masks[len(consensus)] = _combine_masks(arrays, segments, thresholds, spacing)
             consensus.append(item)
     result.matching = _matching(readings, groups, matched_pairs, unmatched, "dice")
-    return result, _with_unmatched(groups, unmatched, len(readings))
+    return result, _numbered(result.matching, readings, _with_unmatched(groups, unmatched, len(readings)))
 
 
 def evaluate(schema: dict[str, Any], readings: list[Reading], thresholds: Thresholds, index: SliceIndex) -> Evaluation:

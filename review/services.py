@@ -315,15 +315,19 @@ def verification_decide(
     """Level 2 in verification mode: the second reader accepts, corrects or rejects the first reading."""
     policy = policy_for(case)
     if policy.mode != ReviewPolicy.Mode.VERIFICATION:
-        raise ConflictError(f"Project {case.project.slug!r} uses blind double reading, not verification")
+        raise ConflictError(
+            gettext("Project %(project)s uses blind double reading, not verification") % {"project": case.project.name}
+        )
     if case.status != CaseStatus.AWAITING_CROSS_VERIFICATION:
-        raise ConflictError(f"Case {case.pk} is {case.status}, not awaiting cross-verification")
+        raise ConflictError(gettext("Case %(case)s is not awaiting verification") % {"case": case.pk})
     assignment = Assignment.objects.filter(case=case, user=reviewer, role=ReadingRole.SECOND_READER).first()
     if assignment is None or assignment.status != Assignment.Status.ACTIVE:
-        raise PermissionDeniedError(f"Case {case.pk} is not assigned to you for verification")
+        raise PermissionDeniedError(
+            gettext("Case %(case)s is not assigned to you for verification") % {"case": case.pk}
+        )
     first = _submitted_readings(case)
     if not first or first[0].current_revision is None:
-        raise ConflictError(f"Case {case.pk} has no submitted first reading to verify")
+        raise ConflictError(gettext("Case %(case)s has no submitted first reading to verify") % {"case": case.pk})
     first_revision = first[0].current_revision
     if outcome == "accept":
         annotation_save_derived(

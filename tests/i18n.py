@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-# A word: ASCII letters, perhaps with an apostrophe or hyphen inside ("reader's", "re-queued").
-ASCII_WORD = re.compile(r"[A-Za-z]+(?:['\-][A-Za-z]+)*")
+# A word: an ASCII letter, then letters or digits, perhaps with an apostrophe or hyphen inside ("reader's",
+# "re-queued", "n1", "F1"). UIDs and numbers start with a digit: they are not words.
+ASCII_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9]*(?:['\-][A-Za-z0-9]+)*")
 # Latin in Chinese text too: metric, unit and format names, axes.
 TECHNICAL = frozenset(
-    {"AI", "Dice", "IoU", "HD95", "ASSD", "kappa", "px", "mm", "h", "s", "GPU", "CPU", "UID", "DICOM", "gzip"}
+    {"AI", "Dice", "IoU", "F1", "HD95", "ASSD", "kappa", "px", "mm", "h", "s", "GPU", "CPU", "UID", "DICOM", "gzip"}
     | {"base64", "uint8", "uint16", "x", "y", "z", "CT", "MR", "ID"}
 )
 

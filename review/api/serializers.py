@@ -103,6 +103,12 @@ class LesionMatchingOutput(serializers.Serializer[dict[str, Any]]):
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Per reader: the ids of their regions no other reader's matched (found by that reader only)",
     )
+    numbers = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField()),
+        required=False,
+        help_text='Per reader and region id: the lesion\'s number in the reasons ("Nodule bounding box 2"); a matched '
+        "pair shares its number",
+    )
 
 
 class AgreementOutput(serializers.ModelSerializer[AgreementResult]):

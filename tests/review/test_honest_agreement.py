@@ -103,6 +103,8 @@ def test_attributes_of_lesions_found_by_one_reader_only_are_not_agreed(
             "score": "iou",
             "pairs": [],
             "unmatched": {"annotator": ["n1"], "reviewer": ["n1"]},
+            # The numbers the reasons give the lesions: the annotator's first, the reviewer's (unmatched) second.
+            "numbers": {"annotator": {"n1": 1}, "reviewer": {"n1": 2}},
         }
     ]
 

@@ -98,7 +98,7 @@ def test_case_events_and_the_panel_decision_come_in_the_readers_language(
         CaseStatus.DISPUTED,
         CaseStatus.IN_PANEL,
     ]
-    assert history[0]["reason"] == "annotator 提交了首次阅片"
+    assert history[0]["reason"] == "annotator 提交了初读"
     assert history[2]["reason"] == "存在分歧：已提交专家组"
     assert "结节包围框 1的长径" in history[1]["reason"]
     assert_chinese([e["reason"] for e in history], READERS)
@@ -112,10 +112,10 @@ def test_case_events_and_the_panel_decision_come_in_the_readers_language(
         voter = chinese(clients[name])
         body = {"voted_for_annotation": first["id"], "rationale": "上叶结节可见"}
         vote = ok(voter.post(f"{API}/cases/{disputed}/votes/", body, JSON), 201)
-        assert vote["reading"]["description"] == "首次阅片"
+        assert vote["reading"]["description"] == "初读结果"
     assert case_status(manager, disputed) == CaseStatus.ADJUDICATED
     [decision] = [e for e in events(manager, disputed) if e["to_status"] == CaseStatus.ADJUDICATED]
-    assert decision["reason"] == "专家组以多数票决定（2，3 位在席成员中 2 位已投票）：首次阅片（annotator）"
+    assert decision["reason"] == "专家组以多数票决定（2，3 位在席成员中 2 位已投票）：初读结果（annotator）"
     assert_chinese([decision["reason"]], READERS)
     # ... and in English for an English reader of the same event.
     [english_decision] = [
