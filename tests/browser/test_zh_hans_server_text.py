@@ -87,6 +87,13 @@ def test_the_chinese_panel_and_reader_show_the_servers_words_in_chinese(
     for text in shown:
         assert not english_left(text, data), text
     expect(page.get_by_test_id("metric-row-nodule_box")).to_contain_text("不一致")
+    # The status on one line, never one character per line beside long metrics.
+    status_cell = page.get_by_test_id("metric-row-nodule_box").locator("td").nth(1)
+    lines = status_cell.evaluate(
+        "cell => { const r = document.createRange(); r.selectNodeContents(cell);"
+        " return new Set([...r.getClientRects()].map((b) => Math.round(b.top))).size; }"
+    )
+    assert lines == 1, f"the status {status_cell.inner_text()!r} wraps onto {lines} lines"
     expect(page.get_by_test_id("unmatched")).to_contain_text("结节包围框 2")
     # Every word of the page: the screen's own strings and the server's.
     left = english_on(page, data)
