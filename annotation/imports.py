@@ -22,6 +22,7 @@ from config.errors import (
 from config.types import User
 from imaging.models import DicomSource
 from imaging.services.pull import study_index_upstream, study_pull
+from jobs.messages import DONE, IMPORTING, job_text
 from jobs.models import Job, JobKind
 from jobs.services import Progress, TransientJobError, job_create
 
@@ -60,7 +61,7 @@ def import_studies(job: Job, progress: Progress) -> dict[str, Any]:
     studies: list[dict[str, Any]] = []
     cases = 0
     for done, uid in enumerate(uids):
-        progress(done=done, total=len(uids), message=f"importing {uid}")
+        progress(done=done, total=len(uids), message=job_text(IMPORTING, uid=uid))
         line: dict[str, Any] = {"study_instance_uid": uid}
         try:
             if job.params["mode"] == "copy":
@@ -88,6 +89,6 @@ def import_studies(job: Job, progress: Progress) -> dict[str, Any]:
                 studies.append({**line, "status": "imported_without_case", "reason": exc.message})
                 continue
         studies.append({**line, "status": "imported"})
-    progress(done=len(uids), total=len(uids), message="done")
+    progress(done=len(uids), total=len(uids), message=job_text(DONE))
     imported = sum(1 for s in studies if s["status"] in ("imported", "imported_without_case"))
     return {"imported": imported, "failed": len(uids) - imported, "cases": cases, "studies": studies}

@@ -5,9 +5,11 @@ Pure Python (no models, no database). A *schema* is a JSON definition of the lab
 *Values* are what one reader saves for one study: ``{"items": [...]}``, checked against the schema and
 the study's geometry (``validate_values``), with masks carried as gzip-compressed, base64-encoded arrays.
 
-Every problem is a ``LabelError`` (HTTP 400, code ``invalid_labels``) whose message starts with the path of
-the offending field, e.g. ``labels[2].kind: unknown kind 'boxx' (...)`` or ``items[3].geometry.x: ...``;
-the same path is in ``.extra["field"]``.
+Every problem is a ``LabelError`` (HTTP 400, code ``invalid_labels``). A schema's message starts with the path
+of the offending field, e.g. ``labels[2].kind: unknown kind 'boxx' (...)``. A reading's message is for the reader,
+in the request's language: it names the label, the lesion and the segment by the schema's display names and the
+lesion by its ordinal, e.g. ``Long-axis diameter of Nodule bounding box 2: 150 mm is above the maximum 100 mm of
+Long-axis diameter``. The path (``items[3].value``) is in ``.extra["field"]`` in both cases.
 """
 
 from __future__ import annotations
@@ -25,8 +27,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
+from django.utils.translation import gettext as _t
+from django.utils.translation import gettext_noop as N_
+from django.utils.translation import pgettext
 
 from config.errors import ApplicationError
+from config.messages import localised
 
 LEVELS: tuple[str, ...] = ("study", "series", "image", "region")
 KINDS: tuple[str, ...] = (
@@ -110,18 +116,32 @@ def _type_name(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
-        return "a boolean"
+        return _t("a boolean")
     if isinstance(value, int):
-        return "an integer"
+        return _t("an integer")
     if isinstance(value, float):
-        return "a number"
+        return _t("a number")
     if isinstance(value, str):
-        return "a string"
+        return _t("a string")
     if isinstance(value, list | tuple):
-        return "a list"
+        return _t("a list")
     if isinstance(value, dict):
-        return "an object"
+        return _t("an object")
     return type(value).__name__
+
+
+def _list(values: Any) -> str:
+    return pgettext("list separator", ", ").join(str(value) for value in values)
+
+
+def _label_name(label: dict[str, Any]) -> str:
+    """The label's display name in the request's language."""
+    return localised(label.get("name"), str(label["key"]))
+
+
+def _choice_names(label: dict[str, Any], keys: list[str]) -> str:
+    names = {node["key"]: localised(node.get("name"), node["key"]) for node in _walk_choices(label["choices"])}
+    return _list(names.get(key, key) for key in keys)
 
 
 def _fmt(value: Any) -> str:
@@ -142,7 +162,7 @@ def _is_number(value: Any) -> bool:
 
 def _number(value: Any, field: str) -> int | float:
     if not _is_number(value):
-        _fail(field, f"expected a finite number, got {_type_name(value)}")
+        _fail(field, _t("expected a finite number, got %(type)s") % {"type": _type_name(value)})
     return value
 
 
@@ -151,15 +171,18 @@ def _integer(value: Any, field: str) -> int:
     if isinstance(value, float) and _is_number(value) and value.is_integer():
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        _fail(field, f"expected an integer, got {_type_name(value)}")
+        _fail(field, _t("expected an integer, got %(type)s") % {"type": _type_name(value)})
     return value
 
 
 def _check_fields(raw: dict[str, Any], field: str, allowed: tuple[str, ...], what: str) -> None:
     for name in raw:
         if name not in allowed:
-            expected = ", ".join(allowed) if allowed else "no fields"
-            _fail(_join(field, name), f"unknown field for {what} (allowed: {expected})")
+            expected = _list(allowed) if allowed else _t("no fields")
+            _fail(
+                _join(field, name),
+                _t("unknown field for %(what)s (allowed: %(fields)s)") % {"what": _t(what), "fields": expected},
+            )
 
 
 def _join(field: str, name: Any) -> str:
@@ -168,7 +191,7 @@ def _join(field: str, name: Any) -> str:
 
 def _object(value: Any, field: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        _fail(field, f"expected {what} (an object), got {_type_name(value)}")
+        _fail(field, _t("expected %(what)s (an object), got %(type)s") % {"what": _t(what), "type": _type_name(value)})
     return value
 
 
@@ -538,28 +561,31 @@ def encode_mask(array: np.ndarray) -> dict[str, Any]:
 
 
 def _mask_header(payload: Any, field: str) -> tuple[tuple[int, ...], str]:
-    payload = _object(payload, field, "a mask payload")
-    _check_fields(payload, field, _MASK_PAYLOAD_FIELDS + _MASK_OUTPUT_FIELDS, "a mask payload")
+    payload = _object(payload, field, N_("a mask payload"))
+    _check_fields(payload, field, _MASK_PAYLOAD_FIELDS + _MASK_OUTPUT_FIELDS, N_("a mask payload"))
     for name in _MASK_PAYLOAD_FIELDS:
         if name not in payload:
-            _fail(f"{field}.{name}", "required")
+            _fail(f"{field}.{name}", _t("%(field)s is required") % {"field": name})
     if payload["encoding"] not in MASK_ENCODINGS:
-        _fail(
-            f"{field}.encoding",
-            f"unsupported encoding {payload['encoding']!r} (expected {' or '.join(map(repr, MASK_ENCODINGS))})",
-        )
+        said: dict[str, Any] = {
+            "value": repr(payload["encoding"]),
+            "expected": _t(" or ").join(map(repr, MASK_ENCODINGS)),
+        }
+        _fail(f"{field}.encoding", _t("unsupported encoding %(value)s (expected %(expected)s)") % said)
     dtype = payload["dtype"]
     if not isinstance(dtype, str) or dtype not in MASK_DTYPES:
-        _fail(f"{field}.dtype", f"unsupported dtype {dtype!r} (expected uint8 or uint16)")
+        _fail(f"{field}.dtype", _t("unsupported dtype %(value)s (expected uint8 or uint16)") % {"value": repr(dtype)})
     shape = payload["shape"]
     if (
         not isinstance(shape, list)
         or not 1 <= len(shape) <= MAX_MASK_NDIM
         or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in shape)
     ):
-        _fail(f"{field}.shape", f"expected a list of 1 to {MAX_MASK_NDIM} positive integers, got {shape!r}")
+        said = {"limit": MAX_MASK_NDIM, "value": repr(shape)}
+        _fail(f"{field}.shape", _t("expected a list of 1 to %(limit)s positive integers, got %(value)s") % said)
     if math.prod(shape) > MAX_MASK_ELEMENTS:
-        _fail(f"{field}.shape", f"mask of {math.prod(shape)} elements is larger than {MAX_MASK_ELEMENTS}")
+        said = {"n": math.prod(shape), "limit": MAX_MASK_ELEMENTS}
+        _fail(f"{field}.shape", _t("mask of %(n)s elements is larger than %(limit)s") % said)
     return tuple(shape), dtype
 
 
@@ -634,11 +660,11 @@ def expand_mask(encoding: str, stored: bytes, shape: tuple[int, ...] | list[int]
 
 def _base64_bytes(data: Any, field: str) -> bytes:
     if not isinstance(data, str):
-        _fail(f"{field}.data", f"expected a base64 string, got {_type_name(data)}")
+        _fail(f"{field}.data", _t("expected a base64 string, got %(type)s") % {"type": _type_name(data)})
     try:
         return base64.b64decode(data.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
-        _fail(f"{field}.data", f"invalid base64 ({exc})")
+        _fail(f"{field}.data", _t("invalid base64 (%(error)s)") % {"error": exc})
 
 
 def check_mask(payload: Any, field: str) -> CheckedMask:
@@ -651,21 +677,25 @@ def check_mask(payload: Any, field: str) -> CheckedMask:
     elements = math.prod(shape)
     if payload["encoding"] == MASK_ENCODING_RLE:
         if len(compressed) % 8:
-            _fail(f"{field}.data", "run-length data is not whole (value, length) pairs of little-endian uint32")
+            _fail(f"{field}.data", _t("run-length data is not whole (value, length) pairs of little-endian uint32"))
         runs = np.frombuffer(compressed, dtype="<u4").reshape(-1, 2)
         values, lengths = runs[:, 0], runs[:, 1]
         if runs.shape[0] == 0 or int(lengths.min()) == 0:
-            _fail(f"{field}.data", "run-length data has an empty run")
+            _fail(f"{field}.data", _t("run-length data has an empty run"))
         total = int(lengths.sum(dtype=np.uint64))
         if total != elements:
             _fail(
                 f"{field}.data",
-                f"runs cover {total} values, expected {elements} for a {_shape_text(shape)} {dtype_name} mask",
+                _t("runs cover %(total)s values, expected %(expected)s for a %(shape)s %(dtype)s mask")
+                % {"total": total, "expected": elements, "shape": _shape_text(shape), "dtype": dtype_name},
             )
         if int(values.max()) > np.iinfo(dtype).max:
-            _fail(f"{field}.data", f"value {int(values.max())} does not fit {dtype_name}")
+            _fail(
+                f"{field}.data",
+                _t("value %(value)s does not fit %(dtype)s") % {"value": int(values.max()), "dtype": dtype_name},
+            )
         if runs.shape[0] > 1 and bool((values[1:] == values[:-1]).any()):
-            _fail(f"{field}.data", "run-length data has two neighbouring runs of the same value (merge them)")
+            _fail(f"{field}.data", _t("run-length data has two neighbouring runs of the same value (merge them)"))
         present = [int(v) for v in np.unique(values)]
         digest = rle_digest(compressed, shape, dtype_name)
         return CheckedMask(
@@ -688,9 +718,10 @@ def check_mask(payload: Any, field: str) -> CheckedMask:
                 break
             produced += len(raw)
             if produced > expected:
+                said = {"expected": expected, "shape": _shape_text(shape), "dtype": dtype_name}
                 _fail(
                     f"{field}.data",
-                    f"decompresses to more than the {expected} bytes of a {_shape_text(shape)} {dtype_name} mask",
+                    _t("decompresses to more than the %(expected)s bytes of a %(shape)s %(dtype)s mask") % said,
                 )
             hasher.update(raw)
             block = carry + raw
@@ -701,15 +732,16 @@ def check_mask(payload: Any, field: str) -> CheckedMask:
             counts[0] += values.size - painted.size
             counts += np.bincount(painted, minlength=counts.size)
     except zlib.error as exc:
-        _fail(f"{field}.data", f"not valid gzip data ({exc})")
+        _fail(f"{field}.data", _t("not valid gzip data (%(error)s)") % {"error": exc})
     if not decompressor.eof:
-        _fail(f"{field}.data", "not valid gzip data (truncated stream)")
+        _fail(f"{field}.data", _t("not valid gzip data (truncated stream)"))
     if decompressor.unused_data:
-        _fail(f"{field}.data", "not valid gzip data (trailing bytes after the stream)")
+        _fail(f"{field}.data", _t("not valid gzip data (trailing bytes after the stream)"))
     if produced != expected:
+        said = {"n": produced, "expected": expected, "shape": _shape_text(shape), "dtype": dtype_name}
         _fail(
             f"{field}.data",
-            f"decompresses to {produced} bytes, expected {expected} for a {_shape_text(shape)} {dtype_name} mask",
+            _t("decompresses to %(n)s bytes, expected %(expected)s for a %(shape)s %(dtype)s mask") % said,
         )
     hasher.update(str(tuple(shape)).encode() + str(dtype.newbyteorder("=")).encode())
     return CheckedMask(
@@ -769,108 +801,133 @@ class ValidatedValues:
 def _choice_value(label: dict[str, Any], value: Any, field: str) -> str:
     options = selectable_choices(label)
     if not isinstance(value, str):
-        _fail(field, f"expected a choice key (a string), got {_type_name(value)}")
+        _fail(field, _t("expected a choice key (a string), got %(type)s") % {"type": _type_name(value)})
     if value not in options:
         everything = [node["key"] for node in _walk_choices(label["choices"])]
+        said: dict[str, Any] = {
+            "value": repr(value),
+            "label": _label_name(label),
+            "options": _choice_names(label, options),
+        }
         if value in everything:
             _fail(
                 field,
-                f"{value!r} is not selectable in {label['key']}: only leaf choices may be chosen "
-                f"({', '.join(options)})",
+                _t("%(value)s is not selectable in %(label)s: only leaf choices may be chosen (%(options)s)") % said,
             )
-        _fail(field, f"{value!r} is not a choice of {label['key']} ({', '.join(options)})")
+        _fail(field, _t("%(value)s is not a choice of %(label)s (%(options)s)") % said)
     return value
 
 
 def _label_value(label: dict[str, Any], value: Any, field: str) -> Any:
     kind = label["kind"]
-    key = label["key"]
+    name = _label_name(label)
     if kind == "single_choice":
         return _choice_value(label, value, field)
     if kind == "multiple_choice":
         if not isinstance(value, list):
-            _fail(field, f"expected a list of choice keys, got {_type_name(value)}")
+            _fail(field, _t("expected a list of choice keys, got %(type)s") % {"type": _type_name(value)})
         chosen: list[str] = []
         for index, entry in enumerate(value):
             entry = _choice_value(label, entry, f"{field}[{index}]")
             if entry in chosen:
-                _fail(f"{field}[{index}]", f"{entry!r} chosen twice")
+                _fail(f"{field}[{index}]", _t("%(choice)s chosen twice") % {"choice": _choice_names(label, [entry])})
             chosen.append(entry)
         if len(chosen) < label["min_selected"]:
-            _fail(field, f"{len(chosen)} chosen, {key} needs at least {label['min_selected']}")
+            said: dict[str, Any] = {"n": len(chosen), "label": name, "limit": label["min_selected"]}
+            _fail(field, _t("%(n)s chosen, %(label)s needs at least %(limit)s") % said)
         if label["max_selected"] is not None and len(chosen) > label["max_selected"]:
-            _fail(field, f"{len(chosen)} chosen, {key} allows at most {label['max_selected']}")
+            said = {"n": len(chosen), "label": name, "limit": label["max_selected"]}
+            _fail(field, _t("%(n)s chosen, %(label)s allows at most %(limit)s") % said)
         order = {name: position for position, name in enumerate(selectable_choices(label))}
         return sorted(chosen, key=order.__getitem__)
     if kind == "ordinal":
         steps = [step["value"] for step in label["scale"]]
         step = _integer(value, field)
         if step not in steps:
-            _fail(field, f"{step} is not on the scale of {key} ({', '.join(str(s) for s in steps)})")
+            said = {"value": step, "label": name, "steps": _list(steps)}
+            _fail(field, _t("%(value)s is not on the scale of %(label)s (%(steps)s)") % said)
         return step
     if kind == "number":
         number = _number(value, field)
         if label["integer"]:
             if not float(number).is_integer():
-                _fail(field, f"{key} takes whole numbers, got {_fmt(number)}")
+                _fail(
+                    field, _t("%(label)s takes whole numbers, got %(value)s") % {"label": name, "value": _fmt(number)}
+                )
             number = int(number)
         unit = f" {label['unit']}" if label["unit"] else ""
         if label["min"] is not None and number < label["min"]:
-            _fail(field, f"{_fmt(number)}{unit} is below the minimum {_fmt(label['min'])}{unit} of {key}")
+            said = {
+                "value": f"{_fmt(number)}{unit}",
+                "limit": f"{_fmt(label['min'])}{unit}",
+                "label": name,
+            }
+            _fail(field, _t("%(value)s is below the minimum %(limit)s of %(label)s") % said)
         if label["max"] is not None and number > label["max"]:
-            _fail(field, f"{_fmt(number)}{unit} is above the maximum {_fmt(label['max'])}{unit} of {key}")
+            said = {
+                "value": f"{_fmt(number)}{unit}",
+                "limit": f"{_fmt(label['max'])}{unit}",
+                "label": name,
+            }
+            _fail(field, _t("%(value)s is above the maximum %(limit)s of %(label)s") % said)
         return number
     if kind == "text":
         if not isinstance(value, str):
-            _fail(field, f"expected a string, got {_type_name(value)}")
+            _fail(field, _t("expected a string, got %(type)s") % {"type": _type_name(value)})
         if len(value) > label["max_length"]:
-            _fail(field, f"text of {len(value)} characters is longer than the {label['max_length']} allowed for {key}")
+            said = {"n": len(value), "limit": label["max_length"], "label": name}
+            _fail(field, _t("text of %(n)s characters is longer than the %(limit)s allowed for %(label)s") % said)
         return value
     raise AssertionError(f"no value for kind {kind}")  # pragma: no cover - guarded by _role
 
 
 def _geometry_fields(raw: Any, field: str, names: tuple[str, ...], what: str) -> dict[str, int | float]:
-    raw = _object(raw, field, f"{what} geometry")
-    _check_fields(raw, field, names, f"{what} geometry")
+    raw = _object(raw, field, what)
+    _check_fields(raw, field, names, what)
     result: dict[str, int | float] = {}
     for name in names:
         if name not in raw:
-            _fail(f"{field}.{name}", "required")
+            _fail(f"{field}.{name}", _t("%(field)s is required") % {"field": name})
         result[name] = _number(raw[name], f"{field}.{name}")
     return result
 
 
 def _box2d(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]:
-    g = _geometry_fields(raw, field, ("x", "y", "width", "height"), "a 2D box")
+    g = _geometry_fields(raw, field, ("x", "y", "width", "height"), N_("a 2D box geometry"))
     for size in ("width", "height"):
         if g[size] <= 0:
-            _fail(f"{field}.{size}", f"must be > 0 (got {_fmt(g[size])})")
+            _fail(
+                f"{field}.{size}", _t("%(field)s must be > 0 (got %(value)s)") % {"field": size, "value": _fmt(g[size])}
+            )
     for position, size, limit, unit in (
-        ("x", "width", series.columns, "columns"),
-        ("y", "height", series.rows, "rows"),
+        ("x", "width", series.columns, _t("columns")),
+        ("y", "height", series.rows, _t("rows")),
     ):
         if g[position] < 0:
-            _fail(f"{field}.{position}", f"box outside the image ({position} = {_fmt(g[position])} < 0)")
+            said: dict[str, Any] = {"axis": position, "value": _fmt(g[position])}
+            _fail(f"{field}.{position}", _t("box outside the image (%(axis)s = %(value)s < 0)") % said)
         end = g[position] + g[size]
         if end > limit:
-            _fail(f"{field}.{position}", f"box outside the image ({position} + {size} = {_fmt(end)} > {limit} {unit})")
+            said = {"axis": position, "size": size, "value": _fmt(end), "limit": limit, "unit": unit}
+            _fail(
+                f"{field}.{position}",
+                _t("box outside the image (%(axis)s + %(size)s = %(value)s > %(limit)s %(unit)s)") % said,
+            )
     return g
 
 
 def _box3d(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]:
-    g = _geometry_fields(raw, field, ("x", "y", "z", "width", "height", "depth"), "a 3D box")
+    g = _geometry_fields(raw, field, ("x", "y", "z", "width", "height", "depth"), N_("a 3D box geometry"))
     g["z"] = _integer(g["z"], f"{field}.z")
     g["depth"] = _integer(g["depth"], f"{field}.depth")
     _box2d({k: g[k] for k in ("x", "y", "width", "height")}, field, series)
     if g["depth"] <= 0:
-        _fail(f"{field}.depth", f"must be > 0 (got {g['depth']})")
+        _fail(f"{field}.depth", _t("%(field)s must be > 0 (got %(value)s)") % {"field": "depth", "value": g["depth"]})
     if g["z"] < 0:
-        _fail(f"{field}.z", f"box outside the volume (z = {g['z']} < 0)")
+        _fail(f"{field}.z", _t("box outside the volume (z = %(value)s < 0)") % {"value": g["z"]})
     if g["z"] + g["depth"] > series.number_of_slices:
-        _fail(
-            f"{field}.z",
-            f"box outside the volume (z + depth = {g['z'] + g['depth']} > {series.number_of_slices} slices)",
-        )
+        said: dict[str, Any] = {"value": g["z"] + g["depth"], "limit": series.number_of_slices}
+        _fail(f"{field}.z", _t("box outside the volume (z + depth = %(value)s > %(limit)s slices)") % said)
     return g
 
 
@@ -879,46 +936,48 @@ def _inside(x: float, y: float, series: SeriesGeometry) -> bool:
 
 
 def _polygon(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]:
-    raw = _object(raw, field, "a polygon geometry")
-    _check_fields(raw, field, ("points",), "a polygon geometry")
+    raw = _object(raw, field, N_("a polygon geometry"))
+    _check_fields(raw, field, ("points",), N_("a polygon geometry"))
     if "points" not in raw:
-        _fail(f"{field}.points", "required")
+        _fail(f"{field}.points", _t("%(field)s is required") % {"field": "points"})
     points = raw["points"]
     if not isinstance(points, list):
-        _fail(f"{field}.points", f"expected a list of [x, y] points, got {_type_name(points)}")
+        _fail(f"{field}.points", _t("expected a list of [x, y] points, got %(type)s") % {"type": _type_name(points)})
     if len(points) < 3:
-        _fail(f"{field}.points", f"a polygon needs at least 3 points, got {len(points)}")
+        _fail(f"{field}.points", _t("a polygon needs at least 3 points, got %(n)s") % {"n": len(points)})
     if len(points) > MAX_POLYGON_POINTS:
-        _fail(f"{field}.points", f"{len(points)} points is more than {MAX_POLYGON_POINTS}")
+        _fail(
+            f"{field}.points",
+            _t("%(n)s points is more than %(limit)s") % {"n": len(points), "limit": MAX_POLYGON_POINTS},
+        )
     result: list[list[int | float]] = []
     for index, point in enumerate(points):
         path = f"{field}.points[{index}]"
         if not isinstance(point, list) or len(point) != 2:
-            _fail(path, f"expected [x, y], got {point!r}")
+            _fail(path, _t("expected [x, y], got %(value)s") % {"value": repr(point)})
         x = _number(point[0], f"{path}[0]")
         y = _number(point[1], f"{path}[1]")
         if not _inside(x, y, series):
-            _fail(
-                path,
-                f"point ({_fmt(x)}, {_fmt(y)}) outside the image ({series.columns} columns x {series.rows} rows)",
-            )
+            said: dict[str, Any] = {"x": _fmt(x), "y": _fmt(y), "columns": series.columns, "rows": series.rows}
+            _fail(path, _t("point (%(x)s, %(y)s) outside the image (%(columns)s columns x %(rows)s rows)") % said)
         result.append([x, y])
     return {"points": result}
 
 
 def _point(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]:
-    g = _geometry_fields(raw, field, ("x", "y"), "a point")
-    for name, limit, unit in (("x", series.columns, "columns"), ("y", series.rows, "rows")):
+    g = _geometry_fields(raw, field, ("x", "y"), N_("a point geometry"))
+    for name, limit, unit in (("x", series.columns, _t("columns")), ("y", series.rows, _t("rows"))):
+        said: dict[str, Any] = {"axis": name, "value": _fmt(g[name]), "limit": limit, "unit": unit}
         if g[name] < 0:
-            _fail(f"{field}.{name}", f"point outside the image ({name} = {_fmt(g[name])} < 0)")
+            _fail(f"{field}.{name}", _t("point outside the image (%(axis)s = %(value)s < 0)") % said)
         if g[name] > limit:
-            _fail(f"{field}.{name}", f"point outside the image ({name} = {_fmt(g[name])} > {limit} {unit})")
+            _fail(f"{field}.{name}", _t("point outside the image (%(axis)s = %(value)s > %(limit)s %(unit)s)") % said)
     return g
 
 
 def _uid(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value:
-        _fail(field, f"expected a UID (a non-empty string), got {_type_name(value)}")
+        _fail(field, _t("expected a UID (a non-empty string), got %(type)s") % {"type": _type_name(value)})
     return value
 
 
@@ -940,59 +999,70 @@ def _check_item(
     geometry: StudyGeometry,
 ) -> _Checked:
     path = f"items[{index}]"
-    raw = _object(raw, path, "an item")
+    raw = _object(raw, path, N_("an item"))
     if "label" not in raw:
-        _fail(f"{path}.label", "required")
+        _fail(f"{path}.label", _t("%(field)s is required") % {"field": "label"})
     key = raw["label"]
     if not isinstance(key, str):
-        _fail(f"{path}.label", f"expected a label key (a string), got {_type_name(key)}")
+        _fail(f"{path}.label", _t("expected a label key (a string), got %(type)s") % {"type": _type_name(key)})
     label = labels.get(key)
     if label is None:
-        _fail(f"{path}.label", f"unknown label {key!r}")
+        _fail(f"{path}.label", _t("unknown label %(key)s") % {"key": repr(key)})
     role = _role(label)
     required, optional = _ROLE_FIELDS[role]
     allowed = required + optional
     for name in raw:
         if name not in allowed:
+            said: dict[str, Any] = {
+                "field": name,
+                "label": _label_name(label),
+                "kind": label["kind"],
+                "level": label["level"],
+            }
             _fail(
                 f"{path}.{name}",
-                f"not allowed for {key} (a {label['kind']} label at level {label['level']}; "
-                f"fields: {', '.join(allowed)})",
+                _t("%(field)s is not allowed for %(label)s (a %(kind)s label at level %(level)s; fields: %(fields)s)")
+                % {**said, "fields": _list(allowed)},
             )
     for name in required:
         if name not in raw:
-            _fail(f"{path}.{name}", "required")
+            _fail(f"{path}.{name}", _t("%(field)s is required") % {"field": name})
 
     item: dict[str, Any] = {"label": key}
     series: SeriesGeometry | None = None
     if "id" in raw:
         region_id = raw["id"]
         if not isinstance(region_id, str) or not region_id.strip():
-            _fail(f"{path}.id", f"expected a non-empty string, got {_type_name(region_id)}")
+            _fail(f"{path}.id", _t("expected a non-empty string, got %(type)s") % {"type": _type_name(region_id)})
         if len(region_id) > MAX_REGION_ID_LENGTH:
-            _fail(f"{path}.id", f"longer than {MAX_REGION_ID_LENGTH} characters")
+            _fail(f"{path}.id", _t("id longer than %(limit)s characters") % {"limit": MAX_REGION_ID_LENGTH})
         item["id"] = region_id
     if "series_instance_uid" in raw:
         uid = _uid(raw["series_instance_uid"], f"{path}.series_instance_uid")
         series = geometry.series.get(uid)
         if series is None:
-            _fail(f"{path}.series_instance_uid", f"series {uid!r} is not in study {geometry.study_instance_uid}")
+            said = {"uid": repr(uid), "study": geometry.study_instance_uid}
+            _fail(f"{path}.series_instance_uid", _t("series %(uid)s is not in study %(study)s") % said)
         item["series_instance_uid"] = uid
     if "sop_instance_uid" in raw:
         uid = _uid(raw["sop_instance_uid"], f"{path}.sop_instance_uid")
         series = geometry.find_instance(uid)
         if series is None:
-            _fail(f"{path}.sop_instance_uid", f"instance {uid!r} is not in study {geometry.study_instance_uid}")
+            said = {"uid": repr(uid), "study": geometry.study_instance_uid}
+            _fail(f"{path}.sop_instance_uid", _t("instance %(uid)s is not in study %(study)s") % said)
         frames = series.frames[uid]
         frame = _integer(raw.get("frame", 1), f"{path}.frame")
         if not 1 <= frame <= frames:
-            _fail(f"{path}.frame", f"frame {frame} does not exist: instance {uid} has {frames} frame(s)")
+            said = {"frame": frame, "uid": uid, "frames": frames}
+            _fail(
+                f"{path}.frame", _t("frame %(frame)s does not exist: instance %(uid)s has %(frames)s frame(s)") % said
+            )
         item["sop_instance_uid"] = uid
         item["frame"] = frame
     if "region" in raw:
         region = raw["region"]
         if not isinstance(region, str) or not region:
-            _fail(f"{path}.region", f"expected a region id (a string), got {_type_name(region)}")
+            _fail(f"{path}.region", _t("expected a region id (a string), got %(type)s") % {"type": _type_name(region)})
         item["region"] = region
 
     mask: CheckedMask | None = None
@@ -1014,21 +1084,26 @@ def _check_item(
         shape, _ = _mask_header(raw["mask"], field_path)
         expected = (series.number_of_slices, series.rows, series.columns)
         if shape != expected:
+            said = {
+                "shape": _shape_text(shape),
+                "series": series.series_instance_uid,
+                "expected": _shape_text(expected),
+            }
             _fail(
                 f"{field_path}.shape",
-                f"mask shape {_shape_text(shape)} does not match series {series.series_instance_uid} "
-                f"({_shape_text(expected)} = slices x rows x columns)",
+                _t("mask shape %(shape)s does not match series %(series)s (%(expected)s = slices x rows x columns)")
+                % said,
             )
         mask = check_mask(raw["mask"], field_path)
         present = [value for value in mask.present if value != 0]
         segments = {segment["value"] for segment in label["segments"]}
         strangers = [value for value in present if value not in segments]
         if strangers:
-            known = ", ".join(f"{segment['value']} {segment['key']}" for segment in label["segments"])
-            _fail(
-                f"{field_path}.data",
-                f"value(s) {', '.join(str(v) for v in strangers[:10])} not segments of {key} ({known})",
+            known = _list(
+                f"{segment['value']} {localised(segment.get('name'), segment['key'])}" for segment in label["segments"]
             )
+            said = {"values": _list(strangers[:10]), "label": _label_name(label), "segments": known}
+            _fail(f"{field_path}.data", _t("value(s) %(values)s are not segments of %(label)s (%(segments)s)") % said)
         item["mask"] = {"shape": list(shape), "dtype": raw["mask"]["dtype"], "segments_present": present}
 
     normalised = {name: item[name] for name in (*_ITEM_FIELD_ORDER, "mask") if name in item}
@@ -1058,39 +1133,80 @@ def _identity(item: dict[str, Any]) -> tuple[Any, ...]:
 _IDENTITY_FIELDS = ("label", "series_instance_uid", "sop_instance_uid", "frame", "region", "id")
 
 
+def _subjects(raw_items: list[Any], labels: dict[str, dict[str, Any]]) -> tuple[dict[int, str], dict[str, str]]:
+    """What each item is, for people, in the request's language: the label's display name, a region as its
+    label's name and ordinal ("Nodule bounding box 2"), a region's attribute as "Nodule type of Nodule bounding
+    box 2"; "item 4" when the item names no known label. Also each region id's readable name."""
+    subjects: dict[int, str] = {}
+    regions: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for index, raw in enumerate(raw_items):
+        key = raw.get("label") if isinstance(raw, dict) else None
+        label = labels.get(key) if isinstance(key, str) else None
+        if label is None:
+            subjects[index] = _t("item %(number)s") % {"number": index + 1}
+            continue
+        subjects[index] = _label_name(label)
+        if isinstance(raw.get("id"), str) and label["kind"] in (*GEOMETRY_KINDS, "mask"):
+            counts[label["key"]] = counts.get(label["key"], 0) + 1
+            said: dict[str, Any] = {"label": _label_name(label), "number": counts[label["key"]]}
+            subjects[index] = _t("%(label)s %(number)s") % said
+            regions.setdefault(raw["id"], subjects[index])
+    for index, raw in enumerate(raw_items):
+        if isinstance(raw, dict) and isinstance(raw.get("region"), str) and raw["region"] in regions:
+            key = raw.get("label")
+            label = labels.get(key) if isinstance(key, str) else None
+            if label is not None:
+                said = {"label": _label_name(label), "lesion": regions[raw["region"]]}
+                subjects[index] = _t("%(label)s of %(lesion)s") % said
+    return subjects, regions
+
+
+def _said_of(where: str, reason: str) -> str:
+    return _t("%(where)s: %(reason)s") % {"where": where, "reason": reason}
+
+
+def _fail_at(field: str, where: str, reason: str, *, extra: dict[str, Any] | None = None) -> NoReturn:
+    raise LabelError(field, reason, message=_said_of(where, reason), extra=extra)
+
+
 def validate_values(schema: dict[str, Any], values: Any, geometry: StudyGeometry, *, complete: bool) -> ValidatedValues:
     """Check a reader's label values against the schema and the study; return them normalised.
 
-    ``complete=True`` (submitting) also requires every required label (see ``required_missing``).
+    ``complete=True`` (submitting) also requires every required label (see ``required_missing``). Messages name
+    what is wrong for the reader (display names, lesion ordinals), in the request's language; the path of the
+    field is in the error's ``field``.
     """
     schema = validate_schema(schema)
     labels = {label["key"]: label for label in schema["labels"]}
     order = {key: position for position, key in enumerate(labels)}
-    values = _object(values, "values", 'label values ({"items": [...]})')
-    _check_fields(values, "", ("items",), "label values")
+    values = _object(values, "values", N_('label values ({"items": [...]})'))
+    _check_fields(values, "", ("items",), N_("label values"))
     if "items" not in values:
-        _fail("items", "required")
+        _fail("items", _t("%(field)s is required") % {"field": "items"})
     raw_items = values["items"]
     if not isinstance(raw_items, list):
-        _fail("items", f"expected a list of items, got {_type_name(raw_items)}")
+        _fail("items", _t("expected a list of items, got %(type)s") % {"type": _type_name(raw_items)})
+    subjects, region_names = _subjects(raw_items, labels)
 
     checked: list[_Checked] = []
     ids: dict[str, int] = {}
     targets: dict[tuple[Any, ...], int] = {}
     for index, raw in enumerate(raw_items):
-        entry = _check_item(raw, index, labels, order, geometry)
+        try:
+            entry = _check_item(raw, index, labels, order, geometry)
+        except LabelError as error:
+            _fail_at(error.field, subjects[index], error.reason)
         item = entry.item
         if "id" in item:
             if item["id"] in ids:
-                _fail(f"items[{index}].id", f"duplicate id {item['id']!r} (also items[{ids[item['id']]}])")
+                said: dict[str, Any] = {"id": repr(item["id"]), "other": subjects[ids[item["id"]]]}
+                _fail_at(f"items[{index}].id", subjects[index], _t("same id %(id)s as %(other)s") % said)
             ids[item["id"]] = index
         else:
             identity = _identity(item)
             if identity in targets:
-                _fail(
-                    f"items[{index}]",
-                    f"a second value for {item['label']} on the same target (also items[{targets[identity]}])",
-                )
+                _fail_at(f"items[{index}]", subjects[index], _t("a second answer on the same image or series"))
             targets[identity] = index
         checked.append(entry)
 
@@ -1101,25 +1217,35 @@ def validate_values(schema: dict[str, Any], values: Any, geometry: StudyGeometry
         label = labels[item["label"]]
         path = f"items[{entry.index}].region"
         if item["region"] not in ids:
-            _fail(path, f"no region with id {item['region']!r}")
-        region_label = checked[ids[item["region"]]].item["label"]
-        if region_label not in label["applies_to"]:
-            _fail(
+            _fail_at(path, subjects[entry.index], _t("no region with id %(id)s") % {"id": repr(item["region"])})
+        region_label = labels[checked[ids[item["region"]]].item["label"]]
+        if region_label["key"] not in label["applies_to"]:
+            said = {
+                "region": region_names.get(item["region"], repr(item["region"])),
+                "label": _label_name(label),
+                "targets": _list(_label_name(labels[key]) for key in label["applies_to"] if key in labels),
+            }
+            _fail_at(
                 path,
-                f"region {item['region']!r} is a {region_label}; {item['label']} applies to "
-                f"{', '.join(label['applies_to'])}",
+                subjects[entry.index],
+                _t("%(region)s is not one of %(targets)s, which %(label)s describes") % said,
             )
 
+    as_given = [entry.item for entry in checked]  # lesions are numbered in the order the reader gave them
     checked.sort(key=lambda entry: entry.sort_key)
     items = [entry.item for entry in checked]
     masks = {position: entry.mask for position, entry in enumerate(checked) if entry.mask is not None}
     if complete:
-        missing = _missing(schema["labels"], items)
+        missing = _missing(schema["labels"], as_given)
         if missing:
             first_key, first_reason = missing[0]
-            message = "; ".join(f"{key}: {reason}" for key, reason in missing)
-            raise LabelError(first_key, first_reason, message=message, extra={"missing": [key for key, _ in missing]})
+            text = _sentences(_said_of(_label_name(labels[key]), reason) for key, reason in missing)
+            raise LabelError(first_key, first_reason, message=text, extra={"missing": [key for key, _ in missing]})
     return ValidatedValues(items=items, masks=masks)
+
+
+def _sentences(texts: Any) -> str:
+    return pgettext("message separator", "; ").join(texts)
 
 
 def _missing(labels: list[dict[str, Any]], items: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -1127,21 +1253,32 @@ def _missing(labels: list[dict[str, Any]], items: list[dict[str, Any]]) -> list[
     for item in items:
         if isinstance(item, dict) and isinstance(item.get("label"), str):
             present.setdefault(item["label"], []).append(item)
+    by_key = {label["key"]: label for label in labels}
     missing: list[tuple[str, str]] = []
     for label in labels:
         if not label["required"]:
             continue
         key = label["key"]
         if _role(label) == "attribute":
-            regions = [item["id"] for target in label["applies_to"] for item in present.get(target, []) if "id" in item]
+            # The regions by their ordinals, as the reader drew them ("Nodule bounding box 2").
+            regions = [
+                (target, number, item["id"])
+                for target in label["applies_to"]
+                for number, item in enumerate((i for i in present.get(target, []) if "id" in i), start=1)
+            ]
             described = {item.get("region") for item in present.get(key, [])}
-            undescribed = [region for region in regions if region not in described]
+            undescribed = [
+                _t("%(label)s %(number)s") % {"label": _label_name(by_key[target]), "number": number}
+                for target, number, region in regions
+                if region not in described
+            ]
             if undescribed:
-                shown = ", ".join(repr(region) for region in undescribed[:10])
-                more = f" and {len(undescribed) - 10} more" if len(undescribed) > 10 else ""
-                missing.append((key, f"required label missing for region(s) {shown}{more}"))
+                shown = _list(undescribed[:10])
+                if len(undescribed) > 10:
+                    shown = _t("%(regions)s and %(n)s more") % {"regions": shown, "n": len(undescribed) - 10}
+                missing.append((key, _t("required, missing for %(regions)s") % {"regions": shown}))
         elif not present.get(key):
-            missing.append((key, "required label missing"))
+            missing.append((key, _t("required label missing")))
     return missing
 
 

@@ -37,6 +37,7 @@ from datasets.splits import SPLITS, split_patients
 from datasets.volumes import GeometryMissing, SeriesLayout, load_volume, nifti_bytes, read_dataset, series_layout
 from imaging.models import Instance, Series
 from imaging.pixels import render_frame
+from jobs.messages import CASE_OF, job_text
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 GEOMETRY_2D_KINDS = {"polygon"}
@@ -197,7 +198,9 @@ class SnapshotBuilder:
             if not any(out["case"] == key and out["format"] == "all" for out in self.left_out):
                 split_counts[split] += 1
             if self.progress is not None:
-                self.progress(done=done, total=len(selection), message=f"case {done} of {len(selection)}")
+                self.progress(
+                    done=done, total=len(selection), message=job_text(CASE_OF, done=done, total=len(selection))
+                )
 
         written = self.finish(selection, keys, patient_of, split_of_patient, split_counts)
         return BuildResult(

@@ -37,6 +37,7 @@ from inference.models import (
     TaskType,
 )
 from inference.volumes import GeometryError, Volume, load_volume
+from jobs.messages import READING_CASES, job_text
 from jobs.models import Job, JobKind, JobStatus
 from jobs.services import JobFailed, Progress, job_create
 
@@ -379,7 +380,7 @@ def _train(job: Job, version: ModelVersion, progress: Progress) -> dict[str, Any
             f"Project {version.project.slug!r} has no adjudicated or agreed cases to train on "
             "(training uses adjudicated labels only)"
         )
-    progress(message=f"{device_note}; reading {len(labelled)} adjudicated case(s)")
+    progress(message=job_text(READING_CASES, device=device_note, n=len(labelled)))
     train_ids, val_ids = patient_split(labelled, seed=seed, fraction=float(params["validation_fraction"]))
     by_id = {lc.case.pk: lc for lc in labelled}
     train_examples, skipped_train = _examples(version, [by_id[i] for i in train_ids])

@@ -26,6 +26,21 @@ from django.utils import timezone
 from annotation.models import Project
 from config.errors import ApplicationError, ConflictError
 from config.types import User
+from jobs.messages import (
+    CANCELLED_BY,
+    CLAIMED,
+    CREATED,
+    DONE,
+    GIVING_UP,
+    LOST,
+    LOST_REQUEUED,
+    LOST_RETRYING,
+    LOST_TIMES,
+    RETRIED_BY,
+    RETRYING,
+    TIME_LIMIT,
+    job_text,
+)
 from jobs.models import FINISHED_STATUSES, Job, JobEvent, JobKind, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -109,7 +124,7 @@ def job_create(
         queue=queue,
         max_attempts=max_attempts,
     )
-    _record(job, "", S.QUEUED, "created", "")
+    _record(job, "", S.QUEUED, job_text(CREATED), "")
     if enqueue:
         job_enqueue(job)
     return job
@@ -151,17 +166,17 @@ def job_claim(job_id: int, *, worker: str | None = None) -> Job | None:
                 _transition(
                     job,
                     S.FAILED,
-                    message=f"worker {job.worker} was lost {job.attempts} times",
+                    message=job_text(LOST_TIMES, worker=job.worker, times=job.attempts),
                     by=worker,
-                    error=f"The worker running this job stopped {job.attempts} times; giving up.",
+                    error=job_text(GIVING_UP, times=job.attempts),
                 )
                 return None
-            _transition(job, S.QUEUED, message=f"worker {job.worker} was lost; retrying", by=worker)
+            _transition(job, S.QUEUED, message=job_text(LOST_RETRYING, worker=job.worker), by=worker)
         now = timezone.now()
         return _transition(
             job,
             S.RUNNING,
-            message="claimed",
+            message=job_text(CLAIMED),
             by=worker,
             worker=worker,
             attempts=job.attempts + 1,
@@ -192,7 +207,7 @@ def job_succeed(job: Job, result: dict[str, Any], *, worker: str = "") -> Job:
         locked = Job.objects.select_for_update().get(pk=job.pk)
         if locked.status != S.RUNNING:
             raise ConflictError(f"Job {job.pk} is {locked.status}, not running")
-        return _transition(locked, S.SUCCEEDED, message="done", by=worker, result=result)
+        return _transition(locked, S.SUCCEEDED, message=job_text(DONE), by=worker, result=result)
 
 
 def job_fail(job: Job, error: str, *, retry: bool = False, worker: str = "") -> bool:
@@ -202,7 +217,7 @@ def job_fail(job: Job, error: str, *, retry: bool = False, worker: str = "") -> 
         if locked.status != S.RUNNING:
             return False
         if retry and locked.attempts < locked.max_attempts:
-            _transition(locked, S.QUEUED, message=f"retrying: {error}", by=worker, error=error)
+            _transition(locked, S.QUEUED, message=job_text(RETRYING, error=error), by=worker, error=error)
             return True
         _transition(locked, S.FAILED, message=error, by=worker, error=error)
         return False
@@ -211,7 +226,7 @@ def job_fail(job: Job, error: str, *, retry: bool = False, worker: str = "") -> 
 def job_cancel(job: Job, *, actor: User) -> Job:
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
-        return _transition(locked, S.CANCELLED, message=f"cancelled by {actor.get_username()}")
+        return _transition(locked, S.CANCELLED, message=job_text(CANCELLED_BY, user=actor.get_username()))
 
 
 def job_retry(job: Job, *, actor: User) -> Job:
@@ -220,7 +235,7 @@ def job_retry(job: Job, *, actor: User) -> Job:
         locked = Job.objects.select_for_update().get(pk=job.pk)
         if locked.status != S.FAILED:
             raise ConflictError(f"Only a failed job can be retried; job {job.pk} is {locked.status}")
-        _transition(locked, S.QUEUED, message=f"retried by {actor.get_username()}", attempts=0, error="")
+        _transition(locked, S.QUEUED, message=job_text(RETRIED_BY, user=actor.get_username()), attempts=0, error="")
         job_enqueue(locked)
         return locked
 
@@ -242,11 +257,11 @@ def jobs_recover_orphans() -> list[int]:
                 _transition(
                     job,
                     S.FAILED,
-                    message=f"worker {job.worker} was lost",
-                    error=f"The worker running this job stopped {job.attempts} times; giving up.",
+                    message=job_text(LOST, worker=job.worker),
+                    error=job_text(GIVING_UP, times=job.attempts),
                 )
                 continue
-            _transition(job, S.QUEUED, message=f"worker {job.worker} was lost; re-queued")
+            _transition(job, S.QUEUED, message=job_text(LOST_REQUEUED, worker=job.worker))
             job_enqueue(job)
             requeued.append(job.pk)
     return requeued
@@ -272,7 +287,7 @@ def run_job(job_id: int, handler: Handler) -> str:
             raise TransientJobError(str(exc)) from exc
         return S.FAILED
     except SoftTimeLimitExceeded:
-        job_fail(job, f"time limit exceeded after {settings.CELERY_TASK_SOFT_TIME_LIMIT} s", worker=worker)
+        job_fail(job, job_text(TIME_LIMIT, seconds=settings.CELERY_TASK_SOFT_TIME_LIMIT), worker=worker)
         return S.FAILED
     except ApplicationError as exc:
         job_fail(job, exc.message, worker=worker)

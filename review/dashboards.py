@@ -45,6 +45,7 @@ from annotation.models import (
     Project,
     ReadingRole,
 )
+from review import notes as note_texts
 from review.agreement import UndefinedMetricError, bootstrap_cohen_kappa, cohen_kappa
 from review.evaluation import AGREED, NOT_COMPARED, entry_status
 from review.models import AgreementResult, CaseEvent, CaseSummary
@@ -527,7 +528,7 @@ def kappa_figure(label: dict[str, Any], a: list[Any], b: list[Any], *, with_ci: 
         "note": "",
     }
     if not a:
-        figure["note"] = "undefined: no case with an answer from both readers"
+        figure["note"] = note_texts.NO_PAIRED_ANSWER
         return figure
 
     try:
@@ -545,7 +546,7 @@ def kappa_figure(label: dict[str, Any], a: list[Any], b: list[Any], *, with_ci: 
         else:
             figure["value"] = _finite(cohen_kappa(a, b, weights=weights, labels=categories))
     except UndefinedMetricError as error:
-        figure["note"] = f"undefined: {error}"
+        figure["note"] = note_texts.UNDEFINED % {"why": error}
     return figure
 
 
@@ -579,7 +580,7 @@ def distribution(values: list[float]) -> dict[str, Any]:
             "min": None,
             "max": None,
             "histogram": {"edges": edges, "counts": [0] * DICE_BINS},
-            "note": "no Dice score computed yet",
+            "note": note_texts.NO_DICE,
         }
     array = np.asarray(values, dtype=np.float64)
     q1, median, q3 = np.percentile(array, [25, 50, 75])
@@ -630,7 +631,7 @@ def project_dashboard(project: Project, snapshot: Snapshot | None = None) -> dic
             "n_agreed": n_agreeing,
             "n_not_compared": n_entries - n_compared,
             "percent_agreement": _rate(n_agreeing, n_compared),
-            "note": "" if n_compared else ("not compared" if n_entries else "no evaluated case"),
+            "note": "" if n_compared else (note_texts.NOT_COMPARED if n_entries else note_texts.NO_EVALUATED_CASE),
             "kappa": None,
             "dice": None,
         }
@@ -739,9 +740,9 @@ def reader_stats(project: Project, snapshot: Snapshot | None = None) -> list[dic
                 truth_row.update(positive=positive, sensitivity=_rate(tp, tp + fn), specificity=_rate(tn, tn + fp))
                 notes = []
                 if tp + fn == 0:
-                    notes.append("sensitivity undefined: no positive case in the truth")
+                    notes.append(note_texts.NO_POSITIVE)
                 if tn + fp == 0:
-                    notes.append("specificity undefined: no negative case in the truth")
+                    notes.append(note_texts.NO_NEGATIVE)
                 truth_row["note"] = "; ".join(notes)
             truth_rows.append(truth_row)
 

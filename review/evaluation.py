@@ -4,8 +4,9 @@ services feed them from the database.
 
 Readers are compared pairwise, every pair of them (with three readers: 1~2, 1~3 and 2~3): lesions are matched
 for each pair (Hungarian), and a label agrees only when every pair compared agrees; each label's entry says
-how each pair of readers came out ("reader_pairs"). Reasons are written for
-people ("nodule_mask: Dice 0.62 < 0.80"; "nodule_box: annotator found 3 lesions, reviewer 2").
+how each pair of readers came out ("reader_pairs"). Reasons are written for people, naming labels, lesions and
+segments by the schema's display names ("Nodule segmentation, segment Nodule: Dice 0.62 < 0.80 (annotator and
+reviewer)"), and stored as messages rendered in the viewer's language.
 
 Agreement is never claimed where nothing was measured. Each label ends in one of three statuses:
 "agreed", "disagreed", or "not_compared" (free text; a label no reader answered; a region attribute with
@@ -23,8 +24,10 @@ from itertools import combinations
 from typing import Any
 
 import numpy as np
+from django.utils.translation import gettext_noop as N_
 from scipy.optimize import linear_sum_assignment
 
+from config.messages import Message, english, message, names
 from review.agreement import (
     UndefinedMetricError,
     assd,
@@ -45,6 +48,28 @@ DISAGREED = "disagreed"
 NOT_COMPARED = "not_compared"
 FOUND_BY_ONE_READER = "lesion found by one reader only"
 
+# The reasons, for people: English templates (gettext msgids) stored with their parameters and rendered in the
+# viewer's language when read (config.messages). Labels, lesions and segments are named by the schema's display
+# names, lesions by an ordinal ("Nodule bounding box 2"); region ids and keys stay in the metrics.
+R_ONE_ANSWER = N_("%(subject)s: answered by %(answered)s only, not by %(missing)s")
+R_GRADES = N_("%(subject)s: %(a)s gave grade %(va)s, %(b)s grade %(vb)s (distance %(distance)s > %(limit)s)")
+R_NUMBERS = N_("%(subject)s: %(a)s gave %(va)s, %(b)s %(vb)s (difference %(difference)s > %(limit)s)")
+R_CHOICES = N_("%(subject)s: %(a)s chose %(va)s, %(b)s chose %(vb)s")
+R_ON_IMAGE = N_("%(label)s on image %(sop)s")
+R_ON_IMAGE_FRAME = N_("%(label)s on image %(sop)s, frame %(frame)s")
+R_ON_SERIES = N_("%(label)s on series %(series)s")
+R_LESION = N_("%(label)s %(number)s")
+R_ATTRIBUTE_OF = N_("%(label)s of %(lesion)s")
+R_LESION_COUNTS = N_("%(label)s: different numbers of lesions (%(a)s found %(na)s, %(b)s found %(nb)s)")
+R_LESIONS_UNMATCHED = N_("%(label)s: %(n)s of %(total)s lesions do not match at %(threshold)s between %(a)s and %(b)s")
+R_REGION_COUNTS = N_("%(label)s: different numbers of regions (%(a)s painted %(na)s, %(b)s painted %(nb)s)")
+R_REGIONS_APART = N_("%(label)s: %(n)s of %(total)s regions do not overlap between %(a)s and %(b)s")
+R_NO_MASK = N_("%(subject)s: no mask from %(missing)s")
+R_DICE = N_("%(subject)s, segment %(segment)s: Dice %(dice)s < %(limit)s (%(a)s and %(b)s)")
+R_FOUND_BY_ONE = N_("%(subject)s: lesion found by one reader only (%(finders)s)")
+R_NOT_FOUND_BY = N_("%(subject)s: lesion not found by %(missed)s")
+R_AI_THIRD_OPINION = N_("AI third opinion: %(reason)s")
+
 
 @dataclass
 class Reading:
@@ -53,6 +78,12 @@ class Reading:
     name: str
     items: list[dict[str, Any]]
     masks: dict[int, np.ndarray] = field(default_factory=dict)  # index in items -> array
+    # How reasons name this reader, when not by ``name`` (a username): "the agreed readers", "the AI proposal".
+    display: Message | None = None
+
+    @property
+    def said(self) -> Any:
+        return self.display if self.display is not None else self.name
 
 
 @dataclass(frozen=True)
@@ -71,7 +102,8 @@ class LabelResult:
     kind: str
     agreed: bool
     metrics: dict[str, Any] = field(default_factory=dict)
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # in English, as stored before messages existed
+    messages: list[Message] = field(default_factory=list)  # the same reasons, to render in the viewer's language
     compared: bool = True
     # Lesion labels: the matched pairs and the unmatched region ids per reader (see _matching).
     matching: dict[str, Any] | None = None
@@ -87,6 +119,10 @@ class LabelResult:
         if pairs.get(name) == DISAGREED or (pairs.get(name) == AGREED and status == NOT_COMPARED):
             return
         pairs[name] = status
+
+    def reason(self, msg: Message) -> None:
+        self.messages.append(msg)
+        self.reasons.append(english(msg))
 
     def not_compared(self) -> LabelResult:
         """Nothing to compare: neither agreed nor disagreed (the dashboards and the browser read
@@ -110,6 +146,7 @@ class LabelResult:
             "agreed": self.status == AGREED,
             "metrics": self.metrics,
             "reasons": self.reasons,
+            "messages": self.messages,
         }
         if self.reader_pairs:
             entry["reader_pairs"] = self.reader_pairs
@@ -118,7 +155,7 @@ class LabelResult:
         return entry
 
 
-NOTHING_COMPARED = "no label could be compared (nothing answered or found by both readers): agreement was not shown"
+NOTHING_COMPARED = N_("no label could be compared (nothing answered or found by both readers): agreement was not shown")
 
 
 @dataclass
@@ -135,6 +172,13 @@ class Evaluation:
         if self.status == NOT_COMPARED:
             reasons.append(NOTHING_COMPARED)
         return reasons
+
+    @property
+    def messages(self) -> list[Message]:
+        messages = [msg for label in self.labels for msg in label.messages]
+        if self.status == NOT_COMPARED:
+            messages.append(message(NOTHING_COMPARED))
+        return messages
 
 
 def evaluation_status(statuses: list[str]) -> str:
@@ -165,13 +209,40 @@ def result_status(agreed: bool, entries: list[Any]) -> str:
 
 
 def display_name(label: dict[str, Any]) -> str:
-    """The schema's display name of a label (English; the reasons are English until they are translated)."""
+    """The schema's display name of a label in English (reasons carry every language: ``label_names``)."""
     name = label.get("name")
     if isinstance(name, dict) and name:
         return str(name.get("en") or next(iter(name.values())))
     if isinstance(name, str) and name:
         return name
     return str(label["key"])
+
+
+def label_names(label: dict[str, Any]) -> dict[str, Any]:
+    """The label's display names, every language of the schema, as a message parameter."""
+    return names(label.get("name"), str(label["key"]))
+
+
+def _choice_names(label: dict[str, Any], value: Any) -> Any:
+    """A choice key (or list of keys) as the choices' display names."""
+    found: dict[str, Any] = {}
+
+    def walk(choices: list[dict[str, Any]]) -> None:
+        for choice in choices:
+            found[choice["key"]] = names(choice.get("name"), choice["key"])
+            walk(choice.get("children", []))
+
+    walk(label.get("choices", []))
+    if isinstance(value, list):
+        return [found.get(entry, entry) for entry in value]
+    return found.get(value, value)
+
+
+def _segment_names(label: dict[str, Any], value: int) -> Any:
+    for segment in label.get("segments", []):
+        if segment["value"] == value:
+            return names(segment.get("name"), segment["key"])
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -186,33 +257,48 @@ def _target(item: dict[str, Any]) -> tuple[Any, ...]:
     return (item.get("series_instance_uid"), item.get("sop_instance_uid"), item.get("frame"))
 
 
-def _target_text(target: tuple[Any, ...]) -> str:
+def _subject(label: dict[str, Any], target: tuple[Any, ...]) -> Any:
+    """The label, and the image or series it was answered on."""
     series, sop, frame = target
     if sop:
-        return f" on image {sop}" + (f" frame {frame}" if frame and frame != 1 else "")
+        if frame and frame != 1:
+            return message(R_ON_IMAGE_FRAME, label=label_names(label), sop=sop, frame=frame)
+        return message(R_ON_IMAGE, label=label_names(label), sop=sop)
     if series:
-        return f" on series {series}"
-    return ""
+        return message(R_ON_SERIES, label=label_names(label), series=series)
+    return label_names(label)
 
 
-def _values_agree(kind: str, a: Any, b: Any, thresholds: Thresholds) -> tuple[bool, str]:
+def _values_agree(
+    label: dict[str, Any], subject: Any, a: Any, b: Any, readers: tuple[Reading, Reading], thresholds: Thresholds
+) -> tuple[bool, Message]:
+    """Whether two answers agree, and the reason for people when they do not."""
+    kind = label["kind"]
+    first, second = readers
+    pair = {"subject": subject, "a": first.said, "b": second.said}
     if a is None or b is None:
-        return False, "answered by one reader only"
+        answered, missing = (first, second) if b is None else (second, first)
+        return False, message(R_ONE_ANSWER, subject=subject, answered=answered.said, missing=missing.said)
     if kind == "ordinal":
         distance = abs(int(a) - int(b))
-        return (
-            distance <= thresholds.ordinal_distance,
-            f"grades {a} and {b} (distance {distance} > {thresholds.ordinal_distance})",
-        )
+        why = message(R_GRADES, **pair, va=a, vb=b, distance=distance, limit=thresholds.ordinal_distance)
+        return distance <= thresholds.ordinal_distance, why
     if kind == "number":
         difference = abs(float(a) - float(b))
-        return (
-            difference <= thresholds.number_tolerance,
-            f"values {a} and {b} differ by {difference:g} > {thresholds.number_tolerance:g}",
+        unit = f" {label['unit']}" if label.get("unit") else ""
+        why = message(
+            R_NUMBERS,
+            **pair,
+            va=f"{a:g}{unit}",
+            vb=f"{b:g}{unit}",
+            difference=f"{difference:g}",
+            limit=f"{thresholds.number_tolerance:g}",
         )
+        return difference <= thresholds.number_tolerance, why
     if kind == "multiple_choice":
-        return set(a) == set(b), f"selections {sorted(a)} and {sorted(b)}"
-    return a == b, f"answers {a!r} and {b!r}"
+        why = message(R_CHOICES, **pair, va=_choice_names(label, sorted(a)), vb=_choice_names(label, sorted(b)))
+        return set(a) == set(b), why
+    return a == b, message(R_CHOICES, **pair, va=_choice_names(label, a), vb=_choice_names(label, b))
 
 
 def _majority(values: list[Any]) -> Any:
@@ -243,12 +329,14 @@ def _compare_values(
             if answers[i] is None and answers[j] is None:
                 continue  # a third reader answered what neither of these two did: nothing between them
             pairs += 1
-            ok, why = _values_agree(kind, answers[i], answers[j], thresholds)
+            ok, why = _values_agree(
+                label, _subject(label, target), answers[i], answers[j], (readings[i], readings[j]), thresholds
+            )
             agreeing += ok
             result.pair(readings[i].name, readings[j].name, AGREED if ok else DISAGREED)
             if not ok:
                 target_agreed = False
-                result.reasons.append(f"{key}{_target_text(target)}: {readings[i].name} and {readings[j].name} {why}")
+                result.reason(why)
         if target_agreed:
             template = next(item for item in readings[0].items if item["label"] == key and _target(item) == target)
             consensus.append({**template, "value": _majority(answers)})
@@ -320,16 +408,29 @@ def _compare_regions(
         pair_agreed = True
         if counts[first] != counts[other]:
             pair_agreed = False
-            result.reasons.append(
-                f"{key}: {readings[first].name} found {counts[first]} lesion{'s' * (counts[first] != 1)}, "
-                f"{readings[other].name} {counts[other]}"
+            result.reason(
+                message(
+                    R_LESION_COUNTS,
+                    label=label_names(label),
+                    a=readings[first].said,
+                    na=counts[first],
+                    b=readings[other].said,
+                    nb=counts[other],
+                )
             )
         elif match.n_matched < counts[first]:
             pair_agreed = False
             what = f"IoU {thresholds.box_iou:g}" if kind != "point" else f"{thresholds.point_distance:g} px"
-            result.reasons.append(
-                f"{key}: {counts[first] - match.n_matched} of {counts[first]} lesions do not match at {what} "
-                f"between {readings[first].name} and {readings[other].name}"
+            result.reason(
+                message(
+                    R_LESIONS_UNMATCHED,
+                    label=label_names(label),
+                    n=counts[first] - match.n_matched,
+                    total=counts[first],
+                    threshold=what,
+                    a=readings[first].said,
+                    b=readings[other].said,
+                )
             )
         result.agreed &= pair_agreed
         result.pair(readings[first].name, readings[other].name, AGREED if pair_agreed else DISAGREED)
@@ -344,7 +445,7 @@ def _compare_regions(
                 item["geometry"] = _mean_geometry([m["geometry"] for m in members])
             consensus.append(item)
     result.matching = _matching(readings, ids, pairs, matches, "distance_px" if kind == "point" else "iou")
-    return result, groups
+    return result, _numbered(result.matching, readings, groups)
 
 
 def _pair(readings: list[Reading], first: int, other: int, id_a: str, id_b: str, score: float) -> dict[str, Any]:
@@ -406,6 +507,18 @@ def _matching(
     }
 
 
+def _numbered(
+    matching: dict[str, Any], readings: list[Reading], groups: list[list[str | None]]
+) -> list[list[str | None]]:
+    """Record in the matching the number the reasons give each lesion ("Nodule bounding box 2"), per reader and
+    region id, so that the browser names a lesion as the reasons do; returns the groups."""
+    matching["numbers"] = {
+        reading.name: {rid: number for number, group in enumerate(groups, start=1) if (rid := group[r]) is not None}
+        for r, reading in enumerate(readings)
+    }
+    return groups
+
+
 def _mean_geometry(geometries: list[dict[str, Any]]) -> dict[str, Any]:
     """The mean of matched boxes, corner by corner (mean_box takes corners, not x/y/width/height).
 
@@ -429,8 +542,8 @@ def _mean_geometry(geometries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _compare_segments(
-    key: str,
-    where: str,
+    label: dict[str, Any],
+    subject: Any,
     arrays: list[np.ndarray],
     readings: list[Reading],
     segments: list[int],
@@ -455,9 +568,16 @@ def _compare_segments(
             result.pair(readings[i].name, readings[j].name, AGREED if score >= thresholds.mask_dice else DISAGREED)
             if score < thresholds.mask_dice:
                 agreed = False
-                result.reasons.append(
-                    f"{key}{where} segment {value}: Dice {score:.2f} < {thresholds.mask_dice:.2f} "
-                    f"({readings[i].name} vs {readings[j].name})"
+                result.reason(
+                    message(
+                        R_DICE,
+                        subject=subject,
+                        segment=_segment_names(label, value),
+                        dice=f"{score:.2f}",
+                        limit=f"{thresholds.mask_dice:.2f}",
+                        a=readings[i].said,
+                        b=readings[j].said,
+                    )
                 )
     return agreed, metrics
 
@@ -497,16 +617,19 @@ def _compare_masks(
                 by_series[item["series_instance_uid"]][r] = (item, reading.masks[i])
     for series_uid, per_reader in sorted(by_series.items()):
         if len(per_reader) < len(readings):
-            missing = [readings[r].name for r in range(len(readings)) if r not in per_reader]
+            missing = [readings[r].said for r in range(len(readings)) if r not in per_reader]
             for i, j in combinations(range(len(readings)), 2):
                 if (i in per_reader) != (j in per_reader):
                     result.pair(readings[i].name, readings[j].name, DISAGREED)
             result.agreed = False
-            result.reasons.append(f"{key} on series {series_uid}: no mask from {', '.join(missing)}")
+            subject = message(R_ON_SERIES, label=label_names(label), series=series_uid)
+            result.reason(message(R_NO_MASK, subject=subject, missing=missing))
             continue
         spacing = index.spacing_of_series.get(series_uid, (1.0, 1.0, 1.0))
         arrays = [per_reader[r][1] for r in range(len(readings))]
-        series_agreed, metrics = _compare_segments(key, "", arrays, readings, segments, thresholds, spacing, result)
+        series_agreed, metrics = _compare_segments(
+            label, label_names(label), arrays, readings, segments, thresholds, spacing, result
+        )
         result.metrics[series_uid] = metrics
         if not series_agreed:
             result.agreed = False
@@ -566,15 +689,27 @@ def _compare_region_masks(
         pair_agreed = True
         if counts[first] != counts[other]:
             pair_agreed = False
-            result.reasons.append(
-                f"{key}: {readings[first].name} found {counts[first]} region{'s' * (counts[first] != 1)}, "
-                f"{readings[other].name} {counts[other]}"
+            result.reason(
+                message(
+                    R_REGION_COUNTS,
+                    label=label_names(label),
+                    a=readings[first].said,
+                    na=counts[first],
+                    b=readings[other].said,
+                    nb=counts[other],
+                )
             )
         elif len(pairs) < counts[first]:
             pair_agreed = False
-            result.reasons.append(
-                f"{key}: {counts[first] - len(pairs)} of {counts[first]} regions do not overlap "
-                f"between {readings[first].name} and {readings[other].name}"
+            result.reason(
+                message(
+                    R_REGIONS_APART,
+                    label=label_names(label),
+                    n=counts[first] - len(pairs),
+                    total=counts[first],
+                    a=readings[first].said,
+                    b=readings[other].said,
+                )
             )
         result.agreed &= pair_agreed
         result.pair(readings[first].name, readings[other].name, AGREED if pair_agreed else DISAGREED)
@@ -588,8 +723,10 @@ def _compare_region_masks(
         series_uid = members[0][0]["series_instance_uid"]
         spacing = index.spacing_of_series.get(series_uid, (1.0, 1.0, 1.0))
         arrays = [array for _, array in members]
-        where = f" region {number}"
-        group_agreed, metrics = _compare_segments(key, where, arrays, readings, segments, thresholds, spacing, result)
+        subject = message(R_LESION, label=label_names(label), number=number)
+        group_agreed, metrics = _compare_segments(
+            label, subject, arrays, readings, segments, thresholds, spacing, result
+        )
         result.metrics[f"region {number}"] = metrics
         result.agreed &= group_agreed
         matched_groups.append((number, members))
@@ -602,7 +739,7 @@ def _compare_region_masks(
             consensus_masks[len(consensus)] = _combine_masks(arrays, segments, thresholds, spacing)
             consensus.append(item)
     result.matching = _matching(readings, ids, matched_pairs, matches, "dice")
-    return result, groups
+    return result, _numbered(result.matching, readings, groups)
 
 
 def evaluate(schema: dict[str, Any], readings: list[Reading], thresholds: Thresholds, index: SliceIndex) -> Evaluation:
@@ -613,7 +750,7 @@ def evaluate(schema: dict[str, Any], readings: list[Reading], thresholds: Thresh
     consensus: list[dict[str, Any]] = []
     consensus_masks: dict[int, np.ndarray] = {}
     region_groups: dict[str, list[list[str | None]]] = {}
-    names_of_labels = {label["key"]: display_name(label) for label in schema["labels"]}
+    names_of_labels = {label["key"]: label_names(label) for label in schema["labels"]}
     # Geometry first: region attributes are compared between the regions matched here.
     ordered = sorted(schema["labels"], key=lambda label: label["kind"] not in ("box", "polygon", "point", "mask"))
     for label in ordered:
@@ -649,7 +786,7 @@ def _compare_region_attributes(
     thresholds: Thresholds,
     region_groups: dict[str, list[list[str | None]]],
     consensus: list[dict[str, Any]],
-    names_of_labels: dict[str, str],
+    names_of_labels: dict[str, Any],
 ) -> LabelResult:
     """An attribute of a region (nodule type, diameter) is compared between matched regions.
 
@@ -661,24 +798,24 @@ def _compare_region_attributes(
     values = [{item["region"]: item["value"] for item in r.items if item["label"] == key} for r in readings]
     if kind == "text":
         return result.not_compared()
-    name = names_of_labels.get(key, key)
+    name = names_of_labels.get(key, names(key))
     compared = found_by_some = 0
     for parent in label.get("applies_to", []):
-        parent_name = names_of_labels.get(parent, parent)
+        parent_name = names_of_labels.get(parent, names(parent))
         for number, group in enumerate(region_groups.get(parent, []), start=1):
             answers = [values[r].get(rid) if rid is not None else None for r, rid in enumerate(group)]
-            finders = [readings[r].name for r, rid in enumerate(group) if rid is not None]
+            finders = [readings[r] for r, rid in enumerate(group) if rid is not None]
+            # "Nodule type of Nodule bounding box 2": the lesion by its ordinal, never by its generated region id.
+            subject = message(R_ATTRIBUTE_OF, label=name, lesion=message(R_LESION, label=parent_name, number=number))
             partial = len(finders) < len(readings)
             if partial:
                 found_by_some += 1
                 result.agreed = False
-                ids = ", ".join(f"{readings[r].name}'s {rid}" for r, rid in enumerate(group) if rid is not None)
                 if len(finders) == 1:
-                    why = FOUND_BY_ONE_READER
+                    result.reason(message(R_FOUND_BY_ONE, subject=subject, finders=[r.said for r in finders]))
                 else:
-                    missed = [reading.name for reading in readings if reading.name not in finders]
-                    why = f"lesion not found by {', '.join(missed)}"
-                result.reasons.append(f"{name} of {parent_name} lesion {number} ({ids}): {why}")
+                    missed = [readings[r].said for r, rid in enumerate(group) if rid is None]
+                    result.reason(message(R_NOT_FOUND_BY, subject=subject, missed=missed))
             elif all(answer is None for answer in answers):
                 continue  # a matched lesion no reader described: nothing to compare
             else:
@@ -692,13 +829,11 @@ def _compare_region_attributes(
                     continue
                 if answers[i] is None and answers[j] is None:
                     continue
-                ok, why = _values_agree(kind, answers[i], answers[j], thresholds)
+                ok, why = _values_agree(label, subject, answers[i], answers[j], (readings[i], readings[j]), thresholds)
                 result.pair(readings[i].name, readings[j].name, AGREED if ok else DISAGREED)
                 if not ok:
                     group_agreed = False
-                    result.reasons.append(
-                        f"{key} of {parent} lesion {number}: {readings[i].name} and {readings[j].name} {why}"
-                    )
+                    result.reason(why)
             result.agreed &= group_agreed
             if group_agreed:
                 consensus.append({"label": key, "region": f"{parent}-{number}", "value": _majority(answers)})

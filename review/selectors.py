@@ -6,8 +6,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Q
+from django.utils.translation import gettext_noop as N_
 
 from annotation.models import Annotation, AnnotationRevision, Assignment, Case, CaseStatus, ReadingRole
+from config.messages import Message, english, message
 from config.types import AnyUser, user_pk
 from review.models import PanelVote, ReviewPolicy
 
@@ -44,13 +46,21 @@ def extra_visible_annotations(user: AnyUser, case: Case) -> Q:
 
 # What a panel vote can be for, in words: the readings by role, the AI proposal, an expert's corrected label.
 READING_NAMES = {
-    ReadingRole.FIRST_READER: "first reading",
-    ReadingRole.SECOND_READER: "second reading",
-    "ai": "AI proposal",
-    ReadingRole.PANEL_MEMBER: "expert correction",
-    "consensus": "consensus label",
-    "adjudicated": "adjudicated label",
+    ReadingRole.FIRST_READER: N_("first reading"),
+    ReadingRole.SECOND_READER: N_("second reading"),
+    "ai": N_("AI proposal"),
+    ReadingRole.PANEL_MEMBER: N_("expert correction"),
+    "consensus": N_("consensus label"),
+    "adjudicated": N_("adjudicated label"),
 }
+EXPERT_CORRECTION_BY = N_("expert correction by %(reader)s")
+
+
+def reading_message(role: str, reader: str | None) -> Message:
+    """A reading in words, to render in the viewer's language: "first reading", "expert correction by expert1"."""
+    if role == ReadingRole.PANEL_MEMBER and reader:
+        return message(EXPERT_CORRECTION_BY, reader=reader)
+    return message(READING_NAMES.get(role, role))
 
 
 def readings_of_revisions(revision_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -61,14 +71,14 @@ def readings_of_revisions(revision_ids: Iterable[int]) -> dict[int, dict[str, An
     )
     found: dict[int, dict[str, Any]] = {}
     for pk, annotation_id, role, reader in rows:
-        name = READING_NAMES.get(role, role)
-        description = f"{name} by {reader}" if role == ReadingRole.PANEL_MEMBER and reader else name
+        said = reading_message(role, reader)
         found[pk] = {
             "revision": pk,
             "annotation": annotation_id,
             "role": role,
             "reader": reader,
-            "description": description,
+            "description": english(said),  # stored in event metrics: English; shown from description_message
+            "description_message": said,
         }
     return found
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_noop as N_
 
 from annotation.labels import StudyGeometry
 from annotation.models import (
@@ -28,17 +30,53 @@ from annotation.models import (
 )
 from annotation.services import annotation_save, annotation_save_derived, assignments_distribute, load_mask
 from config.errors import ApplicationError, ConflictError, PermissionDeniedError
+from config.messages import Message, message
 from config.types import User
 from imaging.geometry import order_slices
 from imaging.models import Instance, Series
 from review.dashboards import schedule_dashboards_refresh
-from review.evaluation import AGREED, DISAGREED, Evaluation, Reading, SliceIndex, Thresholds, evaluate
+from review.evaluation import (
+    AGREED,
+    DISAGREED,
+    R_AI_THIRD_OPINION,
+    Evaluation,
+    Reading,
+    SliceIndex,
+    Thresholds,
+    evaluate,
+)
 from review.models import AgreementResult, CaseEvent, Correction, PanelVote, ReviewPolicy
 from review.selectors import readings_of_revisions, with_readings
 from review.workflow import case_transition
 
 CONSENSUS_ROLE = "consensus"
 ADJUDICATED_ROLE = "adjudicated"
+
+# Event reasons, for people (English msgids; stored with their parameters, shown in the viewer's language).
+E_FIRST_READ_SINGLE = N_(
+    "first reading submitted by %(reader)s; not sampled for a second reading (%(share)s of cases are)"
+)
+E_FIRST_READ = N_("first reading submitted by %(reader)s")
+E_CORRECTED_READ = N_("corrected reading submitted by %(reader)s")
+E_AGREE = N_("readings agree")
+E_DISPUTED = "%(reasons)s"  # the agreement's reasons, one after another (nothing to translate around them)
+E_TO_PANEL = N_("disputed: sent to the expert panel")
+E_ACCEPTED = N_("first reading accepted")
+E_CORRECTED = N_("first reading corrected")
+E_WINNER_BY = N_("%(reading)s (%(reader)s)")
+E_VOTES = N_("%(count)s, %(cast)s of %(seated)s seated members voted")
+E_VOTES_DEADLINE = N_(
+    "%(count)s, %(cast)s of %(seated)s seated members voted; the voting deadline of %(hours)s h passed"
+)
+E_MAJORITY = N_("panel decided by majority (%(votes)s): %(winner)s")
+E_PLURALITY = N_("panel decided by the most votes, without a majority (%(votes)s): %(winner)s")
+E_CASTING = N_("panel tied (%(votes)s): casting vote of %(who)s, for %(winner)s")
+E_CHAIR = N_("the chair, %(voter)s")
+E_SENIOR = N_("the senior expert, %(voter)s (%(why)s)")
+E_CHAIR_ABSENT = N_("the chair, %(voter)s, has not voted")
+E_CHAIR_ELSEWHERE = N_("the chair, %(voter)s, voted for neither")
+E_NO_CHAIR = N_("no chair is set")
+E_CHAIR_OFF_PANEL = N_("the chair is not on this panel")
 
 
 def policy_for(case_or_project: Any) -> ReviewPolicy:
@@ -140,8 +178,11 @@ def reading_submit(
         # An expert's corrected label is their vote: it needs a rationale and counts under the committee rules, so
         # it is submitted through the corrections endpoint (review.corrections), never as a bare reading.
         raise ApplicationError(
-            f"Submit your corrected label of case {case.pk} as your vote, with a rationale "
-            f"(POST /api/v1/cases/{case.pk}/corrections/mine/revisions/)",
+            gettext(
+                "Submit your corrected label of case %(case)s as your vote, with a rationale "
+                "(POST /api/v1/cases/%(case)s/corrections/mine/revisions/)"
+            )
+            % {"case": case.pk},
             code="correction_is_a_vote",
         )
     revision = annotation_save(
@@ -172,15 +213,14 @@ def _hand_over(*, annotation: Annotation, actor: User) -> None:
                 case=case,
                 to=CaseStatus.SINGLE_READ,
                 actor=actor,
-                reason=f"first reading submitted by {actor.username}; not sampled for a second reading "
-                f"({policy.second_read_share:.0%} are)",
+                message=message(E_FIRST_READ_SINGLE, reader=actor.username, share=f"{policy.second_read_share:.0%}"),
             )
             return
         case_transition(
             case=case,
             to=CaseStatus.AWAITING_CROSS_VERIFICATION,
             actor=actor,
-            reason=f"first reading submitted by {actor.username}",
+            message=message(E_FIRST_READ, reader=actor.username),
         )
     if policy.mode == ReviewPolicy.Mode.BLIND_DOUBLE and case.status == CaseStatus.AWAITING_CROSS_VERIFICATION:
         if len(_submitted_readings(case)) >= _expected_readings(case, policy):
@@ -196,7 +236,7 @@ def _hand_over(*, annotation: Annotation, actor: User) -> None:
         # submitted reading is their correction of the first reading.
         revision = AnnotationRevision.objects.select_related("schema").get(pk=annotation.current_revision_id)
         _verification_corrected(
-            case=case, reviewer=actor, revision=revision, reason=f"corrected reading submitted by {actor.username}"
+            case=case, reviewer=actor, revision=revision, said=message(E_CORRECTED_READ, reader=actor.username)
         )
 
 
@@ -216,12 +256,14 @@ def case_evaluate(*, case: Case, actor: User | None) -> AgreementResult:
     evaluation = evaluate(schema, readings, _thresholds(policy), index)
     labels = [label.as_dict() for label in evaluation.labels]
     reasons = evaluation.reasons
+    messages = evaluation.messages
     agreed = evaluation.agreed
     if agreed and policy.ai_third_opinion:
         ai_check = _ai_third_opinion(case, schema, evaluation, policy, index)
         if ai_check is not None:
             labels.append(ai_check)
             reasons = reasons + ai_check["reasons"]
+            messages = messages + ai_check["messages"]
             agreed = bool(ai_check["agreed"])
     with transaction.atomic():
         result = AgreementResult.objects.create(case=case, agreed=agreed, labels=labels, reasons=reasons)
@@ -233,9 +275,16 @@ def case_evaluate(*, case: Case, actor: User | None) -> AgreementResult:
         }
         if agreed:
             _store_consensus(case, evaluation, revisions[0])
-            case_transition(case=case, to=CaseStatus.AGREED, actor=actor, reason="readings agree", metrics=summary)
+            case_transition(case=case, to=CaseStatus.AGREED, actor=actor, message=message(E_AGREE), metrics=summary)
         else:
-            case_transition(case=case, to=CaseStatus.DISPUTED, actor=actor, reason="; ".join(reasons), metrics=summary)
+            case_transition(
+                case=case,
+                to=CaseStatus.DISPUTED,
+                actor=actor,
+                reason="; ".join(reasons),
+                message=message(E_DISPUTED, reasons=messages),
+                metrics=summary,
+            )
             case_send_to_panel(case=case, actor=actor)
     return result
 
@@ -263,9 +312,13 @@ def _ai_third_opinion(
     if ai is None or ai.current_revision is None or not geometry:
         return None
     agreed_readers = Reading(
-        name="the agreed readers", items=evaluation.consensus_items, masks=evaluation.consensus_masks
+        name="the agreed readers",
+        items=evaluation.consensus_items,
+        masks=evaluation.consensus_masks,
+        display=message(N_("the agreed readers")),
     )
     proposal = _reading_of(ai.current_revision, "the AI proposal")
+    proposal.display = message(N_("the AI proposal"))
     check = evaluate({**schema, "labels": geometry}, [agreed_readers, proposal], _thresholds(policy), index)
     # Only a disagreement disputes the case: where neither the readers nor the AI drew anything, the AI
     # adds no opinion (its labels are not compared), which must not undo the readers' agreement.
@@ -277,6 +330,7 @@ def _ai_third_opinion(
         "agreed": status == AGREED,
         "metrics": {"ai_revision": ai.current_revision.pk, **{lab.key: lab.metrics for lab in check.labels}},
         "reasons": [f"AI third opinion: {reason}" for label in check.labels for reason in label.reasons],
+        "messages": [message(R_AI_THIRD_OPINION, reason=msg) for label in check.labels for msg in label.messages],
     }
 
 
@@ -295,7 +349,7 @@ def case_send_to_panel(*, case: Case, actor: User | None) -> list[Assignment]:
 
     A project without experts yet still sends the case to the panel (rather than failing the reader's
     submission after it was stored): experts who join later claim the seats from their worklist."""
-    case_transition(case=case, to=CaseStatus.IN_PANEL, actor=actor, reason="disputed: sent to the expert panel")
+    case_transition(case=case, to=CaseStatus.IN_PANEL, actor=actor, message=message(E_TO_PANEL))
     if not experts_of(case.project):
         return []
     return assignments_distribute(project=case.project, role=ReadingRole.PANEL_MEMBER, assigned_by=actor, cases=[case])
@@ -307,15 +361,19 @@ def verification_decide(
     """Level 2 in verification mode: the second reader accepts, corrects or rejects the first reading."""
     policy = policy_for(case)
     if policy.mode != ReviewPolicy.Mode.VERIFICATION:
-        raise ConflictError(f"Project {case.project.slug!r} uses blind double reading, not verification")
+        raise ConflictError(
+            gettext("Project %(project)s uses blind double reading, not verification") % {"project": case.project.name}
+        )
     if case.status != CaseStatus.AWAITING_CROSS_VERIFICATION:
-        raise ConflictError(f"Case {case.pk} is {case.status}, not awaiting cross-verification")
+        raise ConflictError(gettext("Case %(case)s is not awaiting verification") % {"case": case.pk})
     assignment = Assignment.objects.filter(case=case, user=reviewer, role=ReadingRole.SECOND_READER).first()
     if assignment is None or assignment.status != Assignment.Status.ACTIVE:
-        raise PermissionDeniedError(f"Case {case.pk} is not assigned to you for verification")
+        raise PermissionDeniedError(
+            gettext("Case %(case)s is not assigned to you for verification") % {"case": case.pk}
+        )
     first = _submitted_readings(case)
     if not first or first[0].current_revision is None:
-        raise ConflictError(f"Case {case.pk} has no submitted first reading to verify")
+        raise ConflictError(gettext("Case %(case)s has no submitted first reading to verify") % {"case": case.pk})
     first_revision = first[0].current_revision
     if outcome == "accept":
         annotation_save_derived(
@@ -331,7 +389,7 @@ def verification_decide(
             case=case,
             to=CaseStatus.AGREED,
             actor=reviewer,
-            reason=reason or "first reading accepted",
+            message=_said(E_ACCEPTED, reason),
             metrics={"verification": "accepted"},
         )
     elif outcome == "correct":
@@ -343,10 +401,10 @@ def verification_decide(
             values=values,
             submit=True,
         )
-        _verification_corrected(case=case, reviewer=reviewer, revision=revision, reason=reason)
+        _verification_corrected(case=case, reviewer=reviewer, revision=revision, said=_said(E_CORRECTED, reason))
     elif outcome == "reject":
         if not reason.strip():
-            raise ApplicationError("A rejection needs a reason", code="reason_required")
+            raise ApplicationError(gettext("A rejection needs a reason"), code="reason_required")
         _assignment_submitted(assignment.pk)
         case_transition(
             case=case, to=CaseStatus.DISPUTED, actor=reviewer, reason=reason, metrics={"verification": "rejected"}
@@ -358,7 +416,12 @@ def verification_decide(
     return case
 
 
-def _verification_corrected(*, case: Case, reviewer: User, revision: AnnotationRevision, reason: str) -> None:
+def _said(what: str, reason: str) -> Message:
+    """A verification's event: the reviewer's own words when given (data, shown as written), else what happened."""
+    return message("%(reason)s", reason=reason) if reason.strip() else message(what)
+
+
+def _verification_corrected(*, case: Case, reviewer: User, revision: AnnotationRevision, said: Message) -> None:
     """The verifier's corrected reading becomes the case's consensus label."""
     annotation_save_derived(
         case=case,
@@ -372,7 +435,7 @@ def _verification_corrected(*, case: Case, reviewer: User, revision: AnnotationR
         case=case,
         to=CaseStatus.AGREED,
         actor=reviewer,
-        reason=reason or "first reading corrected",
+        message=said,
         metrics={"verification": "corrected", "corrected_revision": revision.pk},
     )
 
@@ -397,17 +460,19 @@ def panel_vote(
     # without the other's, nor both decide the case.
     case = Case.objects.select_for_update().select_related("project").get(pk=case.pk)
     policy = policy_for(case)
+    if case.status == CaseStatus.ADJUDICATED:
+        raise ConflictError(gettext("The panel has already decided case %(case)s") % {"case": case.pk})
     if case.status != CaseStatus.IN_PANEL:
-        raise ConflictError(f"Case {case.pk} is {case.status}, not in panel")
+        raise ConflictError(gettext("Case %(case)s is not in the panel") % {"case": case.pk})
     if not rationale.strip():
-        raise ApplicationError("A vote needs a rationale", code="rationale_required")
+        raise ApplicationError(gettext("A vote needs a rationale"), code="rationale_required")
     seat = Assignment.objects.filter(case=case, user=expert, role=ReadingRole.PANEL_MEMBER).first()
     if seat is None:
-        raise PermissionDeniedError(f"You do not sit on the panel of case {case.pk}")
+        raise PermissionDeniedError(gettext("You do not sit on the panel of case %(case)s") % {"case": case.pk})
     if PanelVote.objects.filter(case=case, expert=expert).exists():
-        raise ConflictError(f"You have already voted on case {case.pk}")
+        raise ConflictError(gettext("You have already voted on case %(case)s") % {"case": case.pk})
     if sum(choice is not None for choice in (voted_for, values, corrected)) != 1:
-        raise ApplicationError("Vote for one reading or give a corrected label, not both", code="bad_vote")
+        raise ApplicationError(gettext("Vote for one reading or give a corrected label, not both"), code="bad_vote")
     if voted_for is not None:
         allowed = {a.current_revision_id for a in _submitted_readings(case)}
         allowed |= set(Annotation.objects.filter(case=case, role="ai").values_list("current_revision_id", flat=True))
@@ -418,7 +483,7 @@ def panel_vote(
         )
         if voted_for.pk not in allowed:
             raise ApplicationError(
-                "That revision is not one of this case's readings or the panel's corrections", code="bad_vote"
+                gettext("That revision is not one of this case's readings or the panel's corrections"), code="bad_vote"
             )
     elif values is not None:
         from review.corrections import correction_record_whole
@@ -455,7 +520,7 @@ class PanelDecision:
     seated: int
     deadline_passed: bool  # the deadline let it decide without every seated member's vote
     casting_voter: str = ""
-    casting_note: str = ""  # why the chair did not cast, when the senior expert did
+    casting_note: Message | None = None  # why the chair did not cast, when the senior expert did
 
     @property
     def count(self) -> str:
@@ -495,7 +560,7 @@ def panel_decision(
     tally = sorted(counts.items(), key=lambda item: -item[1])
     top = tally[0][1]
 
-    def decided(winner: int, rule: str, casting_voter: str = "", casting_note: str = "") -> PanelDecision:
+    def decided(winner: int, rule: str, casting_voter: str = "", casting_note: Message | None = None) -> PanelDecision:
         return PanelDecision(
             winner=winner,
             rule=rule,
@@ -516,16 +581,14 @@ def panel_decision(
     if len(leaders) == 1:
         return decided(leaders[0], PanelRule.PLURALITY)
     choice_of = {ballot.expert_id: ballot.choice for ballot in ballots}
-    skipped_chair = ""
+    skipped_chair: Message | None = None
     for user_id, name, is_chair in casting_order:
         choice = choice_of.get(user_id)
         if choice in leaders:
             rule = PanelRule.CHAIR if is_chair else PanelRule.SENIOR
             return decided(int(choice), rule, casting_voter=name, casting_note=skipped_chair)
         if is_chair:
-            skipped_chair = (
-                f"the chair, {name}, has not voted" if choice is None else f"the chair, {name}, voted for neither"
-            )
+            skipped_chair = message(E_CHAIR_ABSENT if choice is None else E_CHAIR_ELSEWHERE, voter=name)
     return None  # unreachable with a complete casting order: every tied option has a voter
 
 
@@ -599,7 +662,7 @@ def _decide_if_due(case: Case, policy: ReviewPolicy, *, actor: User | None, now:
     )
     readings = readings_of_revisions([choice for choice, _ in decision.tally])
     winner = readings[decision.winner]
-    reason, rule_text = _decision_reason(decision, winner, policy)
+    said, rule_text = _decision_reason(decision, winner, policy)
     metrics = {
         "votes": [
             {
@@ -629,39 +692,40 @@ def _decide_if_due(case: Case, policy: ReviewPolicy, *, actor: User | None, now:
         # The final label is the expert's corrected label: which of its parts came from whom goes with it.
         metrics["correction"] = correction.pk
         metrics["provenance"] = correction.provenance
-    case_transition(case=case, to=CaseStatus.ADJUDICATED, actor=actor, reason=reason, metrics=metrics)
+    case_transition(case=case, to=CaseStatus.ADJUDICATED, actor=actor, message=said, metrics=metrics)
     return decision
 
 
-def _winner_text(winner: dict[str, Any]) -> str:
+def _winner_text(winner: dict[str, Any]) -> Message:
+    reading = winner.get("description_message") or message(str(winner["description"]))
     reader = winner.get("reader")
     if reader and winner["role"] in (ReadingRole.FIRST_READER, ReadingRole.SECOND_READER):
-        return f"{winner['description']} ({reader})"
-    return str(winner["description"])
+        return message(E_WINNER_BY, reading=reading, reader=reader)
+    return reading
 
 
-def _decision_reason(decision: PanelDecision, winner: dict[str, Any], policy: ReviewPolicy) -> tuple[str, str]:
+def _decision_reason(decision: PanelDecision, winner: dict[str, Any], policy: ReviewPolicy) -> tuple[Message, str]:
     """The event's reason, for people, and the rule applied in words."""
     won = _winner_text(winner)
-    votes = f"{decision.count}, {decision.cast} of {decision.seated} seated members voted"
+    count = {"count": decision.count, "cast": decision.cast, "seated": decision.seated}
     if decision.rule == PanelRule.MAJORITY:
-        return f"panel decided by majority ({votes}): {won}", "majority"
+        return message(E_MAJORITY, votes=message(E_VOTES, **count), winner=won), "majority"
     if decision.deadline_passed:
-        votes += f"; the voting deadline of {policy.panel_deadline_hours} h passed"
+        votes = message(E_VOTES_DEADLINE, **count, hours=policy.panel_deadline_hours)
+    else:
+        votes = message(E_VOTES, **count)
     if decision.rule == PanelRule.PLURALITY:
         rule_text = "most votes, no majority" + (" (deadline passed)" if decision.deadline_passed else "")
-        return f"panel decided by the most votes, without a majority ({votes}): {won}", rule_text
+        return message(E_PLURALITY, votes=votes, winner=won), rule_text
     if decision.rule == PanelRule.CHAIR:
-        who = f"the chair, {decision.casting_voter}"
+        who = message(E_CHAIR, voter=decision.casting_voter)
     else:
-        why = decision.casting_note or (
-            "no chair is set" if policy.chair_id is None else "the chair is not on this panel"
-        )
-        who = f"the senior expert, {decision.casting_voter} ({why})"
+        why = decision.casting_note or message(E_NO_CHAIR if policy.chair_id is None else E_CHAIR_OFF_PANEL)
+        who = message(E_SENIOR, voter=decision.casting_voter, why=why)
     rule_text = "casting vote of the chair" if decision.rule == PanelRule.CHAIR else "casting vote of the senior expert"
     if decision.deadline_passed:
         rule_text += " (deadline passed)"
-    return f"panel tied ({votes}): casting vote of {who}, for {won}", rule_text
+    return message(E_CASTING, votes=votes, who=who, winner=won), rule_text
 
 
 def panel_deadlines_apply(*, now: datetime | None = None) -> list[int]:

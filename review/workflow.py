@@ -8,6 +8,7 @@ from django.db import transaction
 
 from annotation.models import Case, CaseStatus
 from config.errors import ConflictError
+from config.messages import Message, english
 from config.types import User
 from review.models import CaseEvent
 
@@ -29,14 +30,28 @@ class InvalidTransitionError(ConflictError):
 
 @transaction.atomic
 def case_transition(
-    *, case: Case, to: str, actor: User | None, reason: str = "", metrics: dict[str, Any] | None = None
+    *,
+    case: Case,
+    to: str,
+    actor: User | None,
+    reason: str = "",
+    message: Message | None = None,
+    metrics: dict[str, Any] | None = None,
 ) -> Case:
-    """Lock the case, check the table, write the status, append the event."""
+    """Lock the case, check the table, write the status, append the event.
+
+    ``message`` is the reason for people as a message (config.messages), shown in each viewer's language; it is
+    kept in the event's metrics (``reason_message``) and its English text is the ``reason`` unless one is given.
+    """
     locked = Case.objects.select_for_update().get(pk=case.pk)
     if to not in TRANSITIONS.get(locked.status, set()):
         raise InvalidTransitionError(f"Case {case.pk} cannot go from {locked.status} to {to}")
+    metrics = dict(metrics or {})
+    if message is not None:
+        metrics["reason_message"] = message
+        reason = reason or english(message)
     CaseEvent.objects.create(
-        case=locked, actor=actor, from_status=locked.status, to_status=to, reason=reason, metrics=metrics or {}
+        case=locked, actor=actor, from_status=locked.status, to_status=to, reason=reason, metrics=metrics
     )
     locked.status = to
     locked.save(update_fields=["status", "updated_at"])

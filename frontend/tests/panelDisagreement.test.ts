@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { CaseEvent, LesionMatching } from "../src/api/types";
-import { translate, type MessageKey } from "../src/i18n";
+import type { CaseEvent, LesionMatching, Localised, SchemaLabel } from "../src/api/types";
+import { localise, translate, type MessageKey } from "../src/i18n";
 import {
+  contextText,
   decisionText,
   labelRows,
   latestDecision,
@@ -225,5 +226,26 @@ describe("voteBody", () => {
     expect(voteBody({ kind: "reading", annotationId: 7 }, "   ")).toEqual({ error: "panel.vote.rationaleRequired" });
     expect(voteBody({ kind: "reading", annotationId: 7 }, " tighter mask ")).toEqual({ voted_for_annotation: 7, rationale: "tighter mask" });
     expect(voteBody({ kind: "corrected", values: { items: [] } }, "both off")).toEqual({ values: { items: [] }, rationale: "both off" });
+  });
+});
+
+describe("metric contexts in words", () => {
+  const label = {
+    key: "organ",
+    name: { en: "Organ", "zh-hans": "器官" },
+    level: "series",
+    kind: "mask",
+    segments: [
+      { value: 1, key: "left", name: { en: "Left lung", "zh-hans": "左肺" } },
+      { value: 2, key: "right", name: { en: "Right lung", "zh-hans": "右肺" } },
+    ],
+  } as unknown as SchemaLabel;
+  const zh = (key: MessageKey, params?: Record<string, string | number>) => translate("zh-hans", key, params);
+  const loc = (value: Localised | undefined | null) => localise("zh-hans", value);
+
+  it("names segments and lesions as the schema does, never 'segment 2' or 'region 1'", () => {
+    expect(contextText(zh, loc, "segment 2: annotator~reviewer", label)).toBe("分割类别“右肺”: annotator~reviewer");
+    expect(contextText(zh, loc, "region 1 · segment 1: ann~rev", label)).toBe("器官 1 · 分割类别“左肺”: ann~rev");
+    expect(contextText(zh, loc, "segment 9: ann~rev", label)).toBe("segment 9: ann~rev"); // unknown: as given
   });
 });

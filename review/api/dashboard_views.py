@@ -13,6 +13,7 @@ from annotation.models import Project
 from annotation.selectors import is_manager
 from review import dashboards
 from review.api import dashboard_serializers as s
+from review.notes import render_notes
 
 
 def _managed_project(request: Request, slug: str) -> Project:
@@ -28,7 +29,7 @@ class ProjectDashboardView(APIView):
     @extend_schema(responses=s.ProjectDashboardOutput)
     def get(self, request: Request, slug: str) -> Response:
         project = _managed_project(request, slug)
-        return Response(s.ProjectDashboardOutput(dashboards.dashboard_figures(project, "dashboard")).data)
+        return Response(s.ProjectDashboardOutput(render_notes(dashboards.dashboard_figures(project, "dashboard"))).data)
 
 
 class ReaderStatsView(APIView):
@@ -37,7 +38,9 @@ class ReaderStatsView(APIView):
     @extend_schema(responses=s.ReaderStatsOutput(many=True))
     def get(self, request: Request, slug: str) -> Response:
         project = _managed_project(request, slug)
-        return Response(s.ReaderStatsOutput(dashboards.dashboard_figures(project, "readers"), many=True).data)
+        return Response(
+            s.ReaderStatsOutput(render_notes(dashboards.dashboard_figures(project, "readers")), many=True).data
+        )
 
 
 class ReaderPairsView(APIView):
@@ -46,4 +49,6 @@ class ReaderPairsView(APIView):
     @extend_schema(responses=s.ReaderPairOutput(many=True))
     def get(self, request: Request, slug: str) -> Response:
         project = _managed_project(request, slug)
-        return Response(s.ReaderPairOutput(dashboards.dashboard_figures(project, "reader-pairs"), many=True).data)
+        return Response(
+            s.ReaderPairOutput(render_notes(dashboards.dashboard_figures(project, "reader-pairs")), many=True).data
+        )

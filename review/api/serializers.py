@@ -5,7 +5,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from review.evaluation import AGREED, DISAGREED, NOT_COMPARED, result_status
+from config.messages import is_message, render
+from review.evaluation import AGREED, DISAGREED, NOT_COMPARED, NOTHING_COMPARED, result_status
 from review.models import AgreementResult, CaseEvent, PanelVote, ReviewPolicy
 
 
@@ -58,10 +59,32 @@ class ReviewPolicySerializer(serializers.ModelSerializer[ReviewPolicy]):
 
 class CaseEventOutput(serializers.ModelSerializer[CaseEvent]):
     actor = serializers.CharField(source="actor.username", default=None, read_only=True)
+    reason = serializers.SerializerMethodField(help_text="Why, for people, in the request's language")
+    metrics = serializers.SerializerMethodField()
 
     class Meta:
         model = CaseEvent
         fields = ["id", "from_status", "to_status", "actor", "reason", "metrics", "created_at"]
+
+    def get_reason(self, event: CaseEvent) -> str:
+        said = event.metrics.get("reason_message") if isinstance(event.metrics, dict) else None
+        # Events written before reasons were messages have only their English text.
+        return render(said) if is_message(said) else event.reason
+
+    @extend_schema_field(serializers.DictField())
+    def get_metrics(self, event: CaseEvent) -> dict[str, Any]:
+        if not isinstance(event.metrics, dict):
+            return {}
+        return {key: value for key, value in event.metrics.items() if key != "reason_message"}
+
+
+def rendered_reasons(entry: dict[str, Any]) -> list[str]:
+    """A label entry's reasons in the request's language (stored English text for results stored before)."""
+    said = entry.get("messages")
+    if isinstance(said, list) and all(is_message(m) for m in said):
+        return [render(m) for m in said]
+    reasons = entry.get("reasons")
+    return [str(r) for r in reasons] if isinstance(reasons, list) else []
 
 
 class LesionPairOutput(serializers.Serializer[dict[str, Any]]):
@@ -80,9 +103,17 @@ class LesionMatchingOutput(serializers.Serializer[dict[str, Any]]):
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Per reader: the ids of their regions no other reader's matched (found by that reader only)",
     )
+    numbers = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField()),
+        required=False,
+        help_text='Per reader and region id: the lesion\'s number in the reasons ("Nodule bounding box 2"); a matched '
+        "pair shares its number",
+    )
 
 
 class AgreementOutput(serializers.ModelSerializer[AgreementResult]):
+    labels = serializers.SerializerMethodField()
+    reasons = serializers.SerializerMethodField(help_text="Why the case is disputed, in the request's language")
     status = serializers.SerializerMethodField(
         help_text="agreed; disagreed (some label disagreed); not_compared (no label could be compared, so "
         "agreement was not shown and the case went to the panel)"
@@ -94,13 +125,33 @@ class AgreementOutput(serializers.ModelSerializer[AgreementResult]):
     class Meta:
         model = AgreementResult
         fields = ["id", "status", "agreed", "labels", "lesions", "reasons", "created_at"]
-        extra_kwargs = {
-            "labels": {
-                "help_text": "Per label: key, kind, status (agreed, disagreed or not_compared), agreed (true only "
-                'when the status is agreed), metrics, reasons, reader_pairs (per pair of readers "a~b": agreed or '
-                "disagreed; a pair absent had nothing to compare), and matching for lesion labels"
-            }
-        }
+
+    @extend_schema_field(
+        serializers.ListField(
+            child=serializers.DictField(),
+            help_text="Per label: key, kind, status (agreed, disagreed or not_compared), agreed (true only when the "
+            "status is agreed), metrics, reasons (in the request's language), reader_pairs (per pair of readers "
+            '"a~b": agreed or disagreed; a pair absent had nothing to compare), and matching for lesion labels',
+        )
+    )
+    def get_labels(self, result: AgreementResult) -> list[Any]:
+        entries = result.labels if isinstance(result.labels, list) else []
+        return [
+            {**{k: v for k, v in entry.items() if k != "messages"}, "reasons": rendered_reasons(entry)}
+            if isinstance(entry, dict)
+            else entry
+            for entry in entries
+        ]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_reasons(self, result: AgreementResult) -> list[str]:
+        entries = [e for e in (result.labels if isinstance(result.labels, list) else []) if isinstance(e, dict)]
+        if not entries or not all(isinstance(e.get("messages"), list) for e in entries):
+            return [str(r) for r in result.reasons] if isinstance(result.reasons, list) else []
+        reasons = [reason for entry in entries for reason in rendered_reasons(entry)]
+        if self.get_status(result) == NOT_COMPARED:
+            reasons.append(render({"msgid": NOTHING_COMPARED, "params": {}}))
+        return reasons
 
     @extend_schema_field(serializers.ChoiceField(choices=[AGREED, DISAGREED, NOT_COMPARED]))
     def get_status(self, result: AgreementResult) -> str:
@@ -141,9 +192,13 @@ class VotedReadingOutput(serializers.Serializer[dict[str, Any]]):
     annotation = serializers.IntegerField()
     role = serializers.CharField(help_text="first_reader, second_reader, ai or panel_member (an expert's correction)")
     reader = serializers.CharField(allow_null=True, help_text="Who read it; null for the AI proposal")
-    description = serializers.CharField(
-        help_text='In words: "first reading", "AI proposal", "expert correction by expert1"'
+    description = serializers.SerializerMethodField(
+        help_text='In words, in the request\'s language: "first reading", "AI proposal", "expert correction by expert1"'
     )
+
+    def get_description(self, reading: dict[str, Any]) -> str:
+        said = reading.get("description_message")
+        return render(said) if is_message(said) else str(reading.get("description", ""))
 
 
 class VoteOutput(serializers.ModelSerializer[PanelVote]):

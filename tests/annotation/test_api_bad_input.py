@@ -30,6 +30,7 @@ from tests.annotation.conftest import (
     post_revision,
 )
 from tests.factories import MembershipFactory, ProjectFactory, place_studies
+from tests.i18n import assert_chinese
 
 API = "/api/v1"
 JSON = "application/json"
@@ -75,7 +76,11 @@ def assert_refused(
     body: dict[str, Any] = response.json()
     if field is not None:
         assert body["field"] == field, body
-        assert body["detail"].startswith(f"{field}: "), body
+        if field.startswith("items") or "missing" in body:
+            # A reading's message is for the reader: display names and lesion ordinals, never the path.
+            assert "items[" not in body["detail"], body
+        else:
+            assert body["detail"].startswith(f"{field}: "), body
     for text in contains:
         assert text in body["detail"], body
     if code is not None:
@@ -101,18 +106,26 @@ def _unknown_label(case: Case) -> tuple[Values, str, str]:
 def _geometry_on_choice(case: Case) -> tuple[Values, str, str]:
     values = chest_values(case)
     values["items"][0]["geometry"] = {"x": 1, "y": 1, "width": 2, "height": 2}
-    return values, "items[0].geometry", "not allowed for nodule_present (a single_choice label at level study"
+    return (
+        values,
+        "items[0].geometry",
+        "geometry is not allowed for Nodule present (a single_choice label at level study",
+    )
 
 
 def _mask_on_box(case: Case) -> tuple[Values, str, str]:
     values = chest_values(case)
     values["items"][1]["mask"] = encode_mask(mask_for(case))
-    return values, "items[1].mask", "not allowed for nodule_box"
+    return values, "items[1].mask", "mask is not allowed for Nodule bounding box"
 
 
 def _diameter_too_large(case: Case) -> tuple[Values, str, str]:
     values = chest_values(case, diameter=150)
-    return values, f"items[{index_of(values, 'diameter')}].value", "150 mm is above the maximum 100 mm of diameter"
+    return (
+        values,
+        f"items[{index_of(values, 'diameter')}].value",
+        "150 mm is above the maximum 100 mm of Long-axis diameter",
+    )
 
 
 def _diameter_not_a_number(case: Case) -> tuple[Values, str, str]:
@@ -123,17 +136,17 @@ def _diameter_not_a_number(case: Case) -> tuple[Values, str, str]:
 
 def _malignancy_off_scale(case: Case) -> tuple[Values, str, str]:
     values = chest_values(case, malignancy=7)
-    return values, f"items[{index_of(values, 'malignancy')}].value", "7 is not on the scale of malignancy"
+    return values, f"items[{index_of(values, 'malignancy')}].value", "7 is not on the scale of Suspicion of malignancy"
 
 
 def _choice_not_in_list(case: Case) -> tuple[Values, str, str]:
     values = chest_values(case, nodule_present="maybe")
-    return values, "items[0].value", "'maybe' is not a choice of nodule_present (yes, no)"
+    return values, "items[0].value", "'maybe' is not a choice of Nodule present (Yes, No)"
 
 
 def _parent_choice(case: Case) -> tuple[Values, str, str]:
     values = chest_values(case, nodule_type="subsolid")
-    return values, f"items[{index_of(values, 'nodule_type')}].value", "'subsolid' is not selectable in nodule_type"
+    return values, f"items[{index_of(values, 'nodule_type')}].value", "'subsolid' is not selectable in Nodule type"
 
 
 def _unknown_region(case: Case) -> tuple[Values, str, str]:
@@ -211,7 +224,11 @@ def _mask_truncated(case: Case) -> tuple[Values, str, str]:
 
 def _mask_unknown_segment(case: Case) -> tuple[Values, str, str]:
     values = chest_values(case, mask=mask_for(case, value=2))
-    return values, f"items[{index_of(values, 'nodule_mask')}].mask.data", "value(s) 2 not segments of nodule_mask"
+    return (
+        values,
+        f"items[{index_of(values, 'nodule_mask')}].mask.data",
+        "value(s) 2 are not segments of Nodule segmentation",
+    )
 
 
 def _values_not_an_object(case: Case) -> tuple[Any, str, str]:
@@ -225,7 +242,7 @@ def _items_not_a_list(case: Case) -> tuple[Values, str, str]:
 def _two_answers_to_one_question(case: Case) -> tuple[Values, str, str]:
     values = chest_values(case)
     values["items"].append({"label": "nodule_present", "value": "no"})
-    return values, f"items[{len(values['items']) - 1}]", "a second value for nodule_present on the same target"
+    return values, f"items[{len(values['items']) - 1}]", "Nodule present: a second answer on the same image or series"
 
 
 BAD_VALUES: list[Callable[[Case], tuple[Any, str, str]]] = [
@@ -279,9 +296,9 @@ def test_every_bad_value_case_is_valid_once_repaired(reading: Reading) -> None:
 @pytest.mark.parametrize(
     ("remove", "field", "reason"),
     [
-        ("nodule_present", "nodule_present", "nodule_present: required label missing"),
-        ("diameter", "diameter", "diameter: required label missing for region(s) 'n1'"),
-        ("nodule_type", "nodule_type", "nodule_type: required label missing for region(s) 'n1'"),
+        ("nodule_present", "nodule_present", "Nodule present: required label missing"),
+        ("diameter", "diameter", "Long-axis diameter: required, missing for Nodule bounding box 1"),
+        ("nodule_type", "nodule_type", "Nodule type: required, missing for Nodule bounding box 1"),
     ],
 )
 def test_submit_without_a_required_label_is_refused_and_stores_nothing(
@@ -306,7 +323,7 @@ def test_submit_reports_every_missing_required_label(reading: Reading) -> None:
     response = post_revision(reading.annotator, reading.case, values, base_revision=0, submit=True)
     body = assert_refused(response, 400, field="nodule_present")
     assert body["missing"] == ["nodule_present", "diameter"]
-    assert "diameter: required label missing for region(s) 'n1'" in body["detail"]
+    assert "Long-axis diameter: required, missing for Nodule bounding box 1" in body["detail"]
 
 
 # --- Polygons and points (fundus schema, in a second project on the same study) ----------------------------------
@@ -715,3 +732,26 @@ def test_reading_saved_under_an_old_schema_version_keeps_it(reading: Reading, us
     assert again.json()["schema_version"] == 2
     first = reading.annotator.get(f"{API}/annotations/{saved.annotation_id}/revisions/1/").json()
     assert first["schema_version"] == 1
+
+
+def test_a_refused_reading_is_explained_in_the_readers_language_by_display_names(reading: Reading) -> None:
+    """Issue 13, item 4: the reader sees what is wrong by the schema's names and the lesion's ordinal, in their
+    language; the path of the field stays in ``field`` for programs."""
+    reading.annotator.defaults["HTTP_ACCEPT_LANGUAGE"] = "zh-hans"
+    values = chest_values(reading.case)
+    values["items"][index_of(values, "diameter")]["value"] = 150
+    before = db_state(reading.storage)
+
+    response = post_revision(reading.annotator, reading.case, values, base_revision=0)
+
+    body = assert_refused(response, 400, field=f"items[{index_of(values, 'diameter')}].value", code="invalid_labels")
+    assert body["detail"] == "结节包围框 1的长径：150 mm 超过“长径”的最大值 100 mm"
+    assert_chinese([body["detail"]])
+    assert db_state(reading.storage) == before
+
+    values = chest_values(reading.case)
+    values["items"] = [item for item in values["items"] if item["label"] not in ("diameter", "nodule_present")]
+    response = post_revision(reading.annotator, reading.case, values, base_revision=0, submit=True)
+    body = assert_refused(response, 400, code="invalid_labels")
+    assert body["detail"] == "是否存在结节：缺少必填标签；长径：必填，结节包围框 1 尚未填写"
+    assert_chinese([body["detail"]])

@@ -34,13 +34,18 @@ from annotation.labels import (
 
 
 @contextmanager
-def label_error(field: str, contains: str = "") -> Iterator[None]:
-    """Expect a LabelError naming exactly ``field`` (in .extra and at the start of the message)."""
+def label_error(field: str, contains: str = "", *, reading: bool | None = None) -> Iterator[None]:
+    """Expect a LabelError naming exactly ``field`` in .extra; a schema's message starts with the path, a
+    reading's (``items...``, or ``reading=True``) names what is wrong for the reader and never the path."""
     with pytest.raises(LabelError) as info:
         yield
     error = info.value
     assert error.extra["field"] == field, error.message
-    assert error.message.startswith(f"{field}: "), error.message
+    if reading or (reading is None and field.startswith("items")):
+        # A reading's message is for the reader: the label and lesion by their display names, never the path.
+        assert "items[" not in error.message, error.message
+    else:
+        assert error.message.startswith(f"{field}: "), error.message
     assert contains in error.message, error.message
     assert error.status_code == 400
     assert error.code == "invalid_labels"
@@ -698,7 +703,7 @@ def test_normalised_order_does_not_depend_on_input_order() -> None:
 
 
 def test_unknown_fields_are_dropped_only_by_refusing_them() -> None:
-    with label_error("items[0].colour", "not allowed for present"):
+    with label_error("items[0].colour", "Present: colour is not allowed for Present"):
         check_one({"label": "present", "value": "yes", "colour": "red"})
 
 
@@ -723,7 +728,7 @@ def test_values_of_each_kind_are_accepted(item: dict[str, Any], expected: Any) -
 @pytest.mark.parametrize(
     ("item", "field", "contains"),
     [
-        ({"label": "present", "value": "maybe"}, "items[0].value", "'maybe' is not a choice of present (yes, no)"),
+        ({"label": "present", "value": "maybe"}, "items[0].value", "'maybe' is not a choice of Present (Yes, No)"),
         ({"label": "present", "value": True}, "items[0].value", "expected a choice key"),
         ({"label": "present", "value": None}, "items[0].value", "got null"),
         ({"label": "present"}, "items[0].value", "required"),
@@ -731,7 +736,7 @@ def test_values_of_each_kind_are_accepted(item: dict[str, Any], expected: Any) -
         ({"label": "findings", "value": []}, "items[0].value", "needs at least 1"),
         ({"label": "findings", "value": ["a", "b", "c"]}, "items[0].value", "allows at most 2"),
         ({"label": "findings", "value": ["a", "a"]}, "items[0].value[1]", "chosen twice"),
-        ({"label": "findings", "value": ["a", "d"]}, "items[0].value[1]", "'d' is not a choice of findings"),
+        ({"label": "findings", "value": ["a", "d"]}, "items[0].value[1]", "'d' is not a choice of Findings"),
         ({"label": "count", "value": "3"}, "items[0].value", "finite number"),
         ({"label": "count", "value": float("nan")}, "items[0].value", "finite number"),
         ({"label": "count", "value": float("inf")}, "items[0].value", "finite number"),
@@ -743,7 +748,7 @@ def test_values_of_each_kind_are_accepted(item: dict[str, Any], expected: Any) -
         (
             {"label": "grade", "sop_instance_uid": "S1.I0", "value": 5},
             "items[0].value",
-            "not on the scale of grade (0, 1, 2, 3, 4)",
+            "not on the scale of Grade (0, 1, 2, 3, 4)",
         ),
         ({"label": "grade", "sop_instance_uid": "S1.I0", "value": 2.5}, "items[0].value", "expected an integer"),
         ({"label": "grade", "sop_instance_uid": "S1.I0", "value": "2"}, "items[0].value", "expected an integer"),
@@ -763,7 +768,7 @@ def test_number_bounds_are_checked_with_the_unit() -> None:
         "geometry": {"x": 0, "y": 0, "z": 0, "width": 1, "height": 1, "depth": 1},
     }
     assert check([box, {"label": "diameter", "region": "n1", "value": 12.5}]).items[1]["value"] == 12.5
-    with label_error("items[1].value", "100.5 mm is above the maximum 100 mm of diameter"):
+    with label_error("items[1].value", "100.5 mm is above the maximum 100 mm of Diameter"):
         check([box, {"label": "diameter", "region": "n1", "value": 100.5}])
 
 
@@ -788,7 +793,8 @@ def test_malformed_values_are_refused(values: Any, field: str, contains: str) ->
 def test_unknown_label_message_is_exact() -> None:
     with pytest.raises(LabelError) as info:
         check_one({"label": "nodul", "value": "yes"})
-    assert info.value.message == "items[0].label: unknown label 'nodul'"
+    assert info.value.message == "item 1: unknown label 'nodul'"
+    assert info.value.extra == {"field": "items[0].label"}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -808,7 +814,11 @@ BOX3D = {"x": 10, "y": 10, "z": 0, "width": 20, "height": 20, "depth": 4}
             "items[0].series_instance_uid",
             "not allowed",
         ),
-        ([{"label": "present", "value": "yes"}, {"label": "present", "value": "no"}], "items[1]", "also items[0]"),
+        (
+            [{"label": "present", "value": "yes"}, {"label": "present", "value": "no"}],
+            "items[1]",
+            "Present: a second answer on the same image or series",
+        ),
         # series level
         ([{"label": "phase", "value": "ed"}], "items[0].series_instance_uid", "required"),
         (
@@ -827,7 +837,7 @@ BOX3D = {"x": 10, "y": 10, "z": 0, "width": 20, "height": 20, "depth": 4}
                 {"label": "phase", "series_instance_uid": "S1", "value": "es"},
             ],
             "items[1]",
-            "second value for phase",
+            "Phase: a second answer on the same image or series",
         ),
         ([{"label": "phase", "sop_instance_uid": "S1.I0", "value": "ed"}], "items[0].sop_instance_uid", "not allowed"),
         # image level
@@ -859,7 +869,7 @@ BOX3D = {"x": 10, "y": 10, "z": 0, "width": 20, "height": 20, "depth": 4}
                 {"label": "grade", "sop_instance_uid": "MF", "frame": 1, "value": 2},
             ],
             "items[1]",
-            "second value for grade",
+            "Grade: a second answer on the same image or series",
         ),
         ([{"label": "grade", "series_instance_uid": "S1", "value": 1}], "items[0].series_instance_uid", "not allowed"),
         # region geometry
@@ -880,7 +890,7 @@ BOX3D = {"x": 10, "y": 10, "z": 0, "width": 20, "height": 20, "depth": 4}
                 {"label": "center", "id": "r", "sop_instance_uid": "S1.I0", "geometry": {"x": 1, "y": 1}},
             ],
             "items[1].id",
-            "duplicate id 'r' (also items[0])",
+            "same id 'r' as Box 1",
         ),
         ([{"label": "box", "id": "r", "geometry": BOX2D}], "items[0].sop_instance_uid", "required"),
         (
@@ -907,7 +917,7 @@ BOX3D = {"x": 10, "y": 10, "z": 0, "width": 20, "height": 20, "depth": 4}
         (
             [{"label": "present", "geometry": BOX2D}],
             "items[0].geometry",
-            "not allowed for present (a single_choice label",
+            "geometry is not allowed for Present (a single_choice label",
         ),
         ([{"label": "present", "value": "yes", "mask": {}}], "items[0].mask", "not allowed"),
         ([{"label": "seg", "series_instance_uid": "S3", "value": 1}], "items[0].value", "not allowed"),
@@ -921,7 +931,7 @@ BOX3D = {"x": 10, "y": 10, "z": 0, "width": 20, "height": 20, "depth": 4}
                 {"label": "ntype", "region": "c1", "value": "solid"},
             ],
             "items[1].region",
-            "region 'c1' is a center; ntype applies to box, box3d",
+            "Center 1 is not one of Box, Box3d, which Ntype describes",
         ),
         (
             [
@@ -930,7 +940,7 @@ BOX3D = {"x": 10, "y": 10, "z": 0, "width": 20, "height": 20, "depth": 4}
                 {"label": "ntype", "region": "b", "value": "part_solid"},
             ],
             "items[2]",
-            "second value for ntype",
+            "Ntype of Box 1: a second answer on the same image or series",
         ),
         (
             [
@@ -1004,7 +1014,7 @@ def point(x: Any, y: Any, sop: str = "MF", frame: int = 1) -> dict[str, Any]:
 def test_box_outside_message_is_exact() -> None:
     with pytest.raises(LabelError) as info:
         check([{"label": "present", "value": "yes"}, box2d(x=500, width=30)])
-    assert info.value.message == "items[1].geometry.x: box outside the image (x + width = 530 > 512 columns)"
+    assert info.value.message == "Box 1: box outside the image (x + width = 530 > 512 columns)"
     assert info.value.extra == {"field": "items[1].geometry.x"}
 
 
@@ -1112,7 +1122,7 @@ def test_leaves_selectable_accepts_leaves_at_any_depth(leaf: str) -> None:
 
 
 def test_leaves_selectable_refuses_a_parent() -> None:
-    with label_error("items[3].value", "'subsolid' is not selectable in ntype: only leaf choices may be chosen"):
+    with label_error("items[3].value", "'subsolid' is not selectable in Ntype: only leaf choices may be chosen"):
         check([*_regions(), {"label": "ntype", "region": "b", "value": "subsolid"}])
 
 
@@ -1124,7 +1134,7 @@ def test_any_selectable_accepts_parents_and_leaves(choice: str) -> None:
 
 def test_any_selectable_still_refuses_unknown_keys() -> None:
     with label_error(
-        "items[3].value", "'solidd' is not a choice of ntype_any (solid, subsolid, part_solid, ground_glass)"
+        "items[3].value", "'solidd' is not a choice of Ntype any (Solid, Subsolid, Part-solid, Ground-glass)"
     ):
         check([*_regions(), {"label": "ntype_any", "region": "o", "value": "solidd"}])
 
@@ -1132,7 +1142,7 @@ def test_any_selectable_still_refuses_unknown_keys() -> None:
 def test_multiple_choice_hierarchy_leaves_only() -> None:
     items = check([*_regions(), {"label": "tags", "region": "c", "value": ["y", "x2"]}]).items
     assert items[-1]["value"] == ["x2", "y"]
-    with label_error("items[3].value[0]", "'x' is not selectable in tags"):
+    with label_error("items[3].value[0]", "'x' is not selectable in Tags"):
         check([*_regions(), {"label": "tags", "region": "c", "value": ["x"]}])
 
 
@@ -1329,8 +1339,8 @@ def test_bad_mask_in_values_names_the_item_field(payload: Any, suffix: str, cont
         ),
         (np.zeros((3, 16, 12), np.uint8), "items[0].mask.shape", "does not match"),
         (np.zeros((16, 12), np.uint8), "items[0].mask.shape", "does not match"),
-        (np.full(MASK_SHAPE, 3, np.uint8), "items[0].mask.data", "value(s) 3 not segments of seg (1 lv, 2 myo)"),
-        (np.full(MASK_SHAPE, 258, np.uint16), "items[0].mask.data", "value(s) 258 not segments"),
+        (np.full(MASK_SHAPE, 3, np.uint8), "items[0].mask.data", "value(s) 3 are not segments of Seg (1 LV, 2 Myo)"),
+        (np.full(MASK_SHAPE, 258, np.uint16), "items[0].mask.data", "value(s) 258 are not segments"),
     ],
 )
 def test_mask_must_fit_the_series_and_the_segments(array: np.ndarray, field: str, contains: str) -> None:
@@ -1342,7 +1352,7 @@ def test_mask_values_not_segments_are_listed() -> None:
     array = seg_array()
     array[0, 0, 0] = 7
     array[3, 15, 11] = 9
-    with label_error("items[0].mask.data", "value(s) 7, 9 not segments"):
+    with label_error("items[0].mask.data", "value(s) 7, 9 are not segments"):
         check_one(seg_item(encode_mask(array)))
 
 
@@ -1353,12 +1363,12 @@ def test_region_mask_needs_an_id_and_its_segments() -> None:
         check_one(seg_item(encode_mask(lesion), label="lesion"))
     result = check_one(seg_item(encode_mask(lesion), label="lesion", id="l1"))
     assert result.items[0]["mask"]["segments_present"] == [300]
-    with label_error("items[0].mask.data", "value(s) 1, 2 not segments of lesion (300 lesion)"):
+    with label_error("items[0].mask.data", "value(s) 1, 2 are not segments of Lesion (300 Lesion)"):
         check_one(seg_item(encode_mask(seg_array()), label="lesion", id="l1"))
 
 
 def test_series_mask_one_per_series() -> None:
-    with label_error("items[1]", "second value for seg"):
+    with label_error("items[1]", "Seg: a second answer on the same image or series"):
         check([seg_item(encode_mask(seg_array())), seg_item(encode_mask(seg_array()))])
 
 
@@ -1382,8 +1392,8 @@ def test_complete_lists_every_missing_required_label() -> None:
         check([{"label": "note", "value": "draft"}], complete=True)
     error = info.value
     assert error.extra == {"field": "present", "missing": ["present", "phase", "grade", "box3d", "seg"]}
-    assert error.message.startswith("present: required label missing; phase: required label missing;")
-    assert "seg: required label missing" in error.message
+    assert error.message.startswith("Present: required label missing; Phase: required label missing;")
+    assert "Seg: required label missing" in error.message
 
 
 @pytest.mark.parametrize(
@@ -1391,7 +1401,7 @@ def test_complete_lists_every_missing_required_label() -> None:
 )
 def test_complete_requires_each_level(drop: str, missing: str) -> None:
     items = [item for item in complete_items() if item["label"] != drop]
-    with label_error(missing, "required label missing"):
+    with label_error(missing, ": required label missing", reading=True):
         check(items, complete=True)
 
 
@@ -1401,7 +1411,7 @@ def test_complete_requires_attributes_for_every_region() -> None:
         {"label": "box", "id": "b7", "sop_instance_uid": "S1.I2", "geometry": BOX2D},
         {"label": "box3d", "id": "b8", "series_instance_uid": "S1", "geometry": BOX3D},
     ]
-    with label_error("ntype", "required label missing for region(s) 'b7', 'b8'"):
+    with label_error("ntype", "Ntype: required, missing for Box 1, Box3d 2", reading=True):
         check(items, complete=True)
     assert required_missing(SCHEMA, items) == ["ntype"]
     items.append({"label": "ntype", "region": "b7", "value": "solid"})

@@ -168,8 +168,9 @@ def test_panel_votes_in_the_browser_then_the_dashboard_counts_the_case_and_jobs_
         expect(page.get_by_test_id("metric-row-nodule_mask")).to_contain_text("Dice 0.")
         expect(page.get_by_test_id("metric-row-nodule_box")).to_contain_text("不一致" if chinese else "disagreed")
         expect(page.get_by_test_id("metric-row-nodule_box")).to_have_attribute("data-status", "disagreed")
-        # The server's lesion matching: the reviewer's n2 unmatched, the two n1 boxes paired.
-        expect(page.get_by_test_id("unmatched")).to_contain_text("n2")
+        # The server's lesion matching: the reviewer's n2 unmatched (named by its ordinal, not its id), the two n1
+        # boxes paired.
+        expect(page.get_by_test_id("unmatched")).to_contain_text("结节包围框 2" if chinese else "Nodule bounding box 2")
         expect(page.get_by_test_id("matched")).to_contain_text("交并比 1.00" if chinese else "IoU 1.00")
         expect(page.get_by_test_id("reasons")).to_contain_text("Dice")
         expect(page.get_by_test_id("mask-difference")).to_be_visible()
@@ -184,7 +185,7 @@ def test_panel_votes_in_the_browser_then_the_dashboard_counts_the_case_and_jobs_
             page.get_by_role("button", name="Next slice").click()
             expect(page.get_by_test_id("panel-slice")).not_to_have_text(before)
             # The unmatched lesion: its button jumps to its slice (6 of 8).
-            page.get_by_role("button", name="Show lesion n2 on slice 6").click()
+            page.get_by_role("button", name="Show lesion Nodule bounding box 2 on slice 6").click()
             expect(page.get_by_test_id("panel-slice")).to_have_text("Slice 6 / 8")
             page.keyboard.press("ArrowUp")
             expect(page.get_by_test_id("panel-slice")).to_have_text("Slice 5 / 8")

@@ -245,7 +245,7 @@ def test_validation_messages_and_stale_revision_are_shown(browser: Browser, base
     page.get_by_role("button", name="Submit reading").click()
     alert = page.get_by_test_id("validation")
     alert.wait_for()
-    assert "nodule_present" in alert.inner_text()
+    assert "Nodule present: required label missing" in alert.inner_text()  # the schema's name, not its key
     assert not Annotation.objects.filter(case_id=case_id, status="submitted").exists()
     # A draft saved elsewhere (another tab) makes this page's next save a 409: shown, not overwritten.
     page.get_by_label("Nodule present").select_option("no")

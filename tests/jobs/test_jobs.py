@@ -16,6 +16,7 @@ from config.types import User
 from jobs import services
 from jobs.models import Job, JobEvent, JobStatus
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from tests.i18n import assert_chinese
 
 
 def make_job(**kwargs: Any) -> Job:
@@ -135,3 +136,32 @@ def test_jobs_api_scopes_by_project_role_and_lets_managers_cancel_and_retry() ->
     detail = as_manager.post(f"/api/v1/jobs/{failed.pk}/retry/").json()
     assert detail["status"] == "queued" and detail["attempts"] == 0
     assert [e["to_status"] for e in detail["events"]][-2:] == ["failed", "queued"]
+
+
+@pytest.mark.django_db
+def test_job_events_and_progress_come_in_the_managers_language() -> None:
+    """Workers write a job's lines with no reader in sight; the Jobs screen shows them in the manager's language
+    (issue 13, item 4), the names and numbers in them as written."""
+    project = cast(Project, ProjectFactory())
+    manager = cast(User, UserFactory(username="manager"))
+    MembershipFactory(project=project, user=manager, role=Role.MANAGER)
+    job = make_job(project=project)
+    claimed = services.job_claim(job.pk, worker="host-a:1")
+    assert claimed is not None
+    services.Progress(job.pk)(done=2, total=4, message="case 2 of 4")
+    services.job_fail(claimed, "time limit exceeded after 60 s", retry=True, worker="host-a:1")
+    services.job_cancel(job, actor=manager)
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    client.force_login(manager)
+
+    detail = client.get(f"/api/v1/jobs/{job.pk}/").json()
+    messages = [event["message"] for event in detail["events"]]
+    assert messages == ["已创建", "已领取", "正在重试：超过时限（60 秒）", "已被 manager 取消"]
+    assert_chinese(messages, ["manager"])
+    assert detail["error"] == "超过时限（60 秒）"
+    assert detail["progress"]["message"] == "第 2 个病例，共 4 个"
+    # Stored in English, and shown so to an English reader.
+    assert JobEvent.objects.filter(job=job).last().message == "cancelled by manager"  # type: ignore[union-attr]
+    english = Client(HTTP_ACCEPT_LANGUAGE="en")
+    english.force_login(manager)
+    assert english.get(f"/api/v1/jobs/{job.pk}/").json()["progress"]["message"] == "case 2 of 4"

@@ -150,7 +150,7 @@ def test_single_choice_unequal_is_disputed_with_both_answers_named():
     assert result.agreed is False
     assert labels["present"]["agreed"] is False
     assert labels["present"]["metrics"]["percent_agreement"] == 0.0
-    assert result.reasons == ["present: ann and rev answers 'yes' and 'no'"]
+    assert result.reasons == ["Present: ann chose Yes, rev chose No"]
     assert result.consensus_items == [] and result.consensus_masks == {}  # a disputed case has no consensus
 
 
@@ -167,7 +167,7 @@ def test_ordinal_agrees_within_the_distance_threshold(a: int, b: int, distance: 
         assert result.reasons == []
         assert consensus_of(result, "grade") == [value("grade", a)]
     else:
-        assert result.reasons == [f"grade: ann and rev grades {a} and {b} (distance {abs(a - b)} > {distance})"]
+        assert result.reasons == [f"Grade: ann gave grade {a}, rev grade {b} (distance {abs(a - b)} > {distance})"]
         assert labels["grade"]["metrics"]["percent_agreement"] == 0.0
 
 
@@ -184,7 +184,7 @@ def test_number_agrees_within_the_tolerance(a: float, b: float, tolerance: float
     )
     assert result.agreed is agreed
     if not agreed:
-        assert result.reasons == [f"volume: ann and rev values {a} and {b} differ by {abs(a - b):g} > {tolerance:g}"]
+        assert result.reasons == [f"Volume: ann gave {a:g}, rev {b:g} (difference {abs(a - b):g} > {tolerance:g})"]
 
 
 def test_multiple_choice_compares_sets_not_order():
@@ -198,7 +198,7 @@ def test_multiple_choice_compares_sets_not_order():
         ("findings",), reading("ann", [value("findings", ["a"])]), reading("rev", [value("findings", ["a", "b"])])
     )
     assert differ.agreed is False
-    assert differ.reasons == ["findings: ann and rev selections ['a'] and ['a', 'b']"]
+    assert differ.reasons == ["Findings: ann chose A, rev chose A, B"]
 
     empty, _ = run(("findings",), reading("ann", [value("findings", [])]), reading("rev", [value("findings", [])]))
     assert empty.agreed is True
@@ -207,10 +207,10 @@ def test_multiple_choice_compares_sets_not_order():
 def test_an_answer_given_by_one_reader_only_is_a_disagreement():
     result, labels = run(("grade",), reading("ann", [value("grade", 2)]), reading("rev", []))
     assert result.agreed is False
-    assert result.reasons == ["grade: ann and rev answered by one reader only"]
+    assert result.reasons == ["Grade: answered by ann only, not by rev"]
     # and the other way round
     result, _ = run(("grade",), reading("ann", []), reading("rev", [value("grade", 2)]))
-    assert result.reasons == ["grade: ann and rev answered by one reader only"]
+    assert result.reasons == ["Grade: answered by rev only, not by ann"]
     # a label neither reader answered is no disagreement, and no agreement either: it was not compared
     result, labels = run(("grade",), reading("ann", []), reading("rev", []))
     assert labels["grade"]["status"] == "not_compared" and labels["grade"]["agreed"] is False
@@ -242,8 +242,8 @@ def test_three_readers_agree_only_when_every_pair_agrees_and_the_majority_wins()
     result, _ = run(("grade",), *readers, ordinal_distance=1)
     assert result.agreed is False
     assert sorted(result.reasons) == [
-        "grade: r1 and r2 grades 1 and 3 (distance 2 > 1)",
-        "grade: r1 and r3 grades 1 and 3 (distance 2 > 1)",
+        "Grade: r1 gave grade 1, r2 grade 3 (distance 2 > 1)",
+        "Grade: r1 gave grade 1, r3 grade 3 (distance 2 > 1)",
     ]
 
 
@@ -260,12 +260,12 @@ def test_lesion_count_mismatch_is_explained_in_words():
     none = reading("reviewer", [])
     result, labels = run(("lesion",), one, none)
     assert result.agreed is False
-    assert result.reasons == ["lesion: annotator found 1 lesion, reviewer 0"]
+    assert result.reasons == ["Lesion: different numbers of lesions (annotator found 1, reviewer found 0)"]
     assert labels["lesion"]["metrics"]["lesions_per_reader"] == {"annotator": 1, "reviewer": 0}
 
     two = reading("annotator", [box("n1", 10, 10, 8, 8), box("n2", 30, 30, 8, 8)])
     result, _ = run(("lesion",), two, reading("reviewer", [box("x", 10, 10, 8, 8)]))
-    assert result.reasons == ["lesion: annotator found 2 lesions, reviewer 1"]
+    assert result.reasons == ["Lesion: different numbers of lesions (annotator found 2, reviewer found 1)"]
 
 
 @pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7])
@@ -284,7 +284,7 @@ def test_a_lesion_is_matched_only_at_the_iou_threshold(threshold: float):
     else:
         assert result.agreed is False
         assert pair["matched"] == 0 and pair["f1"] == 0.0
-        assert result.reasons == [f"lesion: 1 of 1 lesions do not match at IoU {threshold:g} between ann and rev"]
+        assert result.reasons == [f"Lesion: 1 of 1 lesions do not match at IoU {threshold:g} between ann and rev"]
 
 
 def test_boxes_on_different_slices_never_match():
@@ -292,7 +292,7 @@ def test_boxes_on_different_slices_never_match():
         ("lesion",), reading("ann", [box("n1", 10, 10, 8, 8, slice_index=2)]), reading("rev", [box("m1", 10, 10, 8, 8)])
     )
     assert result.agreed is False
-    assert result.reasons == ["lesion: 1 of 1 lesions do not match at IoU 0.5 between ann and rev"]
+    assert result.reasons == ["Lesion: 1 of 1 lesions do not match at IoU 0.5 between ann and rev"]
 
 
 def test_consensus_box_is_the_mean_of_the_matched_boxes_with_a_renumbered_id():
@@ -349,7 +349,7 @@ def test_lesions_are_matched_by_geometry_not_by_their_ids_or_order():
     result, labels = run(("lesion", "lesion_type"), ann, rev)
     assert result.agreed is False
     assert labels["lesion"]["agreed"] is True
-    assert result.reasons == ["lesion_type of lesion lesion 1: ann and rev answers 'solid' and 'ground_glass'"]
+    assert result.reasons == ["Lesion type of Lesion 1: ann chose Solid, rev chose Ground glass"]
 
 
 def test_region_attributes_of_unmatched_lesions_are_disagreed_as_found_by_one_reader_only():
@@ -362,20 +362,18 @@ def test_region_attributes_of_unmatched_lesions_are_disagreed_as_found_by_one_re
     assert labels["lesion"]["agreed"] is False
     assert labels["lesion_type"]["status"] == "disagreed" and labels["lesion_type"]["agreed"] is False
     assert labels["lesion_type"]["reasons"] == [
-        "Lesion type of Lesion lesion 1 (ann's n1): lesion found by one reader only",
-        "Lesion type of Lesion lesion 2 (rev's m1): lesion found by one reader only",
+        "Lesion type of Lesion 1: lesion found by one reader only (ann)",
+        "Lesion type of Lesion 2: lesion found by one reader only (rev)",
     ]
     assert labels["lesion"]["matching"]["pairs"] == []
     assert labels["lesion"]["matching"]["unmatched"] == {"ann": ["n1"], "rev": ["m1"]}
-    assert result.reasons[0] == "lesion: 1 of 1 lesions do not match at IoU 0.5 between ann and rev"
+    assert result.reasons[0] == "Lesion: 1 of 1 lesions do not match at IoU 0.5 between ann and rev"
 
     # A matched region whose attribute one reader left out is a disagreement on that attribute.
     rev = reading("rev", [box("m1", 5, 5, 6, 6)])
     result, labels = run(("lesion", "lesion_type"), ann, rev)
     assert result.agreed is False
-    assert labels["lesion_type"]["reasons"] == [
-        "lesion_type of lesion lesion 1: ann and rev answered by one reader only"
-    ]
+    assert labels["lesion_type"]["reasons"] == ["Lesion type of Lesion 1: answered by ann only, not by rev"]
 
 
 def test_points_match_within_the_distance_and_polygons_by_their_bounding_box():
@@ -389,7 +387,7 @@ def test_points_match_within_the_distance_and_polygons_by_their_bounding_box():
         ("spot",), reading("ann", [point("p", 10, 10)]), reading("rev", [point("q", 13, 14)]), point_distance=4.0
     )
     assert far.agreed is False
-    assert far.reasons == ["spot: 1 of 1 lesions do not match at 4 px between ann and rev"]
+    assert far.reasons == ["Spot: 1 of 1 lesions do not match at 4 px between ann and rev"]
 
     def polygon(region_id: str, points: list[list[float]]) -> dict[str, Any]:
         return {
@@ -431,7 +429,7 @@ def test_mask_dice_is_computed_per_segment_with_a_readable_reason():
     # surface distances in mm with the series spacing (2 mm between slices): segment 2 is one slice off
     assert metrics["segment 2: annotator~reviewer"]["hd95_mm"] == pytest.approx(2.0)
     assert result.agreed is False
-    assert result.reasons == ["organ segment 2: Dice 0.50 < 0.80 (annotator vs reviewer)"]
+    assert result.reasons == ["Organ, segment Right: Dice 0.50 < 0.80 (annotator and reviewer)"]
 
     # With a lower threshold both segments agree, and the consensus holds both segment values.
     result, _ = run(("organ",), reading("annotator", [], a), reading("reviewer", [], b), mask_dice=0.5)
@@ -446,7 +444,7 @@ def test_a_mask_from_one_reader_only_is_a_disagreement():
     a = blob(slice(0, 2), slice(2, 8), slice(2, 8))
     result, _ = run(("organ",), reading("annotator", [], a), reading("reviewer", []))
     assert result.agreed is False
-    assert result.reasons == [f"organ on series {SERIES}: no mask from reviewer"]
+    assert result.reasons == [f"Organ on series {SERIES}: no mask from reviewer"]
 
 
 def test_segment_painted_by_one_reader_only_has_dice_zero_and_no_surface_distance():
@@ -455,7 +453,7 @@ def test_segment_painted_by_one_reader_only_has_dice_zero_and_no_surface_distanc
     result, labels = run(("organ",), reading("ann", [], a), reading("rev", [], b))
     entry = labels["organ"]["metrics"][SERIES]["segment 2: ann~rev"]
     assert entry == {"dice": 0.0, "hd95_mm": None, "assd_mm": None}
-    assert result.reasons == ["organ segment 2: Dice 0.00 < 0.80 (ann vs rev)"]
+    assert result.reasons == ["Organ, segment Right: Dice 0.00 < 0.80 (ann and rev)"]
     # a segment neither reader painted agrees (Dice of two empty masks is 1)
     result, labels = run(("organ",), reading("ann", [], a), reading("rev", [], a.copy()))
     assert result.agreed is True
@@ -603,7 +601,7 @@ def test_region_mask_attributes_disagree_on_the_matched_region():
     result, labels = run(("scar", "scar_grade"), ann, rev)
     assert result.agreed is False
     assert labels["scar"]["agreed"] is True
-    assert result.reasons == ["scar_grade of scar lesion 2: ann and rev grades 4 and 1 (distance 3 > 0)"]
+    assert result.reasons == ["Scar grade of Scar 2: ann gave grade 4, rev grade 1 (distance 3 > 0)"]
 
 
 def test_region_masks_count_overlap_and_dice_disagreements_are_explained():
@@ -611,12 +609,12 @@ def test_region_masks_count_overlap_and_dice_disagreements_are_explained():
     one = scar_reading("rev", [scar("b", UPPER_B)], {})
     result, _ = run(("scar",), two, one)
     assert result.agreed is False
-    assert result.reasons == ["scar: ann found 2 regions, rev 1"]
+    assert result.reasons == ["Scar: different numbers of regions (ann painted 2, rev painted 1)"]
 
     elsewhere = scar_reading("rev", [scar("b", blob(slice(3, 4), slice(12, 16), slice(0, 4)))], {})
     result, _ = run(("scar",), scar_reading("ann", [scar("s1", UPPER)], {}), elsewhere)
-    assert result.reasons == ["scar: 1 of 1 regions do not overlap between ann and rev"]
+    assert result.reasons == ["Scar: 1 of 1 regions do not overlap between ann and rev"]
 
     half = blob(slice(1, 2), slice(1, 6), slice(1, 6))  # one of UPPER's two slices: Dice 50 / 75
     result, _ = run(("scar",), scar_reading("ann", [scar("s1", UPPER)], {}), scar_reading("rev", [scar("b", half)], {}))
-    assert result.reasons == ["scar region 1 segment 1: Dice 0.67 < 0.80 (ann vs rev)"]
+    assert result.reasons == ["Scar 1, segment Core: Dice 0.67 < 0.80 (ann and rev)"]

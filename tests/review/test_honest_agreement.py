@@ -86,8 +86,8 @@ def test_attributes_of_lesions_found_by_one_reader_only_are_not_agreed(
         assert (labels[key]["status"], labels[key]["agreed"]) == ("disagreed", False), labels[key]
         # One reason per lesion, each naming the label and the lesion by the schema's display names.
         assert labels[key]["reasons"] == [
-            f"{NAMES[key]} of Nodule bounding box lesion 1 (annotator's n1): lesion found by one reader only",
-            f"{NAMES[key]} of Nodule bounding box lesion 2 (reviewer's n1): lesion found by one reader only",
+            f"{NAMES[key]} of Nodule bounding box 1: lesion found by one reader only (annotator)",
+            f"{NAMES[key]} of Nodule bounding box 2: lesion found by one reader only (reviewer)",
         ]
         assert labels[key]["metrics"]["lesions_found_by_some_readers"] == 2
         assert set(labels[key]["reasons"]) <= set(body["reasons"])
@@ -103,6 +103,8 @@ def test_attributes_of_lesions_found_by_one_reader_only_are_not_agreed(
             "score": "iou",
             "pairs": [],
             "unmatched": {"annotator": ["n1"], "reviewer": ["n1"]},
+            # The numbers the reasons give the lesions: the annotator's first, the reviewer's (unmatched) second.
+            "numbers": {"annotator": {"n1": 1}, "reviewer": {"n1": 2}},
         }
     ]
 

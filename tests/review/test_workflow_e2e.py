@@ -211,8 +211,10 @@ def test_disputed_case_goes_to_a_panel_of_three_and_the_chair_breaks_the_tie_wit
         (S.AWAITING_CROSS_VERIFICATION, S.DISPUTED, "reviewer"),
         (S.DISPUTED, S.IN_PANEL, "reviewer"),
     ]
-    dice_reason = f"nodule_mask segment 1: Dice {overlap:.2f} < 0.80 (annotator vs reviewer)"
-    diameter_reason = "diameter of nodule_box lesion 1: annotator and reviewer values 6.0 and 9.0 differ by 3 > 0"
+    dice_reason = f"Nodule segmentation, segment Nodule: Dice {overlap:.2f} < 0.80 (annotator and reviewer)"
+    diameter_reason = (
+        "Long-axis diameter of Nodule bounding box 1: annotator gave 6 mm, reviewer 9 mm (difference 3 > 0)"
+    )
     assert dice_reason in history[1]["reason"]
     assert diameter_reason in history[1]["reason"]
     assert history[1]["metrics"]["labels"]["nodule_mask"] is False
@@ -594,8 +596,8 @@ def test_a_panel_with_fewer_experts_than_its_size_decides_at_a_quorum_capped_to_
     assert response.status_code == 201, response.content
     assert case_status(manager, case_id) == S.IN_PANEL
     reasons = ok(manager.get(f"{API}/cases/{case_id}/agreement/"))["reasons"]
-    assert "nodule_present: annotator and reviewer answers 'yes' and 'no'" in reasons
-    assert "nodule_box: annotator found 1 lesion, reviewer 0" in reasons
+    assert "Nodule present: annotator chose Yes, reviewer chose No" in reasons
+    assert "Nodule bounding box: different numbers of lesions (annotator found 1, reviewer found 0)" in reasons
     assert seat_holders(manager, case_id) == {"expert"}  # the project's only expert
     first = annotation_by_role(expert, case_id, "first_reader")
     body = {"voted_for_annotation": first["id"], "rationale": "there is a nodule"}
@@ -822,8 +824,11 @@ def test_a_lesion_both_readers_missed_but_the_ai_found_goes_to_the_panel_when_th
     readers = [entry for entry in result.labels if entry["key"] != "ai_third_opinion"]
     assert all(entry["status"] != "disagreed" for entry in readers)  # the readers agree (on "no nodule")
     assert {e["key"] for e in readers if e["status"] == "agreed"} == {"nodule_present", "nodule_box"}
-    assert any("AI third opinion: nodule_box" in reason and "found 0 lesions" in reason for reason in result.reasons)
-    assert any("AI third opinion: nodule_mask" in reason for reason in result.reasons)
+    assert any(
+        "AI third opinion: Nodule bounding box" in reason and "the agreed readers found 0" in reason
+        for reason in result.reasons
+    )
+    assert any("AI third opinion: Nodule segmentation" in reason for reason in result.reasons)
     disputed = [e for e in events(manager, case_id) if e["to_status"] == S.DISPUTED]
     assert len(disputed) == 1 and "AI third opinion" in disputed[0]["reason"]
 

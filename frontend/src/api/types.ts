@@ -194,6 +194,9 @@ export interface LesionMatching {
   pairs: LesionPair[];
   /** Per reader (by name): the ids of their regions no other reader's matched. */
   unmatched: Record<string, string[]>;
+  /** Per reader and region id: the lesion's number in the reasons ("Nodule bounding box 2"); absent in results
+   * stored before. */
+  numbers?: Record<string, Record<string, number>>;
 }
 
 export interface AgreementLabel {

@@ -554,7 +554,7 @@ function Figures({ data }: { data: Data }) {
                 <td>
                   v{v.number} {v.model_label}
                 </td>
-                <td>{v.status}</td>
+                <td>{t(`dash.model.${v.status}` as MessageKey) === `dash.model.${v.status}` ? v.status : t(`dash.model.${v.status}` as MessageKey)}</td>
                 <td>{v.architecture}</td>
                 <td>
                   {Object.entries(v.metrics ?? {})

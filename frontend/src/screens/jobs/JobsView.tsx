@@ -255,6 +255,10 @@ function JobSummary({ job }: { job: Job }) {
 
 function JobDetails({ id, status }: { id: number; status: string }) {
   const t = useT();
+  const statusWord = (code: string) => {
+    const key = `jobs.status.${code}` as MessageKey;
+    return t(key) === key ? code : t(key);
+  };
   const locale = useLocale();
   const [detail, setDetail] = useState<JobDetail | null>(null);
   const [error, setError] = useState<Error | null>(null);
@@ -309,7 +313,9 @@ function JobDetails({ id, status }: { id: number; status: string }) {
       <ol className="events">
         {detail.events.map((event, i) => (
           <li key={i}>
-            <time dateTime={event.created_at}>{new Date(event.created_at).toLocaleTimeString(locale)}</time> {event.from_status} → {event.to_status}
+            <time dateTime={event.created_at}>{new Date(event.created_at).toLocaleTimeString(locale)}</time>{" "}
+            {event.from_status ? `${statusWord(event.from_status)} → ` : ""}
+            {statusWord(event.to_status)}
             {event.message ? `: ${event.message}` : ""}
             {event.worker ? <span className="hint"> ({event.worker})</span> : null}
           </li>

@@ -11,7 +11,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useNavigate } from "react-router-dom";
 import { api, ApiError, listOf } from "../../api/client";
-import type { Annotation, Case, CaseEvent, Revision, Schema, SchemaDefinition, Vote, Worklist } from "../../api/types";
+import type { Annotation, Case, CaseEvent, Revision, Schema, SchemaDefinition, SchemaLabel, Vote, Worklist } from "../../api/types";
 import { useSession } from "../../auth/session";
 import { useLocalised, useT, type MessageKey } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
@@ -23,6 +23,7 @@ import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerston
 import { projectRoot, seriesStack, studySeries, type SeriesStack } from "../../viewer/dicomweb";
 import { StackViewer, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
 import {
+  contextText,
   decisionText,
   labelRows,
   latestDecision,
@@ -391,13 +392,24 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
     const layer = readerOf(name);
     return layer ? layerName(t, layer) : name;
   };
+  // A lesion by its ordinal among its reader's lesions of that label ("Nodule bounding box 2"), never by its
+  // generated region id.
+  // The server's numbering when it gave one (the reasons use it), else the reader's own order.
+  const lesionName = (layer: Layer | undefined, label: string, id: string) => {
+    const reader = layer ? (layer.annotation.reader ?? layer.annotation.role) : "";
+    const number = agreement?.lesions?.find((m) => m.key === label)?.numbers?.[reader]?.[id];
+    if (number !== undefined) return t("panel.lesion", { label: labelName(label), n: number });
+    const own = layer ? layer.reading.regions.filter((r: Region) => r.label === label) : [];
+    const index = own.findIndex((r: Region) => r.id === id);
+    return index >= 0 ? t("panel.lesion", { label: labelName(label), n: index + 1 }) : labelName(label);
+  };
   const pairText = (pair: MatchedPair) =>
     t("panel.matchedPair", {
       label: labelName(pair.key),
       a: readerName(pair.readers[0]),
-      idA: pair.ids[0],
+      idA: lesionName(readerOf(pair.readers[0]), pair.key, pair.ids[0]),
       b: readerName(pair.readers[1]),
-      idB: pair.ids[1],
+      idB: lesionName(readerOf(pair.readers[1]), pair.key, pair.ids[1]),
       score: t(`panel.score.${pair.scoreKind}`, { value: pair.scoreKind === "distance_px" ? pair.score.toFixed(1) : pair.score.toFixed(2) }),
     });
   const unmatchedList = readers.flatMap((layer) =>
@@ -549,7 +561,7 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
                     <td>{labelName(row.key)}</td>
                     <td>{t(`panel.status.${row.status}`)}</td>
                     <td>
-                      <MetricList entries={row.metrics} />
+                      <MetricList entries={row.metrics} label={definition.labels.find((l) => l.key === row.key)} />
                     </td>
                   </tr>
                 ))}
@@ -568,10 +580,10 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
             <ul className="unmatched" data-testid="unmatched">
               {unmatchedList.map(({ layer, region, z }) => (
                 <li key={`${layer.key}-${region.id}`}>
-                  <span className="swatch" style={{ background: layer.colour }} aria-hidden="true" /> {layerName(t, layer)}: {labelName(region.label)}{" "}
-                  {region.id}{" "}
+                  <span className="swatch" style={{ background: layer.colour }} aria-hidden="true" /> {layerName(t, layer)}:{" "}
+                  {lesionName(layer, region.label, region.id)}{" "}
                   {z >= 0 ? (
-                    <button type="button" aria-label={t("panel.goToRegion", { id: region.id, index: z + 1 })} onClick={() => goTo(z)}>
+                    <button type="button" aria-label={t("panel.goToRegion", { id: lesionName(layer, region.label, region.id), index: z + 1 })} onClick={() => goTo(z)}>
                       {t("panel.goToSlice", { index: z + 1 })}
                     </button>
                   ) : null}
@@ -627,8 +639,9 @@ function DecisionNote({ data }: { data: PanelData }) {
   );
 }
 
-function MetricList({ entries }: { entries: MetricEntry[] }) {
+function MetricList({ entries, label }: { entries: MetricEntry[]; label?: SchemaLabel }) {
   const t = useT();
+  const loc = useLocalised();
   if (!entries.length) return <>—</>;
   const format = (entry: MetricEntry): string =>
     entry.value === null
@@ -651,7 +664,7 @@ function MetricList({ entries }: { entries: MetricEntry[] }) {
     <ul className="metrics">
       {groups.map((group) => (
         <li key={group.context}>
-          {group.context ? <span className="hint">{group.context}: </span> : null}
+          {group.context ? <span className="hint">{contextText(t, loc, group.context, label)}: </span> : null}
           {group.entries.map((entry) => `${t(`panel.metric.${entry.metric}` as MessageKey)} ${format(entry)}`).join(" · ")}
         </li>
       ))}

@@ -13,7 +13,9 @@ import type {
   CaseEvent,
   LesionMatching,
   LesionPair,
+  Localised,
   PanelDecisionMetrics,
+  SchemaLabel,
   VotedReading,
 } from "../../api/types";
 import type { MessageKey } from "../../i18n/en";
@@ -295,4 +297,21 @@ export function voteBody(choice: VoteChoice | null, rationale: string): VoteBody
   const text = rationale.trim();
   if (!text) return { error: "panel.vote.rationaleRequired" };
   return choice.kind === "reading" ? { voted_for_annotation: choice.annotationId, rationale: text } : { values: choice.values, rationale: text };
+}
+
+/** A metric's context in words: "segment 2" by the segment's name, "region 1" as the lesion's ordinal; reader
+ * names as they are. */
+export function contextText(
+  t: Translate,
+  loc: (value: Localised | undefined | null) => string,
+  context: string,
+  label?: SchemaLabel,
+): string {
+  const name = label ? loc(label.name) : "";
+  return context
+    .replace(/\bsegment (\d+)/g, (whole, value: string) => {
+      const segment = label?.segments?.find((s) => String(s.value) === value);
+      return segment ? t("panel.segment", { name: loc(segment.name) }) : whole;
+    })
+    .replace(/\bregion (\d+)/g, (_whole, n: string) => t("panel.lesion", { label: name, n }));
 }

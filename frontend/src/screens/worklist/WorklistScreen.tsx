@@ -3,7 +3,7 @@ import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom"
 import { api } from "../../api/client";
 import type { Assignment, ReadingRole, Worklist } from "../../api/types";
 import { rolesIn, useSession } from "../../auth/session";
-import { useT } from "../../i18n";
+import { useT, type MessageKey } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
 import { ageParts, readingRolesFor } from "../../lib/roles";
 import { useAsync } from "../../lib/useAsync";
@@ -22,6 +22,8 @@ export function readerPath(assignment: Assignment, slug: string): string {
 /** The user's cases in one reading role: status, priority (AI score when the priority came from a model), age. */
 export function WorklistScreen() {
   const t = useT();
+  // A status in words; the code itself for one the interface does not know.
+  const known = (key: string, fallback: string) => (t(key as MessageKey) === key ? fallback : t(key as MessageKey));
   const { slug = "" } = useParams();
   const { me } = useSession();
   const navigate = useNavigate();
@@ -90,7 +92,7 @@ export function WorklistScreen() {
         <p aria-label={t("worklist.counts")}>
           {Object.entries(data.counts).map(([status, n]) => (
             <span key={status} className="badge">
-              {status}: {n}
+              {known(`worklist.assignment.${status}`, status)}: {n}
             </span>
           ))}
         </p>
@@ -116,7 +118,7 @@ export function WorklistScreen() {
                   <td>{a.case.id}</td>
                   <td>{a.case.study_description || a.case.study_instance_uid.slice(-12)}</td>
                   <td>
-                    {a.case.status} / {a.status}
+                    {known(`dash.status.${a.case.status}`, a.case.status)} / {known(`worklist.assignment.${a.status}`, a.status)}
                   </td>
                   <td>
                     {a.case.priority.toFixed(2)}
