@@ -33,6 +33,7 @@ from annotation.services import load_mask
 from datasets.deid import DICOM_ROOT, Deidentifier, keyed_digest
 from datasets.models import Export
 from datasets.selectors import UID_PATTERN, case_provenance
+from datasets.sources import complete_type_2, derived_frame_of_reference
 from datasets.splits import SPLITS, split_patients
 from datasets.volumes import GeometryMissing, SeriesLayout, load_volume, nifti_bytes, read_dataset, series_layout
 from imaging.models import Instance, Series
@@ -74,6 +75,7 @@ class BuildResult:
     deid_report: dict[str, Any]
     split_counts: dict[str, int]
     cases_written: int
+    derived: list[dict[str, Any]] = field(default_factory=list)
     files: int = 0
     case_keys: dict[int, str] = field(default_factory=dict)
 
@@ -112,6 +114,10 @@ class SnapshotBuilder:
             (k for k, lab in self.labels.items() if lab["kind"] == "mask" and k in self.label_filter), None
         )
         self.left_out: list[dict[str, Any]] = []
+        # Values the export had to supply for DICOM objects: derived Frame of Reference UIDs, and the Type 2
+        # attributes written empty, per case (recorded in snapshot.json).
+        self.derived: list[dict[str, Any]] = []
+        self.type_2_empty: dict[str, list[str]] = {}
         self.dropped_text: set[str] = set()
         self._readers: dict[int, str] = {}
         self.monai: dict[str, list[dict[str, Any]]] = {name: [] for name in SPLITS}
@@ -206,6 +212,7 @@ class SnapshotBuilder:
             deid_report=self.deid_report(),
             split_counts=split_counts,
             cases_written=written,
+            derived=self.derived,
             files=len(self.out.manifest),
             case_keys=keys,
         )
@@ -350,13 +357,7 @@ class SnapshotBuilder:
         for value, number in number_of.items():
             lut[value] = number
         labelmap = lut[mask]
-        patient_id = case.study.patient_id or f"study:{case.study.study_instance_uid}"
-        sources: list[Dataset] = []
-        for instance in layout.instances:
-            ds = read_dataset(instance)
-            if self.on:
-                self.deid.dataset(ds, patient_id=patient_id)
-            sources.append(ds)
+        sources = self.source_datasets(case, key, layout)
         algorithm = "MANUAL"
         descriptions = [
             hd.seg.SegmentDescription(
@@ -387,6 +388,41 @@ class SnapshotBuilder:
         buffer = io.BytesIO()
         seg.save_as(buffer, enforce_file_format=True)
         return buffer.getvalue()
+
+    def source_datasets(self, case: Case, key: str, layout: SeriesLayout) -> list[Dataset]:
+        """The series' images as the export's DICOM objects reference them: Type 2 attributes that real files
+        leave out added empty (the standard allows it; highdicom copies them), a Frame of Reference derived
+        for a series without one (recorded), then de-identified when the snapshot is."""
+        patient_id = case.study.patient_id or f"study:{case.study.study_instance_uid}"
+        series_uid = layout.series.series_instance_uid
+        frames = {str(i.metadata.get("00200052", {}).get("Value", [""])[0] or "") for i in layout.instances}
+        frame = next(iter(sorted(frames - {""})), "") or derived_frame_of_reference(self.key, series_uid)
+        derived = "" in frames
+        sources: list[Dataset] = []
+        empty: set[str] = set()
+        for instance in layout.instances:
+            ds = read_dataset(instance)
+            empty.update(complete_type_2(ds))
+            if not ds.get("FrameOfReferenceUID"):
+                ds.FrameOfReferenceUID = frame
+            if self.on:
+                self.deid.dataset(ds, patient_id=patient_id)
+            sources.append(ds)
+        if empty:
+            self.type_2_empty[key] = sorted(empty)
+        if derived and not any(row["case"] == key for row in self.derived):
+            self.derived.append(
+                {
+                    "case": key,
+                    "series_instance_uid": self.uid(series_uid),
+                    "attribute": "FrameOfReferenceUID",
+                    "value": str(sources[0].FrameOfReferenceUID),
+                    "reason": "the series' images have no Frame of Reference UID; one was derived for the whole "
+                    "series (the same in every export of the project) so that the labels written as DICOM "
+                    "name the coordinate system of the images' positions",
+                }
+            )
+        return sources
 
     def _freeze(self, seg: Dataset, key: str, date: str) -> None:
         """Replace what highdicom draws at random or from the clock (dimension organisation UIDs, creation
@@ -726,6 +762,8 @@ class SnapshotBuilder:
                     "deidentified": export.deidentify,
                     "cases": cases_out,
                     "left_out": self.left_out,
+                    "derived": self.derived,
+                    "type_2_written_empty": self.type_2_empty,
                 }
             ),
         )

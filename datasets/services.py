@@ -213,6 +213,11 @@ def export_create(
     return export
 
 
+def left_out_cases(left_out: list[dict[str, Any]]) -> int:
+    """How many cases lack at least one of the asked formats (or are out of the snapshot altogether)."""
+    return len({row.get("case_id", row.get("case")) for row in left_out})
+
+
 def export_write(export: Export, path: str, progress: Any = None) -> Any:
     """Write the snapshot's zip to ``path`` (a local file); the same export always gives the same bytes."""
     return build_snapshot(export, path, progress)
@@ -262,4 +267,7 @@ def export_build(job: Job, progress: Progress) -> dict[str, Any]:
         "files": result.files,
         "split_counts": result.split_counts,
         "left_out": result.left_out,
+        # Makes the job PARTIAL ("succeeded with N left out"), never a plain success, when any case is short.
+        "left_out_cases": left_out_cases(result.left_out),
+        "derived": result.derived,
     }

@@ -33,9 +33,10 @@ logger = logging.getLogger(__name__)
 S = JobStatus
 TRANSITIONS: dict[str, set[str]] = {
     S.QUEUED: {S.RUNNING, S.CANCELLED, S.FAILED},
-    S.RUNNING: {S.SUCCEEDED, S.FAILED, S.QUEUED, S.CANCELLED},
+    S.RUNNING: {S.SUCCEEDED, S.PARTIAL, S.FAILED, S.QUEUED, S.CANCELLED},
     S.FAILED: {S.QUEUED},  # a manager's retry
     S.SUCCEEDED: set(),
+    S.PARTIAL: set(),
     S.CANCELLED: set(),
 }
 
@@ -188,11 +189,17 @@ class Progress:
 
 
 def job_succeed(job: Job, result: dict[str, Any], *, worker: str = "") -> Job:
+    """Finish a job. A handler that left part of its work out says so with ``left_out_cases`` (a count) in
+    its result: the job then ends PARTIAL, "succeeded with N left out", never as a plain success."""
+    left_out = int(result.get("left_out_cases") or 0)
+    status, message = (S.SUCCEEDED, "done")
+    if left_out:
+        status, message = S.PARTIAL, f"done; {left_out} case(s) left out (see left_out)"
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
         if locked.status != S.RUNNING:
             raise ConflictError(f"Job {job.pk} is {locked.status}, not running")
-        return _transition(locked, S.SUCCEEDED, message="done", by=worker, result=result)
+        return _transition(locked, status, message=message, by=worker, result=result)
 
 
 def job_fail(job: Job, error: str, *, retry: bool = False, worker: str = "") -> bool:
@@ -282,7 +289,7 @@ def run_job(job_id: int, handler: Handler) -> str:
         job_fail(job, f"{type(exc).__name__}: {exc}", worker=worker)
         return S.FAILED
     try:
-        job_succeed(job, result, worker=worker)
+        finished = job_succeed(job, result, worker=worker)
     except ConflictError:  # cancelled while finishing
         return S.CANCELLED
-    return S.SUCCEEDED
+    return finished.status

@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from datasets.models import Export
-from datasets.services import FORMATS
+from datasets.services import FORMATS, left_out_cases
 
 
 class ExportFiltersInput(serializers.Serializer[Any]):
@@ -37,17 +37,24 @@ class ExportOutput(serializers.ModelSerializer[Export]):
     created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
     job_status = serializers.CharField(source="job.status", read_only=True, default=None)
     cases = serializers.SerializerMethodField()
+    left_out_cases = serializers.SerializerMethodField(
+        help_text="Cases missing from at least one format; the job then ends 'partial', not 'succeeded'"
+    )
     download_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Export
         fields = [
             "id", "version", "created_by", "created_at", "job", "job_status", "filters", "formats", "split",
-            "deidentify", "schema_version", "cases", "file_size", "sha256", "split_counts", "built_at", "download_url",
+            "deidentify", "schema_version", "cases", "left_out_cases", "file_size", "sha256", "split_counts",
+            "built_at", "download_url",
         ]  # fmt: skip
 
     def get_cases(self, export: Export) -> int:
         return len(export.selection)
+
+    def get_left_out_cases(self, export: Export) -> int:
+        return left_out_cases(export.left_out)
 
     def get_download_url(self, export: Export) -> str | None:
         if not export.file:
