@@ -25,7 +25,7 @@ from jobs.models import Job, JobStatus
 from tests.annotation.conftest import STUDY_SEEDS, _study_files, synthetic_study
 from tests.conftest import dataset_bytes
 from tests.datasets.conftest import run_export, zip_files
-from tests.datasets.dciodvfy import assert_valid_dicom
+from tests.dciodvfy import assert_valid_dicom
 
 MISSING_TYPE_2 = ("PatientSex", "StudyDate", "PatientBirthDate")
 
