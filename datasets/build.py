@@ -4,6 +4,7 @@ timestamps, so the same snapshot always gives the same bytes.
 Layout of the zip:
 - ``imagesTr/``, ``labelsTr/``, ``dataset.json``: MONAI / Medical Segmentation Decathlon (NIfTI, RAS affine);
 - ``seg/<case>.dcm``: DICOM SEG per case (highdicom), referencing the (de-identified) source series;
+- ``rtstruct/<case>.dcm``: RT Structure Set per case (contours of the same mask, slice by slice; see rtstruct.py);
 - ``coco/annotations.json``, ``coco/images/``: COCO for 2D boxes and polygons, PNG slices;
 - ``labels.csv``, ``labels.json``: study/series/image-level labels, one row per case and label;
 - ``raw/<case>.json``, ``raw/masks/``: every reading's revisions, for reader-variability research;
@@ -32,6 +33,7 @@ from annotation.models import Annotation, AnnotationRevision, Case, LabelSchema,
 from annotation.services import load_mask
 from datasets.deid import DICOM_ROOT, Deidentifier, keyed_digest
 from datasets.models import Export
+from datasets.rtstruct import Roi, build_rtstruct
 from datasets.selectors import UID_PATTERN, case_provenance
 from datasets.sources import complete_type_2, derived_frame_of_reference
 from datasets.splits import SPLITS, split_patients
@@ -42,6 +44,9 @@ from imaging.pixels import render_frame
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 GEOMETRY_2D_KINDS = {"polygon"}
 TABULAR_LEVELS = {"study", "series", "image"}
+MASK_FORMATS = {"monai", "dicom_seg", "dicom_rtstruct"}
+# RGB display colours of RTSTRUCT ROIs, by ROI number.
+ROI_COLOURS = ((255, 0, 0), (0, 170, 0), (0, 90, 255), (255, 160, 0), (170, 0, 255), (0, 200, 200))
 Progress = Callable[..., None]
 
 
@@ -270,7 +275,7 @@ class SnapshotBuilder:
         masks_by_sha = {m.sha256: m for m in final.masks.all()}
         mask_item = next((i for i in items if i["label"] == self.mask_label and isinstance(i.get("mask"), dict)), None)
         common = {"case": key, "patient": patient, "split": split, "qa_level": qa_level}
-        if formats & {"monai", "dicom_seg"}:
+        if formats & MASK_FORMATS:
             self.masks(case, key, items, mask_item, masks_by_sha, common, formats)
         if "coco" in formats:
             self.coco(case, key, items, common)
@@ -291,7 +296,7 @@ class SnapshotBuilder:
         common: dict[str, Any],
         formats: set[str],
     ) -> None:
-        wanted = sorted(formats & {"monai", "dicom_seg"})
+        wanted = sorted(formats & MASK_FORMATS)
 
         def skip(reason: str) -> None:
             for fmt in wanted:
@@ -337,13 +342,23 @@ class SnapshotBuilder:
                     "study_instance_uid": self.uid(case.study.study_instance_uid),
                 }
             )
+        if not formats & {"dicom_seg", "dicom_rtstruct"}:
+            return
+        sources = self.source_datasets(case, key, layout)
         if "dicom_seg" in formats:
             try:
-                self.out.add(f"seg/{key}.dcm", self.seg_bytes(case, key, layout, mask))
+                self.out.add(f"seg/{key}.dcm", self.seg_bytes(key, sources, mask))
             except Exception as exc:  # highdicom refuses what it cannot encode: say so per case
                 self.leave_out(key, case.pk, "dicom_seg", f"DICOM SEG could not be made: {exc}")
+        if "dicom_rtstruct" in formats:
+            try:
+                self.out.add(f"rtstruct/{key}.dcm", self.rtstruct_bytes(key, sources, mask))
+            except ValueError as exc:
+                self.leave_out(key, case.pk, "dicom_rtstruct", f"RTSTRUCT could not be made: {exc}")
 
-    def seg_bytes(self, case: Case, key: str, layout: SeriesLayout, mask: np.ndarray) -> bytes:
+    def _segments(self, mask: np.ndarray) -> tuple[list[dict[str, Any]], dict[int, int]]:
+        """The mask label's segments by value, and value -> segment (ROI) number; ValueError for a mask the
+        segments do not describe, or an empty one."""
         label = self.labels[str(self.mask_label)]
         segments = sorted(label.get("segments", []), key=lambda s: s["value"])
         number_of = {int(s["value"]): n for n, s in enumerate(segments, start=1)}
@@ -353,11 +368,42 @@ class SnapshotBuilder:
             raise ValueError(f"mask values {unknown} are not segments of label {label['key']}")
         if not present:
             raise ValueError("the mask is empty")
+        return segments, number_of
+
+    def rtstruct_bytes(self, key: str, sources: list[Dataset], mask: np.ndarray) -> bytes:
+        label = self.labels[str(self.mask_label)]
+        segments, number_of = self._segments(mask)
+        rois = [
+            Roi(
+                number=number_of[int(s["value"])],
+                name=str(s["key"]),
+                colour=ROI_COLOURS[(number_of[int(s["value"])] - 1) % len(ROI_COLOURS)],
+                mask=mask == int(s["value"]),
+            )
+            for s in segments
+            if (mask == int(s["value"])).any()
+        ]
+        ds = build_rtstruct(
+            sources=sources,
+            rois=rois,
+            series_instance_uid=self.deid.issue_uid(key, "rtstruct-series"),
+            sop_instance_uid=self.deid.issue_uid(key, "rtstruct-instance"),
+            label=str(label["key"]),
+            description=f"{label['key']} export v{self.export.version}",
+            manufacturer="MedLabel QA",
+            date=str(sources[0].get("StudyDate", "")) or "19000101",
+        )
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        return buffer.getvalue()
+
+    def seg_bytes(self, key: str, sources: list[Dataset], mask: np.ndarray) -> bytes:
+        label = self.labels[str(self.mask_label)]
+        segments, number_of = self._segments(mask)
         lut = np.zeros(max(number_of) + 1 if number_of else 1, dtype=np.uint8)
         for value, number in number_of.items():
             lut[value] = number
         labelmap = lut[mask]
-        sources = self.source_datasets(case, key, layout)
         algorithm = "MANUAL"
         descriptions = [
             hd.seg.SegmentDescription(

@@ -26,7 +26,8 @@ from imaging.models import Series
 from jobs.models import Job, JobKind
 from jobs.services import JobFailed, Progress, job_create
 
-FORMATS = ("monai", "dicom_seg", "coco", "csv", "json", "raw")
+FORMATS = ("monai", "dicom_seg", "dicom_rtstruct", "coco", "csv", "json", "raw")
+MASK_FORMATS = {"monai", "dicom_seg", "dicom_rtstruct"}
 STRATIFIABLE_KINDS = {"single_choice", "ordinal"}
 EXPORT_TASK = "datasets.tasks.export_snapshot"
 
@@ -61,10 +62,11 @@ def _check_formats(formats: list[str], labels: dict[str, dict[str, Any]], wanted
         )
     chosen = {k: v for k, v in labels.items() if k in wanted}
     masks = [k for k, v in chosen.items() if v["kind"] == "mask"]
-    if {"monai", "dicom_seg"} & set(formats):
+    if MASK_FORMATS & set(formats):
         if not masks:
             raise ApplicationError(
-                "formats monai and dicom_seg export segmentation masks, and the selected labels have no mask label",
+                "formats monai, dicom_seg and dicom_rtstruct export segmentation masks, and the selected labels "
+                "have no mask label",
                 code="format_does_not_fit",
             )
         if mask_label and mask_label not in masks:

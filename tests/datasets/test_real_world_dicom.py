@@ -10,14 +10,18 @@ import io
 import json
 from collections.abc import Callable
 
+import numpy as np
 import pydicom
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
 from annotation.models import AnnotationRevision, Case
+from annotation.services import load_mask
 from datasets.models import Export
+from datasets.rtstruct import fill_contours, mask_contours, rtstruct_masks
 from datasets.services import export_create
+from datasets.volumes import read_dataset, series_layout
 from imaging.models import Instance, Series
 from imaging.services.ingest import STORED, IncomingFile, ingest_files
 from imaging.synthetic import SyntheticStudy
@@ -64,7 +68,7 @@ def _seg_export(cases: list[tuple[Case, AnnotationRevision]], users: dict[str, U
     return export_create(
         project=cases[0][0].project,
         created_by=users["manager"],
-        formats=["dicom_seg"],
+        formats=["dicom_seg", "dicom_rtstruct"],
         filters={"min_qa_level": "adjudicated"},
         enqueue=False,
         **options,  # type: ignore[arg-type]
@@ -93,8 +97,10 @@ def test_seg_is_written_for_files_lacking_type_2_attributes_and_frame_of_referen
     files = zip_files(export)
     segs = {name: pydicom.dcmread(io.BytesIO(data)) for name, data in sorted(files.items()) if name.startswith("seg/")}
     assert len(segs) == 3
-    for name in segs:
-        assert_valid_dicom(files[name], name)
+    for name in sorted(files):
+        if name.startswith(("seg/", "rtstruct/")):
+            assert_valid_dicom(files[name], name)
+    assert len([name for name in files if name.startswith("rtstruct/")]) == 3
     lacking, without_for, complete = (segs[f"seg/case_{n:05d}.dcm"] for n in (1, 2, 3))
     for keyword in MISSING_TYPE_2:
         assert keyword in lacking and lacking[keyword].value in ("", None), keyword
@@ -123,7 +129,10 @@ def test_an_export_that_leaves_cases_out_finishes_partial_in_the_job_and_the_api
     no_geometry_case = adjudicated_cases[2][0]
     Instance.objects.filter(series__study_id=no_geometry_case.study_id).update(image_position=None)
     export = run_export(_seg_export(adjudicated_cases, users), expect=JobStatus.PARTIAL)
-    assert [(row["case_id"], row["format"]) for row in export.left_out] == [(no_geometry_case.pk, "dicom_seg")]
+    assert sorted((row["case_id"], row["format"]) for row in export.left_out) == [
+        (no_geometry_case.pk, "dicom_rtstruct"),
+        (no_geometry_case.pk, "dicom_seg"),
+    ]
     job = _job(export)
     assert job.status == JobStatus.PARTIAL
     assert job.result["left_out_cases"] == 1
@@ -137,3 +146,62 @@ def test_an_export_that_leaves_cases_out_finishes_partial_in_the_job_and_the_api
     shown = manager.get(f"/api/v1/jobs/{job.pk}/").json()
     assert shown["status"] == "partial" and shown["result"]["left_out_cases"] == 1
     assert manager.get("/api/v1/jobs/", {"status": "partial"}).json()["count"] >= 1
+
+
+def _source_images(case: Case) -> list[pydicom.Dataset]:
+    layout = series_layout(Series.objects.get(study_id=case.study_id))
+    return [read_dataset(instance) for instance in layout.instances]
+
+
+def test_rtstruct_is_written_for_every_shape_and_its_contours_fill_back_to_the_exact_mask(
+    adjudicated_cases: list[tuple[Case, AnnotationRevision]], users: dict[str, User]
+) -> None:
+    """Dice bar 1.0 (voxel-identical): the contours run half-way between labelled and unlabelled pixel centres,
+    so filling them by pixel centre (even-odd) gives the mask back; lossy only after other tools resample."""
+    export = run_export(
+        export_create(
+            project=adjudicated_cases[0][0].project,
+            created_by=users["manager"],
+            formats=["dicom_seg", "dicom_rtstruct"],
+            filters={"min_qa_level": "adjudicated"},
+            deidentify=False,
+            enqueue=False,
+        )
+    )
+    assert export.left_out == []
+    files = zip_files(export)
+    for n, (case, revision) in enumerate(adjudicated_cases, start=1):
+        name = f"rtstruct/case_{n:05d}.dcm"
+        assert_valid_dicom(files[name], name)
+        rtstruct = pydicom.dcmread(io.BytesIO(files[name]))
+        seg = pydicom.dcmread(io.BytesIO(files[f"seg/case_{n:05d}.dcm"]))
+        assert rtstruct.Modality == "RTSTRUCT" and rtstruct.StudyInstanceUID == seg.StudyInstanceUID
+        assert rtstruct.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID == seg.FrameOfReferenceUID
+        images = _source_images(case)
+        referenced = rtstruct.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0]
+        series_ref = referenced.RTReferencedSeriesSequence[0]
+        assert series_ref.SeriesInstanceUID == images[0].SeriesInstanceUID
+        assert [i.ReferencedSOPInstanceUID for i in series_ref.ContourImageSequence] == [
+            i.SOPInstanceUID for i in images
+        ]
+        masks = rtstruct_masks(rtstruct, images)
+        item = next(i for i in revision.items if i["label"] == "nodule_mask")
+        truth = load_mask(revision.masks.get(sha256=item["mask"]["sha256"])) == 1
+        assert list(masks) == ["nodule"]
+        overlap = np.logical_and(masks["nodule"], truth).sum()
+        dice = 2 * overlap / (masks["nodule"].sum() + truth.sum())
+        assert dice == 1.0 and np.array_equal(masks["nodule"], truth)
+    for key in ("PatientSex", "StudyDate", "PatientBirthDate"):
+        assert pydicom.dcmread(io.BytesIO(files["rtstruct/case_00001.dcm"]))[key].value in ("", None)
+
+
+def test_contours_of_any_mask_fill_back_to_it_holes_and_touching_corners_included() -> None:
+    rng = np.random.default_rng(18)
+    shapes = [rng.random((24, 20)) < 0.45 for _ in range(40)]
+    ring = np.zeros((24, 20), dtype=bool)
+    ring[3:15, 4:12] = True
+    ring[6:9, 6:9] = False  # a hole: a nested contour
+    ring[18, 18] = ring[19, 19] = True  # two pixels touching at a corner
+    for mask in [*shapes, ring, np.zeros((24, 20), dtype=bool)]:
+        assert np.array_equal(fill_contours(mask_contours(mask), 24, 20), mask)
+    assert len(mask_contours(ring)) >= 3
