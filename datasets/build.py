@@ -5,6 +5,8 @@ Layout of the zip:
 - ``imagesTr/``, ``labelsTr/``, ``dataset.json``: MONAI / Medical Segmentation Decathlon (NIfTI, RAS affine);
 - ``seg/<case>.dcm``: DICOM SEG per case (highdicom), referencing the (de-identified) source series;
 - ``rtstruct/<case>.dcm``: RT Structure Set per case (contours of the same mask, slice by slice; see rtstruct.py);
+- ``sr/<case>.dcm``: DICOM SR measurement report (TID 1500) per case: boxes and polygons as planar ROIs with
+  their measurements and coded answers (see sr.py);
 - ``coco/annotations.json``, ``coco/images/``: COCO for 2D boxes and polygons, PNG slices;
 - ``labels.csv``, ``labels.json``: study/series/image-level labels, one row per case and label;
 - ``raw/<case>.json``, ``raw/masks/``: every reading's revisions, for reader-variability research;
@@ -37,6 +39,7 @@ from datasets.rtstruct import Roi, build_rtstruct
 from datasets.selectors import UID_PATTERN, case_provenance
 from datasets.sources import complete_type_2, derived_frame_of_reference
 from datasets.splits import SPLITS, split_patients
+from datasets.sr import build_measurement_report
 from datasets.volumes import GeometryMissing, SeriesLayout, load_volume, nifti_bytes, read_dataset, series_layout
 from imaging.models import Instance, Series
 from imaging.pixels import render_frame
@@ -279,6 +282,8 @@ class SnapshotBuilder:
             self.masks(case, key, items, mask_item, masks_by_sha, common, formats)
         if "coco" in formats:
             self.coco(case, key, items, common)
+        if "dicom_sr" in formats:
+            self.sr(case, key, final, items)
         if formats & {"csv", "json"}:
             self.tabular(case, key, items, provenance, common)
         if "raw" in formats:
@@ -470,11 +475,11 @@ class SnapshotBuilder:
             )
         return sources
 
-    def _freeze(self, seg: Dataset, key: str, date: str) -> None:
+    def _freeze(self, seg: Dataset, key: str, date: str, keep: set[str] | None = None) -> None:
         """Replace what highdicom draws at random or from the clock (dimension organisation UIDs, creation
         date and time) with values fixed for the snapshot, so a rebuild writes the same bytes."""
         fresh: dict[str, str] = {}
-        keep = self._source_uids(seg)
+        keep = self._source_uids(seg) | (keep or set())
 
         def walk(ds: Dataset) -> None:
             for elem in ds:
@@ -504,6 +509,73 @@ class SnapshotBuilder:
             uids.add(str(ref.SeriesInstanceUID))
             uids.update(str(i.ReferencedSOPInstanceUID) for i in ref.get("ReferencedInstanceSequence", []))
         return uids
+
+    # --- DICOM SR (TID 1500) -----------------------------------------------------------------------------
+
+    def sr(self, case: Case, key: str, final: AnnotationRevision, items: list[dict[str, Any]]) -> None:
+        regions = [
+            i
+            for i in items
+            if i["label"] in self.labels and is_2d_geometry(self.labels[i["label"]]) and "sop_instance_uid" in i
+        ]
+        if not regions:
+            self.leave_out(key, case.pk, "dicom_sr", "the final label has no box or polygon on an image")
+            return
+        instance = (
+            Instance.objects.filter(series__study_id=case.study_id, sop_instance_uid=regions[0]["sop_instance_uid"])
+            .select_related("series")
+            .first()
+        )
+        if instance is None:
+            self.leave_out(key, case.pk, "dicom_sr", f"region {regions[0].get('id')} refers to a missing image")
+            return
+        try:
+            layout = series_layout(instance.series)
+        except GeometryMissing as exc:
+            self.leave_out(key, case.pk, "dicom_sr", f"no geometry to place the regions: {exc}")
+            return
+        if not layout.has_local_files():
+            self.leave_out(key, case.pk, "dicom_sr", "images live on an upstream PACS; SR is made from the local store")
+            return
+        in_series = {i.sop_instance_uid for i in layout.instances}
+        outside = [r for r in regions if r["sop_instance_uid"] not in in_series]
+        if outside:
+            self.leave_out(
+                key, case.pk, "dicom_sr", f"regions {[r.get('id') for r in outside]} lie on images of another series"
+            )
+            return
+        sources = self.source_datasets(case, key, layout)
+        wanted = {self.uid(r["sop_instance_uid"]) for r in regions}
+        evidence = [ds for ds in sources if str(ds.SOPInstanceUID) in wanted]
+        attributes: dict[str, list[dict[str, Any]]] = {}
+        for item in items:
+            if "region" in item:
+                attributes.setdefault(str(item["region"]), []).append(item)
+        study_items = [i for i in items if self.labels.get(i["label"], {}).get("level") == "study"]
+        reader = final.annotation.reader_id
+        try:
+            report = build_measurement_report(
+                sources=evidence,
+                labels=self.labels,
+                regions=[{**r, "sop_instance_uid": self.uid(r["sop_instance_uid"])} for r in regions],
+                attributes=attributes,
+                study_items=study_items,
+                observer=self.reader_id(reader) if reader else "MedLabel QA",
+                uid=lambda *parts: self.deid.issue_uid(key, *parts),
+                series_instance_uid=self.deid.issue_uid(key, "sr-series"),
+                sop_instance_uid=self.deid.issue_uid(key, "sr-instance"),
+                description=f"measurements export v{self.export.version}",
+            )
+        except (ValueError, TypeError) as exc:
+            self.leave_out(key, case.pk, "dicom_sr", f"DICOM SR could not be made: {exc}")
+            return
+        source_uids = {
+            str(ds.get(name, "")) for ds in sources for name in ("SOPInstanceUID", "SeriesInstanceUID", "SOPClassUID")
+        }
+        self._freeze(report, key, str(sources[0].get("StudyDate", "")) or "19000101", keep=source_uids)
+        buffer = io.BytesIO()
+        report.save_as(buffer, enforce_file_format=True)
+        self.out.add(f"sr/{key}.dcm", buffer.getvalue())
 
     # --- COCO ---------------------------------------------------------------------------------------------
 

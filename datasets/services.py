@@ -26,7 +26,7 @@ from imaging.models import Series
 from jobs.models import Job, JobKind
 from jobs.services import JobFailed, Progress, job_create
 
-FORMATS = ("monai", "dicom_seg", "dicom_rtstruct", "coco", "csv", "json", "raw")
+FORMATS = ("monai", "dicom_seg", "dicom_rtstruct", "dicom_sr", "coco", "csv", "json", "raw")
 MASK_FORMATS = {"monai", "dicom_seg", "dicom_rtstruct"}
 STRATIFIABLE_KINDS = {"single_choice", "ordinal"}
 EXPORT_TASK = "datasets.tasks.export_snapshot"
@@ -71,6 +71,11 @@ def _check_formats(formats: list[str], labels: dict[str, dict[str, Any]], wanted
             )
         if mask_label and mask_label not in masks:
             raise ApplicationError(f"mask_label {mask_label!r} is not a selected mask label", code="bad_filter")
+    if "dicom_sr" in formats and not any(is_2d_geometry(v) for v in chosen.values()):
+        raise ApplicationError(
+            "dicom_sr holds measurements of 2D boxes and polygons on images; the selected labels have none",
+            code="format_does_not_fit",
+        )
     if "coco" in formats and not any(is_2d_geometry(v) for v in chosen.values()):
         kinds = sorted({f"{v['kind']}{' 3D' if v.get('dimensions') == 3 else ''}" for v in chosen.values()})
         raise ApplicationError(

@@ -68,7 +68,7 @@ def _seg_export(cases: list[tuple[Case, AnnotationRevision]], users: dict[str, U
     return export_create(
         project=cases[0][0].project,
         created_by=users["manager"],
-        formats=["dicom_seg", "dicom_rtstruct"],
+        formats=["dicom_seg", "dicom_rtstruct", "dicom_sr"],
         filters={"min_qa_level": "adjudicated"},
         enqueue=False,
         **options,  # type: ignore[arg-type]
@@ -98,9 +98,10 @@ def test_seg_is_written_for_files_lacking_type_2_attributes_and_frame_of_referen
     segs = {name: pydicom.dcmread(io.BytesIO(data)) for name, data in sorted(files.items()) if name.startswith("seg/")}
     assert len(segs) == 3
     for name in sorted(files):
-        if name.startswith(("seg/", "rtstruct/")):
+        if name.startswith(("seg/", "rtstruct/", "sr/")):
             assert_valid_dicom(files[name], name)
     assert len([name for name in files if name.startswith("rtstruct/")]) == 3
+    assert len([name for name in files if name.startswith("sr/")]) == 3
     lacking, without_for, complete = (segs[f"seg/case_{n:05d}.dcm"] for n in (1, 2, 3))
     for keyword in MISSING_TYPE_2:
         assert keyword in lacking and lacking[keyword].value in ("", None), keyword
@@ -132,6 +133,7 @@ def test_an_export_that_leaves_cases_out_finishes_partial_in_the_job_and_the_api
     assert sorted((row["case_id"], row["format"]) for row in export.left_out) == [
         (no_geometry_case.pk, "dicom_rtstruct"),
         (no_geometry_case.pk, "dicom_seg"),
+        (no_geometry_case.pk, "dicom_sr"),
     ]
     job = _job(export)
     assert job.status == JobStatus.PARTIAL
