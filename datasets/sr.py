@@ -141,7 +141,10 @@ def build_measurement_report(
     context = hd.sr.ObservationContext(
         observer_person_context=hd.sr.ObserverContext(
             observer_type=codes.DCM.Person,
-            observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name=observer),
+            # A one-component person name needs its caret to read as a family name, not a badly formed name.
+            observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
+                name=observer if "^" in observer else f"{observer}^"
+            ),
         )
     )
     report = hd.sr.MeasurementReport(
