@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from datasets.models import Export
+from datasets.models import Export, LabelImport
 from datasets.services import FORMATS, left_out_cases
 
 
@@ -65,3 +65,31 @@ class ExportOutput(serializers.ModelSerializer[Export]):
 class ExportDetailOutput(ExportOutput):
     class Meta(ExportOutput.Meta):
         fields = [*ExportOutput.Meta.fields, "selection", "manifest", "left_out", "deid_report"]
+
+
+class LabelImportInput(serializers.Serializer[Any]):
+    file = serializers.FileField(help_text="One DICOM SEG or RTSTRUCT (Part 10)")
+    mask_label = serializers.CharField(required=False, allow_blank=True)
+
+
+class LabelImportOutput(serializers.ModelSerializer[LabelImport]):
+    imported_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    role = serializers.CharField(source="revision.annotation.role", read_only=True)
+    origin = serializers.CharField(source="revision.origin", read_only=True)
+    revision_number = serializers.IntegerField(source="revision.number", read_only=True)
+
+    class Meta:
+        model = LabelImport
+        fields = [
+            "id",
+            "case",
+            "revision",
+            "revision_number",
+            "role",
+            "origin",
+            "imported_by",
+            "imported_at",
+            "provenance",
+        ]
