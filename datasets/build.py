@@ -7,6 +7,8 @@ Layout of the zip:
 - ``rtstruct/<case>.dcm``: RT Structure Set per case (contours of the same mask, slice by slice; see rtstruct.py);
 - ``sr/<case>.dcm``: DICOM SR measurement report (TID 1500) per case: boxes and polygons as planar ROIs with
   their measurements and coded answers (see sr.py);
+- ``dicom/<case>/series_NN/NNNN.dcm``: the source images themselves, de-identified with the same profile and
+  UID remapping as the SEG, RTSTRUCT and SR, which therefore reference images inside the snapshot;
 - ``coco/annotations.json``, ``coco/images/``: COCO for 2D boxes and polygons, PNG slices;
 - ``labels.csv``, ``labels.json``: study/series/image-level labels, one row per case and label;
 - ``raw/<case>.json``, ``raw/masks/``: every reading's revisions, for reader-variability research;
@@ -126,6 +128,7 @@ class SnapshotBuilder:
         # attributes written empty, per case (recorded in snapshot.json).
         self.derived: list[dict[str, Any]] = []
         self.type_2_empty: dict[str, list[str]] = {}
+        self._sources: tuple[tuple[str, int], list[Dataset]] | None = None
         self.dropped_text: set[str] = set()
         self._readers: dict[int, str] = {}
         self.monai: dict[str, list[dict[str, Any]]] = {name: [] for name in SPLITS}
@@ -258,7 +261,7 @@ class SnapshotBuilder:
             )
             self.leave_out(key, case.pk, "all", f"series failed data-quality checks: {detail}")
             return
-        pixel_formats = formats & {"monai", "coco"}
+        pixel_formats = formats & {"monai", "coco", "dicom_images"}
         if self.on and pixel_formats:
             burned = [s for s in series_qs if _burned_in(s)]
             for s in burned:
@@ -284,6 +287,8 @@ class SnapshotBuilder:
             self.coco(case, key, items, common)
         if "dicom_sr" in formats:
             self.sr(case, key, final, items)
+        if "dicom_images" in formats:
+            self.images(case, key, list(series_qs))
         if formats & {"csv", "json"}:
             self.tabular(case, key, items, provenance, common)
         if "raw" in formats:
@@ -440,10 +445,39 @@ class SnapshotBuilder:
         seg.save_as(buffer, enforce_file_format=True)
         return buffer.getvalue()
 
+    def images(self, case: Case, key: str, series_list: list[Series]) -> None:
+        """The case's source images themselves, prepared exactly as the SEG, RTSTRUCT and SR of the snapshot
+        reference them (same de-identification, same UID remapping, same derived Frame of Reference), so that
+        those objects point at images inside the snapshot."""
+        for n, series in enumerate(sorted(series_list, key=lambda s: (s.series_number or 0, s.series_instance_uid))):
+            try:
+                layout = series_layout(series)
+            except GeometryMissing as exc:
+                self.leave_out(key, case.pk, "dicom_images", f"images not written: {exc}")
+                continue
+            if not layout.has_local_files():
+                self.leave_out(
+                    key, case.pk, "dicom_images", "images live on an upstream PACS; files come from the local store"
+                )
+                continue
+            for z, ds in enumerate(self.source_datasets(case, key, layout)):
+                buffer = io.BytesIO()
+                ds.save_as(buffer, enforce_file_format=True)
+                self.out.add(f"dicom/{key}/series_{n + 1:02d}/{z + 1:04d}.dcm", buffer.getvalue())
+
     def source_datasets(self, case: Case, key: str, layout: SeriesLayout) -> list[Dataset]:
         """The series' images as the export's DICOM objects reference them: Type 2 attributes that real files
         leave out added empty (the standard allows it; highdicom copies them), a Frame of Reference derived
-        for a series without one (recorded), then de-identified when the snapshot is."""
+        for a series without one (recorded), then de-identified when the snapshot is. The last series read is
+        kept, so the SEG, RTSTRUCT, SR and the images of one case read its files once."""
+        cached = self._sources
+        if cached is not None and cached[0] == (key, layout.series.pk):
+            return cached[1]
+        sources = self._read_sources(case, key, layout)
+        self._sources = ((key, layout.series.pk), sources)
+        return sources
+
+    def _read_sources(self, case: Case, key: str, layout: SeriesLayout) -> list[Dataset]:
         patient_id = case.study.patient_id or f"study:{case.study.study_instance_uid}"
         series_uid = layout.series.series_instance_uid
         frames = {str(i.metadata.get("00200052", {}).get("Value", [""])[0] or "") for i in layout.instances}

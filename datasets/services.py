@@ -26,7 +26,7 @@ from imaging.models import Series
 from jobs.models import Job, JobKind
 from jobs.services import JobFailed, Progress, job_create
 
-FORMATS = ("monai", "dicom_seg", "dicom_rtstruct", "dicom_sr", "coco", "csv", "json", "raw")
+FORMATS = ("monai", "dicom_seg", "dicom_rtstruct", "dicom_sr", "dicom_images", "coco", "csv", "json", "raw")
 MASK_FORMATS = {"monai", "dicom_seg", "dicom_rtstruct"}
 STRATIFIABLE_KINDS = {"single_choice", "ordinal"}
 EXPORT_TASK = "datasets.tasks.export_snapshot"
