@@ -51,6 +51,12 @@ def _second_series(seed: int) -> list[bytes]:
     return out
 
 
+def _testdata(name: str) -> str:
+    path = get_testdata_file(name)
+    assert isinstance(path, str), f"{name} is not in pydicom's wheel"
+    return path
+
+
 def _mask(case: Case, series: Series) -> np.ndarray:
     mask = np.zeros((series.number_of_slices, series.rows or 0, series.columns or 0), dtype=np.uint8)
     rows, columns = mask.shape[1:]
@@ -69,10 +75,10 @@ def test_a_corpus_of_real_world_shapes_exports_seg_and_rtstruct_or_says_why_not(
     project = cast(Project, ProjectFactory(slug="corpus", name="Corpus"))
     for role in ("annotator", "reviewer", "expert", "manager"):
         MembershipFactory(project=project, user=users[role], role=Role(role))
-    ct_small = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ct_small = pydicom.dcmread(_testdata("CT_small.dcm"))
     _ingest(project, [dataset_bytes(ct_small)], "ct-small")
     _ingest(project, list(_study_files(102)) + _second_series(102), "two-series")
-    multiframe = pydicom.dcmread(get_testdata_file("rtdose.dcm"))
+    multiframe = pydicom.dcmread(_testdata("rtdose.dcm"))
     _ingest(project, [dataset_bytes(multiframe)], "multiframe")
     schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=None)
     study_uids = [str(ct_small.StudyInstanceUID), pydicom.dcmread(io.BytesIO(_study_files(102)[0])).StudyInstanceUID]
