@@ -152,7 +152,7 @@ def build_measurement_report(
         procedure_reported=IMAGING_PROCEDURE,
         imaging_measurements=groups,
     )
-    return hd.sr.Comprehensive3DSR(
+    sr = hd.sr.Comprehensive3DSR(
         evidence=list(sources),
         content=report,
         series_instance_uid=series_instance_uid,
@@ -164,3 +164,10 @@ def build_measurement_report(
         is_final=True,
         series_description=description[:64],
     )
+    # Declare the private coding scheme, so that a reader of the report knows where its codes come from.
+    scheme = Dataset()
+    scheme.CodingSchemeDesignator = SCHEME
+    scheme.CodingSchemeName = "MedLabel QA project label schema (label and choice keys)"
+    scheme.CodingSchemeResponsibleOrganization = "MedLabel QA"
+    sr.CodingSchemeIdentificationSequence = [scheme]
+    return sr

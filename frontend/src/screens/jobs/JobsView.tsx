@@ -246,7 +246,7 @@ function JobSummary({ job }: { job: Job }) {
         </div>
       ) : null}
       {leftOutCount(job) !== null ? (
-        <div className="warning" role="status" data-testid={`job-left-out-${job.id}`}>
+        <div className="warning" data-testid={`job-left-out-${job.id}`}>
           {t("jobs.leftOut", { n: leftOutCount(job) ?? 0 })}
         </div>
       ) : null}
