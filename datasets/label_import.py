@@ -164,7 +164,13 @@ def labels_import_dicom(
         layout = series_layout(series)
     except GeometryMissing as exc:
         raise ImportRefused(f"no geometry to place the {modality} on: {exc}") from exc
-    mask = _seg_mask(ds, layout, label) if modality == "SEG" else _rtstruct_mask(ds, layout, label)
+    try:
+        mask = _seg_mask(ds, layout, label) if modality == "SEG" else _rtstruct_mask(ds, layout, label)
+    except ImportRefused:
+        raise
+    except (AttributeError, KeyError, IndexError, ValueError, TypeError) as exc:
+        # A malformed object (missing sequences, frames that do not decode): the sender's to fix, not a 500.
+        raise ImportRefused(f"the {modality} cannot be read: {type(exc).__name__}: {exc}") from exc
     item = {"label": label["key"], "series_instance_uid": series_uid, "mask": encode_mask(mask)}
     try:
         validated = validate_values(schema.definition, {"items": [item]}, study_geometry(case), complete=False)

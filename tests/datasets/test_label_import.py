@@ -147,6 +147,10 @@ def test_a_label_whose_geometry_does_not_fit_the_series_is_refused(
     contour.ContourImageSequence[0].ReferencedSOPInstanceUID = "1.2.3.4.5.6.7.8.9"
     with pytest.raises(ImportRefused, match="geometry does not fit"):
         labels_import_dicom(project=other_project, data=dataset_bytes(rtstruct), imported_by=users["manager"])
+    broken = pydicom.dcmread(io.BytesIO(exported["seg/case_00001.dcm"]))
+    del broken.SegmentSequence
+    with pytest.raises(ImportRefused, match="cannot be read"):
+        labels_import_dicom(project=other_project, data=dataset_bytes(broken), imported_by=users["manager"])
     with pytest.raises(ImportRefused, match="only DICOM SEG and RTSTRUCT"):
         labels_import_dicom(project=other_project, data=_study_files(101)[0], imported_by=users["manager"])
     assert LabelImport.objects.count() == 0
