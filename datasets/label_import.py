@@ -21,14 +21,15 @@ from pydicom.errors import InvalidDicomError
 
 from annotation.labels import LabelError, encode_mask, validate_values
 from annotation.models import AnnotationRevision, Case, Project
-from annotation.selectors import study_geometry
+from annotation.selectors import check_import_source, study_geometry
 from annotation.services import annotation_save_imported, current_schema
 from config.errors import ApplicationError
 from config.types import User
 from datasets.models import LabelImport
 from datasets.rtstruct import rtstruct_masks
 from datasets.volumes import GeometryMissing, SeriesLayout, read_dataset, series_layout
-from imaging.models import Series
+from imaging.models import DicomSource, Series
+from imaging.services.upstream import retrieve_instance_bytes
 
 IMPORTED_ROLE = "imported"
 
@@ -201,3 +202,22 @@ def labels_import_dicom(
             project=project, case=case, revision=revision, imported_by=imported_by, provenance=provenance
         )
     return revision
+
+
+def labels_import_from_pacs(
+    *,
+    project: Project,
+    source: DicomSource,
+    study_instance_uid: str,
+    series_instance_uid: str,
+    sop_instance_uid: str,
+    imported_by: User,
+    mask_label: str = "",
+) -> AnnotationRevision:
+    """Import a SEG or RTSTRUCT that lies in a PACS the project may take data from (its own, or one an
+    administrator opened to it), retrieved as stored over WADO-RS."""
+    check_import_source(imported_by, project, source)
+    data = retrieve_instance_bytes(source, study_instance_uid, series_instance_uid, sop_instance_uid)
+    return labels_import_dicom(
+        project=project, data=data, imported_by=imported_by, source=f"pacs:{source.name}", mask_label=mask_label
+    )

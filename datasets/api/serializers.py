@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from datasets.models import Export, LabelImport
 from datasets.services import FORMATS, left_out_cases
+from imaging.models import DicomSource
 
 
 class ExportFiltersInput(serializers.Serializer[Any]):
@@ -69,6 +70,16 @@ class ExportDetailOutput(ExportOutput):
 
 class LabelImportInput(serializers.Serializer[Any]):
     file = serializers.FileField(help_text="One DICOM SEG or RTSTRUCT (Part 10)")
+    mask_label = serializers.CharField(required=False, allow_blank=True)
+
+
+class LabelImportFromPacsInput(serializers.Serializer[Any]):
+    source: serializers.SlugRelatedField[DicomSource] = serializers.SlugRelatedField(  # type: ignore[assignment]
+        slug_field="name", queryset=DicomSource.objects.all(), help_text="The PACS, by name"
+    )
+    study_instance_uid = serializers.CharField(max_length=64)
+    series_instance_uid = serializers.CharField(max_length=64)
+    sop_instance_uid = serializers.CharField(max_length=64)
     mask_label = serializers.CharField(required=False, allow_blank=True)
 
 

@@ -23,12 +23,13 @@ from annotation.services import cases_create, load_mask, schema_create_version
 from datasets.label_import import ImportRefused, labels_import_dicom
 from datasets.models import LabelImport
 from datasets.services import export_create
+from imaging.models import DicomSource
 from imaging.services.ingest import STORED, IncomingFile, ingest_files
 from imaging.synthetic import SyntheticStudy
 from tests.annotation.conftest import _study_files
 from tests.conftest import dataset_bytes, require_env
 from tests.datasets.conftest import run_export, zip_files
-from tests.factories import MembershipFactory, ProjectFactory
+from tests.factories import DicomSourceFactory, MembershipFactory, ProjectFactory
 
 
 def _truth(revision: AnnotationRevision) -> np.ndarray:
@@ -154,3 +155,33 @@ def test_a_label_whose_geometry_does_not_fit_the_series_is_refused(
     with pytest.raises(ImportRefused, match="only DICOM SEG and RTSTRUCT"):
         labels_import_dicom(project=other_project, data=_study_files(101)[0], imported_by=users["manager"])
     assert LabelImport.objects.count() == 0
+
+
+def test_an_rtstruct_in_the_projects_pacs_is_imported_by_its_uids(
+    adjudicated_cases: list[tuple[Case, AnnotationRevision]],
+    exported: dict[str, bytes],
+    other_project: Project,
+    users: dict[str, User],
+    client_for: Callable[[User | None], Client],
+) -> None:
+    rtstruct = pydicom.dcmread(io.BytesIO(exported["rtstruct/case_00003.dcm"]))
+    response = DICOMwebClient(url=require_env("ORTHANC_DICOMWEB_URL")).store_instances(datasets=[rtstruct])
+    assert not response.get("FailedSOPSequence"), response
+    source = cast(DicomSource, DicomSourceFactory())
+    body = {
+        "source": source.name,
+        "study_instance_uid": rtstruct.StudyInstanceUID,
+        "series_instance_uid": rtstruct.SeriesInstanceUID,
+        "sop_instance_uid": rtstruct.SOPInstanceUID,
+    }
+    manager = client_for(users["manager"])
+    url = f"/api/v1/projects/{other_project.slug}/label-imports/pacs/"
+    refused = manager.post(url, body, content_type="application/json")
+    assert refused.status_code == 403 and "may not take studies from PACS" in refused.json()["detail"]
+    assert LabelImport.objects.count() == 0
+    other_project.import_sources.add(source)  # an administrator opens the PACS to the project
+    created = manager.post(url, body, content_type="application/json")
+    assert created.status_code == 201, created.content
+    assert created.json()["provenance"]["source"] == f"pacs:{source.name}"
+    imported = AnnotationRevision.objects.get(pk=created.json()["revision"])
+    assert np.array_equal(load_mask(imported.masks.get()), _truth(adjudicated_cases[2][1]))
