@@ -4,12 +4,16 @@ UID remapping as the SEG, RTSTRUCT and SR of the snapshot, so that those referen
 from __future__ import annotations
 
 import io
+import zipfile
+from pathlib import Path
 
 import pydicom
+import pytest
 from django.contrib.auth.models import User
 
 from annotation.models import AnnotationRevision, Case
-from datasets.services import export_create
+from datasets.models import Export
+from datasets.services import export_create, export_write
 from imaging.synthetic import SyntheticStudy
 from tests.datasets.conftest import run_export, zip_files
 from tests.dciodvfy import assert_valid_dicom
@@ -59,3 +63,27 @@ def test_exported_images_are_deidentified_and_the_seg_rtstruct_and_sr_reference_
         evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
         assert evidence.SeriesInstanceUID == series_uid
         assert {i.ReferencedSOPInstanceUID for i in evidence.ReferencedSOPSequence} <= in_export
+
+
+@pytest.mark.parametrize("deidentify", [True, False], ids=["deidentified", "identified"])
+def test_a_rebuild_of_the_dicom_formats_gives_identical_bytes(
+    adjudicated_cases: list[tuple[Case, AnnotationRevision]], users: dict[str, User], tmp_path: Path, deidentify: bool
+) -> None:
+    """No clock and no random UID in the SEG, RTSTRUCT, SR or images: the same snapshot, the same bytes."""
+    export = run_export(
+        export_create(
+            project=adjudicated_cases[0][0].project,
+            created_by=users["manager"],
+            formats=["dicom_images", "dicom_seg", "dicom_rtstruct", "dicom_sr"],
+            filters={"min_qa_level": "adjudicated"},
+            deidentify=deidentify,
+            enqueue=False,
+        )
+    )
+    again = tmp_path / "again.zip"
+    export_write(Export.objects.get(pk=export.pk), str(again))
+    with zipfile.ZipFile(again) as archive:
+        rebuilt = {n: archive.read(n) for n in archive.namelist()}
+    first = zip_files(export)
+    assert sorted(rebuilt) == sorted(first)
+    assert [n for n in first if rebuilt[n] != first[n]] == []
