@@ -502,9 +502,14 @@ class SnapshotBuilder:
                     "series_instance_uid": self.uid(series_uid),
                     "attribute": "FrameOfReferenceUID",
                     "value": str(sources[0].FrameOfReferenceUID),
-                    "reason": "the series' images have no Frame of Reference UID; one was derived for the whole "
-                    "series (the same in every export of the project) so that the labels written as DICOM "
-                    "name the coordinate system of the images' positions",
+                    "reason": (
+                        "the series' images have no Frame of Reference UID; one was derived for the whole series "
+                        "(the same in every export of the project) so that the labels written as DICOM name the "
+                        "coordinate system of the images' positions"
+                        if frames == {""}
+                        else "some of the series' images have no Frame of Reference UID; they were given the "
+                        "one the others carry"
+                    ),
                 }
             )
         return sources

@@ -155,6 +155,9 @@ def build_rtstruct(
     ds.StructureSetName = label[:64]
     ds.StructureSetDate = date
     ds.StructureSetTime = "000000"
+    frames = {str(source.get("FrameOfReferenceUID", "")) for source in sources}
+    if len(frames) != 1:
+        raise ValueError(f"the images lie in {len(frames)} Frames of Reference; contours need one")
     frame_of_reference = str(first.FrameOfReferenceUID)
     # The Frame of Reference module (mandatory in the RT Structure Set IOD since 2019): the images' own.
     ds.FrameOfReferenceUID = frame_of_reference

@@ -154,7 +154,8 @@ def _check_frame_of_reference(images: list[SliceInfo]) -> dict[str, str]:
         return _check(
             "frame_of_reference",
             WARNING,
-            f"{len(uids)} different Frame of Reference UIDs in one series: labels exported as DICOM use the first",
+            f"{len(uids)} different Frame of Reference UIDs in one series: labels on it cannot be exported as "
+            "DICOM SEG or RTSTRUCT",
         )
     return _check("frame_of_reference", OK, "One Frame of Reference UID")
 
