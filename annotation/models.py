@@ -180,6 +180,8 @@ class Annotation(models.Model):
     class Origin(models.TextChoices):
         HUMAN = "human", "Human reader"
         AI = "ai", "AI model"
+        # Brought in from a DICOM SEG or RTSTRUCT made elsewhere (datasets.label_import; provenance there).
+        IMPORTED = "imported", "Imported from DICOM"
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"

@@ -632,6 +632,28 @@ def annotation_save_machine(
     )
 
 
+def annotation_save_imported(
+    *,
+    case: Case,
+    role: str,
+    schema: LabelSchema,
+    items: list[dict[str, Any]],
+    masks: dict[int, np.ndarray],
+    model_version: str,
+) -> AnnotationRevision:
+    """Store a label imported from a DICOM object (already validated) as a submitted revision of the case's
+    annotation in ``role``, origin "imported"; ``model_version`` names the object it came from."""
+    return _append_system_revision(
+        case=case,
+        role=role,
+        schema=schema,
+        items=items,
+        masks=masks,
+        origin=Annotation.Origin.IMPORTED,
+        model_version=model_version,
+    )
+
+
 def annotation_save_derived(
     *,
     case: Case,

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from datasets.models import Export, ProjectKey
+from datasets.models import Export, LabelImport, ProjectKey
 
 
 @admin.register(Export)
@@ -15,3 +15,9 @@ class ProjectKeyAdmin(admin.ModelAdmin[ProjectKey]):
     # The secret is never shown: whoever reads it can re-identify pseudonyms by trying patient ids.
     exclude = ["secret"]
     readonly_fields = ["project", "created_at"]
+
+
+@admin.register(LabelImport)
+class LabelImportAdmin(admin.ModelAdmin[LabelImport]):
+    list_display = ["id", "project", "case", "revision", "imported_by", "imported_at"]
+    readonly_fields = [f.name for f in LabelImport._meta.fields]

@@ -4,6 +4,11 @@ timestamps, so the same snapshot always gives the same bytes.
 Layout of the zip:
 - ``imagesTr/``, ``labelsTr/``, ``dataset.json``: MONAI / Medical Segmentation Decathlon (NIfTI, RAS affine);
 - ``seg/<case>.dcm``: DICOM SEG per case (highdicom), referencing the (de-identified) source series;
+- ``rtstruct/<case>.dcm``: RT Structure Set per case (contours of the same mask, slice by slice; see rtstruct.py);
+- ``sr/<case>.dcm``: DICOM SR measurement report (TID 1500) per case: boxes and polygons as planar ROIs with
+  their measurements and coded answers (see sr.py);
+- ``dicom/<case>/series_NN/NNNN.dcm``: the source images themselves, de-identified with the same profile and
+  UID remapping as the SEG, RTSTRUCT and SR, which therefore reference images inside the snapshot;
 - ``coco/annotations.json``, ``coco/images/``: COCO for 2D boxes and polygons, PNG slices;
 - ``labels.csv``, ``labels.json``: study/series/image-level labels, one row per case and label;
 - ``raw/<case>.json``, ``raw/masks/``: every reading's revisions, for reader-variability research;
@@ -32,8 +37,11 @@ from annotation.models import Annotation, AnnotationRevision, Case, LabelSchema,
 from annotation.services import load_mask
 from datasets.deid import DICOM_ROOT, Deidentifier, keyed_digest
 from datasets.models import Export
+from datasets.rtstruct import Roi, build_rtstruct
 from datasets.selectors import UID_PATTERN, case_provenance
+from datasets.sources import complete_type_2, derived_frame_of_reference
 from datasets.splits import SPLITS, split_patients
+from datasets.sr import build_measurement_report
 from datasets.volumes import GeometryMissing, SeriesLayout, load_volume, nifti_bytes, read_dataset, series_layout
 from imaging.models import Instance, Series
 from imaging.pixels import render_frame
@@ -42,6 +50,9 @@ from jobs.messages import CASE_OF, job_text
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 GEOMETRY_2D_KINDS = {"polygon"}
 TABULAR_LEVELS = {"study", "series", "image"}
+MASK_FORMATS = {"monai", "dicom_seg", "dicom_rtstruct"}
+# RGB display colours of RTSTRUCT ROIs, by ROI number.
+ROI_COLOURS = ((255, 0, 0), (0, 170, 0), (0, 90, 255), (255, 160, 0), (170, 0, 255), (0, 200, 200))
 Progress = Callable[..., None]
 
 
@@ -75,6 +86,7 @@ class BuildResult:
     deid_report: dict[str, Any]
     split_counts: dict[str, int]
     cases_written: int
+    derived: list[dict[str, Any]] = field(default_factory=list)
     files: int = 0
     case_keys: dict[int, str] = field(default_factory=dict)
 
@@ -113,6 +125,11 @@ class SnapshotBuilder:
             (k for k, lab in self.labels.items() if lab["kind"] == "mask" and k in self.label_filter), None
         )
         self.left_out: list[dict[str, Any]] = []
+        # Values the export had to supply for DICOM objects: derived Frame of Reference UIDs, and the Type 2
+        # attributes written empty, per case (recorded in snapshot.json).
+        self.derived: list[dict[str, Any]] = []
+        self.type_2_empty: dict[str, list[str]] = {}
+        self._sources: tuple[tuple[str, int], list[Dataset]] | None = None
         self.dropped_text: set[str] = set()
         self._readers: dict[int, str] = {}
         self.monai: dict[str, list[dict[str, Any]]] = {name: [] for name in SPLITS}
@@ -209,6 +226,7 @@ class SnapshotBuilder:
             deid_report=self.deid_report(),
             split_counts=split_counts,
             cases_written=written,
+            derived=self.derived,
             files=len(self.out.manifest),
             case_keys=keys,
         )
@@ -246,7 +264,7 @@ class SnapshotBuilder:
             )
             self.leave_out(key, case.pk, "all", f"series failed data-quality checks: {detail}")
             return
-        pixel_formats = formats & {"monai", "coco"}
+        pixel_formats = formats & {"monai", "coco", "dicom_images"}
         if self.on and pixel_formats:
             burned = [s for s in series_qs if _burned_in(s)]
             for s in burned:
@@ -266,10 +284,14 @@ class SnapshotBuilder:
         masks_by_sha = {m.sha256: m for m in final.masks.all()}
         mask_item = next((i for i in items if i["label"] == self.mask_label and isinstance(i.get("mask"), dict)), None)
         common = {"case": key, "patient": patient, "split": split, "qa_level": qa_level}
-        if formats & {"monai", "dicom_seg"}:
+        if formats & MASK_FORMATS:
             self.masks(case, key, items, mask_item, masks_by_sha, common, formats)
         if "coco" in formats:
             self.coco(case, key, items, common)
+        if "dicom_sr" in formats:
+            self.sr(case, key, final, items)
+        if "dicom_images" in formats:
+            self.images(case, key, list(series_qs))
         if formats & {"csv", "json"}:
             self.tabular(case, key, items, provenance, common)
         if "raw" in formats:
@@ -287,7 +309,7 @@ class SnapshotBuilder:
         common: dict[str, Any],
         formats: set[str],
     ) -> None:
-        wanted = sorted(formats & {"monai", "dicom_seg"})
+        wanted = sorted(formats & MASK_FORMATS)
 
         def skip(reason: str) -> None:
             for fmt in wanted:
@@ -333,13 +355,23 @@ class SnapshotBuilder:
                     "study_instance_uid": self.uid(case.study.study_instance_uid),
                 }
             )
+        if not formats & {"dicom_seg", "dicom_rtstruct"}:
+            return
+        sources = self.source_datasets(case, key, layout)
         if "dicom_seg" in formats:
             try:
-                self.out.add(f"seg/{key}.dcm", self.seg_bytes(case, key, layout, mask))
+                self.out.add(f"seg/{key}.dcm", self.seg_bytes(key, sources, mask))
             except Exception as exc:  # highdicom refuses what it cannot encode: say so per case
                 self.leave_out(key, case.pk, "dicom_seg", f"DICOM SEG could not be made: {exc}")
+        if "dicom_rtstruct" in formats:
+            try:
+                self.out.add(f"rtstruct/{key}.dcm", self.rtstruct_bytes(key, sources, mask))
+            except ValueError as exc:
+                self.leave_out(key, case.pk, "dicom_rtstruct", f"RTSTRUCT could not be made: {exc}")
 
-    def seg_bytes(self, case: Case, key: str, layout: SeriesLayout, mask: np.ndarray) -> bytes:
+    def _segments(self, mask: np.ndarray) -> tuple[list[dict[str, Any]], dict[int, int]]:
+        """The mask label's segments by value, and value -> segment (ROI) number; ValueError for a mask the
+        segments do not describe, or an empty one."""
         label = self.labels[str(self.mask_label)]
         segments = sorted(label.get("segments", []), key=lambda s: s["value"])
         number_of = {int(s["value"]): n for n, s in enumerate(segments, start=1)}
@@ -349,17 +381,42 @@ class SnapshotBuilder:
             raise ValueError(f"mask values {unknown} are not segments of label {label['key']}")
         if not present:
             raise ValueError("the mask is empty")
+        return segments, number_of
+
+    def rtstruct_bytes(self, key: str, sources: list[Dataset], mask: np.ndarray) -> bytes:
+        label = self.labels[str(self.mask_label)]
+        segments, number_of = self._segments(mask)
+        rois = [
+            Roi(
+                number=number_of[int(s["value"])],
+                name=str(s["key"]),
+                colour=ROI_COLOURS[(number_of[int(s["value"])] - 1) % len(ROI_COLOURS)],
+                mask=mask == int(s["value"]),
+            )
+            for s in segments
+            if (mask == int(s["value"])).any()
+        ]
+        ds = build_rtstruct(
+            sources=sources,
+            rois=rois,
+            series_instance_uid=self.deid.issue_uid(key, "rtstruct-series"),
+            sop_instance_uid=self.deid.issue_uid(key, "rtstruct-instance"),
+            label=str(label["key"]),
+            description=f"{label['key']} export v{self.export.version}",
+            manufacturer="MedLabel QA",
+            date=str(sources[0].get("StudyDate", "")) or "19000101",
+        )
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        return buffer.getvalue()
+
+    def seg_bytes(self, key: str, sources: list[Dataset], mask: np.ndarray) -> bytes:
+        label = self.labels[str(self.mask_label)]
+        segments, number_of = self._segments(mask)
         lut = np.zeros(max(number_of) + 1 if number_of else 1, dtype=np.uint8)
         for value, number in number_of.items():
             lut[value] = number
         labelmap = lut[mask]
-        patient_id = case.study.patient_id or f"study:{case.study.study_instance_uid}"
-        sources: list[Dataset] = []
-        for instance in layout.instances:
-            ds = read_dataset(instance)
-            if self.on:
-                self.deid.dataset(ds, patient_id=patient_id)
-            sources.append(ds)
         algorithm = "MANUAL"
         descriptions = [
             hd.seg.SegmentDescription(
@@ -391,11 +448,80 @@ class SnapshotBuilder:
         seg.save_as(buffer, enforce_file_format=True)
         return buffer.getvalue()
 
-    def _freeze(self, seg: Dataset, key: str, date: str) -> None:
+    def images(self, case: Case, key: str, series_list: list[Series]) -> None:
+        """The case's source images themselves, prepared exactly as the SEG, RTSTRUCT and SR of the snapshot
+        reference them (same de-identification, same UID remapping, same derived Frame of Reference), so that
+        those objects point at images inside the snapshot."""
+        for n, series in enumerate(sorted(series_list, key=lambda s: (s.series_number or 0, s.series_instance_uid))):
+            try:
+                layout = series_layout(series)
+            except GeometryMissing as exc:
+                self.leave_out(key, case.pk, "dicom_images", f"images not written: {exc}")
+                continue
+            if not layout.has_local_files():
+                self.leave_out(
+                    key, case.pk, "dicom_images", "images live on an upstream PACS; files come from the local store"
+                )
+                continue
+            for z, ds in enumerate(self.source_datasets(case, key, layout)):
+                buffer = io.BytesIO()
+                ds.save_as(buffer, enforce_file_format=True)
+                self.out.add(f"dicom/{key}/series_{n + 1:02d}/{z + 1:04d}.dcm", buffer.getvalue())
+
+    def source_datasets(self, case: Case, key: str, layout: SeriesLayout) -> list[Dataset]:
+        """The series' images as the export's DICOM objects reference them: Type 2 attributes that real files
+        leave out added empty (the standard allows it; highdicom copies them), a Frame of Reference derived
+        for a series without one (recorded), then de-identified when the snapshot is. The last series read is
+        kept, so the SEG, RTSTRUCT, SR and the images of one case read its files once."""
+        cached = self._sources
+        if cached is not None and cached[0] == (key, layout.series.pk):
+            return cached[1]
+        sources = self._read_sources(case, key, layout)
+        self._sources = ((key, layout.series.pk), sources)
+        return sources
+
+    def _read_sources(self, case: Case, key: str, layout: SeriesLayout) -> list[Dataset]:
+        patient_id = case.study.patient_id or f"study:{case.study.study_instance_uid}"
+        series_uid = layout.series.series_instance_uid
+        frames = {str(i.metadata.get("00200052", {}).get("Value", [""])[0] or "") for i in layout.instances}
+        frame = next(iter(sorted(frames - {""})), "") or derived_frame_of_reference(self.key, series_uid)
+        derived = "" in frames
+        sources: list[Dataset] = []
+        empty: set[str] = set()
+        for instance in layout.instances:
+            ds = read_dataset(instance)
+            empty.update(complete_type_2(ds))
+            if not ds.get("FrameOfReferenceUID"):
+                ds.FrameOfReferenceUID = frame
+            if self.on:
+                self.deid.dataset(ds, patient_id=patient_id)
+            sources.append(ds)
+        if empty:
+            self.type_2_empty[key] = sorted(empty)
+        if derived and not any(row["case"] == key for row in self.derived):
+            self.derived.append(
+                {
+                    "case": key,
+                    "series_instance_uid": self.uid(series_uid),
+                    "attribute": "FrameOfReferenceUID",
+                    "value": str(sources[0].FrameOfReferenceUID),
+                    "reason": (
+                        "the series' images have no Frame of Reference UID; one was derived for the whole series "
+                        "(the same in every export of the project) so that the labels written as DICOM name the "
+                        "coordinate system of the images' positions"
+                        if frames == {""}
+                        else "some of the series' images have no Frame of Reference UID; they were given the "
+                        "one the others carry"
+                    ),
+                }
+            )
+        return sources
+
+    def _freeze(self, seg: Dataset, key: str, date: str, keep: set[str] | None = None) -> None:
         """Replace what highdicom draws at random or from the clock (dimension organisation UIDs, creation
         date and time) with values fixed for the snapshot, so a rebuild writes the same bytes."""
         fresh: dict[str, str] = {}
-        keep = self._source_uids(seg)
+        keep = self._source_uids(seg) | (keep or set())
 
         def walk(ds: Dataset) -> None:
             for elem in ds:
@@ -425,6 +551,73 @@ class SnapshotBuilder:
             uids.add(str(ref.SeriesInstanceUID))
             uids.update(str(i.ReferencedSOPInstanceUID) for i in ref.get("ReferencedInstanceSequence", []))
         return uids
+
+    # --- DICOM SR (TID 1500) -----------------------------------------------------------------------------
+
+    def sr(self, case: Case, key: str, final: AnnotationRevision, items: list[dict[str, Any]]) -> None:
+        regions = [
+            i
+            for i in items
+            if i["label"] in self.labels and is_2d_geometry(self.labels[i["label"]]) and "sop_instance_uid" in i
+        ]
+        if not regions:
+            self.leave_out(key, case.pk, "dicom_sr", "the final label has no box or polygon on an image")
+            return
+        instance = (
+            Instance.objects.filter(series__study_id=case.study_id, sop_instance_uid=regions[0]["sop_instance_uid"])
+            .select_related("series")
+            .first()
+        )
+        if instance is None:
+            self.leave_out(key, case.pk, "dicom_sr", f"region {regions[0].get('id')} refers to a missing image")
+            return
+        try:
+            layout = series_layout(instance.series)
+        except GeometryMissing as exc:
+            self.leave_out(key, case.pk, "dicom_sr", f"no geometry to place the regions: {exc}")
+            return
+        if not layout.has_local_files():
+            self.leave_out(key, case.pk, "dicom_sr", "images live on an upstream PACS; SR is made from the local store")
+            return
+        in_series = {i.sop_instance_uid for i in layout.instances}
+        outside = [r for r in regions if r["sop_instance_uid"] not in in_series]
+        if outside:
+            self.leave_out(
+                key, case.pk, "dicom_sr", f"regions {[r.get('id') for r in outside]} lie on images of another series"
+            )
+            return
+        sources = self.source_datasets(case, key, layout)
+        wanted = {self.uid(r["sop_instance_uid"]) for r in regions}
+        evidence = [ds for ds in sources if str(ds.SOPInstanceUID) in wanted]
+        attributes: dict[str, list[dict[str, Any]]] = {}
+        for item in items:
+            if "region" in item:
+                attributes.setdefault(str(item["region"]), []).append(item)
+        study_items = [i for i in items if self.labels.get(i["label"], {}).get("level") == "study"]
+        reader = final.annotation.reader_id
+        try:
+            report = build_measurement_report(
+                sources=evidence,
+                labels=self.labels,
+                regions=[{**r, "sop_instance_uid": self.uid(r["sop_instance_uid"])} for r in regions],
+                attributes=attributes,
+                study_items=study_items,
+                observer=self.reader_id(reader) if reader else "MedLabel QA",
+                uid=lambda *parts: self.deid.issue_uid(key, *parts),
+                series_instance_uid=self.deid.issue_uid(key, "sr-series"),
+                sop_instance_uid=self.deid.issue_uid(key, "sr-instance"),
+                description=f"measurements export v{self.export.version}",
+            )
+        except (ValueError, TypeError) as exc:
+            self.leave_out(key, case.pk, "dicom_sr", f"DICOM SR could not be made: {exc}")
+            return
+        source_uids = {
+            str(ds.get(name, "")) for ds in sources for name in ("SOPInstanceUID", "SeriesInstanceUID", "SOPClassUID")
+        }
+        self._freeze(report, key, str(sources[0].get("StudyDate", "")) or "19000101", keep=source_uids)
+        buffer = io.BytesIO()
+        report.save_as(buffer, enforce_file_format=True)
+        self.out.add(f"sr/{key}.dcm", buffer.getvalue())
 
     # --- COCO ---------------------------------------------------------------------------------------------
 
@@ -729,6 +922,8 @@ class SnapshotBuilder:
                     "deidentified": export.deidentify,
                     "cases": cases_out,
                     "left_out": self.left_out,
+                    "derived": self.derived,
+                    "type_2_written_empty": self.type_2_empty,
                 }
             ),
         )

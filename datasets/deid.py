@@ -350,7 +350,7 @@ def shift_date(value: str, days: int) -> str:
 
 def _dummy(vr: str) -> Any:
     return {
-        "PN": "ANONYMOUS",
+        "PN": "ANONYMOUS^",  # with its caret: a family name, not the retired one-component form
         "DA": "19000101",
         "TM": "000000",
         "DT": "19000101000000",

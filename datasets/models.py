@@ -18,6 +18,29 @@ class ProjectKey(models.Model):
         return f"pseudonymisation key of project {self.project_id}"
 
 
+class LabelImport(models.Model):
+    """Where an imported reading came from (a DICOM SEG or RTSTRUCT): who brought it in, when, from where,
+    and which object it was (SOP Instance UID, SHA-256 of its bytes, manufacturer, content label). Written
+    once with the revision it produced, never changed."""
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="label_imports")
+    case = models.ForeignKey("annotation.Case", on_delete=models.CASCADE, related_name="+")
+    revision = models.OneToOneField(
+        "annotation.AnnotationRevision", on_delete=models.CASCADE, related_name="label_import"
+    )
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    imported_at = models.DateTimeField(auto_now_add=True)
+    provenance = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["project_id", "-imported_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"label import {self.pk} of case {self.case_id}"
+
+
 class Export(models.Model):
     """One immutable, versioned snapshot of a project. The selection (cases and the revision of each label)
     is fixed when it is requested; the build only fills in the result fields, once, in one transaction."""

@@ -26,7 +26,8 @@ from imaging.models import Series
 from jobs.models import Job, JobKind
 from jobs.services import JobFailed, Progress, job_create
 
-FORMATS = ("monai", "dicom_seg", "coco", "csv", "json", "raw")
+FORMATS = ("monai", "dicom_seg", "dicom_rtstruct", "dicom_sr", "dicom_images", "coco", "csv", "json", "raw")
+MASK_FORMATS = {"monai", "dicom_seg", "dicom_rtstruct"}
 STRATIFIABLE_KINDS = {"single_choice", "ordinal"}
 EXPORT_TASK = "datasets.tasks.export_snapshot"
 
@@ -61,14 +62,20 @@ def _check_formats(formats: list[str], labels: dict[str, dict[str, Any]], wanted
         )
     chosen = {k: v for k, v in labels.items() if k in wanted}
     masks = [k for k, v in chosen.items() if v["kind"] == "mask"]
-    if {"monai", "dicom_seg"} & set(formats):
+    if MASK_FORMATS & set(formats):
         if not masks:
             raise ApplicationError(
-                "formats monai and dicom_seg export segmentation masks, and the selected labels have no mask label",
+                "formats monai, dicom_seg and dicom_rtstruct export segmentation masks, and the selected labels "
+                "have no mask label",
                 code="format_does_not_fit",
             )
         if mask_label and mask_label not in masks:
             raise ApplicationError(f"mask_label {mask_label!r} is not a selected mask label", code="bad_filter")
+    if "dicom_sr" in formats and not any(is_2d_geometry(v) for v in chosen.values()):
+        raise ApplicationError(
+            "dicom_sr holds measurements of 2D boxes and polygons on images; the selected labels have none",
+            code="format_does_not_fit",
+        )
     if "coco" in formats and not any(is_2d_geometry(v) for v in chosen.values()):
         kinds = sorted({f"{v['kind']}{' 3D' if v.get('dimensions') == 3 else ''}" for v in chosen.values()})
         raise ApplicationError(
@@ -213,6 +220,11 @@ def export_create(
     return export
 
 
+def left_out_cases(left_out: list[dict[str, Any]]) -> int:
+    """How many cases lack at least one of the asked formats (or are out of the snapshot altogether)."""
+    return len({row.get("case_id", row.get("case")) for row in left_out})
+
+
 def export_write(export: Export, path: str, progress: Any = None) -> Any:
     """Write the snapshot's zip to ``path`` (a local file); the same export always gives the same bytes."""
     return build_snapshot(export, path, progress)
@@ -262,4 +274,7 @@ def export_build(job: Job, progress: Progress) -> dict[str, Any]:
         "files": result.files,
         "split_counts": result.split_counts,
         "left_out": result.left_out,
+        # Makes the job PARTIAL ("succeeded with N left out"), never a plain success, when any case is short.
+        "left_out_cases": left_out_cases(result.left_out),
+        "derived": result.derived,
     }

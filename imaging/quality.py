@@ -35,6 +35,7 @@ class SliceInfo:
     is_decodable: bool
     transfer_syntax_uid: str
     slice_thickness: float | None = None
+    frame_of_reference_uid: str = ""
 
 
 @dataclass
@@ -121,6 +122,8 @@ def check_series(slices: list[SliceInfo]) -> SeriesQuality:
         else:
             checks.append(_check("orientation", OK, "One image orientation"))
 
+    checks.append(_check_frame_of_reference(images))
+
     single_frames = [s for s in images if s.number_of_frames == 1]
     if len(single_frames) > 1:
         checks.extend(_check_positions(single_frames, orientations[0] if orientations else None, geometry))
@@ -132,6 +135,29 @@ def check_series(slices: list[SliceInfo]) -> SeriesQuality:
         else OK
     )
     return SeriesQuality(worst, checks, geometry)
+
+
+def _check_frame_of_reference(images: list[SliceInfo]) -> dict[str, str]:
+    """A warning, not a failure: the images can be read and labelled, but labels written as DICOM (SEG,
+    RTSTRUCT) must name the coordinate system they are drawn in, so the export derives one for the series
+    (and records it) when the images carry none."""
+    uids = {s.frame_of_reference_uid for s in images}
+    missing = sum(1 for s in images if not s.frame_of_reference_uid)
+    if missing:
+        return _check(
+            "frame_of_reference",
+            WARNING,
+            f"No Frame of Reference UID on {missing} of {len(images)} image(s): DICOM SEG and RTSTRUCT exports "
+            "derive one for this series and record it in the snapshot",
+        )
+    if len(uids) > 1:
+        return _check(
+            "frame_of_reference",
+            WARNING,
+            f"{len(uids)} different Frame of Reference UIDs in one series: labels on it cannot be exported as "
+            "DICOM SEG or RTSTRUCT",
+        )
+    return _check("frame_of_reference", OK, "One Frame of Reference UID")
 
 
 def _check_positions(

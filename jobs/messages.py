@@ -19,6 +19,7 @@ from config.messages import render_known
 CREATED = N_("created")
 CLAIMED = N_("claimed")
 DONE = N_("done")
+DONE_LEFT_OUT = N_("done; %(n)s case(s) left out (see left_out)")
 LOST_TIMES = N_("worker %(worker)s was lost %(times)s times")
 LOST_RETRYING = N_("worker %(worker)s was lost; retrying")
 LOST_REQUEUED = N_("worker %(worker)s was lost; re-queued")
@@ -40,6 +41,7 @@ TEMPLATES: tuple[str, ...] = (
     CREATED,
     CLAIMED,
     DONE,
+    DONE_LEFT_OUT,
     LOST_TIMES,
     LOST_RETRYING,
     LOST_REQUEUED,

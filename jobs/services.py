@@ -31,6 +31,7 @@ from jobs.messages import (
     CLAIMED,
     CREATED,
     DONE,
+    DONE_LEFT_OUT,
     GIVING_UP,
     LOST,
     LOST_REQUEUED,
@@ -48,9 +49,10 @@ logger = logging.getLogger(__name__)
 S = JobStatus
 TRANSITIONS: dict[str, set[str]] = {
     S.QUEUED: {S.RUNNING, S.CANCELLED, S.FAILED},
-    S.RUNNING: {S.SUCCEEDED, S.FAILED, S.QUEUED, S.CANCELLED},
+    S.RUNNING: {S.SUCCEEDED, S.PARTIAL, S.FAILED, S.QUEUED, S.CANCELLED},
     S.FAILED: {S.QUEUED},  # a manager's retry
     S.SUCCEEDED: set(),
+    S.PARTIAL: set(),
     S.CANCELLED: set(),
 }
 
@@ -203,11 +205,17 @@ class Progress:
 
 
 def job_succeed(job: Job, result: dict[str, Any], *, worker: str = "") -> Job:
+    """Finish a job. A handler that left part of its work out says so with ``left_out_cases`` (a count) in
+    its result: the job then ends PARTIAL, "succeeded with N left out", never as a plain success."""
+    left_out = int(result.get("left_out_cases") or 0)
+    status, message = (S.SUCCEEDED, job_text(DONE))
+    if left_out:
+        status, message = S.PARTIAL, job_text(DONE_LEFT_OUT, n=left_out)
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
         if locked.status != S.RUNNING:
             raise ConflictError(f"Job {job.pk} is {locked.status}, not running")
-        return _transition(locked, S.SUCCEEDED, message=job_text(DONE), by=worker, result=result)
+        return _transition(locked, status, message=message, by=worker, result=result)
 
 
 def job_fail(job: Job, error: str, *, retry: bool = False, worker: str = "") -> bool:
@@ -297,7 +305,7 @@ def run_job(job_id: int, handler: Handler) -> str:
         job_fail(job, f"{type(exc).__name__}: {exc}", worker=worker)
         return S.FAILED
     try:
-        job_succeed(job, result, worker=worker)
+        finished = job_succeed(job, result, worker=worker)
     except ConflictError:  # cancelled while finishing
         return S.CANCELLED
-    return S.SUCCEEDED
+    return finished.status

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/services.sh - start/stop the real backing services used by the test suite
 # (PostgreSQL, Redis, Orthanc + DICOMweb + GDCM), bound to 127.0.0.1, all data in DIR; also installs
-# nginx and openssl for the TLS reverse-proxy test, which starts its own nginx.
+# nginx and openssl for the TLS reverse-proxy test, which starts its own nginx; dicom3tools (dciodvfy).
 #
 # Usage:
 #   bash scripts/services.sh start  DIR   # install missing packages (apt-get), start all, wait until ready
@@ -167,6 +167,9 @@ ensure_packages() {
     # The TLS reverse-proxy test (tests/deployment/test_tls_proxy.py) runs nginx with a self-signed certificate.
     [[ -x $NGINX_BIN ]] || pkgs+=(nginx)
     command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+    # dciodvfy (David Clunie's IOD verifier, the standard's own checker) validates every DICOM object the
+    # export writes (tests/datasets/dciodvfy.py).
+    command -v dciodvfy >/dev/null 2>&1 || pkgs+=(dicom3tools)
     command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
     # Without a CJK font Chromium draws the Simplified Chinese interface as empty boxes.
     compgen -G "/usr/share/fonts/opentype/noto/NotoSansCJK*" >/dev/null || pkgs+=(fonts-noto-cjk)

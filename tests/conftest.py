@@ -123,3 +123,13 @@ def token_for() -> Callable[[User], str]:
         return token.key
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """What dciodvfy warned about in the objects the platform wrote (its errors fail the tests)."""
+    from tests.dciodvfy import WARNINGS_SEEN
+
+    if WARNINGS_SEEN:
+        terminalreporter.section("dciodvfy warnings (objects written by the platform)")
+        for line, times in sorted(WARNINGS_SEEN.items()):
+            terminalreporter.write_line(f"{times:4d} x {line}")

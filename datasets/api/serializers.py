@@ -4,8 +4,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from datasets.models import Export
-from datasets.services import FORMATS
+from datasets.models import Export, LabelImport
+from datasets.services import FORMATS, left_out_cases
+from imaging.models import DicomSource
 
 
 class ExportFiltersInput(serializers.Serializer[Any]):
@@ -37,17 +38,24 @@ class ExportOutput(serializers.ModelSerializer[Export]):
     created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
     job_status = serializers.CharField(source="job.status", read_only=True, default=None)
     cases = serializers.SerializerMethodField()
+    left_out_cases = serializers.SerializerMethodField(
+        help_text="Cases missing from at least one format; the job then ends 'partial', not 'succeeded'"
+    )
     download_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Export
         fields = [
             "id", "version", "created_by", "created_at", "job", "job_status", "filters", "formats", "split",
-            "deidentify", "schema_version", "cases", "file_size", "sha256", "split_counts", "built_at", "download_url",
+            "deidentify", "schema_version", "cases", "left_out_cases", "file_size", "sha256", "split_counts",
+            "built_at", "download_url",
         ]  # fmt: skip
 
     def get_cases(self, export: Export) -> int:
         return len(export.selection)
+
+    def get_left_out_cases(self, export: Export) -> int:
+        return left_out_cases(export.left_out)
 
     def get_download_url(self, export: Export) -> str | None:
         if not export.file:
@@ -58,3 +66,41 @@ class ExportOutput(serializers.ModelSerializer[Export]):
 class ExportDetailOutput(ExportOutput):
     class Meta(ExportOutput.Meta):
         fields = [*ExportOutput.Meta.fields, "selection", "manifest", "left_out", "deid_report"]
+
+
+class LabelImportInput(serializers.Serializer[Any]):
+    file = serializers.FileField(help_text="One DICOM SEG or RTSTRUCT (Part 10)")
+    mask_label = serializers.CharField(required=False, allow_blank=True)
+
+
+class LabelImportFromPacsInput(serializers.Serializer[Any]):
+    source: serializers.SlugRelatedField[DicomSource] = serializers.SlugRelatedField(  # type: ignore[assignment]
+        slug_field="name", queryset=DicomSource.objects.all(), help_text="The PACS, by name"
+    )
+    study_instance_uid = serializers.CharField(max_length=64)
+    series_instance_uid = serializers.CharField(max_length=64)
+    sop_instance_uid = serializers.CharField(max_length=64)
+    mask_label = serializers.CharField(required=False, allow_blank=True)
+
+
+class LabelImportOutput(serializers.ModelSerializer[LabelImport]):
+    imported_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    role = serializers.CharField(source="revision.annotation.role", read_only=True)
+    origin = serializers.CharField(source="revision.origin", read_only=True)
+    revision_number = serializers.IntegerField(source="revision.number", read_only=True)
+
+    class Meta:
+        model = LabelImport
+        fields = [
+            "id",
+            "case",
+            "revision",
+            "revision_number",
+            "role",
+            "origin",
+            "imported_by",
+            "imported_at",
+            "provenance",
+        ]

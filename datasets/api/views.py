@@ -9,6 +9,7 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +21,7 @@ from config.errors import ConflictError, NotFoundError, PermissionDeniedError
 from config.types import User
 from datasets import services
 from datasets.api import serializers as s
+from datasets.label_import import labels_import_dicom, labels_import_from_pacs
 from datasets.models import Export
 from datasets.selectors import export_for, exports_of
 
@@ -59,6 +61,51 @@ class ExportListView(APIView):
             deidentify=data["deidentify"],
         )
         return Response(s.ExportDetailOutput(export).data, status=status.HTTP_202_ACCEPTED)
+
+
+class LabelImportView(APIView):
+    """Upload one DICOM SEG or RTSTRUCT as the "imported" reading of the case whose series it references."""
+
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(request=s.LabelImportInput, responses={201: s.LabelImportOutput})
+    def post(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        if not is_manager(request.user, project):
+            raise PermissionDeniedError(f"Only a manager of project {project.slug!r} may import labels")
+        serializer = s.LabelImportInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["file"]
+        revision = labels_import_dicom(
+            project=project,
+            data=upload.read(),
+            imported_by=cast(User, request.user),
+            mask_label=serializer.validated_data.get("mask_label", ""),
+        )
+        return Response(s.LabelImportOutput(revision.label_import).data, status=status.HTTP_201_CREATED)
+
+
+class LabelImportFromPacsView(APIView):
+    """Import one DICOM SEG or RTSTRUCT from a PACS the project may take data from, by its UIDs."""
+
+    @extend_schema(request=s.LabelImportFromPacsInput, responses={201: s.LabelImportOutput})
+    def post(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        if not is_manager(request.user, project):
+            raise PermissionDeniedError(f"Only a manager of project {project.slug!r} may import labels")
+        serializer = s.LabelImportFromPacsInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        revision = labels_import_from_pacs(
+            project=project,
+            source=data["source"],
+            study_instance_uid=data["study_instance_uid"],
+            series_instance_uid=data["series_instance_uid"],
+            sop_instance_uid=data["sop_instance_uid"],
+            imported_by=cast(User, request.user),
+            mask_label=data.get("mask_label", ""),
+        )
+        return Response(s.LabelImportOutput(revision.label_import).data, status=status.HTTP_201_CREATED)
 
 
 class ExportDetailView(APIView):

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { actionsFor, elapsedSeconds, historySeries, pollDelay, POLL_ACTIVE_MS, POLL_IDLE_MS, progressOf } from "../src/screens/jobs/progress";
+import { actionsFor, elapsedSeconds, historySeries, JOB_STATUSES, leftOutCount, pollDelay, POLL_ACTIVE_MS, POLL_IDLE_MS, progressOf } from "../src/screens/jobs/progress";
 
 describe("progressOf", () => {
   it("is done/total for a running job, floored and never 100 % before the end", () => {
@@ -60,5 +60,15 @@ describe("historySeries and elapsedSeconds", () => {
     expect(elapsedSeconds("2026-11-21T10:00:00Z", "2026-11-21T10:01:30Z")).toBe(90);
     expect(elapsedSeconds("2026-11-21T10:00:00Z", null, Date.parse("2026-11-21T10:00:05Z"))).toBe(5);
     expect(elapsedSeconds(null, null)).toBeNull();
+  });
+});
+
+describe("partial jobs", () => {
+  it("shows a job that left cases out as finished, with the count, never as a plain success", () => {
+    expect(progressOf({ status: "partial", progress: { done: 2, total: 3 } })).toMatchObject({ fraction: 1, percent: 100, done: 3 });
+    expect(leftOutCount({ status: "partial", result: { left_out_cases: 2 } })).toBe(2);
+    expect(leftOutCount({ status: "succeeded", result: { left_out_cases: 0 } })).toBeNull();
+    expect(leftOutCount({ status: "partial", result: {} })).toBeNull();
+    expect(JOB_STATUSES).toContain("partial");
   });
 });

@@ -571,6 +571,13 @@ def _slice_thickness(metadata: dict[str, Any]) -> float | None:
         return None
 
 
+def _frame_of_reference(metadata: dict[str, Any]) -> str:
+    try:
+        return str(metadata["00200052"]["Value"][0] or "")
+    except (KeyError, IndexError, TypeError):
+        return ""
+
+
 def refresh_series(series_id: int) -> Series:
     """Recompute geometry and quality checks of a series from all its instances."""
     series = Series.objects.get(pk=series_id)
@@ -601,6 +608,7 @@ def refresh_series(series_id: int) -> Series:
             is_decodable=row["is_decodable"],
             transfer_syntax_uid=row["transfer_syntax_uid"],
             slice_thickness=_slice_thickness(row["metadata"] or {}),
+            frame_of_reference_uid=_frame_of_reference(row["metadata"] or {}),
         )
         for row in rows
     ]

@@ -337,7 +337,20 @@ def test_panel_votes_in_the_browser_then_the_dashboard_counts_the_case_and_jobs_
     assert claimed is not None
     job_services.job_fail(claimed, "Orthanc did not answer within 30 s", worker="browser-test:1")
 
+    # An export that left cases out finishes "partial", never as a plain success (issue 18).
+    partial = job_services.job_create(
+        kind="export", task_name=EXPORT_TASK, project=reading_project, created_by=users["manager"], enqueue=False
+    )
+    claimed_partial = job_services.job_claim(partial.pk, worker="browser-test:1")
+    assert claimed_partial is not None
+    job_services.job_succeed(claimed_partial, {"left_out_cases": 2, "left_out": []}, worker="browser-test:1")
+    assert Job.objects.get(pk=partial.pk).status == "partial"
+
     page = manager.goto(f"/jobs?project={slug}")
+    expect(page.get_by_test_id(f"job-left-out-{partial.pk}")).to_contain_text("Succeeded with 2 case(s) left out")
+    expect(page.get_by_test_id(f"job-{partial.pk}").locator(".badge.status-partial")).to_have_text(
+        "Succeeded with items left out"
+    )
     bar = page.get_by_role("progressbar", name=f"Progress of job {train.pk}")
     expect(bar).to_have_attribute("aria-valuenow", "37")  # 3 of 8
     expect(page.get_by_test_id(f"job-error-{export.pk}")).to_contain_text("Orthanc did not answer")

@@ -197,8 +197,9 @@ def test_cases_that_cannot_be_exported_are_left_out_with_the_reason(
         quality=Series.Quality.FAILED, quality_checks=[{"status": "failed", "message": "missing slice"}]
     )
     Instance.objects.filter(series__study_id=no_geometry_case.study_id).update(image_position=None)
-    export = run_export(Export.objects.get(pk=export_id))
+    export = run_export(Export.objects.get(pk=export_id), expect=JobStatus.PARTIAL)
     reasons = {(row["case_id"], row["format"]): row["reason"] for row in export.left_out}
+    assert job_of(export).result["left_out_cases"] == 2
     assert "data-quality" in reasons[(flagged_case.pk, "all")] and "missing slice" in reasons[(flagged_case.pk, "all")]
     for fmt in ("monai", "dicom_seg"):
         assert "no geometry" in reasons[(no_geometry_case.pk, fmt)]
@@ -215,7 +216,7 @@ def test_cases_that_cannot_be_exported_are_left_out_with_the_reason(
         metadata={**burned.metadata, "00280301": {"vr": "CS", "Value": ["YES"]}}
     )
     Series.objects.filter(study_id=flagged_case.study_id).update(quality=Series.Quality.OK)
-    second = run_export(Export.objects.get(pk=create(manager, slug, BODY).json()["id"]))
+    second = run_export(Export.objects.get(pk=create(manager, slug, BODY).json()["id"]), expect=JobStatus.PARTIAL)
     reasons = {(row["case_id"], row["format"]): row["reason"] for row in second.left_out}
     assert "burned-in" in reasons[(good_case.pk, "monai")]
     assert (good_case.pk, "dicom_seg") not in reasons and (flagged_case.pk, "monai") not in reasons

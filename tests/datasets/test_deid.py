@@ -32,6 +32,7 @@ from imaging.services.ingest import STORED, IncomingFile, ingest_files
 from imaging.synthetic import SyntheticStudy, generate_ct_study
 from tests.conftest import dataset_bytes
 from tests.datasets.conftest import adjudicate, other_values, run_export, truth_values, zip_files
+from tests.dciodvfy import assert_valid_dicom
 from tests.factories import MembershipFactory, ProjectFactory, place_studies
 
 KEY = bytes(range(32))
@@ -282,6 +283,8 @@ def test_ingest_can_de_identify_files_before_storing_them(db: None) -> None:
     # One file through the per-dataset function, the others through the files-in, files-out one.
     first = deidentify_for_ingest(pydicom.dcmread(io.BytesIO(files[0].data)), key=KEY)
     files = [IncomingFile("0.dcm", dataset_bytes(first)), *deidentify_incoming(files[1:], key=KEY)]
+    for incoming in files[:2]:  # what the platform writes before it stores: the standard's checker agrees
+        assert_valid_dicom(incoming.data, f"ingest-deidentified {incoming.name}")
     report = ingest_files(files)
     assert [f.status for f in report.files] == [STORED] * 3
     stored = Study.objects.get()

@@ -28,6 +28,7 @@ from datasets.models import Export
 from datasets.services import export_create, export_write
 from imaging.synthetic import SyntheticStudy
 from tests.datasets.conftest import adjudicate, agree, other_values, run_export, truth_values, zip_bytes, zip_files
+from tests.dciodvfy import assert_valid_dicom
 
 ALL_FORMATS = ["monai", "dicom_seg", "coco", "csv", "json", "raw"]
 
@@ -106,6 +107,7 @@ def test_dicom_seg_reads_back_with_highdicom_and_pydicom_identical_to_the_databa
     key_of_case = {row["case_id"]: row["case"] for row in snapshot["cases"]}
     for (case, winner), study in zip(adjudicated_cases, ingested_studies, strict=True):
         data = files[f"seg/{key_of_case[case.pk]}.dcm"]
+        assert_valid_dicom(data, f"seg/{key_of_case[case.pk]}.dcm")
         seg = hd.seg.segread(io.BytesIO(data))
         assert seg.SegmentationType == "BINARY"
         assert [s.SegmentLabel for s in seg.SegmentSequence] == ["nodule"]

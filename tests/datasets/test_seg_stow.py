@@ -15,6 +15,7 @@ from annotation.models import AnnotationRevision, Case
 from datasets.services import export_create
 from tests.conftest import require_env
 from tests.datasets.conftest import run_export, zip_files
+from tests.dciodvfy import assert_valid_dicom
 
 
 def test_the_exported_seg_is_stored_by_orthanc_over_stow_rs(
@@ -33,6 +34,9 @@ def test_the_exported_seg_is_stored_by_orthanc_over_stow_rs(
     files = zip_files(export)
     segs = [pydicom.dcmread(io.BytesIO(data)) for name, data in sorted(files.items()) if name.startswith("seg/")]
     assert len(segs) == 3
+    for name, data in sorted(files.items()):
+        if name.startswith("seg/"):
+            assert_valid_dicom(data, name)
     response = client.store_instances(datasets=segs)
     assert not response.get("FailedSOPSequence"), response
     stored = response.ReferencedSOPSequence

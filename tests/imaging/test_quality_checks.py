@@ -300,6 +300,7 @@ def slice_info(index: int, z: float | None = None, **overrides: Any) -> SliceInf
         "is_decodable": True,
         "transfer_syntax_uid": "1.2.840.10008.1.2.1",
         "slice_thickness": 2.0,
+        "frame_of_reference_uid": "1.2.3.99",
     }
     fields.update(overrides)
     return SliceInfo(**fields)
@@ -307,6 +308,18 @@ def slice_info(index: int, z: float | None = None, **overrides: Any) -> SliceInf
 
 def status_of(checks: list[dict[str, str]], name: str) -> list[str]:
     return [c["status"] for c in checks if c["check"] == name]
+
+
+def test_check_series_without_frame_of_reference_is_a_warning_not_a_failure() -> None:
+    missing = check_series([slice_info(i, frame_of_reference_uid="") for i in range(3)])
+    assert missing.quality == WARNING
+    assert status_of(missing.checks, "frame_of_reference") == [WARNING]
+    assert "No Frame of Reference UID on 3 of 3" in next(
+        c["message"] for c in missing.checks if c["check"] == "frame_of_reference"
+    )
+    mixed = check_series([slice_info(0), slice_info(1, frame_of_reference_uid="1.2.3.98")])
+    assert status_of(mixed.checks, "frame_of_reference") == [WARNING]
+    assert status_of(check_series([slice_info(0), slice_info(1)]).checks, "frame_of_reference") == [OK]
 
 
 def test_check_series_regular_volume_is_ok_with_geometry() -> None:

@@ -20,6 +20,7 @@ from imaging.synthetic import (
     Tissue,
     generate_ct_study,
 )
+from tests.dciodvfy import assert_valid_dicom
 
 UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
@@ -230,6 +231,13 @@ def test_datasets_are_ready_for_plain_dcmwrite(tmp_path: Path) -> None:
         assert path.read_bytes() == written[k].read_bytes()
         meta = pydicom.dcmread(path).file_meta
         assert meta.FileMetaInformationGroupLength > 0
+
+
+def test_synthetic_ct_images_pass_the_standards_checker(tmp_path: Path) -> None:
+    """The demo's and the tests' CT images are written by the platform: dciodvfy finds no error in them."""
+    s = generate_ct_study(seed=7, slices=4, n_lesions=1, lesion_radius_mm=(2.0, 3.0))
+    for path in s.write(tmp_path)[:2]:
+        assert_valid_dicom(path.read_bytes(), path.name)
 
 
 # --- ground truth ----------------------------------------------------------------------------------------

@@ -118,6 +118,8 @@ export const enReviewScreens = {
   "jobs.status.queued": "Queued",
   "jobs.status.running": "Running",
   "jobs.status.succeeded": "Succeeded",
+  "jobs.status.partial": "Succeeded with items left out",
+  "jobs.leftOut": "Succeeded with {n} case(s) left out: see the result for each case and the reason",
   "jobs.status.failed": "Failed",
   "jobs.status.cancelled": "Cancelled",
   // Worklist: a reader's assignments by status
@@ -333,6 +335,8 @@ export const zhHansReviewScreens: Record<ReviewScreensKey, string> = {
   "jobs.status.queued": "排队中",
   "jobs.status.running": "运行中",
   "jobs.status.succeeded": "已完成",
+  "jobs.status.partial": "已完成，部分未纳入",
+  "jobs.leftOut": "已完成，但有 {n} 个病例未纳入：各病例及原因见结果",
   "jobs.status.failed": "失败",
   "jobs.status.cancelled": "已取消",
   "worklist.assignment.active": "待阅",

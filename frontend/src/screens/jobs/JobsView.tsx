@@ -20,6 +20,7 @@ import {
   isActive,
   JOB_KINDS,
   JOB_STATUSES,
+  leftOutCount,
   pollDelay,
   progressOf,
   type Job,
@@ -242,6 +243,11 @@ function JobSummary({ job }: { job: Job }) {
             loss: typeof job.progress.loss === "number" ? job.progress.loss.toFixed(4) : "—",
             metric: typeof job.progress.metric === "number" ? job.progress.metric.toFixed(3) : "—",
           })}
+        </div>
+      ) : null}
+      {leftOutCount(job) !== null ? (
+        <div className="warning" data-testid={`job-left-out-${job.id}`}>
+          {t("jobs.leftOut", { n: leftOutCount(job) ?? 0 })}
         </div>
       ) : null}
       {job.error ? (

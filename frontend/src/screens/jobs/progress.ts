@@ -3,11 +3,11 @@
  * a training job's per-epoch history as chart series. Shapes follow jobs/api/serializers.py.
  */
 
-export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+export type JobStatus = "queued" | "running" | "succeeded" | "partial" | "failed" | "cancelled";
 export type JobKind = "ingest" | "prelabel" | "train" | "score" | "evaluate" | "export";
 
 export const JOB_KINDS: JobKind[] = ["ingest", "prelabel", "train", "score", "evaluate", "export"];
-export const JOB_STATUSES: JobStatus[] = ["queued", "running", "succeeded", "failed", "cancelled"];
+export const JOB_STATUSES: JobStatus[] = ["queued", "running", "succeeded", "partial", "failed", "cancelled"];
 
 /** Latest progress a handler reported: {"done": 3, "total": 10, "epoch": 2, "loss": 0.4, "metric": 0.7, "message": "..."}. */
 export interface JobProgress {
@@ -68,13 +68,13 @@ function finiteNumber(value: unknown): number | null {
 }
 
 /**
- * The bar of a job. A succeeded job is full whatever it last reported; a queued one is empty; a running or
+ * The bar of a job. A succeeded (or partial) job is full whatever it last reported; a queued one is empty; a running or
  * stopped one shows done/total clamped to [0, 1], or is indeterminate without a positive total.
  */
 export function progressOf(job: Pick<Job, "status" | "progress">): ProgressView {
   const done = finiteNumber(job.progress?.done);
   const total = finiteNumber(job.progress?.total);
-  if (job.status === "succeeded") return { fraction: 1, percent: 100, done: total ?? done, total };
+  if (job.status === "succeeded" || job.status === "partial") return { fraction: 1, percent: 100, done: total ?? done, total };
   if (job.status === "queued" && (done === null || done === 0)) return { fraction: 0, percent: 0, done: 0, total };
   if (done === null || total === null || total <= 0) {
     // A job that stopped without saying how far it got shows an empty bar, not a busy one.
@@ -85,6 +85,15 @@ export function progressOf(job: Pick<Job, "status" | "progress">): ProgressView 
   // Never show 100 % for a job that has not finished: floor, not round.
   const percent = job.status === "running" ? Math.min(99, Math.floor(fraction * 100)) : Math.round(fraction * 100);
   return { fraction, percent, done, total };
+}
+
+/**
+ * How many cases a finished job left out (an export's result.left_out_cases; jobs/services.py job_succeed
+ * makes such a job "partial"), or null when it left none out.
+ */
+export function leftOutCount(job: Pick<Job, "status" | "result">): number | null {
+  const n = finiteNumber(job.result?.left_out_cases);
+  return job.status === "partial" && n !== null && n > 0 ? n : null;
 }
 
 export function isActive(job: Pick<Job, "status">): boolean {

@@ -1,0 +1,223 @@
+"""Segmentations that already exist (DICOM SEG or RTSTRUCT from a PACS, a viewer or another platform) brought
+into a project as a reading: matched to their source series by reference, placed on the series' slices in
+the platform's order, stored as a revision with origin "imported" and a provenance record.
+
+Everything is checked before anything is stored: a file that is neither SEG nor RTSTRUCT, one that references
+a series the project does not have, or whose frames or contours do not fit the series' images, is a 400 that
+says which."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import Any
+
+import highdicom as hd
+import numpy as np
+import pydicom
+from django.db import transaction
+from django.db.models import Q
+from pydicom.errors import InvalidDicomError
+
+from annotation.labels import LabelError, encode_mask, validate_values
+from annotation.models import AnnotationRevision, Case, Project
+from annotation.selectors import check_import_source, study_geometry
+from annotation.services import annotation_save_imported, current_schema
+from config.errors import ApplicationError
+from config.types import User
+from datasets.models import LabelImport
+from datasets.rtstruct import rtstruct_masks
+from datasets.volumes import GeometryMissing, SeriesLayout, read_dataset, series_layout
+from imaging.models import DicomSource, Series
+from imaging.services.upstream import retrieve_instance_bytes
+
+IMPORTED_ROLE = "imported"
+
+
+class ImportRefused(ApplicationError):
+    code = "label_import_refused"
+
+
+def _referenced_series(ds: pydicom.Dataset) -> str:
+    if ds.Modality == "SEG":
+        refs = ds.get("ReferencedSeriesSequence") or []
+        return str(refs[0].SeriesInstanceUID) if refs else ""
+    for frame in ds.get("ReferencedFrameOfReferenceSequence") or []:
+        for study in frame.get("RTReferencedStudySequence") or []:
+            for series in study.get("RTReferencedSeriesSequence") or []:
+                return str(series.SeriesInstanceUID)
+    return ""
+
+
+def _segment_values(label: dict[str, Any], names: dict[int, str]) -> dict[int, int]:
+    """Number in the file -> segment value of the mask label, by the segment's key (its name in the file)."""
+    by_key = {str(s["key"]): int(s["value"]) for s in label.get("segments", [])}
+    unknown = sorted(name for name in names.values() if name not in by_key)
+    if unknown:
+        raise ImportRefused(
+            f"segments {', '.join(repr(n) for n in unknown)} are not segments of label {label['key']!r} "
+            f"(its segments: {', '.join(by_key) or 'none'})"
+        )
+    return {number: by_key[name] for number, name in names.items()}
+
+
+def _seg_referenced_images(ds: pydicom.Dataset) -> set[str]:
+    """Every image the SEG says it was drawn on: its referenced series' instances and each frame's sources."""
+    uids = {
+        str(item.ReferencedSOPInstanceUID)
+        for series in ds.get("ReferencedSeriesSequence") or []
+        for item in series.get("ReferencedInstanceSequence") or []
+    }
+    for frame in ds.get("PerFrameFunctionalGroupsSequence") or []:
+        for derivation in frame.get("DerivationImageSequence") or []:
+            uids.update(str(src.ReferencedSOPInstanceUID) for src in derivation.get("SourceImageSequence") or [])
+    return uids
+
+
+def _seg_mask(ds: pydicom.Dataset, layout: SeriesLayout, label: dict[str, Any]) -> np.ndarray:
+    seg = hd.seg.Segmentation.from_dataset(ds)
+    if (int(seg.Rows), int(seg.Columns)) != (layout.shape[1], layout.shape[2]):
+        raise ImportRefused(
+            f"the SEG's frames are {seg.Rows}x{seg.Columns} pixels and the series' images "
+            f"{layout.shape[1]}x{layout.shape[2]}: the geometry does not fit"
+        )
+    uids = [instance.sop_instance_uid for instance in layout.instances]
+    referenced = _seg_referenced_images(ds)
+    outside = sorted(referenced - set(uids))
+    if outside:
+        raise ImportRefused(
+            f"the SEG references {len(outside)} image(s) that are not in series "
+            f"{layout.series.series_instance_uid} (first: {outside[0]}): the geometry does not fit"
+        )
+    names = {int(item.SegmentNumber): str(item.SegmentLabel) for item in seg.SegmentSequence}
+    values = _segment_values(label, names)
+    numbers = sorted(names)
+    pixels = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=uids,
+        segment_numbers=numbers,
+        combine_segments=False,
+        assert_missing_frames_are_empty=True,
+    )  # (slices, rows, columns, segments)
+    mask = np.zeros(layout.shape, dtype=np.uint8)
+    for channel, number in enumerate(numbers):
+        mask[pixels[..., channel] > 0] = values[number]
+    return mask
+
+
+def _rtstruct_mask(ds: pydicom.Dataset, layout: SeriesLayout, label: dict[str, Any]) -> np.ndarray:
+    images = [read_dataset(instance) for instance in layout.instances]
+    try:
+        per_roi = rtstruct_masks(ds, images)
+    except ValueError as exc:
+        raise ImportRefused(f"{exc}: the geometry does not fit") from exc
+    values = _segment_values(label, dict(enumerate(per_roi)))
+    mask = np.zeros(layout.shape, dtype=np.uint8)
+    for number, roi in enumerate(per_roi.values()):
+        mask[roi] = values[number]
+    return mask
+
+
+def labels_import_dicom(
+    *, project: Project, data: bytes, imported_by: User | None, source: str = "upload", mask_label: str = ""
+) -> AnnotationRevision:
+    """Import one DICOM SEG or RTSTRUCT as the "imported" reading of the case of the series it references."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data))
+    except (InvalidDicomError, EOFError, ValueError, TypeError) as exc:
+        raise ImportRefused(f"not a DICOM file: {exc}") from exc
+    modality = str(ds.get("Modality", ""))
+    if modality not in ("SEG", "RTSTRUCT"):
+        raise ImportRefused(
+            f"only DICOM SEG and RTSTRUCT can be imported as labels; this file is {modality or 'of no modality'}"
+        )
+    series_uid = _referenced_series(ds)
+    if not series_uid:
+        raise ImportRefused(f"the {modality} names no referenced series, so it cannot be placed on images")
+    series = (
+        Series.objects.filter(store=project.image_store, series_instance_uid=series_uid).select_related("study").first()
+    )
+    if series is None:
+        raise ImportRefused(
+            f"the {modality} references series {series_uid}, which project {project.slug!r} does not have: "
+            "ingest that series into the project first"
+        )
+    case = (
+        Case.objects.filter(project=project, study=series.study)
+        .filter(Q(series__isnull=True) | Q(series=series))
+        .select_related("project", "study")
+        .order_by("pk")
+        .first()
+    )
+    if case is None:
+        raise ImportRefused(f"project {project.slug!r} has no case for the study of series {series_uid}")
+    schema = current_schema(project)
+    masks = [label for label in schema.definition["labels"] if label["kind"] == "mask"]
+    label = (
+        next((lab for lab in masks if lab["key"] == mask_label), None) if mask_label else (masks[0] if masks else None)
+    )
+    if label is None:
+        raise ImportRefused(
+            f"schema v{schema.version} has no mask label {mask_label!r}"
+            if mask_label
+            else f"schema v{schema.version} has no mask label"
+        )
+    try:
+        layout = series_layout(series)
+    except GeometryMissing as exc:
+        raise ImportRefused(f"no geometry to place the {modality} on: {exc}") from exc
+    try:
+        mask = _seg_mask(ds, layout, label) if modality == "SEG" else _rtstruct_mask(ds, layout, label)
+    except ImportRefused:
+        raise
+    except (AttributeError, KeyError, IndexError, ValueError, TypeError) as exc:
+        # A malformed object (missing sequences, frames that do not decode): the sender's to fix, not a 500.
+        raise ImportRefused(f"the {modality} cannot be read: {type(exc).__name__}: {exc}") from exc
+    item = {"label": label["key"], "series_instance_uid": series_uid, "mask": encode_mask(mask)}
+    try:
+        validated = validate_values(schema.definition, {"items": [item]}, study_geometry(case), complete=False)
+    except LabelError as exc:
+        raise ImportRefused(f"the imported mask does not fit the schema: {exc}") from exc
+    provenance = {
+        "source": source,
+        "modality": modality,
+        "sop_class_uid": str(ds.get("SOPClassUID", "")),
+        "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
+        "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
+        "referenced_series_instance_uid": series_uid,
+        "manufacturer": str(ds.get("Manufacturer", "")),
+        "content_label": str(ds.get("ContentLabel", ds.get("StructureSetLabel", ""))),
+        "content_creator": str(ds.get("ContentCreatorName", "")),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    with transaction.atomic():
+        revision = annotation_save_imported(
+            case=case,
+            role=IMPORTED_ROLE,
+            schema=schema,
+            items=validated.items,
+            masks=validated.masks,
+            model_version=f"{modality} {provenance['sop_instance_uid']}"[:128],
+        )
+        LabelImport.objects.create(
+            project=project, case=case, revision=revision, imported_by=imported_by, provenance=provenance
+        )
+    return revision
+
+
+def labels_import_from_pacs(
+    *,
+    project: Project,
+    source: DicomSource,
+    study_instance_uid: str,
+    series_instance_uid: str,
+    sop_instance_uid: str,
+    imported_by: User,
+    mask_label: str = "",
+) -> AnnotationRevision:
+    """Import a SEG or RTSTRUCT that lies in a PACS the project may take data from (its own, or one an
+    administrator opened to it), retrieved as stored over WADO-RS."""
+    check_import_source(imported_by, project, source)
+    data = retrieve_instance_bytes(source, study_instance_uid, series_instance_uid, sop_instance_uid)
+    return labels_import_dicom(
+        project=project, data=data, imported_by=imported_by, source=f"pacs:{source.name}", mask_label=mask_label
+    )
