@@ -209,6 +209,14 @@ export interface paths {
     get: operations["v1_projects_inference_settings_retrieve"];
     patch: operations["v1_projects_inference_settings_partial_update"];
   };
+  "/api/v1/projects/{slug}/label-imports/": {
+    /** @description Upload one DICOM SEG or RTSTRUCT as the "imported" reading of the case whose series it references. */
+    post: operations["v1_projects_label_imports_create"];
+  };
+  "/api/v1/projects/{slug}/label-imports/pacs/": {
+    /** @description Import one DICOM SEG or RTSTRUCT from a PACS the project may take data from, by its UIDs. */
+    post: operations["v1_projects_label_imports_pacs_create"];
+  };
   "/api/v1/projects/{slug}/members/": {
     get: operations["v1_projects_members_list"];
     post: operations["v1_projects_members_create"];
@@ -286,12 +294,14 @@ export interface components {
       /** @description agreed; disagreed (some label disagreed); not_compared (no label could be compared, so agreement was not shown and the case went to the panel) */
       status: components["schemas"]["AgreementOutputStatusEnum"];
       agreed: boolean;
-      /** @description Per label: key, kind, status (agreed, disagreed or not_compared), agreed (true only when the status is agreed), metrics, reasons, reader_pairs (per pair of readers "a~b": agreed or disagreed; a pair absent had nothing to compare), and matching for lesion labels */
-      labels: unknown;
+      /** @description Per label: key, kind, status (agreed, disagreed or not_compared), agreed (true only when the status is agreed), metrics, reasons (in the request's language), reader_pairs (per pair of readers "a~b": agreed or disagreed; a pair absent had nothing to compare), and matching for lesion labels */
+      labels: readonly {
+          [key: string]: unknown;
+        }[];
       /** @description The lesion matching of every lesion label: matched pairs and unmatched ids per reader */
       lesions: readonly components["schemas"]["LesionMatchingOutput"][];
-      /** @description Why the case is disputed, for people */
-      reasons?: unknown;
+      /** @description Why the case is disputed, in the request's language */
+      reasons: readonly string[];
       /** Format: date-time */
       created_at: string;
     };
@@ -425,8 +435,11 @@ export interface components {
       from_status: string;
       to_status: string;
       actor: string;
-      reason?: string;
-      metrics?: unknown;
+      /** @description Why, for people, in the request's language */
+      reason: string;
+      metrics: {
+        [key: string]: unknown;
+      };
       /** Format: date-time */
       created_at: string;
     };
@@ -575,6 +588,8 @@ export interface components {
       deidentify?: boolean;
       schema_version: number;
       cases: number;
+      /** @description Cases missing from at least one format; the job then ends 'partial', not 'succeeded' */
+      left_out_cases: number;
       /** Format: int64 */
       file_size?: number;
       sha256?: string;
@@ -614,6 +629,8 @@ export interface components {
       deidentify?: boolean;
       schema_version: number;
       cases: number;
+      /** @description Cases missing from at least one format; the job then ends 'partial', not 'succeeded' */
+      left_out_cases: number;
       /** Format: int64 */
       file_size?: number;
       sha256?: string;
@@ -652,13 +669,16 @@ export interface components {
     /**
      * @description * `monai` - monai
      * * `dicom_seg` - dicom_seg
+     * * `dicom_rtstruct` - dicom_rtstruct
+     * * `dicom_sr` - dicom_sr
+     * * `dicom_images` - dicom_images
      * * `coco` - coco
      * * `csv` - csv
      * * `json` - json
      * * `raw` - raw
      * @enum {string}
      */
-    FormatsEnum: "monai" | "dicom_seg" | "coco" | "csv" | "json" | "raw";
+    FormatsEnum: "monai" | "dicom_seg" | "dicom_rtstruct" | "dicom_sr" | "dicom_images" | "coco" | "csv" | "json" | "raw";
     HistogramOutput: {
       /** @description Bin edges over [0, 1]: one more than counts; the last bin holds 1.0 */
       edges: number[];
@@ -711,9 +731,13 @@ export interface components {
       /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
       created_by: string | null;
       params?: unknown;
-      progress?: unknown;
+      /** @description Latest progress; its message in the request's language */
+      progress: {
+        [key: string]: unknown;
+      };
       result?: unknown;
-      error?: string;
+      /** @description Why the job failed, in the request's language */
+      error: string;
       queue?: string;
       attempts?: number;
       max_attempts?: number;
@@ -732,7 +756,8 @@ export interface components {
     JobEventOutput: {
       from_status: string;
       to_status: string;
-      message?: string;
+      /** @description What happened, in the request's language */
+      message: string;
       worker?: string;
       /** Format: date-time */
       created_at: string;
@@ -756,9 +781,13 @@ export interface components {
       /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
       created_by: string | null;
       params?: unknown;
-      progress?: unknown;
+      /** @description Latest progress; its message in the request's language */
+      progress: {
+        [key: string]: unknown;
+      };
       result?: unknown;
-      error?: string;
+      /** @description Why the job failed, in the request's language */
+      error: string;
       queue?: string;
       attempts?: number;
       max_attempts?: number;
@@ -776,11 +805,12 @@ export interface components {
      * @description * `queued` - Queued
      * * `running` - Running
      * * `succeeded` - Succeeded
+     * * `partial` - Succeeded with items left out
      * * `failed` - Failed
      * * `cancelled` - Cancelled
      * @enum {string}
      */
-    JobStatusEnum: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+    JobStatusEnum: "queued" | "running" | "succeeded" | "partial" | "failed" | "cancelled";
     KappaOutput: {
       /** Format: double */
       value: number | null;
@@ -817,6 +847,35 @@ export interface components {
       /** @description Mask labels */
       dice: components["schemas"]["DiceDistributionOutput"] | null;
     };
+    LabelImportFromPacsInputRequest: {
+      /** @description The PACS, by name */
+      source: string;
+      study_instance_uid: string;
+      series_instance_uid: string;
+      sop_instance_uid: string;
+      mask_label?: string;
+    };
+    LabelImportInputRequest: {
+      /**
+       * Format: binary
+       * @description One DICOM SEG or RTSTRUCT (Part 10)
+       */
+      file: string;
+      mask_label?: string;
+    };
+    LabelImportOutput: {
+      id: number;
+      case: number;
+      revision: number;
+      revision_number: number;
+      role: string;
+      origin: string;
+      /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
+      imported_by: string | null;
+      /** Format: date-time */
+      imported_at: string;
+      provenance?: unknown;
+    };
     /**
      * @description * `en` - en
      * * `zh-hans` - zh-hans
@@ -835,6 +894,12 @@ export interface components {
       /** @description Per reader: the ids of their regions no other reader's matched (found by that reader only) */
       unmatched: {
         [key: string]: string[];
+      };
+      /** @description Per reader and region id: the lesion's number in the reasons ("Nodule bounding box 2"); a matched pair shares its number */
+      numbers?: {
+        [key: string]: {
+          [key: string]: number;
+        };
       };
     };
     LesionPairOutput: {
@@ -974,9 +1039,10 @@ export interface components {
     /**
      * @description * `human` - Human reader
      * * `ai` - AI model
+     * * `imported` - Imported from DICOM
      * @enum {string}
      */
-    OriginEnum: "human" | "ai";
+    OriginEnum: "human" | "ai" | "imported";
     /**
      * @description * `accept` - accept
      * * `correct` - correct
@@ -1543,7 +1609,7 @@ export interface components {
       role: string;
       /** @description Who read it; null for the AI proposal */
       reader: string | null;
-      /** @description In words: "first reading", "AI proposal", "expert correction by expert1" */
+      /** @description In words, in the request's language: "first reading", "AI proposal", "expert correction by expert1" */
       description: string;
     };
     WeekOutput: {
@@ -2077,7 +2143,7 @@ export interface operations {
         ordering?: string;
         /** @description Project slug */
         project?: string;
-        status?: "cancelled" | "failed" | "queued" | "running" | "succeeded";
+        status?: "cancelled" | "failed" | "partial" | "queued" | "running" | "succeeded";
       };
     };
     responses: {
@@ -2669,6 +2735,48 @@ export interface operations {
       200: {
         content: {
           "application/json": components["schemas"]["InferenceSettings"];
+        };
+      };
+    };
+  };
+  /** @description Upload one DICOM SEG or RTSTRUCT as the "imported" reading of the case whose series it references. */
+  v1_projects_label_imports_create: {
+    parameters: {
+      path: {
+        slug: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "multipart/form-data": components["schemas"]["LabelImportInputRequest"];
+      };
+    };
+    responses: {
+      201: {
+        content: {
+          "application/json": components["schemas"]["LabelImportOutput"];
+        };
+      };
+    };
+  };
+  /** @description Import one DICOM SEG or RTSTRUCT from a PACS the project may take data from, by its UIDs. */
+  v1_projects_label_imports_pacs_create: {
+    parameters: {
+      path: {
+        slug: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["LabelImportFromPacsInputRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["LabelImportFromPacsInputRequest"];
+        "multipart/form-data": components["schemas"]["LabelImportFromPacsInputRequest"];
+      };
+    };
+    responses: {
+      201: {
+        content: {
+          "application/json": components["schemas"]["LabelImportOutput"];
         };
       };
     };
