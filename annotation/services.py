@@ -638,7 +638,7 @@ def annotation_save_imported(
     role: str,
     schema: LabelSchema,
     items: list[dict[str, Any]],
-    masks: dict[int, np.ndarray],
+    masks: dict[int, np.ndarray] | dict[int, CheckedMask],
     model_version: str,
 ) -> AnnotationRevision:
     """Store a label imported from a DICOM object (already validated) as a submitted revision of the case's

@@ -247,7 +247,8 @@ def test_who_may_not_correct_or_endorse_and_what_is_refused(
     response = expert1.post(
         f"{API}/cases/{case_id}/corrections/mine/revisions/", {"base_revision": 1, "values": {"items": bad}}, JSON
     )
-    assert response.status_code == 400 and "items[" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert response.status_code == 400 and "Long-axis diameter" in detail and "items[" not in detail
     assert Annotation.objects.get(pk=mine).revision_count == 1
     # Submitted as a bare reading (no rationale, no vote) it is refused, and the save is rolled back.
     response = expert1.post(

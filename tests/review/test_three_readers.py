@@ -56,7 +56,7 @@ def test_reader_three_disagrees_with_reader_one_but_not_two_and_every_pair_is_re
         "reader2~reader3": "agreed",
     }
     assert (box["status"], box["agreed"]) == ("disagreed", False)  # agreed only when every pair agrees
-    assert box["reasons"] == ["nodule_box: 1 of 1 lesions do not match at IoU 0.5 between reader1 and reader3"]
+    assert box["reasons"] == ["Nodule bounding box: 1 of 1 lesions do not match at IoU 0.5 between reader1 and reader3"]
     assert set(box["metrics"]) >= {"reader1~reader2", "reader1~reader3", "reader2~reader3"}
     assert box["metrics"]["reader2~reader3"]["matched"] == 1
     pairs = {tuple(pair["readers"]): pair for pair in box["matching"]["pairs"]}
@@ -75,7 +75,7 @@ def test_reader_three_disagrees_with_reader_one_but_not_two_and_every_pair_is_re
     }
     assert grade["status"] == "disagreed"
     assert grade["reasons"] == [
-        "malignancy of nodule_box lesion 1: reader1 and reader3 grades 1 and 3 (distance 2 > 1)"
+        "Suspicion of malignancy of Nodule bounding box 1: reader1 gave grade 1, reader3 grade 3 (distance 2 > 1)"
     ]
     assert labels["nodule_type"]["reader_pairs"] == dict.fromkeys(grade["reader_pairs"], "agreed")
     assert labels["nodule_type"]["status"] == "agreed"
@@ -106,10 +106,7 @@ def test_a_lesion_two_of_three_readers_found_is_one_lesion_not_found_by_the_thir
     grade = labels["malignancy"]
     assert grade["status"] == "disagreed"
     assert grade["metrics"]["lesions_found_by_some_readers"] == 1
-    assert grade["reasons"] == [
-        "Suspicion of malignancy of Nodule bounding box lesion 2 (reader2's c, reader3's e): "
-        "lesion not found by reader1"
-    ]
+    assert grade["reasons"] == ["Suspicion of malignancy of Nodule bounding box 2: lesion not found by reader1"]
     assert not any(FOUND_BY_ONE_READER in reason for reason in grade["reasons"])
     assert grade["reader_pairs"] == {
         "reader1~reader2": "disagreed",
