@@ -61,8 +61,16 @@ def test_one_more_file_costs_the_same_queries_and_rows_whatever_the_series_size(
         # The series is what a refresh from every instance makes it, with every slice counted and checked.
         uid = response.json()["files"][0]["sop_instance_uid"]
         series = Series.objects.get(store=project.image_store, instances__sop_instance_uid=uid)
-        fields = ("number_of_instances", "number_of_slices", "slice_positions", "slice_spacing", "slice_thickness")
-        fields += ("quality", "quality_checks", "rows", "columns", "pixel_spacing", "image_orientation")
+        fields: tuple[str, ...] = ("number_of_instances", "number_of_slices", "slice_positions", "slice_spacing")
+        fields += (
+            "slice_thickness",
+            "quality",
+            "quality_checks",
+            "rows",
+            "columns",
+            "pixel_spacing",
+            "image_orientation",
+        )
         after_upload = {field: getattr(series, field) for field in fields}
         assert after_upload == {field: getattr(refresh_series(series.pk), field) for field in fields}
         assert series.number_of_instances == size + 3 and len(series.slice_positions) == size + 3
