@@ -30,6 +30,11 @@ class StudyAccessPolicy(Protocol):
         """Studies the user may see; ``scope`` narrows to one project. Unknown or foreign scope: NotFoundError."""
         ...
 
+    def visible_studies_in_sql(self, user: AnyUser, scope: str | None) -> QuerySet[Study]:
+        """The same studies as ``visible_studies``, built without running a query (subqueries only), for a lookup
+        that checks access in its own SQL; an unknown or foreign scope gives no study instead of NotFoundError."""
+        ...
+
     def store_target(self, user: AnyUser, scope: str | None) -> StoreTarget:
         """Where this user may store into this scope; PermissionDeniedError or NotFoundError otherwise."""
         ...

@@ -106,6 +106,9 @@ class Snapshot:
     truth_items: dict[int, Items]  # case id -> adjudicated (else consensus) items
     winner_of_case: dict[int, int]  # adjudicated case id -> winning revision id
     minutes_of_user: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # user -> (case, minutes)
+    # case id -> the case's updated_at as read with the rest: a summary keeps it ("seen") to tell when it is stale
+    changed_of_case: dict[int, str] = field(default_factory=dict)
+    refreshed: int = 0  # how many stale summaries were recomputed while loading it
 
     def categorical_labels(self) -> list[dict[str, Any]]:
         return [lab for lab in self.labels if lab.get("level") == "study" and lab.get("kind") in CATEGORICAL_KINDS]
@@ -126,7 +129,11 @@ def full_snapshot(project: Project, case_ids: Sequence[int] | None = None) -> Sn
     """
     labels = _schema_labels(project)
     cases = project.cases.all() if case_ids is None else project.cases.filter(pk__in=case_ids)
-    status_of_case = dict(cases.values_list("pk", "status"))
+    status_of_case: dict[int, str] = {}
+    changed_of_case: dict[int, str] = {}
+    for pk, status, updated_at in cases.values_list("pk", "status", "updated_at"):
+        status_of_case[pk] = status
+        changed_of_case[pk] = updated_at.isoformat()
 
     def of_cases(queryset: Any, path: str) -> Any:
         queryset = queryset.filter(**{f"{path}project": project})
@@ -238,6 +245,7 @@ def full_snapshot(project: Project, case_ids: Sequence[int] | None = None) -> Sn
         truth_items=truth_items,
         winner_of_case=winner_of_case,
         minutes_of_user=dict(minutes),
+        changed_of_case=changed_of_case,
     )
 
 
@@ -261,7 +269,15 @@ def _flag(entry: dict[str, Any]) -> list[Any]:
 
 def _summaries_of(snap: Snapshot) -> dict[int, dict[str, Any]]:
     data: dict[int, dict[str, Any]] = {
-        case_id: {"result": None, "pair": None, "readings": [], "truth": None, "winner": None, "minutes": []}
+        case_id: {
+            "result": None,
+            "pair": None,
+            "readings": [],
+            "truth": None,
+            "winner": None,
+            "minutes": [],
+            "seen": snap.changed_of_case.get(case_id),
+        }
         for case_id in snap.status_of_case
     }
     for case_id, result in snap.latest_result.items():
@@ -293,9 +309,9 @@ def _summaries_of(snap: Snapshot) -> dict[int, dict[str, Any]]:
 def case_summaries_refresh(*, project: Project, case_ids: Sequence[int] | None = None) -> int:
     """Recompute the dashboard summaries of the given cases (all the project's when None); returns how many.
 
-    Called in the transaction of every case transition (review.workflow.case_transition) for that case, and
-    for a whole project by ``manage.py rebuild_dashboards`` (after bulk imports or direct database changes).
-    Upserts, so it is safe to run twice.
+    Called for the cases whose summary is stale when the dashboards are read or precomputed by a worker after a
+    transition (:func:`project_snapshot`), and for a whole project by ``manage.py rebuild_dashboards`` (after bulk
+    imports or direct database changes). Upserts, so it is safe to run twice, or at once in two processes.
     """
     summaries = _summaries_of(full_snapshot(project, case_ids))
     rows = [CaseSummary(case_id=case_id, project=project, data=data) for case_id, data in summaries.items()]
@@ -305,12 +321,33 @@ def case_summaries_refresh(*, project: Project, case_ids: Sequence[int] | None =
     return len(rows)
 
 
+def _is_stale(status: str, changed: str, data: dict[str, Any] | None) -> bool:
+    """A summary is stale when the case changed since it was computed (a transition writes the case's
+    ``updated_at``). A case still awaiting its first reading needs none: it has nothing but its status."""
+    if data is None:
+        return status != CaseStatus.AWAITING_FIRST_READ
+    return data.get("seen") != changed
+
+
 def project_snapshot(project: Project) -> Snapshot:
     """The dashboards' data from the per-case summaries: three queries, one small JSON row per case.
 
-    Case statuses come from the cases themselves (a new case has no summary until its first transition)."""
+    Case statuses come from the cases themselves. A transition does not rewrite its case's summary in the
+    reader's request (issue 19: that was seven queries per transition); the summaries of cases changed since
+    they were computed are recomputed here, by the worker that precomputes the figures after each change
+    (review.tasks.refresh_dashboards) or, if it has not run yet, by the manager's request, so a dashboard is
+    never older than the cases."""
     labels = _schema_labels(project)
-    status_of_case = dict(project.cases.values_list("pk", "status"))
+    status_of_case: dict[int, str] = {}
+    changed_of_case: dict[int, str] = {}
+    for pk, status, updated_at in project.cases.values_list("pk", "status", "updated_at"):
+        status_of_case[pk] = status
+        changed_of_case[pk] = updated_at.isoformat()
+    summaries = dict(CaseSummary.objects.filter(project=project).order_by("case_id").values_list("case_id", "data"))
+    stale = [pk for pk, status in status_of_case.items() if _is_stale(status, changed_of_case[pk], summaries.get(pk))]
+    if stale:
+        case_summaries_refresh(project=project, case_ids=stale)
+        summaries.update(CaseSummary.objects.filter(case_id__in=stale).values_list("case_id", "data"))
     snap = Snapshot(
         labels=labels,
         status_of_case=status_of_case,
@@ -320,10 +357,12 @@ def project_snapshot(project: Project) -> Snapshot:
         truth_items={},
         winner_of_case={},
         minutes_of_user={},
+        changed_of_case=changed_of_case,
+        refreshed=len(stale),
     )
     minutes: dict[int, list[tuple[int, float]]] = defaultdict(list)
     parse = datetime.fromisoformat
-    for case_id, data in CaseSummary.objects.filter(project=project).order_by("case_id").values_list("case_id", "data"):
+    for case_id, data in sorted(summaries.items()):
         if case_id not in status_of_case:
             continue
         if data.get("result") is not None:
@@ -419,6 +458,8 @@ def _cache() -> Any:
 
 def _compute_and_store(project: Project, version: str) -> dict[str, Any]:
     snapshot = project_snapshot(project)
+    if snapshot.refreshed:  # the stamp read before covered the stale summaries: key the figures by the new one
+        version = figures_version(project)
     computed = {
         "dashboard": project_dashboard(project, snapshot),
         "readers": reader_stats(project, snapshot),

@@ -119,8 +119,9 @@ class PanelVote(models.Model):
 class CaseSummary(models.Model):
     """What the managers' dashboards need of one case, precomputed (review.dashboards).
 
-    Written in the same transaction as every status transition of the case (review.workflow), and rebuilt for
-    a whole project by ``manage.py rebuild_dashboards``; the dashboards then read one small row per case
+    Recomputed when the case has changed since (a transition writes its ``updated_at``) by the worker that
+    refreshes the dashboards after the transition, or by the dashboards' next read, and rebuilt for a whole
+    project by ``manage.py rebuild_dashboards``; the dashboards then read one small row per case
     instead of every reading, revision and agreement result. Derived data: it may be rebuilt at any time.
     """
 

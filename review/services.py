@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_noop as N_
@@ -142,7 +143,7 @@ def _submitted_readings(case: Case) -> list[Annotation]:
             role__in=[ReadingRole.FIRST_READER, ReadingRole.SECOND_READER],
             status=Annotation.Status.SUBMITTED,
         )
-        .select_related("reader", "current_revision")
+        .select_related("reader", "current_revision__schema")
         .order_by("role", "submitted_at", "pk")
     )
 
@@ -223,8 +224,10 @@ def _hand_over(*, annotation: Annotation, actor: User) -> None:
             message=message(E_FIRST_READ, reader=actor.username),
         )
     if policy.mode == ReviewPolicy.Mode.BLIND_DOUBLE and case.status == CaseStatus.AWAITING_CROSS_VERIFICATION:
-        if len(_submitted_readings(case)) >= _expected_readings(case, policy):
-            case_evaluate(case=case, actor=actor)
+        submitted = _submitted_readings(case)
+        if len(submitted) >= _expected_readings(case, policy):
+            # The readings and policy just read (under the case's lock) are the ones evaluated: not read again.
+            case_evaluate(case=case, actor=actor, policy=policy, annotations=submitted)
     elif (
         policy.mode == ReviewPolicy.Mode.VERIFICATION
         and annotation.role == ReadingRole.SECOND_READER
@@ -240,13 +243,23 @@ def _hand_over(*, annotation: Annotation, actor: User) -> None:
         )
 
 
-def case_evaluate(*, case: Case, actor: User | None) -> AgreementResult:
-    """Compare the submitted readings; agreed cases get a consensus label, disputed ones go to the panel."""
-    policy = policy_for(case)
-    annotations = _submitted_readings(case)
+def case_evaluate(
+    *,
+    case: Case,
+    actor: User | None,
+    policy: ReviewPolicy | None = None,
+    annotations: list[Annotation] | None = None,
+) -> AgreementResult:
+    """Compare the submitted readings; agreed cases get a consensus label, disputed ones go to the panel.
+
+    ``policy`` and ``annotations`` (the submitted readings, as ``_submitted_readings`` gives them) when the caller
+    has just read them; a fixed number of queries whatever the number of readings and regions (issue 19)."""
+    policy = policy or policy_for(case)
+    annotations = _submitted_readings(case) if annotations is None else annotations
     if len(annotations) < 2:
         raise ApplicationError(f"Case {case.pk} has {len(annotations)} submitted reading(s); agreement needs two")
     revisions = [a.current_revision for a in annotations if a.current_revision is not None]
+    prefetch_related_objects(revisions, "masks")  # one query for every reading's masks
     readings = [
         _reading_of(rev, a.reader.username if a.reader else a.role)
         for a, rev in zip(annotations, revisions, strict=True)
@@ -267,7 +280,10 @@ def case_evaluate(*, case: Case, actor: User | None) -> AgreementResult:
             agreed = bool(ai_check["agreed"])
     with transaction.atomic():
         result = AgreementResult.objects.create(case=case, agreed=agreed, labels=labels, reasons=reasons)
-        result.revisions.set(revisions)
+        compared = AgreementResult.revisions.through
+        compared.objects.bulk_create(  # a new result: nothing to compare against, one insert
+            [compared(agreementresult=result, annotationrevision=revision) for revision in revisions]
+        )
         summary = {
             "agreement_result": result.pk,
             "labels": {lab["key"]: lab["agreed"] for lab in labels},

@@ -56,10 +56,10 @@ def case_transition(
     locked.status = to
     locked.save(update_fields=["status", "updated_at"])
     case.status = to
-    # The managers' dashboards read a precomputed row per case: rewrite it with the transition, in its transaction.
-    from review.dashboards import case_summaries_refresh, schedule_dashboards_refresh
+    # The managers' dashboards read a precomputed row per case. It is not rewritten here, in the reader's request
+    # (issue 19): the case's new updated_at marks it stale, and a worker recomputes it with the figures after the
+    # commit (or the manager's next request does, review.dashboards.project_snapshot).
+    from review.dashboards import schedule_dashboards_refresh
 
-    case_summaries_refresh(project=locked.project, case_ids=[locked.pk])
-    # ... and let a worker recompute the figures after the commit, so the manager's next request reads them cached.
     schedule_dashboards_refresh(locked.project_id)
     return locked

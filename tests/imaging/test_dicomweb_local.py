@@ -23,8 +23,9 @@ from django.test.utils import CaptureQueriesContext
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
+from rest_framework.authtoken.models import Token
 
-from annotation.models import Project
+from annotation.models import Membership, Project, Role
 from imaging.models import Instance, Study
 from imaging.services.ingest import IncomingFile, ingest_files
 from imaging.synthetic import generate_ct_study
@@ -516,23 +517,33 @@ def two_studies(project: Project) -> list[Dataset]:
     return datasets
 
 
-def test_a_frame_costs_three_queries_token_stores_and_one_indexed_instance_lookup(
-    two_studies: list[Dataset], manager: User, token_for: Callable[[User], str]
+def test_a_frame_costs_two_queries_the_token_and_one_indexed_instance_lookup_with_its_access_check(
+    two_studies: list[Dataset], manager: User, token_for: Callable[[User], str], project: Project
 ):
-    """Issue 19: a frame is the viewer's most frequent request; no lazy field or relation adds a query."""
-    client = Client(HTTP_AUTHORIZATION=f"Token {token_for(manager)}")
+    """Issue 19: a frame is the viewer's most frequent request; no lazy field or relation adds a query, and the
+    user's stores are a subquery of the instance's lookup. Nothing of the access check is cached: a membership
+    that ends, or a token that is deleted, stops the next frame."""
+    token = token_for(manager)
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}")
     ds = two_studies[0]
-    url = (
-        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}/frames/1"
-    )
+    path = f"studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}/frames/1"
     accept = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
-    with CaptureQueriesContext(connection) as context:
-        response = client.get(url, HTTP_ACCEPT=accept)
-    assert response.status_code == 200
-    assert ds.PixelData in response.content
-    sql = [q["sql"] for q in context.captured_queries]
-    assert len(sql) == 3, "\n".join(sql)
-    assert "authtoken_token" in sql[0] and "imaging_instance" in sql[2]
+    for url in (f"/dicomweb/{path}", f"/dicomweb/projects/{project.slug}/{path}"):
+        with CaptureQueriesContext(connection) as context:
+            response = client.get(url, HTTP_ACCEPT=accept)
+        assert response.status_code == 200, response.content
+        assert ds.PixelData in response.content
+        sql = [q["sql"] for q in context.captured_queries]
+        assert len(sql) == 2, "\n".join(sql)
+        assert "authtoken_token" in sql[0] and "imaging_instance" in sql[1] and "annotation_membership" in sql[1]
+
+    Membership.objects.filter(user=manager, project=project).delete()
+    for url in (f"/dicomweb/{path}", f"/dicomweb/projects/{project.slug}/{path}"):
+        assert client.get(url, HTTP_ACCEPT=accept).status_code == 404
+    Membership.objects.create(user=manager, project=project, role=Role.MANAGER)
+    assert client.get(f"/dicomweb/{path}", HTTP_ACCEPT=accept).status_code == 200
+    Token.objects.filter(key=token).delete()
+    assert client.get(f"/dicomweb/{path}", HTTP_ACCEPT=accept).status_code == 401
 
 
 def test_qido_unknown_attribute_is_400(manager_client: Client, two_studies: list[Dataset]):

@@ -1,0 +1,146 @@
+"""A submission makes a fixed number of queries, however many regions the reading has and however many other
+readings the case has (issue 19): each step of the hand-over is measured twice, small (2 regions, 2 readers) and
+large (10 regions, 3 or more readers and other readings), through the API as a reader's browser submits, and the
+two counts must be equal (and small)."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Any, cast
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from annotation.labels import load_example_schema
+from annotation.models import Annotation, Assignment, Case, CaseStatus, LabelSchema, Project, ReadingRole, Role
+from review.models import AgreementResult, CaseEvent, ReviewPolicy
+from tests.annotation.test_api_queries import _reading_of, count_queries, imaged_case, new_user, regions
+from tests.factories import MembershipFactory, ProjectFactory
+
+API = "/api/v1"
+FIRST = ReadingRole.FIRST_READER
+SECOND = ReadingRole.SECOND_READER
+# The most queries a submission may make at each step of the workflow (on 2026-12-06; before issue 19's work: 40,
+# 26, 61-62 and 79-83, growing with the readings). Every submission: session, user, the case and its permission
+# checks, the schema, the study's geometry, the lock and checks of the reading, the rows written, the case's lock
+# and policy, and the savepoints of the nested transactions. Then each transition is its lock, event and status;
+# the agreement check reads the readings with their masks (one query each) and the images' geometry, writes the
+# result and the consensus label; a disputed case seats its panel (one insert per seat, a fixed panel size).
+MAX_FIRST, MAX_WAITING, MAX_AGREED, MAX_DISPUTED = 31, 26, 47, 59
+
+_serial = itertools.count(1)
+
+
+def reading_project(readers: int) -> tuple[Project, LabelSchema]:
+    manager = new_user("manager")
+    project = cast(Project, ProjectFactory(slug=f"submit-{next(_serial)}", readers_per_case=readers))
+    MembershipFactory(project=project, user=manager, role=Role.MANAGER)
+    schema = LabelSchema.objects.create(
+        project=project, version=1, definition=load_example_schema("chest_ct_nodules"), created_by=manager
+    )
+    ReviewPolicy.objects.create(project=project)
+    return project, schema
+
+
+def reader_of(project: Project, case: Case, role: str) -> tuple[User, Client]:
+    reader = new_user()
+    slot = Assignment.objects.filter(case=case, role=role).count()
+    MembershipFactory(project=project, user=reader, role=Role.ANNOTATOR if role == FIRST else Role.REVIEWER)
+    Assignment.objects.create(case=case, user=reader, role=role, slot=slot)
+    client = Client()
+    client.force_login(reader)
+    client.get(f"{API}/me/")  # the session is loaded once before counting, as in a running reader
+    return reader, client
+
+
+def submit(client: Client, case: Case, role: str, items: list[dict[str, Any]]) -> Any:
+    body = {"role": role, "base_revision": 0, "submit": True, "values": {"items": items}}
+    return client.post(f"{API}/cases/{case.pk}/revisions/", body, content_type="application/json")
+
+
+def assert_same_and_small(counts: dict[int, int], captured: dict[int, list[str]], most: int) -> None:
+    small, large = sorted(counts)
+    assert counts[small] == counts[large], "\n".join([f"small: {counts[small]}, large:", *captured[large]])
+    assert counts[large] <= most, "\n".join(captured[large])
+
+
+@pytest.mark.django_db
+def test_first_submission_queries_do_not_grow_with_regions_or_readings() -> None:
+    """The first reading moves the case to cross-verification; other readers' drafts are on the case."""
+    counts: dict[int, int] = {}
+    captured: dict[int, list[str]] = {}
+    for n in (2, 10):
+        project, schema = reading_project(readers=2 if n == 2 else 3)
+        case, _series, sops = imaged_case(project)
+        _reader, client = reader_of(project, case, FIRST)
+        for _ in range(n):
+            _reading_of(case, schema, submitted=False)
+        counts[n], captured[n], response = count_queries(
+            functools.partial(submit, client, case, FIRST, regions(sops, n))
+        )
+        assert response.status_code == 201, response.content
+        assert Case.objects.get(pk=case.pk).status == CaseStatus.AWAITING_CROSS_VERIFICATION
+    assert_same_and_small(counts, captured, MAX_FIRST)
+
+
+@pytest.mark.django_db
+def test_submission_that_completes_no_step_queries_do_not_grow_with_regions_or_readings() -> None:
+    """A second reading of three: the case waits for the third, nothing is evaluated."""
+    counts: dict[int, int] = {}
+    captured: dict[int, list[str]] = {}
+    for n in (2, 10):
+        project, _schema = reading_project(readers=3 if n == 2 else 11)
+        case, _series, sops = imaged_case(project)
+        _first, first = reader_of(project, case, FIRST)
+        assert submit(first, case, FIRST, regions(sops, n)).status_code == 201
+        for _ in range(n - 2):  # other second readers' submitted readings (more with the larger case)
+            _other, other = reader_of(project, case, SECOND)
+            assert submit(other, case, SECOND, regions(sops, n)).status_code == 201
+        _reader, client = reader_of(project, case, SECOND)
+        counts[n], captured[n], response = count_queries(
+            functools.partial(submit, client, case, SECOND, regions(sops, n))
+        )
+        assert response.status_code == 201, response.content
+        assert Case.objects.get(pk=case.pk).status == CaseStatus.AWAITING_CROSS_VERIFICATION
+        assert not AgreementResult.objects.filter(case=case).exists()
+    assert_same_and_small(counts, captured, MAX_WAITING)
+
+
+@pytest.mark.parametrize("agree", [True, False], ids=["agreed", "disputed"])
+@pytest.mark.django_db
+def test_last_submission_queries_do_not_grow_with_regions_or_readings(agree: bool) -> None:
+    """The last reading starts the agreement check: 2 readers with 2 regions against 3 readers with 10. The
+    readings agree (a consensus label is stored) or not (the case goes to the panel, whose experts are seated)."""
+    counts: dict[int, int] = {}
+    captured: dict[int, list[str]] = {}
+    for n in (2, 10):
+        readers = 2 if n == 2 else 3
+        project, schema = reading_project(readers=readers)
+        for _ in range(n + 2):  # experts for the panel (more than its three seats), more with the larger case
+            MembershipFactory(project=project, user=new_user("expert"), role=Role.EXPERT)
+        case, _series, sops = imaged_case(project)
+        items = regions(sops, n)
+        _first, first = reader_of(project, case, FIRST)
+        assert submit(first, case, FIRST, items).status_code == 201
+        for _ in range(readers - 2):
+            _other, other = reader_of(project, case, SECOND)
+            assert submit(other, case, SECOND, items).status_code == 201
+        for _ in range(n):  # drafts of readers who were replaced: not counted, not compared
+            _reading_of(case, schema, submitted=False)
+        last_items = items if agree else [{**items[0], "value": "no"}]
+        _reader, client = reader_of(project, case, SECOND)
+        counts[n], captured[n], response = count_queries(functools.partial(submit, client, case, SECOND, last_items))
+        assert response.status_code == 201, response.content
+        assert Case.objects.get(pk=case.pk).status == (CaseStatus.AGREED if agree else CaseStatus.IN_PANEL)
+        result = AgreementResult.objects.get(case=case)
+        assert result.agreed is agree and result.revisions.count() == readers
+        if agree:
+            consensus = Annotation.objects.get(case=case, role="consensus")
+            assert consensus.current_revision is not None
+            assert sum(1 for item in consensus.current_revision.items if item["label"] == "nodule_box") == n
+        else:
+            assert Assignment.objects.filter(case=case, role=ReadingRole.PANEL_MEMBER).count() == 3
+        assert CaseEvent.objects.filter(case=case).count() == (2 if agree else 3)
+    assert_same_and_small(counts, captured, MAX_AGREED if agree else MAX_DISPUTED)
