@@ -153,6 +153,12 @@ def reading_submit(
         submit=True,
         geometry=geometry,
     )
+    from review.gold import gold_reading_score
+
+    if gold_reading_score(revision=revision) is not None:
+        # A gold case is scored, never moved on: it stays open to other readers and out of the panel.
+        schedule_dashboards_refresh(case.project_id)
+        return revision
     _hand_over(annotation=revision.annotation, actor=reader)
     return revision
 

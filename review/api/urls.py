@@ -1,6 +1,6 @@
 from django.urls import path
 
-from review.api import correction_views, dashboard_views, views
+from review.api import correction_views, dashboard_views, gold_views, views
 
 urlpatterns = [
     path("projects/<slug:slug>/review-policy/", views.ReviewPolicyView.as_view(), name="review-policy"),
@@ -32,4 +32,10 @@ urlpatterns += [
     path("projects/<slug:slug>/dashboard/", dashboard_views.ProjectDashboardView.as_view(), name="project-dashboard"),
     path("projects/<slug:slug>/readers/", dashboard_views.ReaderStatsView.as_view(), name="project-readers"),
     path("projects/<slug:slug>/reader-pairs/", dashboard_views.ReaderPairsView.as_view(), name="project-reader-pairs"),
+]
+
+urlpatterns += [
+    path("cases/<int:case_id>/gold/", gold_views.GoldCaseView.as_view(), name="case-gold"),
+    path("cases/<int:case_id>/reading-feedback/", gold_views.ReadingFeedbackView.as_view(), name="case-feedback"),
+    path("projects/<slug:slug>/gold-scores/", gold_views.GoldScoresView.as_view(), name="project-gold-scores"),
 ]
