@@ -214,9 +214,17 @@ def open_statuses(project: Project, role: str) -> list[str]:
             mode = project.review_policy.mode
         except ObjectDoesNotExist:
             mode = ""
-        if mode == "verification":
+        # Adaptive second reading decides after the first reading whether a second is needed: the slot opens then.
+        if mode == "verification" or _adaptive(project):
             statuses = [CaseStatus.AWAITING_CROSS_VERIFICATION]
     return statuses
+
+
+def _adaptive(project: Project) -> bool:
+    try:
+        return bool(project.review_policy.adaptive_second_read)
+    except ObjectDoesNotExist:
+        return False
 
 
 def slots_for_role(project: Project, role: str) -> int:
