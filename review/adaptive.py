@@ -21,14 +21,15 @@ reason in words and in ``metrics``: routing, reason codes, the AI comparison, th
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from annotation.models import Annotation, AnnotationRevision, Case, CaseStatus, Project
+from annotation.models import Annotation, AnnotationRevision, Case, CaseStatus, Project, ReadingRole
 from config.types import User
 from review.evaluation import AGREED, DISAGREED, evaluate
 from review.gold import reader_gold_record
-from review.models import AgreementResult, CaseEvent, ReviewPolicy
+from review.models import AgreementResult, CaseEvent, GoldCase, PanelVote, ReviewPolicy
 from review.workflow import case_transition
 
 SINGLE = "single"
@@ -180,3 +181,59 @@ def adaptive_route(*, case: Case, annotation: Annotation, actor: User, policy: R
         case=case, to=to, actor=actor, reason=f"first reading submitted by {actor.username}; {reason}", metrics=metrics
     )
     return route
+
+
+def reading_routes(project: Project) -> dict[str, Any]:
+    """What reading cost the project, for its managers: cases read once, twice, and by the panel (gold cases apart),
+    readings per case (panel votes included), and the adaptive decisions with their reasons."""
+    gold_ids = set(GoldCase.objects.filter(case__project=project).values_list("case_id", flat=True))
+    statuses = Counter(
+        status for pk, status in Case.objects.filter(project=project).values_list("pk", "status") if pk not in gold_ids
+    )
+    once = statuses[CaseStatus.SINGLE_READ]
+    twice = statuses[CaseStatus.AGREED]
+    panel = statuses[CaseStatus.DISPUTED] + statuses[CaseStatus.IN_PANEL] + statuses[CaseStatus.ADJUDICATED]
+    in_reading = statuses[CaseStatus.AWAITING_FIRST_READ] + statuses[CaseStatus.AWAITING_CROSS_VERIFICATION]
+    routed = once + twice + panel
+    readings = (
+        Annotation.objects.filter(
+            case__project=project,
+            role__in=[ReadingRole.FIRST_READER, ReadingRole.SECOND_READER],
+            status=Annotation.Status.SUBMITTED,
+        )
+        .exclude(case_id__in=gold_ids)
+        .count()
+    )
+    votes = PanelVote.objects.filter(case__project=project).exclude(case_id__in=gold_ids).count()
+    decisions = list(
+        CaseEvent.objects.filter(case__project=project, metrics__has_key="routing").values_list("metrics", flat=True)
+    )
+    reasons: Counter[str] = Counter()
+    for metrics in decisions:
+        reasons.update(str(code) for code in metrics.get("reasons", []))
+    seconds = sum(metrics.get("routing") == SECOND for metrics in decisions)
+
+    def share(n: int) -> float | None:
+        return round(n / routed, 4) if routed else None
+
+    policy = ReviewPolicy.objects.filter(project=project).first()
+    return {
+        "cases": {
+            "read_once": once,
+            "read_twice": twice,
+            "by_panel": panel,
+            "in_reading": in_reading,
+            "gold": len(gold_ids),
+        },
+        "shares": {"read_once": share(once), "read_twice": share(twice), "by_panel": share(panel)},
+        "readings_per_case": round((readings + votes) / routed, 4) if routed else None,
+        "readings": readings,
+        "panel_votes": votes,
+        "adaptive": {
+            "decisions": len(decisions),
+            "second_reads": seconds,
+            "second_read_share": round(seconds / len(decisions), 4) if decisions else None,
+            "target": policy.second_read_target if policy and policy.adaptive_second_read else None,
+            "reasons": dict(sorted(reasons.items())),
+        },
+    }

@@ -18,7 +18,7 @@ from annotation.api.views import _case_for
 from annotation.models import AnnotationRevision, Case
 from annotation.selectors import is_manager
 from config.errors import NotFoundError
-from review import gold
+from review import adaptive, gold
 from review.api.dashboard_views import _managed_project
 from review.models import GoldCase
 
@@ -107,3 +107,12 @@ class ReadingFeedbackView(APIView):
         if feedback is None:
             raise NotFoundError(_("No feedback on your reading of case %(case)s") % {"case": case.pk})
         return Response(feedback)
+
+
+class ReadingRoutesView(APIView):
+    """Per project: the share of cases read once, twice and by the panel, readings per case, and the adaptive
+    routing decisions with their reasons (managers)."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(adaptive.reading_routes(_managed_project(request, slug)))

@@ -38,4 +38,5 @@ urlpatterns += [
     path("cases/<int:case_id>/gold/", gold_views.GoldCaseView.as_view(), name="case-gold"),
     path("cases/<int:case_id>/reading-feedback/", gold_views.ReadingFeedbackView.as_view(), name="case-feedback"),
     path("projects/<slug:slug>/gold-scores/", gold_views.GoldScoresView.as_view(), name="project-gold-scores"),
+    path("projects/<slug:slug>/reading-routes/", gold_views.ReadingRoutesView.as_view(), name="project-reading-routes"),
 ]

@@ -101,6 +101,15 @@ def test_adaptive_policy_accepts_one_case_and_sends_another_to_a_second_reader(
     assert disagreeing.status == CaseStatus.IN_PANEL
     assert next_status(reviewer, "second_reader") == 204  # the accepted case never opened to a second reader
 
+    # The managers' figures: cases read once, twice, by the panel (the gold case apart), and the routing reasons.
+    assert reviewer.get(f"{API}/projects/{SLUG}/reading-routes/").status_code == 403
+    routes = ok(manager.get(f"{API}/projects/{SLUG}/reading-routes/"))
+    assert routes["cases"] == {"read_once": 1, "read_twice": 0, "by_panel": 1, "in_reading": 0, "gold": 1}
+    assert routes["shares"] == {"read_once": 0.5, "read_twice": 0.0, "by_panel": 0.5}
+    assert routes["readings_per_case"] == 1.5  # one reading, then two (no panel vote yet)
+    assert routes["adaptive"]["decisions"] == 2 and routes["adaptive"]["second_reads"] == 1
+    assert routes["adaptive"]["reasons"] == {AI_AGREES: 1, AI_DISAGREES: 1, RECORD_OK: 2}
+
 
 def test_a_reader_without_a_record_gets_a_second_reading(
     reading_cases: list[Case], clients: dict[str, Client], chest_values: Any
