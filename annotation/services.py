@@ -278,7 +278,9 @@ def _gold_due(project: Project, user: User) -> bool:
 def _open_gold_cases(project: Project, user: User, role: str) -> Any:
     """Gold cases the reader has not read: each is read by every reader who is served it, so it has no slot limit
     (review.gold; the reverse relation ``gold`` keeps annotation free of review imports)."""
-    if role == ReadingRole.PANEL_MEMBER:
+    if CaseStatus.AWAITING_FIRST_READ not in open_statuses(project, role):
+        # Panel seats; and second readers who only ever get cases with a first reading (verification, adaptive):
+        # a case without one would stand out as gold.
         return Case.objects.none()
     return (
         Case.objects.filter(project=project, status=CaseStatus.AWAITING_FIRST_READ, gold__isnull=False)
@@ -336,7 +338,7 @@ def _claim_next_locked(project: Project, user: User, role: str) -> Assignment | 
     )
     if active is not None:
         return active
-    if _gold_due(project, user) and role != ReadingRole.PANEL_MEMBER:
+    if role != ReadingRole.PANEL_MEMBER and _gold_due(project, user):
         for case in _open_gold_cases(project, user, role)[:10]:
             taken = Assignment.objects.filter(case=case, role=role).count()
             if (claimed := _claim_slot(case, user, role, taken + 1)) is not None:

@@ -253,3 +253,19 @@ def test_confidence_intervals() -> None:
     assert wilson_interval(10, 10)[1] == 1.0
     figure = mean_interval([0.8, 0.9, 0.7, 0.85])
     assert figure["ci_low"] < figure["value"] == 0.8125 < figure["ci_high"]
+
+
+def test_second_readers_who_verify_are_never_served_a_gold_case(
+    reading_cases: list[Case], clients: dict[str, Client], chest_values: Any
+) -> None:
+    """In verification mode (and under adaptive routing) a second reader only ever gets a case with a first reading:
+    a gold case, which stays without one for them, would stand out, and would show them other readers' readings."""
+    manager, annotator, reviewer = clients["manager"], clients["annotator"], clients["reviewer"]
+    set_policy(manager, SLUG, mode="verification", gold_rate=1.0)
+    gold_case = reading_cases[0]
+    mark_gold(manager, gold_case.pk, values=chest_values(gold_case))
+    assert claim(annotator, SLUG, "first_reader") == gold_case.pk
+    save(annotator, gold_case.pk, chest_values(gold_case), role="first_reader")
+    refused = reviewer.post(f"{API}/projects/{SLUG}/worklist/next/", data={"role": "second_reader"}, content_type=JSON)
+    assert refused.status_code == 204
+    assert not Assignment.objects.filter(case=gold_case, user__username="reviewer").exists()
