@@ -269,3 +269,29 @@ def test_second_readers_who_verify_are_never_served_a_gold_case(
     refused = reviewer.post(f"{API}/projects/{SLUG}/worklist/next/", data={"role": "second_reader"}, content_type=JSON)
     assert refused.status_code == 204
     assert not Assignment.objects.filter(case=gold_case, user__username="reviewer").exists()
+
+
+def test_where_a_single_reading_can_be_final_a_submitted_gold_case_shows_closed_like_the_others(
+    reading_cases: list[Case], clients: dict[str, Client], chest_values: Any
+) -> None:
+    """Every case read once is closed to its reader on submission; the gold case (still open to other gold
+    readers) must not stay "submitted" and stand out in the worklist, the case list or the case."""
+    manager, annotator = clients["manager"], clients["annotator"]
+    set_policy(manager, SLUG, second_read_share=0.0, gold_rate=0.5)
+    gold_case = reading_cases[2]
+    mark_gold(manager, gold_case.pk, values=chest_values(gold_case))
+    normal_id = claim(annotator, SLUG, "first_reader")
+    save(annotator, normal_id, chest_values(Case.objects.get(pk=normal_id)), role="first_reader")
+    assert claim(annotator, SLUG, "first_reader") == gold_case.pk
+    save(annotator, gold_case.pk, chest_values(gold_case), role="first_reader")
+    assert Case.objects.get(pk=normal_id).status == CaseStatus.SINGLE_READ
+    assert Case.objects.get(pk=gold_case.pk).status == CaseStatus.AWAITING_FIRST_READ
+    for case_id in (normal_id, gold_case.pk):
+        assert worklist_row(annotator, case_id)["case"]["status"] == "closed"
+        assert ok(annotator.get(f"{API}/cases/{case_id}/"))["status"] == "closed"
+    listed = ok(annotator.get(f"{API}/projects/{SLUG}/cases/"))
+    rows = listed["results"] if isinstance(listed, dict) else listed
+    shown = {row["id"]: row["status"] for row in rows}
+    assert shown[normal_id] == shown[gold_case.pk] == "closed"
+    # The manager sees the workflow status: the gold case is still open for reading.
+    assert ok(manager.get(f"{API}/cases/{gold_case.pk}/"))["status"] == CaseStatus.AWAITING_FIRST_READ
