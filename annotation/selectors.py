@@ -102,19 +102,39 @@ def reader_view(user: AnyUser, project: Project) -> bool:
     return not is_manager(user, project) and blind_reading(project)
 
 
-def reader_status(status: str, submitted_by_you: bool) -> str:
+def gold_shows_closed(project: Project) -> bool:
+    """Whether a gold case (review.gold) shows as closed to a reader once they submitted it.
+
+    A gold case stays in the reading phase for the next gold reader, so by its workflow status it would stay
+    "submitted" to those who read it. Where cases may be final after one reading (sampled or adaptive second
+    reading) that would set it apart from the others, which close when their reading is accepted: there it shows
+    closed. Where every case is read twice it shows "submitted", as a case awaiting its other reader does.
+    (The policy is read through the reverse relation, so annotation need not import review.)"""
+    try:
+        policy = project.review_policy
+    except ObjectDoesNotExist:
+        return False
+    return bool(policy.adaptive_second_read) or float(policy.second_read_share) < 1.0
+
+
+def reader_status(status: str, submitted_by_you: bool, *, gold_closed: bool = False) -> str:
+    if submitted_by_you and gold_closed:
+        return READER_CLOSED
     if status in READING_PHASE:
         return READER_SUBMITTED if submitted_by_you else READER_IN_PROGRESS
     return READER_CLOSED
 
 
-def with_reader_status(user: AnyUser, cases: QuerySet[Case]) -> QuerySet[Case]:
+def with_reader_status(user: AnyUser, cases: QuerySet[Case], project: Project | None = None) -> QuerySet[Case]:
     """Annotate ``shown_status``: the reader-facing status on cases the user reads, the real one elsewhere."""
     mine = Assignment.objects.filter(case=OuterRef("pk"), user__pk=user_pk(user), role__in=READER_ROLES)
+    closed = ~Q(status__in=READING_PHASE)
+    if project is not None and gold_shows_closed(project):
+        closed |= Q(Exists(mine.filter(status=Assignment.Status.SUBMITTED)), gold__isnull=False)
     return cases.annotate(
         shown_status=SqlCase(
             When(~Exists(mine), then=F("status")),
-            When(~Q(status__in=READING_PHASE), then=Value(READER_CLOSED)),
+            When(closed, then=Value(READER_CLOSED)),
             When(Exists(mine.filter(status=Assignment.Status.SUBMITTED)), then=Value(READER_SUBMITTED)),
             default=Value(READER_IN_PROGRESS),
         )
@@ -124,10 +144,18 @@ def with_reader_status(user: AnyUser, cases: QuerySet[Case]) -> QuerySet[Case]:
 def hide_case_statuses(user: AnyUser, project: Project, assignments: list[Assignment]) -> list[Assignment]:
     """Set ``shown_status`` on the cases of the user's own assignments (worklist, claim, a case's assignments)."""
     if reader_view(user, project):
+        gold: set[int] = set()
+        if gold_shows_closed(project):
+            ids = [a.case_id for a in assignments if a.status == Assignment.Status.SUBMITTED]
+            gold = (
+                set(Case.objects.filter(pk__in=ids, gold__isnull=False).values_list("pk", flat=True)) if ids else set()
+            )
         for assignment in assignments:
             if assignment.role in READER_ROLES and assignment.user_id == user_pk(user):
                 submitted = assignment.status == Assignment.Status.SUBMITTED
-                assignment.case.shown_status = reader_status(assignment.case.status, submitted)  # type: ignore[attr-defined]
+                assignment.case.shown_status = reader_status(  # type: ignore[attr-defined]
+                    assignment.case.status, submitted, gold_closed=assignment.case_id in gold
+                )
     return assignments
 
 
@@ -138,14 +166,19 @@ def hide_case_status(user: AnyUser, case: Case) -> Case:
         statuses = list(mine.values_list("status", flat=True))
         if statuses:
             submitted = Assignment.Status.SUBMITTED in statuses
-            case.shown_status = reader_status(case.status, submitted)  # type: ignore[attr-defined]
+            gold = (
+                submitted
+                and gold_shows_closed(case.project)
+                and Case.objects.filter(pk=case.pk, gold__isnull=False).exists()
+            )
+            case.shown_status = reader_status(case.status, submitted, gold_closed=gold)  # type: ignore[attr-defined]
     return case
 
 
 def case_list(user: AnyUser, project: Project) -> QuerySet[Case]:
     cases = cases_visible_to(user, project).select_related("study", "series").order_by("-priority", "created_at", "pk")
     if reader_view(user, project):
-        cases = with_reader_status(user, cases)
+        cases = with_reader_status(user, cases, project)
     if is_manager(user, project):
         return cases.annotate(
             readers_assigned=Count("assignments", distinct=True),

@@ -11,7 +11,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Subquery, Value
+from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -214,9 +214,17 @@ def open_statuses(project: Project, role: str) -> list[str]:
             mode = project.review_policy.mode
         except ObjectDoesNotExist:
             mode = ""
-        if mode == "verification":
+        # Adaptive second reading decides after the first reading whether a second is needed: the slot opens then.
+        if mode == "verification" or _adaptive(project):
             statuses = [CaseStatus.AWAITING_CROSS_VERIFICATION]
     return statuses
+
+
+def _adaptive(project: Project) -> bool:
+    try:
+        return bool(project.review_policy.adaptive_second_read)
+    except ObjectDoesNotExist:
+        return False
 
 
 def slots_for_role(project: Project, role: str) -> int:
@@ -246,6 +254,41 @@ def check_reader_role(project: Project, user: User, role: str) -> None:
         raise PermissionDeniedError(f"Reading as {role} needs the {needed} role in project {project.slug!r}")
 
 
+def gold_rate(project: Project) -> float:
+    """The review policy's gold rate (read through the reverse relation, so annotation need not import review)."""
+    try:
+        return float(project.review_policy.gold_rate)
+    except ObjectDoesNotExist:
+        return 0.0
+
+
+def _gold_due(project: Project, user: User) -> bool:
+    """Whether the reader's next case should be a gold case: serving one keeps the share of gold cases among the
+    cases served to them (in any reading role, released ones not counted) at or under the policy's gold rate."""
+    rate = gold_rate(project)
+    if rate <= 0:
+        return False
+    served = Assignment.objects.filter(
+        case__project=project, user=user, role__in=[ReadingRole.FIRST_READER, ReadingRole.SECOND_READER]
+    ).exclude(status=Assignment.Status.RELEASED)
+    counts = served.aggregate(n=Count("pk"), gold=Count("pk", filter=Q(case__gold__isnull=False)))
+    return counts["gold"] + 1 <= rate * (counts["n"] + 1) + 1e-9
+
+
+def _open_gold_cases(project: Project, user: User, role: str) -> Any:
+    """Gold cases the reader has not read: each is read by every reader who is served it, so it has no slot limit
+    (review.gold; the reverse relation ``gold`` keeps annotation free of review imports)."""
+    if CaseStatus.AWAITING_FIRST_READ not in open_statuses(project, role):
+        # Panel seats; and second readers who only ever get cases with a first reading (verification, adaptive):
+        # a case without one would stand out as gold.
+        return Case.objects.none()
+    return (
+        Case.objects.filter(project=project, status=CaseStatus.AWAITING_FIRST_READ, gold__isnull=False)
+        .exclude(Exists(Assignment.objects.filter(case=OuterRef("pk"), user=user)))
+        .order_by("-priority", "created_at", "pk")
+    )
+
+
 def _open_cases(project: Project, user: User, role: str) -> Any:
     slots = slots_for_role(project, role)
     # Correlated subqueries rather than a join with GROUP BY: PostgreSQL then walks the worklist index
@@ -258,7 +301,7 @@ def _open_cases(project: Project, user: User, role: str) -> Any:
         .values("n")
     )
     return (
-        Case.objects.filter(project=project, status__in=open_statuses(project, role))
+        Case.objects.filter(project=project, status__in=open_statuses(project, role), gold__isnull=True)
         .exclude(Exists(Assignment.objects.filter(case=OuterRef("pk"), user=user)))
         .alias(taken=Coalesce(Subquery(taken, output_field=IntegerField()), Value(0)))
         .filter(taken__lt=slots)
@@ -295,6 +338,11 @@ def _claim_next_locked(project: Project, user: User, role: str) -> Assignment | 
     )
     if active is not None:
         return active
+    if role != ReadingRole.PANEL_MEMBER and _gold_due(project, user):
+        for case in _open_gold_cases(project, user, role)[:10]:
+            taken = Assignment.objects.filter(case=case, role=role).count()
+            if (claimed := _claim_slot(case, user, role, taken + 1)) is not None:
+                return claimed
     slots = slots_for_role(project, role)
     for _attempt in range(20):
         candidates = list(_open_cases(project, user, role)[:10])

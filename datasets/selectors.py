@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from annotation.models import Annotation, AnnotationRevision, Case, CaseStatus, Project, ReadingRole
 from config.types import AnyUser
 from datasets.models import Export
 from imaging.models import Series
 from review.evaluation import entry_status
-from review.models import AgreementResult, CaseEvent, PanelVote
+from review.models import AgreementResult, CaseEvent, GoldCase, PanelVote
 
 UID_PATTERN = re.compile(r"\b\d+(?:\.\d+){3,}\b")
 # QA levels in increasing order of verification; a case counts at its level and every lower one.
@@ -26,6 +26,8 @@ QA_LEVEL_OF_STATUS = {
     CaseStatus.AGREED: "agreed",
     CaseStatus.ADJUDICATED: "adjudicated",
 }
+# Gold-standard cases, exported only when asked for: their reference label is the final label.
+GOLD_LEVEL = "gold"
 # The annotation holding the final label at each level.
 FINAL_ROLE = {"single_read": ReadingRole.FIRST_READER, "agreed": "consensus", "adjudicated": "adjudicated"}
 
@@ -44,10 +46,19 @@ def select_cases(
     modalities: list[str],
     study_date_from: str,
     study_date_to: str,
+    include_gold: bool = False,
 ) -> list[SelectedCase]:
-    """Cases at or above ``min_qa_level`` matching the filters, each with the revision of its final label."""
+    """Cases at or above ``min_qa_level`` matching the filters, each with the revision of its final label.
+
+    Gold-standard cases (review.gold) are left out: their label is the reference readers are measured against,
+    and a dataset that also trains or tests on it would leak the test. ``include_gold`` adds them, each with
+    its reference as the final label (QA level "gold")."""
     statuses = [s for s, level in QA_LEVEL_OF_STATUS.items() if QA_LEVELS[level] >= QA_LEVELS[min_qa_level]]
-    cases = Case.objects.filter(project=project, status__in=statuses)
+    cases = Case.objects.filter(project=project)
+    if include_gold:
+        cases = cases.filter(Q(status__in=statuses, gold__isnull=True) | Q(gold__isnull=False))
+    else:
+        cases = cases.filter(status__in=statuses, gold__isnull=True)
     if modalities:
         with_modality = Series.objects.filter(modality__in=modalities).values("study_id")
         cases = cases.filter(study_id__in=with_modality)
@@ -56,6 +67,9 @@ def select_cases(
     if study_date_to:
         cases = cases.filter(study__study_date__lte=study_date_to)
     rows = list(cases.order_by("pk").values_list("pk", "status"))
+    gold_references = dict(
+        GoldCase.objects.filter(case_id__in=[pk for pk, _ in rows]).values_list("case_id", "reference_id")
+    )
     finals: dict[tuple[int, str], int] = {}
     annotations = Annotation.objects.filter(
         case_id__in=[pk for pk, _ in rows],
@@ -67,6 +81,9 @@ def select_cases(
         finals[(case_id, role)] = revision_id
     selected = []
     for case_id, status in rows:
+        if case_id in gold_references:
+            selected.append(SelectedCase(case_id=case_id, revision_id=gold_references[case_id], qa_level=GOLD_LEVEL))
+            continue
         level = QA_LEVEL_OF_STATUS[CaseStatus(status)]
         final_id = finals.get((case_id, FINAL_ROLE[level]))
         if final_id is not None:

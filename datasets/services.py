@@ -163,9 +163,15 @@ def export_create(
         "study_date_to": date_to,
         "exclude_quality_warnings": bool(filters.get("exclude_quality_warnings", False)),
         "mask_label": mask_label,
+        "include_gold": bool(filters.get("include_gold", False)),
     }
     selected = select_cases(
-        project=project, min_qa_level=min_level, modalities=modalities, study_date_from=date_from, study_date_to=date_to
+        project=project,
+        min_qa_level=min_level,
+        modalities=modalities,
+        study_date_from=date_from,
+        study_date_to=date_to,
+        include_gold=normalised["include_gold"],
     )
     if not selected:
         counts = Case.objects.filter(project=project).count()

@@ -66,6 +66,21 @@ class ReviewPolicy(models.Model):
     # chair's (or the senior expert's) casting vote then decides among the votes cast. Null: no deadline.
     panel_deadline_hours = models.PositiveIntegerField(null=True, blank=True)
     sampling_seed = models.PositiveIntegerField(default=0)
+    # Gold-standard cases (review.gold): the share of a reader's served cases that are gold, mixed into "next";
+    # and whether a reader is shown their score against the reference once they submitted a gold reading.
+    gold_rate = models.FloatField(default=0.0)
+    gold_feedback = models.BooleanField(default=False)
+    # Adaptive second reading (review.adaptive): after the first reading, a single reading is accepted when the AI
+    # proposal agrees with it within the thresholds above and the reader's gold and peer records reach the bar;
+    # otherwise a second reading follows (and the panel on disagreement). Replaces second_read_share's sampling.
+    adaptive_second_read = models.BooleanField(default=False)
+    # The bar: the reader's exact agreement with gold references and their share of double-read cases agreed with
+    # a peer, each counted once the reader has at least ``adaptive_min_record_cases`` of them.
+    adaptive_min_agreement = models.FloatField(default=0.8)
+    adaptive_min_record_cases = models.PositiveIntegerField(default=5)
+    # The budget: the share of first readings that get a second one. Cases that fail a check always do; cases that
+    # pass are sent to a second reader too while the share so far is under the target, so it holds over a batch.
+    second_read_target = models.FloatField(default=0.4)
 
     def __str__(self) -> str:
         return f"review policy of {self.project_id}"
@@ -166,3 +181,52 @@ class Correction(models.Model):
 
     def __str__(self) -> str:
         return f"correction of case {self.case_id} by {self.expert_id}"
+
+
+class GoldCase(models.Model):
+    """A case with a reference label that readers are measured against (review.gold).
+
+    Served to readers like any other case (each reader reads it once, as many readers as come); their readings
+    are scored against ``reference`` and never move the case: it stays in the reading phase, never goes to the
+    panel, and is left out of exports unless an export asks for gold cases."""
+
+    class Source(models.TextChoices):
+        ADJUDICATED = "adjudicated", "The case's adjudicated label"
+        CONSENSUS = "consensus", "The case's agreed (consensus) label"
+        POSTED = "posted", "A reference reading posted or imported by a manager"
+
+    case = models.OneToOneField(Case, on_delete=models.CASCADE, related_name="gold")
+    reference = models.ForeignKey("annotation.AnnotationRevision", on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    marked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"gold case {self.case_id}"
+
+
+class GoldScore(models.Model):
+    """One reader's submitted reading of a gold case scored against its reference. Appended, never updated."""
+
+    gold_case = models.ForeignKey(GoldCase, on_delete=models.CASCADE, related_name="scores")
+    reader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="gold_scores")
+    revision = models.OneToOneField("annotation.AnnotationRevision", on_delete=models.PROTECT, related_name="+")
+    # Per label: kind, status (agreed / disagreed / not compared), metrics; values of choice labels (for kappa),
+    # Dice of masks, lesion counts (tp, fp, fn) of boxes and regions.
+    labels = models.JSONField(default=list)
+    labels_agreed = models.PositiveIntegerField(default=0)
+    labels_compared = models.PositiveIntegerField(default=0)
+    dice = models.FloatField(null=True, blank=True)  # mean over the mask labels compared
+    lesions_tp = models.PositiveIntegerField(default=0)
+    lesions_fp = models.PositiveIntegerField(default=0)
+    lesions_fn = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["gold_case", "reader"], name="one_gold_score_per_reader")]
+        ordering = ["reader_id", "created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"gold score of {self.reader_id} on case {self.gold_case.case_id}"

@@ -37,7 +37,9 @@ def extra_visible_annotations(user: AnyUser, case: Case) -> Q:
             role__in=[*READING_ROLES, ReadingRole.PANEL_MEMBER, "consensus", "adjudicated"],
             status=Annotation.Status.SUBMITTED,
         )
-    if ReadingRole.SECOND_READER in roles:
+    # Not while the case awaits its first reading: there is none to verify yet, and a gold case (review.gold) stays
+    # there with every gold reader's reading, which no other reader may see.
+    if ReadingRole.SECOND_READER in roles and case.status != CaseStatus.AWAITING_FIRST_READ:
         mode = ReviewPolicy.objects.filter(project_id=case.project_id).values_list("mode", flat=True).first()
         if mode == ReviewPolicy.Mode.VERIFICATION:
             visible |= Q(role=ReadingRole.FIRST_READER, status=Annotation.Status.SUBMITTED)

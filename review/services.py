@@ -195,6 +195,12 @@ def reading_submit(
         submit=True,
         geometry=geometry,
     )
+    from review.gold import gold_reading_score
+
+    if gold_reading_score(revision=revision) is not None:
+        # A gold case is scored, never moved on: it stays open to other readers and out of the panel.
+        schedule_dashboards_refresh(case.project_id)
+        return revision
     _hand_over(annotation=revision.annotation, actor=reader)
     return revision
 
@@ -209,6 +215,11 @@ def _hand_over(*, annotation: Annotation, actor: User) -> None:
     policy = policy_for(case)
     schedule_dashboards_refresh(case.project_id)  # a submission counts (time per case) even without a transition
     if annotation.role == ReadingRole.FIRST_READER and case.status == CaseStatus.AWAITING_FIRST_READ:
+        if policy.adaptive_second_read:
+            from review.adaptive import adaptive_route
+
+            adaptive_route(case=case, annotation=annotation, actor=actor, policy=policy)
+            return  # second readers open only once it routes the case to them (annotation.services.open_statuses)
         if not needs_second_read(case, policy):
             case_transition(
                 case=case,

@@ -19,8 +19,10 @@ TRANSITIONS: dict[str, set[str]] = {
     S.DISPUTED: {S.IN_PANEL},
     S.IN_PANEL: {S.ADJUDICATED},
     S.SINGLE_READ: set(),
-    S.AGREED: set(),
-    S.ADJUDICATED: set(),
+    # Only when a manager makes the case a gold-standard case with its final label as the reference (review.gold):
+    # it is then read again, by readers who are measured against that label.
+    S.AGREED: {S.AWAITING_FIRST_READ},
+    S.ADJUDICATED: {S.AWAITING_FIRST_READ},
 }
 
 

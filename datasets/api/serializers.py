@@ -16,6 +16,10 @@ class ExportFiltersInput(serializers.Serializer[Any]):
     study_date_from = serializers.CharField(required=False, allow_blank=True)
     study_date_to = serializers.CharField(required=False, allow_blank=True)
     exclude_quality_warnings = serializers.BooleanField(required=False)
+    include_gold = serializers.BooleanField(
+        required=False,
+        help_text="Also export the gold-standard cases, with their reference label (left out by default)",
+    )
     mask_label = serializers.CharField(required=False, allow_blank=True)
 
 

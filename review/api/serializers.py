@@ -34,9 +34,18 @@ class ReviewPolicySerializer(serializers.ModelSerializer[ReviewPolicy]):
             "chair_username",
             "panel_deadline_hours",
             "sampling_seed",
+            "gold_rate",
+            "gold_feedback",
+            "adaptive_second_read",
+            "adaptive_min_agreement",
+            "adaptive_min_record_cases",
+            "second_read_target",
         ]
         extra_kwargs = {
             "second_read_share": {"min_value": 0.0, "max_value": 1.0},
+            "gold_rate": {"min_value": 0.0, "max_value": 1.0},
+            "adaptive_min_agreement": {"min_value": 0.0, "max_value": 1.0},
+            "second_read_target": {"min_value": 0.0, "max_value": 1.0},
             "mask_dice": {"min_value": 0.0, "max_value": 1.0},
             "box_iou": {"min_value": 0.0, "max_value": 1.0},
             "panel_size": {"min_value": 1, "max_value": 15},

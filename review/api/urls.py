@@ -1,6 +1,6 @@
 from django.urls import path
 
-from review.api import audit_views, correction_views, dashboard_views, views
+from review.api import audit_views, correction_views, dashboard_views, gold_views, views
 
 urlpatterns = [
     path("projects/<slug:slug>/review-policy/", views.ReviewPolicyView.as_view(), name="review-policy"),
@@ -37,4 +37,8 @@ urlpatterns += [
 urlpatterns += [
     path("projects/<slug:slug>/audit/", audit_views.AuditLogView.as_view(), name="project-audit"),
     path("projects/<slug:slug>/audit.csv", audit_views.AuditCsvView.as_view(), name="project-audit-csv"),
+    path("cases/<int:case_id>/gold/", gold_views.GoldCaseView.as_view(), name="case-gold"),
+    path("cases/<int:case_id>/reading-feedback/", gold_views.ReadingFeedbackView.as_view(), name="case-feedback"),
+    path("projects/<slug:slug>/gold-scores/", gold_views.GoldScoresView.as_view(), name="project-gold-scores"),
+    path("projects/<slug:slug>/reading-routes/", gold_views.ReadingRoutesView.as_view(), name="project-reading-routes"),
 ]

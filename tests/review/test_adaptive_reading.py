@@ -1,0 +1,196 @@
+"""Adaptive second reading (issue 14 item 2), through the API: after the first reading the policy accepts a single
+reading when the AI proposal agrees with it and the reader's record reaches the bar, and otherwise sends the case
+to a second reader (then the panel on disagreement); each decision is a case event with its reason; the target
+share of second readings holds over a batch. AI proposals are stored by the service the inference app uses
+(annotation.services.annotation_save_machine)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from annotation.models import Case, CaseStatus, Project
+from annotation.services import annotation_save_machine
+from imaging.models import Study
+from review.adaptive import (
+    AI_AGREES,
+    AI_DISAGREES,
+    BUDGET_FILL,
+    NO_AI_PROPOSAL,
+    RECORD_OK,
+    RECORD_TOO_SHORT,
+    route_decision,
+)
+from review.models import CaseEvent
+from tests.review.conftest import API, JSON, claim, ok, save, set_policy
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SLUG = "nodules"
+
+
+def routing_event(case_id: int) -> CaseEvent:
+    [event] = [e for e in CaseEvent.objects.filter(case_id=case_id).order_by("pk") if "routing" in e.metrics]
+    return event
+
+
+def next_status(client: Client, role: str) -> int:
+    return client.post(f"{API}/projects/{SLUG}/worklist/next/", data={"role": role}, content_type=JSON).status_code
+
+
+def gold_record(manager: Client, annotator: Client, case: Case, chest_values: Any) -> None:
+    """Give the annotator a gold record: one gold case read exactly as its reference."""
+    set_policy(manager, SLUG, gold_rate=1.0)
+    ok(manager.post(f"{API}/cases/{case.pk}/gold/", data={"values": chest_values(case)}, content_type=JSON), 201)
+    assert claim(annotator, SLUG, "first_reader") == case.pk
+    save(annotator, case.pk, chest_values(case), role="first_reader")
+    set_policy(manager, SLUG, gold_rate=0.0)
+
+
+def test_adaptive_policy_accepts_one_case_and_sends_another_to_a_second_reader(
+    reading_cases: list[Case], clients: dict[str, Client], chest_values: Any
+) -> None:
+    manager, annotator, reviewer = clients["manager"], clients["annotator"], clients["reviewer"]
+    gold_case, agreeing, disagreeing = reading_cases
+    gold_record(manager, annotator, gold_case, chest_values)
+    set_policy(
+        manager,
+        SLUG,
+        adaptive_second_read=True,
+        adaptive_min_agreement=0.8,
+        adaptive_min_record_cases=1,
+        second_read_target=0.0,
+    )
+    # AI proposals as the inference app stores them: one with the reader's nodule, one with a nodule elsewhere.
+    annotation_save_machine(case=agreeing, model_version="nodule-net 1.0", values=chest_values(agreeing))
+    far = {"x": 45, "y": 45, "width": 10, "height": 8}
+    annotation_save_machine(
+        case=disagreeing, model_version="nodule-net 1.0", values=chest_values(disagreeing, geometry=far)
+    )
+    # No second reader starts before the first reading is routed.
+    assert next_status(reviewer, "second_reader") == 204
+
+    for _ in range(2):
+        case_id = claim(annotator, SLUG, "first_reader")
+        save(annotator, case_id, chest_values(Case.objects.get(pk=case_id)), role="first_reader")
+
+    agreeing.refresh_from_db()
+    disagreeing.refresh_from_db()
+    assert agreeing.status == CaseStatus.SINGLE_READ
+    assert disagreeing.status == CaseStatus.AWAITING_CROSS_VERIFICATION
+
+    accepted = routing_event(agreeing.pk)
+    assert accepted.to_status == CaseStatus.SINGLE_READ and accepted.metrics["routing"] == "single"
+    assert accepted.metrics["reasons"] == [AI_AGREES, RECORD_OK]
+    assert "single reading accepted" in accepted.reason and "AI proposal agrees" in accepted.reason
+    assert accepted.metrics["reader_record"]["gold"]["cases"] == 1
+
+    routed = routing_event(disagreeing.pk)
+    assert routed.to_status == CaseStatus.AWAITING_CROSS_VERIFICATION and routed.metrics["routing"] == "second"
+    assert routed.metrics["reasons"] == [AI_DISAGREES, RECORD_OK]
+    assert "second reading needed" in routed.reason and "nodule_box" in routed.reason
+    # The manager reads the decisions with their reasons in the case history.
+    history = ok(manager.get(f"{API}/cases/{disagreeing.pk}/events/"))
+    assert any("adaptive routing" in event["reason"] for event in history)
+
+    # The second reader gets only the routed case; disagreeing with the first reading sends it to the panel.
+    assert claim(reviewer, SLUG, "second_reader") == disagreeing.pk
+    save(reviewer, disagreeing.pk, chest_values(disagreeing, nodule_present="no", box=False), role="second_reader")
+    disagreeing.refresh_from_db()
+    assert disagreeing.status == CaseStatus.IN_PANEL
+    assert next_status(reviewer, "second_reader") == 204  # the accepted case never opened to a second reader
+
+    # The managers' figures: cases read once, twice, by the panel (the gold case apart), and the routing reasons.
+    assert reviewer.get(f"{API}/projects/{SLUG}/reading-routes/").status_code == 403
+    routes = ok(manager.get(f"{API}/projects/{SLUG}/reading-routes/"))
+    assert routes["cases"] == {"read_once": 1, "read_twice": 0, "by_panel": 1, "in_reading": 0, "gold": 1}
+    assert routes["shares"] == {"read_once": 0.5, "read_twice": 0.0, "by_panel": 0.5}
+    assert routes["readings_per_case"] == 1.5  # one reading, then two (no panel vote yet)
+    assert routes["adaptive"]["decisions"] == 2 and routes["adaptive"]["second_reads"] == 1
+    assert routes["adaptive"]["reasons"] == {AI_AGREES: 1, AI_DISAGREES: 1, RECORD_OK: 2}
+
+
+def test_a_reader_without_a_record_gets_a_second_reading(
+    reading_cases: list[Case], clients: dict[str, Client], chest_values: Any
+) -> None:
+    manager, annotator = clients["manager"], clients["annotator"]
+    set_policy(manager, SLUG, adaptive_second_read=True, adaptive_min_record_cases=3, second_read_target=0.0)
+    case = reading_cases[0]
+    annotation_save_machine(case=case, model_version="nodule-net 1.0", values=chest_values(case))
+    case_id = claim(annotator, SLUG, "first_reader")
+    assert case_id == case.pk
+    save(annotator, case_id, chest_values(case), role="first_reader")
+    event = routing_event(case_id)
+    assert event.metrics["reasons"] == [AI_AGREES, RECORD_TOO_SHORT]
+    assert "record is too short" in event.reason and event.to_status == CaseStatus.AWAITING_CROSS_VERIFICATION
+    # Without an AI proposal the case is read twice, whatever the record.
+    other_id = claim(annotator, SLUG, "first_reader")
+    save(annotator, other_id, chest_values(Case.objects.get(pk=other_id)), role="first_reader")
+    assert NO_AI_PROPOSAL in routing_event(other_id).metrics["reasons"]
+
+
+def batch_cases(project: Project, n: int) -> list[Case]:
+    """``n`` more cases on studies known by their metadata only: study-level labels need no images."""
+    made = []
+    for i in range(n):
+        study = Study.objects.create(store=project.image_store, study_instance_uid=f"1.2.826.0.1.3680043.99.{i + 1}")
+        made.append(Case.objects.create(project=project, study=study))
+    return made
+
+
+TOLERANCE = 0.05  # one case in twenty
+
+
+def test_the_second_reading_budget_holds_over_a_batch(
+    reading_project: Project, clients: dict[str, Client], chest_values: Any
+) -> None:
+    manager, annotator = clients["manager"], clients["annotator"]
+    Case.objects.filter(project=reading_project).delete()  # the batch alone
+    cases = batch_cases(reading_project, 20)
+    # No record asked for (0 cases): the AI check and the budget decide.
+    set_policy(
+        manager,
+        SLUG,
+        adaptive_second_read=True,
+        adaptive_min_record_cases=0,
+        adaptive_min_agreement=0.0,
+        second_read_target=0.4,
+    )
+    # The AI disagrees on 3 of the 20 (it says "no" where the reader says "yes"); those always get a second reading.
+    disagree = {cases[i].pk for i in (2, 9, 15)}
+    for case in cases:
+        answer = "no" if case.pk in disagree else "yes"
+        annotation_save_machine(
+            case=case, model_version="nodule-net 1.0", values={"items": [{"label": "nodule_present", "value": answer}]}
+        )
+    for _ in cases:
+        case_id = claim(annotator, SLUG, "first_reader")
+        save(annotator, case_id, {"items": [{"label": "nodule_present", "value": "yes"}]}, role="first_reader")
+
+    routes = {case.pk: routing_event(case.pk).metrics for case in cases}
+    second = [pk for pk, metrics in routes.items() if metrics["routing"] == "second"]
+    share = len(second) / len(cases)
+    print(f"second-reading share over the batch: {len(second)}/{len(cases)} = {share:.2f}")
+    assert abs(share - 0.4) <= TOLERANCE, share
+    assert disagree <= set(second)  # a failed check is never traded for the budget
+    filled = [pk for pk in second if BUDGET_FILL in routes[pk]["reasons"]]
+    assert len(filled) == len(second) - len(disagree) and filled
+    assert Case.objects.filter(pk__in=second, status=CaseStatus.AWAITING_CROSS_VERIFICATION).count() == len(second)
+    assert Case.objects.filter(project=reading_project, status=CaseStatus.SINGLE_READ).count() == 20 - len(second)
+
+
+@pytest.mark.parametrize(("target", "failing_every"), [(0.2, 0), (0.4, 7), (0.6, 4), (0.4, 2)])
+def test_route_decision_budget_over_200_decisions(target: float, failing_every: int) -> None:
+    """The rule alone: the share stays at the target (within one decision) unless failed checks exceed it."""
+    seconds = decided = failed = 0
+    for i in range(200):
+        fails = failing_every and i % failing_every == 0
+        failed += bool(fails)
+        ai = {"code": AI_DISAGREES if fails else AI_AGREES, "text": ""}
+        route = route_decision(
+            ai=ai, record={"code": RECORD_OK, "text": ""}, second_reads=seconds, decided=decided, target=target
+        )
+        seconds += route.second
+        decided += 1
+    assert seconds / decided == pytest.approx(max(target, failed / decided), abs=1 / decided + 1e-9)
