@@ -62,8 +62,23 @@ export interface paths {
     /** @description The case's full history (append-only): managers and the case's panel. */
     get: operations["v1_cases_events_list"];
   };
+  "/api/v1/cases/{case_id}/gold/": {
+    /** @description Mark the case as a gold-standard case with its reference label (managers), or see whether it is one. */
+    get: operations["v1_cases_gold_retrieve"];
+    /** @description Mark the case as a gold-standard case with its reference label (managers), or see whether it is one. */
+    post: operations["v1_cases_gold_create"];
+  };
   "/api/v1/cases/{case_id}/predictions/": {
     get: operations["v1_cases_predictions_list"];
+  };
+  "/api/v1/cases/{case_id}/reading-feedback/": {
+    /**
+     * @description Your result on this case once you submitted, where the project's policy shows readers their result.
+     *
+     * The same 404 for every case without feedback (not submitted, not measured, or feedback off), so asking
+     * tells a reader nothing about a case.
+     */
+    get: operations["v1_cases_reading_feedback_retrieve"];
   };
   "/api/v1/cases/{case_id}/revisions/": {
     /**
@@ -202,6 +217,10 @@ export interface paths {
   "/api/v1/projects/{slug}/exports/{export_id}/download/": {
     get: operations["v1_projects_exports_download_retrieve"];
   };
+  "/api/v1/projects/{slug}/gold-scores/": {
+    /** @description Per reader: the running score on gold cases with its confidence intervals and trend (managers). */
+    get: operations["v1_projects_gold_scores_retrieve"];
+  };
   "/api/v1/projects/{slug}/imports/": {
     post: operations["v1_projects_imports_create"];
   };
@@ -243,6 +262,13 @@ export interface paths {
   "/api/v1/projects/{slug}/readers/": {
     /** @description Per reader: cases read, time per case, agreement with peers and with the truth, weekly trend. */
     get: operations["v1_projects_readers_list"];
+  };
+  "/api/v1/projects/{slug}/reading-routes/": {
+    /**
+     * @description Per project: the share of cases read once, twice and by the panel, readings per case, and the adaptive
+     * routing decisions with their reasons (managers).
+     */
+    get: operations["v1_projects_reading_routes_retrieve"];
   };
   "/api/v1/projects/{slug}/review-policy/": {
     /** @description The project's review policy: members read it, managers change it. */
@@ -611,6 +637,8 @@ export interface components {
       study_date_from?: string;
       study_date_to?: string;
       exclude_quality_warnings?: boolean;
+      /** @description Also export the gold-standard cases, with their reference label (left out by default) */
+      include_gold?: boolean;
       mask_label?: string;
     };
     ExportOutput: {
@@ -679,6 +707,12 @@ export interface components {
      * @enum {string}
      */
     FormatsEnum: "monai" | "dicom_seg" | "dicom_rtstruct" | "dicom_sr" | "dicom_images" | "coco" | "csv" | "json" | "raw";
+    GoldMarkInputRequest: {
+      /** @description Id of the case's adjudicated or agreed (consensus) revision */
+      reference_revision?: number;
+      /** @description A reference reading: {"items": [...]}, as a reader submits */
+      values?: unknown;
+    };
     HistogramOutput: {
       /** @description Bin edges over [0, 1]: one more than counts; the last bin holds 1.0 */
       edges: number[];
@@ -1181,6 +1215,15 @@ export interface components {
       /** @description Hours after a case goes to the panel when a tie stops waiting for the seated experts who have not voted (the casting vote decides among the votes cast); null: no deadline */
       panel_deadline_hours?: number | null;
       sampling_seed?: number;
+      /** Format: double */
+      gold_rate?: number;
+      gold_feedback?: boolean;
+      adaptive_second_read?: boolean;
+      /** Format: double */
+      adaptive_min_agreement?: number;
+      adaptive_min_record_cases?: number;
+      /** Format: double */
+      second_read_target?: number;
     };
     PeerAgreementOutput: {
       /** Format: double */
@@ -1355,6 +1398,15 @@ export interface components {
       /** @description Hours after a case goes to the panel when a tie stops waiting for the seated experts who have not voted (the casting vote decides among the votes cast); null: no deadline */
       panel_deadline_hours?: number | null;
       sampling_seed?: number;
+      /** Format: double */
+      gold_rate?: number;
+      gold_feedback?: boolean;
+      adaptive_second_read?: boolean;
+      /** Format: double */
+      adaptive_min_agreement?: number;
+      adaptive_min_record_cases?: number;
+      /** Format: double */
+      second_read_target?: number;
     };
     RevisionInputRequest: {
       role: components["schemas"]["ReadingRoleEnum"];
@@ -1931,6 +1983,47 @@ export interface operations {
       };
     };
   };
+  /** @description Mark the case as a gold-standard case with its reference label (managers), or see whether it is one. */
+  v1_cases_gold_retrieve: {
+    parameters: {
+      path: {
+        case_id: number;
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "application/json": {
+            [key: string]: unknown;
+          };
+        };
+      };
+    };
+  };
+  /** @description Mark the case as a gold-standard case with its reference label (managers), or see whether it is one. */
+  v1_cases_gold_create: {
+    parameters: {
+      path: {
+        case_id: number;
+      };
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["GoldMarkInputRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["GoldMarkInputRequest"];
+        "multipart/form-data": components["schemas"]["GoldMarkInputRequest"];
+      };
+    };
+    responses: {
+      201: {
+        content: {
+          "application/json": {
+            [key: string]: unknown;
+          };
+        };
+      };
+    };
+  };
   v1_cases_predictions_list: {
     parameters: {
       path: {
@@ -1941,6 +2034,28 @@ export interface operations {
       200: {
         content: {
           "application/json": components["schemas"]["PredictionOutput"][];
+        };
+      };
+    };
+  };
+  /**
+   * @description Your result on this case once you submitted, where the project's policy shows readers their result.
+   *
+   * The same 404 for every case without feedback (not submitted, not measured, or feedback off), so asking
+   * tells a reader nothing about a case.
+   */
+  v1_cases_reading_feedback_retrieve: {
+    parameters: {
+      path: {
+        case_id: number;
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "application/json": {
+            [key: string]: unknown;
+          };
         };
       };
     };
@@ -2683,6 +2798,23 @@ export interface operations {
       };
     };
   };
+  /** @description Per reader: the running score on gold cases with its confidence intervals and trend (managers). */
+  v1_projects_gold_scores_retrieve: {
+    parameters: {
+      path: {
+        slug: string;
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "application/json": {
+            [key: string]: unknown;
+          };
+        };
+      };
+    };
+  };
   v1_projects_imports_create: {
     parameters: {
       path: {
@@ -2933,6 +3065,26 @@ export interface operations {
       200: {
         content: {
           "application/json": components["schemas"]["ReaderStatsOutput"][];
+        };
+      };
+    };
+  };
+  /**
+   * @description Per project: the share of cases read once, twice and by the panel, readings per case, and the adaptive
+   * routing decisions with their reasons (managers).
+   */
+  v1_projects_reading_routes_retrieve: {
+    parameters: {
+      path: {
+        slug: string;
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "application/json": {
+            [key: string]: unknown;
+          };
         };
       };
     };
