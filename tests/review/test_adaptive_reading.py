@@ -89,7 +89,7 @@ def test_adaptive_policy_accepts_one_case_and_sends_another_to_a_second_reader(
     routed = routing_event(disagreeing.pk)
     assert routed.to_status == CaseStatus.AWAITING_CROSS_VERIFICATION and routed.metrics["routing"] == "second"
     assert routed.metrics["reasons"] == [AI_DISAGREES, RECORD_OK]
-    assert "second reading needed" in routed.reason and "nodule_box" in routed.reason
+    assert "second reading needed" in routed.reason and "Nodule bounding box" in routed.reason
     # The manager reads the decisions with their reasons in the case history.
     history = ok(manager.get(f"{API}/cases/{disagreeing.pk}/events/"))
     assert any("adaptive routing" in event["reason"] for event in history)
