@@ -160,6 +160,8 @@ export interface Revision {
   schema_version: number;
   is_submission: boolean;
   items: Item[];
+  /** A draft's answers that break the schema's rules, kept as typed (annotation/labels.py validate_values). */
+  problems?: { field: string; label: string; region: string | null; reason: string }[];
   created_at: string;
   annotation?: number;
 }

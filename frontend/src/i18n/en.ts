@@ -1,6 +1,7 @@
 /** English strings: the reference dictionary. Every key must also be in zh-hans.ts (the type checks it). */
 import { enCorrection } from "./correction";
 import { enReviewScreens } from "./reviewScreens";
+import { enWorkstation } from "./workstation";
 
 export const en = {
   "app.title": "MedLabel QA",
@@ -120,6 +121,7 @@ export const en = {
   // The panel, dashboard and jobs screens keep their strings in reviewScreens.ts.
   ...enReviewScreens,
   ...enCorrection,
+  ...enWorkstation,
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -1,6 +1,7 @@
 import type { MessageKey } from "./en";
 import { zhHansCorrection } from "./correction";
 import { zhHansReviewScreens } from "./reviewScreens";
+import { zhHansWorkstation } from "./workstation";
 
 /** Simplified Chinese; the type makes a missing key a build error. */
 export const zhHans: Record<MessageKey, string> = {
@@ -120,4 +121,5 @@ export const zhHans: Record<MessageKey, string> = {
   "panel.title": "专家组评审",
   ...zhHansReviewScreens,
   ...zhHansCorrection,
+  ...zhHansWorkstation,
 };

