@@ -18,7 +18,13 @@ import pytest
 from playwright.sync_api import Browser, Dialog, Page
 
 from annotation.models import Annotation
-from tests.browser.test_reading_flow import SAVED, Session, base_url, browser, drag, shot  # noqa: F401
+from annotation.services import annotation_save
+from tests.browser import test_reading_flow as flow
+from tests.browser.test_reading_flow import SAVED, Session, drag, shot
+
+# The live server with the demo data and Debian's Chromium, as the reading-flow tests set them up.
+browser = flow.browser
+base_url = flow.base_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,7 +54,7 @@ def centre(page: Page) -> tuple[float, float]:
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
 
-def test_no_lost_work(browser: Browser, base_url: str) -> None:  # noqa: F811
+def test_no_lost_work(browser: Browser, base_url: str) -> None:
     session = Session(browser, base_url, "annotator")
     page = session.page
     case_id = open_next_case(session)
@@ -120,3 +126,51 @@ def test_no_lost_work(browser: Browser, base_url: str) -> None:  # noqa: F811
     page.wait_for_timeout(500)
     assert unload == ["beforeunload"]
     session.close(expected_statuses=())
+
+
+def viewport_box(page: Page) -> dict[str, float]:
+    box = page.get_by_test_id("viewport").bounding_box()
+    assert box is not None
+    return box
+
+
+def test_the_image_does_not_move_when_brush_is_chosen_or_a_banner_appears(
+    browser: Browser,
+    base_url: str,
+) -> None:
+    session = Session(browser, base_url, "annotator")
+    page = session.page
+    case_id = open_next_case(session)
+    before = viewport_box(page)
+
+    page.get_by_role("button", name="Brush (R)").click()
+    page.get_by_label("Brush size").wait_for()
+    assert page.get_by_label("Brush size").is_visible()
+    page.wait_for_timeout(200)
+    assert viewport_box(page) == before
+    cx, cy = centre(page)
+    drag(page, (cx - 10, cy), (cx + 10, cy))
+    page.locator(SAVED).wait_for(timeout=20_000)
+    assert viewport_box(page) == before
+
+    # A save from elsewhere makes this page's next save a 409: the conflict banner floats over the image.
+    annotation = stored(case_id, "annotator")
+    assert annotation.current_revision is not None
+    elsewhere = annotation_save(
+        case=annotation.case,
+        reader=annotation.reader,
+        role="first_reader",
+        base_revision=annotation.revision_count,
+        values={"items": [{"label": "nodule_present", "value": "no"}]},
+    )
+    page.get_by_label("Nodule present").select_option("yes")
+    conflict = page.get_by_test_id("conflict")
+    conflict.wait_for(timeout=20_000)
+    page.wait_for_timeout(200)
+    assert viewport_box(page) == before
+    shot(page, "ws-03-banner-over-image")
+    # The other save stands; this page's was refused, not stored.
+    annotation = stored(case_id, "annotator")
+    assert annotation.current_revision is not None and annotation.current_revision.pk == elsewhere.pk
+    assert values_of(annotation) == {"nodule_present": "no"}
+    session.close(expected_statuses=(409,))

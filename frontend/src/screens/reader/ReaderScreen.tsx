@@ -634,7 +634,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
 
   return (
     <section aria-label={title}>
-      <div className="toolbar">
+      <div className="toolbar reader-head">
         <h1 style={{ margin: 0, fontSize: "1.2rem" }}>{title}</h1>
         <span className="badge">{correcting ? t("correction.badge") : t(`reading.${role}`)}</span>
         <span className="save-state" role="status" data-testid="save-state" data-state={saveState}>
@@ -651,24 +651,6 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
           </Link>
         )}
       </div>
-      {saveState === "conflict" ? (
-        <div role="alert" className="error" data-testid="conflict">
-          {t("reader.conflict", { n: conflictRevision ?? "?" })}{" "}
-          <button type="button" onClick={onReload}>
-            {t("reader.reload")}
-          </button>
-        </div>
-      ) : null}
-      {messages.length ? (
-        <div role="alert" className="error" data-testid="validation">
-          {t("reader.validation")}
-          <ul>
-            {messages.map((m) => (
-              <li key={m}>{m}</li>
-            ))}
-          </ul>
-        </div>
-      ) : null}
       <div className="reader">
         <nav className="thumbs" aria-label={t("reader.series")}>
           {context.series.map((s) => (
@@ -694,14 +676,37 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 </select>
               </label>
             ) : null}
-            {tool === "brush" || tool === "eraser" ? (
-              <label>
+            {drawingTools.includes("brush") ? (
+              // Always laid out (hidden unless painting) so that choosing Brush does not move the image.
+              <label style={{ visibility: tool === "brush" || tool === "eraser" ? "visible" : "hidden" }} data-testid="brush-size">
                 {t("reader.brushSize")}{" "}
                 <input type="range" min={1} max={20} value={brushSize} aria-label={t("reader.brushSize")} onChange={(e) => setBrushSize(Number(e.target.value))} />
               </label>
             ) : null}
           </div>
           <div style={{ position: "relative", flex: 1, minHeight: 420 }}>
+            {/* Banners float over the top of the image rather than pushing it down: the image never moves under
+                the cursor when one appears (issue 15 item 3). */}
+            <div className="banners">
+              {saveState === "conflict" ? (
+                <div role="alert" className="error" data-testid="conflict">
+                  {t("reader.conflict", { n: conflictRevision ?? "?" })}{" "}
+                  <button type="button" onClick={onReload}>
+                    {t("reader.reload")}
+                  </button>
+                </div>
+              ) : null}
+              {messages.length ? (
+                <div role="alert" className="error" data-testid="validation">
+                  {t("reader.validation")}
+                  <ul>
+                    {messages.map((m) => (
+                      <li key={m}>{m}</li>
+                    ))}
+                  </ul>
+                </div>
+              ) : null}
+            </div>
             {stack ? (
               <StackViewer
                 ref={viewer}
