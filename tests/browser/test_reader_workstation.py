@@ -174,3 +174,49 @@ def test_the_image_does_not_move_when_brush_is_chosen_or_a_banner_appears(
     assert annotation.current_revision is not None and annotation.current_revision.pk == elsewhere.pk
     assert values_of(annotation) == {"nodule_present": "no"}
     session.close(expected_statuses=(409,))
+
+
+def pressed_tool(page: Page) -> list[str]:
+    return [
+        b.inner_text() for b in page.get_by_role("toolbar", name="Tools").locator("button[aria-pressed=true]").all()
+    ]
+
+
+def test_hotkey_list_and_hotkeys_only_for_the_schemas_tools(browser: Browser, base_url: str) -> None:
+    session = Session(browser, base_url, "annotator")
+    page = session.page
+    case_id = open_next_case(session)
+    tools = page.get_by_role("toolbar", name="Tools")
+    assert tools.get_by_role("button", name="Contour (C)").count() == 0  # the chest CT schema has no contours
+    assert tools.get_by_role("button", name="Point (T)").count() == 0  # nor points
+
+    # "?" lists every hotkey of this project's tools, and no other tool's.
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("?")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    dialog.wait_for()
+    rows = {
+        row.locator("th").inner_text().strip(): row.locator("td").inner_text().strip()
+        for row in dialog.locator("tr").all()
+    }
+    assert rows["W"] == "Window/level" and rows["B"] == "Box" and rows["R"] == "Brush" and rows["E"] == "Eraser"
+    assert "C" not in rows and "T" not in rows
+    for keys in ("Ctrl+Z", "Ctrl+S", "Ctrl+Enter", "?", "Esc"):
+        assert keys in rows, rows
+    shot(page, "ws-04-hotkeys")
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached")
+
+    # C and T do nothing here: the active tool stays, and drawing still draws a box.
+    page.keyboard.press("b")
+    assert pressed_tool(page) == ["Box (B)"]
+    page.keyboard.press("c")
+    page.keyboard.press("t")
+    assert pressed_tool(page) == ["Box (B)"]
+    cx, cy = centre(page)
+    drag(page, (cx - 30, cy - 20), (cx + 30, cy + 20))
+    page.locator(SAVED).wait_for(timeout=20_000)
+    items = stored(case_id, "annotator").current_revision.items  # type: ignore[union-attr]
+    assert [item["label"] for item in items] == ["nodule_box"]
+    assert set(items[0]["geometry"]) == {"x", "y", "width", "height"}
+    session.close()

@@ -133,6 +133,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     const el = element.current;
     if (!el) return;
     let firstRendered = false;
+    let resizeObserver: ResizeObserver | null = null;
     const onRendered = () => {
       if (!firstRendered) {
         firstRendered = true;
@@ -152,6 +153,16 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       el.addEventListener(Enums.Events.IMAGE_RENDERED, onRendered);
       el.addEventListener(Enums.Events.CAMERA_MODIFIED, redraw);
       el.addEventListener(Enums.Events.STACK_NEW_IMAGE, onNewImage);
+      // Follow the element's size (a panel or banner appearing elsewhere must not stretch the image).
+      resizeObserver = new ResizeObserver(() => {
+        try {
+          engine().resize(true, true);
+        } catch {
+          /* disabled meanwhile */
+        }
+        redraw();
+      });
+      resizeObserver.observe(el);
       const group = ToolGroupManager.getToolGroup(toolGroupId) ?? ToolGroupManager.createToolGroup(toolGroupId);
       if (group) {
         for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool]) {
@@ -166,6 +177,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     })();
     return () => {
       cancelled = true;
+      resizeObserver?.disconnect();
       el.removeEventListener(Enums.Events.IMAGE_RENDERED, onRendered);
       el.removeEventListener(Enums.Events.CAMERA_MODIFIED, redraw);
       el.removeEventListener(Enums.Events.STACK_NEW_IMAGE, onNewImage);

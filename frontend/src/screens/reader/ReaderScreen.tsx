@@ -45,6 +45,8 @@ type Tool = NavTool | "box" | "polygon" | "point" | "brush" | "eraser";
 type SaveState = "new" | "saved" | "unsaved" | "saving" | "conflict";
 
 const TOOL_KEYS: Record<string, Tool> = { w: "windowLevel", p: "pan", z: "zoom", b: "box", c: "polygon", t: "point", r: "brush", e: "eraser" };
+const KEY_OF_TOOL = Object.fromEntries(Object.entries(TOOL_KEYS).map(([key, tool]) => [tool, key.toUpperCase()])) as Record<Tool, string>;
+const NAV_TOOLS: Tool[] = ["windowLevel", "pan", "zoom"];
 const TOOL_LABELS: Record<Tool, MessageKey> = {
   windowLevel: "reader.tool.windowLevel",
   pan: "reader.tool.pan",
@@ -210,6 +212,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [segment, setSegment] = useState(maskLabels[0]?.segments?.[0]?.value ?? 1);
   const [brushSize, setBrushSize] = useState(4);
   const [selected, setSelected] = useState<string | null>(null);
+  const [showKeys, setShowKeys] = useState(false);
   const [draft, setDraft] = useState<Region | null>(null);
   const viewer = useRef<StackViewerHandle>(null);
   const stackRef = useRef<SeriesStack | null>(null);
@@ -426,7 +429,18 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     if (unsaved && !window.confirm(t("ws.leaveConfirm"))) event.preventDefault();
   };
 
-  // Keyboard shortcuts.
+  // The tools this project's schema has: only these get a button and a hotkey.
+  const drawingTools = useMemo<Tool[]>(() => {
+    const regions = geometryLabels(definition);
+    return [
+      ...(regions.some((l) => l.kind === "box") ? (["box"] as Tool[]) : []),
+      ...(regions.some((l) => l.kind === "polygon") ? (["polygon"] as Tool[]) : []),
+      ...(regions.some((l) => l.kind === "point") ? (["point"] as Tool[]) : []),
+      ...(seriesMaskLabels(definition).length ? (["brush", "eraser"] as Tool[]) : []),
+    ];
+  }, [definition]);
+
+  // Keyboard shortcuts (listed by "?").
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       const target = event.target as HTMLElement | null;
@@ -445,7 +459,17 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         if (!readOnly) void save(false);
         return;
       }
+      if (event.key === "Escape") {
+        setShowKeys(false);
+        if (!typing) setSelected(null);
+        return;
+      }
       if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.key === "?") {
+        event.preventDefault();
+        setShowKeys((shown) => !shown);
+        return;
+      }
       if (event.key === "ArrowUp" || event.key === "PageUp") {
         event.preventDefault();
         viewer.current?.scroll(-1);
@@ -456,13 +480,14 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         change((r) => ({ ...r, regions: r.regions.filter((x) => x.id !== selected) }));
         setSelected(null);
       } else if (TOOL_KEYS[event.key.toLowerCase()]) {
+        // A hotkey of a tool the schema does not have does nothing (it used to switch every tool off).
         const next = TOOL_KEYS[event.key.toLowerCase()];
-        if (!readOnly || ["windowLevel", "pan", "zoom"].includes(next)) setTool(next);
+        if (NAV_TOOLS.includes(next) || (!readOnly && drawingTools.includes(next))) setTool(next);
       }
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [submit, save, selected, readOnly, change]);
+  }, [submit, save, selected, readOnly, change, drawingTools]);
 
   // Test and measurement hooks (read by the browser tests).
   useEffect(() => {
@@ -606,12 +631,6 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const seriesLabels = labelsAt(definition, "series");
   const imageLabels = labelsAt(definition, "image");
   const regionLabels = geometryLabels(definition);
-  const drawingTools: Tool[] = [
-    ...(regionLabels.some((l) => l.kind === "box") ? (["box"] as Tool[]) : []),
-    ...(regionLabels.some((l) => l.kind === "polygon") ? (["polygon"] as Tool[]) : []),
-    ...(regionLabels.some((l) => l.kind === "point") ? (["point"] as Tool[]) : []),
-    ...(maskLabels.length ? (["brush", "eraser"] as Tool[]) : []),
-  ];
   const drawing = !readOnly && drawingTools.includes(tool);
   const currentMask = maskFor(reading, maskLabel);
   const missing = missingRequired(definition, reading);
@@ -634,6 +653,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
 
   return (
     <section aria-label={title}>
+      {showKeys ? <HotkeyDialog tools={[...NAV_TOOLS, ...drawingTools]} onClose={() => setShowKeys(false)} /> : null}
       <div className="toolbar reader-head">
         <h1 style={{ margin: 0, fontSize: "1.2rem" }}>{title}</h1>
         <span className="badge">{correcting ? t("correction.badge") : t(`reading.${role}`)}</span>
@@ -743,7 +763,9 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
             <button type="button" onClick={() => viewer.current?.scroll(1)}>
               {t("reader.nextSlice")}
             </button>
-            <span className="hint">{t("reader.shortcuts")}</span>
+            <button type="button" onClick={() => setShowKeys(true)} aria-haspopup="dialog">
+              {t("ws.hotkeysButton")}
+            </button>
           </div>
         </div>
         <aside className="side" aria-label={t("reader.labels")}>
@@ -1034,6 +1056,46 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         </aside>
       </div>
     </section>
+  );
+}
+
+/** Every hotkey of this reader, for the tools this project's schema has ("?" opens it, Escape closes it). */
+function HotkeyDialog({ tools, onClose }: { tools: Tool[]; onClose: () => void }) {
+  const t = useT();
+  const close = useRef<HTMLButtonElement>(null);
+  useEffect(() => close.current?.focus(), []);
+  const rows: [string, string][] = [
+    ...tools.map((tool): [string, string] => [KEY_OF_TOOL[tool], t(TOOL_LABELS[tool]).replace(/\s*\([^)]*\)$/, "")]),
+    ["↑ / ↓, PageUp / PageDown", t("ws.key.slices")],
+    ["Ctrl+Z", t("ws.key.undo")],
+    ["Ctrl+Y, Ctrl+Shift+Z", t("ws.key.redo")],
+    ["Delete, Backspace", t("ws.key.delete")],
+    ["Ctrl+S", t("ws.key.save")],
+    ["Ctrl+Enter", t("ws.key.submit")],
+    ["?", t("ws.key.help")],
+    ["Esc", t("ws.key.escape")],
+  ];
+  return (
+    <div className="modal-backdrop" onClick={onClose}>
+      <div role="dialog" aria-modal="true" aria-labelledby="hotkeys-title" className="modal" data-testid="hotkeys" onClick={(e) => e.stopPropagation()}>
+        <h2 id="hotkeys-title">{t("ws.hotkeys")}</h2>
+        <table>
+          <tbody>
+            {rows.map(([keys, what]) => (
+              <tr key={keys}>
+                <th scope="row">
+                  <kbd>{keys}</kbd>
+                </th>
+                <td>{what}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        <button type="button" ref={close} onClick={onClose}>
+          {t("ws.close")}
+        </button>
+      </div>
+    </div>
   );
 }
 
