@@ -220,3 +220,80 @@ def test_hotkey_list_and_hotkeys_only_for_the_schemas_tools(browser: Browser, ba
     assert [item["label"] for item in items] == ["nodule_box"]
     assert set(items[0]["geometry"]) == {"x", "y", "width", "height"}
     session.close()
+
+
+def stored_box(case_id: int) -> tuple[int, dict[str, float]]:
+    annotation = stored(case_id, "annotator")
+    assert annotation.current_revision is not None
+    (box,) = [item for item in annotation.current_revision.items if item["label"] == "nodule_box"]
+    return annotation.current_revision.number, box["geometry"]
+
+
+def wait_saved_after(page: Page, case_id: int, number: int) -> tuple[int, dict[str, float]]:
+    """Wait for the autosave of the change just made: a revision after `number`."""
+    page.wait_for_function(
+        "n => { const s = document.querySelector('[data-testid=save-state]');"
+        " return s && s.dataset.state === 'saved' && s.textContent.includes('revision ' + n); }",
+        arg=number + 1,
+        timeout=20_000,
+    )
+    return stored_box(case_id)
+
+
+def close_to(a: dict[str, float], b: dict[str, float], tolerance: float = 0.02) -> bool:
+    return all(abs(a[k] - b[k]) <= tolerance for k in ("x", "y", "width", "height"))
+
+
+def test_move_and_resize_a_box_then_undo_and_redo(browser: Browser, base_url: str) -> None:
+    session = Session(browser, base_url, "annotator")
+    page = session.page
+    case_id = open_next_case(session)
+    page.keyboard.press("b")
+    cx, cy = centre(page)
+    drag(page, (cx - 40, cy - 30), (cx + 40, cy + 30))
+    n1, drawn = wait_saved_after(page, case_id, 0)
+    scale = 80 / drawn["width"]  # canvas pixels per image pixel
+    assert abs(60 / drawn["height"] - scale) < 0.2
+
+    # Back to window/level: the box stays editable through Cornerstone3D's handles.
+    page.keyboard.press("w")
+    # Move: grab the top edge and drag the whole box right and down.
+    drag(page, (cx, cy - 30), (cx + 25, cy - 15))
+    n2, moved = wait_saved_after(page, case_id, n1)
+    assert abs(moved["width"] - drawn["width"]) < 0.05 and abs(moved["height"] - drawn["height"]) < 0.05
+    assert abs(moved["x"] - drawn["x"] - 25 / scale) < 1.0, (drawn, moved)
+    assert abs(moved["y"] - drawn["y"] - 15 / scale) < 1.0, (drawn, moved)
+    # Resize: drag the bottom-right corner handle further out.
+    corner = (cx + 40 + 25, cy + 30 + 15)
+    drag(page, corner, (corner[0] + 20, corner[1] + 10))
+    n3, resized = wait_saved_after(page, case_id, n2)
+    assert abs(resized["x"] - moved["x"]) < 0.05 and abs(resized["y"] - moved["y"]) < 0.05
+    assert abs(resized["width"] - moved["width"] - 20 / scale) < 1.0, (moved, resized)
+    assert abs(resized["height"] - moved["height"] - 10 / scale) < 1.0, (moved, resized)
+    shot(page, "ws-05-box-edited")
+
+    # Undo twice: the resize, then the move; redo re-applies the move. Each is autosaved.
+    page.keyboard.press("Control+z")
+    n4, undone = wait_saved_after(page, case_id, n3)
+    assert close_to(undone, moved), (undone, moved)
+    page.keyboard.press("Control+z")
+    n5, undone_twice = wait_saved_after(page, case_id, n4)
+    assert close_to(undone_twice, drawn), (undone_twice, drawn)
+    page.keyboard.press("Control+y")
+    _, redone = wait_saved_after(page, case_id, n5)
+    assert close_to(redone, moved), (redone, moved)
+
+    # Delete the selected box (the last one edited is selected): stored without it, undo brings it back.
+    n6 = stored(case_id, "annotator").current_revision.number  # type: ignore[union-attr]
+    page.keyboard.press("Delete")
+    page.wait_for_function(
+        "n => document.querySelector('[data-testid=save-state]').textContent.includes('revision ' + n)",
+        arg=n6 + 1,
+        timeout=20_000,
+    )
+    items = stored(case_id, "annotator").current_revision.items  # type: ignore[union-attr]
+    assert [i for i in items if i["label"] == "nodule_box"] == []
+    page.keyboard.press("Control+z")
+    _, back = wait_saved_after(page, case_id, n6 + 1)
+    assert close_to(back, moved)
+    session.close()

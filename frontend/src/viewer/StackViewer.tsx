@@ -7,6 +7,7 @@ import { Enums, getRenderingEngine, imageLoader, RenderingEngine, type Types } f
 import {
   Enums as ToolEnums,
   PanTool,
+  RectangleROITool,
   StackScrollTool,
   ToolGroupManager,
   utilities as toolUtilities,
@@ -18,6 +19,8 @@ import { apiToWorld, worldToApi, type ApiPoint, type ImagePlane } from "../lib/g
 import { initCornerstone } from "./cornerstone";
 
 export type NavTool = "windowLevel" | "pan" | "zoom";
+/** Cornerstone3D's box (RectangleROI) tool: drawing on the primary button, editing handles only, or shown only. */
+export type BoxMode = "active" | "passive" | "enabled";
 
 const NAV_TOOL_NAMES: Record<NavTool, string> = {
   windowLevel: WindowLevelTool.toolName,
@@ -41,6 +44,8 @@ export interface StackViewerHandle {
   reset: () => void;
   redrawOverlay: () => void;
   viewport: () => Types.IStackViewport | null;
+  /** Draw the Cornerstone3D annotations again (after the caller changed them). */
+  renderAnnotations: () => void;
   /** Load every image of the stack into the cache; resolves with the milliseconds it took. */
   preloadAll: () => Promise<number>;
   /** Show every slice in turn, each after the previous one rendered; frames per second. */
@@ -53,6 +58,7 @@ export interface StackViewerProps {
   planes: ImagePlane[];
   navTool?: NavTool;
   drawing?: boolean;
+  boxMode?: BoxMode;
   initialSlice?: number;
   initialVoi?: { lower: number; upper: number } | null;
   label: string;
@@ -75,6 +81,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     planes,
     navTool = "windowLevel",
     drawing = false,
+    boxMode = "enabled",
     initialSlice = 0,
     initialVoi = null,
     label,
@@ -165,7 +172,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       resizeObserver.observe(el);
       const group = ToolGroupManager.getToolGroup(toolGroupId) ?? ToolGroupManager.createToolGroup(toolGroupId);
       if (group) {
-        for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool]) {
+        for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool]) {
           if (!group.hasTool(tool.toolName)) group.addTool(tool.toolName);
         }
         group.addViewport(viewportId, ENGINE_ID);
@@ -223,13 +230,19 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
         group.setToolPassive(name);
       }
     }
-    if (!drawing) {
+    // Boxes are Cornerstone3D annotations: drawn with the box tool active; otherwise their handles still
+    // select, move and resize them (passive), unless the reading is read-only (enabled: shown only).
+    if (boxMode === "active") group.setToolActive(RectangleROITool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }] });
+    else if (boxMode === "passive") group.setToolPassive(RectangleROITool.toolName);
+    else group.setToolEnabled(RectangleROITool.toolName);
+    if (!drawing && boxMode !== "active") {
       const bindings = [{ mouseButton: ToolEnums.MouseBindings.Primary }];
       if (navTool === "zoom") bindings.push({ mouseButton: ToolEnums.MouseBindings.Secondary });
       if (navTool === "pan") bindings.push({ mouseButton: ToolEnums.MouseBindings.Auxiliary });
       group.setToolActive(NAV_TOOL_NAMES[navTool], { bindings });
     }
-  }, [ready, navTool, drawing, toolGroupId]);
+    viewport()?.render();
+  }, [ready, navTool, drawing, boxMode, toolGroupId, viewport]);
 
   useEffect(() => {
     redraw();
@@ -266,6 +279,9 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       },
       redrawOverlay: redraw,
       viewport,
+      renderAnnotations: () => {
+        toolUtilities.triggerAnnotationRenderForViewportIds([viewportId]);
+      },
       preloadAll: async () => {
         const start = performance.now();
         await Promise.all(imageIds.map((id) => imageLoader.loadAndCacheImage(id)));
@@ -290,7 +306,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
         return { frames, seconds, fps: frames / seconds };
       },
     }),
-    [viewport, imageIds, redraw],
+    [viewport, imageIds, redraw, viewportId],
   );
 
   const pointer = (phase: "down" | "move" | "up") => (event: React.PointerEvent<HTMLCanvasElement>) => {

@@ -7,6 +7,8 @@
  * from a reading, with the other readings' lesions drawn and one click from being copied in, saved through
  * /cases/<id>/corrections/mine/ and submitted as the expert's vote (CorrectionPanel.tsx, correction.ts).
  */
+import { eventTarget } from "@cornerstonejs/core";
+import { annotation as csAnnotation, Enums as csToolsEnums } from "@cornerstonejs/tools";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { api, ApiError, listOf } from "../../api/client";
@@ -14,7 +16,7 @@ import type { Annotation, Assignment, Case, ReadingRole, Revision, Schema, Schem
 import { useSession } from "../../auth/session";
 import { useLocalised, useT, type MessageKey } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
-import { boxFromCorners, clampPoint, round2, type ApiPoint } from "../../lib/geometry";
+import { boxFromCorners, clampPoint, round2, type ApiBox, type ApiPoint } from "../../lib/geometry";
 import { Labelmap } from "../../lib/mask";
 import {
   attributesFor,
@@ -35,7 +37,8 @@ import {
 import { pendingForSubmit, type Pending } from "../../lib/valueRules";
 import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerstone";
 import { projectRoot, renderedUrl, seriesStack, studySeries, type SeriesStack, type SeriesSummary } from "../../viewer/dicomweb";
-import { StackViewer, type NavTool, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
+import { annotationBox, BOX_TOOL, syncBoxes } from "../../viewer/boxAnnotations";
+import { StackViewer, type BoxMode, type NavTool, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
 import { LabelField } from "./LabelField";
 import { drawLabelmapSlice, drawRegion } from "./overlay";
 import { regionOrigin, sourceAnnotations, type Correction, type SourceReading } from "./correction";
@@ -58,6 +61,7 @@ const TOOL_LABELS: Record<Tool, MessageKey> = {
   eraser: "reader.tool.eraser",
 };
 const AUTOSAVE_MS = 1500;
+const HISTORY_STEPS = 100;
 
 interface Context {
   caseData: Case;
@@ -195,6 +199,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [decision, setDecision] = useState<string | null>(null);
   const [rejectReason, setRejectReason] = useState("");
   const baseRevision = useRef(context.myRevision?.number ?? 0);
+  const readingRef = useRef(reading);
+  readingRef.current = reading;
   const dirty = useRef(0);
   const saving = useRef<Promise<void> | null>(null);
 
@@ -207,6 +213,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [slice, setSlice] = useState(0);
   const [tool, setTool] = useState<Tool>("windowLevel");
   const [regionLabel, setRegionLabel] = useState(geometryLabels(definition)[0]?.key ?? "");
+  const regionLabelRef = useRef(regionLabel);
+  regionLabelRef.current = regionLabel;
   const maskLabels = seriesMaskLabels(definition);
   const [maskLabel, setMaskLabel] = useState(maskLabels[0]?.key ?? "");
   const [segment, setSegment] = useState(maskLabels[0]?.segments?.[0]?.value ?? 1);
@@ -218,6 +226,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const stackRef = useRef<SeriesStack | null>(null);
   const painting = useRef(false);
   const readOnly = submitted || decision !== null;
+  const readOnlyRef = useRef(readOnly);
+  readOnlyRef.current = readOnly;
 
   // Initial reading: my latest revision (or, in verification mode, nothing yet: the reviewer decides).
   useEffect(() => {
@@ -268,12 +278,53 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     return null;
   }, [stack]);
 
-  const change = useCallback((update: (r: Reading) => Reading) => {
-    setReading((r) => update(r));
+  // Undo/redo of regions and answers (issue 15 item 1): snapshots of the reading before each change. Masks
+  // are painted in place (a snapshot would cost a whole label map per stroke), so they are not part of it: an
+  // undo keeps the masks as they are. Typing in one field is one step (coalesced while it goes on).
+  const past = useRef<Reading[]>([]);
+  const future = useRef<Reading[]>([]);
+  const lastStep = useRef<{ key: string; at: number } | null>(null);
+  const [historySize, setHistorySize] = useState({ past: 0, future: 0 });
+  const markChanged = useCallback(() => {
     setMessages([]); // the server's last verdict was on what is now changed; autosave resumes
     dirty.current += 1;
     setSaveState((s) => (s === "conflict" ? s : "unsaved"));
   }, []);
+  const change = useCallback(
+    (update: (r: Reading) => Reading, options: { history?: boolean; coalesce?: string } = {}) => {
+      if (options.history !== false) {
+        const now = performance.now();
+        const same = options.coalesce !== undefined && lastStep.current?.key === options.coalesce && now - lastStep.current.at < 1500;
+        if (!same) {
+          past.current.push(readingRef.current);
+          if (past.current.length > HISTORY_STEPS) past.current.shift();
+        }
+        lastStep.current = options.coalesce !== undefined ? { key: options.coalesce, at: now } : null;
+        future.current = [];
+        setHistorySize({ past: past.current.length, future: 0 });
+      }
+      setReading((r) => update(r));
+      markChanged();
+    },
+    [markChanged],
+  );
+  const travel = useCallback(
+    (from: React.MutableRefObject<Reading[]>, to: React.MutableRefObject<Reading[]>) => {
+      const target = from.current.pop();
+      if (!target) return;
+      const now = readingRef.current;
+      to.current.push(now);
+      lastStep.current = null;
+      const restored = { ...target, masks: now.masks };
+      readingRef.current = restored;
+      setReading(restored);
+      setHistorySize({ past: past.current.length, future: future.current.length });
+      markChanged();
+    },
+    [markChanged],
+  );
+  const undo = useCallback(() => travel(past, future), [travel]);
+  const redo = useCallback(() => travel(future, past), [travel]);
 
   const save = useCallback(
     async (submit = false): Promise<boolean> => {
@@ -329,8 +380,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     },
     [caseId, definition, role, correcting],
   );
-  const readingRef = useRef(reading);
-  readingRef.current = reading;
+
   const rationaleRef = useRef(rationale);
   rationaleRef.current = rationale;
   const saveStateRef = useRef(saveState);
@@ -454,6 +504,15 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         void submit();
         return;
       }
+      const key = event.key.toLowerCase();
+      // Ctrl+Z / Ctrl+Y: the reading's history; inside a text box the browser's own undo of the text.
+      if ((event.ctrlKey || event.metaKey) && !typing && (key === "z" || key === "y")) {
+        event.preventDefault();
+        if (readOnly) return;
+        if (key === "y" || event.shiftKey) redo();
+        else undo();
+        return;
+      }
       if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") {
         event.preventDefault();
         if (!readOnly) void save(false);
@@ -487,7 +546,84 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [submit, save, selected, readOnly, change, drawingTools]);
+  }, [submit, save, selected, readOnly, change, drawingTools, undo, redo]);
+
+  // The reading's boxes -> Cornerstone3D annotations (after drawing, an edit, undo/redo, delete, a reload).
+  const syncAnnotations = useCallback(() => {
+    const vp = viewer.current?.viewport();
+    const here = stackRef.current;
+    if (!vp || !here || vp.getImageIds().length === 0) return;
+    const boxes = readingRef.current.regions
+      .filter((r) => r.kind === "box")
+      .map((r) => ({ id: r.id, box: r.geometry as ApiBox, slice: here.slices.findIndex((s) => s.sopInstanceUid === r.sopInstanceUid && s.frame === r.frame) }))
+      .filter((b) => b.slice >= 0);
+    if (syncBoxes(vp, here.slices.map((s) => s.plane), boxes, readOnly)) viewer.current?.renderAnnotations();
+  }, [readOnly]);
+  useEffect(() => {
+    syncAnnotations();
+  }, [reading.regions, stack, slice, syncAnnotations]);
+
+  // Cornerstone3D annotation events -> the reading: a new box, a moved or resized one (committed when the
+  // mouse button is released, one undo step per drag), the selected one.
+  useEffect(() => {
+    const edited = new Set<string>();
+    const sliceOf = (imageId: unknown) => stackRef.current?.slices.findIndex((s) => s.imageId === imageId) ?? -1;
+    type BoxAnnotation = Parameters<typeof annotationBox>[0] & { annotationUID?: string; metadata: { toolName: string; referencedImageId?: string } };
+    const onCompleted = (event: Event) => {
+      const annotation = (event as CustomEvent<{ annotation: BoxAnnotation }>).detail.annotation;
+      if (annotation.metadata.toolName !== BOX_TOOL || !annotation.annotationUID) return;
+      if (readingRef.current.regions.some((r) => r.id === annotation.annotationUID)) return;
+      const here = stackRef.current;
+      const index = sliceOf(annotation.metadata.referencedImageId);
+      const label = regionLabelRef.current;
+      const box = here && index >= 0 ? annotationBox(annotation, here.slices[index].plane) : null;
+      csAnnotation.state.removeAnnotation(annotation.annotationUID); // re-added under the region's id
+      if (!here || !box || !label || readOnlyRef.current) {
+        viewer.current?.renderAnnotations();
+        return;
+      }
+      const slice = here.slices[index];
+      const region: Region = { id: newRegionId(label), label, kind: "box", sopInstanceUid: slice.sopInstanceUid, frame: slice.frame, geometry: box, attributes: {} };
+      change((r) => ({ ...r, regions: [...r.regions, region] }));
+      setSelected(region.id);
+    };
+    const onModified = (event: Event) => {
+      const annotation = (event as CustomEvent<{ annotation: BoxAnnotation }>).detail.annotation;
+      if (annotation.metadata.toolName === BOX_TOOL && annotation.annotationUID) edited.add(annotation.annotationUID);
+    };
+    const onRelease = () => {
+      if (!edited.size) return;
+      const here = stackRef.current;
+      const updates = new Map<string, ApiBox>();
+      for (const uid of edited) {
+        const annotation = csAnnotation.state.getAnnotation(uid) as BoxAnnotation | undefined;
+        const region = readingRef.current.regions.find((r) => r.id === uid);
+        if (!annotation || !region || !here) continue;
+        const index = here.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame);
+        const box = index >= 0 ? annotationBox(annotation, here.slices[index].plane) : null;
+        const old = region.geometry as ApiBox;
+        if (box && (box.x !== old.x || box.y !== old.y || box.width !== old.width || box.height !== old.height)) updates.set(uid, box);
+      }
+      edited.clear();
+      if (updates.size) change((r) => ({ ...r, regions: r.regions.map((x) => (updates.has(x.id) ? { ...x, geometry: updates.get(x.id)! } : x)) }));
+      else syncAnnotations();
+    };
+    const onSelection = (event: Event) => {
+      const uids = (event as CustomEvent<{ selection?: string[] }>).detail.selection ?? [];
+      const chosen = uids.find((uid) => readingRef.current.regions.some((r) => r.id === uid));
+      if (chosen) setSelected(chosen);
+    };
+    eventTarget.addEventListener(csToolsEnums.Events.ANNOTATION_COMPLETED, onCompleted);
+    eventTarget.addEventListener(csToolsEnums.Events.ANNOTATION_MODIFIED, onModified);
+    eventTarget.addEventListener(csToolsEnums.Events.ANNOTATION_SELECTION_CHANGE, onSelection);
+    window.addEventListener("mouseup", onRelease);
+    return () => {
+      eventTarget.removeEventListener(csToolsEnums.Events.ANNOTATION_COMPLETED, onCompleted);
+      eventTarget.removeEventListener(csToolsEnums.Events.ANNOTATION_MODIFIED, onModified);
+      eventTarget.removeEventListener(csToolsEnums.Events.ANNOTATION_SELECTION_CHANGE, onSelection);
+      window.removeEventListener("mouseup", onRelease);
+    };
+  }, [change, syncAnnotations]);
 
   // Test and measurement hooks (read by the browser tests).
   useEffect(() => {
@@ -527,7 +663,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       for (const key of Object.keys(reading.masks)) {
         if (key.endsWith(`|${stack!.seriesUid}`)) drawLabelmapSlice(ctx, h, reading.masks[key], h.slice);
       }
-      for (const r of reading.regions.filter(onSlice)) {
+      // My boxes are Cornerstone3D annotations (drawn, selected and edited by its RectangleROI tool).
+      for (const r of reading.regions.filter((x) => onSlice(x) && x.kind !== "box")) {
         drawRegion(ctx, h, r, { colour: r.id === selected ? "#ffff00" : r.fromAi ? "#ffb74d" : "#00ff7f", width: r.id === selected ? 3 : 2, tag: r.id === selected ? undefined : "" });
       }
       if (draft) drawRegion(ctx, h, draft, { colour: "#ffffff", dashed: true });
@@ -548,12 +685,15 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
           painting.current = false;
           return;
         }
-        change((r) => {
+        change(
+          (r) => {
           const key = maskKey(maskLabel, stack.seriesUid);
           const map = r.masks[key] ?? new Labelmap(stack.slices.length, stack.rows, stack.columns);
           map.paintDisc(slice, p, brushSize, tool === "eraser" ? 0 : segment);
           return { ...r, masks: { ...r.masks, [key]: map } };
-        });
+          },
+          { history: false },
+        );
         return;
       }
       if (tool === "point" && phase === "down" && regionLabel) {
@@ -631,7 +771,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const seriesLabels = labelsAt(definition, "series");
   const imageLabels = labelsAt(definition, "image");
   const regionLabels = geometryLabels(definition);
-  const drawing = !readOnly && drawingTools.includes(tool);
+  const drawing = !readOnly && drawingTools.includes(tool) && tool !== "box";
+  const boxMode: BoxMode = readOnly ? "enabled" : tool === "box" ? "active" : "passive";
   const currentMask = maskFor(reading, maskLabel);
   const missing = missingRequired(definition, reading);
   const imageTarget = current ? imageKey(current.sopInstanceUid, current.frame) : "";
@@ -684,6 +825,12 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 {t(TOOL_LABELS[name])}
               </button>
             ))}
+            <button type="button" onClick={undo} disabled={readOnly || historySize.past === 0} title="Ctrl+Z">
+              {t("ws.undo")}
+            </button>
+            <button type="button" onClick={redo} disabled={readOnly || historySize.future === 0} title="Ctrl+Y">
+              {t("ws.redo")}
+            </button>
             {stack?.modality === "CT" ? (
               <label>
                 {t("reader.preset")}{" "}
@@ -737,9 +884,11 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 initialVoi={initialVoi}
                 navTool={(["windowLevel", "pan", "zoom"].includes(tool) ? tool : "windowLevel") as NavTool}
                 drawing={drawing}
+                boxMode={boxMode}
                 label={t("reader.viewport")}
                 onSlice={setSlice}
                 onFirstImage={() => {
+                  syncAnnotations();
                   const debug = medlabelDebug();
                   debug.firstImageAtMs = performance.now();
                   debug.firstImageMs = (debug.firstImageAtMs as number) - (debug.loadStart as number);
@@ -873,7 +1022,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 label={label}
                 value={reading.study[label.key]}
                 disabled={readOnly}
-                onChange={(v) => change((r) => ({ ...r, study: { ...r.study, [label.key]: v } }))}
+                onChange={(v) => change((r) => ({ ...r, study: { ...r.study, [label.key]: v } }), { coalesce: `study-${label.key}` })}
               />
             ))}
           </fieldset>
@@ -888,7 +1037,9 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                   label={label}
                   value={reading.series[stack.seriesUid]?.[label.key]}
                   disabled={readOnly}
-                  onChange={(v) => change((r) => ({ ...r, series: { ...r.series, [stack.seriesUid]: { ...r.series[stack.seriesUid], [label.key]: v } } }))}
+                  onChange={(v) =>
+                    change((r) => ({ ...r, series: { ...r.series, [stack.seriesUid]: { ...r.series[stack.seriesUid], [label.key]: v } } }), { coalesce: `series-${label.key}` })
+                  }
                 />
               ))}
             </fieldset>
@@ -903,7 +1054,9 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                   label={label}
                   value={reading.image[imageTarget]?.[label.key]}
                   disabled={readOnly}
-                  onChange={(v) => change((r) => ({ ...r, image: { ...r.image, [imageTarget]: { ...r.image[imageTarget], [label.key]: v } } }))}
+                  onChange={(v) =>
+                    change((r) => ({ ...r, image: { ...r.image, [imageTarget]: { ...r.image[imageTarget], [label.key]: v } } }), { coalesce: `image-${imageTarget}-${label.key}` })
+                  }
                 />
               ))}
             </fieldset>
@@ -989,10 +1142,13 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                               value={region.attributes[label.key]}
                               disabled={readOnly}
                               onChange={(v) =>
-                                change((r) => ({
-                                  ...r,
-                                  regions: r.regions.map((x) => (x.id === region.id ? { ...x, attributes: { ...x.attributes, [label.key]: v } } : x)),
-                                }))
+                                change(
+                                  (r) => ({
+                                    ...r,
+                                    regions: r.regions.map((x) => (x.id === region.id ? { ...x, attributes: { ...x.attributes, [label.key]: v } } : x)),
+                                  }),
+                                  { coalesce: `region-${region.id}-${label.key}` },
+                                )
                               }
                             />
                           ))
