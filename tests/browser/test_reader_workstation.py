@@ -131,7 +131,7 @@ def test_no_lost_work(browser: Browser, base_url: str) -> None:
 def viewport_box(page: Page) -> dict[str, float]:
     box = page.get_by_test_id("viewport").bounding_box()
     assert box is not None
-    return box
+    return {"x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"]}
 
 
 def test_the_image_does_not_move_when_brush_is_chosen_or_a_banner_appears(
@@ -155,7 +155,7 @@ def test_the_image_does_not_move_when_brush_is_chosen_or_a_banner_appears(
 
     # A save from elsewhere makes this page's next save a 409: the conflict banner floats over the image.
     annotation = stored(case_id, "annotator")
-    assert annotation.current_revision is not None
+    assert annotation.current_revision is not None and annotation.reader is not None
     elsewhere = annotation_save(
         case=annotation.case,
         reader=annotation.reader,
@@ -296,4 +296,43 @@ def test_move_and_resize_a_box_then_undo_and_redo(browser: Browser, base_url: st
     page.keyboard.press("Control+z")
     _, back = wait_saved_after(page, case_id, n6 + 1)
     assert close_to(back, moved)
+    session.close()
+
+
+def test_undo_goes_back_sixty_answers_and_redo_forward(browser: Browser, base_url: str) -> None:
+    """At least 50 steps of history (issue 15 item 1): 60 answers, 60 undos back to nothing, a redo."""
+    session = Session(browser, base_url, "annotator")
+    page = session.page
+    case_id = open_next_case(session)
+    field = page.get_by_label("Nodule present")
+    for step in range(60):
+        field.select_option("yes" if step % 2 == 0 else "no")
+    page.locator(SAVED).wait_for(timeout=20_000)
+    assert values_of(stored(case_id, "annotator")) == {"nodule_present": "no"}
+    page.locator("body").click(position={"x": 5, "y": 200})
+    undo = page.get_by_role("button", name="Undo", exact=True)
+    started = page.evaluate("performance.now()")
+    for _ in range(60):
+        page.keyboard.press("Control+z")
+    page.wait_for_function("() => document.getElementById('study-nodule_present').value === ''")
+    per_undo_ms = (page.evaluate("performance.now()") - started) / 60
+    assert undo.is_disabled()
+    number = stored(case_id, "annotator").current_revision.number  # type: ignore[union-attr]
+    page.wait_for_function(
+        "n => { const s = document.querySelector('[data-testid=save-state]');"
+        " return s.dataset.state === 'saved' && s.textContent.includes('revision ' + n); }",
+        arg=number + 1,
+        timeout=20_000,
+    )
+    assert values_of(stored(case_id, "annotator")) == {}
+    page.keyboard.press("Control+y")
+    page.wait_for_function(
+        "n => { const s = document.querySelector('[data-testid=save-state]');"
+        " return s.dataset.state === 'saved' && s.textContent.includes('revision ' + n); }",
+        arg=number + 2,
+        timeout=20_000,
+    )
+    assert values_of(stored(case_id, "annotator")) == {"nodule_present": "yes"}
+    assert per_undo_ms < 200, per_undo_ms
+    print(f"undo latency (60 Ctrl+Z through Playwright, per step): {per_undo_ms:.1f} ms")
     session.close()

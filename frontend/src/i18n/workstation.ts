@@ -34,8 +34,6 @@ export const enWorkstation = {
   "ws.key.escape": "Close a dialog, unselect",
   "ws.undo": "Undo",
   "ws.redo": "Redo",
-  "ws.tool.select": "Select / edit (S)",
-  "ws.tool.selectShort": "Select / edit",
 } as const;
 
 export const zhHansWorkstation: Record<keyof typeof enWorkstation, string> = {
@@ -68,6 +66,4 @@ export const zhHansWorkstation: Record<keyof typeof enWorkstation, string> = {
   "ws.key.escape": "关闭对话框，取消选择",
   "ws.undo": "撤销",
   "ws.redo": "重做",
-  "ws.tool.select": "选择 / 编辑 (S)",
-  "ws.tool.selectShort": "选择 / 编辑",
 };

@@ -14,7 +14,7 @@ import {
   WindowLevelTool,
   ZoomTool,
 } from "@cornerstonejs/tools";
-import { forwardRef, useCallback, useEffect, useImperativeHandle, useRef, useState } from "react";
+import { forwardRef, useCallback, useEffect, useImperativeHandle, useLayoutEffect, useRef, useState } from "react";
 import { apiToWorld, worldToApi, type ApiPoint, type ImagePlane } from "../lib/geometry";
 import { initCornerstone } from "./cornerstone";
 
@@ -216,8 +216,9 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [ready, imageIds]);
 
-  // The primary mouse button: the chosen navigation tool, or nothing while the caller draws.
-  useEffect(() => {
+  // The primary mouse button: the chosen navigation tool, or nothing while the caller draws. A layout effect:
+  // the tools are bound before the next pointer event, however soon after choosing a tool it comes.
+  useLayoutEffect(() => {
     if (!ready) return;
     const group = ToolGroupManager.getToolGroup(toolGroupId);
     if (!group) return;

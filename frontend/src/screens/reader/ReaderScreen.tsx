@@ -10,6 +10,7 @@
 import { eventTarget } from "@cornerstonejs/core";
 import { annotation as csAnnotation, Enums as csToolsEnums } from "@cornerstonejs/tools";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { flushSync } from "react-dom";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { api, ApiError, listOf } from "../../api/client";
 import type { Annotation, Assignment, Case, ReadingRole, Revision, Schema, SchemaLabel } from "../../api/types";
@@ -62,6 +63,8 @@ const TOOL_LABELS: Record<Tool, MessageKey> = {
 };
 const AUTOSAVE_MS = 1500;
 const HISTORY_STEPS = 100;
+/** Typing in a number or text field is one undo step while it goes on; every choice is a step of its own. */
+const typedStep = (label: SchemaLabel, key: string): string | undefined => (label.kind === "number" || label.kind === "text" ? key : undefined);
 
 interface Context {
   caseData: Case;
@@ -584,8 +587,11 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       }
       const slice = here.slices[index];
       const region: Region = { id: newRegionId(label), label, kind: "box", sopInstanceUid: slice.sopInstanceUid, frame: slice.frame, geometry: box, attributes: {} };
-      change((r) => ({ ...r, regions: [...r.regions, region] }));
-      setSelected(region.id);
+      // Shown (in the lesion list) by the time the mouse button is up, as a box drawn on the overlay was.
+      flushSync(() => {
+        change((r) => ({ ...r, regions: [...r.regions, region] }));
+        setSelected(region.id);
+      });
     };
     const onModified = (event: Event) => {
       const annotation = (event as CustomEvent<{ annotation: BoxAnnotation }>).detail.annotation;
@@ -1022,7 +1028,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 label={label}
                 value={reading.study[label.key]}
                 disabled={readOnly}
-                onChange={(v) => change((r) => ({ ...r, study: { ...r.study, [label.key]: v } }), { coalesce: `study-${label.key}` })}
+                onChange={(v) => change((r) => ({ ...r, study: { ...r.study, [label.key]: v } }), { coalesce: typedStep(label, `study-${label.key}`) })}
               />
             ))}
           </fieldset>
@@ -1038,7 +1044,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                   value={reading.series[stack.seriesUid]?.[label.key]}
                   disabled={readOnly}
                   onChange={(v) =>
-                    change((r) => ({ ...r, series: { ...r.series, [stack.seriesUid]: { ...r.series[stack.seriesUid], [label.key]: v } } }), { coalesce: `series-${label.key}` })
+                    change((r) => ({ ...r, series: { ...r.series, [stack.seriesUid]: { ...r.series[stack.seriesUid], [label.key]: v } } }), { coalesce: typedStep(label, `series-${label.key}`) })
                   }
                 />
               ))}
@@ -1055,7 +1061,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                   value={reading.image[imageTarget]?.[label.key]}
                   disabled={readOnly}
                   onChange={(v) =>
-                    change((r) => ({ ...r, image: { ...r.image, [imageTarget]: { ...r.image[imageTarget], [label.key]: v } } }), { coalesce: `image-${imageTarget}-${label.key}` })
+                    change((r) => ({ ...r, image: { ...r.image, [imageTarget]: { ...r.image[imageTarget], [label.key]: v } } }), { coalesce: typedStep(label, `image-${imageTarget}-${label.key}`) })
                   }
                 />
               ))}
@@ -1147,7 +1153,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                                     ...r,
                                     regions: r.regions.map((x) => (x.id === region.id ? { ...x, attributes: { ...x.attributes, [label.key]: v } } : x)),
                                   }),
-                                  { coalesce: `region-${region.id}-${label.key}` },
+                                  { coalesce: typedStep(label, `region-${region.id}-${label.key}`) },
                                 )
                               }
                             />
