@@ -796,6 +796,9 @@ _ROLE_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 class ValidatedValues:
     items: list[dict[str, Any]]  # normalised items; mask items carry {"shape", "dtype", "segments_present"}
     masks: dict[int, CheckedMask] = field(default_factory=dict)  # index in items -> checked mask
+    # A draft's answers that break the schema's rules, kept as typed (see validate_values): each is
+    # {"field", "label", "region", "reason"}, in the order of the items given.
+    problems: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _choice_value(label: dict[str, Any], value: Any, field: str) -> str:
@@ -984,11 +987,19 @@ def _uid(value: Any, field: str) -> str:
 class _Checked:
     """One item while values are checked: its normalised form, sort key and checked mask."""
 
-    def __init__(self, index: int, item: dict[str, Any], sort_key: tuple[Any, ...], mask: CheckedMask | None) -> None:
+    def __init__(
+        self,
+        index: int,
+        item: dict[str, Any],
+        sort_key: tuple[Any, ...],
+        mask: CheckedMask | None,
+        problem: dict[str, Any] | None = None,
+    ) -> None:
         self.index = index
         self.item = item
         self.sort_key = sort_key
         self.mask = mask
+        self.problem = problem
 
 
 def _check_item(
@@ -997,6 +1008,7 @@ def _check_item(
     labels: dict[str, dict[str, Any]],
     order: dict[str, int],
     geometry: StudyGeometry,
+    draft: bool = False,
 ) -> _Checked:
     path = f"items[{index}]"
     raw = _object(raw, path, N_("an item"))
@@ -1076,8 +1088,17 @@ def _check_item(
             item["geometry"] = _polygon(raw["geometry"], f"{path}.geometry", series)
         else:
             item["geometry"] = _point(raw["geometry"], f"{path}.geometry", series)
+    problem: dict[str, Any] | None = None
     if "value" in raw:
-        item["value"] = _label_value(label, raw["value"], f"{path}.value")
+        try:
+            item["value"] = _label_value(label, raw["value"], f"{path}.value")
+        except LabelError as exc:
+            if not draft:
+                raise
+            # A draft keeps the answer as typed, flagged: the reader's work is never refused for a value
+            # that breaks a rule (it is fixed before submitting, which checks again and refuses).
+            item["value"] = raw["value"]
+            problem = {"field": exc.field, "label": key, "region": item.get("region"), "reason": exc.reason}
     if "mask" in raw:
         assert series is not None
         field_path = f"{path}.mask"
@@ -1115,7 +1136,7 @@ def _check_item(
         item.get("region", ""),
         item.get("id", ""),
     )
-    return _Checked(index, normalised, sort_key, mask)
+    return _Checked(index, normalised, sort_key, mask, problem)
 
 
 def _identity(item: dict[str, Any]) -> tuple[Any, ...]:
@@ -1170,13 +1191,21 @@ def _fail_at(field: str, where: str, reason: str, *, extra: dict[str, Any] | Non
     raise LabelError(field, reason, message=_said_of(where, reason), extra=extra)
 
 
-def validate_values(schema: dict[str, Any], values: Any, geometry: StudyGeometry, *, complete: bool) -> ValidatedValues:
+def validate_values(
+    schema: dict[str, Any], values: Any, geometry: StudyGeometry, *, complete: bool, draft: bool = False
+) -> ValidatedValues:
     """Check a reader's label values against the schema and the study; return them normalised.
 
-    ``complete=True`` (submitting) also requires every required label (see ``required_missing``). Messages name
-    what is wrong for the reader (display names, lesion ordinals), in the request's language; the path of the
-    field is in the error's ``field``.
+    ``complete=True`` (submitting) also requires every required label (see ``required_missing``).
+    ``draft=True`` (a partial reading being saved) keeps an answer that breaks the schema's rules (out of
+    range, off the scale, not a choice, wrong type) as it was typed and lists it in ``problems`` instead of
+    refusing the whole draft; what would make the reading unreadable (unknown labels, targets outside the
+    study, bad geometry or masks) is refused either way. ``draft`` and ``complete`` exclude each other.
+    Messages name what is wrong for the reader (display names, lesion ordinals), in the request's language; the
+    path of the field is in the error's ``field``.
     """
+    if draft and complete:
+        raise ValueError("a draft is never complete: submit checks every rule")
     schema = validate_schema(schema)
     labels = {label["key"]: label for label in schema["labels"]}
     order = {key: position for position, key in enumerate(labels)}
@@ -1194,7 +1223,7 @@ def validate_values(schema: dict[str, Any], values: Any, geometry: StudyGeometry
     targets: dict[tuple[Any, ...], int] = {}
     for index, raw in enumerate(raw_items):
         try:
-            entry = _check_item(raw, index, labels, order, geometry)
+            entry = _check_item(raw, index, labels, order, geometry, draft)
         except LabelError as error:
             _fail_at(error.field, subjects[index], error.reason)
         item = entry.item
@@ -1235,13 +1264,14 @@ def validate_values(schema: dict[str, Any], values: Any, geometry: StudyGeometry
     checked.sort(key=lambda entry: entry.sort_key)
     items = [entry.item for entry in checked]
     masks = {position: entry.mask for position, entry in enumerate(checked) if entry.mask is not None}
+    problems = [entry.problem for entry in sorted(checked, key=lambda e: e.index) if entry.problem is not None]
     if complete:
         missing = _missing(schema["labels"], as_given)
         if missing:
             first_key, first_reason = missing[0]
             text = _sentences(_said_of(_label_name(labels[key]), reason) for key, reason in missing)
             raise LabelError(first_key, first_reason, message=text, extra={"missing": [key for key, _ in missing]})
-    return ValidatedValues(items=items, masks=masks)
+    return ValidatedValues(items=items, masks=masks, problems=problems)
 
 
 def _sentences(texts: Any) -> str:

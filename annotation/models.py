@@ -238,6 +238,11 @@ class AnnotationRevision(models.Model):
     schema = models.ForeignKey(LabelSchema, on_delete=models.PROTECT, related_name="revisions")
     items = models.JSONField(default=list, help_text="Validated label items; masks reference MaskFile by sha256")
     masks = models.ManyToManyField(MaskFile, blank=True, related_name="revisions")
+    problems = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="A draft's answers that break the schema's rules, kept as typed: [{field, label, region, reason}]",
+    )
     is_submission = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

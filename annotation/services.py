@@ -569,8 +569,8 @@ def annotation_save(
         raise InvalidStateError(f"Your {role} reading of case {case.pk} is already submitted")
     schema = current_schema(case.project)
     validated = validate_values(
-        schema.definition, values, geometry or study_geometry(case), complete=submit
-    )  # before any lock or write: invalid input stores nothing
+        schema.definition, values, geometry or study_geometry(case), complete=submit, draft=not submit
+    )  # before any lock or write: invalid input stores nothing; a draft's rule-breaking answers are kept, flagged
     # Hashing and compressing before the lock; the masks are stored only once the base is known to be
     # current, so that a refused (stale) save leaves no mask behind.
     prepared = {index: _PreparedMask(array) for index, array in validated.masks.items()}
@@ -601,6 +601,7 @@ def annotation_save(
             origin=Annotation.Origin.HUMAN,
             schema=schema,
             items=items,
+            problems=validated.problems,
             is_submission=submit,
         )
         if stored_masks:

@@ -167,6 +167,7 @@ class RevisionOutput(serializers.ModelSerializer[AnnotationRevision]):
             "schema_version",
             "is_submission",
             "items",
+            "problems",
             "created_at",
         ]
 

@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from annotation.labels import encode_mask, load_example_schema
-from annotation.models import Case, LabelSchema, Project, Role
+from annotation.models import AnnotationRevision, Case, LabelSchema, Project, Role
 from annotation.services import annotation_save, assignment_create, schema_create_version
 from imaging.models import Series
 from imaging.synthetic import SyntheticStudy
@@ -245,15 +245,20 @@ def _two_answers_to_one_question(case: Case) -> tuple[Values, str, str]:
     return values, f"items[{len(values['items']) - 1}]", "Nodule present: a second answer on the same image or series"
 
 
-BAD_VALUES: list[Callable[[Case], tuple[Any, str, str]]] = [
-    _unknown_label,
-    _geometry_on_choice,
-    _mask_on_box,
+# Answers that break the schema's rules: a draft keeps them, flagged; a submission is refused.
+RULE_BREAKING_ANSWERS: list[Callable[[Case], tuple[Any, str, str]]] = [
     _diameter_too_large,
     _diameter_not_a_number,
     _malignancy_off_scale,
     _choice_not_in_list,
     _parent_choice,
+]
+
+# What makes a reading unreadable: refused as a draft and as a submission.
+BAD_VALUES: list[Callable[[Case], tuple[Any, str, str]]] = [
+    _unknown_label,
+    _geometry_on_choice,
+    _mask_on_box,
     _unknown_region,
     _box_outside,
     _box_negative,
@@ -285,6 +290,49 @@ def test_invalid_values_are_refused_naming_the_field_and_store_nothing(
 
     assert_refused(response, 400, field=field, contains=(reason,), code="invalid_labels")
     assert db_state(reading.storage) == before
+
+
+@pytest.mark.parametrize("make", RULE_BREAKING_ANSWERS, ids=[f.__name__.lstrip("_") for f in RULE_BREAKING_ANSWERS])
+def test_a_rule_breaking_answer_is_refused_on_submit_and_stores_nothing(
+    reading: Reading, make: Callable[[Case], tuple[Any, str, str]]
+) -> None:
+    values, field, reason = make(reading.case)
+    before = db_state(reading.storage)
+
+    response = post_revision(reading.annotator, reading.case, values, base_revision=0, submit=True)
+
+    assert_refused(response, 400, field=field, contains=(reason,), code="invalid_labels")
+    assert db_state(reading.storage) == before
+
+
+@pytest.mark.parametrize("make", RULE_BREAKING_ANSWERS, ids=[f.__name__.lstrip("_") for f in RULE_BREAKING_ANSWERS])
+def test_a_draft_with_a_rule_breaking_answer_is_saved_as_typed_and_flagged(
+    reading: Reading, make: Callable[[Case], tuple[Any, str, str]]
+) -> None:
+    """No lost work (issue 15 item 8): one bad answer does not throw away the rest of the draft."""
+    values, field, reason = make(reading.case)
+    index = int(field.split("[")[1].split("]")[0])
+    typed = values["items"][index]
+
+    response = post_revision(reading.annotator, reading.case, values, base_revision=0)
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert len(body["problems"]) == 1
+    problem = body["problems"][0]
+    assert problem["field"] == field and reason in problem["reason"] and problem["label"] == typed["label"]
+    assert problem["region"] == typed.get("region")
+    revision = AnnotationRevision.objects.get(annotation_id=body["annotation"], number=1)
+    assert not revision.is_submission and revision.problems == body["problems"]
+    assert typed["value"] in [item.get("value") for item in revision.items if item["label"] == typed["label"]]
+    assert {item["label"] for item in revision.items} == {item["label"] for item in values["items"]}
+    # Submitting the same values is still refused, and stores nothing more.
+    refused = post_revision(reading.annotator, reading.case, values, base_revision=1, submit=True)
+    assert_refused(refused, 400, field=field, contains=(reason,), code="invalid_labels")
+    assert AnnotationRevision.objects.filter(annotation_id=body["annotation"]).count() == 1
+    # Repaired, the next draft carries no problem.
+    repaired = post_revision(reading.annotator, reading.case, chest_values(reading.case, mask=True), base_revision=1)
+    assert repaired.status_code == 201 and repaired.json()["problems"] == []
 
 
 def test_every_bad_value_case_is_valid_once_repaired(reading: Reading) -> None:

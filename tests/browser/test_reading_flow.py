@@ -241,11 +241,12 @@ def test_validation_messages_and_stale_revision_are_shown(browser: Browser, base
     page.wait_for_url("**/cases/*/read?*")
     case_id = int(page.url.split("/cases/")[1].split("/")[0])
     annotator.wait_first_image()
-    # Submit without the required answer: the server's message is shown and nothing is submitted.
+    # Submit without the required answer: what is missing is listed (the server would refuse the same) and
+    # nothing is submitted.
     page.get_by_role("button", name="Submit reading").click()
-    alert = page.get_by_test_id("validation")
+    alert = page.get_by_test_id("pending")
     alert.wait_for()
-    assert "Nodule present: required label missing" in alert.inner_text()  # the schema's name, not its key
+    assert "Nodule present: required" in alert.inner_text()
     assert not Annotation.objects.filter(case_id=case_id, status="submitted").exists()
     # A draft saved elsewhere (another tab) makes this page's next save a 409: shown, not overwritten.
     page.get_by_label("Nodule present").select_option("no")

@@ -1431,6 +1431,8 @@ export interface components {
       items: readonly {
           [key: string]: unknown;
         }[];
+      /** @description A draft's answers that break the schema's rules, kept as typed: [{field, label, region, reason}] */
+      problems?: unknown;
       /** Format: date-time */
       created_at: string;
     };

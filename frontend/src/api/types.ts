@@ -116,11 +116,12 @@ export interface Item {
 // The AI's annotation and revisions have no reader or author (null), which the schema does not say.
 export type Annotation = Required<Omit<S["AnnotationOutput"], "reader">> & { reader: string | null };
 
-export type Revision = Required<Omit<S["RevisionOutput"], "author" | "model_version" | "items">> & {
+export type Revision = Required<Omit<S["RevisionOutput"], "author" | "model_version" | "items" | "problems">> & {
   author: string | null;
   model_version: string | null;
   items: Item[];
-  annotation?: number;
+  /** A draft's answers that break the schema's rules, kept as typed (annotation/labels.py validate_values). */
+  problems?: { field: string; label: string; region: string | null; reason: string }[];
 };
 
 // --- Review: votes, decisions, agreement (review/api/serializers.py) --------------------------------------

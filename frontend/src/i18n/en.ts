@@ -2,6 +2,7 @@
 import { enCorrection } from "./correction";
 import { enReviewScreens } from "./reviewScreens";
 import { enManagerScreens } from "./managerScreens";
+import { enWorkstation } from "./workstation";
 
 export const en = {
   "app.title": "MedLabel QA",
@@ -123,6 +124,7 @@ export const en = {
   ...enCorrection,
   // The manager's screens (tokens, audit, exports) keep theirs in managerScreens.ts.
   ...enManagerScreens,
+  ...enWorkstation,
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -2,6 +2,7 @@ import type { MessageKey } from "./en";
 import { zhHansCorrection } from "./correction";
 import { zhHansReviewScreens } from "./reviewScreens";
 import { zhHansManagerScreens } from "./managerScreens";
+import { zhHansWorkstation } from "./workstation";
 
 /** Simplified Chinese; the type makes a missing key a build error. */
 export const zhHans: Record<MessageKey, string> = {
@@ -122,4 +123,5 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansReviewScreens,
   ...zhHansCorrection,
   ...zhHansManagerScreens,
+  ...zhHansWorkstation,
 };

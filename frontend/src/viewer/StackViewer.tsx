@@ -7,17 +7,20 @@ import { Enums, getRenderingEngine, imageLoader, RenderingEngine, type Types } f
 import {
   Enums as ToolEnums,
   PanTool,
+  RectangleROITool,
   StackScrollTool,
   ToolGroupManager,
   utilities as toolUtilities,
   WindowLevelTool,
   ZoomTool,
 } from "@cornerstonejs/tools";
-import { forwardRef, useCallback, useEffect, useImperativeHandle, useRef, useState } from "react";
+import { forwardRef, useCallback, useEffect, useImperativeHandle, useLayoutEffect, useRef, useState } from "react";
 import { apiToWorld, worldToApi, type ApiPoint, type ImagePlane } from "../lib/geometry";
 import { initCornerstone } from "./cornerstone";
 
 export type NavTool = "windowLevel" | "pan" | "zoom";
+/** Cornerstone3D's box (RectangleROI) tool: drawing on the primary button, editing handles only, or shown only. */
+export type BoxMode = "active" | "passive" | "enabled";
 
 const NAV_TOOL_NAMES: Record<NavTool, string> = {
   windowLevel: WindowLevelTool.toolName,
@@ -41,6 +44,8 @@ export interface StackViewerHandle {
   reset: () => void;
   redrawOverlay: () => void;
   viewport: () => Types.IStackViewport | null;
+  /** Draw the Cornerstone3D annotations again (after the caller changed them). */
+  renderAnnotations: () => void;
   /** Load every image of the stack into the cache; resolves with the milliseconds it took. */
   preloadAll: () => Promise<number>;
   /** Show every slice in turn, each after the previous one rendered; frames per second. */
@@ -53,6 +58,7 @@ export interface StackViewerProps {
   planes: ImagePlane[];
   navTool?: NavTool;
   drawing?: boolean;
+  boxMode?: BoxMode;
   initialSlice?: number;
   initialVoi?: { lower: number; upper: number } | null;
   label: string;
@@ -75,6 +81,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     planes,
     navTool = "windowLevel",
     drawing = false,
+    boxMode = "enabled",
     initialSlice = 0,
     initialVoi = null,
     label,
@@ -133,6 +140,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     const el = element.current;
     if (!el) return;
     let firstRendered = false;
+    let resizeObserver: ResizeObserver | null = null;
     const onRendered = () => {
       if (!firstRendered) {
         firstRendered = true;
@@ -152,9 +160,19 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       el.addEventListener(Enums.Events.IMAGE_RENDERED, onRendered);
       el.addEventListener(Enums.Events.CAMERA_MODIFIED, redraw);
       el.addEventListener(Enums.Events.STACK_NEW_IMAGE, onNewImage);
+      // Follow the element's size (a panel or banner appearing elsewhere must not stretch the image).
+      resizeObserver = new ResizeObserver(() => {
+        try {
+          engine().resize(true, true);
+        } catch {
+          /* disabled meanwhile */
+        }
+        redraw();
+      });
+      resizeObserver.observe(el);
       const group = ToolGroupManager.getToolGroup(toolGroupId) ?? ToolGroupManager.createToolGroup(toolGroupId);
       if (group) {
-        for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool]) {
+        for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool]) {
           if (!group.hasTool(tool.toolName)) group.addTool(tool.toolName);
         }
         group.addViewport(viewportId, ENGINE_ID);
@@ -166,6 +184,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     })();
     return () => {
       cancelled = true;
+      resizeObserver?.disconnect();
       el.removeEventListener(Enums.Events.IMAGE_RENDERED, onRendered);
       el.removeEventListener(Enums.Events.CAMERA_MODIFIED, redraw);
       el.removeEventListener(Enums.Events.STACK_NEW_IMAGE, onNewImage);
@@ -197,8 +216,9 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [ready, imageIds]);
 
-  // The primary mouse button: the chosen navigation tool, or nothing while the caller draws.
-  useEffect(() => {
+  // The primary mouse button: the chosen navigation tool, or nothing while the caller draws. A layout effect:
+  // the tools are bound before the next pointer event, however soon after choosing a tool it comes.
+  useLayoutEffect(() => {
     if (!ready) return;
     const group = ToolGroupManager.getToolGroup(toolGroupId);
     if (!group) return;
@@ -211,13 +231,19 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
         group.setToolPassive(name);
       }
     }
-    if (!drawing) {
+    // Boxes are Cornerstone3D annotations: drawn with the box tool active; otherwise their handles still
+    // select, move and resize them (passive), unless the reading is read-only (enabled: shown only).
+    if (boxMode === "active") group.setToolActive(RectangleROITool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }] });
+    else if (boxMode === "passive") group.setToolPassive(RectangleROITool.toolName);
+    else group.setToolEnabled(RectangleROITool.toolName);
+    if (!drawing && boxMode !== "active") {
       const bindings = [{ mouseButton: ToolEnums.MouseBindings.Primary }];
       if (navTool === "zoom") bindings.push({ mouseButton: ToolEnums.MouseBindings.Secondary });
       if (navTool === "pan") bindings.push({ mouseButton: ToolEnums.MouseBindings.Auxiliary });
       group.setToolActive(NAV_TOOL_NAMES[navTool], { bindings });
     }
-  }, [ready, navTool, drawing, toolGroupId]);
+    viewport()?.render();
+  }, [ready, navTool, drawing, boxMode, toolGroupId, viewport]);
 
   useEffect(() => {
     redraw();
@@ -254,6 +280,9 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       },
       redrawOverlay: redraw,
       viewport,
+      renderAnnotations: () => {
+        toolUtilities.triggerAnnotationRenderForViewportIds([viewportId]);
+      },
       preloadAll: async () => {
         const start = performance.now();
         await Promise.all(imageIds.map((id) => imageLoader.loadAndCacheImage(id)));
@@ -278,7 +307,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
         return { frames, seconds, fps: frames / seconds };
       },
     }),
-    [viewport, imageIds, redraw],
+    [viewport, imageIds, redraw, viewportId],
   );
 
   const pointer = (phase: "down" | "move" | "up") => (event: React.PointerEvent<HTMLCanvasElement>) => {

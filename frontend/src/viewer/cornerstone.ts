@@ -5,6 +5,7 @@ import {
   addTool,
   init as toolsInit,
   PanTool,
+  RectangleROITool,
   StackScrollTool,
   WindowLevelTool,
   ZoomTool,
@@ -17,7 +18,7 @@ export function initCornerstone(): Promise<void> {
     await coreInit();
     loaderInit({ useLegacyMetadataProvider: true, maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
     toolsInit();
-    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool]) addTool(tool);
+    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool]) addTool(tool);
   })();
   return ready;
 }

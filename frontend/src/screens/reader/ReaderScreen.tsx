@@ -7,14 +7,17 @@
  * from a reading, with the other readings' lesions drawn and one click from being copied in, saved through
  * /cases/<id>/corrections/mine/ and submitted as the expert's vote (CorrectionPanel.tsx, correction.ts).
  */
+import { eventTarget } from "@cornerstonejs/core";
+import { annotation as csAnnotation, Enums as csToolsEnums } from "@cornerstonejs/tools";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { flushSync } from "react-dom";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { api, ApiError, listOf } from "../../api/client";
 import type { Annotation, Assignment, Case, ReadingRole, Revision, Schema, SchemaLabel } from "../../api/types";
 import { useSession } from "../../auth/session";
 import { useLocalised, useT, type MessageKey } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
-import { boxFromCorners, clampPoint, round2, type ApiPoint } from "../../lib/geometry";
+import { boxFromCorners, clampPoint, round2, type ApiBox, type ApiPoint } from "../../lib/geometry";
 import { Labelmap } from "../../lib/mask";
 import {
   attributesFor,
@@ -32,9 +35,11 @@ import {
   type Region,
   type Value,
 } from "../../lib/schemaForm";
+import { pendingForSubmit, type Pending } from "../../lib/valueRules";
 import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerstone";
 import { projectRoot, renderedUrl, seriesStack, studySeries, type SeriesStack, type SeriesSummary } from "../../viewer/dicomweb";
-import { StackViewer, type NavTool, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
+import { annotationBox, BOX_TOOL, syncBoxes } from "../../viewer/boxAnnotations";
+import { StackViewer, type BoxMode, type NavTool, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
 import { LabelField } from "./LabelField";
 import { drawLabelmapSlice, drawRegion } from "./overlay";
 import { regionOrigin, sourceAnnotations, type Correction, type SourceReading } from "./correction";
@@ -44,6 +49,8 @@ type Tool = NavTool | "box" | "polygon" | "point" | "brush" | "eraser";
 type SaveState = "new" | "saved" | "unsaved" | "saving" | "conflict";
 
 const TOOL_KEYS: Record<string, Tool> = { w: "windowLevel", p: "pan", z: "zoom", b: "box", c: "polygon", t: "point", r: "brush", e: "eraser" };
+const KEY_OF_TOOL = Object.fromEntries(Object.entries(TOOL_KEYS).map(([key, tool]) => [tool, key.toUpperCase()])) as Record<Tool, string>;
+const NAV_TOOLS: Tool[] = ["windowLevel", "pan", "zoom"];
 const TOOL_LABELS: Record<Tool, MessageKey> = {
   windowLevel: "reader.tool.windowLevel",
   pan: "reader.tool.pan",
@@ -55,6 +62,9 @@ const TOOL_LABELS: Record<Tool, MessageKey> = {
   eraser: "reader.tool.eraser",
 };
 const AUTOSAVE_MS = 1500;
+const HISTORY_STEPS = 100;
+/** Typing in a number or text field is one undo step while it goes on; every choice is a step of its own. */
+const typedStep = (label: SchemaLabel, key: string): string | undefined => (label.kind === "number" || label.kind === "text" ? key : undefined);
 
 interface Context {
   caseData: Case;
@@ -182,12 +192,18 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [showFirst, setShowFirst] = useState(true);
   const [saveState, setSaveState] = useState<SaveState>(context.myRevision ? "saved" : "new");
   const [revisionNumber, setRevisionNumber] = useState(context.myRevision?.number ?? 0);
+  // Answers the last saved draft keeps although they break the schema's rules (the server flags them).
+  const [problemCount, setProblemCount] = useState(context.myRevision?.problems?.length ?? 0);
+  // Set by a submit that found something missing: from then on the checklist and the fields show what is left.
+  const [submitTried, setSubmitTried] = useState(false);
   const [conflictRevision, setConflictRevision] = useState<number | null>(null);
   const [messages, setMessages] = useState<string[]>([]);
   const [submitted, setSubmitted] = useState(context.mine?.status === "submitted" || context.correction?.status === "submitted");
   const [decision, setDecision] = useState<string | null>(null);
   const [rejectReason, setRejectReason] = useState("");
   const baseRevision = useRef(context.myRevision?.number ?? 0);
+  const readingRef = useRef(reading);
+  readingRef.current = reading;
   const dirty = useRef(0);
   const saving = useRef<Promise<void> | null>(null);
 
@@ -200,15 +216,21 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [slice, setSlice] = useState(0);
   const [tool, setTool] = useState<Tool>("windowLevel");
   const [regionLabel, setRegionLabel] = useState(geometryLabels(definition)[0]?.key ?? "");
+  const regionLabelRef = useRef(regionLabel);
+  regionLabelRef.current = regionLabel;
   const maskLabels = seriesMaskLabels(definition);
   const [maskLabel, setMaskLabel] = useState(maskLabels[0]?.key ?? "");
   const [segment, setSegment] = useState(maskLabels[0]?.segments?.[0]?.value ?? 1);
   const [brushSize, setBrushSize] = useState(4);
   const [selected, setSelected] = useState<string | null>(null);
+  const [showKeys, setShowKeys] = useState(false);
   const [draft, setDraft] = useState<Region | null>(null);
   const viewer = useRef<StackViewerHandle>(null);
+  const stackRef = useRef<SeriesStack | null>(null);
   const painting = useRef(false);
   const readOnly = submitted || decision !== null;
+  const readOnlyRef = useRef(readOnly);
+  readOnlyRef.current = readOnly;
 
   // Initial reading: my latest revision (or, in verification mode, nothing yet: the reviewer decides).
   useEffect(() => {
@@ -251,6 +273,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const imageIds = useMemo(() => stack?.slices.map((s) => s.imageId) ?? [], [stack]);
   const planes = useMemo(() => stack?.slices.map((s) => s.plane) ?? [], [stack]);
   const current = stack?.slices[slice];
+  stackRef.current = stack;
   const initialVoi = useMemo(() => {
     if (!stack) return null;
     if (stack.modality === "CT") return voiRangeOf("lung");
@@ -258,12 +281,53 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     return null;
   }, [stack]);
 
-  const change = useCallback((update: (r: Reading) => Reading) => {
-    setReading((r) => update(r));
+  // Undo/redo of regions and answers (issue 15 item 1): snapshots of the reading before each change. Masks
+  // are painted in place (a snapshot would cost a whole label map per stroke), so they are not part of it: an
+  // undo keeps the masks as they are. Typing in one field is one step (coalesced while it goes on).
+  const past = useRef<Reading[]>([]);
+  const future = useRef<Reading[]>([]);
+  const lastStep = useRef<{ key: string; at: number } | null>(null);
+  const [historySize, setHistorySize] = useState({ past: 0, future: 0 });
+  const markChanged = useCallback(() => {
     setMessages([]); // the server's last verdict was on what is now changed; autosave resumes
     dirty.current += 1;
     setSaveState((s) => (s === "conflict" ? s : "unsaved"));
   }, []);
+  const change = useCallback(
+    (update: (r: Reading) => Reading, options: { history?: boolean; coalesce?: string } = {}) => {
+      if (options.history !== false) {
+        const now = performance.now();
+        const same = options.coalesce !== undefined && lastStep.current?.key === options.coalesce && now - lastStep.current.at < 1500;
+        if (!same) {
+          past.current.push(readingRef.current);
+          if (past.current.length > HISTORY_STEPS) past.current.shift();
+        }
+        lastStep.current = options.coalesce !== undefined ? { key: options.coalesce, at: now } : null;
+        future.current = [];
+        setHistorySize({ past: past.current.length, future: 0 });
+      }
+      setReading((r) => update(r));
+      markChanged();
+    },
+    [markChanged],
+  );
+  const travel = useCallback(
+    (from: React.MutableRefObject<Reading[]>, to: React.MutableRefObject<Reading[]>) => {
+      const target = from.current.pop();
+      if (!target) return;
+      const now = readingRef.current;
+      to.current.push(now);
+      lastStep.current = null;
+      const restored = { ...target, masks: now.masks };
+      readingRef.current = restored;
+      setReading(restored);
+      setHistorySize({ past: past.current.length, future: future.current.length });
+      markChanged();
+    },
+    [markChanged],
+  );
+  const undo = useCallback(() => travel(past, future), [travel]);
+  const redo = useCallback(() => travel(future, past), [travel]);
 
   const save = useCallback(
     async (submit = false): Promise<boolean> => {
@@ -284,6 +348,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
             });
             setCorrection(saved);
             number = saved.revision;
+            setProblemCount(0);
           } else {
             const revision = await api.post<Revision>(`/cases/${caseId}/revisions/`, {
               role,
@@ -292,6 +357,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
               submit,
             });
             number = revision.number;
+            setProblemCount(revision.problems?.length ?? 0);
           }
           baseRevision.current = number;
           setRevisionNumber(number);
@@ -317,8 +383,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     },
     [caseId, definition, role, correcting],
   );
-  const readingRef = useRef(reading);
-  readingRef.current = reading;
+
   const rationaleRef = useRef(rationale);
   rationaleRef.current = rationale;
   const saveStateRef = useRef(saveState);
@@ -365,16 +430,70 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     return () => window.clearTimeout(timer);
   }, [saveState, reading, readOnly, save, messages.length]);
 
+  // Jump to a field of the checklist: select its lesion (its attributes are shown only when selected), then
+  // focus the control once it is rendered.
+  const jumpTo = useCallback(
+    (entry: Pending) => {
+      if (entry.region) {
+        setSelected(entry.region.id);
+        const region = readingRef.current.regions[entry.region.index];
+        const index = region ? (stackRef.current?.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame) ?? -1) : -1;
+        if (index >= 0) viewer.current?.setSlice(index);
+      }
+      window.requestAnimationFrame(() => {
+        const element = document.getElementById(entry.fieldId);
+        if (!element) return;
+        element.scrollIntoView({ block: "center" });
+        const control = element instanceof HTMLFieldSetElement ? element.querySelector("input") : element;
+        (control as HTMLElement | null)?.focus();
+      });
+    },
+    [],
+  );
+
   const submit = useCallback(async () => {
     if (readOnly) return;
+    // Everything that stops the submission, listed at once; the server checks again and refuses the same.
+    const pending = pendingForSubmit(definition, readingRef.current, stackRef.current?.seriesUid ?? null, (l) => loc(l.name));
+    if (pending.length) {
+      setSubmitTried(true);
+      jumpTo(pending[0]);
+      return;
+    }
     if (correcting && !rationaleRef.current.trim()) {
       setMessages([t("correction.rationaleRequired")]);
       return;
     }
     await save(true);
-  }, [readOnly, save, correcting, t]);
+  }, [readOnly, save, correcting, t, definition, loc, jumpTo]);
 
-  // Keyboard shortcuts.
+  // Leaving with unsaved changes asks first (closing the tab, reloading, or the in-app links below).
+  const unsaved = !readOnly && (saveState === "unsaved" || saveState === "saving" || saveState === "conflict");
+  useEffect(() => {
+    if (!unsaved) return;
+    const onBeforeUnload = (event: BeforeUnloadEvent) => {
+      event.preventDefault();
+      event.returnValue = "";
+    };
+    window.addEventListener("beforeunload", onBeforeUnload);
+    return () => window.removeEventListener("beforeunload", onBeforeUnload);
+  }, [unsaved]);
+  const confirmLeave = (event: React.MouseEvent) => {
+    if (unsaved && !window.confirm(t("ws.leaveConfirm"))) event.preventDefault();
+  };
+
+  // The tools this project's schema has: only these get a button and a hotkey.
+  const drawingTools = useMemo<Tool[]>(() => {
+    const regions = geometryLabels(definition);
+    return [
+      ...(regions.some((l) => l.kind === "box") ? (["box"] as Tool[]) : []),
+      ...(regions.some((l) => l.kind === "polygon") ? (["polygon"] as Tool[]) : []),
+      ...(regions.some((l) => l.kind === "point") ? (["point"] as Tool[]) : []),
+      ...(seriesMaskLabels(definition).length ? (["brush", "eraser"] as Tool[]) : []),
+    ];
+  }, [definition]);
+
+  // Keyboard shortcuts (listed by "?").
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       const target = event.target as HTMLElement | null;
@@ -388,12 +507,31 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         void submit();
         return;
       }
+      const key = event.key.toLowerCase();
+      // Ctrl+Z / Ctrl+Y: the reading's history; inside a text box the browser's own undo of the text.
+      if ((event.ctrlKey || event.metaKey) && !typing && (key === "z" || key === "y")) {
+        event.preventDefault();
+        if (readOnly) return;
+        if (key === "y" || event.shiftKey) redo();
+        else undo();
+        return;
+      }
       if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") {
         event.preventDefault();
         if (!readOnly) void save(false);
         return;
       }
+      if (event.key === "Escape") {
+        setShowKeys(false);
+        if (!typing) setSelected(null);
+        return;
+      }
       if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.key === "?") {
+        event.preventDefault();
+        setShowKeys((shown) => !shown);
+        return;
+      }
       if (event.key === "ArrowUp" || event.key === "PageUp") {
         event.preventDefault();
         viewer.current?.scroll(-1);
@@ -404,13 +542,94 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         change((r) => ({ ...r, regions: r.regions.filter((x) => x.id !== selected) }));
         setSelected(null);
       } else if (TOOL_KEYS[event.key.toLowerCase()]) {
+        // A hotkey of a tool the schema does not have does nothing (it used to switch every tool off).
         const next = TOOL_KEYS[event.key.toLowerCase()];
-        if (!readOnly || ["windowLevel", "pan", "zoom"].includes(next)) setTool(next);
+        if (NAV_TOOLS.includes(next) || (!readOnly && drawingTools.includes(next))) setTool(next);
       }
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [submit, save, selected, readOnly, change]);
+  }, [submit, save, selected, readOnly, change, drawingTools, undo, redo]);
+
+  // The reading's boxes -> Cornerstone3D annotations (after drawing, an edit, undo/redo, delete, a reload).
+  const syncAnnotations = useCallback(() => {
+    const vp = viewer.current?.viewport();
+    const here = stackRef.current;
+    if (!vp || !here || vp.getImageIds().length === 0) return;
+    const boxes = readingRef.current.regions
+      .filter((r) => r.kind === "box")
+      .map((r) => ({ id: r.id, box: r.geometry as ApiBox, slice: here.slices.findIndex((s) => s.sopInstanceUid === r.sopInstanceUid && s.frame === r.frame) }))
+      .filter((b) => b.slice >= 0);
+    if (syncBoxes(vp, here.slices.map((s) => s.plane), boxes, readOnly)) viewer.current?.renderAnnotations();
+  }, [readOnly]);
+  useEffect(() => {
+    syncAnnotations();
+  }, [reading.regions, stack, slice, syncAnnotations]);
+
+  // Cornerstone3D annotation events -> the reading: a new box, a moved or resized one (committed when the
+  // mouse button is released, one undo step per drag), the selected one.
+  useEffect(() => {
+    const edited = new Set<string>();
+    const sliceOf = (imageId: unknown) => stackRef.current?.slices.findIndex((s) => s.imageId === imageId) ?? -1;
+    type BoxAnnotation = Parameters<typeof annotationBox>[0] & { annotationUID?: string; metadata: { toolName: string; referencedImageId?: string } };
+    const onCompleted = (event: Event) => {
+      const annotation = (event as CustomEvent<{ annotation: BoxAnnotation }>).detail.annotation;
+      if (annotation.metadata.toolName !== BOX_TOOL || !annotation.annotationUID) return;
+      if (readingRef.current.regions.some((r) => r.id === annotation.annotationUID)) return;
+      const here = stackRef.current;
+      const index = sliceOf(annotation.metadata.referencedImageId);
+      const label = regionLabelRef.current;
+      const box = here && index >= 0 ? annotationBox(annotation, here.slices[index].plane) : null;
+      csAnnotation.state.removeAnnotation(annotation.annotationUID); // re-added under the region's id
+      if (!here || !box || !label || readOnlyRef.current) {
+        viewer.current?.renderAnnotations();
+        return;
+      }
+      const slice = here.slices[index];
+      const region: Region = { id: newRegionId(label), label, kind: "box", sopInstanceUid: slice.sopInstanceUid, frame: slice.frame, geometry: box, attributes: {} };
+      // Shown (in the lesion list) by the time the mouse button is up, as a box drawn on the overlay was.
+      flushSync(() => {
+        change((r) => ({ ...r, regions: [...r.regions, region] }));
+        setSelected(region.id);
+      });
+    };
+    const onModified = (event: Event) => {
+      const annotation = (event as CustomEvent<{ annotation: BoxAnnotation }>).detail.annotation;
+      if (annotation.metadata.toolName === BOX_TOOL && annotation.annotationUID) edited.add(annotation.annotationUID);
+    };
+    const onRelease = () => {
+      if (!edited.size) return;
+      const here = stackRef.current;
+      const updates = new Map<string, ApiBox>();
+      for (const uid of edited) {
+        const annotation = csAnnotation.state.getAnnotation(uid) as BoxAnnotation | undefined;
+        const region = readingRef.current.regions.find((r) => r.id === uid);
+        if (!annotation || !region || !here) continue;
+        const index = here.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame);
+        const box = index >= 0 ? annotationBox(annotation, here.slices[index].plane) : null;
+        const old = region.geometry as ApiBox;
+        if (box && (box.x !== old.x || box.y !== old.y || box.width !== old.width || box.height !== old.height)) updates.set(uid, box);
+      }
+      edited.clear();
+      if (updates.size) change((r) => ({ ...r, regions: r.regions.map((x) => (updates.has(x.id) ? { ...x, geometry: updates.get(x.id)! } : x)) }));
+      else syncAnnotations();
+    };
+    const onSelection = (event: Event) => {
+      const uids = (event as CustomEvent<{ selection?: string[] }>).detail.selection ?? [];
+      const chosen = uids.find((uid) => readingRef.current.regions.some((r) => r.id === uid));
+      if (chosen) setSelected(chosen);
+    };
+    eventTarget.addEventListener(csToolsEnums.Events.ANNOTATION_COMPLETED, onCompleted);
+    eventTarget.addEventListener(csToolsEnums.Events.ANNOTATION_MODIFIED, onModified);
+    eventTarget.addEventListener(csToolsEnums.Events.ANNOTATION_SELECTION_CHANGE, onSelection);
+    window.addEventListener("mouseup", onRelease);
+    return () => {
+      eventTarget.removeEventListener(csToolsEnums.Events.ANNOTATION_COMPLETED, onCompleted);
+      eventTarget.removeEventListener(csToolsEnums.Events.ANNOTATION_MODIFIED, onModified);
+      eventTarget.removeEventListener(csToolsEnums.Events.ANNOTATION_SELECTION_CHANGE, onSelection);
+      window.removeEventListener("mouseup", onRelease);
+    };
+  }, [change, syncAnnotations]);
 
   // Test and measurement hooks (read by the browser tests).
   useEffect(() => {
@@ -450,7 +669,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       for (const key of Object.keys(reading.masks)) {
         if (key.endsWith(`|${stack!.seriesUid}`)) drawLabelmapSlice(ctx, h, reading.masks[key], h.slice);
       }
-      for (const r of reading.regions.filter(onSlice)) {
+      // My boxes are Cornerstone3D annotations (drawn, selected and edited by its RectangleROI tool).
+      for (const r of reading.regions.filter((x) => onSlice(x) && x.kind !== "box")) {
         drawRegion(ctx, h, r, { colour: r.id === selected ? "#ffff00" : r.fromAi ? "#ffb74d" : "#00ff7f", width: r.id === selected ? 3 : 2, tag: r.id === selected ? undefined : "" });
       }
       if (draft) drawRegion(ctx, h, draft, { colour: "#ffffff", dashed: true });
@@ -471,12 +691,15 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
           painting.current = false;
           return;
         }
-        change((r) => {
+        change(
+          (r) => {
           const key = maskKey(maskLabel, stack.seriesUid);
           const map = r.masks[key] ?? new Labelmap(stack.slices.length, stack.rows, stack.columns);
           map.paintDisc(slice, p, brushSize, tool === "eraser" ? 0 : segment);
           return { ...r, masks: { ...r.masks, [key]: map } };
-        });
+          },
+          { history: false },
+        );
         return;
       }
       if (tool === "point" && phase === "down" && regionLabel) {
@@ -554,19 +777,17 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const seriesLabels = labelsAt(definition, "series");
   const imageLabels = labelsAt(definition, "image");
   const regionLabels = geometryLabels(definition);
-  const drawingTools: Tool[] = [
-    ...(regionLabels.some((l) => l.kind === "box") ? (["box"] as Tool[]) : []),
-    ...(regionLabels.some((l) => l.kind === "polygon") ? (["polygon"] as Tool[]) : []),
-    ...(regionLabels.some((l) => l.kind === "point") ? (["point"] as Tool[]) : []),
-    ...(maskLabels.length ? (["brush", "eraser"] as Tool[]) : []),
-  ];
-  const drawing = !readOnly && drawingTools.includes(tool);
+  const drawing = !readOnly && drawingTools.includes(tool) && tool !== "box";
+  const boxMode: BoxMode = readOnly ? "enabled" : tool === "box" ? "active" : "passive";
   const currentMask = maskFor(reading, maskLabel);
   const missing = missingRequired(definition, reading);
   const imageTarget = current ? imageKey(current.sopInstanceUid, current.frame) : "";
+  const pending = submitTried && !readOnly ? pendingForSubmit(definition, reading, stack?.seriesUid ?? null, (l) => loc(l.name)) : [];
   const stateText =
     saveState === "saved"
-      ? t("reader.saved", { n: revisionNumber })
+      ? problemCount
+        ? t("ws.savedWithProblems", { n: revisionNumber, count: problemCount })
+        : t("reader.saved", { n: revisionNumber })
       : saveState === "saving"
         ? t("reader.saving")
         : saveState === "unsaved"
@@ -579,7 +800,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
 
   return (
     <section aria-label={title}>
-      <div className="toolbar">
+      {showKeys ? <HotkeyDialog tools={[...NAV_TOOLS, ...drawingTools]} onClose={() => setShowKeys(false)} /> : null}
+      <div className="toolbar reader-head">
         <h1 style={{ margin: 0, fontSize: "1.2rem" }}>{title}</h1>
         <span className="badge">{correcting ? t("correction.badge") : t(`reading.${role}`)}</span>
         <span className="save-state" role="status" data-testid="save-state" data-state={saveState}>
@@ -587,29 +809,15 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         </span>
         <span className="spacer" style={{ flex: 1 }} />
         {correcting ? (
-          <Link to={`/cases/${caseId}/panel?project=${slug}`}>{t("correction.backToPanel")}</Link>
+          <Link to={`/cases/${caseId}/panel?project=${slug}`} onClick={confirmLeave}>
+            {t("correction.backToPanel")}
+          </Link>
         ) : (
-          <Link to={`/projects/${slug}?role=${role}`}>{t("reader.backToWorklist")}</Link>
+          <Link to={`/projects/${slug}?role=${role}`} onClick={confirmLeave}>
+            {t("reader.backToWorklist")}
+          </Link>
         )}
       </div>
-      {saveState === "conflict" ? (
-        <div role="alert" className="error" data-testid="conflict">
-          {t("reader.conflict", { n: conflictRevision ?? "?" })}{" "}
-          <button type="button" onClick={onReload}>
-            {t("reader.reload")}
-          </button>
-        </div>
-      ) : null}
-      {messages.length ? (
-        <div role="alert" className="error" data-testid="validation">
-          {t("reader.validation")}
-          <ul>
-            {messages.map((m) => (
-              <li key={m}>{m}</li>
-            ))}
-          </ul>
-        </div>
-      ) : null}
       <div className="reader">
         <nav className="thumbs" aria-label={t("reader.series")}>
           {context.series.map((s) => (
@@ -623,6 +831,12 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 {t(TOOL_LABELS[name])}
               </button>
             ))}
+            <button type="button" onClick={undo} disabled={readOnly || historySize.past === 0} title="Ctrl+Z">
+              {t("ws.undo")}
+            </button>
+            <button type="button" onClick={redo} disabled={readOnly || historySize.future === 0} title="Ctrl+Y">
+              {t("ws.redo")}
+            </button>
             {stack?.modality === "CT" ? (
               <label>
                 {t("reader.preset")}{" "}
@@ -635,14 +849,37 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 </select>
               </label>
             ) : null}
-            {tool === "brush" || tool === "eraser" ? (
-              <label>
+            {drawingTools.includes("brush") ? (
+              // Always laid out (hidden unless painting) so that choosing Brush does not move the image.
+              <label style={{ visibility: tool === "brush" || tool === "eraser" ? "visible" : "hidden" }} data-testid="brush-size">
                 {t("reader.brushSize")}{" "}
                 <input type="range" min={1} max={20} value={brushSize} aria-label={t("reader.brushSize")} onChange={(e) => setBrushSize(Number(e.target.value))} />
               </label>
             ) : null}
           </div>
           <div style={{ position: "relative", flex: 1, minHeight: 420 }}>
+            {/* Banners float over the top of the image rather than pushing it down: the image never moves under
+                the cursor when one appears (issue 15 item 3). */}
+            <div className="banners">
+              {saveState === "conflict" ? (
+                <div role="alert" className="error" data-testid="conflict">
+                  {t("reader.conflict", { n: conflictRevision ?? "?" })}{" "}
+                  <button type="button" onClick={onReload}>
+                    {t("reader.reload")}
+                  </button>
+                </div>
+              ) : null}
+              {messages.length ? (
+                <div role="alert" className="error" data-testid="validation">
+                  {t("reader.validation")}
+                  <ul>
+                    {messages.map((m) => (
+                      <li key={m}>{m}</li>
+                    ))}
+                  </ul>
+                </div>
+              ) : null}
+            </div>
             {stack ? (
               <StackViewer
                 ref={viewer}
@@ -653,9 +890,11 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 initialVoi={initialVoi}
                 navTool={(["windowLevel", "pan", "zoom"].includes(tool) ? tool : "windowLevel") as NavTool}
                 drawing={drawing}
+                boxMode={boxMode}
                 label={t("reader.viewport")}
                 onSlice={setSlice}
                 onFirstImage={() => {
+                  syncAnnotations();
                   const debug = medlabelDebug();
                   debug.firstImageAtMs = performance.now();
                   debug.firstImageMs = (debug.firstImageAtMs as number) - (debug.loadStart as number);
@@ -679,7 +918,9 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
             <button type="button" onClick={() => viewer.current?.scroll(1)}>
               {t("reader.nextSlice")}
             </button>
-            <span className="hint">{t("reader.shortcuts")}</span>
+            <button type="button" onClick={() => setShowKeys(true)} aria-haspopup="dialog">
+              {t("ws.hotkeysButton")}
+            </button>
           </div>
         </div>
         <aside className="side" aria-label={t("reader.labels")}>
@@ -783,10 +1024,11 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
               <LabelField
                 key={label.key}
                 idPrefix="study"
+                missing={submitTried}
                 label={label}
                 value={reading.study[label.key]}
                 disabled={readOnly}
-                onChange={(v) => change((r) => ({ ...r, study: { ...r.study, [label.key]: v } }))}
+                onChange={(v) => change((r) => ({ ...r, study: { ...r.study, [label.key]: v } }), { coalesce: typedStep(label, `study-${label.key}`) })}
               />
             ))}
           </fieldset>
@@ -797,10 +1039,13 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 <LabelField
                   key={label.key}
                   idPrefix="series"
+                  missing={submitTried}
                   label={label}
                   value={reading.series[stack.seriesUid]?.[label.key]}
                   disabled={readOnly}
-                  onChange={(v) => change((r) => ({ ...r, series: { ...r.series, [stack.seriesUid]: { ...r.series[stack.seriesUid], [label.key]: v } } }))}
+                  onChange={(v) =>
+                    change((r) => ({ ...r, series: { ...r.series, [stack.seriesUid]: { ...r.series[stack.seriesUid], [label.key]: v } } }), { coalesce: typedStep(label, `series-${label.key}`) })
+                  }
                 />
               ))}
             </fieldset>
@@ -815,7 +1060,9 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                   label={label}
                   value={reading.image[imageTarget]?.[label.key]}
                   disabled={readOnly}
-                  onChange={(v) => change((r) => ({ ...r, image: { ...r.image, [imageTarget]: { ...r.image[imageTarget], [label.key]: v } } }))}
+                  onChange={(v) =>
+                    change((r) => ({ ...r, image: { ...r.image, [imageTarget]: { ...r.image[imageTarget], [label.key]: v } } }), { coalesce: typedStep(label, `image-${imageTarget}-${label.key}`) })
+                  }
                 />
               ))}
             </fieldset>
@@ -896,14 +1143,18 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                             <LabelField
                               key={label.key}
                               idPrefix={`region-${index}`}
+                              missing={submitTried}
                               label={label}
                               value={region.attributes[label.key]}
                               disabled={readOnly}
                               onChange={(v) =>
-                                change((r) => ({
-                                  ...r,
-                                  regions: r.regions.map((x) => (x.id === region.id ? { ...x, attributes: { ...x.attributes, [label.key]: v } } : x)),
-                                }))
+                                change(
+                                  (r) => ({
+                                    ...r,
+                                    regions: r.regions.map((x) => (x.id === region.id ? { ...x, attributes: { ...x.attributes, [label.key]: v } } : x)),
+                                  }),
+                                  { coalesce: typedStep(label, `region-${region.id}-${label.key}`) },
+                                )
                               }
                             />
                           ))
@@ -919,6 +1170,31 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
               <label htmlFor="correction-rationale">{t("correction.rationale")}</label>
               <textarea id="correction-rationale" rows={3} value={rationale} onChange={(e) => setRationale(e.target.value)} />
             </>
+          ) : null}
+          {pending.length ? (
+            <div className="error" data-testid="pending">
+              {t("ws.missingTitle")}
+              <ol className="pending">
+                {pending.map((entry) => {
+                  const name = loc(entry.label.name);
+                  const what = entry.problem ? t(entry.problem.key, entry.problem.params) : null;
+                  const text = entry.region
+                    ? what
+                      ? t("ws.problemRegion", { name, index: entry.region.index + 1, problem: what })
+                      : t("ws.missingRegion", { name, index: entry.region.index + 1 })
+                    : what
+                      ? t("ws.problemField", { name, problem: what })
+                      : t("ws.missingField", { name });
+                  return (
+                    <li key={entry.fieldId}>
+                      <button type="button" onClick={() => jumpTo(entry)} title={t("ws.goTo", { name })} data-field={entry.fieldId}>
+                        {text}
+                      </button>
+                    </li>
+                  );
+                })}
+              </ol>
+            </div>
           ) : null}
           {!verification ? (
             <div className="toolbar">
@@ -942,6 +1218,46 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         </aside>
       </div>
     </section>
+  );
+}
+
+/** Every hotkey of this reader, for the tools this project's schema has ("?" opens it, Escape closes it). */
+function HotkeyDialog({ tools, onClose }: { tools: Tool[]; onClose: () => void }) {
+  const t = useT();
+  const close = useRef<HTMLButtonElement>(null);
+  useEffect(() => close.current?.focus(), []);
+  const rows: [string, string][] = [
+    ...tools.map((tool): [string, string] => [KEY_OF_TOOL[tool], t(TOOL_LABELS[tool]).replace(/\s*\([^)]*\)$/, "")]),
+    ["↑ / ↓, PageUp / PageDown", t("ws.key.slices")],
+    ["Ctrl+Z", t("ws.key.undo")],
+    ["Ctrl+Y, Ctrl+Shift+Z", t("ws.key.redo")],
+    ["Delete, Backspace", t("ws.key.delete")],
+    ["Ctrl+S", t("ws.key.save")],
+    ["Ctrl+Enter", t("ws.key.submit")],
+    ["?", t("ws.key.help")],
+    ["Esc", t("ws.key.escape")],
+  ];
+  return (
+    <div className="modal-backdrop" onClick={onClose}>
+      <div role="dialog" aria-modal="true" aria-labelledby="hotkeys-title" className="modal" data-testid="hotkeys" onClick={(e) => e.stopPropagation()}>
+        <h2 id="hotkeys-title">{t("ws.hotkeys")}</h2>
+        <table>
+          <tbody>
+            {rows.map(([keys, what]) => (
+              <tr key={keys}>
+                <th scope="row">
+                  <kbd>{keys}</kbd>
+                </th>
+                <td>{what}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        <button type="button" ref={close} onClick={onClose}>
+          {t("ws.close")}
+        </button>
+      </div>
+    </div>
   );
 }
 
