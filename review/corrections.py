@@ -9,14 +9,16 @@ part of it came from whom is kept with it (review.provenance), and with the fina
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Annotation, AnnotationRevision, Assignment, Case, CaseStatus, ReadingRole
 from annotation.selectors import annotations_visible_to
-from annotation.services import annotation_save, revision_items_for_output
+from annotation.services import annotation_save, load_mask, revision_items_for_output
 from config.errors import ApplicationError, ConflictError, NotFoundError, PermissionDeniedError
 from config.types import User
 from review import services
@@ -253,7 +255,26 @@ def provenance_of(correction: Correction, revision: AnnotationRevision) -> dict[
     }
     seed = sources.get(correction.seed_id) if correction.seed_id is not None else None
     expert = correction.expert.username
-    return correction_provenance(items=list(revision.items), expert=expert, seed=seed, origins=origins)
+    masks = _mask_contents([revision, *revisions.values()])
+    return correction_provenance(
+        items=list(revision.items), expert=expert, seed=seed, origins=origins, mask_contents=masks
+    )
+
+
+def _mask_contents(revisions: list[AnnotationRevision]) -> dict[str, str]:
+    """Each stored mask's name (sha256) mapped to a name of its voxels: the same voxels can be stored under two
+    names (the reader's browser sends run-length runs, other writers gzip), and a mask the expert re-sent unchanged
+    is not their change. Only the few masks of one correction and its sources are read."""
+    names: dict[str, str] = {}
+    for candidate in revisions:
+        for mask in candidate.masks.all():
+            if mask.sha256 in names:
+                continue
+            array = np.ascontiguousarray(load_mask(mask))
+            digest = hashlib.sha256(array.tobytes())
+            digest.update(f"{array.shape}{array.dtype.str}".encode())
+            names[mask.sha256] = digest.hexdigest()
+    return names
 
 
 def corrections_visible_to(user: User, case: Case, *, manager: bool) -> list[Correction]:

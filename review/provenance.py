@@ -24,13 +24,14 @@ class Source:
         return str(self.reading.get("reader") or self.reading.get("description") or "")
 
 
-def _content(item: dict[str, Any]) -> dict[str, Any]:
+def _content(item: dict[str, Any], mask_contents: dict[str, str]) -> dict[str, Any]:
     """What an item says, for comparing two versions of it: everything but its id and region reference, and a
-    mask by its content hash."""
+    mask by its voxels (``mask_contents``: stored name to voxel hash; the stored name when not given)."""
     content = {key: value for key, value in item.items() if key not in ("id", "region", "mask")}
     mask = item.get("mask")
     if isinstance(mask, dict):
-        content["mask"] = mask.get("sha256")
+        name = mask.get("sha256")
+        content["mask"] = mask_contents.get(name, name) if isinstance(name, str) else name
     return content
 
 
@@ -51,13 +52,16 @@ def correction_provenance(
     expert: str,
     seed: Source | None,
     origins: dict[str, tuple[Source, str]],
+    mask_contents: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Per item and per lesion of a corrected label: the reading it came from (``from``, null when the expert
     made it), whether the expert changed it (``modified``), and whose it is as it stands (``by``).
 
     ``origins`` maps each region id of the label that came from another reading to that reading and the region's
     id there (regions seeded from the seed reading included). Study, series and image answers come from the seed
-    reading when it gave the same answer on the same target."""
+    reading when it gave the same answer on the same target. ``mask_contents`` names stored masks by their voxels,
+    so that a mask stored again unchanged (under another encoding's name) is not counted as the expert's change."""
+    contents = mask_contents or {}
     entries: list[dict[str, Any]] = []
     lesions: dict[str, dict[str, Any]] = {}
     for index, item in enumerate(items):
@@ -73,7 +77,7 @@ def correction_provenance(
                 original = next((i for i in source.items if i.get("id") == source_id), None)
                 if original is not None:
                     origin = _origin(source, source_id)
-                    modified = _content(original) != _content(item)
+                    modified = _content(original, contents) != _content(item, contents)
                     author = expert if modified else source.author
         elif "region" in item:
             entry["region"] = item["region"]
@@ -86,13 +90,13 @@ def correction_provenance(
                 )
                 if original is not None:
                     origin = _origin(source, source_id)
-                    modified = _content(original) != _content(item)
+                    modified = _content(original, contents) != _content(item, contents)
                     author = expert if modified else source.author
         elif seed is not None:
             original = next((i for i in seed.items if "id" not in i and _place(i) == _place(item)), None)
             if original is not None:
                 origin = _origin(seed)
-                modified = _content(original) != _content(item)
+                modified = _content(original, contents) != _content(item, contents)
                 author = expert if modified else seed.author
         entry.update({"from": origin, "modified": modified, "by": author})
         entries.append(entry)

@@ -790,12 +790,18 @@ def test_a_refused_reading_is_explained_in_the_readers_language_by_display_names
     values["items"][index_of(values, "diameter")]["value"] = 150
     before = db_state(reading.storage)
 
-    response = post_revision(reading.annotator, reading.case, values, base_revision=0)
+    response = post_revision(reading.annotator, reading.case, values, base_revision=0, submit=True)
 
     body = assert_refused(response, 400, field=f"items[{index_of(values, 'diameter')}].value", code="invalid_labels")
     assert body["detail"] == "结节包围框 1的长径：150 mm 超过“长径”的最大值 100 mm"
     assert_chinese([body["detail"]])
     assert db_state(reading.storage) == before
+    # A draft keeps the answer as typed (issue 15, no lost work); its problem is flagged in the reader's language.
+    response = post_revision(reading.annotator, reading.case, values, base_revision=0)
+    assert response.status_code == 201, response.content
+    [problem] = response.json()["problems"]
+    assert problem["field"] == f"items[{index_of(values, 'diameter')}].value"
+    assert_chinese([problem["reason"]])
 
     values = chest_values(reading.case)
     values["items"] = [item for item in values["items"] if item["label"] not in ("diameter", "nodule_present")]

@@ -113,3 +113,32 @@ def test_an_untouched_copy_is_its_readers_and_a_region_the_expert_drew_is_theirs
     assert (lesions["n1"]["modified"], lesions["n1"]["by"]) == (False, "annotator")
     assert (lesions["x7"]["from"], lesions["x7"]["modified"], lesions["x7"]["by"]) == (None, False, "expert2")
     assert all(not e["modified"] for e in result["items"])
+
+
+def test_a_mask_stored_again_under_another_name_with_the_same_voxels_is_not_the_experts_change():
+    # The reader's browser re-sends an unchanged mask run-length encoded: stored under another name ("bbb") than the
+    # first reader's gzip one ("aaa"). By name it looks changed; by its voxels it is the first reader's.
+    resent = {**FIRST.items[-1], "mask": {**FIRST.items[-1]["mask"], "sha256": "bbb"}}
+    items = [*FIRST.items[:-1], resent]
+    by_name = correction_provenance(items=items, expert="expert1", seed=FIRST, origins={"n1": (FIRST, "n1")})
+    by_voxels = correction_provenance(
+        items=items,
+        expert="expert1",
+        seed=FIRST,
+        origins={"n1": (FIRST, "n1")},
+        mask_contents={"aaa": "voxels-1", "bbb": "voxels-1"},
+    )
+    painted = correction_provenance(
+        items=items,
+        expert="expert1",
+        seed=FIRST,
+        origins={"n1": (FIRST, "n1")},
+        mask_contents={"aaa": "voxels-1", "bbb": "voxels-2"},
+    )
+
+    def mask_entry(result: dict[str, Any]) -> dict[str, Any]:
+        return next(e for e in result["items"] if e["label"] == "nodule_mask")
+
+    assert (mask_entry(by_name)["modified"], mask_entry(by_name)["by"]) == (True, "expert1")
+    assert (mask_entry(by_voxels)["modified"], mask_entry(by_voxels)["by"]) == (False, "annotator")
+    assert (mask_entry(painted)["modified"], mask_entry(painted)["by"]) == (True, "expert1")
