@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
-import type { CaseEvent, LesionMatching, Localised, SchemaLabel } from "../src/api/types";
+import type { CaseEvent, LesionMatching, Localised, SchemaDefinition, SchemaLabel } from "../src/api/types";
 import { localise, translate, type MessageKey } from "../src/i18n";
 import {
+  attributeText,
   contextText,
   decisionText,
   labelRows,
   latestDecision,
+  lesionAttributeTables,
   maskDifferenceBySlice,
   matchedPairs,
   readingText,
@@ -247,5 +249,129 @@ describe("metric contexts in words", () => {
     expect(contextText(zh, loc, "segment 2: annotator~reviewer", label)).toBe("分割类别“右肺”: annotator~reviewer");
     expect(contextText(zh, loc, "region 1 · segment 1: ann~rev", label)).toBe("器官 1 · 分割类别“左肺”: ann~rev");
     expect(contextText(zh, loc, "segment 9: ann~rev", label)).toBe("segment 9: ann~rev"); // unknown: as given
+  });
+});
+
+describe("each reader's attribute values per lesion", () => {
+  // The chest CT schema's nodule box and its region attributes (annotation/schemas/chest_ct_nodules.json).
+  const schema = {
+    name: "chest",
+    labels: [
+      { key: "nodule_box", name: { en: "Nodule bounding box", "zh-hans": "结节包围框" }, level: "region", kind: "box", dimensions: 2 },
+      {
+        key: "nodule_type",
+        name: { en: "Nodule type", "zh-hans": "结节类型" },
+        level: "region",
+        kind: "single_choice",
+        applies_to: ["nodule_box"],
+        choices: [
+          { key: "solid", name: { en: "Solid", "zh-hans": "实性" } },
+          { key: "subsolid", name: { en: "Subsolid", "zh-hans": "亚实性" }, children: [{ key: "ground_glass", name: { en: "Ground-glass", "zh-hans": "磨玻璃" } }] },
+          { key: "calcified", name: { en: "Calcified", "zh-hans": "钙化" } },
+        ],
+      },
+      {
+        key: "lobe",
+        name: { en: "Lobe", "zh-hans": "所在肺叶" },
+        level: "region",
+        kind: "single_choice",
+        applies_to: ["nodule_box"],
+        choices: [
+          { key: "right_lung", name: { en: "Right lung", "zh-hans": "右肺" }, children: [{ key: "right_lower", name: { en: "Right lower lobe", "zh-hans": "右肺下叶" } }] },
+          { key: "left_lung", name: { en: "Left lung", "zh-hans": "左肺" }, children: [{ key: "left_upper", name: { en: "Left upper lobe", "zh-hans": "左肺上叶" } }] },
+        ],
+      },
+      { key: "diameter", name: { en: "Long-axis diameter", "zh-hans": "长径" }, level: "region", kind: "number", applies_to: ["nodule_box"], unit: "mm" },
+      {
+        key: "malignancy",
+        name: { en: "Suspicion of malignancy", "zh-hans": "恶性可能性" },
+        level: "region",
+        kind: "ordinal",
+        applies_to: ["nodule_box"],
+        scale: [
+          { value: 1, name: { en: "Highly unlikely", "zh-hans": "极不可能" } },
+          { value: 3, name: { en: "Indeterminate", "zh-hans": "不确定" } },
+        ],
+      },
+      { key: "findings", name: { en: "Other findings", "zh-hans": "其他所见" }, level: "study", kind: "multiple_choice", choices: [] },
+    ],
+  } as unknown as SchemaDefinition;
+  const enT = (key: MessageKey, params?: Record<string, string | number>) => translate("en", key, params);
+  const zhT = (key: MessageKey, params?: Record<string, string | number>) => translate("zh-hans", key, params);
+  const enLoc = (value: Localised | undefined | null) => localise("en", value);
+  const zhLoc = (value: Localised | undefined | null) => localise("zh-hans", value);
+  const box = (id: string, attributes: Record<string, unknown>) => ({ id, label: "nodule_box", attributes });
+  // Lesion 1: both readers, the diameters differ. Lesion 2: the reviewer's only (the defect report's nodules).
+  const matching: LesionMatching = {
+    key: "nodule_box",
+    method: "hungarian",
+    reference: "annotator",
+    score: "iou",
+    pairs: [{ readers: ["annotator", "reviewer"], ids: ["a1", "r7"], score: 0.8 }],
+    unmatched: { annotator: [], reviewer: ["r8"] },
+    numbers: { reviewer: { r8: 2, r7: 1 }, annotator: { a1: 1 } },
+  };
+  const readings = [
+    { name: "annotator", regions: [box("a1", { nodule_type: "solid", lobe: "left_upper", diameter: 12, malignancy: 3 })] },
+    {
+      name: "reviewer",
+      regions: [
+        box("r7", { nodule_type: "solid", lobe: "left_upper", diameter: 12.5, malignancy: 3 }),
+        box("r8", { nodule_type: "calcified", lobe: "right_lower", diameter: 8, malignancy: 1 }),
+      ],
+    },
+  ];
+
+  it("puts a lesion both readers found side by side and marks the one attribute that differs", () => {
+    const tables = lesionAttributeTables(enT, enLoc, schema, [matching], readings);
+    expect(tables.map((table) => table.title)).toEqual(["Nodule bounding box 1", "Nodule bounding box 2"]);
+    const [first] = tables;
+    expect(first.foundBy).toEqual([0, 1]);
+    // Every region attribute of the schema that applies to the box, in the schema's order; no study label.
+    expect(first.rows.map((row) => row.name)).toEqual(["Nodule type", "Lobe", "Long-axis diameter", "Suspicion of malignancy"]);
+    expect(first.rows.map((row) => row.cells.map((cell) => cell.text))).toEqual([
+      ["Solid", "Solid"],
+      ["Left upper lobe", "Left upper lobe"],
+      ["12 mm", "12.5 mm"],
+      ["3 (Indeterminate)", "3 (Indeterminate)"],
+    ]);
+    expect(first.rows.map((row) => row.mark)).toEqual(["same", "same", "differ", "same"]);
+  });
+
+  it("says 'not found' where a reader did not find the lesion and marks every row of it", () => {
+    const [, second] = lesionAttributeTables(enT, enLoc, schema, [matching], readings);
+    expect(second.number).toBe(2);
+    expect(second.foundBy).toEqual([1]);
+    expect(second.rows.map((row) => row.cells.map((cell) => cell.text))).toEqual([
+      ["not found", "Calcified"],
+      ["not found", "Right lower lobe"],
+      ["not found", "8 mm"],
+      ["not found", "1 (Highly unlikely)"],
+    ]);
+    expect(second.rows.every((row) => row.mark === "missing" && !row.cells[0].found && row.cells[1].found)).toBe(true);
+    // In Chinese: the i18n "not found", the schema's names.
+    const [, zhSecond] = lesionAttributeTables(zhT, zhLoc, schema, [matching], readings);
+    expect(zhSecond.title).toBe("结节包围框 2");
+    expect(zhSecond.rows[0]).toMatchObject({ name: "结节类型", cells: [{ text: "未发现" }, { text: "钙化" }] });
+  });
+
+  it("words a choice by its option's display name in both languages, an empty value as a dash", () => {
+    const lobe = schema.labels.find((label) => label.key === "lobe")!;
+    expect(attributeText(enT, enLoc, lobe, "left_upper")).toBe("Left upper lobe");
+    expect(attributeText(zhT, zhLoc, lobe, "left_upper")).toBe("左肺上叶");
+    expect(attributeText(zhT, zhLoc, lobe, "right_lung")).toBe("右肺"); // an inner option too
+    expect(attributeText(zhT, zhLoc, lobe, null)).toBe("—");
+    const malignancy = schema.labels.find((label) => label.key === "malignancy")!;
+    expect(attributeText(zhT, zhLoc, malignancy, 3)).toBe("3（不确定）");
+    // Empty in one reading, given in the other: they differ.
+    const tables = lesionAttributeTables(enT, enLoc, schema, [{ ...matching, numbers: { annotator: { a1: 1 }, reviewer: { r7: 1 } } }], [
+      { name: "annotator", regions: [box("a1", { nodule_type: "solid" })] },
+      { name: "reviewer", regions: [box("r7", { nodule_type: "solid", lobe: "left_upper" })] },
+    ]);
+    expect(tables[0].rows.find((row) => row.key === "lobe")).toMatchObject({ mark: "differ", cells: [{ text: "—" }, { text: "Left upper lobe" }] });
+  });
+
+  it("gives no table for a result stored before lesion numbers", () => {
+    expect(lesionAttributeTables(enT, enLoc, schema, [{ ...matching, numbers: undefined }], readings)).toEqual([]);
   });
 });

@@ -2,7 +2,8 @@
  * Expert panel review of one disputed case: every reading and the AI proposal side by side in linked
  * viewports (scrolling one scrolls all) or as switchable overlays in one viewport, the disagreement (the
  * agreement result's per-label metrics and reasons, lesions no other reader matched highlighted, where
- * the masks differ), and the vote: for one reading, or a corrected label, always with a rationale.
+ * the masks differ, each reader's attribute values per lesion side by side), and the vote: for one reading,
+ * or a corrected label, always with a rationale.
  * Lesion matching (pairs, unmatched ids) and the decision (winner, count, rule) are the server's; the screen
  * only draws and words them.
  * Data: GET /cases/<id>/, /cases/<id>/annotations/, revisions, /cases/<id>/agreement/, /cases/<id>/votes/,
@@ -27,6 +28,7 @@ import {
   decisionText,
   labelRows,
   latestDecision,
+  lesionAttributeTables,
   lesionOriginText,
   maskDifferenceBySlice,
   matchedPairs,
@@ -36,6 +38,7 @@ import {
   worstSlice,
   type Agreement,
   type Decision,
+  type LesionAttributes,
   type MatchedPair,
   type MetricEntry,
   type VoteChoice,
@@ -412,6 +415,14 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
       idB: lesionName(readerOf(pair.readers[1]), pair.key, pair.ids[1]),
       score: t(`panel.score.${pair.scoreKind}`, { value: pair.scoreKind === "distance_px" ? pair.score.toFixed(1) : pair.score.toFixed(2) }),
     });
+  // Each reader's attribute values per lesion, lesions numbered as the server's reasons number them.
+  const attributeTables = lesionAttributeTables(
+    t,
+    loc,
+    definition,
+    agreement?.lesions,
+    readers.map((layer) => ({ name: layer.annotation.reader ?? layer.annotation.role, regions: layer.reading.regions })),
+  );
   const unmatchedList = readers.flatMap((layer) =>
     layer.reading.regions
       .filter((r) => unmatched.get(layer.key)?.has(r.id))
@@ -601,6 +612,7 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
               </ul>
             </>
           ) : null}
+          {agreement?.lesions?.length ? <LesionAttributeTables tables={attributeTables} readers={readers} /> : null}
           <VoteForm data={data} slug={slug} onVoted={onReload} />
         </aside>
       </div>
@@ -636,6 +648,60 @@ function DecisionNote({ data }: { data: PanelData }) {
         </div>
       ) : null}
     </>
+  );
+}
+
+/** Per lesion, the readers' attribute values side by side (one column per reading), the rows where they differ
+ * or where a reader did not find the lesion highlighted. */
+function LesionAttributeTables({ tables, readers }: { tables: LesionAttributes[]; readers: Layer[] }) {
+  const t = useT();
+  return (
+    <section className="lesion-attributes" data-testid="lesion-attributes" aria-labelledby="lesion-attributes-heading">
+      <h3 id="lesion-attributes-heading">{t("panel.attrs.heading")}</h3>
+      {tables.length === 0 ? <p>{t("panel.attrs.none")}</p> : <p className="hint">{t("panel.attrs.legend")}</p>}
+      {tables.map((table) => (
+        <table
+          key={`${table.key}-${table.number}`}
+          className="lesion-attrs"
+          data-testid={`lesion-attrs-${table.key}-${table.number}`}
+          data-found-by={table.foundBy.length}
+        >
+          <caption>
+            {table.title}
+            {table.foundBy.length < readers.length ? (
+              <span className="hint" data-testid="found-by">
+                {" "}
+                {t("panel.attrs.foundBy", {
+                  readers: table.foundBy.map((r) => layerName(t, readers[r])).join(t("panel.attrs.separator")),
+                })}
+              </span>
+            ) : null}
+          </caption>
+          <thead>
+            <tr>
+              <th scope="col">{t("panel.attrs.attribute")}</th>
+              {readers.map((layer) => (
+                <th scope="col" key={layer.key}>
+                  <span className="swatch" style={{ background: layer.colour }} aria-hidden="true" /> {layerName(t, layer)}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {table.rows.map((row) => (
+              <tr key={row.key} className={row.mark === "same" ? undefined : row.mark} data-attribute={row.key} data-mark={row.mark}>
+                <th scope="row">{row.name}</th>
+                {row.cells.map((cell, r) => (
+                  <td key={readers[r].key} data-reader={readers[r].annotation.role} className={cell.found ? undefined : "not-found"}>
+                    {cell.text}
+                  </td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ))}
+    </section>
   );
 }
 

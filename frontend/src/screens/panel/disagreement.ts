@@ -1,8 +1,9 @@
 /**
  * Pure helpers of the panel screen: the agreement result (GET /cases/<id>/agreement/, review/evaluation.py
  * LabelResult.as_dict) as per-label rows with the server's status, the server's lesion matching (pairs and
- * unmatched ids per reader, to draw them), the panel's decision and the readings votes are for in words, where
- * two label maps differ, and the vote's request body. Unit-tested in tests/panelDisagreement.test.ts.
+ * unmatched ids per reader, to draw them), each reader's attribute values per lesion, the panel's decision and
+ * the readings votes are for in words, where two label maps differ, and the vote's request body. Unit-tested in
+ * tests/panelDisagreement.test.ts.
  *
  * The server decides (agreement, lesion matching, the committee's rules); these helpers only present it.
  */
@@ -15,12 +16,16 @@ import type {
   LesionPair,
   Localised,
   PanelDecisionMetrics,
+  SchemaDefinition,
   SchemaLabel,
   VotedReading,
 } from "../../api/types";
+import { attributesFor, choiceOptions } from "../../lib/schemaForm";
 import type { MessageKey } from "../../i18n/en";
 
 export type { Agreement, AgreementLabel };
+
+type Translate = (key: MessageKey, params?: Record<string, string | number>) => string;
 
 export type MetricName =
   | "percent_agreement"
@@ -156,9 +161,135 @@ export function matchedPairs(lesions: LesionMatching[] | undefined): MatchedPair
   return (lesions ?? []).flatMap((matching) => (matching.pairs ?? []).map((pair) => ({ ...pair, key: matching.key, scoreKind: matching.score })));
 }
 
-// --- The decision and the votes in words ----------------------------------------------------------------------
+// --- Each reader's attribute values per lesion ----------------------------------------------------------------
 
-type Translate = (key: MessageKey, params?: Record<string, string | number>) => string;
+type Localise = (value: Localised | undefined | null) => string;
+
+/** A reading whose lesions' attributes the panel compares: the reader's name as the server compared them
+ * (username, else role) and its regions with their attribute values. */
+export interface AttributeReading {
+  name: string;
+  regions: { id: string; label: string; attributes: Record<string, unknown> }[];
+}
+
+export interface AttributeCell {
+  /** Did this reader find the lesion (a region of theirs carries its number)? */
+  found: boolean;
+  value: unknown;
+  /** The value in words: option names, the number with its unit; "not found", or "—" when left empty. */
+  text: string;
+}
+
+export interface AttributeRow {
+  key: string;
+  name: string;
+  /** One per reading, in the order given. */
+  cells: AttributeCell[];
+  /** "differ": readers who found the lesion gave different values; "missing": not every reader found it. */
+  mark: "same" | "differ" | "missing";
+}
+
+export interface LesionAttributes {
+  /** The lesion label's key and the lesion's number, as the server's reasons name it. */
+  key: string;
+  number: number;
+  title: string;
+  /** The indexes (into the readings) of the readers who found it. */
+  foundBy: number[];
+  rows: AttributeRow[];
+}
+
+function empty(value: unknown): boolean {
+  return value === null || value === undefined || value === "" || (Array.isArray(value) && value.length === 0);
+}
+
+/** One region-level attribute's value in words: a choice by its option's display name, an ordinal by its value
+ * and its scale name, a number with its unit; "—" when left empty. */
+export function attributeText(t: Translate, loc: Localise, label: SchemaLabel, value: unknown): string {
+  if (empty(value)) return "—";
+  const option = (key: unknown) => {
+    const found = choiceOptions(label).find((o) => o.key === key);
+    return found ? loc(found.name) : String(key);
+  };
+  switch (label.kind) {
+    case "single_choice":
+      return option(value);
+    case "multiple_choice":
+      return (Array.isArray(value) ? value : [value]).map(option).join(t("panel.attrs.separator"));
+    case "ordinal": {
+      const step = (label.scale ?? []).find((s) => s.value === Number(value));
+      return step ? t("panel.attrs.ordinal", { value: String(value), name: loc(step.name) }) : String(value);
+    }
+    case "number":
+      return label.unit ? `${String(value)} ${label.unit}` : String(value);
+    default:
+      return String(value);
+  }
+}
+
+/** A value to compare: a multiple choice regardless of its order, a number whatever its JSON spelling. */
+function comparable(value: unknown): string {
+  if (empty(value)) return "";
+  if (Array.isArray(value)) return JSON.stringify([...value].map(String).sort());
+  return typeof value === "number" ? String(value) : JSON.stringify(value);
+}
+
+/** Per lesion label and lesion number of the server's matching (so a lesion is named as the reasons name it),
+ * each reading's value of every attribute of the schema that applies to the label, side by side; a row is
+ * marked where the values differ or not every reader found the lesion. Labels in the server's order, lesions by
+ * number. Results stored before lesion numbers existed give no table. */
+export function lesionAttributeTables(
+  t: Translate,
+  loc: Localise,
+  schema: SchemaDefinition,
+  lesions: LesionMatching[] | undefined,
+  readings: AttributeReading[],
+): LesionAttributes[] {
+  const tables: LesionAttributes[] = [];
+  for (const matching of lesions ?? []) {
+    const numbers = matching.numbers;
+    if (!numbers) continue;
+    const label = schema.labels.find((l) => l.key === matching.key);
+    const attributes = attributesFor(schema, matching.key);
+    // Per reading: lesion number -> region id.
+    const byNumber = readings.map((reading) => {
+      const ids = new Map<number, string>();
+      for (const [id, n] of Object.entries(numbers[reading.name] ?? {})) ids.set(n, id);
+      return ids;
+    });
+    const all = [...new Set(byNumber.flatMap((ids) => [...ids.keys()]))].sort((a, b) => a - b);
+    for (const number of all) {
+      const regions = readings.map((reading, r) => {
+        const id = byNumber[r].get(number);
+        return id === undefined ? null : (reading.regions.find((region) => region.id === id && region.label === matching.key) ?? null);
+      });
+      const foundBy = regions.flatMap((region, r) => (region ? [r] : []));
+      const rows = attributes.map((attribute): AttributeRow => {
+        const cells = regions.map((region): AttributeCell => {
+          const value = region ? region.attributes[attribute.key] : undefined;
+          return {
+            found: Boolean(region),
+            value: value ?? null,
+            text: region ? attributeText(t, loc, attribute, value) : t("panel.attrs.notFound"),
+          };
+        });
+        const values = new Set(cells.filter((c) => c.found).map((c) => comparable(c.value)));
+        const mark = foundBy.length < readings.length ? "missing" : values.size > 1 ? "differ" : "same";
+        return { key: attribute.key, name: loc(attribute.name), cells, mark };
+      });
+      tables.push({
+        key: matching.key,
+        number,
+        title: t("panel.lesion", { label: label ? loc(label.name) : matching.key, n: number }),
+        foundBy,
+        rows,
+      });
+    }
+  }
+  return tables;
+}
+
+// --- The decision and the votes in words ----------------------------------------------------------------------
 
 const READING_ROLES = ["first_reader", "second_reader", "ai", "panel_member", "consensus", "adjudicated"];
 
