@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from review.models import AgreementResult, CaseEvent, CaseSummary, PanelVote, ReviewPolicy
+from review.models import (
+    AgreementResult,
+    CaseEvent,
+    CaseSummary,
+    Correction,
+    GoldCase,
+    GoldScore,
+    PanelVote,
+    ReviewPolicy,
+)
 
 
 @admin.register(CaseEvent)
@@ -60,3 +69,37 @@ class CaseSummaryAdmin(admin.ModelAdmin[CaseSummary]):
 
     def has_change_permission(self, request: object, obj: object = None) -> bool:
         return False
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Written by the review services only (corrections, gold cases and their scores): readable, never edited here."""
+
+    def get_readonly_fields(self, request: object, obj: object = None) -> list[str]:
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Correction)
+class CorrectionAdmin(_ReadOnlyAdmin):
+    list_display = ["case", "expert", "seed", "submitted_revision", "created_at", "submitted_at"]
+    raw_id_fields = ["case", "expert", "annotation", "seed", "submitted_revision"]
+
+
+@admin.register(GoldCase)
+class GoldCaseAdmin(_ReadOnlyAdmin):
+    list_display = ["case", "source", "marked_by", "created_at"]
+    raw_id_fields = ["case", "reference", "marked_by"]
+
+
+@admin.register(GoldScore)
+class GoldScoreAdmin(_ReadOnlyAdmin):
+    list_display = ["gold_case", "reader", "dice", "created_at"]
+    raw_id_fields = ["gold_case", "reader", "revision"]
