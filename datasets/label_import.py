@@ -2,6 +2,12 @@
 into a project as a reading: matched to their source series by reference, placed on the series' slices in
 the platform's order, stored as a revision with origin "imported" and a provenance record.
 
+With "use": "gold_reference" the label is stored instead as the case's gold reference (review.gold): one
+revision of role "gold_reference", origin "imported", that the new GoldCase points to and the LabelImport row
+records, and no imported reading beside it (a second copy of the reference would be one more place for it to
+leak from, e.g. into an export of imported readings). The case must be one nobody has read yet (see
+review.gold.gold_case_check_unread): otherwise a 409, checked before anything is stored.
+
 Everything is checked before anything is stored: a file that is neither SEG nor RTSTRUCT, one that references
 a series the project does not have, or whose frames or contours do not fit the series' images, is a 400 that
 says which."""
@@ -30,8 +36,12 @@ from datasets.rtstruct import rtstruct_masks
 from datasets.volumes import GeometryMissing, SeriesLayout, read_dataset, series_layout
 from imaging.models import DicomSource, Series
 from imaging.services.upstream import retrieve_instance_bytes
+from review.gold import GOLD_REFERENCE_ROLE, gold_case_check_unread, gold_case_mark
 
 IMPORTED_ROLE = "imported"
+USE_READING = "reading"
+USE_GOLD_REFERENCE = "gold_reference"
+USES = (USE_READING, USE_GOLD_REFERENCE)
 
 
 class ImportRefused(ApplicationError):
@@ -118,9 +128,18 @@ def _rtstruct_mask(ds: pydicom.Dataset, layout: SeriesLayout, label: dict[str, A
 
 
 def labels_import_dicom(
-    *, project: Project, data: bytes, imported_by: User | None, source: str = "upload", mask_label: str = ""
+    *,
+    project: Project,
+    data: bytes,
+    imported_by: User | None,
+    source: str = "upload",
+    mask_label: str = "",
+    use: str = USE_READING,
 ) -> AnnotationRevision:
-    """Import one DICOM SEG or RTSTRUCT as the "imported" reading of the case of the series it references."""
+    """Import one DICOM SEG or RTSTRUCT as the "imported" reading of the case of the series it references, or
+    (``use="gold_reference"``) as that case's gold reference."""
+    if use not in USES:
+        raise ImportRefused(f"use must be one of {', '.join(USES)}, not {use!r}")
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
     except (InvalidDicomError, EOFError, ValueError, TypeError) as exc:
@@ -150,6 +169,8 @@ def labels_import_dicom(
     )
     if case is None:
         raise ImportRefused(f"project {project.slug!r} has no case for the study of series {series_uid}")
+    if use == USE_GOLD_REFERENCE:
+        gold_case_check_unread(case)  # a clear 409 before the file is worked on; checked again under the lock
     schema = current_schema(project)
     masks = [label for label in schema.definition["labels"] if label["kind"] == "mask"]
     label = (
@@ -188,11 +209,15 @@ def labels_import_dicom(
         "content_label": str(ds.get("ContentLabel", ds.get("StructureSetLabel", ""))),
         "content_creator": str(ds.get("ContentCreatorName", "")),
         "sha256": hashlib.sha256(data).hexdigest(),
+        "use": use,
     }
     with transaction.atomic():
+        if use == USE_GOLD_REFERENCE:
+            # Under the case's lock, before the revision and its mask files are written.
+            gold_case_check_unread(Case.objects.select_for_update(of=("self",)).get(pk=case.pk))
         revision = annotation_save_imported(
             case=case,
-            role=IMPORTED_ROLE,
+            role=GOLD_REFERENCE_ROLE if use == USE_GOLD_REFERENCE else IMPORTED_ROLE,
             schema=schema,
             items=validated.items,
             masks=validated.masks,
@@ -201,6 +226,8 @@ def labels_import_dicom(
         LabelImport.objects.create(
             project=project, case=case, revision=revision, imported_by=imported_by, provenance=provenance
         )
+        if use == USE_GOLD_REFERENCE:
+            gold_case_mark(case=case, marked_by=imported_by, reference_revision=revision)
     return revision
 
 
@@ -213,11 +240,17 @@ def labels_import_from_pacs(
     sop_instance_uid: str,
     imported_by: User,
     mask_label: str = "",
+    use: str = USE_READING,
 ) -> AnnotationRevision:
     """Import a SEG or RTSTRUCT that lies in a PACS the project may take data from (its own, or one an
     administrator opened to it), retrieved as stored over WADO-RS."""
     check_import_source(imported_by, project, source)
     data = retrieve_instance_bytes(source, study_instance_uid, series_instance_uid, sop_instance_uid)
     return labels_import_dicom(
-        project=project, data=data, imported_by=imported_by, source=f"pacs:{source.name}", mask_label=mask_label
+        project=project,
+        data=data,
+        imported_by=imported_by,
+        source=f"pacs:{source.name}",
+        mask_label=mask_label,
+        use=use,
     )

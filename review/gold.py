@@ -1,14 +1,19 @@
 """Gold-standard cases: readers measured against a reference label (issue 14).
 
 A manager marks a case as gold with a reference: the case's own final label (its adjudicated or agreed
-consensus label; the case is then read again) or a reference reading posted or imported for it, validated
-by the schema like any reading. The policy mixes gold cases into readers' "next" at its gold rate
-(annotation.services serves them; nothing a reader is shown tells them apart). A reader's submitted
-reading of a gold case is scored against the reference with the agreement check's own comparisons
-(review.evaluation: agreement per label, Dice of masks, lesions matched by the Hungarian matching) and
-stored as a GoldScore; the case does not move: it stays in the reading phase, never goes to the panel and
-is left out of exports unless asked for. Managers see each reader's running score with its confidence
-interval (gold_scores_of); the reader sees their own result only where the policy allows it.
+consensus label; the case is then read again), a reference reading posted for it, validated by the schema like
+any reading, or a label imported for it from a DICOM SEG or RTSTRUCT (datasets.label_import, "use":
+"gold_reference"; its LabelImport row keeps where it came from). A posted or imported reference needs a case
+nobody has read yet: still awaiting its first reading, no submitted reading (a case further on in the workflow
+has readings other readers may have seen; it becomes gold with its final label instead).
+
+The policy mixes gold cases into readers' "next" at its gold rate (annotation.services serves them; nothing a
+reader is shown tells them apart). A reader's submitted reading of a gold case is scored against the reference
+with the agreement check's own comparisons (review.evaluation: agreement per label, Dice of masks, lesions
+matched by the Hungarian matching) and stored as a GoldScore; the case does not move: it stays in the reading
+phase, never goes to the panel and is left out of exports unless asked for. Managers see each reader's running
+score with its confidence interval (gold_scores_of); the reader sees their own result only where the policy
+allows it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from review.models import GoldCase, GoldScore, ReviewPolicy
 from review.workflow import case_transition
 
 GOLD_REFERENCE_ROLE = "gold_reference"
+# Roles of a label imported for the case (datasets.label_import): as its reading, or straight as its reference.
+IMPORTED_ROLES = ("imported", GOLD_REFERENCE_ROLE)
 REFERENCE_NAME = "reference"
 LESION_KINDS = ("box", "polygon", "point")
 Z95 = 1.959963984540054
@@ -46,8 +53,9 @@ def gold_case_mark(
 ) -> GoldCase:
     """Make ``case`` a gold case. The reference is either its own final label (``reference_revision``: the
     adjudicated or consensus revision of this case; an agreed or adjudicated case is then opened for reading
-    again) or a reference reading (``values``), validated against the current schema and the study like a
-    submitted reading. Nothing is stored when the request is refused."""
+    again), a label imported for it (``reference_revision`` of origin "imported": see gold_case_check_unread),
+    or a reference reading (``values``), validated against the current schema and the study like a submitted
+    reading. Nothing is stored when the request is refused."""
     case = Case.objects.select_for_update(of=("self",)).select_related("project", "study").get(pk=case.pk)
     if GoldCase.objects.filter(case=case).exists():
         raise ConflictError(_("Case %(case)s is already a gold case") % {"case": case.pk})
@@ -55,6 +63,16 @@ def gold_case_mark(
         raise ApplicationError(
             _("Give the reference either as a revision of this case's final label or as values, not both"),
             code="bad_reference",
+        )
+    if (
+        reference_revision is not None
+        and reference_revision.origin == Annotation.Origin.IMPORTED
+        and reference_revision.annotation.case_id == case.pk
+        and reference_revision.annotation.role in IMPORTED_ROLES
+    ):
+        gold_case_check_unread(case)
+        return GoldCase.objects.create(
+            case=case, reference=reference_revision, source=GoldCase.Source.IMPORTED, marked_by=marked_by
         )
     if reference_revision is not None:
         role = reference_revision.annotation.role
@@ -75,6 +93,24 @@ def gold_case_mark(
             metrics={"gold_case": gold.pk, "reference_revision": reference_revision.pk},
         )
         return gold
+    gold_case_check_unread(case)
+    schema = current_schema(case.project)
+    validated = validate_values(schema.definition, values, study_geometry(case), complete=True)
+    revision = annotation_save_derived(
+        case=case, role=GOLD_REFERENCE_ROLE, items=validated.items, masks=validated.masks, schema=schema
+    )
+    return GoldCase.objects.create(case=case, reference=revision, source=GoldCase.Source.POSTED, marked_by=marked_by)
+
+
+def gold_case_check_unread(case: Case) -> None:
+    """Refuse (409) a posted or imported reference for a case that is already gold, or that readers have got
+    further with than a first reading in progress. A reading under way on a case still awaiting its first
+    reading may go on: nothing of the reference is ever shown to it, and its submission is scored like any
+    gold reading. A case with a submitted reading, or past its first reading (second reading, verification,
+    panel, final), has readings other readers may have seen or a label of its own: it becomes gold with its
+    final label once it has one. Called before an import stores anything, and again when marking."""
+    if GoldCase.objects.filter(case_id=case.pk).exists():
+        raise ConflictError(_("Case %(case)s is already a gold case") % {"case": case.pk})
     if (
         case.status != CaseStatus.AWAITING_FIRST_READ
         or Annotation.objects.filter(case=case, status=Annotation.Status.SUBMITTED, reader__isnull=False).exists()
@@ -83,12 +119,6 @@ def gold_case_mark(
             _("Case %(case)s already has submitted readings: mark it gold with its final label once it has one")
             % {"case": case.pk}
         )
-    schema = current_schema(case.project)
-    validated = validate_values(schema.definition, values, study_geometry(case), complete=True)
-    revision = annotation_save_derived(
-        case=case, role=GOLD_REFERENCE_ROLE, items=validated.items, masks=validated.masks, schema=schema
-    )
-    return GoldCase.objects.create(case=case, reference=revision, source=GoldCase.Source.POSTED, marked_by=marked_by)
 
 
 def gold_case_of(case: Case) -> GoldCase | None:
@@ -142,10 +172,17 @@ def gold_reading_score(*, revision: AnnotationRevision) -> GoldScore | None:
     reference = _reading_of(gold.reference, REFERENCE_NAME)
     evaluation = evaluate(schema, [reading, reference], _thresholds(policy), _slice_index(case))
     labels_of = {label["key"]: label for label in schema["labels"]}
+    # An imported reference (a SEG or RTSTRUCT) carries its mask label only: it says nothing about the other
+    # labels, so the reader is measured on the labels it has, not counted wrong on every other one.
+    scored = (
+        {str(item.get("label")) for item in gold.reference.items}
+        if gold.source == GoldCase.Source.IMPORTED
+        else set(labels_of)
+    )
     labels = [
         _label_score(labels_of[result.key], result.as_dict(), reading, reference)
         for result in evaluation.labels
-        if result.key in labels_of
+        if result.key in labels_of and result.key in scored
     ]
     compared = [label for label in labels if label["status"] != NOT_COMPARED]
     dice = [label["dice"] for label in labels if "dice" in label]

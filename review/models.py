@@ -193,7 +193,8 @@ class GoldCase(models.Model):
     class Source(models.TextChoices):
         ADJUDICATED = "adjudicated", "The case's adjudicated label"
         CONSENSUS = "consensus", "The case's agreed (consensus) label"
-        POSTED = "posted", "A reference reading posted or imported by a manager"
+        POSTED = "posted", "A reference reading posted by a manager"
+        IMPORTED = "imported", "A label imported from a DICOM SEG or RTSTRUCT (its LabelImport says which)"
 
     case = models.OneToOneField(Case, on_delete=models.CASCADE, related_name="gold")
     reference = models.ForeignKey("annotation.AnnotationRevision", on_delete=models.PROTECT, related_name="+")

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from datasets.models import Export, LabelImport
 from datasets.services import FORMATS, left_out_cases
 from imaging.models import DicomSource
+from review.models import GoldCase
 
 
 class ExportFiltersInput(serializers.Serializer[Any]):
@@ -75,6 +76,11 @@ class ExportDetailOutput(ExportOutput):
 class LabelImportInput(serializers.Serializer[Any]):
     file = serializers.FileField(help_text="One DICOM SEG or RTSTRUCT (Part 10)")
     mask_label = serializers.CharField(required=False, allow_blank=True)
+    use = serializers.ChoiceField(
+        choices=["reading", "gold_reference"],
+        default="reading",
+        help_text='"reading": an imported reading (default); "gold_reference": the case\'s gold-standard reference',
+    )
 
 
 class LabelImportFromPacsInput(serializers.Serializer[Any]):
@@ -85,6 +91,11 @@ class LabelImportFromPacsInput(serializers.Serializer[Any]):
     series_instance_uid = serializers.CharField(max_length=64)
     sop_instance_uid = serializers.CharField(max_length=64)
     mask_label = serializers.CharField(required=False, allow_blank=True)
+    use = serializers.ChoiceField(
+        choices=["reading", "gold_reference"],
+        default="reading",
+        help_text='"reading": an imported reading (default); "gold_reference": the case\'s gold-standard reference',
+    )
 
 
 class LabelImportOutput(serializers.ModelSerializer[LabelImport]):
@@ -94,6 +105,12 @@ class LabelImportOutput(serializers.ModelSerializer[LabelImport]):
     role = serializers.CharField(source="revision.annotation.role", read_only=True)
     origin = serializers.CharField(source="revision.origin", read_only=True)
     revision_number = serializers.IntegerField(source="revision.number", read_only=True)
+    gold_case = serializers.SerializerMethodField(
+        help_text="The case's id when the label was imported as its gold reference, else null"
+    )
+
+    def get_gold_case(self, record: LabelImport) -> int | None:
+        return record.case_id if GoldCase.objects.filter(reference_id=record.revision_id).exists() else None
 
     class Meta:
         model = LabelImport
@@ -107,4 +124,5 @@ class LabelImportOutput(serializers.ModelSerializer[LabelImport]):
             "imported_by",
             "imported_at",
             "provenance",
+            "gold_case",
         ]

@@ -64,7 +64,8 @@ class ExportListView(APIView):
 
 
 class LabelImportView(APIView):
-    """Upload one DICOM SEG or RTSTRUCT as the "imported" reading of the case whose series it references."""
+    """Upload one DICOM SEG or RTSTRUCT as the "imported" reading of the case whose series it references, or
+    ("use": "gold_reference") as that case's gold reference."""
 
     parser_classes = [MultiPartParser]
 
@@ -81,6 +82,7 @@ class LabelImportView(APIView):
             data=upload.read(),
             imported_by=cast(User, request.user),
             mask_label=serializer.validated_data.get("mask_label", ""),
+            use=serializer.validated_data["use"],
         )
         return Response(s.LabelImportOutput(revision.label_import).data, status=status.HTTP_201_CREATED)
 
@@ -104,6 +106,7 @@ class LabelImportFromPacsView(APIView):
             sop_instance_uid=data["sop_instance_uid"],
             imported_by=cast(User, request.user),
             mask_label=data.get("mask_label", ""),
+            use=data["use"],
         )
         return Response(s.LabelImportOutput(revision.label_import).data, status=status.HTTP_201_CREATED)
 

@@ -25,7 +25,8 @@ from review.models import GoldCase
 
 class GoldMarkInput(serializers.Serializer[Any]):
     reference_revision = serializers.IntegerField(
-        required=False, help_text="Id of the case's adjudicated or agreed (consensus) revision"
+        required=False,
+        help_text="Id of the case's adjudicated or agreed (consensus) revision, or of a label imported for it",
     )
     values = serializers.JSONField(
         required=False, help_text='A reference reading: {"items": [...]}, as a reader submits'
@@ -33,10 +34,13 @@ class GoldMarkInput(serializers.Serializer[Any]):
 
 
 def _gold_body(found: GoldCase) -> dict[str, Any]:
+    # An imported reference keeps its provenance (datasets.LabelImport: who, when, which DICOM object).
+    imported = getattr(found.reference, "label_import", None)
     return {
         "case": found.case_id,
         "source": found.source,
         "reference_revision": found.reference_id,
+        "label_import": imported.pk if imported is not None else None,
         "marked_by": found.marked_by.username if found.marked_by else None,
         "created_at": found.created_at.isoformat(),
         "readings_scored": found.scores.count(),

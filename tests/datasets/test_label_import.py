@@ -7,8 +7,9 @@ nothing."""
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pydicom
@@ -17,8 +18,8 @@ from dicomweb_client.api import DICOMwebClient
 from django.contrib.auth.models import User
 from django.test import Client
 
-from annotation.labels import load_example_schema
-from annotation.models import Annotation, AnnotationRevision, Case, Project, Role
+from annotation.labels import encode_mask, load_example_schema
+from annotation.models import Annotation, AnnotationRevision, Case, CaseStatus, Project, Role
 from annotation.services import cases_create, load_mask, schema_create_version
 from datasets.label_import import ImportRefused, labels_import_dicom
 from datasets.models import LabelImport
@@ -26,10 +27,14 @@ from datasets.services import export_create
 from imaging.models import DicomSource
 from imaging.services.ingest import STORED, IncomingFile, ingest_files
 from imaging.synthetic import SyntheticStudy
-from tests.annotation.conftest import _study_files
+from review.models import GoldCase, GoldScore
+from review.services import policy_for
+from tests.annotation.conftest import _study_files, chest_values
 from tests.conftest import dataset_bytes, require_env
-from tests.datasets.conftest import run_export, zip_files
+from tests.datasets.conftest import read, run_export, truth_values, zip_files
 from tests.factories import DicomSourceFactory, MembershipFactory, ProjectFactory
+from tests.review.conftest import save
+from tests.review.test_gold_cases import shape
 
 
 def _truth(revision: AnnotationRevision) -> np.ndarray:
@@ -185,3 +190,191 @@ def test_an_rtstruct_in_the_projects_pacs_is_imported_by_its_uids(
     assert created.json()["provenance"]["source"] == f"pacs:{source.name}"
     imported = AnnotationRevision.objects.get(pk=created.json()["revision"])
     assert np.array_equal(load_mask(imported.masks.get()), _truth(adjudicated_cases[2][1]))
+
+
+# --- Imported as a gold reference (issue 18 item 3 with issue 14's gold cases) ---------------------------------
+
+
+def next_raw(client: Client, slug: str) -> dict[str, Any]:
+    response = client.post(
+        f"/api/v1/projects/{slug}/worklist/next/", data={"role": "first_reader"}, content_type="application/json"
+    )
+    assert response.status_code == 200, response.content
+    return dict(response.json())
+
+
+def worklist_row(client: Client, slug: str, case_id: int) -> dict[str, Any]:
+    rows = client.get(f"/api/v1/projects/{slug}/worklist/", {"role": "first_reader"}).json()["assignments"]
+    [row] = [r for r in rows if r["case"]["id"] == case_id]
+    return dict(row)
+
+
+def _case_of(project: Project, study_uid: str) -> Case:
+    return Case.objects.get(project=project, study__study_instance_uid=study_uid)
+
+
+def _upload(client: Client, slug: str, data: bytes, **fields: str) -> Any:
+    upload = io.BytesIO(data)
+    upload.name = "label.dcm"
+    return client.post(f"/api/v1/projects/{slug}/label-imports/", {"file": upload, **fields})
+
+
+def _stored() -> tuple[int, int, int]:
+    return AnnotationRevision.objects.count(), LabelImport.objects.count(), GoldCase.objects.count()
+
+
+def test_a_seg_imported_as_gold_reference_makes_the_case_gold_and_scores_readers_against_it_unseen(
+    adjudicated_cases: list[tuple[Case, AnnotationRevision]],
+    exported: dict[str, bytes],
+    other_project: Project,
+    ingested_studies: list[SyntheticStudy],
+    users: dict[str, User],
+    client_for: Callable[[User | None], Client],
+) -> None:
+    MembershipFactory(project=other_project, user=users["annotator"], role=Role.ANNOTATOR)
+    policy = policy_for(other_project)
+    policy.gold_rate, policy.gold_feedback = 0.5, False
+    policy.save()
+    manager, reader = client_for(users["manager"]), client_for(users["annotator"])
+    study = ingested_studies[2]
+    gold_case = _case_of(other_project, study.study_uid)
+    truth = _truth(adjudicated_cases[2][1])
+
+    response = _upload(manager, other_project.slug, exported["seg/case_00003.dcm"], use="gold_reference")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["gold_case"] == gold_case.pk and body["case"] == gold_case.pk
+    assert body["role"] == "gold_reference" and body["origin"] == "imported"
+    assert body["provenance"]["use"] == "gold_reference" and body["provenance"]["modality"] == "SEG"
+    gold = GoldCase.objects.get(case=gold_case)
+    assert gold.source == GoldCase.Source.IMPORTED and gold.reference_id == body["revision"]
+    assert gold.marked_by == users["manager"]
+    assert LabelImport.objects.get(revision_id=gold.reference_id).case_id == gold_case.pk  # provenance kept
+    assert np.array_equal(load_mask(gold.reference.masks.get()), truth)
+    # The reference instead of an imported reading, not beside it.
+    assert not Annotation.objects.filter(case=gold_case, role="imported").exists()
+    manager_view = manager.get(f"/api/v1/cases/{gold_case.pk}/gold/").json()
+    assert manager_view["source"] == "imported" and manager_view["reference_revision"] == gold.reference_id
+    assert manager_view["label_import"] == body["id"]
+
+    # Served at the gold rate like any case: first a normal one, then the gold one.
+    first = next_raw(reader, other_project.slug)
+    normal_id = int(first["case"]["id"])
+    assert normal_id != gold_case.pk
+    normal_case = Case.objects.get(pk=normal_id)
+    normal_body = reader.get(f"/api/v1/cases/{normal_id}/").json()
+    normal_saved = save(reader, normal_id, chest_values(normal_case, mask=True), role="first_reader")
+    normal_row = worklist_row(reader, other_project.slug, normal_id)
+    second = next_raw(reader, other_project.slug)
+    assert int(second["case"]["id"]) == gold_case.pk
+    gold_body = reader.get(f"/api/v1/cases/{gold_case.pk}/").json()
+    # The reader paints the lesion but misses its first painted slice: a known Dice against the reference.
+    painted = study.mask.copy()
+    first_slice = int(np.flatnonzero(painted.reshape(painted.shape[0], -1).any(axis=1))[0])
+    painted[first_slice] = 0
+    values = truth_values(gold_case, study)
+    [mask_item] = [item for item in values["items"] if item["label"] == "nodule_mask"]
+    mask_item["mask"] = encode_mask(painted)
+    gold_saved = save(reader, gold_case.pk, values, role="first_reader")
+    gold_row = worklist_row(reader, other_project.slug, gold_case.pk)
+
+    # Nothing the reader sees tells the gold case apart (the leak check of tests/review/test_gold_cases.py).
+    for normal, seen in ((first, second), (normal_body, gold_body), (normal_saved, gold_saved), (normal_row, gold_row)):
+        assert shape(normal) == shape(seen)
+        text = json.dumps(seen).lower()
+        assert "gold" not in text and "reference" not in text and "imported" not in text
+    gold_annotations = reader.get(f"/api/v1/cases/{gold_case.pk}/annotations/").json()
+    assert [a["role"] for a in gold_annotations] == ["first_reader"]
+    assert shape(reader.get(f"/api/v1/cases/{normal_id}/annotations/").json()) == shape(gold_annotations)
+    assert reader.get(f"/api/v1/cases/{gold_case.pk}/gold/").status_code in (403, 404)
+    assert reader.get(f"/api/v1/cases/{gold_case.pk}/reading-feedback/").status_code == 404
+
+    # Scored against the imported mask with the Dice the two masks give.
+    reference, mine = truth > 0, painted > 0
+    expected = 2 * np.logical_and(reference, mine).sum() / (reference.sum() + mine.sum())
+    assert 0.5 < expected < 1.0
+    score = GoldScore.objects.get(gold_case=gold, reader=users["annotator"])
+    [mask_score] = [label for label in score.labels if label["key"] == "nodule_mask"]
+    assert mask_score["dice"] == pytest.approx(expected, abs=1e-6)
+    assert score.dice == pytest.approx(expected, abs=1e-6)
+    # Measured on what the reference says (its mask), not counted wrong on the labels a SEG does not carry.
+    assert [label["key"] for label in score.labels] == ["nodule_mask"]
+    assert (score.labels_agreed, score.labels_compared) == (1, 1)
+    assert (score.lesions_tp, score.lesions_fp, score.lesions_fn) == (0, 0, 0)
+    gold_case.refresh_from_db()
+    assert gold_case.status == CaseStatus.AWAITING_FIRST_READ  # a gold case does not move
+
+
+def test_gold_reference_imports_that_are_refused_store_nothing(
+    exported: dict[str, bytes],
+    other_project: Project,
+    ingested_studies: list[SyntheticStudy],
+    users: dict[str, User],
+    client_for: Callable[[User | None], Client],
+) -> None:
+    MembershipFactory(project=other_project, user=users["annotator"], role=Role.ANNOTATOR)
+    manager, reader = client_for(users["manager"]), client_for(users["annotator"])
+    slug = other_project.slug
+    seg1, seg2 = exported["seg/case_00001.dcm"], exported["seg/case_00002.dcm"]
+
+    # Only managers; an unknown use is a 400 naming the choices.
+    before = _stored()
+    assert _upload(reader, slug, seg1, use="gold_reference").status_code == 403
+    unknown = _upload(manager, slug, seg1, use="truth")
+    assert unknown.status_code == 400 and "use" in unknown.content.decode() and "truth" in unknown.content.decode()
+    # The same validation as an imported reading: a frame derived from an image outside the series.
+    broken = pydicom.dcmread(io.BytesIO(seg1))
+    broken.PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0].SourceImageSequence[
+        0
+    ].ReferencedSOPInstanceUID = "1.2.3.4.5.6.7.8.9"
+    refused = _upload(manager, slug, dataset_bytes(broken), use="gold_reference")
+    assert refused.status_code == 400 and "geometry does not fit" in refused.json()["detail"]
+    assert _stored() == before
+
+    # A case a reader has submitted a reading of: 409, nothing stored.
+    read_case = _case_of(other_project, ingested_studies[0].study_uid)
+    read(read_case, users["annotator"], "first_reader", chest_values(read_case))
+    before = _stored()
+    conflict = _upload(manager, slug, seg1, use="gold_reference")
+    assert conflict.status_code == 409 and "submitted readings" in conflict.json()["detail"]
+    assert _stored() == before
+
+    # Through the PACS door: the case becomes gold; importing a reference for it again is a 409.
+    seg = pydicom.dcmread(io.BytesIO(seg2))
+    response = DICOMwebClient(url=require_env("ORTHANC_DICOMWEB_URL")).store_instances(datasets=[seg])
+    assert not response.get("FailedSOPSequence"), response
+    source = cast(DicomSource, DicomSourceFactory())
+    other_project.import_sources.add(source)
+    pacs = {
+        "source": source.name,
+        "study_instance_uid": seg.StudyInstanceUID,
+        "series_instance_uid": seg.SeriesInstanceUID,
+        "sop_instance_uid": seg.SOPInstanceUID,
+        "use": "gold_reference",
+    }
+    url = f"/api/v1/projects/{slug}/label-imports/pacs/"
+    created = manager.post(url, pacs, content_type="application/json")
+    assert created.status_code == 201, created.content
+    gold_case = _case_of(other_project, ingested_studies[1].study_uid)
+    assert GoldCase.objects.get(case=gold_case).reference_id == created.json()["revision"]
+    assert created.json()["provenance"]["source"] == f"pacs:{source.name}"
+    before = _stored()
+    for again in (
+        manager.post(url, pacs, content_type="application/json"),
+        _upload(manager, slug, seg2, use="gold_reference"),
+    ):
+        assert again.status_code == 409 and "already a gold case" in again.json()["detail"]
+    assert _stored() == before
+    # An import as a reading (the default) of a gold case is no reference and changes nothing about it.
+    assert _upload(manager, slug, seg2).json()["gold_case"] is None
+    assert GoldCase.objects.get(case=gold_case).reference_id == created.json()["revision"]
+
+    # A label imported earlier as a reading of an unread case may become its reference through the gold API.
+    unread = _case_of(other_project, ingested_studies[2].study_uid)
+    reading = _upload(manager, slug, exported["seg/case_00003.dcm"]).json()
+    assert reading["role"] == "imported" and reading["gold_case"] is None
+    marked = manager.post(
+        f"/api/v1/cases/{unread.pk}/gold/", {"reference_revision": reading["revision"]}, content_type="application/json"
+    )
+    assert marked.status_code == 201, marked.content
+    assert marked.json()["source"] == "imported" and marked.json()["label_import"] == reading["id"]

@@ -229,7 +229,10 @@ export interface paths {
     patch: operations["v1_projects_inference_settings_partial_update"];
   };
   "/api/v1/projects/{slug}/label-imports/": {
-    /** @description Upload one DICOM SEG or RTSTRUCT as the "imported" reading of the case whose series it references. */
+    /**
+     * @description Upload one DICOM SEG or RTSTRUCT as the "imported" reading of the case whose series it references, or
+     * ("use": "gold_reference") as that case's gold reference.
+     */
     post: operations["v1_projects_label_imports_create"];
   };
   "/api/v1/projects/{slug}/label-imports/pacs/": {
@@ -708,7 +711,7 @@ export interface components {
      */
     FormatsEnum: "monai" | "dicom_seg" | "dicom_rtstruct" | "dicom_sr" | "dicom_images" | "coco" | "csv" | "json" | "raw";
     GoldMarkInputRequest: {
-      /** @description Id of the case's adjudicated or agreed (consensus) revision */
+      /** @description Id of the case's adjudicated or agreed (consensus) revision, or of a label imported for it */
       reference_revision?: number;
       /** @description A reference reading: {"items": [...]}, as a reader submits */
       values?: unknown;
@@ -888,6 +891,14 @@ export interface components {
       series_instance_uid: string;
       sop_instance_uid: string;
       mask_label?: string;
+      /**
+       * @description "reading": an imported reading (default); "gold_reference": the case's gold-standard reference
+       *
+       * * `reading` - reading
+       * * `gold_reference` - gold_reference
+       * @default reading
+       */
+      use?: components["schemas"]["UseEnum"];
     };
     LabelImportInputRequest: {
       /**
@@ -896,6 +907,14 @@ export interface components {
        */
       file: string;
       mask_label?: string;
+      /**
+       * @description "reading": an imported reading (default); "gold_reference": the case's gold-standard reference
+       *
+       * * `reading` - reading
+       * * `gold_reference` - gold_reference
+       * @default reading
+       */
+      use?: components["schemas"]["UseEnum"];
     };
     LabelImportOutput: {
       id: number;
@@ -909,6 +928,8 @@ export interface components {
       /** Format: date-time */
       imported_at: string;
       provenance?: unknown;
+      /** @description The case's id when the label was imported as its gold reference, else null */
+      gold_case: number | null;
     };
     /**
      * @description * `en` - en
@@ -1626,6 +1647,12 @@ export interface components {
       /** @description DICOM files, or zip archives of them */
       files: string[];
     };
+    /**
+     * @description * `reading` - reading
+     * * `gold_reference` - gold_reference
+     * @enum {string}
+     */
+    UseEnum: "reading" | "gold_reference";
     VerificationInputRequest: {
       outcome: components["schemas"]["OutcomeEnum"];
       /** @default */
@@ -2873,7 +2900,10 @@ export interface operations {
       };
     };
   };
-  /** @description Upload one DICOM SEG or RTSTRUCT as the "imported" reading of the case whose series it references. */
+  /**
+   * @description Upload one DICOM SEG or RTSTRUCT as the "imported" reading of the case whose series it references, or
+   * ("use": "gold_reference") as that case's gold reference.
+   */
   v1_projects_label_imports_create: {
     parameters: {
       path: {
