@@ -12,6 +12,9 @@
    read every slice with pydicom and write image and label NIfTI with nibabel to a folder. Ratio = ours / it.
 4. A MONAI DataLoader (load_decathlon_datalist + LoadImaged + EnsureChannelFirstd, batch 4) reads the exported
    dataset back; reference: nibabel loading the same files. Ratio = MONAI / nibabel.
+5. The DICOM formats (issue 18), each alone on all cases in a child process like the MONAI build: DICOM SEG,
+   RTSTRUCT, SR (TID 1500, from the readings' boxes) and the de-identified source images; their time against the
+   same reference (the least a MONAI export must do), so one run compares every format.
 
 Goal: resident memory during the 100-case build within 1.25x of that during the 25-case build (sampled after
 every case, and the process's ru_maxrss peak); export time within 3x of the reference.
@@ -205,8 +208,10 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
             study = generate_ct_study(
                 seed=seed, rows=args.size, columns=args.size, slices=args.slices, n_lesions=1 + seed % 2
             )
-        except ValueError:
+        except ValueError:  # no room for the lesions at this seed: try the next, but not forever
             seed += 1
+            if seed > 5000 + 50 * args.cases:
+                raise SystemExit(f"no synthetic study fits {args.size}x{args.size}x{args.slices}: use a larger size")
             continue
         files = [IncomingFile(f"{seed}-{k}.dcm", dataset_bytes(ds)) for k, ds in enumerate(study.datasets())]
         ingest_files(files)
@@ -220,7 +225,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
     start = time.perf_counter()
     for case, study in zip(cases, studies, strict=True):
         case = Case.objects.select_related("project", "study").get(pk=case.pk)
-        values = chest_values(case, mask=(study.mask > 0).astype("uint8"), box=False)  # one segment: nodule
+        # One segment (nodule) and a box per reading: the SR export writes boxes as planar ROIs.
+        values = chest_values(case, mask=(study.mask > 0).astype("uint8"), box=True)
         for user, role in ((first, ReadingRole.FIRST_READER), (second, ReadingRole.SECOND_READER)):
             services.assignment_create(case=case, user=user, role=role, assigned_by=None)
             reading_submit(case=case, reader=user, role=role, base_revision=0, values=values)
@@ -240,6 +246,11 @@ def main() -> None:
     parser.add_argument("--child", choices=["build", "reference"])
     parser.add_argument("--export-id", type=int)
     parser.add_argument("--out")
+    parser.add_argument(
+        "--dicom-formats",
+        default="dicom_seg,dicom_rtstruct,dicom_sr,dicom_images",
+        help="comma-separated DICOM formats timed apart after the MONAI builds (empty: none)",
+    )
     args = parser.parse_args()
     if args.child:
         fn = child_build if args.child == "build" else child_reference
@@ -324,11 +335,33 @@ def main() -> None:
         assert seen == len(items) == args.cases and voxels == nib_voxels
         print(f"MONAI DataLoader read {seen} cases in {monai_s:.2f} s; nibabel alone {nibabel_s:.2f} s")
 
+        dicom_builds: dict[str, Any] = {}
+        for fmt in [f for f in args.dicom_formats.split(",") if f]:
+            export = export_create(
+                project=project,
+                created_by=manager,
+                formats=[fmt],
+                filters={"min_qa_level": "agreed"},
+                split={"train": 0.8, "validation": 0.1, "test": 0.1, "seed": 0},
+                enqueue=False,
+            )
+            build = run_child("build", export.pk, str(Path(tmp) / f"export-{fmt}.zip"))
+            build["vs_reference_time"] = build["seconds"] / reference["seconds"]
+            build["vs_monai_time"] = build["seconds"] / builds[str(args.cases)]["seconds"]
+            dicom_builds[fmt] = build
+            print(
+                f"export {fmt:15s} {build['cases']:4d} cases: {build['seconds']:.1f} s = "
+                f"{build['vs_reference_time']:.2f}x the reference, {build['vs_monai_time']:.2f}x the MONAI layout; "
+                f"{build['bytes'] / 1e6:.1f} MB, peak RSS {build['work_peak_rss_mb']:.0f} MB"
+            )
+
     small, large = builds[str(sizes[0])], builds[str(sizes[-1])]
     results = {
         "cases": args.cases,
         "volume": [args.slices, args.size, args.size],
         "builds": builds,
+        "dicom_builds": dicom_builds,
+        "dicom_vs_reference_time": {fmt: b["vs_reference_time"] for fmt, b in dicom_builds.items()},
         "reference": reference,
         "export_vs_reference_time": large["seconds"] / reference["seconds"],
         "peak_rss_growth": large["work_peak_rss_mb"] / small["work_peak_rss_mb"],
@@ -349,7 +382,7 @@ def main() -> None:
         "goal_memory_flat": large["rss_max_during_build_mb"] <= 1.25 * small["rss_max_during_build_mb"],
         "goal_time": large["seconds"] / reference["seconds"] <= 3.0,
     }
-    print(json.dumps({k: v for k, v in results.items() if k not in ("builds", "reference")}, indent=2))
+    print(json.dumps({k: v for k, v in results.items() if k not in ("builds", "dicom_builds", "reference")}, indent=2))
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
