@@ -92,7 +92,8 @@ class GoldCaseView(APIView):
 class GoldScoresView(APIView):
     """Per reader: the running score on gold cases with its confidence intervals and trend (managers)."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    # A list, one object per reader (review.gold.gold_scores_of).
+    @extend_schema(responses={200: {"type": "array", "items": {"type": "object", "additionalProperties": {}}}})
     def get(self, request: Request, slug: str) -> Response:
         project = _managed_project(request, slug)
         return Response(gold.gold_scores_of(project))

@@ -2838,8 +2838,8 @@ export interface operations {
       200: {
         content: {
           "application/json": {
-            [key: string]: unknown;
-          };
+              [key: string]: unknown;
+            }[];
         };
       };
     };
