@@ -211,7 +211,9 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
         except ValueError:  # no room for the lesions at this seed: try the next, but not forever
             seed += 1
             if seed > 5000 + 50 * args.cases:
-                raise SystemExit(f"no synthetic study fits {args.size}x{args.size}x{args.slices}: use a larger size")
+                raise SystemExit(
+                    f"no synthetic study fits {args.size}x{args.size}x{args.slices}: use a larger size"
+                ) from None
             continue
         files = [IncomingFile(f"{seed}-{k}.dcm", dataset_bytes(ds)) for k, ds in enumerate(study.datasets())]
         ingest_files(files)
