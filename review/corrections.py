@@ -9,13 +9,13 @@ part of it came from whom is kept with it (review.provenance), and with the fina
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from annotation.labels import mask_digest
 from annotation.models import Annotation, AnnotationRevision, Assignment, Case, CaseStatus, ReadingRole
 from annotation.selectors import annotations_visible_to
 from annotation.services import annotation_save, load_mask, revision_items_for_output
@@ -271,9 +271,7 @@ def _mask_contents(revisions: list[AnnotationRevision]) -> dict[str, str]:
             if mask.sha256 in names:
                 continue
             array = np.ascontiguousarray(load_mask(mask))
-            digest = hashlib.sha256(array.tobytes())
-            digest.update(f"{array.shape}{array.dtype.str}".encode())
-            names[mask.sha256] = digest.hexdigest()
+            names[mask.sha256] = mask_digest(array.tobytes(), array.shape, array.dtype.name)
     return names
 
 

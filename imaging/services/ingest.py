@@ -572,13 +572,16 @@ def _slice_thickness(value: str | None) -> float | None:
         return None
 
 
-# The first value of Slice Thickness (0018,0050) in the stored DICOM JSON header, read by PostgreSQL: the header is a
-# few kilobytes per instance, and reading it whole for every instance of the series made each upload to a growing
-# series slower (issue 19: a third of a 200-file series' per-file time). Raw SQL, because Django reads a key made of
-# digits ("metadata__00180050") as an array index.
-_THICKNESS = RawSQL("\"imaging_instance\".\"metadata\" -> '00180050' -> 'Value' ->> 0", ())
-# The first value of Frame of Reference UID (0020,0052), read the same way (the quality checks warn without one).
-_FRAME_OF_REFERENCE = RawSQL("\"imaging_instance\".\"metadata\" -> '00200052' -> 'Value' ->> 0", ())
+def _first_header_value(tag: str) -> RawSQL:
+    """The first value of a tag in the stored DICOM JSON header, read by PostgreSQL: the header is a few kilobytes per
+    instance, and reading it whole for every instance of the series made each upload to a growing series slower
+    (issue 19: a third of a 200-file series' per-file time). Raw SQL, because Django reads a key made of digits
+    ("metadata__00180050") as an array index."""
+    return RawSQL(f"\"imaging_instance\".\"metadata\" -> '{tag}' -> 'Value' ->> 0", ())
+
+
+_THICKNESS = _first_header_value("00180050")  # Slice Thickness
+_FRAME_OF_REFERENCE = _first_header_value("00200052")  # Frame of Reference UID (the quality checks warn without one)
 
 
 def refresh_series(series_id: int) -> Series:
