@@ -25,18 +25,9 @@ from review.models import CaseEvent, Correction, PanelVote
 from tests.annotation.conftest import case_series, case_sops
 from tests.browser import panel_helpers
 from tests.browser.test_panel_dashboard_jobs import disputed_case
-from tests.review import conftest as review_fixtures
 from tests.review.conftest import API, JSON, ok
 
 # Fixtures shared with the review tests (pytest looks fixtures up by name in this module).
-browsers = panel_helpers.browsers
-clients = review_fixtures.clients
-client_for = review_fixtures.client_for
-experts = review_fixtures.experts
-ingested_studies = review_fixtures.ingested_studies
-bare_project = review_fixtures.bare_project
-reading_project = review_fixtures.reading_project
-users = review_fixtures.users
 
 Browsers = panel_helpers.Browsers
 save_screenshot = panel_helpers.save_screenshot

@@ -32,18 +32,9 @@ from jobs.models import Job
 from review.models import AgreementResult, CaseEvent, PanelVote
 from tests.annotation.conftest import case_sops, chest_values
 from tests.browser import panel_helpers
-from tests.review import conftest as review_fixtures
 from tests.review.conftest import API, case_of, claim, save, series_mask, set_policy
 
 # Fixtures shared with the review tests (pytest looks fixtures up by name in this module).
-browsers = panel_helpers.browsers
-clients = review_fixtures.clients
-client_for = review_fixtures.client_for
-experts = review_fixtures.experts
-ingested_studies = review_fixtures.ingested_studies
-bare_project = review_fixtures.bare_project
-reading_project = review_fixtures.reading_project
-users = review_fixtures.users
 
 Browsers = panel_helpers.Browsers
 save_screenshot = panel_helpers.save_screenshot

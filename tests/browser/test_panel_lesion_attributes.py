@@ -21,17 +21,7 @@ from review.models import AgreementResult
 from tests.annotation.conftest import chest_values
 from tests.browser import panel_helpers
 from tests.browser import test_panel_dashboard_jobs as panel_case
-from tests.review import conftest as review_fixtures
 from tests.review.conftest import case_of, claim, save, set_policy
-
-browsers = panel_helpers.browsers
-clients = review_fixtures.clients
-client_for = review_fixtures.client_for
-experts = review_fixtures.experts
-ingested_studies = review_fixtures.ingested_studies
-bare_project = review_fixtures.bare_project
-reading_project = review_fixtures.reading_project
-users = review_fixtures.users
 
 Browsers = panel_helpers.Browsers
 save_screenshot = panel_helpers.save_screenshot

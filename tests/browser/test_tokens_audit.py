@@ -19,16 +19,9 @@ from accounts.models import ApiToken
 from annotation.models import AnnotationRevision, Case, Project
 from review.models import CaseEvent
 from tests.browser import panel_helpers
-from tests.review import conftest as review_fixtures
 from tests.review.test_audit import submit_first_reading
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-browsers = panel_helpers.browsers
-bare_project = review_fixtures.bare_project
-ingested_studies = review_fixtures.ingested_studies
-reading_project = review_fixtures.reading_project
-users = review_fixtures.users
 
 
 def _me_with(secret: str) -> int:
