@@ -86,6 +86,10 @@ def select_cases(
             continue
         level = QA_LEVEL_OF_STATUS[CaseStatus(status)]
         final_id = finals.get((case_id, FINAL_ROLE[level]))
+        if level == "single_read":
+            # A single reading accepted with the agreeing AI proposal may have a consensus of the two as its final
+            # label (review.adaptive, policy.adaptive_ai_consensus): that one, else the reading as drawn.
+            final_id = finals.get((case_id, "consensus"), final_id)
         if final_id is not None:
             selected.append(SelectedCase(case_id=case_id, revision_id=final_id, qa_level=level))
     return selected

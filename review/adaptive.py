@@ -5,8 +5,8 @@ A single reading is accepted when both hold:
   annotation.services.annotation_save_machine) agrees with the reading, compared by the agreement check itself
   (review.evaluation.evaluate, the AI as the second reader, the project's thresholds) on the labels the AI
   answers and the lesion and mask labels;
-- the reader's record reaches the policy's bar: their exact agreement with gold references and their share of
-  double-read cases agreed with a peer, each once it counts enough cases (and at least one must).
+- the reader's record reaches the policy's bar: their exact agreement with gold references once it counts enough
+  cases, else (until then) their share of double-read cases agreed with a peer once that does.
 Otherwise the case goes to a second reader, and on disagreement to the panel as always.
 
 The budget: the policy's target share of first readings that get a second one. A case that fails a check always
@@ -25,9 +25,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext_noop as N_
+
 from annotation.models import Annotation, AnnotationRevision, Case, CaseStatus, Project, ReadingRole
+from config.messages import Message, english, message
 from config.types import User
-from review.evaluation import AGREED, DISAGREED, evaluate
+from review.evaluation import AGREED, DISAGREED, Evaluation, evaluate
 from review.gold import reader_gold_record
 from review.models import AgreementResult, CaseEvent, GoldCase, PanelVote, ReviewPolicy
 from review.workflow import case_transition
@@ -45,12 +48,38 @@ RECORD_BELOW_BAR = "record_below_bar"
 RECORD_TOO_SHORT = "record_too_short"
 BUDGET_FILL = "budget_below_target"
 
+# The reasons in words: stored as messages (config.messages), shown in each reader's language.
+T_AI_AGREES = N_("the AI proposal agrees with the reading")
+T_NO_AI = N_("no AI proposal for this case")
+T_AI_DISAGREES = N_("the AI proposal does not agree: %(why)s")
+T_AI_NOTHING_COMPARED = N_("nothing the AI answered could be compared")
+T_NO_READER = N_("no reader")
+T_NO_RECORD_NEEDED = N_("the policy asks for no record (0 cases)")
+T_RECORD_TOO_SHORT = N_(
+    "%(reader)s's record is too short: %(gold)s gold and %(peer)s double-read case(s), %(needed)s needed"
+)
+T_RECORD_BELOW = N_("%(reader)s's record is under the bar of %(bar)s: %(below)s")
+T_RECORD_OK = N_("%(reader)s's record reaches the bar of %(bar)s (%(measured)s)")
+T_GOLD_AGREEMENT = N_("gold agreement %(value)s")
+T_PEER_AGREEMENT = N_("peer agreement %(value)s")
+T_BUDGET = N_("second readings so far %(done)s of %(decided)s (%(share)s), under the target %(target)s")
+E_ROUTED_SECOND = N_("first reading submitted by %(reader)s; adaptive routing: second reading needed (%(reasons)s)")
+E_ROUTED_SINGLE = N_("first reading submitted by %(reader)s; adaptive routing: single reading accepted (%(reasons)s)")
+E_ROUTED_SINGLE_AI_CONSENSUS = N_(
+    "first reading submitted by %(reader)s; adaptive routing: single reading accepted (%(reasons)s); its final "
+    "label is the consensus of the reading and the AI proposal"
+)
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0%}"
+
 
 @dataclass(frozen=True)
 class Route:
     second: bool
     codes: list[str]
-    reasons: list[str]
+    reasons: list[Message]
 
 
 def route_decision(
@@ -58,7 +87,7 @@ def route_decision(
 ) -> Route:
     """The routing rule, on what was measured: pure, so the budget can be checked over any sequence."""
     codes = [ai["code"], record["code"]]
-    reasons = [ai["text"], record["text"]]
+    reasons = [ai["message"], record["message"]]
     if ai["code"] != AI_AGREES or record["code"] != RECORD_OK:
         return Route(second=True, codes=codes, reasons=reasons)
     # Both checks pass: a second reading only to keep the share of second readings at its target.
@@ -66,7 +95,7 @@ def route_decision(
         share = second_reads / decided if decided else 0.0
         codes.append(BUDGET_FILL)
         reasons.append(
-            f"second readings so far {second_reads} of {decided} ({share:.0%}), under the target {target:.0%}"
+            message(T_BUDGET, done=second_reads, decided=decided, share=_percent(share), target=_percent(target))
         )
         return Route(second=True, codes=codes, reasons=reasons)
     return Route(second=False, codes=codes, reasons=reasons)
@@ -83,7 +112,7 @@ def ai_check(case: Case, revision: AnnotationRevision, policy: ReviewPolicy) -> 
         .first()
     )
     if ai is None or ai.current_revision is None:
-        return {"code": NO_AI_PROPOSAL, "text": "no AI proposal for this case", "status": None}
+        return _said({"code": NO_AI_PROPOSAL, "status": None}, message(T_NO_AI))
     proposal = ai.current_revision
     schema = revision.schema.definition
     answered = {item["label"] for item in proposal.items}
@@ -98,16 +127,23 @@ def ai_check(case: Case, revision: AnnotationRevision, policy: ReviewPolicy) -> 
     )
     base = {"ai_revision": proposal.pk, "model_version": proposal.model_version, "status": check.status}
     if check.status == AGREED:
-        return {**base, "code": AI_AGREES, "text": "the AI proposal agrees with the reading"}
-    why = "; ".join(check.reasons) if check.status == DISAGREED else "nothing the AI answered could be compared"
-    return {**base, "code": AI_DISAGREES, "text": f"the AI proposal does not agree: {why}"}
+        agreed = _said({**base, "code": AI_AGREES}, message(T_AI_AGREES))
+        agreed["compared_labels"] = [label["key"] for label in labels]
+        return {**agreed, "evaluation": check}
+    why: Any = check.messages if check.status == DISAGREED else message(T_AI_NOTHING_COMPARED)
+    return _said({**base, "code": AI_DISAGREES}, message(T_AI_DISAGREES, why=why))
+
+
+def _said(check: dict[str, Any], said: Message) -> dict[str, Any]:
+    """A check's outcome with its reason as a message, and the message's English text (the metrics' readers)."""
+    return {**check, "message": said, "text": english(said)}
 
 
 def reader_record(project: Project, reader: User | None, policy: ReviewPolicy) -> dict[str, Any]:
     """The reader's gold and peer records against the policy's bar."""
     bar, needed = policy.adaptive_min_agreement, policy.adaptive_min_record_cases
     if reader is None:
-        return {"code": RECORD_TOO_SHORT, "text": "no reader", "bar": bar}
+        return _said({"code": RECORD_TOO_SHORT, "bar": bar}, message(T_NO_READER))
     gold = reader_gold_record(project, reader)
     results = list(
         AgreementResult.objects.filter(case__project=project, revisions__annotation__reader=reader)
@@ -126,25 +162,29 @@ def reader_record(project: Project, reader: User | None, policy: ReviewPolicy) -
         "gold": {"cases": gold["cases"], "exact_agreement": gold["exact_agreement"]},
         "peer": {"cases": peer_cases, "agreement": None if peer is None else round(peer, 4)},
     }
-    measured = []
+    # The gold record, once long enough, is the reader's own accuracy against a reference; the peer record mixes
+    # in the skill of whoever read the other half (a good reader paired with a weak one agrees little), so it
+    # stands in only while the gold record is too short.
+    measured: list[tuple[str, float]] = []
     if gold["cases"] >= needed and gold["exact_agreement"] is not None:
-        measured.append(("gold agreement", float(gold["exact_agreement"])))
-    if peer_cases >= needed and peer is not None:
-        measured.append(("peer agreement", peer))
+        measured.append((T_GOLD_AGREEMENT, float(gold["exact_agreement"])))
+    elif peer_cases >= needed and peer is not None:
+        measured.append((T_PEER_AGREEMENT, peer))
     if not measured and needed == 0:
-        return {**record, "code": RECORD_OK, "text": "the policy asks for no record (0 cases)"}
+        return _said({**record, "code": RECORD_OK}, message(T_NO_RECORD_NEEDED))
     if not measured:
-        text = (
-            f"{reader.username}'s record is too short: {gold['cases']} gold and {peer_cases} double-read case(s), "
-            f"{needed} needed"
+        too_short = message(
+            T_RECORD_TOO_SHORT, reader=reader.username, gold=gold["cases"], peer=peer_cases, needed=needed
         )
-        return {**record, "code": RECORD_TOO_SHORT, "text": text}
-    below = [f"{name} {value:.0%}" for name, value in measured if value < bar]
+        return _said({**record, "code": RECORD_TOO_SHORT}, too_short)
+    below = [message(name, value=_percent(value)) for name, value in measured if value < bar]
     if below:
-        text = f"{reader.username}'s record is under the bar of {bar:.0%}: {', '.join(below)}"
-        return {**record, "code": RECORD_BELOW_BAR, "text": text}
-    shown = ", ".join(f"{name} {value:.0%}" for name, value in measured)
-    return {**record, "code": RECORD_OK, "text": f"{reader.username}'s record reaches the bar of {bar:.0%} ({shown})"}
+        under = message(T_RECORD_BELOW, reader=reader.username, bar=_percent(bar), below=below)
+        return _said({**record, "code": RECORD_BELOW_BAR}, under)
+    shown = [message(name, value=_percent(value)) for name, value in measured]
+    return _said(
+        {**record, "code": RECORD_OK}, message(T_RECORD_OK, reader=reader.username, bar=_percent(bar), measured=shown)
+    )
 
 
 def routing_counts(project: Project) -> tuple[int, int]:
@@ -164,23 +204,44 @@ def adaptive_route(*, case: Case, annotation: Annotation, actor: User, policy: R
     second_reads, decided = routing_counts(case.project)
     target = policy.second_read_target
     route = route_decision(ai=ai, record=record, second_reads=second_reads, decided=decided, target=target)
+    evaluation: Evaluation | None = ai.pop("evaluation", None)
+    ai_consensus = (
+        not route.second
+        and policy.adaptive_ai_consensus
+        and evaluation is not None
+        and _compares_every_label(revision, ai.get("compared_labels", []))
+    )
     metrics = {
         "routing": SECOND if route.second else SINGLE,
         "reasons": route.codes,
         "ai": ai,
         "reader_record": record,
         "budget": {"target": target, "second_reads_before": second_reads, "decided_before": decided},
+        "ai_consensus": ai_consensus,
     }
     if route.second:
-        reason = f"adaptive routing: second reading needed ({'; '.join(route.reasons)})"
-        to = CaseStatus.AWAITING_CROSS_VERIFICATION
+        said, to = E_ROUTED_SECOND, CaseStatus.AWAITING_CROSS_VERIFICATION
     else:
-        reason = f"adaptive routing: single reading accepted ({'; '.join(route.reasons)})"
-        to = CaseStatus.SINGLE_READ
+        said, to = (E_ROUTED_SINGLE_AI_CONSENSUS if ai_consensus else E_ROUTED_SINGLE), CaseStatus.SINGLE_READ
+    if ai_consensus:
+        from review.services import _store_consensus
+
+        assert evaluation is not None
+        _store_consensus(case, evaluation, revision)
     case_transition(
-        case=case, to=to, actor=actor, reason=f"first reading submitted by {actor.username}; {reason}", metrics=metrics
+        case=case,
+        to=to,
+        actor=actor,
+        message=message(said, reader=actor.username, reasons=route.reasons),
+        metrics=metrics,
     )
     return route
+
+
+def _compares_every_label(revision: AnnotationRevision, compared: list[str]) -> bool:
+    """Whether the AI check compared every label the reading answers: only then is its consensus a whole label
+    (a label it did not compare would be dropped, and an attribute could name a region the consensus renumbered)."""
+    return {item["label"] for item in revision.items} <= set(compared)
 
 
 def reading_routes(project: Project) -> dict[str, Any]:

@@ -74,13 +74,17 @@ class ReviewPolicy(models.Model):
     # proposal agrees with it within the thresholds above and the reader's gold and peer records reach the bar;
     # otherwise a second reading follows (and the panel on disagreement). Replaces second_read_share's sampling.
     adaptive_second_read = models.BooleanField(default=False)
-    # The bar: the reader's exact agreement with gold references and their share of double-read cases agreed with
-    # a peer, each counted once the reader has at least ``adaptive_min_record_cases`` of them.
+    # The bar: the reader's exact agreement with gold references once they read ``adaptive_min_record_cases`` gold
+    # cases; until then their share of double-read cases agreed with a peer, once they have as many of those.
     adaptive_min_agreement = models.FloatField(default=0.8)
     adaptive_min_record_cases = models.PositiveIntegerField(default=5)
     # The budget: the share of first readings that get a second one. Cases that fail a check always do; cases that
     # pass are sent to a second reader too while the share so far is under the target, so it holds over a batch.
     second_read_target = models.FloatField(default=0.4)
+    # When a single reading is accepted because the AI proposal agrees with it, its final label is the consensus of
+    # the reading and the proposal by the project's consensus rules (as for two readers: masks by the mask rule,
+    # boxes averaged), instead of the reading as drawn. Off: the reader's own label is final.
+    adaptive_ai_consensus = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return f"review policy of {self.project_id}"

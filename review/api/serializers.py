@@ -40,6 +40,7 @@ class ReviewPolicySerializer(serializers.ModelSerializer[ReviewPolicy]):
             "adaptive_min_agreement",
             "adaptive_min_record_cases",
             "second_read_target",
+            "adaptive_ai_consensus",
         ]
         extra_kwargs = {
             "second_read_share": {"min_value": 0.0, "max_value": 1.0},

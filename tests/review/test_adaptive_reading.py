@@ -28,6 +28,7 @@ from tests.review.conftest import API, JSON, claim, ok, save, set_policy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SLUG = "nodules"
+EVERY_CASE: dict[str, Any] = {"min_qa_level": "single_read", "modalities": [], "study_date_from": "", "study_date_to": ""}
 
 
 def routing_event(case_id: int) -> CaseEvent:
@@ -187,10 +188,81 @@ def test_route_decision_budget_over_200_decisions(target: float, failing_every: 
     for i in range(200):
         fails = failing_every and i % failing_every == 0
         failed += bool(fails)
-        ai = {"code": AI_DISAGREES if fails else AI_AGREES, "text": ""}
+        ai = {"code": AI_DISAGREES if fails else AI_AGREES, "message": {}}
         route = route_decision(
-            ai=ai, record={"code": RECORD_OK, "text": ""}, second_reads=seconds, decided=decided, target=target
+            ai=ai, record={"code": RECORD_OK, "message": {}}, second_reads=seconds, decided=decided, target=target
         )
         seconds += route.second
         decided += 1
     assert seconds / decided == pytest.approx(max(target, failed / decided), abs=1 / decided + 1e-9)
+
+
+def test_an_accepted_single_reading_can_take_the_consensus_with_the_agreeing_ai_proposal(
+    reading_cases: list[Case], clients: dict[str, Client], chest_values: Any
+) -> None:
+    """With adaptive_ai_consensus, the AI proposal that let a single reading through is merged with it as a second
+    reader's would be (boxes averaged, masks by the mask rule); the export takes that label; without
+    the option the reader's own label stays final. The routing reason is stored as a message and read in Chinese."""
+    from annotation.models import Annotation
+    from annotation.services import load_mask
+    from datasets.selectors import select_cases
+    from review.services import CONSENSUS_ROLE
+    from tests.annotation.conftest import mask_for
+
+    manager, annotator = clients["manager"], clients["annotator"]
+    set_policy(
+        manager,
+        SLUG,
+        adaptive_second_read=True,
+        adaptive_min_record_cases=0,
+        second_read_target=0.0,
+        adaptive_ai_consensus=True,
+        number_tolerance=2.0,
+    )
+    merged_case, plain_case = reading_cases[0], reading_cases[1]
+    reader_mask = mask_for(merged_case)
+    ai_mask = reader_mask.copy()
+    ai_mask[2:4, 28, 22:30] = 1  # one more row of voxels: Dice 0.94 with the reader's
+    for case in (merged_case, plain_case):
+        ai_values = chest_values(
+            case, geometry={"x": 22, "y": 22, "width": 10, "height": 8}, diameter=7.5, mask=ai_mask
+        )
+        annotation_save_machine(case=case, model_version="nodule-net 1.0", values=ai_values)
+
+    case_id = claim(annotator, SLUG, "first_reader")
+    assert case_id == merged_case.pk
+    save(annotator, case_id, chest_values(merged_case, mask=reader_mask), role="first_reader")
+    merged_case.refresh_from_db()
+    event = routing_event(merged_case.pk)
+    assert merged_case.status == CaseStatus.SINGLE_READ, event.reason
+    assert event.metrics["ai_consensus"] is True and "consensus of the reading and the AI proposal" in event.reason
+
+    consensus = Annotation.objects.get(case=merged_case, role=CONSENSUS_ROLE).current_revision
+    assert consensus is not None
+    [box] = [i for i in consensus.items if i["label"] == "nodule_box"]
+    assert box["geometry"]["x"] == pytest.approx(21.0)  # between the reader's 20 and the AI's 22
+    [diameter] = [i for i in consensus.items if i["label"] == "diameter"]
+    assert diameter["value"] == pytest.approx(6.5)  # numbers within the tolerance keep the reading's value
+    [stored] = list(consensus.masks.all())
+    merged = load_mask(stored) != 0
+    assert (reader_mask != 0)[merged].all() or merged[reader_mask != 0].all()  # built from the two, not new
+    assert merged.sum() != 0
+    [selected] = [s for s in select_cases(project=merged_case.project, **EVERY_CASE) if s.case_id == merged_case.pk]
+    assert selected.revision_id == consensus.pk and selected.qa_level == "single_read"
+
+    # The reason in Chinese, from the stored message.
+    history = ok(manager.get(f"{API}/cases/{merged_case.pk}/events/", HTTP_ACCEPT_LANGUAGE="zh-hans"))
+    [routed] = [e for e in history if e.get("to_status") == CaseStatus.SINGLE_READ]
+    assert "自适应" in routed["reason"] and "AI" in routed["reason"], routed["reason"]
+
+    # Without the option, the reader's own label is final.
+    set_policy(manager, SLUG, adaptive_ai_consensus=False)
+    case_id = claim(annotator, SLUG, "first_reader")
+    assert case_id == plain_case.pk
+    save(annotator, case_id, chest_values(plain_case, mask=reader_mask), role="first_reader")
+    plain_case.refresh_from_db()
+    assert plain_case.status == CaseStatus.SINGLE_READ
+    assert not Annotation.objects.filter(case=plain_case, role=CONSENSUS_ROLE).exists()
+    [selected] = [s for s in select_cases(project=plain_case.project, **EVERY_CASE) if s.case_id == plain_case.pk]
+    first = Annotation.objects.get(case=plain_case, role="first_reader")
+    assert selected.revision_id == first.current_revision_id
