@@ -300,6 +300,56 @@ def closeness(items: list[dict[str, Any]], mask: np.ndarray | None, truth: Truth
     return e["mask_1_minus_dice"] + e["category_error"] + e["missed_lesion_rate"] + 0.5 * e["wrong_type_rate"]
 
 
+EXPERT_MODEL = ReaderModel(0.02, 0.02, 0.03, 0.5, 0.1, 0.03)
+
+
+def run_panel(project: Any, experts: list[Any], truth_of_case: dict[int, Truth], args: Any, rng: Any) -> None:
+    """Every case in the panel, voted on by the simulated experts through panel_vote.
+
+    Each seated expert looks at what is on the table (the readings, the AI proposal, corrections earlier experts
+    submitted) and judges how close each is to the image: the expert's judgement is modelled as picking the
+    closest option with probability p_expert_right (else another one at random); the truth is what the expert
+    sees in the image. An expert submits a corrected label (their own reading, with the expert error model) when
+    nothing on the table is acceptable to them (closeness above expert_accept: a missed lesion, a clearly wrong
+    outline or type; by default the project's own bar, 1 - mask_dice) or, with probability p_expert_correct,
+    unless an acceptable correction is already there to endorse."""
+    from annotation.models import Annotation, Case, CaseStatus, ReadingRole
+    from review.services import panel_vote
+
+    for case in Case.objects.filter(project=project, status=CaseStatus.IN_PANEL).order_by("pk"):
+        truth = truth_of_case[case.pk]
+        options: list[Any] = [
+            a.current_revision
+            for a in Annotation.objects.filter(
+                case=case, role__in=[ReadingRole.FIRST_READER, ReadingRole.SECOND_READER, "ai"]
+            )
+            .select_related("current_revision")
+            .order_by("role")
+        ]
+        for expert in sorted(experts, key=lambda e: e.pk):
+            case.refresh_from_db()
+            if case.status != CaseStatus.IN_PANEL:
+                break
+            scores = [closeness(*label_of(revision), truth) for revision in options]
+            best = int(np.argmin(scores))
+            # An acceptable correction already on the table is endorsed rather than drawn again.
+            acceptable_correction = any(
+                options[i].annotation.role == ReadingRole.PANEL_MEMBER and scores[i] <= args.expert_accept
+                for i in range(len(options))
+            )
+            wants_own = rng.random() < args.p_expert_correct and not acceptable_correction
+            if wants_own or scores[best] > args.expert_accept:
+                values = simulated_values(truth, truth.study.series_uid, EXPERT_MODEL, rng)
+                vote = panel_vote(case=case, expert=expert, rationale="corrected label", values=values)
+                options.append(vote.corrected)
+                continue
+            if rng.random() < args.p_expert_right or len(options) == 1:
+                choice = options[best]
+            else:
+                choice = options[int(rng.choice([i for i in range(len(options)) if i != best]))]
+            panel_vote(case=case, expert=expert, rationale="closest to the image", voted_for=choice)
+
+
 def ingest(study: Any) -> None:
     import pydicom
 
@@ -319,13 +369,13 @@ def part_qa(args: argparse.Namespace) -> dict[str, Any]:
 
     from annotation import services
     from annotation.labels import load_example_schema
-    from annotation.models import Annotation, Case, CaseStatus, Project, ReadingRole, Role
+    from annotation.models import Annotation, Case, Project, ReadingRole, Role
     from imaging.synthetic import generate_ct_study
     from review.models import PanelVote
-    from review.services import ADJUDICATED_ROLE, CONSENSUS_ROLE, panel_vote, policy_for, reading_submit
+    from review.services import ADJUDICATED_ROLE, CONSENSUS_ROLE, policy_for, reading_submit
 
     reader_model = ReaderModel(args.p_miss, args.p_flip, args.p_type, args.diameter_sd, 0.6, 0.15)
-    expert_model = ReaderModel(0.02, 0.02, 0.03, 0.5, 0.1, 0.03)
+    expert_model = EXPERT_MODEL
     # The simulated AI: its own error rates (it misses fewer lesions than a reader, outlines as noisily, types
     # worse) and its own random stream, so its errors are independent of the readers'.
     ai_model = ReaderModel(args.p_ai_miss, 0.05, 0.25, 1.5, 0.6, 0.15)
@@ -401,46 +451,9 @@ def part_qa(args: argparse.Namespace) -> dict[str, Any]:
             busy |= read(second, ReadingRole.SECOND_READER, reader_model)
     reading_s = time.perf_counter() - start
 
-    # The panel. Each seated expert looks at what is on the table (both readings, the AI proposal, corrections
-    # earlier experts submitted) and judges how close each is to the image: the expert's judgement is modelled
-    # as picking the closest option with probability p_expert_right (else another one at random); the truth is
-    # what the expert sees in the image. An expert submits a corrected label (their own reading, with the
-    # expert error model) when nothing on the table is accepoptions to them (closeness above expert_accept: a
-    # missed lesion, a clearly wrong outline or type; by default the project's own bar, 1 - mask_dice) or,
-    # with probability p_expert_correct, unless an acceptable correction is already there to endorse.
+    # The panel (run_panel says how the simulated experts judge).
     start = time.perf_counter()
-    for case in Case.objects.filter(project=project, status=CaseStatus.IN_PANEL).order_by("pk"):
-        truth = truths[case_by_pk[case.pk].study.study_instance_uid]
-        options: list[Any] = [
-            a.current_revision
-            for a in Annotation.objects.filter(
-                case=case, role__in=[ReadingRole.FIRST_READER, ReadingRole.SECOND_READER, "ai"]
-            )
-            .select_related("current_revision")
-            .order_by("role")
-        ]
-        for expert in sorted(experts, key=lambda e: e.pk):
-            case.refresh_from_db()
-            if case.status != CaseStatus.IN_PANEL:
-                break
-            scores = [closeness(*label_of(revision), truth) for revision in options]
-            best = int(np.argmin(scores))
-            # An acceptable correction already on the table is endorsed rather than drawn again.
-            acceptable_correction = any(
-                options[i].annotation.role == ReadingRole.PANEL_MEMBER and scores[i] <= args.expert_accept
-                for i in range(len(options))
-            )
-            wants_own = rng.random() < args.p_expert_correct and not acceptable_correction
-            if wants_own or scores[best] > args.expert_accept:
-                values = simulated_values(truth, truth.study.series_uid, expert_model, rng)
-                vote = panel_vote(case=case, expert=expert, rationale="corrected label", values=values)
-                options.append(vote.corrected)
-                continue
-            if rng.random() < args.p_expert_right or len(options) == 1:
-                choice = options[best]
-            else:
-                choice = options[int(rng.choice([i for i in range(len(options)) if i != best]))]
-            panel_vote(case=case, expert=expert, rationale="closest to the image", voted_for=choice)
+    run_panel(project, experts, {pk: truths[c.study.study_instance_uid] for pk, c in case_by_pk.items()}, args, rng)
     panel_s = time.perf_counter() - start
 
     # Errors against the truth.
@@ -571,9 +584,298 @@ def part_qa(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# --- 3. What does each review policy cost, and what does it buy? (issue 14) -----------------------------------
+
+GOOD_READER = ReaderModel(p_miss=0.1, p_flip=0.05, p_type=0.1, diameter_sd=1.0, p_resize=0.4, p_boundary_flip=0.1)
+WEAK_READER = ReaderModel(p_miss=0.35, p_flip=0.2, p_type=0.3, diameter_sd=2.0, p_resize=0.8, p_boundary_flip=0.25)
+# The AI of known accuracy: a trained model that misses as few lesions as a good reader, outlines as consistently
+# as one, and types nodules worse (p_miss comes from --p-ai-miss).
+AI_OUTLINE = {"p_flip": 0.05, "p_type": 0.2, "diameter_sd": 1.5, "p_resize": 0.4, "p_boundary_flip": 0.1}
+ERROR_KEYS = ["mask_1_minus_dice", "category_error", "missed_lesion_rate", "wrong_type_rate"]
+
+
+def policy_study(seed: int, cases: int) -> tuple[list[Any], list[list[bytes]]]:
+    """The seed's synthetic studies (with their truth) and each one's DICOM files, written once."""
+    import pydicom
+
+    from imaging.synthetic import generate_ct_study
+
+    studies: list[Any] = []
+    files: list[list[bytes]] = []
+    study_seed = 100_000 * (seed + 1)
+    while len(studies) < cases:
+        try:
+            study = generate_ct_study(seed=study_seed, rows=64, columns=64, slices=16, n_lesions=1 + study_seed % 2)
+        except ValueError:
+            study = None  # lesions did not fit: next seed (deterministic)
+        study_seed += 1
+        if study is None:
+            continue
+        studies.append(study)
+        written = []
+        for dataset in study.datasets():
+            buffer = io.BytesIO()
+            pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
+            written.append(buffer.getvalue())
+        files.append(written)
+    return studies, files
+
+
+def run_policy(
+    name: str, budget: float | None, seed: int, studies: list[Any], files: list[list[bytes]], args: Any
+) -> dict[str, Any]:
+    """One policy on the seed's studies, in a project of its own, through the real services. Each reading is
+    drawn from a random stream of its own (seed, study, reader, role), so a reader who reads a case under two
+    policies reads it the same way: the policies differ only in what they do with the readings."""
+    from django.contrib.auth.models import User
+
+    from annotation import services
+    from annotation.labels import load_example_schema
+    from annotation.models import Annotation, Case, CaseStatus, Project, ReadingRole, Role
+    from imaging.services.ingest import IncomingFile, ingest_files
+    from review.models import PanelVote
+    from review.services import ADJUDICATED_ROLE, CONSENSUS_ROLE, policy_for, reading_submit
+
+    slug = f"bench-policy-{name}-{seed}-{int(time.time() * 1000) % 10**8}"
+    project = Project.objects.create(slug=slug, name=f"Bench policy {name} seed {seed}", readers_per_case=2)
+    services.schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=None)
+    for index, study_files in enumerate(files):
+        incoming = [IncomingFile(name=f"{seed}-{index}-{n}", data=data) for n, data in enumerate(study_files)]
+        report = ingest_files(incoming, store=project.image_store)
+        assert report.counts()["stored"] == len(incoming), report.counts()
+    study_index = {s.study_uid: i for i, s in enumerate(studies)}
+    # Adaptive policies measure readers on gold cases: extra studies (after the ``cases`` real ones) whose reference
+    # is the truth, mixed into the worklists at the gold rate. Their readings cost reader time and are counted.
+    if budget is None:
+        studies, files = studies[: args.cases], files[: args.cases]
+    truths = {s.study_uid: truth_of(s, np.random.default_rng([seed, 7, i])) for i, s in enumerate(studies)}
+    cases = services.cases_create(project=project, study_uids=[s.study_uid for s in studies])
+    gold_ids: set[int] = set()
+    if budget is not None:
+        from review.gold import gold_case_mark
+
+        perfect = ReaderModel(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        for case in cases[args.cases :]:
+            truth = truths[case.study.study_instance_uid]
+            reference = simulated_values(truth, truth.study.series_uid, perfect, np.random.default_rng(0))
+            gold_case_mark(case=case, marked_by=None, values=reference)
+            gold_ids.add(case.pk)
+
+    def user(username: str, *roles: str) -> User:
+        person, _ = User.objects.get_or_create(username=f"{slug}-{username}")
+        for role in roles:
+            services.membership_grant(project=project, user=person, role=role)
+        return person
+
+    # Two good readers and a weak one; each reads first and second readings (never both of one case).
+    readers = [
+        (user("good1", Role.ANNOTATOR, Role.REVIEWER), GOOD_READER, 1),
+        (user("good2", Role.ANNOTATOR, Role.REVIEWER), GOOD_READER, 2),
+        (user("weak", Role.ANNOTATOR, Role.REVIEWER), WEAK_READER, 3),
+    ]
+    experts = [user(f"expert{i}", Role.EXPERT) for i in range(3)]
+    policy = policy_for(project)
+    policy.mode = "blind_double"
+    policy.second_read_share = 0.0 if name == "single_read" else 1.0
+    policy.mask_dice, policy.box_iou, policy.number_tolerance = args.mask_dice, args.box_iou, args.number_tolerance
+    policy.mask_rule = args.mask_rule
+    policy.ai_third_opinion = args.ai
+    policy.panel_size, policy.quorum, policy.chair = 3, 3, experts[0]
+    if budget is not None:
+        policy.adaptive_second_read = True
+        policy.second_read_target = budget
+        policy.adaptive_min_agreement = args.adaptive_bar
+        policy.adaptive_min_record_cases = args.adaptive_record
+        policy.adaptive_ai_consensus = args.ai_consensus
+        policy.gold_rate = args.gold_rate
+    policy.save()
+
+    case_by_pk = {c.pk: c for c in Case.objects.filter(project=project).select_related("study")}
+    truth_of_case = {pk: truths[c.study.study_instance_uid] for pk, c in case_by_pk.items()}
+    ai_model = ReaderModel(p_miss=args.p_ai_miss, **AI_OUTLINE)
+    for pk, case in case_by_pk.items():  # the AI proposal of every case, stored as the inference app stores one
+        truth = truth_of_case[pk]
+        ai_rng = np.random.default_rng([seed, study_index[truth.study.study_uid], 0, 0])
+        values = simulated_values(truth, truth.study.series_uid, ai_model, ai_rng)
+        services.annotation_save_machine(case=case, model_version="simulated-ai", values=values)
+
+    def read(reader: User, number: int, model: ReaderModel, role: str) -> bool:
+        assignment = services.assignment_claim_next(project=project, user=reader, role=role)
+        if assignment is None:
+            return False
+        truth = truth_of_case[assignment.case_id]
+        own = np.random.default_rng([seed, study_index[truth.study.study_uid], number, 1 if role == "first" else 2])
+        values = simulated_values(truth, truth.study.series_uid, model, own)
+        reading_submit(case=case_by_pk[assignment.case_id], reader=reader, role=role, base_revision=0, values=values)
+        return True
+
+    start = time.perf_counter()
+    busy = True
+    while busy:  # every reader presses "next" in turn; blind: nobody sees another reading
+        busy = False
+        for reader, model, number in readers:
+            busy |= read(reader, number, model, ReadingRole.FIRST_READER)
+        if name == "single_read":
+            continue  # nobody is asked for a second reading (blind second readers would otherwise start one)
+        for reader, model, number in readers:
+            busy |= read(reader, number, model, ReadingRole.SECOND_READER)
+    run_panel(project, experts, truth_of_case, args, np.random.default_rng([seed, 99]))
+    seconds = time.perf_counter() - start
+
+    rows: list[dict[str, float]] = []
+    reads: list[int] = []
+    statuses: dict[str, int] = {}
+    votes = dict.fromkeys(case_by_pk, 0)
+    for case_id in PanelVote.objects.filter(case__project=project).values_list("case_id", flat=True):
+        votes[case_id] += 1
+    readings: dict[int, dict[str, Any]] = {}
+    for annotation in Annotation.objects.filter(case__project=project).select_related("current_revision"):
+        readings.setdefault(annotation.case_id, {})[annotation.role] = annotation
+    # Every reader served a gold case read it: reader time, with no final label of its own.
+    gold_reads = Annotation.objects.filter(
+        case_id__in=gold_ids,
+        role__in=[ReadingRole.FIRST_READER, ReadingRole.SECOND_READER],
+        status=Annotation.Status.SUBMITTED,
+    ).count()
+    for case in Case.objects.filter(project=project).exclude(pk__in=gold_ids).order_by("pk"):
+        annotations = readings[case.pk]
+        statuses[case.status] = statuses.get(case.status, 0) + 1
+        final_role = next(
+            (r for r in (ADJUDICATED_ROLE, CONSENSUS_ROLE, ReadingRole.FIRST_READER) if r in annotations), None
+        )
+        assert final_role is not None and case.status in (
+            CaseStatus.SINGLE_READ,
+            CaseStatus.AGREED,
+            CaseStatus.ADJUDICATED,
+        ), (case.pk, case.status)
+        rows.append(errors_of(*label_of(annotations[final_role].current_revision), truth_of_case[case.pk]))
+        human = sum(r in annotations for r in (ReadingRole.FIRST_READER, ReadingRole.SECOND_READER))
+        reads.append(human + votes[case.pk])
+    errors = {k: float(np.mean([r[k] for r in rows])) for k in ERROR_KEYS}
+    reads_total = sum(reads) + gold_reads
+    from review.adaptive import reading_routes
+
+    routes = reading_routes(project)
+    return {
+        "policy": name,
+        "budget": budget,
+        "seed": seed,
+        "cases": len(cases),
+        "statuses": statuses,
+        "reads_per_case": reads_total / len(rows),
+        "gold_reads": gold_reads,
+        "errors": errors,
+        "routing_reasons": routes.get("reasons"),
+        "seconds": round(seconds, 1),
+    }
+
+
+def part_policies(args: argparse.Namespace) -> dict[str, Any]:
+    policies: list[tuple[str, float | None]] = [("single_read", None), ("double_read_panel", None)]
+    policies += [(f"adaptive_{round(b * 100)}", b) for b in args.budgets]
+    runs: list[dict[str, Any]] = []
+    for seed in range(args.seeds):
+        studies, files = policy_study(seed, args.cases + args.gold_cases)
+        for name, budget in policies:
+            run = run_policy(name, budget, seed, studies, files, args)
+            runs.append(run)
+            shown = " ".join(f"{k}={v:.3f}" for k, v in run["errors"].items())
+            print(
+                f"policies: seed {seed} {name:18s} reads/case {run['reads_per_case']:.2f} {shown} "
+                f"({run['seconds']} s; {run['statuses']})",
+                flush=True,
+            )
+    summary: dict[str, Any] = {}
+    for name, _budget in policies:
+        mine = [r for r in runs if r["policy"] == name]
+        single = {r["seed"]: r for r in runs if r["policy"] == "single_read"}
+        ratio = {
+            k: [r["errors"][k] / single[r["seed"]]["errors"][k] for r in mine if single[r["seed"]]["errors"][k] > 0]
+            for k in ERROR_KEYS
+        }
+        summary[name] = {
+            "reads_per_case": {
+                "mean": float(np.mean([r["reads_per_case"] for r in mine])),
+                "sd": float(np.std([r["reads_per_case"] for r in mine], ddof=1)) if len(mine) > 1 else 0.0,
+            },
+            "errors": {
+                k: {
+                    "mean": float(np.mean([r["errors"][k] for r in mine])),
+                    "sd": float(np.std([r["errors"][k] for r in mine], ddof=1)) if len(mine) > 1 else 0.0,
+                }
+                for k in ERROR_KEYS
+            },
+            "over_single": {k: (float(np.mean(v)) if v else None) for k, v in ratio.items()},
+        }
+        s = summary[name]
+        s["goal_met"] = s["reads_per_case"]["mean"] <= 2.0 + 1e-9 and all(
+            s["errors"][k]["mean"] <= summary["single_read"]["errors"][k]["mean"] / 3 + 1e-12 for k in ERROR_KEYS
+        )
+    print(f"\npolicies: {args.cases} cases x {args.seeds} seeds; mean (sd over seeds)")
+    print(f"  {'policy':18s} {'reads/case':>14s} " + " ".join(f"{k:>22s}" for k in ERROR_KEYS) + "  goal")
+    for name, s in summary.items():
+        cells = " ".join(
+            f"{s['errors'][k]['mean']:8.4f} ({s['errors'][k]['sd']:.4f}) x{s['over_single'][k] or 0:4.2f}"
+            for k in ERROR_KEYS
+        )
+        rpc = s["reads_per_case"]
+        print(f"  {name:18s} {rpc['mean']:6.2f} ({rpc['sd']:.2f}) {cells}  {'met' if s['goal_met'] else 'not met'}")
+    plot_policies(summary, args)
+    return {
+        "cases": args.cases,
+        "seeds": args.seeds,
+        "readers": {"good": vars(GOOD_READER), "weak": vars(WEAK_READER)},
+        "adaptive_bar": args.adaptive_bar,
+        "adaptive_record": args.adaptive_record,
+        "summary": summary,
+        "runs": runs,
+    }
+
+
+def plot_policies(summary: dict[str, Any], args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = {
+        "mask_1_minus_dice": "1 - Dice of the nodule mask",
+        "category_error": "wrong study answer (nodule present)",
+        "missed_lesion_rate": "missed lesions",
+        "wrong_type_rate": "wrong lesion attribute (type)",
+    }
+    figure, axes = plt.subplots(1, 4, figsize=(18, 4.6))
+    for axis, key in zip(axes, ERROR_KEYS, strict=True):
+        single = summary["single_read"]["errors"][key]["mean"]
+        for name, s in summary.items():
+            axis.errorbar(
+                s["reads_per_case"]["mean"],
+                s["errors"][key]["mean"],
+                xerr=s["reads_per_case"]["sd"],
+                yerr=s["errors"][key]["sd"],
+                fmt="o",
+                capsize=3,
+                label=name,
+            )
+        axis.axhline(single / 3, color="grey", linestyle="--", linewidth=1, label="single read / 3")
+        axis.axvline(2.0, color="grey", linestyle=":", linewidth=1, label="2.0 reads per case")
+        axis.set_title(titles[key], fontsize=10)
+        axis.set_xlabel("reads per case (readings + panel votes)")
+        axis.set_ylabel("error against the truth")
+    axes[0].legend(fontsize=7)
+    figure.suptitle(
+        f"Review policies: final error against reads per case ({args.cases} cases, {args.seeds} seeds, mean and sd)"
+    )
+    figure.tight_layout()
+    out = ROOT / "docs" / "benchmarks" / "review_policies.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=90)
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["metrics", "qa", "all"], default="all")
+    parser.add_argument("--part", choices=["metrics", "qa", "policies", "all"], default="all")
     parser.add_argument("--cases", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--p-miss", type=float, default=0.2)
@@ -594,6 +896,18 @@ def main() -> None:
     )
     parser.add_argument("--p-ai-miss", type=float, default=0.1)
     parser.add_argument("--ai", action=argparse.BooleanOptionalAction, default=True, help="AI third opinion")
+    parser.add_argument("--seeds", type=int, default=5, help="policies: seeds 0..N-1")
+    parser.add_argument("--budgets", type=lambda v: [float(b) for b in v.split(",")], default=[0.2, 0.4, 0.6])
+    parser.add_argument("--adaptive-bar", type=float, default=0.5, help="policies: the readers' record bar")
+    parser.add_argument("--adaptive-record", type=int, default=3, help="policies: gold cases a record needs")
+    parser.add_argument("--gold-cases", type=int, default=10, help="policies: gold cases added for adaptive runs")
+    parser.add_argument("--gold-rate", type=float, default=0.1, help="policies: the adaptive runs' gold rate")
+    parser.add_argument(
+        "--ai-consensus",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="policies: an accepted single reading takes the consensus with the agreeing AI proposal",
+    )
     args = parser.parse_args()
     if args.expert_accept is None:
         args.expert_accept = round(1.0 - args.mask_dice, 6)
@@ -606,6 +920,11 @@ def main() -> None:
 
         django.setup()
         results["qa"] = part_qa(args)
+    if args.part == "policies":
+        import django
+
+        django.setup()
+        results["policies"] = part_policies(args)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
