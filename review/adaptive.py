@@ -12,8 +12,11 @@ Otherwise the case goes to a second reader, and on disagreement to the panel as 
 The budget: the policy's target share of first readings that get a second one. A case that fails a check always
 gets one; a case that passes is sent to a second reader too while the share so far (over the project's adaptive
 decisions) is under the target, so the share holds over a batch even when few cases fail, and the second
-readings it buys keep measuring the readers against their peers. Decisions are taken one at a time (the policy
-row is locked), so two submissions at once cannot both count the same share.
+readings it buys keep measuring the readers against their peers. With ``second_read_cap`` the target is a
+budget as well: once the share reaches it, a case that fails a check is accepted on its single reading, and the
+event says the budget was spent (bench_review --part policies measures what that costs).
+Decisions are taken one at a time (the policy row is locked), so two submissions at once cannot both count the
+same share.
 
 Every decision is the case's transition event (to single_read or to awaiting_cross_verification), with its
 reason in words and in ``metrics``: routing, reason codes, the AI comparison, the reader's record, the budget.
@@ -47,6 +50,7 @@ RECORD_OK = "record_above_bar"
 RECORD_BELOW_BAR = "record_below_bar"
 RECORD_TOO_SHORT = "record_too_short"
 BUDGET_FILL = "budget_below_target"
+BUDGET_SPENT = "budget_spent"
 
 # The reasons in words: stored as messages (config.messages), shown in each reader's language.
 T_AI_AGREES = N_("the AI proposal agrees with the reading")
@@ -62,6 +66,7 @@ T_RECORD_BELOW = N_("%(reader)s's record is under the bar of %(bar)s: %(below)s"
 T_RECORD_OK = N_("%(reader)s's record reaches the bar of %(bar)s (%(measured)s)")
 T_GOLD_AGREEMENT = N_("gold agreement %(value)s")
 T_PEER_AGREEMENT = N_("peer agreement %(value)s")
+T_SPENT = N_("second-reading budget spent: %(done)s of %(decided)s (%(share)s) already, the budget is %(target)s")
 T_BUDGET = N_("second readings so far %(done)s of %(decided)s (%(share)s), under the target %(target)s")
 E_ROUTED_SECOND = N_("first reading submitted by %(reader)s; adaptive routing: second reading needed (%(reasons)s)")
 E_ROUTED_SINGLE = N_("first reading submitted by %(reader)s; adaptive routing: single reading accepted (%(reasons)s)")
@@ -83,15 +88,27 @@ class Route:
 
 
 def route_decision(
-    *, ai: dict[str, Any], record: dict[str, Any], second_reads: int, decided: int, target: float
+    *, ai: dict[str, Any], record: dict[str, Any], second_reads: int, decided: int, target: float, cap: bool = False
 ) -> Route:
     """The routing rule, on what was measured: pure, so the budget can be checked over any sequence."""
     codes = [ai["code"], record["code"]]
     reasons = [ai["message"], record["message"]]
     if ai["code"] != AI_AGREES or record["code"] != RECORD_OK:
+        if cap and second_reads > target * (decided + 1) + 1e-9:
+            # A budget, already spent: the single reading stands. A failed check may take the share one reading
+            # over the target, so that the readings bought to fill it never crowd out a case that fails.
+            share = second_reads / decided if decided else 0.0
+            codes.append(BUDGET_SPENT)
+            reasons.append(
+                message(T_SPENT, done=second_reads, decided=decided, share=_percent(share), target=_percent(target))
+            )
+            return Route(second=False, codes=codes, reasons=reasons)
         return Route(second=True, codes=codes, reasons=reasons)
     # Both checks pass: a second reading only to keep the share of second readings at its target.
-    if second_reads < target * (decided + 1) - 1e-9:
+    # Under a cap a fill never takes the share over the target, which keeps the one reading of headroom that a
+    # case failing a check may use.
+    fill_to = target * (decided + 1) - (1 if cap else 0)
+    if second_reads < fill_to - 1e-9:
         share = second_reads / decided if decided else 0.0
         codes.append(BUDGET_FILL)
         reasons.append(
@@ -203,10 +220,13 @@ def adaptive_route(*, case: Case, annotation: Annotation, actor: User, policy: R
     record = reader_record(case.project, annotation.reader, policy)
     second_reads, decided = routing_counts(case.project)
     target = policy.second_read_target
-    route = route_decision(ai=ai, record=record, second_reads=second_reads, decided=decided, target=target)
+    route = route_decision(
+        ai=ai, record=record, second_reads=second_reads, decided=decided, target=target, cap=policy.second_read_cap
+    )
     evaluation: Evaluation | None = ai.pop("evaluation", None)
     ai_consensus = (
         not route.second
+        and ai["code"] == AI_AGREES
         and policy.adaptive_ai_consensus
         and evaluation is not None
         and _compares_every_label(revision, ai.get("compared_labels", []))
@@ -216,7 +236,12 @@ def adaptive_route(*, case: Case, annotation: Annotation, actor: User, policy: R
         "reasons": route.codes,
         "ai": ai,
         "reader_record": record,
-        "budget": {"target": target, "second_reads_before": second_reads, "decided_before": decided},
+        "budget": {
+            "target": target,
+            "cap": policy.second_read_cap,
+            "second_reads_before": second_reads,
+            "decided_before": decided,
+        },
         "ai_consensus": ai_consensus,
     }
     if route.second:

@@ -81,6 +81,10 @@ class ReviewPolicy(models.Model):
     # The budget: the share of first readings that get a second one. Cases that fail a check always do; cases that
     # pass are sent to a second reader too while the share so far is under the target, so it holds over a batch.
     second_read_target = models.FloatField(default=0.4)
+    # Whether the target is also a ceiling. Off (quality first): a case that fails a check always gets its second
+    # reading, whatever the share. On (a budget): once the share reaches the target, a case that fails a check is
+    # accepted on its single reading, and the routing event says the budget was spent.
+    second_read_cap = models.BooleanField(default=False)
     # When a single reading is accepted because the AI proposal agrees with it, its final label is the consensus of
     # the reading and the proposal by the project's consensus rules (as for two readers: masks by the mask rule,
     # boxes averaged), instead of the reading as drawn. Off: the reader's own label is final.

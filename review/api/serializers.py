@@ -41,6 +41,7 @@ class ReviewPolicySerializer(serializers.ModelSerializer[ReviewPolicy]):
             "adaptive_min_record_cases",
             "second_read_target",
             "adaptive_ai_consensus",
+            "second_read_cap",
         ]
         extra_kwargs = {
             "second_read_share": {"min_value": 0.0, "max_value": 1.0},

@@ -688,6 +688,7 @@ def run_policy(
         policy.adaptive_min_record_cases = args.adaptive_record
         policy.adaptive_ai_consensus = args.ai_consensus
         policy.gold_rate = args.gold_rate
+        policy.second_read_cap = name != "adaptive_uncapped"
     policy.save()
 
     case_by_pk = {c.pk: c for c in Case.objects.filter(project=project).select_related("study")}
@@ -773,6 +774,8 @@ def run_policy(
 def part_policies(args: argparse.Namespace) -> dict[str, Any]:
     policies: list[tuple[str, float | None]] = [("single_read", None), ("double_read_panel", None)]
     policies += [(f"adaptive_{round(b * 100)}", b) for b in args.budgets]
+    # Quality first: no cap, every case that fails a check gets its second reading (the budget only fills).
+    policies += [("adaptive_uncapped", 0.0)]
     runs: list[dict[str, Any]] = []
     for seed in range(args.seeds):
         studies, files = policy_study(seed, args.cases + args.gold_cases)

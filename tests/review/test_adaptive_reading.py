@@ -28,7 +28,12 @@ from tests.review.conftest import API, JSON, claim, ok, save, set_policy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SLUG = "nodules"
-EVERY_CASE: dict[str, Any] = {"min_qa_level": "single_read", "modalities": [], "study_date_from": "", "study_date_to": ""}
+EVERY_CASE: dict[str, Any] = {
+    "min_qa_level": "single_read",
+    "modalities": [],
+    "study_date_from": "",
+    "study_date_to": "",
+}
 
 
 def routing_event(case_id: int) -> CaseEvent:
@@ -195,6 +200,39 @@ def test_route_decision_budget_over_200_decisions(target: float, failing_every: 
         seconds += route.second
         decided += 1
     assert seconds / decided == pytest.approx(max(target, failed / decided), abs=1 / decided + 1e-9)
+
+
+@pytest.mark.parametrize(("target", "failing_every"), [(0.2, 2), (0.4, 1), (0.6, 1), (0.3, 7)])
+def test_a_capped_budget_holds_the_share_at_the_target_even_when_most_cases_fail_a_check(
+    target: float, failing_every: int
+) -> None:
+    """With the cap the share never exceeds the target (within one decision); failed checks take the budget first,
+    and a failed check accepted on a single reading says the budget was spent."""
+    from review.adaptive import BUDGET_SPENT
+
+    seconds = decided = spent = failed_second = 0
+    for i in range(200):
+        fails = i % failing_every == 0
+        route = route_decision(
+            ai={"code": AI_DISAGREES if fails else AI_AGREES, "message": {}},
+            record={"code": RECORD_OK, "message": {}},
+            second_reads=seconds,
+            decided=decided,
+            target=target,
+            cap=True,
+        )
+        if fails and not route.second:
+            assert BUDGET_SPENT in route.codes
+            spent += 1
+        failed_second += bool(fails and route.second)
+        seconds += route.second
+        decided += 1
+        assert seconds <= target * decided + 1 + 1e-9
+    assert seconds / decided == pytest.approx(target, abs=2 / decided + 1e-9)
+    failed = len([i for i in range(200) if i % failing_every == 0])
+    assert failed_second + spent == failed
+    # Fills never take the budget from a case that fails: spent only when failing cases alone exceed it.
+    assert spent == max(0, failed - failed_second) and failed_second >= min(failed, round(target * 200) - 1)
 
 
 def test_an_accepted_single_reading_can_take_the_consensus_with_the_agreeing_ai_proposal(
