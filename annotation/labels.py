@@ -279,7 +279,7 @@ def _choices(raw: Any, field: str, seen: dict[str, str], depth: int) -> list[dic
             _required(f"{path}.key")
         key = _slug(entry["key"], f"{path}.key")
         if key in seen:
-            said = {"key": repr(key), "where": seen[key]}
+            said: dict[str, Any] = {"key": repr(key), "where": seen[key]}
             _fail(f"{path}.key", _t("duplicate choice key %(key)s (also at %(where)s)") % said)
         seen[key] = f"{path}.key"
         name = _localised(entry["name"], f"{path}.name") if "name" in entry else {"en": _humanise(key)}
@@ -323,7 +323,7 @@ def _scale(raw: Any, field: str) -> list[dict[str, Any]]:
         if any(step["value"] == value for step in result):
             _fail(f"{path}.value", _t("duplicate scale value %(value)s") % {"value": value})
         if result and value < result[-1]["value"]:
-            said = {"value": value, "previous": result[-1]["value"]}
+            said: dict[str, Any] = {"value": value, "previous": result[-1]["value"]}
             _fail(f"{path}.value", _t("scale values must be sorted ascending (%(value)s after %(previous)s)") % said)
         name = _localised(entry["name"], f"{path}.name") if "name" in entry else {"en": str(value)}
         result.append({"value": value, "name": name})
@@ -349,7 +349,7 @@ def _segments(raw: Any, field: str) -> list[dict[str, Any]]:
         if isinstance(value, bool) or not isinstance(value, int):
             _fail(f"{path}.value", _t("expected an integer, got %(type)s") % {"type": _type_name(value)})
         if not 1 <= value <= MAX_SEGMENT_VALUE:
-            said = {"value": value, "limit": MAX_SEGMENT_VALUE}
+            said: dict[str, Any] = {"value": value, "limit": MAX_SEGMENT_VALUE}
             _fail(f"{path}.value", _t("segment value %(value)s outside 1..%(limit)s") % said)
         if value in values:
             said = {"value": value, "where": values[value]}
@@ -380,7 +380,7 @@ def _label(raw: Any, field: str) -> dict[str, Any]:
     key = _slug(raw["key"], f"{field}.key")
     level = raw["level"]
     if level not in LEVELS:
-        said = {"value": repr(level), "expected": _list(LEVELS)}
+        said: dict[str, Any] = {"value": repr(level), "expected": _list(LEVELS)}
         _fail(f"{field}.level", _t("unknown level %(value)s (expected one of %(expected)s)") % said)
     kind = raw["kind"]
     if kind not in KINDS:
@@ -507,7 +507,7 @@ def validate_schema(definition: Any) -> dict[str, Any]:
     for index, raw in enumerate(raw_labels):
         label = _label(raw, f"labels[{index}]")
         if label["key"] in where:
-            said = {"key": repr(label["key"]), "where": f"labels[{where[label['key']]}]"}
+            said: dict[str, Any] = {"key": repr(label["key"]), "where": f"labels[{where[label['key']]}]"}
             _fail(f"labels[{index}].key", _t("duplicate label key %(key)s (also %(where)s)") % said)
         where[label["key"]] = index
         labels.append(label)
