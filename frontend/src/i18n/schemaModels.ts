@@ -5,6 +5,9 @@
  */
 
 export const enSchemaModels = {
+  // Links to the two screens (for the projects screen)
+  "projects.schema": "Label schema",
+  "projects.models": "Models",
   // Label schema editor
   "schema.title": "Label schema: {project}",
   "schema.basedOn": "Editing from version {version}. Saving makes a new version; earlier versions stay as they are.",
@@ -122,6 +125,8 @@ export const enSchemaModels = {
   "schema.diff.added": "Added",
   "schema.diff.removed": "Removed",
   "schema.diff.changed": "Changed",
+  "schema.true": "yes",
+  "schema.false": "no",
   // Models
   "models.title": "Models: {project}",
   "models.actions": "Train and use models",
@@ -190,6 +195,8 @@ export const enSchemaModels = {
 export type SchemaModelsKey = keyof typeof enSchemaModels;
 
 export const zhHansSchemaModels: Record<SchemaModelsKey, string> = {
+  "projects.schema": "标签方案",
+  "projects.models": "模型",
   "schema.title": "标签方案：{project}",
   "schema.basedOn": "正在基于版本 {version} 编辑。保存会生成新版本，之前的版本保持不变。",
   "schema.firstVersion": "该项目还没有标签方案。保存后生成版本 1。",
@@ -306,6 +313,8 @@ export const zhHansSchemaModels: Record<SchemaModelsKey, string> = {
   "schema.diff.added": "新增",
   "schema.diff.removed": "删除",
   "schema.diff.changed": "修改",
+  "schema.true": "是",
+  "schema.false": "否",
   "models.title": "模型：{project}",
   "models.actions": "训练与使用模型",
   "models.taskType": "任务",

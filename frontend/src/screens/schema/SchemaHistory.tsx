@@ -4,12 +4,13 @@
  */
 import { useEffect, useState } from "react";
 import type { Schema } from "../../api/types";
-import { useLanguage, useT } from "../../i18n";
+import { useLanguage, useT, type Translate } from "../../i18n";
 import { formatTime } from "../../lib/format";
 import { diffSchemas } from "./schemaModel";
 
-function shown(value: unknown): string {
+function shown(value: unknown, t: Translate): string {
   if (value === undefined) return "";
+  if (typeof value === "boolean") return t(value ? "schema.true" : "schema.false");
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
@@ -97,8 +98,8 @@ export function SchemaHistory({ versions, onLoad }: { versions: Schema[]; onLoad
                     <td>
                       <code>{change.path}</code>
                     </td>
-                    <td>{shown(change.before)}</td>
-                    <td>{shown(change.after)}</td>
+                    <td>{shown(change.before, t)}</td>
+                    <td>{shown(change.after, t)}</td>
                   </tr>
                 ))}
               </tbody>
