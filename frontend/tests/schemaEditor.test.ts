@@ -46,6 +46,11 @@ describe("schema editor model", () => {
     expect(parseSchemaJson("{")).toMatchObject({ ok: false, problem: "schema.json.syntax" });
     expect(parseSchemaJson("[]")).toMatchObject({ ok: false, problem: "schema.json.notObject" });
     expect(parseSchemaJson('{"labels": [{"key": "a", "level": 1}]}')).toMatchObject({ ok: false, params: { index: 0, field: "level" } });
+    expect(parseSchemaJson('{"labels": [{"key": "a", "level": "study", "kind": "boxx"}]}')).toMatchObject({
+      ok: false,
+      problem: "schema.json.labelKind",
+      params: { index: 0, value: "boxx" },
+    });
     const kept = parseSchemaJson('{"name": "x", "labels": [], "viewer": {"presets": [1]}}');
     expect(kept.ok && kept.schema.viewer).toEqual({ presets: [1] });
   });

@@ -163,6 +163,22 @@ def test_a_schema_defined_in_the_form_is_stored_exactly_and_versions_are_diffed(
     expect(page.get_by_test_id("preview-tool-nodule")).to_contain_text("3D box tool")
     assert schema_flow.save(page) == 3
     assert LabelSchema.objects.get(project=project, version=3).definition == exported
+
+    # The JSON view: broken JSON is refused where it is typed; an edit applied there is what is saved next.
+    page.get_by_role("button", name="JSON", exact=True).click()
+    editor = page.get_by_label("The schema as JSON (edit, then apply or save)")
+    expect(editor).to_be_visible()
+    assert json.loads(editor.input_value()) == exported
+    editor.fill('{"name": "x", "labels": [')
+    page.get_by_role("button", name="Apply JSON to the form").click()
+    expect(page.get_by_test_id("json-problem")).to_contain_text("This is not valid JSON")
+    edited = {**exported, "name": {"en": "Chest nodules", "zh-hans": "肺结节"}}
+    editor.fill(json.dumps(edited))
+    page.get_by_role("button", name="Apply JSON to the form").click()
+    expect(page.locator('[data-path="name"] input').nth(1)).to_have_value("肺结节")
+    assert LabelSchema.objects.filter(project=project).count() == 3  # applying is not saving
+    assert schema_flow.save(page) == 4
+    assert LabelSchema.objects.get(project=project, version=4).definition == edited
     user_page.assert_no_console_errors()
 
 

@@ -153,8 +153,16 @@ export function parseSchemaJson(text: string): ParsedSchema {
   if (!Array.isArray(schema.labels)) return { ok: false, problem: "schema.json.noLabels" };
   for (const [index, label] of schema.labels.entries()) {
     if (!label || typeof label !== "object" || Array.isArray(label)) return { ok: false, problem: "schema.json.badLabel", params: { index } };
+    const record = label as Record<string, unknown>;
     for (const name of ["key", "level", "kind"]) {
-      if (typeof (label as Record<string, unknown>)[name] !== "string") return { ok: false, problem: "schema.json.labelField", params: { index, field: name } };
+      if (typeof record[name] !== "string") return { ok: false, problem: "schema.json.labelField", params: { index, field: name } };
+    }
+    // The form offers only these; anything else would leave it without a control to show.
+    if (!(KINDS as readonly string[]).includes(record.kind as string)) {
+      return { ok: false, problem: "schema.json.labelKind", params: { index, value: String(record.kind), expected: KINDS.join(", ") } };
+    }
+    if (!(LEVELS as readonly string[]).includes(record.level as string)) {
+      return { ok: false, problem: "schema.json.labelLevel", params: { index, value: String(record.level), expected: LEVELS.join(", ") } };
     }
   }
   return { ok: true, schema: schema as unknown as EditableSchema };
