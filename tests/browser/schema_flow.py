@@ -7,7 +7,8 @@ buttons by test id, so they work whatever the page's language. A label is a dict
 
 - ``key``, ``kind`` (labels.py KINDS), ``level`` (default: study for value kinds, region for drawings, series
   for masks), ``name`` and ``name_zh``, ``instructions`` and ``instructions_zh``, ``required`` (bool);
-- ``choices``: ``[(key, name), ...]`` for single and multiple choice; ``scale``: ``[(value, name), ...]`` for an
+- ``choices``: ``[(key, name), ...]`` for single and multiple choice, ``(key, name, [sub-choices])`` for a
+  hierarchy, with ``selectable`` ("leaves" or "any"); ``scale``: ``[(value, name), ...]`` for an
   ordinal grade; ``segments``: ``[(value, key, name), ...]`` for a mask; ``unit``, ``min``, ``max``, ``integer``
   for a number; ``dimensions`` (2 or 3) for a box; ``applies_to``: ``[key, ...]`` for a region attribute.
 """
@@ -47,6 +48,32 @@ def _set_count(card: Locator, path: str, what: str, wanted: int) -> None:
         expect(card.locator(f'[data-testid="{what}-{path}-{have - 1}"]')).to_have_count(0)
 
 
+def _choice_count(card: Locator, path: str) -> int:
+    count = 0
+    while card.get_by_test_id(f"choice-{path}[{count}]").count():
+        count += 1
+    return count
+
+
+def _fill_choices(card: Locator, path: str, choices: list[Any], *, add: str) -> None:
+    """Make the choice list at ``path`` hold ``choices``: ``(key, name)`` or ``(key, name, [children...])``."""
+    while (have := _choice_count(card, path)) < len(choices):
+        card.get_by_test_id(add).click()
+        expect(card.get_by_test_id(f"choice-{path}[{have}]")).to_be_visible()
+    while (have := _choice_count(card, path)) > len(choices):
+        card.get_by_test_id(f"remove-choice-{path}[{have - 1}]").click()
+        expect(card.get_by_test_id(f"choice-{path}[{have - 1}]")).to_have_count(0)
+    for position, (key, name, *rest) in enumerate(choices):
+        here = f"{path}[{position}]"
+        _field(card, f"{here}.key").fill(key)
+        _fill_texts(card, f"{here}.name", name, None)
+        if rest and rest[0]:
+            # The first sub-choice comes from the choice's own button, the next ones from the list's.
+            if not _choice_count(card, f"{here}.children"):
+                card.get_by_test_id(f"add-child-{here}").click()
+            _fill_choices(card, f"{here}.children", rest[0], add=f"add-choice-{here}.children")
+
+
 def open_editor(page: Page, slug: str) -> None:
     """Go to the editor (the page must already be on the app, e.g. signed in at "/")."""
     origin = page.evaluate("location.origin")
@@ -73,15 +100,9 @@ def fill_label(page: Page, index: int, spec: dict[str, Any]) -> None:
         if not box.is_checked():
             box.click()
     if kind in ("single_choice", "multiple_choice") and "choices" in spec:
-        choices = spec["choices"]
-        while card.locator(f'[data-testid^="choice-{path}.choices["]').count() < len(choices):
-            card.get_by_test_id(f"add-choice-{path}.choices").click()
-        while (have := card.locator(f'[data-testid^="remove-choice-{path}.choices["]').count()) > len(choices):
-            card.get_by_test_id(f"remove-choice-{path}.choices[{have - 1}]").click()
-        for position, (key, name) in enumerate(choices):
-            here = f"{path}.choices[{position}]"
-            _field(card, f"{here}.key").fill(key)
-            _fill_texts(card, f"{here}.name", name, None)
+        _fill_choices(card, f"{path}.choices", spec["choices"], add=f"add-choice-{path}.choices")
+        if "selectable" in spec:
+            _field(card, f"{path}.selectable").select_option(spec["selectable"])
     if kind == "ordinal" and "scale" in spec:
         _set_count(card, path, "step", len(spec["scale"]))
         for position, (value, name) in enumerate(spec["scale"]):

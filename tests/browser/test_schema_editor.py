@@ -50,6 +50,13 @@ LABELS: list[dict[str, Any]] = [
         "applies_to": ["nodule"],
         "choices": [("smooth", "Smooth"), ("spiculated", "Spiculated")],
     },
+    {
+        "key": "location",
+        "kind": "multiple_choice",
+        "level": "study",
+        "name": "Location",
+        "choices": [("lung", "Lung", [("left", "Left lung"), ("right", "Right lung")]), ("mediastinum", "Mediastinum")],
+    },
 ]
 
 # What the form above must store: written out by hand, normalised by the server's own validator.
@@ -84,6 +91,20 @@ EXPECTED = {
             "choices": [
                 {"key": "smooth", "name": {"en": "Smooth"}, "children": []},
                 {"key": "spiculated", "name": {"en": "Spiculated"}, "children": []},
+            ],
+        },
+        {
+            "key": "location", "name": {"en": "Location"}, "level": "study", "kind": "multiple_choice",
+            "required": False, "instructions": {}, "selectable": "leaves", "min_selected": 0, "max_selected": None,
+            "choices": [
+                {
+                    "key": "lung", "name": {"en": "Lung"},
+                    "children": [
+                        {"key": "left", "name": {"en": "Left lung"}, "children": []},
+                        {"key": "right", "name": {"en": "Right lung"}, "children": []},
+                    ],
+                },
+                {"key": "mediastinum", "name": {"en": "Mediastinum"}, "children": []},
             ],
         },
     ],
@@ -126,6 +147,11 @@ def test_a_schema_defined_in_the_form_is_stored_exactly_and_versions_are_diffed(
     expect(tool).to_contain_text("Box tool")
     expect(tool.get_by_label("Margin")).to_be_visible()
     expect(preview.get_by_test_id("preview-tool-lesion_mask")).to_contain_text("Ground glass")
+    # The hierarchy as the reader sees it: only the most specific choices can be ticked.
+    location = preview.get_by_test_id("preview-study")
+    expect(location.get_by_label("Left lung")).to_be_visible()
+    expect(location.get_by_label("Mediastinum")).to_be_visible()
+    expect(location.get_by_label("Lung", exact=True)).to_have_count(0)
     panel_helpers.save_screenshot(page.screenshot(full_page=True), "schema-editor")
 
     # Version 2: a fourth grade and a renamed segment; the diff of the history names both changes.
