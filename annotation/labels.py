@@ -204,57 +204,83 @@ def _humanise(key: str) -> str:
     return key.replace("_", " ").strip().capitalize() or key
 
 
+# What a label of each kind is called in "unknown field for ..." (translated when the message is made).
+_KIND_WHAT: dict[str, str] = {
+    "single_choice": N_("a single_choice label"),
+    "multiple_choice": N_("a multiple_choice label"),
+    "ordinal": N_("an ordinal label"),
+    "number": N_("a number label"),
+    "text": N_("a text label"),
+    "box": N_("a box label"),
+    "polygon": N_("a polygon label"),
+    "point": N_("a point label"),
+    "mask": N_("a mask label"),
+}
+
+
+def _required(field: str) -> NoReturn:
+    _fail(field, pgettext("label schema", "required"))
+
+
 def _localised(value: Any, field: str, *, allow_empty: bool = False) -> dict[str, str]:
     """A string (English) or a dict of language code -> text, normalised to the dict form."""
     if isinstance(value, str):
         if not value.strip():
-            _fail(field, "must not be empty")
+            _fail(field, pgettext("label schema", "must not be empty"))
         return {"en": value}
     if not isinstance(value, dict):
-        _fail(field, f"expected a string or an object of language code -> text, got {_type_name(value)}")
+        _fail(
+            field,
+            _t("expected a string or an object of language code -> text, got %(type)s") % {"type": _type_name(value)},
+        )
     if not value and not allow_empty:
-        _fail(field, "needs at least one language, e.g. {'en': '...'}")
+        _fail(field, _t("needs at least one language, e.g. {'en': '...'}"))
     result: dict[str, str] = {}
     for language, text in value.items():
         path = f"{field}.{language}"
         code = language.lower() if isinstance(language, str) else ""
         if not _LANGUAGE_RE.fullmatch(code):
-            _fail(path, f"{language!r} is not a language code (e.g. 'en', 'zh-hans')")
+            _fail(path, _t("%(value)s is not a language code (e.g. 'en', 'zh-hans')") % {"value": repr(language)})
         if code in result:
-            _fail(path, f"language {code!r} given twice")
+            _fail(path, _t("language %(value)s given twice") % {"value": repr(code)})
         if not isinstance(text, str):
-            _fail(path, f"expected a string, got {_type_name(text)}")
+            _fail(path, _t("expected a string, got %(type)s") % {"type": _type_name(text)})
         if not text.strip():
-            _fail(path, "must not be empty")
+            _fail(path, pgettext("label schema", "must not be empty"))
         result[code] = text
     return result
 
 
 def _slug(value: Any, field: str) -> str:
     if not isinstance(value, str):
-        _fail(field, f"expected a key (a string), got {_type_name(value)}")
+        _fail(field, _t("expected a key (a string), got %(type)s") % {"type": _type_name(value)})
     if not _KEY_RE.fullmatch(value):
-        _fail(field, f"{value!r} is not a valid key (lower-case letter, then lower-case letters, digits or _; max 64)")
+        _fail(
+            field,
+            _t("%(value)s is not a valid key (lower-case letter, then lower-case letters, digits or _; max 64)")
+            % {"value": repr(value)},
+        )
     return value
 
 
 def _choices(raw: Any, field: str, seen: dict[str, str], depth: int) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
-        _fail(field, f"expected a list of choices, got {_type_name(raw)}")
+        _fail(field, _t("expected a list of choices, got %(type)s") % {"type": _type_name(raw)})
     if depth == 0 and not raw:
-        _fail(field, "needs at least one choice")
+        _fail(field, _t("needs at least one choice"))
     if depth > MAX_CHOICE_DEPTH:
-        _fail(field, f"choice hierarchy deeper than {MAX_CHOICE_DEPTH} levels")
+        _fail(field, _t("choice hierarchy deeper than %(n)s levels") % {"n": MAX_CHOICE_DEPTH})
     result = []
     for index, entry in enumerate(raw):
         path = f"{field}[{index}]"
-        entry = _object(entry, path, "a choice")
-        _check_fields(entry, path, _CHOICE_FIELDS, "a choice")
+        entry = _object(entry, path, N_("a choice"))
+        _check_fields(entry, path, _CHOICE_FIELDS, N_("a choice"))
         if "key" not in entry:
-            _fail(f"{path}.key", "required")
+            _required(f"{path}.key")
         key = _slug(entry["key"], f"{path}.key")
         if key in seen:
-            _fail(f"{path}.key", f"duplicate choice key {key!r} (also at {seen[key]})")
+            said: dict[str, Any] = {"key": repr(key), "where": seen[key]}
+            _fail(f"{path}.key", _t("duplicate choice key %(key)s (also at %(where)s)") % said)
         seen[key] = f"{path}.key"
         name = _localised(entry["name"], f"{path}.name") if "name" in entry else {"en": _humanise(key)}
         children = _choices(entry.get("children", []), f"{path}.children", seen, depth + 1)
@@ -281,23 +307,24 @@ def selectable_choices(label: dict[str, Any]) -> list[str]:
 
 def _scale(raw: Any, field: str) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
-        _fail(field, f"expected a list of scale steps, got {_type_name(raw)}")
+        _fail(field, _t("expected a list of scale steps, got %(type)s") % {"type": _type_name(raw)})
     if not raw:
-        _fail(field, "needs at least one step")
+        _fail(field, _t("needs at least one step"))
     result: list[dict[str, Any]] = []
     for index, entry in enumerate(raw):
         path = f"{field}[{index}]"
-        entry = _object(entry, path, "a scale step")
-        _check_fields(entry, path, _SCALE_FIELDS, "a scale step")
+        entry = _object(entry, path, N_("a scale step"))
+        _check_fields(entry, path, _SCALE_FIELDS, N_("a scale step"))
         if "value" not in entry:
-            _fail(f"{path}.value", "required")
+            _required(f"{path}.value")
         value = entry["value"]
         if isinstance(value, bool) or not isinstance(value, int):
-            _fail(f"{path}.value", f"expected an integer, got {_type_name(value)}")
+            _fail(f"{path}.value", _t("expected an integer, got %(type)s") % {"type": _type_name(value)})
         if any(step["value"] == value for step in result):
-            _fail(f"{path}.value", f"duplicate scale value {value}")
+            _fail(f"{path}.value", _t("duplicate scale value %(value)s") % {"value": value})
         if result and value < result[-1]["value"]:
-            _fail(f"{path}.value", f"scale values must be sorted ascending ({value} after {result[-1]['value']})")
+            said: dict[str, Any] = {"value": value, "previous": result[-1]["value"]}
+            _fail(f"{path}.value", _t("scale values must be sorted ascending (%(value)s after %(previous)s)") % said)
         name = _localised(entry["name"], f"{path}.name") if "name" in entry else {"en": str(value)}
         result.append({"value": value, "name": name})
     return result
@@ -305,30 +332,33 @@ def _scale(raw: Any, field: str) -> list[dict[str, Any]]:
 
 def _segments(raw: Any, field: str) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
-        _fail(field, f"expected a list of segments, got {_type_name(raw)}")
+        _fail(field, _t("expected a list of segments, got %(type)s") % {"type": _type_name(raw)})
     if not raw:
-        _fail(field, "needs at least one segment")
+        _fail(field, _t("needs at least one segment"))
     result: list[dict[str, Any]] = []
     values: dict[int, str] = {}
     keys: dict[str, str] = {}
     for index, entry in enumerate(raw):
         path = f"{field}[{index}]"
-        entry = _object(entry, path, "a segment")
-        _check_fields(entry, path, _SEGMENT_FIELDS, "a segment")
+        entry = _object(entry, path, N_("a segment"))
+        _check_fields(entry, path, _SEGMENT_FIELDS, N_("a segment"))
         for required in ("value", "key"):
             if required not in entry:
-                _fail(f"{path}.{required}", "required")
+                _required(f"{path}.{required}")
         value = entry["value"]
         if isinstance(value, bool) or not isinstance(value, int):
-            _fail(f"{path}.value", f"expected an integer, got {_type_name(value)}")
+            _fail(f"{path}.value", _t("expected an integer, got %(type)s") % {"type": _type_name(value)})
         if not 1 <= value <= MAX_SEGMENT_VALUE:
-            _fail(f"{path}.value", f"segment value {value} outside 1..{MAX_SEGMENT_VALUE}")
+            said: dict[str, Any] = {"value": value, "limit": MAX_SEGMENT_VALUE}
+            _fail(f"{path}.value", _t("segment value %(value)s outside 1..%(limit)s") % said)
         if value in values:
-            _fail(f"{path}.value", f"duplicate segment value {value} (also at {values[value]})")
+            said = {"value": value, "where": values[value]}
+            _fail(f"{path}.value", _t("duplicate segment value %(value)s (also at %(where)s)") % said)
         values[value] = f"{path}.value"
         key = _slug(entry["key"], f"{path}.key")
         if key in keys:
-            _fail(f"{path}.key", f"duplicate segment key {key!r} (also at {keys[key]})")
+            said = {"key": repr(key), "where": keys[key]}
+            _fail(f"{path}.key", _t("duplicate segment key %(key)s (also at %(where)s)") % said)
         keys[key] = f"{path}.key"
         name = _localised(entry["name"], f"{path}.name") if "name" in entry else {"en": _humanise(key)}
         result.append({"value": value, "key": key, "name": name})
@@ -338,28 +368,31 @@ def _segments(raw: Any, field: str) -> list[dict[str, Any]]:
 def _bool(raw: dict[str, Any], name: str, field: str, default: bool) -> bool:
     value = raw.get(name, default)
     if not isinstance(value, bool):
-        _fail(_join(field, name), f"expected true or false, got {_type_name(value)}")
+        _fail(_join(field, name), _t("expected true or false, got %(type)s") % {"type": _type_name(value)})
     return value
 
 
 def _label(raw: Any, field: str) -> dict[str, Any]:
-    raw = _object(raw, field, "a label")
+    raw = _object(raw, field, N_("a label"))
     for required in ("key", "level", "kind"):
         if required not in raw:
-            _fail(f"{field}.{required}", "required")
+            _required(f"{field}.{required}")
     key = _slug(raw["key"], f"{field}.key")
     level = raw["level"]
     if level not in LEVELS:
-        _fail(f"{field}.level", f"unknown level {level!r} (expected one of {', '.join(LEVELS)})")
+        said: dict[str, Any] = {"value": repr(level), "expected": _list(LEVELS)}
+        _fail(f"{field}.level", _t("unknown level %(value)s (expected one of %(expected)s)") % said)
     kind = raw["kind"]
     if kind not in KINDS:
-        _fail(f"{field}.kind", f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
-    _check_fields(raw, field, _LABEL_FIELDS + _KIND_FIELDS[kind], f"a {kind} label")
+        said = {"value": repr(kind), "expected": _list(KINDS)}
+        _fail(f"{field}.kind", _t("unknown kind %(value)s (expected one of %(expected)s)") % said)
+    _check_fields(raw, field, _LABEL_FIELDS + _KIND_FIELDS[kind], _KIND_WHAT[kind])
 
     if kind in GEOMETRY_KINDS and level != "region":
-        _fail(f"{field}.level", f"a {kind} label must be at level region, not {level}")
+        said = {"kind": kind, "level": level}
+        _fail(f"{field}.level", _t("a %(kind)s label must be at level region, not %(level)s") % said)
     if kind == "mask" and level not in ("series", "region"):
-        _fail(f"{field}.level", f"a mask label must be at level series or region, not {level}")
+        _fail(f"{field}.level", _t("a mask label must be at level series or region, not %(level)s") % {"level": level})
 
     label: dict[str, Any] = {
         "key": key,
@@ -375,51 +408,54 @@ def _label(raw: Any, field: str) -> dict[str, Any]:
         if "applies_to" not in raw:
             _fail(
                 f"{field}.applies_to",
-                "required for a region-level label (the box, polygon, point or mask labels it describes)",
+                _t("required for a region-level label (the box, polygon, point or mask labels it describes)"),
             )
         applies_to = raw["applies_to"]
         if not isinstance(applies_to, list) or not applies_to:
-            _fail(f"{field}.applies_to", f"expected a non-empty list of label keys, got {_type_name(applies_to)}")
+            said = {"type": _type_name(applies_to)}
+            _fail(f"{field}.applies_to", _t("expected a non-empty list of label keys, got %(type)s") % said)
         for index, target in enumerate(applies_to):
             _slug(target, f"{field}.applies_to[{index}]")
             if target in applies_to[:index]:
-                _fail(f"{field}.applies_to[{index}]", f"{target!r} listed twice")
+                _fail(f"{field}.applies_to[{index}]", _t("%(key)s listed twice") % {"key": repr(target)})
         label["applies_to"] = list(applies_to)
     elif "applies_to" in raw:
-        _fail(f"{field}.applies_to", "only region-level choice, ordinal, number or text labels take applies_to")
+        _fail(f"{field}.applies_to", _t("only region-level choice, ordinal, number or text labels take applies_to"))
 
     if kind in CHOICE_KINDS:
         if "choices" not in raw:
-            _fail(f"{field}.choices", "required")
+            _required(f"{field}.choices")
         label["choices"] = _choices(raw["choices"], f"{field}.choices", {}, 0)
         selectable = raw.get("selectable", "leaves")
         if selectable not in SELECTABLE:
-            _fail(f"{field}.selectable", f"expected 'leaves' or 'any', got {selectable!r}")
+            _fail(f"{field}.selectable", _t("expected 'leaves' or 'any', got %(value)s") % {"value": repr(selectable)})
         label["selectable"] = selectable
         if kind == "multiple_choice":
             count = len(selectable_choices(label))
             minimum = _integer(raw.get("min_selected", 0), f"{field}.min_selected")
             if minimum < 0:
-                _fail(f"{field}.min_selected", f"must be >= 0 (got {minimum})")
+                _fail(f"{field}.min_selected", _t("must be >= 0 (got %(value)s)") % {"value": minimum})
             if minimum > count:
-                _fail(f"{field}.min_selected", f"{minimum} is more than the {count} selectable choice(s)")
+                said = {"value": minimum, "n": count}
+                _fail(f"{field}.min_selected", _t("%(value)s is more than the %(n)s selectable choice(s)") % said)
             maximum = raw.get("max_selected")
             if maximum is not None:
                 maximum = _integer(maximum, f"{field}.max_selected")
                 if maximum < 1:
-                    _fail(f"{field}.max_selected", f"must be >= 1 or null (got {maximum})")
+                    _fail(f"{field}.max_selected", _t("must be >= 1 or null (got %(value)s)") % {"value": maximum})
                 if maximum < minimum:
-                    _fail(f"{field}.max_selected", f"max_selected {maximum} < min_selected {minimum}")
+                    said = {"max": maximum, "min": minimum}
+                    _fail(f"{field}.max_selected", _t("max_selected %(max)s < min_selected %(min)s") % said)
             label["min_selected"] = minimum
             label["max_selected"] = maximum
     elif kind == "ordinal":
         if "scale" not in raw:
-            _fail(f"{field}.scale", "required")
+            _required(f"{field}.scale")
         label["scale"] = _scale(raw["scale"], f"{field}.scale")
     elif kind == "number":
         unit = raw.get("unit")
         if unit is not None and (not isinstance(unit, str) or not unit.strip()):
-            _fail(f"{field}.unit", f"expected a non-empty string or null, got {_type_name(unit)}")
+            _fail(f"{field}.unit", _t("expected a non-empty string or null, got %(type)s") % {"type": _type_name(unit)})
         minimum = raw.get("min")
         maximum = raw.get("max")
         if minimum is not None:
@@ -427,21 +463,21 @@ def _label(raw: Any, field: str) -> dict[str, Any]:
         if maximum is not None:
             _number(maximum, f"{field}.max")
         if minimum is not None and maximum is not None and minimum > maximum:
-            _fail(f"{field}.max", f"max {_fmt(maximum)} < min {_fmt(minimum)}")
+            _fail(f"{field}.max", _t("max %(max)s < min %(min)s") % {"max": _fmt(maximum), "min": _fmt(minimum)})
         label.update(unit=unit, min=minimum, max=maximum, integer=_bool(raw, "integer", field, False))
     elif kind == "text":
         max_length = _integer(raw.get("max_length", DEFAULT_TEXT_MAX_LENGTH), f"{field}.max_length")
         if max_length < 1:
-            _fail(f"{field}.max_length", f"must be >= 1 (got {max_length})")
+            _fail(f"{field}.max_length", _t("must be >= 1 (got %(value)s)") % {"value": max_length})
         label["max_length"] = max_length
     elif kind == "box":
         dimensions = raw.get("dimensions", 2)
         if isinstance(dimensions, bool) or dimensions not in (2, 3):
-            _fail(f"{field}.dimensions", f"expected 2 or 3, got {dimensions!r}")
+            _fail(f"{field}.dimensions", _t("expected 2 or 3, got %(value)s") % {"value": repr(dimensions)})
         label["dimensions"] = int(dimensions)
     elif kind == "mask":
         if "segments" not in raw:
-            _fail(f"{field}.segments", "required")
+            _required(f"{field}.segments")
         label["segments"] = _segments(raw["segments"], f"{field}.segments")
     return label
 
@@ -449,28 +485,30 @@ def _label(raw: Any, field: str) -> dict[str, Any]:
 def validate_schema(definition: Any) -> dict[str, Any]:
     """Check a label schema definition; return it normalised (defaults filled, texts as language dicts).
 
-    Normalising is idempotent: the result validates to itself.
+    Normalising is idempotent: the result validates to itself. Messages are in the request's language (the
+    field path at their start is not translated: the schema editor shows each message at that field).
     """
-    definition = _object(definition, "schema", "a schema")
-    _check_fields(definition, "", _SCHEMA_FIELDS, "a schema")
+    definition = _object(definition, "schema", N_("a schema"))
+    _check_fields(definition, "", _SCHEMA_FIELDS, N_("a schema"))
     if "name" not in definition:
-        _fail("name", "required")
+        _required("name")
     name = _localised(definition["name"], "name")
     description = _localised(definition.get("description", {}), "description", allow_empty=True)
     if "labels" not in definition:
-        _fail("labels", "required")
+        _required("labels")
     raw_labels = definition["labels"]
     if not isinstance(raw_labels, list):
-        _fail("labels", f"expected a list of labels, got {_type_name(raw_labels)}")
+        _fail("labels", _t("expected a list of labels, got %(type)s") % {"type": _type_name(raw_labels)})
     if not raw_labels:
-        _fail("labels", "needs at least one label")
+        _fail("labels", _t("needs at least one label"))
 
     labels: list[dict[str, Any]] = []
     where: dict[str, int] = {}
     for index, raw in enumerate(raw_labels):
         label = _label(raw, f"labels[{index}]")
         if label["key"] in where:
-            _fail(f"labels[{index}].key", f"duplicate label key {label['key']!r} (also labels[{where[label['key']]}])")
+            said: dict[str, Any] = {"key": repr(label["key"]), "where": f"labels[{where[label['key']]}]"}
+            _fail(f"labels[{index}].key", _t("duplicate label key %(key)s (also %(where)s)") % said)
         where[label["key"]] = index
         labels.append(label)
 
@@ -480,12 +518,16 @@ def validate_schema(definition: Any) -> dict[str, Any]:
             path = f"labels[{index}].applies_to[{position}]"
             target = by_key.get(target_key)
             if target is None:
-                _fail(path, f"unknown label {target_key!r}")
+                _fail(path, _t("unknown label %(key)s") % {"key": repr(target_key)})
             if target["level"] != "region" or target["kind"] not in (*GEOMETRY_KINDS, "mask"):
+                said = {"key": repr(target_key), "kind": target["kind"], "level": target["level"]}
                 _fail(
                     path,
-                    f"{target_key!r} is a {target['kind']} label at level {target['level']}; "
-                    "applies_to names region-level box, polygon, point or mask labels",
+                    _t(
+                        "%(key)s is a %(kind)s label at level %(level)s; "
+                        "applies_to names region-level box, polygon, point or mask labels"
+                    )
+                    % said,
                 )
     return {"name": name, "description": description, "labels": labels}
 

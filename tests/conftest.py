@@ -65,6 +65,18 @@ def _no_nagle(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    """The test client runs requests in the test's thread, where a request's language (Accept-Language, the
+    user's saved one) stays active afterwards: each test starts and ends in the default language, so that
+    messages asserted in English are not translated by whatever test ran before."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_access_policy() -> Iterator[None]:
     from imaging.access import access_policy
 
