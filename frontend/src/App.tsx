@@ -11,6 +11,8 @@ import { PanelScreen, PanelWorklistScreen } from "./screens/panel/PanelScreen";
 import { TokensScreen } from "./screens/account/TokensScreen";
 import { AuditScreen } from "./screens/audit/AuditScreen";
 import { ExportsScreen } from "./screens/exports/ExportsScreen";
+import { MembersScreen } from "./screens/members/MembersScreen";
+import { DataScreen } from "./screens/data/DataScreen";
 
 /** Client routes. Django returns index.html for each of these paths (config/views.py APP_ROUTES). */
 export const ROUTES = {
@@ -24,6 +26,8 @@ export const ROUTES = {
   tokens: "/account/tokens",
   audit: "/projects/:slug/audit",
   exports: "/projects/:slug/exports",
+  members: "/projects/:slug/members",
+  data: "/projects/:slug/data",
 } as const;
 
 function NotFound() {
@@ -47,6 +51,8 @@ export function App() {
             <Route path={ROUTES.tokens} element={<TokensScreen />} />
             <Route path={ROUTES.audit} element={<AuditScreen />} />
             <Route path={ROUTES.exports} element={<ExportsScreen />} />
+            <Route path={ROUTES.members} element={<MembersScreen />} />
+            <Route path={ROUTES.data} element={<DataScreen />} />
             <Route path="*" element={<NotFound />} />
           </Route>
         </Routes>

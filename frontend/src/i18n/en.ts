@@ -2,6 +2,7 @@
 import { enCorrection } from "./correction";
 import { enReviewScreens } from "./reviewScreens";
 import { enManagerScreens } from "./managerScreens";
+import { enProjectsData } from "./projectsData";
 import { enWorkstation } from "./workstation";
 
 export const en = {
@@ -124,6 +125,7 @@ export const en = {
   ...enCorrection,
   // The manager's screens (tokens, audit, exports) keep theirs in managerScreens.ts.
   ...enManagerScreens,
+  ...enProjectsData,
   ...enWorkstation,
 } as const;
 

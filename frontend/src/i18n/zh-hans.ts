@@ -2,6 +2,7 @@ import type { MessageKey } from "./en";
 import { zhHansCorrection } from "./correction";
 import { zhHansReviewScreens } from "./reviewScreens";
 import { zhHansManagerScreens } from "./managerScreens";
+import { zhHansProjectsData } from "./projectsData";
 import { zhHansWorkstation } from "./workstation";
 
 /** Simplified Chinese; the type makes a missing key a build error. */
@@ -123,5 +124,6 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansReviewScreens,
   ...zhHansCorrection,
   ...zhHansManagerScreens,
+  ...zhHansProjectsData,
   ...zhHansWorkstation,
 };
