@@ -5,22 +5,27 @@ refused change is explained in the user's language (Chinese here) and changes no
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from annotation.models import Membership, Project
+from annotation.models import Membership, Project, Role
 from annotation.services import assignment_create
 from imaging.models import DicomSource
 from tests.annotation import conftest as annotation_fixtures
 from tests.browser import manager_flow, panel_helpers
-from tests.factories import DicomSourceFactory
+from tests.browser import test_manager_screens_chinese as chinese_check
+from tests.factories import DicomSourceFactory, MembershipFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 admin = annotation_fixtures.admin
+FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 
 
 def assert_only_refusals_logged(user_page: panel_helpers.UserPage) -> None:
@@ -28,6 +33,8 @@ def assert_only_refusals_logged(user_page: panel_helpers.UserPage) -> None:
     other error is not."""
     unexpected = [e for e in user_page.errors if "the server responded with a status of 40" not in e]
     assert unexpected == [], unexpected
+
+
 reading_cases = annotation_fixtures.reading_cases
 
 
@@ -81,6 +88,19 @@ def test_an_administrator_creates_a_project_and_manages_its_members(
     manager_flow.remove_member(page, "lung-ct", "radiologist7", "expert")
     expect(page.get_by_role("status")).to_contain_text("radiologist7 removed")
     assert not Membership.objects.filter(project=project, user=created).exists()
+
+    # Archive: the project leaves the list (nothing deleted), and comes back.
+    manager_flow.open_screen(page, "/")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("project-lung-ct").get_by_role("button", name="Archive").click()
+    expect(page.get_by_test_id("project-lung-ct")).to_have_count(0)
+    project.refresh_from_db()
+    assert project.archived_at is not None
+    page.get_by_label("Show archived projects").check()
+    page.get_by_test_id("archived-lung-ct").get_by_role("button", name="Bring back").click()
+    expect(page.get_by_test_id("project-lung-ct")).to_be_visible()
+    project.refresh_from_db()
+    assert project.archived_at is None and Membership.objects.filter(project=project).count() == 2
     assert_only_refusals_logged(user_page)
 
 
@@ -126,3 +146,55 @@ def test_a_manager_sees_workloads_and_is_refused_what_is_not_theirs_in_chinese(
     assert answer["status"] == 403 and answer["body"]["detail"] == "只有管理员可以创建用户。"
     assert not User.objects.filter(username="sneaky").exists()
     assert_only_refusals_logged(user_page)
+
+
+def _projects_data_dictionaries() -> tuple[dict[str, str], dict[str, str]]:
+    """The English and Chinese strings of frontend/src/i18n/projectsData.ts (one ``"key": "text",`` per line)."""
+    source = (FRONTEND / "src" / "i18n" / "projectsData.ts").read_text(encoding="utf-8")
+    english_part, chinese_part = source.split("export const zhHansProjectsData", 1)
+    entry = re.compile(r'^\s*"([\w.]+)": "((?:[^"\\]|\\.)*)",?$', re.MULTILINE)
+
+    def parse(part: str) -> dict[str, str]:
+        return {key: json.loads(f'"{value}"') for key, value in entry.findall(part)}
+
+    english, chinese = parse(english_part), parse(chinese_part)
+    assert english and english.keys() == chinese.keys()
+    return english, chinese
+
+
+def test_projects_members_and_data_screens_have_no_english_ui_text_in_chinese(
+    browsers: panel_helpers.Browsers,
+) -> None:
+    english, chinese = _projects_data_dictionaries()
+    manager = cast(User, UserFactory(username="manager"))
+    reader = cast(User, UserFactory(username="reader"))
+    source = cast(DicomSource, DicomSourceFactory(name="ward"))
+    project = cast(Project, ProjectFactory(slug="lung", name="Lung", dicom_source=source, modality="CT"))
+    MembershipFactory(project=project, user=manager, role=Role.MANAGER)
+    MembershipFactory(project=project, user=reader, role=Role.ANNOTATOR)
+    user_page = browsers.page_for(manager, language="zh-hans")
+    user_page.page.set_default_navigation_timeout(60_000)
+    checks = {
+        "/": "我的项目",
+        "/projects/lung/members": chinese["members.title"].replace("{project}", "lung"),
+        "/projects/lung/data": chinese["data.title"].replace("{project}", "lung"),
+    }
+    # PACS, ID and zip are names of things, written so in Chinese too.
+    allowed = chinese_check.NOT_UI_TEXT | {"PACS", "ID", "zip", "Lung", "reader", "ward"}
+    for path, heading in checks.items():
+        page = user_page.goto(path)
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        text = chinese_check._visible_text(page)
+        words = set(re.findall(r"[A-Za-z][A-Za-z0-9.\-]*[A-Za-z0-9]", text)) - allowed
+        assert words == set(), (path, words)
+        left = [
+            key
+            for key, value in english.items()
+            if value != chinese[key] and len(literal := re.sub(r"\{\w+\}", "", value).strip()) >= 4 and literal in text
+        ]
+        assert left == [], (path, left)
+        panel_helpers.save_screenshot(
+            page.screenshot(full_page=True), f"projects-zh{path.replace('/', '-')}", min_std=2
+        )
+    user_page.assert_no_console_errors()

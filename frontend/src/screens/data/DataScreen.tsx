@@ -181,11 +181,11 @@ function UploadPanel({ slug }: { slug: string }) {
         >
           <p>{t("data.dropHere")}</p>
           <p className="toolbar">
-            <label>
+            <label className="pick">
               {t("data.chooseFiles")}
               <input type="file" multiple onChange={(e) => add(chosenFiles(e.target.files))} />
             </label>
-            <label>
+            <label className="pick">
               {t("data.chooseFolder")}
               <input ref={folderInput} type="file" multiple onChange={(e) => add(chosenFiles(e.target.files))} />
             </label>
