@@ -105,6 +105,26 @@ def create_user(
     expect(page.get_by_role("status")).to_contain_text(f"User {username} created")
 
 
+# Records every state the upload's progress bar goes through ("uploading:37", ..., "done:100") in
+# window.__uploadProgress, so that a test can tell the bytes' progress (XMLHttpRequest upload events) from the job's.
+RECORD_PROGRESS = """() => {
+    const seen = [];
+    window.__uploadProgress = seen;
+    const note = () => {
+        const bar = document.querySelector("[data-testid=upload-progress]");
+        if (!bar) return;
+        const state = `${bar.getAttribute("data-phase")}:${bar.getAttribute("value")}`;
+        if (seen[seen.length - 1] !== state) seen.push(state);
+    };
+    new MutationObserver(note).observe(document.body, {subtree: true, childList: true, attributes: true});
+}"""
+
+
+def progress_history(page: Page) -> list[str]:
+    """The states the upload's progress bar went through in the last ``upload_zip`` ("phase:percent")."""
+    return list(page.evaluate("() => window.__uploadProgress || []"))
+
+
 def open_data(page: Page, slug: str) -> Page:
     open_screen(page, f"/projects/{slug}/data")
     expect(page.get_by_role("heading", name=f"Data in: {slug}")).to_be_visible()
@@ -130,6 +150,7 @@ def upload_zip(page: Page, slug: str, *files: Path, drop: bool = False) -> Locat
     else:
         page.get_by_label("Choose files or zips").set_input_files([str(path) for path in files])
     expect(page.get_by_test_id("selected")).to_contain_text(f"{len(files)} file(s) selected")
+    page.evaluate(RECORD_PROGRESS)
     page.get_by_role("button", name="Upload", exact=True).click()
     progress = page.get_by_test_id("upload-progress")
     expect(progress).to_have_attribute("data-phase", "done", timeout=JOB_TIMEOUT_MS)

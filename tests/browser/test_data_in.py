@@ -62,7 +62,7 @@ def test_a_manager_uploads_a_zip_creates_cases_and_imports_from_the_pacs(
     try:
         page.get_by_test_id(f"project-{slug}").get_by_role("link", name="Data in").click()
         report = manager_flow.upload_zip(page, slug, series_zip, junk, drop=True)
-        job = Job.objects.get(project=reading_project, kind="ingest")
+        job = Job.objects.get(project=reading_project, kind="ingest")  # one job for the whole drop
         assert job.status == JobStatus.SUCCEEDED, (job.error, log.read_text()[-3000:])
         assert job.worker.endswith(f":{worker.pid}")  # the real worker ran it
         assert job.result["counts"] == {"stored": len(files), "duplicate": 0, "rejected": 1}
@@ -84,8 +84,19 @@ def test_a_manager_uploads_a_zip_creates_cases_and_imports_from_the_pacs(
         assert not [p for p in isolated_storage.rglob("*") if p.is_file() and "uploads" in p.parts]
         panel_helpers.save_screenshot(page.screenshot(full_page=True), "data-in-upload")
 
+        history = manager_flow.progress_history(page)
+        # The bytes' progress (XMLHttpRequest upload events) reached 100 %, then the job's did.
+        assert "uploading:100" in history and history[-1] == "done:100", history
+        assert history.index("uploading:100") < history.index("done:100")
+
         assert manager_flow.create_cases(page) == 1
         assert Case.objects.filter(project=reading_project, study=study).count() == 1
+
+        # The same zip again, chosen rather than dropped: every file a duplicate, nothing stored twice.
+        again = manager_flow.upload_zip(page, slug, series_zip)
+        expect(again.get_by_role("status").first).to_contain_text(f"Finished: 0 stored, {len(files)} duplicate")
+        assert Instance.objects.filter(series__study=study).count() == len(files)
+        assert Job.objects.filter(project=reading_project, kind="ingest", status=JobStatus.SUCCEEDED).count() == 2
 
         # The PACS: a study of a patient of this run only (Orthanc keeps earlier runs' studies).
         series = fresh_series()
