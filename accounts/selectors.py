@@ -71,3 +71,16 @@ def api_token_by_secret(secret: str) -> ApiToken | None:
     """The token whose secret this is, with its user, found by the secret's SHA-256 (a unique index):
     comparing hashes leaks nothing useful about the secret through timing."""
     return ApiToken.objects.select_related("user").filter(key_hash=api_token_hash(secret)).first()
+
+
+def manages_a_project(user: AnyUser) -> bool:
+    return Membership.objects.filter(user__pk=user_pk(user), role="manager").exists()
+
+
+def user_search(text: str) -> QuerySet[User]:
+    """Active users whose user name or name contains ``text``, by user name."""
+    users = User.objects.filter(is_active=True).order_by("username")
+    text = text.strip()
+    if text:
+        users = users.filter(Q(username__icontains=text) | Q(first_name__icontains=text) | Q(last_name__icontains=text))
+    return users

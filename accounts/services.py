@@ -4,6 +4,8 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -11,7 +13,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import API_TOKEN_PREFIX, ApiToken, Profile, api_token_hash
 from accounts.selectors import active_api_tokens_for
-from config.errors import ApplicationError
+from config.errors import ApplicationError, PermissionDeniedError
 from config.types import User
 
 
@@ -96,3 +98,37 @@ def api_token_touch(*, token: ApiToken, now: datetime | None = None) -> None:
         last_used_at=now
     )
     token.last_used_at = now
+
+
+# --- Users (created by administrators in the app) -----------------------------------------------------------
+
+
+@transaction.atomic
+def user_create(
+    *,
+    actor: User,
+    username: str,
+    password: str,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+) -> User:
+    """A new, ordinary (non-staff) user. Only administrators create users: a project manager adds existing
+    people to a project but does not mint accounts, which would reach every project that later adds them."""
+    if not (actor.is_staff or actor.is_superuser):
+        raise PermissionDeniedError(_("Only an administrator may create users."), code="not_admin")
+    username = username.strip()
+    if User.objects.filter(username__iexact=username).exists():
+        raise ApplicationError(
+            _("username: the user name “%(username)s” is taken.") % {"username": username}, code="username_taken"
+        )
+    user = User(username=username, email=email.strip(), first_name=first_name.strip(), last_name=last_name.strip())
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise ApplicationError(
+            _("password: %(problems)s") % {"problems": " ".join(exc.messages)}, code="bad_password"
+        ) from exc
+    user.set_password(password)
+    user.save()
+    return user

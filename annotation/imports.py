@@ -7,7 +7,10 @@ Instance UID, links and cases are get-or-create), so a retried or re-run job nev
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from django.utils.translation import gettext as _
 
 from annotation.models import LabelSchema, Project
 from annotation.selectors import check_import_source
@@ -20,8 +23,9 @@ from config.errors import (
     UpstreamUnavailableError,
 )
 from config.types import User
-from imaging.models import DicomSource
-from imaging.services.pull import study_index_upstream, study_pull
+from imaging.models import DicomSource, Study
+from imaging.services.pull import _value, study_index_upstream, study_pull
+from imaging.services.upstream import call
 from jobs.messages import DONE, IMPORTING, job_text
 from jobs.models import Job, JobKind
 from jobs.services import Progress, TransientJobError, job_create
@@ -92,3 +96,111 @@ def import_studies(job: Job, progress: Progress) -> dict[str, Any]:
     progress(done=len(uids), total=len(uids), message=job_text(DONE))
     imported = sum(1 for s in studies if s["status"] in ("imported", "imported_without_case"))
     return {"imported": imported, "failed": len(uids) - imported, "cases": cases, "studies": studies}
+
+
+# --- Searching a project's PACS (QIDO-RS) -----------------------------------------------------------------
+
+# At most this many studies per search: a search that matches more is narrowed, not paged through.
+MAX_SEARCH_RESULTS = 200
+_DATE = re.compile(r"^\d{8}$")
+
+
+def pacs_sources(project: Project) -> list[DicomSource]:
+    """The PACS a project's managers may search and import from: its own source first, then the import sources
+    an administrator opened to it; only upstream (DICOMweb) ones can be searched."""
+    sources: list[DicomSource] = []
+    if project.dicom_source is not None:
+        sources.append(project.dicom_source)
+    sources.extend(project.import_sources.exclude(pk__in=[s.pk for s in sources]).order_by("name"))
+    return [source for source in sources if source.is_upstream]
+
+
+def _date_range(date_from: str, date_to: str) -> str:
+    for value in (date_from, date_to):
+        if value and not _DATE.match(value):
+            raise ApplicationError(
+                _("Study date: give dates as YYYYMMDD (got “%(value)s”).") % {"value": value}, code="bad_date"
+            )
+    if date_from and date_to:
+        return f"{date_from}-{date_to}" if date_from != date_to else date_from
+    if date_from:
+        return f"{date_from}-"
+    if date_to:
+        return f"-{date_to}"
+    return ""
+
+
+def pacs_search(
+    *,
+    project: Project,
+    user: User,
+    source: DicomSource | None = None,
+    patient: str = "",
+    date_from: str = "",
+    date_to: str = "",
+    modality: str = "",
+    accession: str = "",
+) -> tuple[DicomSource, list[dict[str, Any]]]:
+    """Studies on the PACS matching the filters (QIDO-RS), each saying whether the project has it already.
+    ``patient`` matches the patient ID exactly or the name in part. 400 for a project with no PACS to search or
+    a bad date; 403 for a PACS not opened to the project; 502/504 when the PACS is away."""
+    allowed = pacs_sources(project)
+    if source is None:
+        if not allowed:
+            raise ApplicationError(
+                _("Project %(project)s has no PACS to search: an administrator sets its PACS source.")
+                % {"project": project.slug},
+                code="no_pacs",
+            )
+        source = allowed[0]
+    check_import_source(user, project, source)
+    if not source.is_upstream:
+        raise ApplicationError(_("PACS %(source)s cannot be searched.") % {"source": source.name}, code="no_pacs")
+    filters: dict[str, str] = {}
+    dates = _date_range(date_from.strip(), date_to.strip())
+    if dates:
+        filters["StudyDate"] = dates
+    if modality.strip():
+        filters["ModalitiesInStudy"] = modality.strip().upper()
+    if accession.strip():
+        filters["AccessionNumber"] = accession.strip()
+    patient = patient.strip()
+    found: list[dict[str, Any]] = []
+    fields = ["StudyDescription", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"]
+    # Patient: an ID is matched exactly, a name by part (QIDO has no "either" in one query, so ask both).
+    queries = [{**filters, "PatientID": patient}, {**filters, "PatientName": f"*{patient}*"}] if patient else [filters]
+    for query in queries:
+        found.extend(
+            call(
+                source,
+                lambda client, q=query: client.search_for_studies(  # type: ignore[misc]
+                    search_filters=q, fields=fields, limit=MAX_SEARCH_RESULTS
+                ),
+            )
+        )
+    studies: dict[str, dict[str, Any]] = {}
+    for item in found:
+        uid = str(_value(item, "0020000D"))
+        if not uid or uid in studies:
+            continue
+        modalities = item.get("00080061", {}).get("Value", [])
+        studies[uid] = {
+            "study_instance_uid": uid,
+            "patient_id": str(_value(item, "00100020")),
+            "patient_name": str(_value(item, "00100010")),
+            "study_date": str(_value(item, "00080020")),
+            "modalities": [str(m) for m in modalities],
+            "accession_number": str(_value(item, "00080050")),
+            "study_description": str(_value(item, "00081030")),
+            "series_count": int(_value(item, "00201206", 0) or 0),
+            "instance_count": int(_value(item, "00201208", 0) or 0),
+        }
+    present = set(
+        Study.objects.filter(store_id=project.image_store_id, study_instance_uid__in=list(studies)).values_list(
+            "study_instance_uid", flat=True
+        )
+    )
+    rows = sorted(studies.values(), key=lambda s: (s["study_date"], s["study_instance_uid"]), reverse=True)
+    for row in rows:
+        row["in_project"] = row["study_instance_uid"] in present
+    return source, rows[:MAX_SEARCH_RESULTS]

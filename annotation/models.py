@@ -39,6 +39,15 @@ class Project(models.Model):
     image_store = models.OneToOneField(ImageStore, on_delete=models.PROTECT, related_name="project", editable=False)
     # Readers per case: one first reader plus (readers_per_case - 1) second readers.
     readers_per_case = models.PositiveSmallIntegerField(default=2)
+    # The imaging modality the project reads (CT, MR, ...): a description for people and the PACS search's
+    # default filter, not a constraint on what may be stored.
+    modality = models.CharField(max_length=16, blank=True, default="")
+    # Archived projects stay whole (cases, labels, exports) but leave the members' project list; set and
+    # cleared by annotation.services.project_set_archived.
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -17,6 +17,7 @@ from django.utils.module_loading import import_string
 
 from annotation.labels import SeriesGeometry, StudyGeometry
 from annotation.models import (
+    READING_ROLE_MEMBERSHIP,
     Annotation,
     AnnotationRevision,
     Assignment,
@@ -265,3 +266,28 @@ def study_geometry(case: Case) -> StudyGeometry:
         for s in series_qs
     }
     return StudyGeometry(study_instance_uid=case.study.study_instance_uid, series=series)
+
+
+# --- Members' workload ---------------------------------------------------------------------------------------
+
+# The reading role each project role reads in (managers read in none).
+MEMBERSHIP_READING_ROLE = {member_role: reading for reading, member_role in READING_ROLE_MEMBERSHIP.items()}
+
+
+def member_workloads(project: Project) -> dict[tuple[int, str], dict[str, int]]:
+    """Per (user id, reading role): cases assigned (not released), done (submitted) and in progress (an active
+    assignment whose reading has at least one saved revision). One query for the whole project."""
+    started = Annotation.objects.filter(
+        case_id=OuterRef("case_id"), reader_id=OuterRef("user_id"), role=OuterRef("role"), revision_count__gt=0
+    )
+    rows = (
+        Assignment.objects.filter(case__project=project)
+        .exclude(status=Assignment.Status.RELEASED)
+        .values("user_id", "role")
+        .annotate(
+            assigned=Count("pk"),
+            done=Count("pk", filter=Q(status=Assignment.Status.SUBMITTED)),
+            in_progress=Count("pk", filter=Q(status=Assignment.Status.ACTIVE) & Q(Exists(started))),
+        )
+    )
+    return {(row["user_id"], row["role"]): {k: row[k] for k in ("assigned", "done", "in_progress")} for row in rows}

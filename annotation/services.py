@@ -14,6 +14,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from annotation.labels import (
     MASK_ENCODING,
@@ -37,11 +39,12 @@ from annotation.models import (
     Membership,
     Project,
     ReadingRole,
+    Role,
 )
 from annotation.selectors import is_manager, study_geometry
 from config.errors import ApplicationError, ConflictError, NotFoundError, PermissionDeniedError
 from config.types import User
-from imaging.models import Series, Study, StudyShare
+from imaging.models import DicomSource, Series, Study, StudyShare
 from imaging.services.ingest import platform_store
 from imaging.services.share import study_share
 
@@ -89,16 +92,109 @@ def project_share_studies(
 
 
 @transaction.atomic
+def project_create(
+    *,
+    creator: User,
+    slug: str,
+    name: str,
+    description: str = "",
+    modality: str = "",
+    dicom_source: DicomSource | None = None,
+    readers_per_case: int = 2,
+) -> Project:
+    """A new project with its own image store; its creator becomes its first manager (someone must be able to
+    add the members). Only administrators (staff) create projects: the view checks, this says why again."""
+    if not (creator.is_staff or creator.is_superuser):
+        raise PermissionDeniedError(_("Only an administrator may create a project."), code="not_admin")
+    if Project.objects.filter(slug=slug).exists():
+        raise ApplicationError(
+            _("slug: a project with the short name “%(slug)s” exists already; choose another.") % {"slug": slug},
+            code="slug_taken",
+        )
+    project = Project.objects.create(
+        slug=slug,
+        name=name.strip(),
+        description=description,
+        modality=modality.strip().upper(),
+        dicom_source=dicom_source,
+        readers_per_case=readers_per_case,
+        created_by=creator,
+    )
+    Membership.objects.create(project=project, user=creator, role=Role.MANAGER)
+    return project
+
+
+@transaction.atomic
+def project_set_archived(*, project: Project, archived: bool) -> Project:
+    """Archive (or bring back) a project. Nothing is deleted; archiving twice keeps the first time."""
+    if archived and project.archived_at is None:
+        project.archived_at = timezone.now()
+    elif not archived:
+        project.archived_at = None
+    project.save(update_fields=["archived_at"])
+    return project
+
+
+def _check_not_last_manager(membership: Membership) -> None:
+    """A project keeps at least one manager: without one nobody could add members or change roles again."""
+    if membership.role != Role.MANAGER:
+        return
+    others = Membership.objects.filter(project_id=membership.project_id, role=Role.MANAGER).exclude(pk=membership.pk)
+    if not others.exists():
+        raise ApplicationError(
+            _("%(user)s is the project's only manager: make someone else a manager first.")
+            % {"user": membership.user.username},
+            code="last_manager",
+        )
+
+
+@transaction.atomic
 def membership_grant(*, project: Project, user: User, role: str) -> Membership:
-    membership, _ = Membership.objects.get_or_create(project=project, user=user, role=role)
+    membership, _created = Membership.objects.get_or_create(project=project, user=user, role=role)
+    return membership
+
+
+@transaction.atomic
+def membership_change_role(*, membership: Membership, role: str) -> Membership:
+    """Give a member another role in place of this one (a user may hold several roles, one row each)."""
+    membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    if membership.role == role:
+        return membership
+    if Membership.objects.filter(project_id=membership.project_id, user_id=membership.user_id, role=role).exists():
+        raise ApplicationError(
+            _("%(user)s already has the role %(role)s in this project.")
+            % {"user": membership.user.username, "role": role_display(role)},
+            code="role_held",
+        )
+    _check_not_last_manager(membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
     return membership
 
 
 @transaction.atomic
 def membership_revoke(*, project: Project, user: User, role: str) -> None:
-    deleted, _ = Membership.objects.filter(project=project, user=user, role=role).delete()
-    if not deleted:
-        raise NotFoundError(f"{user.username} has no role {role!r} in project {project.slug!r}")
+    membership = Membership.objects.select_for_update().filter(project=project, user=user, role=role).first()
+    if membership is None:
+        raise NotFoundError(
+            _("%(user)s has no role %(role)s in project %(project)s.")
+            % {"user": user.username, "role": role_display(role), "project": project.slug}
+        )
+    _check_not_last_manager(membership)
+    membership.delete()
+
+
+# The roles' names in messages, in the reader's language (Role's own labels are the admin's English ones).
+ROLE_NAMES = {
+    Role.ANNOTATOR: gettext_lazy("annotator"),
+    Role.REVIEWER: gettext_lazy("reviewer"),
+    Role.EXPERT: gettext_lazy("expert"),
+    Role.MANAGER: gettext_lazy("manager"),
+}
+
+
+def role_display(role: str) -> str:
+    return str(ROLE_NAMES.get(role, role))  # type: ignore[call-overload]
 
 
 # --- Label schemas -----------------------------------------------------------------------------

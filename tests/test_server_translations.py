@@ -21,6 +21,14 @@ MODULES = (
     "review/selectors.py",
     "review/notes.py",
     "jobs/messages.py",
+    "annotation/services.py",
+    "annotation/imports.py",
+    "annotation/uploads.py",
+    "annotation/api/views.py",
+    "annotation/api/permissions.py",
+    "annotation/api/import_views.py",
+    "accounts/services.py",
+    "accounts/api/views.py",
 )
 GETTEXT = {"gettext", "gettext_noop", "gettext_lazy", "_", "_t", "N_"}
 # Templates whose Chinese is the same text: nothing but parameters and spaces.

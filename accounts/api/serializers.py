@@ -69,3 +69,18 @@ class ApiTokenInput(serializers.Serializer[dict[str, Any]]):
     expires_in_days = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=MAX_API_TOKEN_DAYS, help_text="Never when left out."
     )
+
+
+class UserOutput(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    full_name = serializers.CharField(source="get_full_name")
+    email = serializers.CharField()
+
+
+class UserInput(serializers.Serializer[dict[str, Any]]):
+    username = serializers.RegexField(r"^[\w.@+-]{1,150}$", help_text="Letters, digits and @ . + - _ (at most 150)")
+    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    first_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=150)
+    last_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=150)

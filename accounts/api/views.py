@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.utils import translation
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.authtoken.models import Token
 from rest_framework.filters import BaseFilterBackend
@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.api import serializers as s
 from accounts.models import ApiToken
-from accounts.selectors import api_token_of, api_tokens_for, me_for
+from accounts.selectors import api_token_of, api_tokens_for, manages_a_project, me_for, user_search
 from config.errors import PermissionDeniedError
 from config.types import User
 
@@ -91,3 +91,26 @@ class ApiTokenDetailView(APIView):
         """Revoke one of your tokens (it stays listed, with revoked_at); another user's token is 404."""
         services.api_token_revoke(token=api_token_of(cast(User, request.user), token_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UserListView(APIView):
+    """People to add to a project: for managers of a project and administrators (``?search=`` part of a user
+    name or name, at most 20). POST creates a user: administrators only."""
+
+    @extend_schema(parameters=[OpenApiParameter("search", str, required=False)], responses=s.UserOutput(many=True))
+    def get(self, request: Request) -> Response:
+        user = cast(User, request.user)
+        if not (user.is_staff or user.is_superuser or manages_a_project(user)):
+            raise PermissionDeniedError(_("Only project managers and administrators may look people up."))
+        found = user_search(request.query_params.get("search", ""))[:20]
+        return Response(s.UserOutput(found, many=True).data)
+
+    @extend_schema(request=s.UserInput, responses={201: s.UserOutput})
+    def post(self, request: Request) -> Response:
+        actor = cast(User, request.user)
+        if not (actor.is_staff or actor.is_superuser):
+            raise PermissionDeniedError(_("Only an administrator may create users."), code="not_admin")
+        data = s.UserInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = services.user_create(actor=actor, **data.validated_data)
+        return Response(s.UserOutput(created).data, status=status.HTTP_201_CREATED)

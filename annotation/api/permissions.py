@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -21,13 +23,13 @@ def project_for(request: Request, slug: str) -> Project:
 def require_manager(request: Request, project: Project) -> None:
     """403 unless the user manages the project (the caller has already checked membership: 404 otherwise)."""
     if not is_manager(request.user, project):
-        raise PermissionDenied(f"Only a manager of project {project.slug!r} may do this")
+        raise PermissionDenied(_("Only a manager of project %(project)s may do this.") % {"project": project.slug})
 
 
 class IsProjectManagerForWrites(BasePermission):
     """Members read; only managers of the project (in the URL) write."""
 
-    message = "Only a manager of this project may do this"
+    message = gettext_lazy("Only a manager of this project may do this.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         # Views that use this class replace the default IsAuthenticated: without this check an anonymous

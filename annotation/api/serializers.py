@@ -3,10 +3,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotation.models import Annotation, AnnotationRevision, Assignment, Case, LabelSchema, Membership, Project
-from annotation.selectors import READER_STATUSES
+from annotation.selectors import MEMBERSHIP_READING_ROLE, READER_STATUSES
+from imaging.models import DicomSource
 
 
 class ProjectOutput(serializers.ModelSerializer[Project]):
@@ -14,39 +16,94 @@ class ProjectOutput(serializers.ModelSerializer[Project]):
     dicom_source: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="name", read_only=True, allow_null=True
     )
+    archived = serializers.SerializerMethodField()
 
     class Meta:
         model = Project
-        fields = ["slug", "name", "description", "dicom_source", "readers_per_case", "my_roles", "created_at"]
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "modality",
+            "dicom_source",
+            "readers_per_case",
+            "my_roles",
+            "archived",
+            "archived_at",
+            "created_at",
+        ]
 
     def get_my_roles(self, project: Project) -> list[str]:
         return sorted({m.role for m in getattr(project, "my_memberships", [])})
 
+    def get_archived(self, project: Project) -> bool:
+        return project.archived_at is not None
 
-class ProjectInput(serializers.ModelSerializer[Project]):
-    class Meta:
-        model = Project
-        fields = ["slug", "name", "description", "readers_per_case"]
-        extra_kwargs = {"readers_per_case": {"min_value": 1, "max_value": 10}}
+
+class ProjectInput(serializers.Serializer[dict[str, Any]]):
+    slug = serializers.SlugField(max_length=64, help_text="Short name in URLs: letters, digits, - and _")
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    modality = serializers.CharField(
+        max_length=16, required=False, allow_blank=True, default="", help_text="CT, MR, CR, US, ..."
+    )
+    dicom_source: serializers.SlugRelatedField[DicomSource] = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=DicomSource.objects.all(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The PACS that holds the project's images (its name); empty for the platform's own store",
+    )
+    readers_per_case = serializers.IntegerField(min_value=1, max_value=10, default=2)
 
 
 class ProjectUpdateInput(serializers.ModelSerializer[Project]):
     class Meta:
         model = Project
-        fields = ["name", "description", "readers_per_case"]
+        fields = ["name", "description", "modality", "readers_per_case"]
         extra_kwargs = {"readers_per_case": {"min_value": 1, "max_value": 10}}
+
+
+class ArchiveInput(serializers.Serializer[dict[str, Any]]):
+    archived = serializers.BooleanField(help_text="true archives the project, false brings it back")
+
+
+class WorkloadOutput(serializers.Serializer[dict[str, int]]):
+    assigned = serializers.IntegerField()
+    done = serializers.IntegerField()
+    in_progress = serializers.IntegerField()
 
 
 class MembershipOutput(serializers.ModelSerializer[Membership]):
     username = serializers.CharField(source="user.username", read_only=True)
+    full_name = serializers.SerializerMethodField()
+    workload = serializers.SerializerMethodField(
+        help_text="Cases of this member in the reading role of this membership (none for managers)"
+    )
 
     class Meta:
         model = Membership
-        fields = ["id", "username", "role", "created_at"]
+        fields = ["id", "username", "full_name", "role", "workload", "created_at"]
+
+    def get_full_name(self, membership: Membership) -> str:
+        return membership.user.get_full_name()
+
+    @extend_schema_field(WorkloadOutput(allow_null=True))
+    def get_workload(self, membership: Membership) -> dict[str, int] | None:
+        reading = MEMBERSHIP_READING_ROLE.get(membership.role)  # type: ignore[call-overload]
+        if reading is None:
+            return None
+        workloads: dict[tuple[int, str], dict[str, int]] = self.context.get("workloads", {})
+        return workloads.get((membership.user_id, str(reading)), {"assigned": 0, "done": 0, "in_progress": 0})
 
 
 class MembershipInput(serializers.Serializer[dict[str, Any]]):
     username = serializers.CharField()
+    role = serializers.ChoiceField(choices=["annotator", "reviewer", "expert", "manager"])
+
+
+class MembershipUpdateInput(serializers.Serializer[dict[str, Any]]):
     role = serializers.ChoiceField(choices=["annotator", "reviewer", "expert", "manager"])
 
 

@@ -5,6 +5,7 @@ from annotation.api import views
 urlpatterns = [
     path("projects/", views.ProjectListView.as_view(), name="project-list"),
     path("projects/<slug:slug>/", views.ProjectDetailView.as_view(), name="project-detail"),
+    path("projects/<slug:slug>/archive/", views.ProjectArchiveView.as_view(), name="project-archive"),
     path("projects/<slug:slug>/members/", views.MemberListView.as_view(), name="member-list"),
     path("projects/<slug:slug>/members/<int:membership_id>/", views.MemberDetailView.as_view(), name="member-detail"),
     path("projects/<slug:slug>/schemas/", views.SchemaListView.as_view(), name="schema-list"),

@@ -7,9 +7,9 @@ from typing import Any, cast
 import django_filters
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,12 +27,13 @@ from annotation.selectors import (
     hide_case_status,
     hide_case_statuses,
     is_manager,
+    member_workloads,
     projects_for_user,
     revisions_of,
     worklist,
     worklist_counts,
 )
-from config.errors import NotFoundError
+from config.errors import NotFoundError, PermissionDeniedError
 from config.types import User, user_pk
 
 
@@ -60,25 +61,46 @@ def _annotation_for(request: Request, annotation_id: int) -> Annotation:
     return annotation
 
 
+def _with_my_roles(request: Request, project: Project) -> Project:
+    project.my_memberships = list(Membership.objects.filter(project=project, user__pk=user_pk(request.user)))  # type: ignore[attr-defined]
+    return project
+
+
 class ProjectListView(generics.ListCreateAPIView[Project]):
-    """Projects you are a member of, with your roles. Administrators create projects."""
+    """Projects you are a member of, with your roles; archived ones only with ``?archived=true`` (then only
+    those). Administrators (staff) create projects and become their first manager."""
 
     ordering_fields = ["name", "created_at"]
 
     def get_serializer_class(self) -> Any:
         return s.ProjectInput if self.request.method == "POST" else s.ProjectOutput
 
-    def get_permissions(self) -> Any:
-        return [IsAdminUser()] if self.request.method == "POST" else super().get_permissions()
-
     def get_queryset(self) -> Any:
         mine = Membership.objects.filter(user__pk=user_pk(self.request.user))
+        archived = self.request.query_params.get("archived", "").lower() in ("1", "true", "yes")
         return (
             projects_for_user(self.request.user)
+            .filter(archived_at__isnull=not archived)
             .select_related("dicom_source")
             .prefetch_related(Prefetch("memberships", queryset=mine, to_attr="my_memberships"))
             .order_by("name")
         )
+
+    @extend_schema(
+        parameters=[OpenApiParameter("archived", bool, required=False)], responses=s.ProjectOutput(many=True)
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=s.ProjectInput, responses={201: s.ProjectOutput})
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        user = _user(request)
+        if not (user.is_staff or user.is_superuser):
+            raise PermissionDeniedError(_("Only an administrator may create a project."), code="not_admin")
+        data = s.ProjectInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = services.project_create(creator=user, **data.validated_data)
+        return Response(s.ProjectOutput(_with_my_roles(request, project)).data, status=status.HTTP_201_CREATED)
 
 
 class ProjectDetailView(APIView):
@@ -87,8 +109,7 @@ class ProjectDetailView(APIView):
     @extend_schema(responses=s.ProjectOutput)
     def get(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug)
-        project.my_memberships = list(Membership.objects.filter(project=project, user__pk=user_pk(request.user)))  # type: ignore[attr-defined]
-        return Response(s.ProjectOutput(project).data)
+        return Response(s.ProjectOutput(_with_my_roles(request, project)).data)
 
     @extend_schema(request=s.ProjectUpdateInput, responses=s.ProjectOutput)
     def patch(self, request: Request, slug: str) -> Response:
@@ -96,33 +117,60 @@ class ProjectDetailView(APIView):
         serializer = s.ProjectUpdateInput(project, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         serializer.save()
-        project.my_memberships = list(Membership.objects.filter(project=project, user__pk=user_pk(request.user)))  # type: ignore[attr-defined]
-        return Response(s.ProjectOutput(project).data)
+        return Response(s.ProjectOutput(_with_my_roles(request, project)).data)
+
+
+class ProjectArchiveView(APIView):
+    """Archive a project (it leaves the project list; nothing is deleted) or bring it back. Managers."""
+
+    permission_classes = [IsProjectManagerForWrites]
+
+    @extend_schema(request=s.ArchiveInput, responses=s.ProjectOutput)
+    def post(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        data = s.ArchiveInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.project_set_archived(project=project, archived=data.validated_data["archived"])
+        return Response(s.ProjectOutput(_with_my_roles(request, project)).data)
 
 
 class MemberListView(APIView):
+    """The project's members, one row per role, with each reader's workload in that role."""
+
     permission_classes = [IsProjectManagerForWrites]
 
     @extend_schema(responses=s.MembershipOutput(many=True))
     def get(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug)
         members = Membership.objects.filter(project=project).select_related("user").order_by("user__username", "role")
-        return Response(s.MembershipOutput(members, many=True).data)
+        context = {"workloads": member_workloads(project)}
+        return Response(s.MembershipOutput(members, many=True, context=context).data)
 
     @extend_schema(request=s.MembershipInput, responses={201: s.MembershipOutput})
     def post(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug)
         data = s.MembershipInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = User.objects.filter(username=data.validated_data["username"]).first()
+        user = User.objects.filter(username=data.validated_data["username"], is_active=True).first()
         if user is None:
-            raise NotFoundError(f"No user {data.validated_data['username']!r}")
+            raise NotFoundError(_("No user “%(username)s”.") % {"username": data.validated_data["username"]})
         membership = services.membership_grant(project=project, user=user, role=data.validated_data["role"])
-        return Response(s.MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
+        context = {"workloads": member_workloads(project)}
+        return Response(s.MembershipOutput(membership, context=context).data, status=status.HTTP_201_CREATED)
 
 
 class MemberDetailView(APIView):
     permission_classes = [IsProjectManagerForWrites]
+
+    @extend_schema(request=s.MembershipUpdateInput, responses=s.MembershipOutput)
+    def patch(self, request: Request, slug: str, membership_id: int) -> Response:
+        project = project_for(request, slug)
+        membership = get_object_or_404(Membership, project=project, pk=membership_id)
+        data = s.MembershipUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.membership_change_role(membership=membership, role=data.validated_data["role"])
+        context = {"workloads": member_workloads(project)}
+        return Response(s.MembershipOutput(membership, context=context).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, slug: str, membership_id: int) -> Response:

@@ -13,6 +13,8 @@ import { AuditScreen } from "./screens/audit/AuditScreen";
 import { ExportsScreen } from "./screens/exports/ExportsScreen";
 import { SchemaEditorScreen } from "./screens/schema/SchemaEditorScreen";
 import { ModelsScreen } from "./screens/models/ModelsScreen";
+import { MembersScreen } from "./screens/members/MembersScreen";
+import { DataScreen } from "./screens/data/DataScreen";
 
 /** Client routes. Django returns index.html for each of these paths (config/views.py APP_ROUTES). */
 export const ROUTES = {
@@ -28,6 +30,8 @@ export const ROUTES = {
   exports: "/projects/:slug/exports",
   schema: "/projects/:slug/schema",
   models: "/projects/:slug/models",
+  members: "/projects/:slug/members",
+  data: "/projects/:slug/data",
 } as const;
 
 function NotFound() {
@@ -53,6 +57,8 @@ export function App() {
             <Route path={ROUTES.exports} element={<ExportsScreen />} />
             <Route path={ROUTES.schema} element={<SchemaEditorScreen />} />
             <Route path={ROUTES.models} element={<ModelsScreen />} />
+            <Route path={ROUTES.members} element={<MembersScreen />} />
+            <Route path={ROUTES.data} element={<DataScreen />} />
             <Route path="*" element={<NotFound />} />
           </Route>
         </Routes>

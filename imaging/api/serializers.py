@@ -110,3 +110,9 @@ class PullInput(serializers.Serializer[dict[str, object]]):
         default="copy",
         help_text="copy: store the files locally; index: register the study and proxy its pixels from the PACS",
     )
+
+
+class DicomSourceOutput(serializers.ModelSerializer[DicomSource]):
+    class Meta:
+        model = DicomSource
+        fields = ["name", "kind"]

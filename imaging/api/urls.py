@@ -8,4 +8,5 @@ urlpatterns = [
     path("series/<str:series_instance_uid>/", views.SeriesDetailView.as_view(), name="series-detail"),
     path("uploads/", views.UploadView.as_view(), name="upload"),
     path("pull/", views.PullView.as_view(), name="pull"),
+    path("dicom-sources/", views.DicomSourceListView.as_view(), name="dicom-source-list"),
 ]

@@ -6,7 +6,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.parsers import MultiPartParser
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from config.errors import ApplicationError, ConflictError, NotFoundError, PayloadTooLargeError
 from imaging.access import access_policy
 from imaging.api.serializers import (
+    DicomSourceOutput,
     IngestReportOutput,
     PullInput,
     SeriesOutput,
@@ -21,7 +22,7 @@ from imaging.api.serializers import (
     StudyOutput,
     UploadInput,
 )
-from imaging.models import Series, Study
+from imaging.models import DicomSource, Series, Study
 from imaging.selectors import series_visible_to, study_detail_queryset, study_list, with_series
 from imaging.services.ingest import IncomingFile, iter_zip_files, open_zip_checked
 from imaging.services.pull import study_index_upstream, study_pull
@@ -135,3 +136,14 @@ class PullView(APIView):
             with_series(Study.objects.filter(store=target.store)).select_related("source").get(study_instance_uid=uid)
         )
         return Response(StudyDetailOutput(study).data, status=status.HTTP_201_CREATED)
+
+
+class DicomSourceListView(APIView):
+    """The PACS configured by administrators (names and kinds, never URLs or credentials), to choose a new
+    project's source. Administrators only: only they create projects."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses=DicomSourceOutput(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(DicomSourceOutput(DicomSource.objects.order_by("name"), many=True).data)

@@ -231,8 +231,10 @@ ENDPOINTS: dict[str, tuple[str, str, str, Any]] = {
     "projects-create": ("project-list", "POST", "/projects/", {"slug": "new-project", "name": "New project"}),
     "project-get": ("project-detail", "GET", P + "/", None),
     "project-patch": ("project-detail", "PATCH", P + "/", {"description": "changed"}),
+    "project-archive": ("project-archive", "POST", P + "/archive/", {"archived": True}),
     "members-list": ("member-list", "GET", P + "/members/", None),
     "members-add": ("member-list", "POST", P + "/members/", {"username": "outsider", "role": "expert"}),
+    "members-patch": ("member-detail", "PATCH", P + "/members/{membership}/", {"role": "reviewer"}),
     "members-delete": ("member-detail", "DELETE", P + "/members/{membership}/", None),
     "schemas-list": ("schema-list", "GET", P + "/schemas/", None),
     "schemas-create": ("schema-list", "POST", P + "/schemas/", {"example": "chest_ct_nodules"}),
@@ -266,8 +268,10 @@ TABLE: dict[str, tuple[int, int, int, int, int, int, int]] = {
     "projects-create":       (403,      403,     403,   403,    403,     401,      201),
     "project-get":           (200,      200,     200,   200,    404,     401,      200),
     "project-patch":         (403,      403,     403,   200,    404,     401,      200),
+    "project-archive":       (403,      403,     403,   200,    404,     401,      200),
     "members-list":          (200,      200,     200,   200,    404,     401,      200),
     "members-add":           (403,      403,     403,   201,    404,     401,      201),
+    "members-patch":         (403,      403,     403,   200,    404,     401,      200),
     "members-delete":        (403,      403,     403,   204,    404,     401,      204),
     "schemas-list":          (200,      200,     200,   200,    404,     401,      200),
     "schemas-create":        (403,      403,     403,   201,    404,     401,      201),
@@ -345,7 +349,9 @@ def world(
 def snapshot(storage: Path) -> dict[str, Any]:
     project = Project.objects.get(slug="nodules")
     return {
-        "projects": sorted(Project.objects.values_list("slug", "name", "description", "readers_per_case")),
+        "projects": sorted(
+            Project.objects.values_list("slug", "name", "description", "readers_per_case", "archived_at")
+        ),
         "members": sorted(Membership.objects.values_list("project_id", "user_id", "role")),
         "schemas": LabelSchema.objects.filter(project=project).count(),
         "cases": sorted(Case.objects.values_list("pk", "status", "priority")),
@@ -383,13 +389,20 @@ def check_content(endpoint: str, role: str, response: Any, world: dict[str, Any]
             assert rows[0]["my_roles"] == ([] if role == "admin" else [role])
     elif endpoint == "projects-create":
         assert (data["slug"], data["name"]) == ("new-project", "New project")
-        assert Project.objects.filter(slug="new-project").exists()
+        assert data["my_roles"] == ["manager"]  # the creator is the project's first manager
+        assert Membership.objects.filter(project__slug="new-project", user__username=role, role="manager").exists()
     elif endpoint in ("project-get", "project-patch"):
         assert data["slug"] == "nodules"
         assert data["my_roles"] == ([] if role == "admin" else [role])
         if endpoint == "project-patch":
             assert data["description"] == "changed"
             assert Project.objects.get(slug="nodules").description == "changed"
+    elif endpoint == "project-archive":
+        assert data["archived"] is True
+        assert Project.objects.get(slug="nodules").archived_at is not None
+    elif endpoint == "members-patch":
+        assert (data["username"], data["role"]) == ("expert", "reviewer")
+        assert Membership.objects.get(pk=world["membership"]).role == "reviewer"
     elif endpoint == "members-list":
         assert sorted((m["username"], m["role"]) for m in data) == [
             ("annotator", "annotator"),

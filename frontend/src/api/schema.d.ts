@@ -103,6 +103,13 @@ export interface paths {
     /** @description Votes of the case's panel (the panel and managers see them); POST casts your vote. */
     post: operations["v1_cases_votes_create"];
   };
+  "/api/v1/imaging/dicom-sources/": {
+    /**
+     * @description The PACS configured by administrators (names and kinds, never URLs or credentials), to choose a new
+     * project's source. Administrators only: only they create projects.
+     */
+    get: operations["v1_imaging_dicom_sources_list"];
+  };
   "/api/v1/imaging/pull/": {
     /** @description Bring a study in from an upstream PACS configured by an administrator. */
     post: operations["v1_imaging_pull_create"];
@@ -170,14 +177,24 @@ export interface paths {
     get: operations["v1_predictions_saliency_retrieve"];
   };
   "/api/v1/projects/": {
-    /** @description Projects you are a member of, with your roles. Administrators create projects. */
+    /**
+     * @description Projects you are a member of, with your roles; archived ones only with ``?archived=true`` (then only
+     * those). Administrators (staff) create projects and become their first manager.
+     */
     get: operations["v1_projects_list"];
-    /** @description Projects you are a member of, with your roles. Administrators create projects. */
+    /**
+     * @description Projects you are a member of, with your roles; archived ones only with ``?archived=true`` (then only
+     * those). Administrators (staff) create projects and become their first manager.
+     */
     post: operations["v1_projects_create"];
   };
   "/api/v1/projects/{slug}/": {
     get: operations["v1_projects_retrieve"];
     patch: operations["v1_projects_partial_update"];
+  };
+  "/api/v1/projects/{slug}/archive/": {
+    /** @description Archive a project (it leaves the project list; nothing is deleted) or bring it back. Managers. */
+    post: operations["v1_projects_archive_create"];
   };
   "/api/v1/projects/{slug}/assignments/distribute/": {
     /** @description Fill every open slot of a reading role, balanced across the project's readers. */
@@ -240,11 +257,14 @@ export interface paths {
     post: operations["v1_projects_label_imports_pacs_create"];
   };
   "/api/v1/projects/{slug}/members/": {
+    /** @description The project's members, one row per role, with each reader's workload in that role. */
     get: operations["v1_projects_members_list"];
+    /** @description The project's members, one row per role, with each reader's workload in that role. */
     post: operations["v1_projects_members_create"];
   };
   "/api/v1/projects/{slug}/members/{membership_id}/": {
     delete: operations["v1_projects_members_destroy"];
+    patch: operations["v1_projects_members_partial_update"];
   };
   "/api/v1/projects/{slug}/models/": {
     get: operations["v1_projects_models_list"];
@@ -254,6 +274,17 @@ export interface paths {
   };
   "/api/v1/projects/{slug}/models/train/": {
     post: operations["v1_projects_models_train_create"];
+  };
+  "/api/v1/projects/{slug}/pacs/": {
+    /** @description The PACS this project may search and import from (managers). */
+    get: operations["v1_projects_pacs_retrieve"];
+  };
+  "/api/v1/projects/{slug}/pacs/studies/": {
+    /**
+     * @description Search the project's PACS (QIDO-RS) by patient (ID, or part of the name), study date range (YYYYMMDD),
+     * modality and accession number; import the studies picked with imports/ (managers).
+     */
+    get: operations["v1_projects_pacs_studies_retrieve"];
   };
   "/api/v1/projects/{slug}/prelabel/": {
     post: operations["v1_projects_prelabel_create"];
@@ -304,6 +335,14 @@ export interface paths {
      */
     post: operations["v1_projects_shares_create"];
   };
+  "/api/v1/projects/{slug}/uploads/": {
+    /**
+     * @description Upload DICOM files, folders or zips into the project's own store as an ingest job (managers). The files
+     * are checked (zips whole, before anything is kept) and staged; the job's result reports each file: stored,
+     * duplicate or rejected with the reason. Follow it at jobs/<id>/.
+     */
+    post: operations["v1_projects_uploads_create"];
+  };
   "/api/v1/projects/{slug}/worklist/": {
     /** @description Your cases in one reading role, unfinished first by priority then age, with counts by status. */
     get: operations["v1_projects_worklist_retrieve"];
@@ -311,6 +350,18 @@ export interface paths {
   "/api/v1/projects/{slug}/worklist/next/": {
     /** @description Claim the next case to read (atomic: two readers never get the same slot). 204 when none is left. */
     post: operations["v1_projects_worklist_next_create"];
+  };
+  "/api/v1/users/": {
+    /**
+     * @description People to add to a project: for managers of a project and administrators (``?search=`` part of a user
+     * name or name, at most 20). POST creates a user: administrators only.
+     */
+    get: operations["v1_users_list"];
+    /**
+     * @description People to add to a project: for managers of a project and administrators (``?search=`` part of a user
+     * name or name, at most 20). POST creates a user: administrators only.
+     */
+    post: operations["v1_users_create"];
   };
 }
 
@@ -400,6 +451,10 @@ export interface components {
      * @enum {string}
      */
     ArchitectureEnum: "unet" | "segresnet" | "densenet121";
+    ArchiveInputRequest: {
+      /** @description true archives the project, false brings it back */
+      archived: boolean;
+    };
     AssignmentInputRequest: {
       username: string;
       role: components["schemas"]["ReadingRoleEnum"];
@@ -581,6 +636,16 @@ export interface components {
       histogram: components["schemas"]["HistogramOutput"];
       note: string;
     };
+    DicomSourceOutput: {
+      name: string;
+      kind?: components["schemas"]["DicomSourceOutputKindEnum"];
+    };
+    /**
+     * @description * `local` - Local store
+     * * `dicomweb` - Upstream DICOMweb PACS
+     * @enum {string}
+     */
+    DicomSourceOutputKindEnum: "local" | "dicomweb";
     EndorseInputRequest: {
       rationale: string;
     };
@@ -997,7 +1062,10 @@ export interface components {
     MembershipOutput: {
       id: number;
       username: string;
+      full_name: string;
       role: components["schemas"]["MembershipOutputRoleEnum"];
+      /** @description Cases of this member in the reading role of this membership (none for managers) */
+      workload: components["schemas"]["WorkloadOutput"] | null;
       /** Format: date-time */
       created_at: string;
     };
@@ -1105,6 +1173,27 @@ export interface components {
      * @enum {string}
      */
     OutcomeEnum: "accept" | "correct" | "reject";
+    PacsSearchOutput: {
+      source: string;
+      studies: components["schemas"]["PacsStudyOutput"][];
+    };
+    PacsSourcesOutput: {
+      /** @description Searchable PACS, the project's first */
+      sources: string[];
+    };
+    PacsStudyOutput: {
+      study_instance_uid: string;
+      patient_id: string;
+      patient_name: string;
+      study_date: string;
+      modalities: string[];
+      accession_number: string;
+      study_description: string;
+      series_count: number;
+      instance_count: number;
+      /** @description The project has this study already */
+      in_project: boolean;
+    };
     PaginatedApiTokenOutputList: {
       /** @example 123 */
       count: number;
@@ -1210,9 +1299,13 @@ export interface components {
     PatchedMeInputRequest: {
       language?: components["schemas"]["LanguageEnum"];
     };
+    PatchedMembershipUpdateInputRequest: {
+      role?: components["schemas"]["ProjectRoleEnum"];
+    };
     PatchedProjectUpdateInputRequest: {
       name?: string;
       description?: string;
+      modality?: string;
       readers_per_case?: number;
     };
     PatchedReviewPolicyRequest: {
@@ -1289,25 +1382,33 @@ export interface components {
       };
       labels: components["schemas"]["LabelFiguresOutput"][];
     };
-    ProjectInput: {
-      slug: string;
-      name: string;
-      description?: string;
-      readers_per_case?: number;
-    };
     ProjectInputRequest: {
+      /** @description Short name in URLs: letters, digits, - and _ */
       slug: string;
       name: string;
+      /** @default */
       description?: string;
+      /**
+       * @description CT, MR, CR, US, ...
+       * @default
+       */
+      modality?: string;
+      /** @description The PACS that holds the project's images (its name); empty for the platform's own store */
+      dicom_source?: string | null;
+      /** @default 2 */
       readers_per_case?: number;
     };
     ProjectOutput: {
       slug: string;
       name: string;
       description?: string;
+      modality?: string;
       dicom_source: string | null;
       readers_per_case?: number;
       my_roles: readonly string[];
+      archived: boolean;
+      /** Format: date-time */
+      archived_at?: string | null;
       /** Format: date-time */
       created_at: string;
     };
@@ -1319,6 +1420,10 @@ export interface components {
      * @enum {string}
      */
     ProjectRoleEnum: "annotator" | "reviewer" | "expert" | "manager";
+    ProjectUploadInputRequest: {
+      /** @description DICOM files and zip archives of them (a folder: its files) */
+      files: string[];
+    };
     ProvenanceItemOutput: {
       /** @description The item's position in the label (items only) */
       index?: number;
@@ -1653,6 +1758,22 @@ export interface components {
      * @enum {string}
      */
     UseEnum: "reading" | "gold_reference";
+    UserInputRequest: {
+      /** @description Letters, digits and @ . + - _ (at most 150) */
+      username: string;
+      password: string;
+      email?: string;
+      /** @default */
+      first_name?: string;
+      /** @default */
+      last_name?: string;
+    };
+    UserOutput: {
+      id: number;
+      username: string;
+      full_name: string;
+      email: string;
+    };
     VerificationInputRequest: {
       outcome: components["schemas"]["OutcomeEnum"];
       /** @default */
@@ -1706,6 +1827,11 @@ export interface components {
         [key: string]: number;
       };
       assignments: components["schemas"]["AssignmentOutput"][];
+    };
+    WorkloadOutput: {
+      assigned: number;
+      done: number;
+      in_progress: number;
     };
   };
   responses: never;
@@ -2181,6 +2307,19 @@ export interface operations {
       };
     };
   };
+  /**
+   * @description The PACS configured by administrators (names and kinds, never URLs or credentials), to choose a new
+   * project's source. Administrators only: only they create projects.
+   */
+  v1_imaging_dicom_sources_list: {
+    responses: {
+      200: {
+        content: {
+          "application/json": components["schemas"]["DicomSourceOutput"][];
+        };
+      };
+    };
+  };
   /** @description Bring a study in from an upstream PACS configured by an administrator. */
   v1_imaging_pull_create: {
     requestBody: {
@@ -2525,10 +2664,14 @@ export interface operations {
       };
     };
   };
-  /** @description Projects you are a member of, with your roles. Administrators create projects. */
+  /**
+   * @description Projects you are a member of, with your roles; archived ones only with ``?archived=true`` (then only
+   * those). Administrators (staff) create projects and become their first manager.
+   */
   v1_projects_list: {
     parameters: {
       query?: {
+        archived?: boolean;
         /** @description Number of results to return per page. */
         limit?: number;
         /** @description The initial index from which to return the results. */
@@ -2545,7 +2688,10 @@ export interface operations {
       };
     };
   };
-  /** @description Projects you are a member of, with your roles. Administrators create projects. */
+  /**
+   * @description Projects you are a member of, with your roles; archived ones only with ``?archived=true`` (then only
+   * those). Administrators (staff) create projects and become their first manager.
+   */
   v1_projects_create: {
     requestBody: {
       content: {
@@ -2557,7 +2703,7 @@ export interface operations {
     responses: {
       201: {
         content: {
-          "application/json": components["schemas"]["ProjectInput"];
+          "application/json": components["schemas"]["ProjectOutput"];
         };
       };
     };
@@ -2587,6 +2733,28 @@ export interface operations {
         "application/json": components["schemas"]["PatchedProjectUpdateInputRequest"];
         "application/x-www-form-urlencoded": components["schemas"]["PatchedProjectUpdateInputRequest"];
         "multipart/form-data": components["schemas"]["PatchedProjectUpdateInputRequest"];
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "application/json": components["schemas"]["ProjectOutput"];
+        };
+      };
+    };
+  };
+  /** @description Archive a project (it leaves the project list; nothing is deleted) or bring it back. Managers. */
+  v1_projects_archive_create: {
+    parameters: {
+      path: {
+        slug: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ArchiveInputRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["ArchiveInputRequest"];
+        "multipart/form-data": components["schemas"]["ArchiveInputRequest"];
       };
     };
     responses: {
@@ -2945,6 +3113,7 @@ export interface operations {
       };
     };
   };
+  /** @description The project's members, one row per role, with each reader's workload in that role. */
   v1_projects_members_list: {
     parameters: {
       path: {
@@ -2959,6 +3128,7 @@ export interface operations {
       };
     };
   };
+  /** @description The project's members, one row per role, with each reader's workload in that role. */
   v1_projects_members_create: {
     parameters: {
       path: {
@@ -2991,6 +3161,28 @@ export interface operations {
       /** @description No response body */
       204: {
         content: never;
+      };
+    };
+  };
+  v1_projects_members_partial_update: {
+    parameters: {
+      path: {
+        membership_id: number;
+        slug: string;
+      };
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["PatchedMembershipUpdateInputRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["PatchedMembershipUpdateInputRequest"];
+        "multipart/form-data": components["schemas"]["PatchedMembershipUpdateInputRequest"];
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "application/json": components["schemas"]["MembershipOutput"];
+        };
       };
     };
   };
@@ -3046,6 +3238,47 @@ export interface operations {
       202: {
         content: {
           "application/json": components["schemas"]["JobDetailOutput"];
+        };
+      };
+    };
+  };
+  /** @description The PACS this project may search and import from (managers). */
+  v1_projects_pacs_retrieve: {
+    parameters: {
+      path: {
+        slug: string;
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "application/json": components["schemas"]["PacsSourcesOutput"];
+        };
+      };
+    };
+  };
+  /**
+   * @description Search the project's PACS (QIDO-RS) by patient (ID, or part of the name), study date range (YYYYMMDD),
+   * modality and accession number; import the studies picked with imports/ (managers).
+   */
+  v1_projects_pacs_studies_retrieve: {
+    parameters: {
+      query?: {
+        accession?: string;
+        date_from?: string;
+        date_to?: string;
+        modality?: string;
+        patient?: string;
+        source?: string;
+      };
+      path: {
+        slug: string;
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "application/json": components["schemas"]["PacsSearchOutput"];
         };
       };
     };
@@ -3275,6 +3508,30 @@ export interface operations {
       };
     };
   };
+  /**
+   * @description Upload DICOM files, folders or zips into the project's own store as an ingest job (managers). The files
+   * are checked (zips whole, before anything is kept) and staged; the job's result reports each file: stored,
+   * duplicate or rejected with the reason. Follow it at jobs/<id>/.
+   */
+  v1_projects_uploads_create: {
+    parameters: {
+      path: {
+        slug: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "multipart/form-data": components["schemas"]["ProjectUploadInputRequest"];
+      };
+    };
+    responses: {
+      202: {
+        content: {
+          "application/json": components["schemas"]["JobOutput"];
+        };
+      };
+    };
+  };
   /** @description Your cases in one reading role, unfinished first by priority then age, with counts by status. */
   v1_projects_worklist_retrieve: {
     parameters: {
@@ -3316,6 +3573,44 @@ export interface operations {
       /** @description No response body */
       204: {
         content: never;
+      };
+    };
+  };
+  /**
+   * @description People to add to a project: for managers of a project and administrators (``?search=`` part of a user
+   * name or name, at most 20). POST creates a user: administrators only.
+   */
+  v1_users_list: {
+    parameters: {
+      query?: {
+        search?: string;
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "application/json": components["schemas"]["UserOutput"][];
+        };
+      };
+    };
+  };
+  /**
+   * @description People to add to a project: for managers of a project and administrators (``?search=`` part of a user
+   * name or name, at most 20). POST creates a user: administrators only.
+   */
+  v1_users_create: {
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["UserInputRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["UserInputRequest"];
+        "multipart/form-data": components["schemas"]["UserInputRequest"];
+      };
+    };
+    responses: {
+      201: {
+        content: {
+          "application/json": components["schemas"]["UserOutput"];
+        };
       };
     };
   };

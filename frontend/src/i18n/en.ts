@@ -2,6 +2,7 @@
 import { enCorrection } from "./correction";
 import { enReviewScreens } from "./reviewScreens";
 import { enManagerScreens } from "./managerScreens";
+import { enProjectsData } from "./projectsData";
 import { enWorkstation } from "./workstation";
 import { enSchemaModels } from "./schemaModels";
 
@@ -125,6 +126,7 @@ export const en = {
   ...enCorrection,
   // The manager's screens (tokens, audit, exports) keep theirs in managerScreens.ts.
   ...enManagerScreens,
+  ...enProjectsData,
   ...enWorkstation,
   ...enSchemaModels,
 } as const;

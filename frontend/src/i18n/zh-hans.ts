@@ -2,6 +2,7 @@ import type { MessageKey } from "./en";
 import { zhHansCorrection } from "./correction";
 import { zhHansReviewScreens } from "./reviewScreens";
 import { zhHansManagerScreens } from "./managerScreens";
+import { zhHansProjectsData } from "./projectsData";
 import { zhHansWorkstation } from "./workstation";
 import { zhHansSchemaModels } from "./schemaModels";
 
@@ -124,6 +125,7 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansReviewScreens,
   ...zhHansCorrection,
   ...zhHansManagerScreens,
+  ...zhHansProjectsData,
   ...zhHansWorkstation,
   ...zhHansSchemaModels,
 };
