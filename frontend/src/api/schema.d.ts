@@ -1338,6 +1338,8 @@ export interface components {
       adaptive_min_record_cases?: number;
       /** Format: double */
       second_read_target?: number;
+      adaptive_ai_consensus?: boolean;
+      second_read_cap?: boolean;
     };
     PeerAgreementOutput: {
       /** Format: double */
@@ -1533,6 +1535,8 @@ export interface components {
       adaptive_min_record_cases?: number;
       /** Format: double */
       second_read_target?: number;
+      adaptive_ai_consensus?: boolean;
+      second_read_cap?: boolean;
     };
     RevisionInputRequest: {
       role: components["schemas"]["ReadingRoleEnum"];

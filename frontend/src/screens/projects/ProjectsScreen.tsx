@@ -106,6 +106,12 @@ export function ProjectsScreen() {
                 <Link to={`/projects/${project.slug}/data`}>{t("projects.data")}</Link>
               ) : null}
               {hasRole(project.slug, "manager") ? (
+                <Link to={`/projects/${project.slug}/schema`}>{t("projects.schema")}</Link>
+              ) : null}
+              {hasRole(project.slug, "manager") ? (
+                <Link to={`/projects/${project.slug}/models`}>{t("projects.models")}</Link>
+              ) : null}
+              {hasRole(project.slug, "manager") ? (
                 <Link to={`/projects/${project.slug}/exports`}>{t("projects.exports")}</Link>
               ) : null}
               {hasRole(project.slug, "manager") ? (
