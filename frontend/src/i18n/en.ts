@@ -3,6 +3,7 @@ import { enCorrection } from "./correction";
 import { enReviewScreens } from "./reviewScreens";
 import { enManagerScreens } from "./managerScreens";
 import { enWorkstation } from "./workstation";
+import { enAiAssist } from "./aiAssist";
 
 export const en = {
   "app.title": "MedLabel QA",
@@ -125,6 +126,7 @@ export const en = {
   // The manager's screens (tokens, audit, exports) keep theirs in managerScreens.ts.
   ...enManagerScreens,
   ...enWorkstation,
+  ...enAiAssist,
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -3,6 +3,7 @@ import { zhHansCorrection } from "./correction";
 import { zhHansReviewScreens } from "./reviewScreens";
 import { zhHansManagerScreens } from "./managerScreens";
 import { zhHansWorkstation } from "./workstation";
+import { zhHansAiAssist } from "./aiAssist";
 
 /** Simplified Chinese; the type makes a missing key a build error. */
 export const zhHans: Record<MessageKey, string> = {
@@ -124,4 +125,5 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansCorrection,
   ...zhHansManagerScreens,
   ...zhHansWorkstation,
+  ...zhHansAiAssist,
 };
