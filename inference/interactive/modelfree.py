@@ -152,7 +152,8 @@ def _grow_one(
     # Size cap around the region's deepest point near the seeds (the nodule's centre, not the chest wall's).
     depth = ndimage.distance_transform_edt(region, sampling=spacing)
     reach = max(float(depth[seeds].max()), min(spacing))
-    near_seed = ndimage.binary_dilation(seeds, structure=_ball(reach, spacing)) & region
+    # Within ``reach`` of a seed: a distance transform (a ball as wide as a nodule, dilated, costs ten times more).
+    near_seed = (ndimage.distance_transform_edt(~seeds, sampling=spacing) <= reach) & region
     centre = np.unravel_index(int(np.argmax(np.where(near_seed, depth, -1.0))), region.shape)
     radius = CAP_FACTOR * float(depth[centre]) + max(spacing)
     grid = np.ogrid[tuple(slice(0, n) for n in region.shape)]
