@@ -37,6 +37,7 @@ MIN_HALF_WINDOW = 60.0  # HU: the narrowest estimated window around a seed's med
 OPENING_RADIUS_MM = 1.6  # cuts vessels up to about this radius from a nodule
 CAP_FACTOR = 1.6  # the region stays within this many times its depth around its deepest point near the seed
 SMOOTHING_SIGMA_MM = 0.6
+EDGE_MM = 2.0  # a positive click this close to the region grown so far extends it in the same window
 
 
 @dataclass
@@ -99,10 +100,27 @@ def _ball(radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
     return np.asarray(r2 <= radius_mm**2)
 
 
-def _window(image: np.ndarray, seeds: np.ndarray, noise: float) -> tuple[float, float]:
-    """An intensity window around the seeds' median: halfway towards the darker and the brighter tissue of the
-    region, never narrower than the noise allows."""
+def _around(seeds: np.ndarray, spacing: tuple[float, float, float]) -> tuple[slice, ...]:
+    """A box of ROI_MARGIN_MM around the seeds: statistics taken there do not depend on how large the region of
+    interest grew (with the previous proposal), so a new prompt does not shift the window under the old ones."""
+    nz = np.nonzero(seeds)
+    margin = [int(np.ceil(m / s)) for m, s in zip(ROI_MARGIN_MM, spacing, strict=True)]
+    return tuple(slice(max(0, int(a.min()) - m), int(a.max()) + m + 1) for a, m in zip(nz, margin, strict=True))
+
+
+def _noise(raw: np.ndarray) -> float:
+    """The robust spread (median absolute deviation) of differences between in-plane neighbours, which structures
+    barely touch; halved for the smoothing."""
+    return float(1.4826 * np.median(np.abs(np.diff(raw, axis=2)))) / np.sqrt(2.0) / 2.0
+
+
+def _window(
+    image: np.ndarray, seeds: np.ndarray, noise: float, spacing: tuple[float, float, float]
+) -> tuple[float, float]:
+    """An intensity window around the seeds' median: halfway towards the darker and the brighter tissue around
+    them, never narrower than the noise allows."""
     m = float(np.median(image[seeds]))
+    image = image[_around(seeds, spacing)]
     spread = max(3.0 * noise, MIN_HALF_WINDOW)
     darker = image[image < m - spread]
     brighter = image[image > m + spread]
@@ -128,9 +146,11 @@ def _grow_one(
     limit: np.ndarray | None,
     spacing: tuple[float, float, float],
     noise: float,
-) -> np.ndarray:
-    """The region one seed group grows to: windowed, opened, connected to the seeds, capped."""
-    lo, hi = window if window is not None else _window(image, ndimage.binary_dilation(seeds, iterations=1), noise)
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """The region one seed group grows to (windowed, opened, connected to the seeds, capped) and its window."""
+    if window is None:
+        window = _window(image, ndimage.binary_dilation(seeds, iterations=1), noise, spacing)
+    lo, hi = window
     candidate = (image >= lo) & (image <= hi)
     if limit is not None:
         candidate &= limit
@@ -161,7 +181,7 @@ def _grow_one(
     capped = region & (dist2 <= radius**2)
     labels, _ = ndimage.label(capped | seeds)
     ids = np.unique(labels[seeds])
-    return np.asarray(np.isin(labels, ids[ids != 0]))
+    return np.asarray(np.isin(labels, ids[ids != 0])), (lo, hi)
 
 
 def _geodesic_split(
@@ -231,10 +251,9 @@ class RegionGrowingEngine:
         sigma = [SMOOTHING_SIGMA_MM / s for s in request.spacing]
         image = ndimage.gaussian_filter(np.asarray(volume[roi.slices], dtype=np.float32), sigma=sigma)
         shape = image.shape
-        # Noise: the robust spread (median absolute deviation) of differences between in-plane neighbours, which
-        # structures barely touch; halved for the smoothing.
-        raw = np.asarray(volume[roi.slices], dtype=np.float32)
-        noise = float(1.4826 * np.median(np.abs(np.diff(raw, axis=2)))) / np.sqrt(2.0) / 2.0
+        # Noise around the first prompt (not over the whole region of interest, which grows with the proposal).
+        first = _seed_mask(shape, [roi.local(_clip(request.prompts[0].points[0], volume.shape))])
+        noise = _noise(np.asarray(volume[roi.slices], dtype=np.float32)[_around(first, request.spacing)])
 
         limit: np.ndarray | None = None
         groups = _positive_groups(request, roi, shape)
@@ -257,12 +276,22 @@ class RegionGrowingEngine:
 
         region = np.zeros(shape, dtype=bool)
         pos = np.zeros(shape, dtype=bool)
+        first_window: tuple[float, float] | None = request.window
         for group in groups:
             seeds = _seed_mask(shape, group) & ~neg
             if not seeds.any():
                 continue
             pos |= seeds
-            region |= _grow_one(image, seeds, request.window, limit, request.spacing, noise)
+            window = request.window
+            if first_window is not None and region.any():
+                # A click on the edge of the region (often a partial-volume voxel, whose own median would open the
+                # window into the lung) extends the region in the same tissue: the first seed's window.
+                gap = ndimage.distance_transform_edt(~region, sampling=request.spacing)
+                if float(gap[seeds].min()) <= EDGE_MM:
+                    window = first_window
+            grown, used = _grow_one(image, seeds, window, limit, request.spacing, noise)
+            region |= grown
+            first_window = first_window or used
         if request.previous is not None:
             previous = np.asarray(request.previous[roi.slices], dtype=bool)
             if not groups:
