@@ -32,7 +32,7 @@ from annotation.labels import decode_mask, encode_mask_rle
 from annotation.models import Case
 from config.errors import ApplicationError
 from inference.interactive import modelfree
-from inference.interactive.base import Prompt, PromptRequest, Proposal, engine_named
+from inference.interactive.base import InteractiveEngine, Prompt, PromptRequest, Proposal, engine_named
 from inference.volumes import Volume, case_series, load_volume
 
 QUEUE = "interactive"
@@ -52,6 +52,17 @@ class PromptContext:
 
 _contexts: OrderedDict[tuple[int, str], PromptContext] = OrderedDict()
 _contexts_lock = threading.Lock()
+# Engines are built once per process and kept: a learned engine's network stays loaded (on the GPU when there is
+# one) between prompts. A factory that registers a new model version under the same name must be forgotten first.
+_engines: dict[str, InteractiveEngine] = {}
+
+
+def warm_engine(name: str) -> InteractiveEngine:
+    with _contexts_lock:
+        engine = _engines.get(name)
+        if engine is None:
+            engine = _engines[name] = engine_named(name)
+        return engine
 
 
 def prompt_context(case: Case, reader_id: int) -> PromptContext:
@@ -73,8 +84,10 @@ def prompt_context(case: Case, reader_id: int) -> PromptContext:
 
 
 def forget_contexts() -> None:
+    """Drop every prompt context and warm engine (tests; a new model version promoted under an engine's name)."""
     with _contexts_lock:
         _contexts.clear()
+        _engines.clear()
 
 
 class InteractiveUnavailableError(ApplicationError):
@@ -121,8 +134,9 @@ def run_engine(
         prompts=prompts_from_json(prompts),
         previous=previous_mask,
         window=window,
+        cache=context.cache,
     )
-    proposal: Proposal = engine_named(engine).propose(request)
+    proposal: Proposal = warm_engine(engine).propose(request)
     return {
         "mask": encode_mask_rle(proposal.mask.astype(np.uint8)),
         "engine": proposal.engine,
