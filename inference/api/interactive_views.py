@@ -97,6 +97,7 @@ class InteractiveOutput(serializers.Serializer[dict[str, Any]]):
     prompts = serializers.IntegerField(help_text="Prompts the proposal was made from")
     voxels = serializers.IntegerField()
     seconds = serializers.FloatField(help_text="From the request's arrival to the answer")
+    warm = serializers.BooleanField(help_text="True when the reader's prompt context already held the series volume")
     fallback = serializers.BooleanField(help_text="True when no worker answered and the model-free engine did")
     message = serializers.CharField(allow_null=True, help_text="Why the fallback answered, in the reader's language")
 

@@ -65,8 +65,9 @@ def warm_engine(name: str) -> InteractiveEngine:
         return engine
 
 
-def prompt_context(case: Case, reader_id: int) -> PromptContext:
-    """The (reader, series) context, loading the volume on the first prompt; the least recently used goes first."""
+def prompt_context(case: Case, reader_id: int) -> tuple[PromptContext, bool]:
+    """The (reader, series) context, loading the volume on the first prompt (the least recently used context goes
+    first), and whether it was already there (warm)."""
     series_uid = case_series(case).series_instance_uid
     key = (reader_id, series_uid)
     with _contexts_lock:
@@ -74,13 +75,13 @@ def prompt_context(case: Case, reader_id: int) -> PromptContext:
         if context is not None:
             _contexts.move_to_end(key)
             context.last_used = time.monotonic()
-            return context
+            return context, True
     context = PromptContext(volume=load_volume(case), cache={}, last_used=time.monotonic())
     with _contexts_lock:
         _contexts[key] = context
         while len(_contexts) > _CONTEXTS_KEPT:
             _contexts.popitem(last=False)
-    return context
+    return context, False
 
 
 def forget_contexts() -> None:
@@ -118,7 +119,7 @@ def run_engine(
 ) -> dict[str, Any]:
     """One prompt through an engine, in this process: the answer as the API returns it (the mask run-length coded)."""
     started = time.perf_counter()
-    context = prompt_context(case, reader_id)
+    context, warm = prompt_context(case, reader_id)
     volume = context.volume
     previous_mask = None
     if previous is not None:
@@ -144,6 +145,7 @@ def run_engine(
         "prompts": len(prompts),
         "voxels": int(proposal.mask.sum()),
         "seconds": round(time.perf_counter() - started, 4),
+        "warm": warm,
     }
 
 

@@ -791,6 +791,8 @@ export interface components {
        * @description From the request's arrival to the answer
        */
       seconds: number;
+      /** @description True when the reader's prompt context already held the series volume */
+      warm: boolean;
       /** @description True when no worker answered and the model-free engine did */
       fallback: boolean;
       /** @description Why the fallback answered, in the reader's language */
