@@ -225,6 +225,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", CELERY_TASK
 # A message is acknowledged only once its task has finished, so a worker killed mid-task gets it back.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# How long a reader's prompt waits for an ``interactive`` worker before the model-free engine answers in the web
+# process instead (issue 17): the reader is waiting, so this is seconds, not minutes.
+INTERACTIVE_TIMEOUT_SECONDS = env_float("MEDLABEL_INTERACTIVE_TIMEOUT_SECONDS", 2.0)
 # A running job whose worker has not reported for this long is taken over by the next claim.
 JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", 300)
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from inference.api import views
+from inference.api import interactive_views, views
 
 urlpatterns = [
     path("projects/<slug:slug>/models/", views.ModelVersionListView.as_view(), name="model-version-list"),
@@ -15,6 +15,7 @@ urlpatterns = [
     path("models/<int:version_id>/evaluate/", views.EvaluateView.as_view(), name="model-evaluate"),
     path("models/<int:version_id>/export/", views.ExportView.as_view(), name="model-export"),
     path("cases/<int:case_id>/predictions/", views.CasePredictionListView.as_view(), name="case-predictions"),
+    path("cases/<int:case_id>/interactive/", interactive_views.InteractiveView.as_view(), name="case-interactive"),
     path(
         "predictions/<int:prediction_id>/saliency/", views.PredictionSaliencyView.as_view(), name="prediction-saliency"
     ),

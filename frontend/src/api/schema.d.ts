@@ -68,6 +68,13 @@ export interface paths {
     /** @description Mark the case as a gold-standard case with its reference label (managers), or see whether it is one. */
     post: operations["v1_cases_gold_create"];
   };
+  "/api/v1/cases/{case_id}/interactive/": {
+    /**
+     * AI-assisted segmentation: prompts to a mask proposal
+     * @description Propose a 3D mask for the active segment from the reader's prompts. Prompts are voxel indices [z, y, x] of the case's series in the order of the reader's masks. Waits a few seconds for an ``interactive`` worker, then answers with the model-free engine (``fallback`` true, ``message`` says why). Only a reader assigned to the case, or an expert of its panel, may ask.
+     */
+    post: operations["v1_cases_interactive_create"];
+  };
   "/api/v1/cases/{case_id}/predictions/": {
     get: operations["v1_cases_predictions_list"];
   };
@@ -824,6 +831,38 @@ export interface components {
       };
       detail?: string;
     };
+    InteractiveInputRequest: {
+      /** @description A registered engine (default 'region-growing'); unknown names are refused */
+      engine?: string;
+      /** @description Every prompt so far on this segment, oldest first (the engine refines with all of them) */
+      prompts: components["schemas"]["PromptInputRequest"][];
+      /** @description The current proposal to refine: a mask payload (rle-base64 or gzip-base64) of the series' shape */
+      previous?: unknown;
+      /** @description [low, high] intensity range of interest (HU); estimated around the seeds when absent */
+      window?: number[] | null;
+    };
+    InteractiveOutput: {
+      /** @description The proposal: 1 inside, 0 outside */
+      mask: components["schemas"]["MaskOutput"];
+      /** @description The engine that answered */
+      engine: string;
+      /** @description Null for a model-free engine */
+      model_version: string | null;
+      /** @description Prompts the proposal was made from */
+      prompts: number;
+      voxels: number;
+      /**
+       * Format: double
+       * @description From the request's arrival to the answer
+       */
+      seconds: number;
+      /** @description True when the reader's prompt context already held the series volume */
+      warm: boolean;
+      /** @description True when no worker answered and the model-free engine did */
+      fallback: boolean;
+      /** @description Why the fallback answered, in the reader's language */
+      message: string | null;
+    };
     JobDetailOutput: {
       id: number;
       kind: components["schemas"]["JobKindEnum"];
@@ -1032,6 +1071,14 @@ export interface components {
        * @description IoU (boxes, polygons), distance in pixels (points) or Dice (masks)
        */
       score: number;
+    };
+    MaskOutput: {
+      /** @description rle-base64: little-endian uint32 pairs (value, run length), C order */
+      encoding: string;
+      /** @description [slices, rows, columns] */
+      shape: number[];
+      dtype: string;
+      data: string;
     };
     /**
      * @description * `union` - Union
@@ -1425,6 +1472,30 @@ export interface components {
     ProjectUploadInputRequest: {
       /** @description DICOM files and zip archives of them (a folder: its files) */
       files: string[];
+    };
+    /**
+     * @description * `point` - point
+     * * `box` - box
+     * * `scribble` - scribble
+     * @enum {string}
+     */
+    PromptInputKindEnum: "point" | "box" | "scribble";
+    PromptInputRequest: {
+      /**
+       * @description point: one voxel; box: two opposite corners (always positive); scribble: the voxels drawn over
+       *
+       * * `point` - point
+       * * `box` - box
+       * * `scribble` - scribble
+       */
+      kind: components["schemas"]["PromptInputKindEnum"];
+      /** @description Voxels [z, y, x] of the series: z the slice index in the reader's mask order, y the row, x the column */
+      points: number[][];
+      /**
+       * @description False for a negative point or scribble ('not this')
+       * @default true
+       */
+      positive?: boolean;
     };
     ProvenanceItemOutput: {
       /** @description The item's position in the label (items only) */
@@ -2179,6 +2250,31 @@ export interface operations {
           "application/json": {
             [key: string]: unknown;
           };
+        };
+      };
+    };
+  };
+  /**
+   * AI-assisted segmentation: prompts to a mask proposal
+   * @description Propose a 3D mask for the active segment from the reader's prompts. Prompts are voxel indices [z, y, x] of the case's series in the order of the reader's masks. Waits a few seconds for an ``interactive`` worker, then answers with the model-free engine (``fallback`` true, ``message`` says why). Only a reader assigned to the case, or an expert of its panel, may ask.
+   */
+  v1_cases_interactive_create: {
+    parameters: {
+      path: {
+        case_id: number;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["InteractiveInputRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["InteractiveInputRequest"];
+        "multipart/form-data": components["schemas"]["InteractiveInputRequest"];
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "application/json": components["schemas"]["InteractiveOutput"];
         };
       };
     };

@@ -5,6 +5,7 @@ import { enManagerScreens } from "./managerScreens";
 import { enProjectsData } from "./projectsData";
 import { enWorkstation } from "./workstation";
 import { enSchemaModels } from "./schemaModels";
+import { enAiAssist } from "./aiAssist";
 
 export const en = {
   "app.title": "MedLabel QA",
@@ -129,6 +130,7 @@ export const en = {
   ...enProjectsData,
   ...enWorkstation,
   ...enSchemaModels,
+  ...enAiAssist,
 } as const;
 
 export type MessageKey = keyof typeof en;

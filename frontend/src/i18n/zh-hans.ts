@@ -5,6 +5,7 @@ import { zhHansManagerScreens } from "./managerScreens";
 import { zhHansProjectsData } from "./projectsData";
 import { zhHansWorkstation } from "./workstation";
 import { zhHansSchemaModels } from "./schemaModels";
+import { zhHansAiAssist } from "./aiAssist";
 
 /** Simplified Chinese; the type makes a missing key a build error. */
 export const zhHans: Record<MessageKey, string> = {
@@ -128,4 +129,5 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansProjectsData,
   ...zhHansWorkstation,
   ...zhHansSchemaModels,
+  ...zhHansAiAssist,
 };
