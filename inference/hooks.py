@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from annotation.models import Case, Project
-from inference.models import InferenceSettings, ModelStatus, ModelVersion, Prediction
+from inference.models import InferenceSettings, Prediction
 
 
 def on_cases_created(*, project: Project, cases: list[Case]) -> None:
@@ -12,10 +12,10 @@ def on_cases_created(*, project: Project, cases: list[Case]) -> None:
     config = InferenceSettings.objects.filter(project=project).first()
     if config is None:
         return
-    from inference import services
+    from inference import registry, services
 
     if config.prelabel_on_ingest and cases:
-        version = ModelVersion.objects.filter(project=project, status=ModelStatus.ACTIVE).order_by("-number").first()
+        version = registry.active_version(project)  # a whole-study model, never an interactive one
         if version is not None:
             done = set(
                 Prediction.objects.filter(case__in=cases, model_version=version).values_list("case_id", flat=True)

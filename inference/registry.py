@@ -16,7 +16,7 @@ from django.db.models import Max
 from annotation.models import Project
 from config.errors import ApplicationError, ConflictError, NotFoundError
 from config.types import User
-from inference.models import ModelStatus, ModelVersion, ModelVersionEvent
+from inference.models import ModelStatus, ModelVersion, ModelVersionEvent, TaskType
 
 if TYPE_CHECKING:
     import torch
@@ -79,6 +79,7 @@ def model_version_create(
     training_params: dict[str, Any],
     parent: ModelVersion | None,
     created_by: User | None,
+    demo: bool = False,
 ) -> ModelVersion:
     Project.objects.select_for_update().get(pk=project.pk)  # consecutive numbers under concurrent requests
     number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
@@ -93,15 +94,20 @@ def model_version_create(
         training_params=training_params,
         parent=parent,
         created_by=created_by,
+        demo=demo,
     )
     ModelVersionEvent.objects.create(model_version=version, actor=created_by, from_status="", to_status=S.TRAINING)
     return version
 
 
 def active_version(project: Project, task_type: str | None = None) -> ModelVersion | None:
+    """The active version of ``task_type``; without one, the latest active whole-study model (pre-labeling,
+    scoring): an interactive model needs prompts and never labels a study on its own."""
     versions = ModelVersion.objects.filter(project=project, status=S.ACTIVE)
     if task_type is not None:
         versions = versions.filter(task_type=task_type)
+    else:
+        versions = versions.exclude(task_type=TaskType.INTERACTIVE)
     return versions.order_by("-number").first()
 
 

@@ -60,7 +60,8 @@ def default_label_map(schema: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class LabelledCase:
     case: Case
-    revision: AnnotationRevision
+    revision: AnnotationRevision | None
+    truth: np.ndarray | None = None  # a demo model's known truth (synthetic studies) instead of a revision
 
 
 def adjudicated_cases(project: Project) -> list[LabelledCase]:
@@ -128,13 +129,18 @@ def _example(version: ModelVersion, lc: LabelledCase, spec: dict[str, Any]) -> e
 
     volume = load_volume(lc.case)
     image = engine.preprocess(volume.array, volume.spacing, spec)
-    if version.task_type == TaskType.CLASSIFICATION:
+    if lc.truth is not None:
+        mask: np.ndarray | None = (lc.truth > 0).astype(np.uint8)
+        value: str | None = "yes" if lc.truth.any() else "no"
+    else:
+        assert lc.revision is not None
+        mask = _target_mask(lc.revision, version.label_map, volume.array.shape)
         value = _presence(lc.revision, version.label_map)
+    if version.task_type == TaskType.CLASSIFICATION:
         choices = version.label_map.get("presence_choices", ["no", "yes"])
         if value not in choices:
             return None
         return engine.Example(lc.case.pk, engine.classify_input(image, spec), np.asarray(choices.index(value)))
-    mask = _target_mask(lc.revision, version.label_map, volume.array.shape)
     if mask is None:
         return None
     target = engine.restore_shape(torch.as_tensor(mask[None], dtype=torch.float32), image.shape[1:])[0]

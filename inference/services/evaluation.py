@@ -41,6 +41,10 @@ def _evaluate(
 ) -> dict[str, Any]:
     from inference import engine
 
+    if version.task_type == TaskType.INTERACTIVE:
+        from inference.interactive import learned
+
+        return learned.evaluate_interactive(model, examples, params=version.training_params, device=device)
     if version.task_type == TaskType.CLASSIFICATION:
         return engine.evaluate_classification(model, examples, device=device)
     spec = engine.preprocessing_spec(version.preprocessing)

@@ -63,10 +63,15 @@ def training_start(
     training_params: dict[str, Any] | None = None,
     seed: int | None = None,
     transfer: bool = True,
+    demo_truth: list[dict[str, Any]] | None = None,
 ) -> Job:
     """A new version in status "training" and its job on the GPU queue. The parent (transfer learning)
-    is the active version of the same task and architecture, when there is one."""
+    is the active version of the same task and architecture, when there is one.
+
+    ``demo_truth`` (the demo project only: synthetic studies' generator arguments) makes a demo version,
+    trained on the studies' known truth instead of adjudicated labels; see ``inference.services.demo``."""
     from inference import engine
+    from inference.interactive import learned
 
     model_versions_reconcile(project)
     config = settings_for(project)
@@ -77,14 +82,30 @@ def training_start(
     if arch not in Architecture.values:
         raise ApplicationError(f"Unknown architecture {arch!r}; expected one of {', '.join(Architecture.values)}")
     _check_architecture(task, arch)
+    interactive = task == TaskType.INTERACTIVE
     arch_params = {
         **engine.DEFAULT_ARCHITECTURE_PARAMS[arch],
-        **(config.architecture_params if arch == config.architecture else {}),
+        **(learned.DEFAULT_ARCHITECTURE_PARAMS if interactive else {}),
+        # The project's settings describe its default task's network: they apply to that task only.
+        **(config.architecture_params if arch == config.architecture and task == config.task_type else {}),
         **(architecture_params or {}),
     }
     spec = engine.preprocessing_spec({**config.preprocessing, **(preprocessing or {})})
-    params = {**engine.DEFAULT_TRAINING, **config.training_params, **(training_params or {})}
+    params = {
+        **engine.DEFAULT_TRAINING,
+        **(learned.DEFAULT_TRAINING if interactive else {}),
+        **config.training_params,
+        **(training_params or {}),
+    }
     params["seed"] = int(seed if seed is not None else config.seed)
+    if interactive:
+        # Clicks are voxel indices of the series: the network sees the series' own grid, plus two guidance channels.
+        spec["spacing"] = None
+        arch_params["in_channels"] = 3
+        if arch != Architecture.UNET:
+            raise ApplicationError(f"An interactive model is a unet, not {arch}", code="bad_architecture")
+    if demo_truth is not None:
+        params["demo_truth"] = demo_truth
     label_map = default_label_map(current_schema(project).definition)
     if task != TaskType.CLASSIFICATION and "mask_label" not in label_map:
         raise ApplicationError(f"The schema of {project.slug!r} has no series mask label to train a {task} model on")
@@ -103,6 +124,8 @@ def training_start(
     parent = registry.active_version(project, task) if transfer else None
     if parent is not None and (parent.architecture != arch or parent.architecture_params != arch_params):
         parent = None  # transfer needs the same network
+    if parent is not None and (parent.demo or demo_truth is not None):
+        parent = None  # a demo model's weights never flow into a model of adjudicated labels, nor back
     version = registry.model_version_create(
         project=project,
         task_type=task,
@@ -113,6 +136,7 @@ def training_start(
         training_params=params,
         parent=parent,
         created_by=actor,
+        demo=demo_truth is not None,
     )
     job = job_create(
         kind=JobKind.TRAIN,
@@ -154,7 +178,11 @@ def _train(job: Job, version: ModelVersion, progress: Progress) -> dict[str, Any
     device, device_note = engine.pick_device()
     params = version.training_params
     seed = int(params.get("seed", 0))
-    labelled = adjudicated_cases(version.project)
+    labelled: list[Any] = adjudicated_cases(version.project)
+    if version.demo:
+        from inference.services.demo import demo_cases
+
+        labelled = demo_cases(version)  # the synthetic studies' known truth, never a reader's label
     if not labelled:
         raise JobFailed(
             f"Project {version.project.slug!r} has no adjudicated or agreed cases to train on "
@@ -189,7 +217,13 @@ def _train(job: Job, version: ModelVersion, progress: Progress) -> dict[str, Any
             history=row,
         )
 
-    if version.task_type == TaskType.CLASSIFICATION:
+    if version.task_type == TaskType.INTERACTIVE:
+        from inference.interactive import learned
+
+        history, _ = learned.train_interactive(
+            model, train_examples, val_examples, params=params, device=device, seed=seed, on_epoch=on_epoch
+        )
+    elif version.task_type == TaskType.CLASSIFICATION:
         history, _ = engine.train_classification(
             model, train_examples, val_examples, params=params, device=device, seed=seed, on_epoch=on_epoch
         )
@@ -213,7 +247,10 @@ def _train(job: Job, version: ModelVersion, progress: Progress) -> dict[str, Any
         "train": [e.case_id for e in train_examples],
         "validation": [e.case_id for e in val_examples],
         "skipped_without_label": skipped_train + skipped_val,
-        "revisions": sorted(by_id[e.case_id].revision.pk for e in [*train_examples, *val_examples]),
+        "revisions": sorted(
+            revision.pk for e in [*train_examples, *val_examples] if (revision := by_id[e.case_id].revision) is not None
+        ),
+        **({"source": "synthetic known truth (demo)"} if version.demo else {}),
         "seed": seed,
         "split": "by patient",
     }
@@ -233,6 +270,14 @@ def _train(job: Job, version: ModelVersion, progress: Progress) -> dict[str, Any
         if comparison["promote"]:
             registry.model_version_promote(version=version, actor=None, reason=comparison["reason"], metrics=comparison)
             promoted = True
+    if version.task_type == TaskType.INTERACTIVE:
+        from inference.interactive import learned
+
+        learned.register_version(version)  # this process; serving workers call learned.register_versions()
+    if version.demo and promoted:
+        from inference.services.demo import demo_after_training
+
+        demo_after_training(version)
     return {
         "model_version": version.pk,
         "number": version.number,
@@ -265,6 +310,23 @@ def _compare_with_active(
             f"on {final['cases']} held-out case(s)",
             "candidate": value,
             "active": None,
+        }
+    if version.demo and not active.demo:
+        return {
+            "promote": False,
+            "reason": f"a demo model is never promoted over v{active.number}, trained on adjudicated labels",
+            "candidate": value,
+            "active": None,
+            "active_version": active.number,
+        }
+    if active.demo and not version.demo:
+        return {
+            "promote": True,
+            "reason": f"first {version.task_type} model of adjudicated labels replaces demo model v{active.number}: "
+            f"{metric_name} {value:.4f} on {final['cases']} held-out case(s)",
+            "candidate": value,
+            "active": None,
+            "active_version": active.number,
         }
     try:
         active_model = registry.load_network(active)
