@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from annotation.models import Case, Project
 from inference.models import InferenceSettings, Prediction
 
@@ -24,3 +26,19 @@ def on_cases_created(*, project: Project, cases: list[Case]) -> None:
             if todo:
                 services.prelabel_start(project=project, actor=None, case_ids=todo, version=version)
     services.autotrain_check(project=project)
+
+
+def on_case_labelled(*, case: Case) -> None:
+    """settings.REVIEW_CASE_LABELLED_HANDLER: a case became agreed or adjudicated. Where the project trains
+    automatically, queue the check once the transaction commits (a rolled-back decision queues nothing); the
+    check is idempotent, so several decisions in one transaction still start one training."""
+    if not InferenceSettings.objects.filter(project_id=case.project_id, auto_train_every__gt=0).exists():
+        return
+    project_id = case.project_id
+
+    def send() -> None:
+        from inference.tasks import autotrain_check
+
+        autotrain_check.apply_async(args=(project_id,), queue="default")
+
+    transaction.on_commit(send)

@@ -24,6 +24,7 @@ class Architecture(models.TextChoices):
     UNET = "unet", "MONAI UNet"
     SEGRESNET = "segresnet", "MONAI SegResNet"
     DENSENET121 = "densenet121", "MONAI DenseNet121"
+    MONAI_BUNDLE = "monai_bundle", "Imported MONAI bundle (its network_def)"
 
 
 class ModelStatus(models.TextChoices):

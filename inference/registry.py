@@ -114,7 +114,8 @@ def active_version(project: Project, task_type: str | None = None) -> ModelVersi
 def store_weights(version: ModelVersion, data: bytes) -> tuple[str, str]:
     """Write the weights file under a content-addressed name (a retried run writes the same name)."""
     digest = hashlib.sha256(data).hexdigest()
-    name = f"models/{version.project.slug}/v{version.number}-{digest[:16]}.pt"
+    suffix = "zip" if version.architecture == "monai_bundle" else "pt"  # an imported bundle is kept whole
+    name = f"models/{version.project.slug}/v{version.number}-{digest[:16]}.{suffix}"
     if not default_storage.exists(name):
         name = default_storage.save(name, ContentFile(data))
     return name, digest
@@ -135,6 +136,10 @@ def load_network(version: ModelVersion) -> torch.nn.Module:
             f"Weights file of model version {version.number} does not match its SHA-256 "
             f"(expected {version.weights_sha256[:16]}..., found {digest[:16]}...); refusing to use it"
         )
+    if version.architecture == "monai_bundle":
+        from inference.services.bundles import network_from_bundle_bytes
+
+        return network_from_bundle_bytes(data)  # its config is checked again before anything is built
     from inference import engine  # torch and MONAI: only where a network is built (see inference.services)
 
     model = engine.build_network(version.architecture, version.architecture_params, out_channels=out_channels(version))
@@ -164,14 +169,16 @@ def model_version_finish_training(
     metrics: dict[str, Any],
     history: list[dict[str, Any]],
     device: str,
+    reason: str = "training finished",
+    actor: User | None = None,
 ) -> ModelVersion:
     from django.utils import timezone
 
     return _transition(
         version,
         S.CANDIDATE,
-        actor=None,
-        reason="training finished",
+        actor=actor,
+        reason=reason,
         event_metrics={k: v for k, v in metrics.items() if k != "per_case"},
         weights_file=weights_file,
         weights_sha256=weights_sha256,

@@ -17,7 +17,9 @@ from inference.services.data import (
     default_label_map,
     patient_split,
 )
+from inference.services.demo import demo_models_start
 from inference.services.evaluation import evaluate_handler, evaluate_start
+from inference.services.interactive import interactive_training_start
 from inference.services.prelabel import (
     CasePrediction,
     predict,
@@ -39,9 +41,11 @@ __all__ = [
     "adjudicated_cases",
     "autotrain_check",
     "default_label_map",
+    "demo_models_start",
     "evaluate_handler",
     "evaluate_start",
     "inference_settings_update",
+    "interactive_training_start",
     "model_versions_reconcile",
     "patient_split",
     "predict",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from django.db import transaction
@@ -17,9 +17,6 @@ from inference.services.settings import settings_for
 from inference.volumes import GeometryError, load_volume
 from jobs.models import Job, JobKind
 from jobs.services import JobFailed, Progress, job_create
-
-if TYPE_CHECKING:
-    pass
 
 # torch and MONAI (about 4 s of CPU to import) load inside the functions that run models, never when this
 # module is imported: the web process imports it through the API views and the ingest hook, and serves

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import transaction
 
 from annotation.models import Project
 from config.errors import ApplicationError
 from inference.models import Architecture, InferenceSettings, TaskType
-
-if TYPE_CHECKING:
-    pass
 
 # torch and MONAI (about 4 s of CPU to import) load inside the functions that run models, never when this
 # module is imported: the web process imports it through the API views and the ingest hook, and serves
@@ -53,6 +50,8 @@ def inference_settings_update(*, project: Project, **changes: Any) -> InferenceS
 
 
 def _check_architecture(task_type: str, architecture: str) -> None:
+    if architecture == Architecture.MONAI_BUNDLE:
+        raise ApplicationError("A MONAI bundle is imported (by an administrator), not trained", code="bad_architecture")
     if task_type == TaskType.CLASSIFICATION and architecture != Architecture.DENSENET121:
         raise ApplicationError(f"A classification model needs densenet121, not {architecture}", code="bad_architecture")
     if task_type != TaskType.CLASSIFICATION and architecture == Architecture.DENSENET121:

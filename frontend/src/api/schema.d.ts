@@ -249,6 +249,10 @@ export interface paths {
   "/api/v1/projects/{slug}/models/": {
     get: operations["v1_projects_models_list"];
   };
+  "/api/v1/projects/{slug}/models/import-bundle/": {
+    /** @description Administrators import a MONAI bundle as a candidate model version (checked, dry-run; nothing on refusal). */
+    post: operations["v1_projects_models_import_bundle_create"];
+  };
   "/api/v1/projects/{slug}/models/rollback/": {
     post: operations["v1_projects_models_rollback_create"];
   };
@@ -397,9 +401,10 @@ export interface components {
      * @description * `unet` - MONAI UNet
      * * `segresnet` - MONAI SegResNet
      * * `densenet121` - MONAI DenseNet121
+     * * `monai_bundle` - Imported MONAI bundle (its network_def)
      * @enum {string}
      */
-    ArchitectureEnum: "unet" | "segresnet" | "densenet121";
+    ArchitectureEnum: "unet" | "segresnet" | "densenet121" | "monai_bundle";
     AssignmentInputRequest: {
       username: string;
       role: components["schemas"]["ReadingRoleEnum"];
@@ -459,6 +464,17 @@ export interface components {
      * @enum {string}
      */
     AuditRowOutputKindEnum: "case_transition" | "annotation_revision" | "panel_vote" | "agreement" | "model_event";
+    BundleImportInputRequest: {
+      /**
+       * Format: binary
+       * @description The MONAI bundle, a zip (configs/metadata.json, configs/inference.json, models/model.pt)
+       */
+      file: string;
+      /** @description The bundle's SHA-256 as its supplier published it (64 hex digits) */
+      sha256: string;
+      /** @default segmentation */
+      task_type?: components["schemas"]["TaskTypeEnum"];
+    };
     CaseEventOutput: {
       id: number;
       from_status: string;
@@ -1048,6 +1064,7 @@ export interface components {
       created_at: string;
       /** Format: date-time */
       trained_at?: string | null;
+      demo?: boolean;
       architecture_params?: unknown;
       preprocessing?: unknown;
       label_map?: unknown;
@@ -1090,6 +1107,7 @@ export interface components {
       created_at: string;
       /** Format: date-time */
       trained_at?: string | null;
+      demo?: boolean;
     };
     /**
      * @description * `human` - Human reader
@@ -1608,9 +1626,10 @@ export interface components {
      * @description * `segmentation` - Segmentation
      * * `classification` - Classification
      * * `detection` - Detection (boxes from segmentation components)
+     * * `interactive` - Interactive segmentation (clicks as guidance channels)
      * @enum {string}
      */
-    TaskTypeEnum: "segmentation" | "classification" | "detection";
+    TaskTypeEnum: "segmentation" | "classification" | "detection" | "interactive";
     TrainInputRequest: {
       task_type?: components["schemas"]["TaskTypeEnum"];
       architecture?: components["schemas"]["ArchitectureEnum"];
@@ -3004,6 +3023,26 @@ export interface operations {
       200: {
         content: {
           "application/json": components["schemas"]["ModelVersionOutput"][];
+        };
+      };
+    };
+  };
+  /** @description Administrators import a MONAI bundle as a candidate model version (checked, dry-run; nothing on refusal). */
+  v1_projects_models_import_bundle_create: {
+    parameters: {
+      path: {
+        slug: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "multipart/form-data": components["schemas"]["BundleImportInputRequest"];
+      };
+    };
+    responses: {
+      201: {
+        content: {
+          "application/json": components["schemas"]["ModelVersionDetailOutput"];
         };
       };
     };
