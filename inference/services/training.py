@@ -300,9 +300,12 @@ def _compare_with_active(
 
     metric_name = _metric_name(version)
     value = final.get(metric_name)
+    active = registry.active_version(version.project, version.task_type)
+    if value is None and version.demo and active is None:
+        # A demo of a handful of studies may have no patient to hold out; it shows what a model does, no more.
+        return {"promote": True, "reason": "demo model (no held-out cases)", "candidate": None, "active": None}
     if value is None:
         return {"promote": False, "reason": "no held-out cases: a manager may promote by hand"}
-    active = registry.active_version(version.project, version.task_type)
     if active is None:
         return {
             "promote": True,
