@@ -60,5 +60,7 @@ def autotrain_check(*, project: Project) -> Job | None:
         for task in tasks:
             seen = _seen(project, task)
             if len([lc for lc in labelled if lc.case.pk not in seen]) >= config.auto_train_every:
-                started.append(training_start(project=project, actor=None, task_type=task))
+                # An interactive model is a UNet whatever the project's default architecture.
+                arch = {"architecture": "unet"} if task == TaskType.INTERACTIVE else {}
+                started.append(training_start(project=project, actor=None, task_type=task, **arch))
         return started[0] if started else None
