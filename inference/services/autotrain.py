@@ -61,6 +61,6 @@ def autotrain_check(*, project: Project) -> Job | None:
             seen = _seen(project, task)
             if len([lc for lc in labelled if lc.case.pk not in seen]) >= config.auto_train_every:
                 # An interactive model is a UNet whatever the project's default architecture.
-                arch = {"architecture": "unet"} if task == TaskType.INTERACTIVE else {}
-                started.append(training_start(project=project, actor=None, task_type=task, **arch))
+                arch = "unet" if task == TaskType.INTERACTIVE else None
+                started.append(training_start(project=project, actor=None, task_type=task, architecture=arch))
         return started[0] if started else None
