@@ -327,6 +327,9 @@ READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 3.0)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Called at the end of annotation.services.cases_create: pre-labels new cases of projects with an active model.
 ANNOTATION_CASES_CREATED_HANDLER = env_str("ANNOTATION_CASES_CREATED_HANDLER", "inference.hooks.on_cases_created")
+# Called by review.workflow.case_transition when a case becomes agreed or adjudicated: queues the automatic
+# training check after the commit.
+REVIEW_CASE_LABELLED_HANDLER = env_str("REVIEW_CASE_LABELLED_HANDLER", "inference.hooks.on_case_labelled")
 # A persistent connection is checked before its first use in each request: after a PostgreSQL restart or
 # failover the request reconnects instead of failing with "server closed the connection" (a 500).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

@@ -64,4 +64,14 @@ def case_transition(
     from review.dashboards import schedule_dashboards_refresh
 
     schedule_dashboards_refresh(locked.project_id)
+    if to in (S.AGREED, S.ADJUDICATED):  # a final label: automatic training may be due (after the commit)
+        _case_labelled_handler()(case=locked)
     return locked
+
+
+def _case_labelled_handler() -> Any:
+    """settings.REVIEW_CASE_LABELLED_HANDLER(case=): the inference app checks for automatic training."""
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    return import_string(settings.REVIEW_CASE_LABELLED_HANDLER)

@@ -6,6 +6,7 @@ urlpatterns = [
     path("projects/<slug:slug>/models/", views.ModelVersionListView.as_view(), name="model-version-list"),
     path("projects/<slug:slug>/models/train/", views.TrainView.as_view(), name="model-train"),
     path("projects/<slug:slug>/models/rollback/", views.RollbackView.as_view(), name="model-rollback"),
+    path("projects/<slug:slug>/models/import-bundle/", views.BundleImportView.as_view(), name="model-import-bundle"),
     path("projects/<slug:slug>/prelabel/", views.PrelabelView.as_view(), name="prelabel"),
     path("projects/<slug:slug>/score/", views.ScoreView.as_view(), name="score"),
     path("projects/<slug:slug>/case-scores/", views.CaseScoreListView.as_view(), name="case-scores"),

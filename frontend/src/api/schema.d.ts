@@ -276,6 +276,10 @@ export interface paths {
   "/api/v1/projects/{slug}/models/": {
     get: operations["v1_projects_models_list"];
   };
+  "/api/v1/projects/{slug}/models/import-bundle/": {
+    /** @description Administrators import a MONAI bundle as a candidate model version (checked, dry-run; nothing on refusal). */
+    post: operations["v1_projects_models_import_bundle_create"];
+  };
   "/api/v1/projects/{slug}/models/rollback/": {
     post: operations["v1_projects_models_rollback_create"];
   };
@@ -455,9 +459,10 @@ export interface components {
      * @description * `unet` - MONAI UNet
      * * `segresnet` - MONAI SegResNet
      * * `densenet121` - MONAI DenseNet121
+     * * `monai_bundle` - Imported MONAI bundle (its network_def)
      * @enum {string}
      */
-    ArchitectureEnum: "unet" | "segresnet" | "densenet121";
+    ArchitectureEnum: "unet" | "segresnet" | "densenet121" | "monai_bundle";
     ArchiveInputRequest: {
       /** @description true archives the project, false brings it back */
       archived: boolean;
@@ -521,6 +526,17 @@ export interface components {
      * @enum {string}
      */
     AuditRowOutputKindEnum: "case_transition" | "annotation_revision" | "panel_vote" | "agreement" | "model_event";
+    BundleImportInputRequest: {
+      /**
+       * Format: binary
+       * @description The MONAI bundle, a zip (configs/metadata.json, configs/inference.json, models/model.pt)
+       */
+      file: string;
+      /** @description The bundle's SHA-256 as its supplier published it (64 hex digits) */
+      sha256: string;
+      /** @default segmentation */
+      task_type?: components["schemas"]["TaskTypeEnum"];
+    };
     CaseEventOutput: {
       id: number;
       from_status: string;
@@ -1163,6 +1179,7 @@ export interface components {
       created_at: string;
       /** Format: date-time */
       trained_at?: string | null;
+      demo?: boolean;
       architecture_params?: unknown;
       preprocessing?: unknown;
       label_map?: unknown;
@@ -1205,6 +1222,7 @@ export interface components {
       created_at: string;
       /** Format: date-time */
       trained_at?: string | null;
+      demo?: boolean;
     };
     /**
      * @description * `human` - Human reader
@@ -1788,9 +1806,10 @@ export interface components {
      * @description * `segmentation` - Segmentation
      * * `classification` - Classification
      * * `detection` - Detection (boxes from segmentation components)
+     * * `interactive` - Interactive segmentation (clicks as guidance channels)
      * @enum {string}
      */
-    TaskTypeEnum: "segmentation" | "classification" | "detection";
+    TaskTypeEnum: "segmentation" | "classification" | "detection" | "interactive";
     TrainInputRequest: {
       task_type?: components["schemas"]["TaskTypeEnum"];
       architecture?: components["schemas"]["ArchitectureEnum"];
@@ -3296,6 +3315,26 @@ export interface operations {
       200: {
         content: {
           "application/json": components["schemas"]["ModelVersionOutput"][];
+        };
+      };
+    };
+  };
+  /** @description Administrators import a MONAI bundle as a candidate model version (checked, dry-run; nothing on refusal). */
+  v1_projects_models_import_bundle_create: {
+    parameters: {
+      path: {
+        slug: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "multipart/form-data": components["schemas"]["BundleImportInputRequest"];
+      };
+    };
+    responses: {
+      201: {
+        content: {
+          "application/json": components["schemas"]["ModelVersionDetailOutput"];
         };
       };
     };

@@ -553,6 +553,12 @@ function Figures({ data }: { data: Data }) {
               <tr key={v.id}>
                 <td>
                   v{v.number} {v.model_label}
+                  {v.demo ? (
+                    <span className="badge" data-testid="demo-model">
+                      {" "}
+                      {t("dash.demoModel")}
+                    </span>
+                  ) : null}
                 </td>
                 <td>{t(`dash.model.${v.status}` as MessageKey) === `dash.model.${v.status}` ? v.status : t(`dash.model.${v.status}` as MessageKey)}</td>
                 <td>{v.architecture}</td>
