@@ -23,7 +23,6 @@ from config.errors import ApplicationError, NotFoundError, PermissionDeniedError
 from config.types import User
 from imaging.models import Instance
 from inference.interactive import modelfree, serving
-from inference.interactive.base import engine_names
 from inference.volumes import case_series
 
 MAX_PROMPTS = 100
@@ -60,7 +59,11 @@ class PromptInput(serializers.Serializer[dict[str, Any]]):
 
 class InteractiveInput(serializers.Serializer[dict[str, Any]]):
     engine = serializers.CharField(
-        required=False, help_text=f"A registered engine (default {modelfree.NAME!r}); unknown names are refused"
+        required=False,
+        help_text=(
+            "A registered engine: the model-free one or one of this project's learned interactive models (default: its "
+            f"active learned model, else {modelfree.NAME!r}); unknown names and other projects' models are refused"
+        ),
     )
     prompts = serializers.ListField(
         child=PromptInput(),
@@ -159,12 +162,7 @@ class InteractiveView(APIView):
         data = InteractiveInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        engine = values.get("engine") or modelfree.NAME
-        if engine not in engine_names():
-            raise ApplicationError(
-                _("engine: unknown engine %(name)s (known: %(known)s)")
-                % {"name": repr(engine), "known": ", ".join(engine_names())}
-            )
+        engine = serving.engine_for_case(case, values.get("engine"))
         _check_request(case, values["prompts"], values.get("previous"))
         window = values.get("window")
         if window is not None and window[0] >= window[1]:

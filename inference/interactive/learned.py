@@ -37,12 +37,12 @@ from monai.transforms import ScaleIntensityRange
 from scipy import ndimage
 
 from inference.interactive.base import Prompt, PromptRequest, Proposal, Voxel, register
+from inference.interactive.names import engine_name
 
 if TYPE_CHECKING:
     from inference import engine
     from inference.models import ModelVersion
 
-ENGINE_PREFIX = "learned:"
 GUIDANCE_SIGMA = 2  # voxels: the Gaussian around each click
 MAX_SCRIBBLE_POINTS = 12  # a scribble becomes at most this many clicks along its voxels
 # Tiny by default so that a CPU trains it in minutes: a 3-level UNet, image + positive + negative channels.
@@ -449,10 +449,6 @@ class LearnedEngine:
                 "prompts": len(request.prompts),
             },
         )
-
-
-def engine_name(version: ModelVersion) -> str:
-    return f"{ENGINE_PREFIX}{version.project.slug}/v{version.number}"
 
 
 _WARM: dict[tuple[int, str], LearnedEngine] = {}

@@ -32,7 +32,15 @@ from annotation.labels import decode_mask, encode_mask_rle
 from annotation.models import Case
 from config.errors import ApplicationError
 from inference.interactive import modelfree
-from inference.interactive.base import InteractiveEngine, Prompt, PromptRequest, Proposal, engine_named
+from inference.interactive.base import (
+    InteractiveEngine,
+    Prompt,
+    PromptRequest,
+    Proposal,
+    engine_named,
+    engine_names,
+)
+from inference.interactive.names import ENGINE_PREFIX, engine_name, project_engine_names
 from inference.volumes import Volume, case_series, load_volume
 
 QUEUE = "interactive"
@@ -61,8 +69,32 @@ def warm_engine(name: str) -> InteractiveEngine:
     with _contexts_lock:
         engine = _engines.get(name)
         if engine is None:
+            if name.startswith(ENGINE_PREFIX) and name not in engine_names():
+                from inference.interactive import learned  # torch: only where an engine runs
+
+                learned.register_versions()  # a version trained in another process since this one started
             engine = _engines[name] = engine_named(name)
         return engine
+
+
+def engine_for_case(case: Case, requested: str | None) -> str:
+    """The engine a prompt on ``case`` runs: the one asked for, else the project's active learned interactive model,
+    else the model-free engine. A learned engine is the case's own project's: another project's model was trained on
+    labels this reader has no access to, so its name is refused like an unknown one."""
+    from inference import registry
+    from inference.models import TaskType
+
+    own = set(project_engine_names(case.project_id))
+    known = sorted({name for name in engine_names() if not name.startswith(ENGINE_PREFIX)} | own)
+    if requested is None:
+        active = registry.active_version(case.project, TaskType.INTERACTIVE)
+        return engine_name(active) if active is not None else modelfree.NAME
+    if requested not in known:
+        raise ApplicationError(
+            _("engine: unknown engine %(name)s (known: %(known)s)")
+            % {"name": repr(requested), "known": ", ".join(known)}
+        )
+    return requested
 
 
 def prompt_context(case: Case, reader_id: int) -> tuple[PromptContext, bool]:

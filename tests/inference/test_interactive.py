@@ -290,3 +290,33 @@ def test_a_running_interactive_worker_answers_and_keeps_the_volume_warm(
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
     assert Assignment.objects.filter(case=case).count() == 1
+
+
+def test_a_prompt_may_name_only_its_own_projects_learned_model_and_defaults_to_the_active_one(
+    hard_case: tuple[Case, SyntheticStudy], users: dict[str, User], client_for: Callable[[User], Client]
+) -> None:
+    """Another project's learned model was trained on labels this reader may not see: its name is refused like an
+    unknown one. The project's own active interactive model is the default (here no worker runs, so the answer
+    falls back to the model-free engine)."""
+    from inference.interactive.names import engine_name
+    from inference.models import ModelStatus, ModelVersion, TaskType
+
+    case, study = hard_case
+    other = ProjectFactory(slug="other-lab")
+    theirs = ModelVersion.objects.create(
+        project=other, number=1, task_type=TaskType.INTERACTIVE, architecture="unet", status=ModelStatus.ACTIVE
+    )
+    ours = ModelVersion.objects.create(
+        project=case.project, number=1, task_type=TaskType.INTERACTIVE, architecture="unet", status=ModelStatus.ACTIVE
+    )
+    client = client_for(users["annotator"])
+    click = next_click(study.mask == 1, None, spacing_of(study))
+    assert click is not None
+    body = {"prompts": [{"kind": "point", "points": [list(click.points[0])]}]}
+    url = f"/api/v1/cases/{case.pk}/interactive/"
+    refused = client.post(url, data={**body, "engine": engine_name(theirs)}, content_type="application/json")
+    assert refused.status_code == 400 and "unknown engine" in str(refused.json())
+    assert engine_name(theirs) not in str(refused.json()).split("known:")[-1]
+    assert engine_name(ours) in str(refused.json())
+    answer = client.post(url, data=body, content_type="application/json").json()
+    assert answer["fallback"] is True and answer["engine"] == "region-growing"
