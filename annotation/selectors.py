@@ -12,7 +12,7 @@ from functools import cache
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Case as SqlCase
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.utils.module_loading import import_string
 
 from annotation.labels import SeriesGeometry, StudyGeometry
@@ -196,6 +196,19 @@ def case_list(user: AnyUser, project: Project) -> QuerySet[Case]:
             distinct=True,
         ),
     )
+
+
+def with_manager_columns(cases: QuerySet[Case]) -> QuerySet[Case]:
+    """The case browser's extra columns for managers: whether a case is gold, its latest AI score and its readers
+    (prefetched: two queries for a page, whatever its size). Never for readers (a gold case looks like any other).
+
+    The AI score is read through the reverse relation ``scores`` (inference.CaseScore), so annotation need not
+    import inference."""
+    score_model = Case._meta.get_field("scores").related_model
+    latest = score_model._default_manager.filter(case=OuterRef("pk")).order_by("-created_at", "-pk").values("score")[:1]
+    return cases.annotate(
+        is_gold=Exists(Case.objects.filter(pk=OuterRef("pk"), gold__isnull=False)), ai_score=Subquery(latest)
+    ).prefetch_related(Prefetch("assignments", queryset=Assignment.objects.select_related("user")))
 
 
 def annotations_visible_to(user: AnyUser, case: Case) -> QuerySet[Annotation]:

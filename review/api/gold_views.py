@@ -55,7 +55,8 @@ def _managed_case(request: Request, case_id: int) -> Case:
 
 
 class GoldCaseView(APIView):
-    """Mark the case as a gold-standard case with its reference label (managers), or see whether it is one."""
+    """Mark the case as a gold-standard case with its reference label (managers), see whether it is one, or
+    unmark it before any reader got it."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, case_id: int) -> Response:
@@ -87,6 +88,13 @@ class GoldCaseView(APIView):
             case=case, marked_by=cast(User, request.user), reference_revision=reference, values=given.get("values")
         )
         return Response(_gold_body(found), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, case_id: int) -> Response:
+        """Make the case an ordinary case again; 409 once a reader has been served it (see gold_case_unmark)."""
+        case = _managed_case(request, case_id)
+        gold.gold_case_unmark(case=case, unmarked_by=cast(User, request.user))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class GoldScoresView(APIView):
