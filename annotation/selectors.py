@@ -175,11 +175,22 @@ def hide_case_status(user: AnyUser, case: Case) -> Case:
     return case
 
 
-def case_list(user: AnyUser, project: Project) -> QuerySet[Case]:
-    cases = cases_visible_to(user, project).select_related("study", "series").order_by("-priority", "created_at", "pk")
-    if reader_view(user, project):
+def case_list(user: AnyUser, project: Project, *, manager: bool | None = None) -> QuerySet[Case]:
+    """The cases the user may see with their counts. ``manager``: whether the user manages the project, when the
+    caller knows it already (the role is then read once per request, not three times)."""
+    if manager is None:
+        manager = is_manager(user, project)
+    visible = (
+        Case.objects.filter(project=project)
+        if manager
+        else Case.objects.filter(
+            project=project, pk__in=Assignment.objects.filter(user__pk=user_pk(user)).values("case_id")
+        )
+    )
+    cases = visible.select_related("study", "series").order_by("-priority", "created_at", "pk")
+    if not manager and blind_reading(project):  # reader_view, with the role already known
         cases = with_reader_status(user, cases, project)
-    if is_manager(user, project):
+    if manager:
         return cases.annotate(
             readers_assigned=Count("assignments", distinct=True),
             readings_submitted=Count(

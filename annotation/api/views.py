@@ -189,8 +189,8 @@ class CaseFilter(django_filters.FilterSet):
         fields = ["status", "priority_source"]
 
     def _managers_only(self, what: str) -> None:
-        project = project_for(self.request, self.request.parser_context["kwargs"]["slug"])
-        if not is_manager(self.request.user, project):
+        # The list's queryset carries the managers' columns only for managers (CaseListView.get_queryset).
+        if "is_gold" not in self.queryset.query.annotations:
             raise PermissionDeniedError(f"Only the project's managers filter cases by {what}")
 
     def filter_status(self, queryset: Any, name: str, value: str) -> Any:
@@ -226,20 +226,24 @@ class CaseListView(generics.ListAPIView[Case]):
 
     filterset_class = CaseFilter
 
-    def _manages(self) -> bool:
-        return is_manager(self.request.user, project_for(self.request, self.kwargs["slug"]))
+    def _project_and_role(self) -> tuple[Project, bool]:
+        """The project and whether the user manages it, read once per request (the list is query-counted)."""
+        if not hasattr(self, "_found"):
+            project = project_for(self.request, self.kwargs["slug"])
+            self._found = (project, is_manager(self.request.user, project))
+        return self._found
 
     def get_serializer_class(self) -> Any:
-        if getattr(self, "swagger_fake_view", False) or not self._manages():
+        if getattr(self, "swagger_fake_view", False) or not self._project_and_role()[1]:
             return s.CaseOutput
         return s.ManagedCaseOutput
 
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no project
             return Case.objects.none()
-        project = project_for(self.request, self.kwargs["slug"])
-        cases = case_list(self.request.user, project)
-        return with_manager_columns(cases) if is_manager(self.request.user, project) else cases
+        project, manages = self._project_and_role()
+        cases = case_list(self.request.user, project, manager=manages)
+        return with_manager_columns(cases) if manages else cases
 
     @extend_schema(
         responses=PolymorphicProxySerializer(

@@ -233,7 +233,14 @@ def test_unmarking_a_consensus_gold_case_nobody_was_served_restores_agreed(
     save(reviewer, case_id, chest_values(case), role="second_reader")
     revision = Annotation.objects.get(case_id=case_id, role="consensus").current_revision
     assert revision is not None
-    ok(manager.post(f"{API}/cases/{case_id}/gold/", data={"reference_revision": revision.pk}, content_type=JSON), 201)
+    # The case browser names the consensus annotation (its current revision is the reference).
+    marked = ok(
+        manager.post(
+            f"{API}/cases/{case_id}/gold/", data={"reference_annotation": revision.annotation_id}, content_type=JSON
+        ),
+        201,
+    )
+    assert marked["reference_revision"] == revision.pk and marked["source"] == "consensus"
     # The original readers' assignments are what refused it above; a case whose readers were taken off (the
     # readings stay) has been served to no one as gold.
     Assignment.objects.filter(case_id=case_id).delete()

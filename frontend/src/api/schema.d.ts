@@ -726,6 +726,8 @@ export interface components {
     GoldMarkInputRequest: {
       /** @description Id of the case's adjudicated or agreed (consensus) revision, or of a label imported for it */
       reference_revision?: number;
+      /** @description Id of the case's adjudicated, agreed (consensus) or imported annotation: its current revision is the reference (what the case browser sends: it lists annotations, not revisions) */
+      reference_annotation?: number;
       /** @description A reference reading: {"items": [...]}, as a reader submits */
       values?: unknown;
     };
