@@ -11,6 +11,9 @@ import { PanelScreen, PanelWorklistScreen } from "./screens/panel/PanelScreen";
 import { TokensScreen } from "./screens/account/TokensScreen";
 import { AuditScreen } from "./screens/audit/AuditScreen";
 import { ExportsScreen } from "./screens/exports/ExportsScreen";
+import { CasesScreen } from "./screens/cases/CasesScreen";
+import { CaseScreen } from "./screens/cases/CaseScreen";
+import { ReviewPolicyScreen } from "./screens/settings/ReviewPolicyScreen";
 
 /** Client routes. Django returns index.html for each of these paths (config/views.py APP_ROUTES). */
 export const ROUTES = {
@@ -24,6 +27,9 @@ export const ROUTES = {
   tokens: "/account/tokens",
   audit: "/projects/:slug/audit",
   exports: "/projects/:slug/exports",
+  cases: "/projects/:slug/cases",
+  case: "/cases/:caseId",
+  reviewPolicy: "/projects/:slug/settings/review",
 } as const;
 
 function NotFound() {
@@ -47,6 +53,9 @@ export function App() {
             <Route path={ROUTES.tokens} element={<TokensScreen />} />
             <Route path={ROUTES.audit} element={<AuditScreen />} />
             <Route path={ROUTES.exports} element={<ExportsScreen />} />
+            <Route path={ROUTES.cases} element={<CasesScreen />} />
+            <Route path={ROUTES.case} element={<CaseScreen />} />
+            <Route path={ROUTES.reviewPolicy} element={<ReviewPolicyScreen />} />
             <Route path="*" element={<NotFound />} />
           </Route>
         </Routes>

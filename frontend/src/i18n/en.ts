@@ -1,4 +1,5 @@
 /** English strings: the reference dictionary. Every key must also be in zh-hans.ts (the type checks it). */
+import { enCaseBrowser } from "./caseBrowser";
 import { enCorrection } from "./correction";
 import { enReviewScreens } from "./reviewScreens";
 import { enManagerScreens } from "./managerScreens";
@@ -124,6 +125,7 @@ export const en = {
   ...enCorrection,
   // The manager's screens (tokens, audit, exports) keep theirs in managerScreens.ts.
   ...enManagerScreens,
+  ...enCaseBrowser,
   ...enWorkstation,
 } as const;
 

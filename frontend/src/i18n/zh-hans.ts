@@ -1,3 +1,4 @@
+import { zhHansCaseBrowser } from "./caseBrowser";
 import type { MessageKey } from "./en";
 import { zhHansCorrection } from "./correction";
 import { zhHansReviewScreens } from "./reviewScreens";
@@ -123,5 +124,6 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansReviewScreens,
   ...zhHansCorrection,
   ...zhHansManagerScreens,
+  ...zhHansCaseBrowser,
   ...zhHansWorkstation,
 };
