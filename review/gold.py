@@ -24,12 +24,14 @@ from typing import Any
 
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop as N_
 
 from annotation.labels import validate_values
 from annotation.models import Annotation, AnnotationRevision, Assignment, Case, CaseStatus, Project
 from annotation.selectors import study_geometry
 from annotation.services import annotation_save_derived, current_schema
 from config.errors import ApplicationError, ConflictError
+from config.messages import message, names
 from config.types import User
 from review.dashboards import _dice_values, kappa_figure, study_value
 from review.evaluation import AGREED, NOT_COMPARED, Reading, evaluate
@@ -42,6 +44,14 @@ IMPORTED_ROLES = ("imported", GOLD_REFERENCE_ROLE)
 REFERENCE_NAME = "reference"
 LESION_KINDS = ("box", "polygon", "point")
 Z95 = 1.959963984540054
+# Event reasons, stored as messages and shown in each viewer's language (config.messages).
+E_GOLD_MARKED = N_("made a gold case with its %(label)s as the reference: read again, readers are scored")
+E_GOLD_UNMARKED = N_("no longer a gold case: back to its %(label)s, unread since it was marked")
+# What the reference label is, in both languages (a parameter of the messages above).
+REFERENCE_LABEL = {
+    "consensus": {"en": "agreed label", "zh-hans": "一致标注"},
+    "adjudicated": {"en": "adjudicated label", "zh-hans": "裁定标注"},
+}
 
 
 # --- Marking -------------------------------------------------------------------------------------------------
@@ -89,7 +99,7 @@ def gold_case_mark(
             case=case,
             to=CaseStatus.AWAITING_FIRST_READ,
             actor=marked_by,
-            reason=f"made a gold case with its {role} label as the reference: read again, readers are scored",
+            message=message(E_GOLD_MARKED, label=names(REFERENCE_LABEL[role])),
             metrics={"gold_case": gold.pk, "reference_revision": reference_revision.pk},
         )
         return gold
@@ -138,7 +148,7 @@ def gold_case_unmark(*, case: Case, unmarked_by: User | None) -> None:
             case=case,
             to=back,
             actor=unmarked_by,
-            reason=f"no longer a gold case: back to its {source} label, unread since it was marked",
+            message=message(E_GOLD_UNMARKED, label=names(REFERENCE_LABEL[source])),
             metrics={"gold_case_unmarked": True},
         )
 
