@@ -12,6 +12,7 @@ import { ErrorMessage, Loading } from "../../layout/Status";
 import { formatTime } from "../../lib/format";
 import { useAsync } from "../../lib/useAsync";
 import { GoldBox } from "./GoldBox";
+import { roleName } from "./names";
 import "./cases.css";
 
 type Schemas = components["schemas"];
@@ -60,11 +61,7 @@ export function CaseScreen() {
   if (error) return <ErrorMessage error={error} onRetry={reload} />;
   if (!data) return <Loading />;
   const status = (value: string) => (value ? t(`cases.status.${value}` as MessageKey) : "");
-  const role = (value: string) => {
-    const key = `cases.role.${value}` as MessageKey;
-    const text = t(key);
-    return text === key ? value : text;
-  };
+  const role = (value: string) => roleName(t, value);
   const reader = data.assignments.find((a) => a.role !== "panel_member");
   return (
     <section className="manager-screen case-page">
@@ -141,7 +138,7 @@ export function CaseScreen() {
                 <tr key={a.id} data-testid="case-reading">
                   <td>{a.reader ?? ""}</td>
                   <td>{role(a.role)}</td>
-                  <td>{a.status ?? ""}</td>
+                  <td>{a.status ? t(`cases.reading.${a.status}` as MessageKey) : ""}</td>
                   <td>{a.current_revision}</td>
                   <td>{a.submitted_at ? formatTime(a.submitted_at, language) : ""}</td>
                 </tr>

@@ -9,6 +9,7 @@ import { api, ApiError } from "../../api/client";
 import { useT, type MessageKey } from "../../i18n";
 import { useAsync } from "../../lib/useAsync";
 import type { CaseAnnotation } from "./CaseScreen";
+import { roleName } from "./names";
 
 interface Gold {
   source: string;
@@ -84,7 +85,7 @@ export function GoldBox({
                 <select value={chosen} onChange={(e) => setChoice(e.target.value)} aria-label={t("gold.pickReference")}>
                   {references.map((a) => (
                     <option key={a.id} value={String(a.id)}>
-                      {t("gold.option", { role: a.role, id: a.id, number: a.current_revision })}
+                      {t("gold.option", { role: roleName(t, a.role), id: a.id, number: a.current_revision })}
                     </option>
                   ))}
                 </select>

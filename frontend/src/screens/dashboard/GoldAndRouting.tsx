@@ -40,10 +40,15 @@ function Sparkline({ points }: { points: (number | null)[] }) {
   if (values.length === 0) return null;
   const width = 80;
   const step = values.length > 1 ? width / (values.length - 1) : 0;
-  const path = values.map((v, i) => `${i === 0 ? "M" : "L"}${(i * step).toFixed(1)},${(20 - v * 18).toFixed(1)}`).join(" ");
+  const x = (i: number) => 2 + i * step;
+  const y = (v: number) => 20 - v * 18;
+  const path = values.map((v, i) => `${i === 0 ? "M" : "L"}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
   return (
     <svg width={width + 4} height={22} role="img" aria-label={values.map((v) => percent(v)).join(", ")}>
       <path d={path} fill="none" stroke="currentColor" strokeWidth={1.5} />
+      {values.map((v, i) => (
+        <circle key={i} cx={x(i)} cy={y(v)} r={2} fill="currentColor" />
+      ))}
     </svg>
   );
 }
