@@ -5,6 +5,8 @@ reader and the panel view."""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import cast
 
 import pytest
@@ -17,6 +19,7 @@ from review.gold import gold_case_mark
 from review.services import reading_submit
 from tests.annotation.conftest import chest_values
 from tests.browser import panel_helpers
+from tests.browser import test_manager_screens_chinese as chinese_check
 from tests.factories import MembershipFactory, UserFactory
 from tests.review import conftest as review_fixtures
 
@@ -137,3 +140,53 @@ def test_case_page_shows_the_timeline_and_opens_the_reader_and_the_panel(
     )
     page.get_by_test_id("open-panel").click()
     page.wait_for_url(f"**/cases/{case.pk}/panel?project={SLUG}")
+
+
+def _case_browser_dictionaries() -> tuple[dict[str, str], dict[str, str]]:
+    source = (chinese_check.FRONTEND / "src" / "i18n" / "caseBrowser.ts").read_text(encoding="utf-8")
+    english_part, chinese_part = source.split("export const zhHansCaseBrowser", 1)
+    entry = re.compile(r'^\s*"([\w.]+)": "((?:[^"\\]|\\.)*)",?$', re.MULTILINE)
+
+    def parse(part: str) -> dict[str, str]:
+        return {key: json.loads(f'"{value}"') for key, value in entry.findall(part)}
+
+    english, chinese = parse(english_part), parse(chinese_part)
+    assert english and english.keys() == chinese.keys()
+    return english, chinese
+
+
+def test_case_browser_case_page_and_policy_screen_have_no_english_ui_text_in_chinese(
+    browsers: panel_helpers.Browsers, users: dict[str, User], reading_cases: list[Case]
+) -> None:
+    english, chinese = _case_browser_dictionaries()
+    case = reading_cases[0]
+    assignment_create(case=case, user=users["annotator"], role="first_reader", assigned_by=users["manager"])
+    reading_submit(
+        case=case, reader=users["annotator"], role="first_reader", base_revision=0, values=chest_values(case)
+    )
+    gold_case_mark(case=reading_cases[1], marked_by=users["manager"], values=chest_values(reading_cases[1]))
+    data = (
+        SLUG,
+        "annotator",
+        "manager",
+        "Nodule reading",
+        *(c.study.patient_id for c in reading_cases),
+        # "AI 评分", "掩膜 Dice", "框 IoU": Chinese UIs write these names of methods and metrics in Latin letters.
+        "AI",
+        "Dice",
+        "IoU",
+    )
+    manager = browsers.page_for(users["manager"], language="zh-hans")
+    checks = {
+        f"/projects/{SLUG}/cases": chinese["cases.title"].replace("{project}", SLUG),
+        f"/cases/{case.pk}?project={SLUG}": chinese["case.title"].replace("{id}", str(case.pk)),
+        f"/cases/{reading_cases[1].pk}?project={SLUG}": chinese["case.title"].replace("{id}", str(reading_cases[1].pk)),
+        f"/projects/{SLUG}/settings/review": chinese["policy.title"].replace("{project}", SLUG),
+    }
+    for path, heading in checks.items():
+        page = manager.goto(path)
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        assert chinese_check._english_left(page, english, chinese, data=data) == [], path
+        name = path.split("?")[0].replace("/", "-")
+        panel_helpers.save_screenshot(page.screenshot(full_page=True), f"case-browser-zh{name}", min_std=2)

@@ -7,6 +7,7 @@ import { api } from "../../api/client";
 import { useT } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
 import { useAsync } from "../../lib/useAsync";
+import "./goldRouting.css";
 
 interface Interval {
   value: number | null;

@@ -6,6 +6,7 @@
 import { api, ApiError } from "../../api/client";
 import { useT } from "../../i18n";
 import { useAsync } from "../../lib/useAsync";
+import "./goldFeedback.css";
 
 interface Feedback {
   labels_agreed: number;
