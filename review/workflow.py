@@ -14,7 +14,9 @@ from review.models import CaseEvent
 
 S = CaseStatus
 TRANSITIONS: dict[str, set[str]] = {
-    S.AWAITING_FIRST_READ: {S.AWAITING_CROSS_VERIFICATION, S.SINGLE_READ},
+    # Back to agreed or adjudicated only when a manager unmarks a gold case made with that final label before
+    # anyone read it again (review.gold.gold_case_unmark): the case is then what it was.
+    S.AWAITING_FIRST_READ: {S.AWAITING_CROSS_VERIFICATION, S.SINGLE_READ, S.AGREED, S.ADJUDICATED},
     S.AWAITING_CROSS_VERIFICATION: {S.AGREED, S.DISPUTED},
     S.DISPUTED: {S.IN_PANEL},
     S.IN_PANEL: {S.ADJUDICATED},

@@ -63,10 +63,18 @@ export interface paths {
     get: operations["v1_cases_events_list"];
   };
   "/api/v1/cases/{case_id}/gold/": {
-    /** @description Mark the case as a gold-standard case with its reference label (managers), or see whether it is one. */
+    /**
+     * @description Mark the case as a gold-standard case with its reference label (managers), see whether it is one, or
+     * unmark it before any reader got it.
+     */
     get: operations["v1_cases_gold_retrieve"];
-    /** @description Mark the case as a gold-standard case with its reference label (managers), or see whether it is one. */
+    /**
+     * @description Mark the case as a gold-standard case with its reference label (managers), see whether it is one, or
+     * unmark it before any reader got it.
+     */
     post: operations["v1_cases_gold_create"];
+    /** @description Make the case an ordinary case again; 409 once a reader has been served it (see gold_case_unmark). */
+    delete: operations["v1_cases_gold_destroy"];
   };
   "/api/v1/cases/{case_id}/interactive/": {
     /**
@@ -207,6 +215,10 @@ export interface paths {
     /** @description Fill every open slot of a reading role, balanced across the project's readers. */
     post: operations["v1_projects_assignments_distribute_create"];
   };
+  "/api/v1/projects/{slug}/assignments/reassign/": {
+    /** @description Hand one reader's unfinished readings of the chosen cases to another reader (managers), all or nothing. */
+    post: operations["v1_projects_assignments_reassign_create"];
+  };
   "/api/v1/projects/{slug}/audit/": {
     /**
      * @description The project's audit trail, newest first: case transitions, annotation revisions, panel votes, agreement
@@ -222,7 +234,7 @@ export interface paths {
     get: operations["v1_projects_case_scores_list"];
   };
   "/api/v1/projects/{slug}/cases/": {
-    /** @description Cases of the project you may see: all for managers, your assigned ones for readers. */
+    /** @description Managers get the case browser's columns (gold, readers, AI score) too; readers their own cases. */
     get: operations["v1_projects_cases_list"];
     /** @description Cases of the project you may see: all for managers, your assigned ones for readers. */
     post: operations["v1_projects_cases_create"];
@@ -550,6 +562,7 @@ export interface components {
       /** Format: date-time */
       created_at: string;
     };
+    CaseListItem: components["schemas"]["CaseOutput"] | components["schemas"]["ManagedCaseOutput"];
     CaseOutput: {
       id: number;
       /** @description The workflow status. During blind double reading a reader is shown instead, on the cases they read: in_progress (your reading is not submitted), submitted (it is; the case is still being read) or closed (the reading is over): the workflow status would tell them whether the other reader finished. */
@@ -801,6 +814,8 @@ export interface components {
     GoldMarkInputRequest: {
       /** @description Id of the case's adjudicated or agreed (consensus) revision, or of a label imported for it */
       reference_revision?: number;
+      /** @description Id of the case's adjudicated, agreed (consensus) or imported annotation: its current revision is the reference (what the case browser sends: it lists annotations, not revisions) */
+      reference_annotation?: number;
       /** @description A reference reading: {"items": [...]}, as a reader submits */
       values?: unknown;
     };
@@ -848,7 +863,7 @@ export interface components {
       detail?: string;
     };
     InteractiveInputRequest: {
-      /** @description A registered engine (default 'region-growing'); unknown names are refused */
+      /** @description A registered engine: the model-free one or one of this project's learned interactive models (default: its active learned model, else 'region-growing'); unknown names and other projects' models are refused */
       engine?: string;
       /** @description Every prompt so far on this segment, oldest first (the engine refines with all of them) */
       prompts: components["schemas"]["PromptInputRequest"][];
@@ -1088,6 +1103,43 @@ export interface components {
        */
       score: number;
     };
+    /**
+     * @description A case as its project's managers see it in the case browser: whether it is a gold case, who reads it and
+     * its latest AI score. Never shown to readers: a gold case must look like any other to them (issue 14).
+     */
+    ManagedCaseOutput: {
+      id: number;
+      /** @description The workflow status. During blind double reading a reader is shown instead, on the cases they read: in_progress (your reading is not submitted), submitted (it is; the case is still being read) or closed (the reading is over): the workflow status would tell them whether the other reader finished. */
+      status: string;
+      /** Format: double */
+      priority?: number;
+      priority_source?: string;
+      study_instance_uid: string;
+      series_instance_uid: string | null;
+      patient_id: string;
+      study_date: string;
+      study_description: string;
+      readers_assigned: number | null;
+      readings_submitted: number | null;
+      /** Format: date-time */
+      created_at: string;
+      /**
+       * Format: date-time
+       * @description Last change; null for a reader during blind reading (it would tell when the other reader acted)
+       */
+      updated_at: string | null;
+      /** @default false */
+      gold: boolean;
+      /** @description The case's readers: user name, reading role, status */
+      readers: readonly {
+          [key: string]: string;
+        }[];
+      /**
+       * Format: double
+       * @description The latest active-learning score (null: none)
+       */
+      ai_score: number | null;
+    };
     MaskOutput: {
       /** @description rle-base64: little-endian uint32 pairs (value, run length), C order */
       encoding: string;
@@ -1273,6 +1325,21 @@ export interface components {
        */
       previous?: string | null;
       results: components["schemas"]["ApiTokenOutput"][];
+    };
+    PaginatedCaseListItemList: {
+      /** @example 123 */
+      count: number;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?offset=400&limit=100
+       */
+      next?: string | null;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?offset=200&limit=100
+       */
+      previous?: string | null;
+      results: components["schemas"]["CaseListItem"][];
     };
     PaginatedCaseOutputList: {
       /** @example 123 */
@@ -1586,6 +1653,13 @@ export interface components {
     ReasonInputRequest: {
       /** @default */
       reason?: string;
+    };
+    ReassignInputRequest: {
+      cases: number[];
+      /** @description The reader whose unfinished readings move */
+      from_username: string;
+      /** @description The reader who takes them over */
+      to_username: string;
     };
     /**
      * @description * `blind_double` - Blind double reading
@@ -2232,7 +2306,10 @@ export interface operations {
       };
     };
   };
-  /** @description Mark the case as a gold-standard case with its reference label (managers), or see whether it is one. */
+  /**
+   * @description Mark the case as a gold-standard case with its reference label (managers), see whether it is one, or
+   * unmark it before any reader got it.
+   */
   v1_cases_gold_retrieve: {
     parameters: {
       path: {
@@ -2249,7 +2326,10 @@ export interface operations {
       };
     };
   };
-  /** @description Mark the case as a gold-standard case with its reference label (managers), or see whether it is one. */
+  /**
+   * @description Mark the case as a gold-standard case with its reference label (managers), see whether it is one, or
+   * unmark it before any reader got it.
+   */
   v1_cases_gold_create: {
     parameters: {
       path: {
@@ -2270,6 +2350,20 @@ export interface operations {
             [key: string]: unknown;
           };
         };
+      };
+    };
+  };
+  /** @description Make the case an ordinary case again; 409 once a reader has been served it (see gold_case_unmark). */
+  v1_cases_gold_destroy: {
+    parameters: {
+      path: {
+        case_id: number;
+      };
+    };
+    responses: {
+      /** @description No response body */
+      204: {
+        content: never;
       };
     };
   };
@@ -2906,6 +3000,28 @@ export interface operations {
       };
     };
   };
+  /** @description Hand one reader's unfinished readings of the chosen cases to another reader (managers), all or nothing. */
+  v1_projects_assignments_reassign_create: {
+    parameters: {
+      path: {
+        slug: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ReassignInputRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["ReassignInputRequest"];
+        "multipart/form-data": components["schemas"]["ReassignInputRequest"];
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "application/json": components["schemas"]["AssignmentOutput"][];
+        };
+      };
+    };
+  };
   /**
    * @description The project's audit trail, newest first: case transitions, annotation revisions, panel votes, agreement
    * results and model version changes. Managers only.
@@ -2975,17 +3091,29 @@ export interface operations {
       };
     };
   };
-  /** @description Cases of the project you may see: all for managers, your assigned ones for readers. */
+  /** @description Managers get the case browser's columns (gold, readers, AI score) too; readers their own cases. */
   v1_projects_cases_list: {
     parameters: {
       query?: {
+        /** @description Managers: latest AI score at most */
+        ai_score_max?: number;
+        /** @description Managers: latest AI score at least */
+        ai_score_min?: number;
+        created_from?: string;
+        created_to?: string;
+        /** @description Managers: only gold cases, or none */
+        gold?: string;
         /** @description Number of results to return per page. */
         limit?: number;
         /** @description The initial index from which to return the results. */
         offset?: number;
         /** @description Which field to use when ordering the results. */
         ordering?: string;
+        priority_max?: number;
+        priority_min?: number;
         priority_source?: string;
+        /** @description Managers: cases this user name reads */
+        reader?: string;
         /** @description A workflow status; for a reader during blind reading, the status they are shown (in_progress, submitted, closed): filtering must not reveal the hidden one */
         status?: string;
       };
@@ -2996,7 +3124,7 @@ export interface operations {
     responses: {
       200: {
         content: {
-          "application/json": components["schemas"]["PaginatedCaseOutputList"];
+          "application/json": components["schemas"]["PaginatedCaseListItemList"];
         };
       };
     };
@@ -3005,13 +3133,25 @@ export interface operations {
   v1_projects_cases_create: {
     parameters: {
       query?: {
+        /** @description Managers: latest AI score at most */
+        ai_score_max?: number;
+        /** @description Managers: latest AI score at least */
+        ai_score_min?: number;
+        created_from?: string;
+        created_to?: string;
+        /** @description Managers: only gold cases, or none */
+        gold?: string;
         /** @description Number of results to return per page. */
         limit?: number;
         /** @description The initial index from which to return the results. */
         offset?: number;
         /** @description Which field to use when ordering the results. */
         ordering?: string;
+        priority_max?: number;
+        priority_min?: number;
         priority_source?: string;
+        /** @description Managers: cases this user name reads */
+        reader?: string;
         /** @description A workflow status; for a reader during blind reading, the status they are shown (in_progress, submitted, closed): filtering must not reveal the hidden one */
         status?: string;
       };

@@ -1,4 +1,5 @@
 /** English strings: the reference dictionary. Every key must also be in zh-hans.ts (the type checks it). */
+import { enCaseBrowser } from "./caseBrowser";
 import { enCorrection } from "./correction";
 import { enReviewScreens } from "./reviewScreens";
 import { enManagerScreens } from "./managerScreens";
@@ -128,6 +129,7 @@ export const en = {
   // The manager's screens (tokens, audit, exports) keep theirs in managerScreens.ts.
   ...enManagerScreens,
   ...enProjectsData,
+  ...enCaseBrowser,
   ...enWorkstation,
   ...enSchemaModels,
   ...enAiAssist,

@@ -1,3 +1,4 @@
+import { zhHansCaseBrowser } from "./caseBrowser";
 import type { MessageKey } from "./en";
 import { zhHansCorrection } from "./correction";
 import { zhHansReviewScreens } from "./reviewScreens";
@@ -127,6 +128,7 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansCorrection,
   ...zhHansManagerScreens,
   ...zhHansProjectsData,
+  ...zhHansCaseBrowser,
   ...zhHansWorkstation,
   ...zhHansSchemaModels,
   ...zhHansAiAssist,

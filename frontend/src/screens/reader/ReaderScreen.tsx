@@ -36,6 +36,7 @@ import {
   type Value,
 } from "../../lib/schemaForm";
 import { pendingForSubmit, type Pending } from "../../lib/valueRules";
+import { GoldFeedback } from "./GoldFeedback";
 import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerstone";
 import { projectRoot, renderedUrl, seriesStack, studySeries, type SeriesStack, type SeriesSummary } from "../../viewer/dicomweb";
 import { annotationBox, BOX_TOOL, syncBoxes } from "../../viewer/boxAnnotations";
@@ -1214,6 +1215,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
             </div>
           ) : null}
           {submitted && !verification ? <p role="status">{correcting ? t("correction.submitted") : t("reader.submitted")}</p> : null}
+          {!correcting ? <GoldFeedback caseId={String(caseId)} submitted={submitted} /> : null}
           {correcting && readOnly ? (
             <Link to={`/cases/${caseId}/panel?project=${slug}`}>{t("correction.backToPanel")}</Link>
           ) : null}
