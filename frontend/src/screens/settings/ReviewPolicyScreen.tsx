@@ -36,7 +36,13 @@ const ADAPTIVE: [string, MessageKey][] = [
   ["second_read_target", "policy.target"],
 ];
 const NULLABLE = new Set(["panel_deadline_hours"]);
-const BOOLEANS = ["ai_third_opinion", "gold_feedback", "adaptive_second_read"];
+const BOOLEANS = [
+  "ai_third_opinion",
+  "gold_feedback",
+  "adaptive_second_read",
+  "second_read_cap",
+  "adaptive_ai_consensus",
+];
 
 function draftOf(policy: Policy): Draft {
   const draft: Draft = {};
@@ -178,6 +184,8 @@ export function ReviewPolicyScreen() {
           <legend>{t("policy.adaptive")}</legend>
           {check("adaptive_second_read", "policy.adaptiveOn")}
           {ADAPTIVE.map(number)}
+          {check("second_read_cap", "policy.cap")}
+          {check("adaptive_ai_consensus", "policy.aiConsensus")}
         </fieldset>
         <button type="submit" className="primary">
           {t("common.save")}
