@@ -34,6 +34,17 @@ export const enWorkstation = {
   "ws.key.escape": "Close a dialog, unselect",
   "ws.undo": "Undo",
   "ws.redo": "Redo",
+  "ws.tool.length": "Length (L)",
+  "ws.tool.bidirectional": "Long/short axis (D)",
+  "ws.tool.ellipse": "Ellipse HU (O)",
+  "ws.measure.noLesion": "Measure on a lesion: draw or select one on this slice first.",
+  "ws.measure.title": "Measurements",
+  "ws.measure.length": "Length {mm} mm",
+  "ws.measure.bidirectional": "Long {long} mm × short {short} mm",
+  "ws.measure.ellipse": "Ellipse {area} mm², HU mean {mean}, SD {sd}, min {min}, max {max}",
+  "ws.measure.ellipseNoHu": "Ellipse {area} mm²",
+  "ws.measure.fill": "{name} ← {value}",
+  "ws.measure.delete": "Delete measurement",
 } as const;
 
 export const zhHansWorkstation: Record<keyof typeof enWorkstation, string> = {
@@ -66,4 +77,15 @@ export const zhHansWorkstation: Record<keyof typeof enWorkstation, string> = {
   "ws.key.escape": "关闭对话框，取消选择",
   "ws.undo": "撤销",
   "ws.redo": "重做",
+  "ws.tool.length": "长度 (L)",
+  "ws.tool.bidirectional": "长短径 (D)",
+  "ws.tool.ellipse": "椭圆 HU (O)",
+  "ws.measure.noLesion": "测量需属于病灶：请先在此层绘制或选择一个病灶。",
+  "ws.measure.title": "测量",
+  "ws.measure.length": "长度 {mm} mm",
+  "ws.measure.bidirectional": "长径 {long} mm × 短径 {short} mm",
+  "ws.measure.ellipse": "椭圆 {area} mm²，HU 均值 {mean}，标准差 {sd}，最小 {min}，最大 {max}",
+  "ws.measure.ellipseNoHu": "椭圆 {area} mm²",
+  "ws.measure.fill": "{name} ← {value}",
+  "ws.measure.delete": "删除测量",
 };

@@ -17,6 +17,7 @@ import {
 import { forwardRef, useCallback, useEffect, useImperativeHandle, useLayoutEffect, useRef, useState } from "react";
 import { apiToWorld, worldToApi, type ApiPoint, type ImagePlane } from "../lib/geometry";
 import { initCornerstone } from "./cornerstone";
+import { MEASURE_TOOL_NAMES, type MeasurementKind } from "./measurements";
 
 export type NavTool = "windowLevel" | "pan" | "zoom";
 /** Cornerstone3D's box (RectangleROI) tool: drawing on the primary button, editing handles only, or shown only. */
@@ -44,6 +45,8 @@ export interface StackViewerHandle {
   reset: () => void;
   redrawOverlay: () => void;
   viewport: () => Types.IStackViewport | null;
+  /** API image point on the shown slice -> page pixels (for tests and measurements' fill buttons). */
+  apiToPage: (p: ApiPoint) => [number, number] | null;
   /** Draw the Cornerstone3D annotations again (after the caller changed them). */
   renderAnnotations: () => void;
   /** Load every image of the stack into the cache; resolves with the milliseconds it took. */
@@ -59,6 +62,8 @@ export interface StackViewerProps {
   navTool?: NavTool;
   drawing?: boolean;
   boxMode?: BoxMode;
+  /** The measurement tool on the primary button, if any; the others stay editable (or shown only, read-only). */
+  measureTool?: MeasurementKind | null;
   initialSlice?: number;
   initialVoi?: { lower: number; upper: number } | null;
   label: string;
@@ -82,6 +87,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     navTool = "windowLevel",
     drawing = false,
     boxMode = "enabled",
+    measureTool = null,
     initialSlice = 0,
     initialVoi = null,
     label,
@@ -172,8 +178,8 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       resizeObserver.observe(el);
       const group = ToolGroupManager.getToolGroup(toolGroupId) ?? ToolGroupManager.createToolGroup(toolGroupId);
       if (group) {
-        for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool]) {
-          if (!group.hasTool(tool.toolName)) group.addTool(tool.toolName);
+        for (const name of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool].map((t) => t.toolName).concat(Object.values(MEASURE_TOOL_NAMES))) {
+          if (!group.hasTool(name)) group.addTool(name);
         }
         group.addViewport(viewportId, ENGINE_ID);
         group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Secondary }] });
@@ -236,14 +242,20 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     if (boxMode === "active") group.setToolActive(RectangleROITool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }] });
     else if (boxMode === "passive") group.setToolPassive(RectangleROITool.toolName);
     else group.setToolEnabled(RectangleROITool.toolName);
-    if (!drawing && boxMode !== "active") {
+    // Measurements (Cornerstone3D's Length, Bidirectional, EllipticalROI): like boxes, editable when not drawn.
+    for (const [kind, name] of Object.entries(MEASURE_TOOL_NAMES)) {
+      if (kind === measureTool && boxMode !== "enabled") group.setToolActive(name, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }] });
+      else if (boxMode === "enabled") group.setToolEnabled(name);
+      else group.setToolPassive(name);
+    }
+    if (!drawing && boxMode !== "active" && !measureTool) {
       const bindings = [{ mouseButton: ToolEnums.MouseBindings.Primary }];
       if (navTool === "zoom") bindings.push({ mouseButton: ToolEnums.MouseBindings.Secondary });
       if (navTool === "pan") bindings.push({ mouseButton: ToolEnums.MouseBindings.Auxiliary });
       group.setToolActive(NAV_TOOL_NAMES[navTool], { bindings });
     }
     viewport()?.render();
-  }, [ready, navTool, drawing, boxMode, toolGroupId, viewport]);
+  }, [ready, navTool, drawing, boxMode, measureTool, toolGroupId, viewport]);
 
   useEffect(() => {
     redraw();
@@ -280,6 +292,14 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       },
       redrawOverlay: redraw,
       viewport,
+      apiToPage: (p) => {
+        const vp = viewport();
+        const plane = planesRef.current[sliceRef.current];
+        if (!vp || !plane) return null;
+        const [x, y] = vp.worldToCanvas(apiToWorld(plane, p));
+        const rect = vp.element.getBoundingClientRect();
+        return [rect.left + x, rect.top + y];
+      },
       renderAnnotations: () => {
         toolUtilities.triggerAnnotationRenderForViewportIds([viewportId]);
       },

@@ -3,7 +3,10 @@ import { init as coreInit } from "@cornerstonejs/core";
 import { init as loaderInit } from "@cornerstonejs/dicom-image-loader";
 import {
   addTool,
+  BidirectionalTool,
+  EllipticalROITool,
   init as toolsInit,
+  LengthTool,
   PanTool,
   RectangleROITool,
   StackScrollTool,
@@ -18,7 +21,7 @@ export function initCornerstone(): Promise<void> {
     await coreInit();
     loaderInit({ useLegacyMetadataProvider: true, maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
     toolsInit();
-    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool]) addTool(tool);
+    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool, LengthTool, BidirectionalTool, EllipticalROITool]) addTool(tool);
   })();
   return ready;
 }

@@ -39,16 +39,38 @@ import { pendingForSubmit, type Pending } from "../../lib/valueRules";
 import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerstone";
 import { projectRoot, renderedUrl, seriesStack, studySeries, type SeriesStack, type SeriesSummary } from "../../viewer/dicomweb";
 import { annotationBox, BOX_TOOL, syncBoxes } from "../../viewer/boxAnnotations";
+import {
+  measurementKindOf,
+  newMeasurementId,
+  readMeasurement,
+  splitUid,
+  syncMeasurements,
+  type Measurement,
+  type MeasurementKind,
+} from "../../viewer/measurements";
 import { StackViewer, type BoxMode, type NavTool, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
 import { LabelField } from "./LabelField";
 import { drawLabelmapSlice, drawRegion } from "./overlay";
 import { regionOrigin, sourceAnnotations, type Correction, type SourceReading } from "./correction";
 import { CorrectionSources, CorrectionStart, SOURCE_COLOURS, SOURCE_TAGS } from "./CorrectionPanel";
 
-type Tool = NavTool | "box" | "polygon" | "point" | "brush" | "eraser";
+type Tool = NavTool | "box" | "polygon" | "point" | "brush" | "eraser" | MeasurementKind;
 type SaveState = "new" | "saved" | "unsaved" | "saving" | "conflict";
 
-const TOOL_KEYS: Record<string, Tool> = { w: "windowLevel", p: "pan", z: "zoom", b: "box", c: "polygon", t: "point", r: "brush", e: "eraser" };
+const TOOL_KEYS: Record<string, Tool> = {
+  w: "windowLevel",
+  p: "pan",
+  z: "zoom",
+  b: "box",
+  c: "polygon",
+  t: "point",
+  r: "brush",
+  e: "eraser",
+  l: "length",
+  d: "bidirectional",
+  o: "ellipse",
+};
+const MEASURE_TOOLS: Tool[] = ["length", "bidirectional", "ellipse"];
 const KEY_OF_TOOL = Object.fromEntries(Object.entries(TOOL_KEYS).map(([key, tool]) => [tool, key.toUpperCase()])) as Record<Tool, string>;
 const NAV_TOOLS: Tool[] = ["windowLevel", "pan", "zoom"];
 const TOOL_LABELS: Record<Tool, MessageKey> = {
@@ -60,6 +82,9 @@ const TOOL_LABELS: Record<Tool, MessageKey> = {
   point: "reader.tool.point",
   brush: "reader.tool.brush",
   eraser: "reader.tool.eraser",
+  length: "ws.tool.length",
+  bidirectional: "ws.tool.bidirectional",
+  ellipse: "ws.tool.ellipse",
 };
 const AUTOSAVE_MS = 1500;
 const HISTORY_STEPS = 100;
@@ -216,6 +241,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [slice, setSlice] = useState(0);
   const [tool, setTool] = useState<Tool>("windowLevel");
   const [regionLabel, setRegionLabel] = useState(geometryLabels(definition)[0]?.key ?? "");
+  const selectedRef = useRef<string | null>(null);
   const regionLabelRef = useRef(regionLabel);
   regionLabelRef.current = regionLabel;
   const maskLabels = seriesMaskLabels(definition);
@@ -223,8 +249,11 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [segment, setSegment] = useState(maskLabels[0]?.segments?.[0]?.value ?? 1);
   const [brushSize, setBrushSize] = useState(4);
   const [selected, setSelected] = useState<string | null>(null);
+  selectedRef.current = selected;
   const [showKeys, setShowKeys] = useState(false);
   const [draft, setDraft] = useState<Region | null>(null);
+  // A short hint over the image (a measurement drawn with no lesion to belong to); does not block autosave.
+  const [notice, setNotice] = useState<string | null>(null);
   const viewer = useRef<StackViewerHandle>(null);
   const stackRef = useRef<SeriesStack | null>(null);
   const painting = useRef(false);
@@ -490,6 +519,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       ...(regions.some((l) => l.kind === "polygon") ? (["polygon"] as Tool[]) : []),
       ...(regions.some((l) => l.kind === "point") ? (["point"] as Tool[]) : []),
       ...(seriesMaskLabels(definition).length ? (["brush", "eraser"] as Tool[]) : []),
+      // Measurements belong to a 2D region (stored with it), so they come with the schema's region labels.
+      ...(regions.length ? MEASURE_TOOLS : []),
     ];
   }, [definition]);
 
@@ -560,7 +591,12 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       .filter((r) => r.kind === "box")
       .map((r) => ({ id: r.id, box: r.geometry as ApiBox, slice: here.slices.findIndex((s) => s.sopInstanceUid === r.sopInstanceUid && s.frame === r.frame) }))
       .filter((b) => b.slice >= 0);
-    if (syncBoxes(vp, here.slices.map((s) => s.plane), boxes, readOnly)) viewer.current?.renderAnnotations();
+    const sliceOf = (r: Region) => here.slices.findIndex((s) => s.sopInstanceUid === r.sopInstanceUid && s.frame === r.frame);
+    const measurements = readingRef.current.regions.flatMap((r) => (r.measurements ?? []).map((m) => ({ regionId: r.id, slice: sliceOf(r), measurement: m }))).filter((m) => m.slice >= 0);
+    const planes = here.slices.map((s) => s.plane);
+    const changedBoxes = syncBoxes(vp, planes, boxes, readOnly);
+    const changedMeasurements = syncMeasurements(vp, planes, measurements, readOnly);
+    if (changedBoxes || changedMeasurements) viewer.current?.renderAnnotations();
   }, [readOnly]);
   useEffect(() => {
     syncAnnotations();
@@ -572,8 +608,44 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     const edited = new Set<string>();
     const sliceOf = (imageId: unknown) => stackRef.current?.slices.findIndex((s) => s.imageId === imageId) ?? -1;
     type BoxAnnotation = Parameters<typeof annotationBox>[0] & { annotationUID?: string; metadata: { toolName: string; referencedImageId?: string } };
+    const onMeasured = (annotation: BoxAnnotation & { annotationUID: string }) => {
+      const here = stackRef.current;
+      const index = sliceOf(annotation.metadata.referencedImageId);
+      csAnnotation.state.removeAnnotation(annotation.annotationUID); // re-added under region~measurement
+      const plane = here && index >= 0 ? here.slices[index].plane : null;
+      const measurement = plane ? readMeasurement(annotation, plane, newMeasurementId()) : null;
+      if (!here || !measurement || readOnlyRef.current) {
+        viewer.current?.renderAnnotations();
+        return;
+      }
+      // It belongs to the selected lesion when that is on this slice, else to the lesion it lies in.
+      const slice = here.slices[index];
+      const onSlice = readingRef.current.regions.filter((r) => r.sopInstanceUid === slice.sopInstanceUid && r.frame === slice.frame);
+      const cx = measurement.points.reduce((sum, p) => sum + p[0], 0) / measurement.points.length;
+      const cy = measurement.points.reduce((sum, p) => sum + p[1], 0) / measurement.points.length;
+      const contains = (r: Region) => {
+        if (r.kind !== "box") return false;
+        const b = r.geometry as ApiBox;
+        return cx >= b.x && cx <= b.x + b.width && cy >= b.y && cy <= b.y + b.height;
+      };
+      const owner = onSlice.find((r) => r.id === selectedRef.current) ?? onSlice.find(contains) ?? (onSlice.length === 1 ? onSlice[0] : undefined);
+      if (!owner) {
+        setNotice(t("ws.measure.noLesion"));
+        viewer.current?.renderAnnotations();
+        return;
+      }
+      setNotice(null);
+      flushSync(() => {
+        change((r) => ({ ...r, regions: r.regions.map((x) => (x.id === owner.id ? { ...x, measurements: [...(x.measurements ?? []), measurement] } : x)) }));
+        setSelected(owner.id);
+      });
+    };
     const onCompleted = (event: Event) => {
       const annotation = (event as CustomEvent<{ annotation: BoxAnnotation }>).detail.annotation;
+      if (annotation.annotationUID && measurementKindOf(annotation.metadata.toolName) && !splitUid(annotation.annotationUID)) {
+        onMeasured(annotation as BoxAnnotation & { annotationUID: string });
+        return;
+      }
       if (annotation.metadata.toolName !== BOX_TOOL || !annotation.annotationUID) return;
       if (readingRef.current.regions.some((r) => r.id === annotation.annotationUID)) return;
       const here = stackRef.current;
@@ -595,13 +667,29 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     };
     const onModified = (event: Event) => {
       const annotation = (event as CustomEvent<{ annotation: BoxAnnotation }>).detail.annotation;
-      if (annotation.metadata.toolName === BOX_TOOL && annotation.annotationUID) edited.add(annotation.annotationUID);
+      if (annotation.annotationUID && (annotation.metadata.toolName === BOX_TOOL || splitUid(annotation.annotationUID))) edited.add(annotation.annotationUID);
     };
     const onRelease = () => {
       if (!edited.size) return;
       const here = stackRef.current;
       const updates = new Map<string, ApiBox>();
+      const measured = new Map<string, Measurement[]>();
       for (const uid of edited) {
+        const parts = splitUid(uid);
+        if (parts) {
+          // A measurement's handle moved: read it back (its millimetres and HU statistics follow).
+          const annotation = csAnnotation.state.getAnnotation(uid) as BoxAnnotation | undefined;
+          const region = readingRef.current.regions.find((r) => r.id === parts.regionId);
+          const index = region && here ? here.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame) : -1;
+          const old = region?.measurements?.find((m) => m.id === parts.measurementId);
+          if (!annotation || !region || !here || index < 0 || !old) continue;
+          const now = readMeasurement(annotation, here.slices[index].plane, old.id);
+          if (now && JSON.stringify(now.points) !== JSON.stringify(old.points)) {
+            const list = measured.get(region.id) ?? [...(region.measurements ?? [])];
+            measured.set(region.id, list.map((m) => (m.id === old.id ? now : m)));
+          }
+          continue;
+        }
         const annotation = csAnnotation.state.getAnnotation(uid) as BoxAnnotation | undefined;
         const region = readingRef.current.regions.find((r) => r.id === uid);
         if (!annotation || !region || !here) continue;
@@ -611,12 +699,20 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         if (box && (box.x !== old.x || box.y !== old.y || box.width !== old.width || box.height !== old.height)) updates.set(uid, box);
       }
       edited.clear();
-      if (updates.size) change((r) => ({ ...r, regions: r.regions.map((x) => (updates.has(x.id) ? { ...x, geometry: updates.get(x.id)! } : x)) }));
-      else syncAnnotations();
+      if (updates.size || measured.size) {
+        change((r) => ({
+          ...r,
+          regions: r.regions.map((x) => {
+            const geometry = updates.get(x.id) ?? x.geometry;
+            const measurements = measured.get(x.id) ?? x.measurements;
+            return geometry === x.geometry && measurements === x.measurements ? x : { ...x, geometry, measurements };
+          }),
+        }));
+      } else syncAnnotations();
     };
     const onSelection = (event: Event) => {
       const uids = (event as CustomEvent<{ selection?: string[] }>).detail.selection ?? [];
-      const chosen = uids.find((uid) => readingRef.current.regions.some((r) => r.id === uid));
+      const chosen = uids.map((uid) => splitUid(uid)?.regionId ?? uid).find((id) => readingRef.current.regions.some((r) => r.id === id));
       if (chosen) setSelected(chosen);
     };
     eventTarget.addEventListener(csToolsEnums.Events.ANNOTATION_COMPLETED, onCompleted);
@@ -629,7 +725,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       eventTarget.removeEventListener(csToolsEnums.Events.ANNOTATION_SELECTION_CHANGE, onSelection);
       window.removeEventListener("mouseup", onRelease);
     };
-  }, [change, syncAnnotations]);
+  }, [change, syncAnnotations, t]);
 
   // Test and measurement hooks (read by the browser tests).
   useEffect(() => {
@@ -637,6 +733,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     debug.viewer = viewer;
     debug.slice = slice;
     debug.saveState = saveState;
+    debug.sopInstanceUids = stack?.slices.map((s) => s.sopInstanceUid) ?? [];
   });
 
   const maskFor = useCallback(
@@ -777,7 +874,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const seriesLabels = labelsAt(definition, "series");
   const imageLabels = labelsAt(definition, "image");
   const regionLabels = geometryLabels(definition);
-  const drawing = !readOnly && drawingTools.includes(tool) && tool !== "box";
+  const measureTool = !readOnly && MEASURE_TOOLS.includes(tool) ? (tool as MeasurementKind) : null;
+  const drawing = !readOnly && drawingTools.includes(tool) && tool !== "box" && !measureTool;
   const boxMode: BoxMode = readOnly ? "enabled" : tool === "box" ? "active" : "passive";
   const currentMask = maskFor(reading, maskLabel);
   const missing = missingRequired(definition, reading);
@@ -869,6 +967,11 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                   </button>
                 </div>
               ) : null}
+              {notice ? (
+                <div role="status" className="error" data-testid="notice" onClick={() => setNotice(null)}>
+                  {notice}
+                </div>
+              ) : null}
               {messages.length ? (
                 <div role="alert" className="error" data-testid="validation">
                   {t("reader.validation")}
@@ -891,6 +994,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 navTool={(["windowLevel", "pan", "zoom"].includes(tool) ? tool : "windowLevel") as NavTool}
                 drawing={drawing}
                 boxMode={boxMode}
+                measureTool={measureTool}
                 label={t("reader.viewport")}
                 onSlice={setSlice}
                 onFirstImage={() => {
@@ -1159,6 +1263,25 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                             />
                           ))
                         : null}
+                      {region.id === selected && region.measurements?.length ? (
+                        <MeasurementList
+                          region={region}
+                          numberLabels={attributesFor(definition, region.label).filter((l) => l.kind === "number")}
+                          disabled={readOnly}
+                          onFill={(label, value) =>
+                            change((r) => ({
+                              ...r,
+                              regions: r.regions.map((x) => (x.id === region.id ? { ...x, attributes: { ...x.attributes, [label.key]: value } } : x)),
+                            }))
+                          }
+                          onDelete={(id) =>
+                            change((r) => ({
+                              ...r,
+                              regions: r.regions.map((x) => (x.id === region.id ? { ...x, measurements: (x.measurements ?? []).filter((m) => m.id !== id) } : x)),
+                            }))
+                          }
+                        />
+                      ) : null}
                     </li>
                   );
                 })}
@@ -1257,6 +1380,62 @@ function HotkeyDialog({ tools, onClose }: { tools: Tool[]; onClose: () => void }
           {t("ws.close")}
         </button>
       </div>
+    </div>
+  );
+}
+
+/** A lesion's measurements, each with one-click buttons that fill the lesion's number fields with its figures. */
+function MeasurementList({
+  region,
+  numberLabels,
+  disabled,
+  onFill,
+  onDelete,
+}: {
+  region: Region;
+  numberLabels: SchemaLabel[];
+  disabled: boolean;
+  onFill: (label: SchemaLabel, value: number) => void;
+  onDelete: (id: string) => void;
+}) {
+  const t = useT();
+  const loc = useLocalised();
+  const text = (m: Measurement): string => {
+    if (m.kind === "length") return t("ws.measure.length", { mm: m.length_mm ?? "?" });
+    if (m.kind === "bidirectional") return t("ws.measure.bidirectional", { long: m.long_mm ?? "?", short: m.short_mm ?? "?" });
+    return m.hu ? t("ws.measure.ellipse", { area: m.area_mm2 ?? "?", ...m.hu }) : t("ws.measure.ellipseNoHu", { area: m.area_mm2 ?? "?" });
+  };
+  // The figures a number field may take: millimetres for a length-like field, HU for a density field.
+  const figures = (m: Measurement, label: SchemaLabel): number[] => {
+    const unit = (label.unit ?? "").toLowerCase();
+    const mm = [m.length_mm, m.long_mm, m.short_mm].filter((v): v is number => typeof v === "number");
+    if (unit === "hu") return m.hu ? [m.hu.mean] : [];
+    if (unit === "mm" || unit === "") return mm;
+    return [];
+  };
+  return (
+    <div data-testid={`measurements-${region.id}`}>
+      <div className="hint">{t("ws.measure.title")}</div>
+      <ul className="measurements">
+        {(region.measurements ?? []).map((m) => (
+          <li key={m.id} data-kind={m.kind}>
+            <span>{text(m)}</span>{" "}
+            {numberLabels.flatMap((label) =>
+              figures(m, label).map((value) => {
+                const shown = label.integer ? Math.round(value) : Math.round(value * 10) / 10;
+                return (
+                  <button key={`${label.key}-${value}`} type="button" disabled={disabled} onClick={() => onFill(label, shown)}>
+                    {t("ws.measure.fill", { name: loc(label.name), value: `${shown}${label.unit ? ` ${label.unit}` : ""}` })}
+                  </button>
+                );
+              }),
+            )}{" "}
+            <button type="button" disabled={disabled} aria-label={t("ws.measure.delete")} onClick={() => onDelete(m.id)}>
+              ×
+            </button>
+          </li>
+        ))}
+      </ul>
     </div>
   );
 }
