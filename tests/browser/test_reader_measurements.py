@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, Page
 
 from annotation.models import Annotation, Case, Project
 from annotation.services import assignment_create, cases_create
+from imaging.models import Instance
 from imaging.services.ingest import IncomingFile, ingest_files
 from imaging.synthetic import SyntheticStudy, generate_ct_study
 from tests.browser import test_reading_flow as flow
@@ -149,4 +150,56 @@ def test_a_length_across_a_nodule_reads_its_diameter_and_fills_the_field(browser
     wait_saved_after(page, number)
     _, box, _ = region_item(case.pk)
     assert [m["kind"] for m in box["measurements"]] == ["length"]
+    session.close()
+
+
+def test_the_viewport_shows_what_a_pacs_shows(browser: Browser, base_url: str) -> None:
+    """Overlays (issue 15 item 3): pseudonymous patient, series, slice number and position in mm as stored for
+    the instance, thickness, orientation letters, W/L numbers with the preset that really applies (Custom
+    after a manual drag), a slice scrollbar, and a brush ring; nothing of it moves the image."""
+    case, study = nodule_case()
+    session = Session(browser, base_url, "annotator")
+    page = session.page
+    page.goto(f"{base_url}/cases/{case.pk}/read?role=first_reader&project={SLUG}")
+    session.wait_first_image()
+    before = page.get_by_test_id("viewport").bounding_box()
+
+    assert page.get_by_test_id("overlay-patient").inner_text().splitlines()[0] == study.patient_id
+    assert study.series_description in page.get_by_test_id("overlay-series").inner_text()
+    letters = {
+        side: page.get_by_test_id(f"orientation-{side}").inner_text() for side in ("left", "right", "top", "bottom")
+    }
+    assert letters == {"left": "R", "right": "L", "top": "A", "bottom": "P"}  # an axial slice seen from the feet
+    page.wait_for_function("() => document.querySelector('[data-testid=wl-numbers]').textContent.includes('L -600')")
+    assert page.get_by_test_id("wl-preset").inner_text() == "Lung"
+    assert page.get_by_label("Window preset").input_value() == "lung"
+
+    # The scrollbar goes to slice 5; the position shown is the stored instance's, along the slice normal.
+    page.get_by_label("Slice", exact=True).fill("4")
+    page.wait_for_function("() => window.__medlabel.slice === 4")
+    assert page.get_by_test_id("slice-info").inner_text().startswith("Slice 5 / 24")
+    sop = page.evaluate("window.__medlabel.sopInstanceUids[4]")
+    instance = Instance.objects.get(sop_instance_uid=sop, series__study__study_instance_uid=study.study_uid)
+    assert instance.image_position is not None
+    shown = page.get_by_test_id("slice-position").inner_text()
+    assert shown.startswith("Position ") and shown.endswith(" mm"), shown
+    assert abs(float(shown.split()[1]) - instance.image_position[2]) <= 0.051, (shown, instance.image_position)
+
+    # A manual window/level drag: the numbers follow and the preset says Custom; choosing one applies it.
+    box = page.get_by_test_id("viewport").bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    drag(page, (cx, cy), (cx + 60, cy + 40))
+    page.wait_for_function("() => document.querySelector('[data-testid=wl-preset]').textContent === 'Custom'")
+    assert page.get_by_label("Window preset").input_value() == "custom"
+    page.get_by_label("Window preset").select_option("mediastinum")
+    page.wait_for_function("() => document.querySelector('[data-testid=wl-preset]').textContent === 'Mediastinum'")
+    assert "L 50" in page.get_by_test_id("wl-numbers").inner_text()
+
+    # The brush's ring follows the pointer; nothing moved the image.
+    page.keyboard.press("r")
+    page.mouse.move(cx + 5, cy + 5)
+    page.mouse.move(cx + 10, cy + 10)
+    shot(page, "ws-07-stack-overlays")
+    assert page.get_by_test_id("viewport").bounding_box() == before
     session.close()

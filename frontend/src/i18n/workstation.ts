@@ -45,6 +45,11 @@ export const enWorkstation = {
   "ws.measure.ellipseNoHu": "Ellipse {area} mm²",
   "ws.measure.fill": "{name} ← {value}",
   "ws.measure.delete": "Delete measurement",
+  "ws.overlay.position": "Position {mm} mm",
+  "ws.overlay.thickness": "Thickness {mm} mm",
+  "ws.overlay.wl": "W {w} L {l}",
+  "ws.overlay.scrollbar": "Slice",
+  "ws.preset.custom": "Custom",
 } as const;
 
 export const zhHansWorkstation: Record<keyof typeof enWorkstation, string> = {
@@ -88,4 +93,9 @@ export const zhHansWorkstation: Record<keyof typeof enWorkstation, string> = {
   "ws.measure.ellipseNoHu": "椭圆 {area} mm²",
   "ws.measure.fill": "{name} ← {value}",
   "ws.measure.delete": "删除测量",
+  "ws.overlay.position": "位置 {mm} mm",
+  "ws.overlay.thickness": "层厚 {mm} mm",
+  "ws.overlay.wl": "窗宽 {w} 窗位 {l}",
+  "ws.overlay.scrollbar": "层面",
+  "ws.preset.custom": "自定义",
 };

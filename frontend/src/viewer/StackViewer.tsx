@@ -8,6 +8,7 @@ import {
   Enums as ToolEnums,
   PanTool,
   RectangleROITool,
+  ScaleOverlayTool,
   StackScrollTool,
   ToolGroupManager,
   utilities as toolUtilities,
@@ -69,6 +70,10 @@ export interface StackViewerProps {
   label: string;
   onSlice?: (index: number) => void;
   onFirstImage?: () => void;
+  /** The window really applied (after a preset, a drag with the window/level tool, a reset). */
+  onVoi?: (range: { lower: number; upper: number }) => void;
+  /** The pointer over the image, in API image coordinates (null when it leaves): for the brush's ring. */
+  onHover?: (point: ApiPoint | null) => void;
   drawOverlay?: (ctx: CanvasRenderingContext2D, helpers: OverlayHelpers) => void;
   onPointer?: (phase: "down" | "move" | "up", point: ApiPoint, event: PointerEvent) => void;
 }
@@ -93,6 +98,8 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     label,
     onSlice,
     onFirstImage,
+    onVoi,
+    onHover,
     drawOverlay,
     onPointer,
   } = props;
@@ -100,8 +107,8 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
   const overlay = useRef<HTMLCanvasElement>(null);
   const sliceRef = useRef(initialSlice);
   const [ready, setReady] = useState(false);
-  const callbacks = useRef({ onSlice, onFirstImage, drawOverlay, onPointer });
-  callbacks.current = { onSlice, onFirstImage, drawOverlay, onPointer };
+  const callbacks = useRef({ onSlice, onFirstImage, onVoi, onHover, drawOverlay, onPointer });
+  callbacks.current = { onSlice, onFirstImage, onVoi, onHover, drawOverlay, onPointer };
   const planesRef = useRef(planes);
   planesRef.current = planes;
   const toolGroupId = `${viewportId}-tools`;
@@ -154,6 +161,10 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       }
       redraw();
     };
+    const onVoiModified = (event: Event) => {
+      const range = (event as CustomEvent<{ range?: { lower: number; upper: number } }>).detail.range;
+      if (range) callbacks.current.onVoi?.({ lower: range.lower, upper: range.upper });
+    };
     const onNewImage = (event: Event) => {
       const detail = (event as CustomEvent<{ imageIdIndex: number }>).detail;
       sliceRef.current = detail.imageIdIndex;
@@ -166,6 +177,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       el.addEventListener(Enums.Events.IMAGE_RENDERED, onRendered);
       el.addEventListener(Enums.Events.CAMERA_MODIFIED, redraw);
       el.addEventListener(Enums.Events.STACK_NEW_IMAGE, onNewImage);
+      el.addEventListener(Enums.Events.VOI_MODIFIED, onVoiModified);
       // Follow the element's size (a panel or banner appearing elsewhere must not stretch the image).
       resizeObserver = new ResizeObserver(() => {
         try {
@@ -194,6 +206,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       el.removeEventListener(Enums.Events.IMAGE_RENDERED, onRendered);
       el.removeEventListener(Enums.Events.CAMERA_MODIFIED, redraw);
       el.removeEventListener(Enums.Events.STACK_NEW_IMAGE, onNewImage);
+      el.removeEventListener(Enums.Events.VOI_MODIFIED, onVoiModified);
       try {
         ToolGroupManager.destroyToolGroup(toolGroupId);
         engine().disableElement(viewportId);
@@ -212,6 +225,13 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     sliceRef.current = start;
     void vp.setStack(imageIds, start).then(() => {
       if (initialVoi) vp.setProperties({ voiRange: initialVoi });
+      // Cornerstone3D's scale bar, in millimetres from the image plane (issue 15 item 3). Enabled once an image
+      // is shown: it places itself at the image's corners when enabled, and has none before.
+      const group = ToolGroupManager.getToolGroup(toolGroupId);
+      if (group && !group.hasTool(ScaleOverlayTool.toolName)) {
+        group.addTool(ScaleOverlayTool.toolName, { viewportId });
+        group.setToolEnabled(ScaleOverlayTool.toolName);
+      }
       vp.render();
       try {
         toolUtilities.stackPrefetch.enable(vp.element);
@@ -337,7 +357,9 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     if (phase === "down") event.currentTarget.setPointerCapture(event.pointerId);
     const rect = event.currentTarget.getBoundingClientRect();
     const world = vp.canvasToWorld([event.clientX - rect.left, event.clientY - rect.top]) as [number, number, number];
-    callbacks.current.onPointer(phase, worldToApi(plane, world), event.nativeEvent);
+    const point = worldToApi(plane, world);
+    callbacks.current.onHover?.(point);
+    callbacks.current.onPointer(phase, point, event.nativeEvent);
     event.preventDefault();
   };
 
@@ -356,6 +378,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
         style={{ pointerEvents: drawing ? "auto" : "none", cursor: drawing ? "crosshair" : "default" }}
         onPointerDown={pointer("down")}
         onPointerMove={pointer("move")}
+        onPointerLeave={() => callbacks.current.onHover?.(null)}
         onPointerUp={pointer("up")}
         onWheel={(event) => {
           const vp = viewport();

@@ -9,6 +9,7 @@ import {
   LengthTool,
   PanTool,
   RectangleROITool,
+  ScaleOverlayTool,
   StackScrollTool,
   WindowLevelTool,
   ZoomTool,
@@ -21,7 +22,7 @@ export function initCornerstone(): Promise<void> {
     await coreInit();
     loaderInit({ useLegacyMetadataProvider: true, maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
     toolsInit();
-    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool, LengthTool, BidirectionalTool, EllipticalROITool]) addTool(tool);
+    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool, LengthTool, BidirectionalTool, EllipticalROITool, ScaleOverlayTool]) addTool(tool);
   })();
   return ready;
 }

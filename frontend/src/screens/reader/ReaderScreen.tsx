@@ -40,6 +40,7 @@ import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerston
 import { projectRoot, renderedUrl, seriesStack, studySeries, type SeriesStack, type SeriesSummary } from "../../viewer/dicomweb";
 import { annotationBox, BOX_TOOL, syncBoxes } from "../../viewer/boxAnnotations";
 import {
+  currentHu,
   measurementKindOf,
   newMeasurementId,
   readMeasurement,
@@ -48,9 +49,11 @@ import {
   type Measurement,
   type MeasurementKind,
 } from "../../viewer/measurements";
+import { ViewportOverlay } from "../../viewer/ViewportOverlay";
 import { StackViewer, type BoxMode, type NavTool, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
 import { LabelField } from "./LabelField";
 import { drawLabelmapSlice, drawRegion } from "./overlay";
+import { applyStroke, StrokeRecorder, type Stroke } from "./strokeHistory";
 import { regionOrigin, sourceAnnotations, type Correction, type SourceReading } from "./correction";
 import { CorrectionSources, CorrectionStart, SOURCE_COLOURS, SOURCE_TAGS } from "./CorrectionPanel";
 
@@ -254,9 +257,13 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [draft, setDraft] = useState<Region | null>(null);
   // A short hint over the image (a measurement drawn with no lesion to belong to); does not block autosave.
   const [notice, setNotice] = useState<string | null>(null);
+  // The window really applied (Cornerstone3D's VOI), and the pointer over the image (the brush's ring).
+  const [voi, setVoi] = useState<{ lower: number; upper: number } | null>(null);
+  const [hover, setHover] = useState<ApiPoint | null>(null);
   const viewer = useRef<StackViewerHandle>(null);
   const stackRef = useRef<SeriesStack | null>(null);
   const painting = useRef(false);
+  const stroke = useRef<StrokeRecorder | null>(null);
   const readOnly = submitted || decision !== null;
   const readOnlyRef = useRef(readOnly);
   readOnlyRef.current = readOnly;
@@ -310,11 +317,11 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     return null;
   }, [stack]);
 
-  // Undo/redo of regions and answers (issue 15 item 1): snapshots of the reading before each change. Masks
-  // are painted in place (a snapshot would cost a whole label map per stroke), so they are not part of it: an
-  // undo keeps the masks as they are. Typing in one field is one step (coalesced while it goes on).
-  const past = useRef<Reading[]>([]);
-  const future = useRef<Reading[]>([]);
+  // Undo/redo (issue 15 item 1): regions and answers as snapshots of the reading before each change; brush
+  // and eraser strokes as the voxels they changed (masks are painted in place: a snapshot would cost a whole
+  // label map per stroke), in one history. Typing in one field is one step (coalesced while it goes on).
+  const past = useRef<(Reading | Stroke)[]>([]);
+  const future = useRef<(Reading | Stroke)[]>([]);
   const lastStep = useRef<{ key: string; at: number } | null>(null);
   const [historySize, setHistorySize] = useState({ past: 0, future: 0 });
   const markChanged = useCallback(() => {
@@ -341,13 +348,25 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     [markChanged],
   );
   const travel = useCallback(
-    (from: React.MutableRefObject<Reading[]>, to: React.MutableRefObject<Reading[]>) => {
+    (from: React.MutableRefObject<(Reading | Stroke)[]>, to: React.MutableRefObject<(Reading | Stroke)[]>) => {
       const target = from.current.pop();
       if (!target) return;
       const now = readingRef.current;
+      if ("kind" in target && target.kind === "stroke") {
+        const map = now.masks[target.key];
+        if (map) applyStroke(map, target, from === past ? "before" : "after");
+        to.current.push(target);
+        lastStep.current = null;
+        const restored = { ...now, masks: { ...now.masks } }; // a new object: drawn and autosaved again
+        readingRef.current = restored;
+        setReading(restored);
+        setHistorySize({ past: past.current.length, future: future.current.length });
+        markChanged();
+        return;
+      }
       to.current.push(now);
       lastStep.current = null;
-      const restored = { ...target, masks: now.masks };
+      const restored = { ...(target as Reading), masks: now.masks };
       readingRef.current = restored;
       setReading(restored);
       setHistorySize({ past: past.current.length, future: future.current.length });
@@ -667,7 +686,28 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     };
     const onModified = (event: Event) => {
       const annotation = (event as CustomEvent<{ annotation: BoxAnnotation }>).detail.annotation;
-      if (annotation.annotationUID && (annotation.metadata.toolName === BOX_TOOL || splitUid(annotation.annotationUID))) edited.add(annotation.annotationUID);
+      const parts = annotation.annotationUID ? splitUid(annotation.annotationUID) : null;
+      const changeType = (event as CustomEvent<{ changeType?: string }>).detail.changeType;
+      if (parts && changeType === csToolsEnums.ChangeTypes.StatsUpdated) {
+        // Cornerstone3D computes an ellipse's HU statistics when it renders the final shape: keep those (not
+        // the ones of the last frame of the drag), without a step of history.
+        const hu = currentHu(annotation.annotationUID!);
+        const region = readingRef.current.regions.find((r) => r.id === parts.regionId);
+        const old = region?.measurements?.find((m) => m.id === parts.measurementId);
+        if (hu && old && old.kind === "ellipse" && JSON.stringify(old.hu) !== JSON.stringify(hu)) {
+          change(
+            (r) => ({
+              ...r,
+              regions: r.regions.map((x) =>
+                x.id === parts.regionId ? { ...x, measurements: (x.measurements ?? []).map((m) => (m.id === old.id ? { ...m, hu } : m)) } : x,
+              ),
+            }),
+            { history: false },
+          );
+        }
+        return;
+      }
+      if (annotation.annotationUID && (annotation.metadata.toolName === BOX_TOOL || parts)) edited.add(annotation.annotationUID);
     };
     const onRelease = () => {
       if (!edited.size) return;
@@ -771,8 +811,17 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         drawRegion(ctx, h, r, { colour: r.id === selected ? "#ffff00" : r.fromAi ? "#ffb74d" : "#00ff7f", width: r.id === selected ? 3 : 2, tag: r.id === selected ? undefined : "" });
       }
       if (draft) drawRegion(ctx, h, draft, { colour: "#ffffff", dashed: true });
+      // The brush's footprint as a ring where it would paint (issue 15 item 3).
+      if (hover && (tool === "brush" || tool === "eraser")) {
+        const [x, y] = h.toCanvas(hover);
+        ctx.beginPath();
+        ctx.arc(x, y, brushSize * h.scale, 0, 2 * Math.PI);
+        ctx.strokeStyle = tool === "eraser" ? "#ff5252" : "#ffeb3b";
+        ctx.lineWidth = 1.5;
+        ctx.stroke();
+      }
     },
-    [stack, reading, aiLayer, firstLayer, showFirst, verification, selected, draft, correcting, showSources, context.sources],
+    [stack, reading, aiLayer, firstLayer, showFirst, verification, selected, draft, correcting, showSources, context.sources, hover, tool, brushSize],
   );
 
   const onPointer = useCallback(
@@ -782,16 +831,31 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       const base = { sopInstanceUid: current.sopInstanceUid, frame: current.frame, attributes: {} };
       if (tool === "brush" || tool === "eraser") {
         if (!maskLabel) return;
-        if (phase === "down") painting.current = true;
+        const key = maskKey(maskLabel, stack.seriesUid);
+        if (phase === "down") {
+          painting.current = true;
+          stroke.current = new StrokeRecorder(key);
+        }
         if (!painting.current) return;
         if (phase === "up") {
           painting.current = false;
+          // The stroke is one step of the history (the voxels it changed, before and after).
+          const done = stroke.current?.finish(readingRef.current.masks[key]) ?? null;
+          stroke.current = null;
+          if (done) {
+            past.current.push(done);
+            if (past.current.length > HISTORY_STEPS) past.current.shift();
+            future.current = [];
+            lastStep.current = null;
+            setHistorySize({ past: past.current.length, future: 0 });
+          }
           return;
         }
+        const recorder = stroke.current;
         change(
           (r) => {
-          const key = maskKey(maskLabel, stack.seriesUid);
           const map = r.masks[key] ?? new Labelmap(stack.slices.length, stack.rows, stack.columns);
+          recorder?.touch(map, slice, p, brushSize);
           map.paintDisc(slice, p, brushSize, tool === "eraser" ? 0 : segment);
           return { ...r, masks: { ...r.masks, [key]: map } };
           },
@@ -894,6 +958,14 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
             ? t("reader.unsaved")
             : t("reader.notSaved");
 
+  // The preset whose window is the one applied now (after a manual drag it is none: "Custom").
+  const appliedPreset = voi
+    ? ((Object.keys(CT_PRESETS) as PresetName[]).find((p) => {
+        // Cornerstone3D reports a linear window half a unit in at each end (W 1499 for a preset of 1500).
+        const range = voiRangeOf(p);
+        return Math.abs(range.upper - range.lower - (voi.upper - voi.lower)) <= 2 && Math.abs(range.upper + range.lower - (voi.upper + voi.lower)) <= 2;
+      }) ?? null)
+    : "lung";
   const regionLabelOf = (key: string): SchemaLabel | undefined => definition.labels.find((l) => l.key === key);
 
   return (
@@ -938,12 +1010,17 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
             {stack?.modality === "CT" ? (
               <label>
                 {t("reader.preset")}{" "}
-                <select aria-label={t("reader.preset")} defaultValue="lung" onChange={(e) => viewer.current?.setVoi(voiRangeOf(e.target.value as PresetName))}>
+                <select
+                  aria-label={t("reader.preset")}
+                  value={appliedPreset ?? "custom"}
+                  onChange={(e) => e.target.value !== "custom" && viewer.current?.setVoi(voiRangeOf(e.target.value as PresetName))}
+                >
                   {(Object.keys(CT_PRESETS) as PresetName[]).map((p) => (
                     <option key={p} value={p}>
                       {t(`reader.preset.${p}` as MessageKey)}
                     </option>
                   ))}
+                  {appliedPreset ? null : <option value="custom">{t("ws.preset.custom")}</option>}
                 </select>
               </label>
             ) : null}
@@ -997,6 +1074,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 measureTool={measureTool}
                 label={t("reader.viewport")}
                 onSlice={setSlice}
+                onVoi={setVoi}
+                onHover={setHover}
                 onFirstImage={() => {
                   syncAnnotations();
                   const debug = medlabelDebug();
@@ -1010,9 +1089,21 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
               <Loading />
             )}
             {stack ? (
-              <div className="info" data-testid="slice-info" style={{ position: "absolute", left: 8, bottom: 8, color: "#fff", pointerEvents: "none" }}>
-                {t("reader.slice", { index: slice + 1, total: stack.slices.length })}
-              </div>
+              <ViewportOverlay
+                info={stack.info}
+                plane={stack.slices[slice]?.plane}
+                slice={slice}
+                total={stack.slices.length}
+                strings={{
+                  slice: t("reader.slice", { index: slice + 1, total: stack.slices.length }),
+                  position: (mm) => t("ws.overlay.position", { mm }),
+                  thickness: (mm) => t("ws.overlay.thickness", { mm }),
+                  windowLevel: voi ? t("ws.overlay.wl", { w: Math.round(voi.upper - voi.lower), l: Math.round((voi.upper + voi.lower) / 2) }) : "",
+                  preset: voi && stack.modality === "CT" ? (appliedPreset ? t(`reader.preset.${appliedPreset}` as MessageKey) : t("ws.preset.custom")) : "",
+                  scrollbar: t("ws.overlay.scrollbar"),
+                }}
+                onSlice={(index) => viewer.current?.setSlice(index)}
+              />
             ) : null}
           </div>
           <div className="toolbar">
