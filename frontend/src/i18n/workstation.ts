@@ -50,6 +50,12 @@ export const enWorkstation = {
   "ws.overlay.wl": "W {w} L {l}",
   "ws.overlay.scrollbar": "Slice",
   "ws.preset.custom": "Custom",
+  "ws.layout": "Layout",
+  "ws.layout.stack": "Stack",
+  "ws.layout.mpr": "MPR {layout}",
+  "ws.view.axial": "Axial",
+  "ws.view.sagittal": "Sagittal",
+  "ws.view.coronal": "Coronal",
 } as const;
 
 export const zhHansWorkstation: Record<keyof typeof enWorkstation, string> = {
@@ -98,4 +104,10 @@ export const zhHansWorkstation: Record<keyof typeof enWorkstation, string> = {
   "ws.overlay.wl": "窗宽 {w} 窗位 {l}",
   "ws.overlay.scrollbar": "层面",
   "ws.preset.custom": "自定义",
+  "ws.layout": "布局",
+  "ws.layout.stack": "单序列",
+  "ws.layout.mpr": "MPR {layout}",
+  "ws.view.axial": "轴位",
+  "ws.view.sagittal": "矢状位",
+  "ws.view.coronal": "冠状位",
 };

@@ -4,6 +4,7 @@ import { init as loaderInit } from "@cornerstonejs/dicom-image-loader";
 import {
   addTool,
   BidirectionalTool,
+  CrosshairsTool,
   EllipticalROITool,
   init as toolsInit,
   LengthTool,
@@ -22,7 +23,7 @@ export function initCornerstone(): Promise<void> {
     await coreInit();
     loaderInit({ useLegacyMetadataProvider: true, maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
     toolsInit();
-    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool, LengthTool, BidirectionalTool, EllipticalROITool, ScaleOverlayTool]) addTool(tool);
+    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool, LengthTool, BidirectionalTool, EllipticalROITool, ScaleOverlayTool, CrosshairsTool]) addTool(tool);
   })();
   return ready;
 }

@@ -50,6 +50,7 @@ import {
   type MeasurementKind,
 } from "../../viewer/measurements";
 import { ViewportOverlay } from "../../viewer/ViewportOverlay";
+import { MprViewer, type MprHandle, type MprLayout, type Voxel } from "../../viewer/MprViewer";
 import { StackViewer, type BoxMode, type NavTool, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
 import { LabelField } from "./LabelField";
 import { drawLabelmapSlice, drawRegion } from "./overlay";
@@ -260,6 +261,9 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   // The window really applied (Cornerstone3D's VOI), and the pointer over the image (the brush's ring).
   const [voi, setVoi] = useState<{ lower: number; upper: number } | null>(null);
   const [hover, setHover] = useState<ApiPoint | null>(null);
+  // Stack (null) or MPR in one of its layouts (issue 15 item 4).
+  const [mprLayout, setMprLayout] = useState<MprLayout | null>(null);
+  const mpr = useRef<MprHandle>(null);
   const viewer = useRef<StackViewerHandle>(null);
   const stackRef = useRef<SeriesStack | null>(null);
   const painting = useRef(false);
@@ -824,6 +828,46 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     [stack, reading, aiLayer, firstLayer, showFirst, verification, selected, draft, correcting, showSources, context.sources, hover, tool, brushSize],
   );
 
+  // The stroke just ended is one step of the history (the voxels it changed, before and after).
+  const finishStroke = useCallback((key: string) => {
+    const done = stroke.current?.finish(readingRef.current.masks[key]) ?? null;
+    stroke.current = null;
+    if (!done) return;
+    past.current.push(done);
+    if (past.current.length > HISTORY_STEPS) past.current.shift();
+    future.current = [];
+    lastStep.current = null;
+    setHistorySize({ past: past.current.length, future: 0 });
+  }, []);
+
+  // A brush or eraser stroke in an MPR view: the voxels [z, y, x] of the series label map it covers.
+  const onMprStroke = useCallback(
+    (phase: "down" | "move" | "up", voxels: Voxel[], centre: [number, number, number]) => {
+      if (!stack || !maskLabel || readOnly || (tool !== "brush" && tool !== "eraser")) return;
+      const key = maskKey(maskLabel, stack.seriesUid);
+      if (phase === "down") {
+        stroke.current = new StrokeRecorder(key);
+        medlabelDebug().lastMprPaint = centre;
+      }
+      if (phase === "up") {
+        finishStroke(key);
+        return;
+      }
+      const recorder = stroke.current;
+      const value = tool === "eraser" ? 0 : segment;
+      change(
+        (r) => {
+          const map = r.masks[key] ?? new Labelmap(stack.slices.length, stack.rows, stack.columns);
+          recorder?.touchVoxels(map, voxels);
+          for (const [z, y, x] of voxels) map.data[map.index(z, y, x)] = value;
+          return { ...r, masks: { ...r.masks, [key]: map } };
+        },
+        { history: false },
+      );
+    },
+    [stack, maskLabel, readOnly, tool, segment, change, finishStroke],
+  );
+
   const onPointer = useCallback(
     (phase: "down" | "move" | "up", point: ApiPoint) => {
       if (!stack || !current || readOnly) return;
@@ -839,16 +883,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         if (!painting.current) return;
         if (phase === "up") {
           painting.current = false;
-          // The stroke is one step of the history (the voxels it changed, before and after).
-          const done = stroke.current?.finish(readingRef.current.masks[key]) ?? null;
-          stroke.current = null;
-          if (done) {
-            past.current.push(done);
-            if (past.current.length > HISTORY_STEPS) past.current.shift();
-            future.current = [];
-            lastStep.current = null;
-            setHistorySize({ past: past.current.length, future: 0 });
-          }
+          finishStroke(key);
           return;
         }
         const recorder = stroke.current;
@@ -907,7 +942,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         }
       }
     },
-    [stack, current, readOnly, tool, maskLabel, regionLabel, change, slice, brushSize, segment, draft],
+    [stack, current, readOnly, tool, maskLabel, regionLabel, change, slice, brushSize, segment, draft, finishStroke],
   );
 
   async function decide(outcome: "accept" | "correct" | "reject") {
@@ -1013,7 +1048,12 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 <select
                   aria-label={t("reader.preset")}
                   value={appliedPreset ?? "custom"}
-                  onChange={(e) => e.target.value !== "custom" && viewer.current?.setVoi(voiRangeOf(e.target.value as PresetName))}
+                  onChange={(e) => {
+                    if (e.target.value === "custom") return;
+                    const range = voiRangeOf(e.target.value as PresetName);
+                    viewer.current?.setVoi(range);
+                    mpr.current?.setVoi(range);
+                  }}
                 >
                   {(Object.keys(CT_PRESETS) as PresetName[]).map((p) => (
                     <option key={p} value={p}>
@@ -1023,6 +1063,15 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                   {appliedPreset ? null : <option value="custom">{t("ws.preset.custom")}</option>}
                 </select>
               </label>
+            ) : null}
+            {stack && stack.slices.length >= 3 && stack.slices.every((s) => s.position) ? (
+              <span role="group" aria-label={t("ws.layout")}>
+                {([null, "1x3", "2x2"] as (MprLayout | null)[]).map((layout) => (
+                  <button key={layout ?? "stack"} type="button" aria-pressed={mprLayout === layout} onClick={() => setMprLayout(layout)}>
+                    {layout ? t("ws.layout.mpr", { layout: layout.replace("x", "×") }) : t("ws.layout.stack")}
+                  </button>
+                ))}
+              </span>
             ) : null}
             {drawingTools.includes("brush") ? (
               // Always laid out (hidden unless painting) so that choosing Brush does not move the image.
@@ -1060,7 +1109,26 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 </div>
               ) : null}
             </div>
-            {stack ? (
+            {stack && mprLayout ? (
+              <MprViewer
+                ref={mpr}
+                seriesUid={stack.seriesUid}
+                imageIds={imageIds}
+                planes={planes}
+                layout={mprLayout}
+                voi={voi ?? initialVoi}
+                labelmap={currentMask}
+                painting={!readOnly && (tool === "brush" || tool === "eraser") ? tool : null}
+                brushSize={brushSize}
+                labels={{ axial: t("ws.view.axial"), sagittal: t("ws.view.sagittal"), coronal: t("ws.view.coronal") }}
+                onReady={(ms) => {
+                  const debug = medlabelDebug();
+                  debug.mpr = mpr;
+                  debug.mprReadyMs = ms;
+                }}
+                onStroke={onMprStroke}
+              />
+            ) : stack ? (
               <StackViewer
                 ref={viewer}
                 viewportId="reader"
@@ -1088,7 +1156,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
             ) : (
               <Loading />
             )}
-            {stack ? (
+            {stack && !mprLayout ? (
               <ViewportOverlay
                 info={stack.info}
                 plane={stack.slices[slice]?.plane}

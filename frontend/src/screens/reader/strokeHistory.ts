@@ -33,6 +33,14 @@ export class StrokeRecorder {
     }
   }
 
+  /** Before voxels [z, y, x] are painted (a stroke in an MPR view). */
+  touchVoxels(map: Labelmap, voxels: [number, number, number][]): void {
+    for (const [z, y, x] of voxels) {
+      const i = map.index(z, y, x);
+      if (!this.before.has(i)) this.before.set(i, map.data[i]);
+    }
+  }
+
   /** The stroke as it ended (only voxels whose value changed), or null when it changed nothing. */
   finish(map: Labelmap | undefined): Stroke | null {
     if (!map) return null;
