@@ -32,3 +32,21 @@ describe("brush strokes in the history", () => {
     expect(recorder.finish(map)).toBeNull();
   });
 });
+
+describe("3D segmentation helpers", () => {
+  it("interpolates a disc between two painted slices and paints only within the threshold", async () => {
+    const { interpolateSegment, thresholdDisc } = await import("../src/screens/reader/segTools");
+    const map = new Labelmap(5, 32, 32);
+    map.paintDisc(0, { x: 16, y: 16 }, 6, 1);
+    map.paintDisc(4, { x: 16, y: 16 }, 6, 1);
+    const voxels = interpolateSegment(map, 1);
+    const middle = voxels.filter(([z]) => z === 2).length;
+    const painted = [...map.slice(0)].filter((v) => v === 1).length;
+    expect(Math.abs(middle - painted)).toBeLessThanOrEqual(painted * 0.1);
+    expect(new Set(voxels.map(([z]) => z))).toEqual(new Set([1, 2, 3]));
+    // HU of a vertical edge: left half -850, right half 40: the lung-nodule range keeps the right half only.
+    const kept = thresholdDisc(map, 2, { x: 16, y: 16 }, 4, (_r, c) => (c < 16 ? -850 : 40), { lower: -400, upper: 200 });
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.every(([, , c]) => c >= 16)).toBe(true);
+  });
+});

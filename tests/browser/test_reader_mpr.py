@@ -34,7 +34,7 @@ def test_paint_in_the_sagittal_view_stores_exactly_those_voxels(browser: Browser
     page = session.page
     page.goto(f"{base_url}/cases/{case.pk}/read?role=first_reader&project={SLUG}")
     session.wait_first_image()
-    page.get_by_role("button", name="MPR 1×3").click()
+    page.get_by_role("radio", name="MPR 1×3").click()
     page.wait_for_function("() => window.__medlabel.mprReadyMs > 0", timeout=60_000)
     ready_ms = float(page.evaluate("window.__medlabel.mprReadyMs"))
     for view in ("mpr-axial", "mpr-sagittal", "mpr-coronal"):

@@ -7,7 +7,7 @@
  * from a reading, with the other readings' lesions drawn and one click from being copied in, saved through
  * /cases/<id>/corrections/mine/ and submitted as the expert's vote (CorrectionPanel.tsx, correction.ts).
  */
-import { eventTarget } from "@cornerstonejs/core";
+import { cache, eventTarget } from "@cornerstonejs/core";
 import { annotation as csAnnotation, Enums as csToolsEnums } from "@cornerstonejs/tools";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { flushSync } from "react-dom";
@@ -55,6 +55,7 @@ import { StackViewer, type BoxMode, type NavTool, type OverlayHelpers, type Stac
 import { LabelField } from "./LabelField";
 import { drawLabelmapSlice, drawRegion } from "./overlay";
 import { applyStroke, StrokeRecorder, type Stroke } from "./strokeHistory";
+import { interpolateSegment, THRESHOLD_PRESETS, thresholdDisc, type ThresholdPreset } from "./segTools";
 import { regionOrigin, sourceAnnotations, type Correction, type SourceReading } from "./correction";
 import { CorrectionSources, CorrectionStart, SOURCE_COLOURS, SOURCE_TAGS } from "./CorrectionPanel";
 
@@ -119,6 +120,19 @@ declare global {
 function medlabelDebug(): Record<string, unknown> {
   window.__medlabel ??= {};
   return window.__medlabel;
+}
+
+/** Hounsfield units of a loaded slice's pixels (null until Cornerstone3D has the image). */
+function sliceHu(imageId: string, columns: number): ((row: number, column: number) => number) | null {
+  const image = cache.getImage(imageId) as
+    | { getPixelData: () => ArrayLike<number>; slope?: number; intercept?: number; preScale?: { scaled?: boolean } }
+    | undefined;
+  if (!image) return null;
+  const pixels = image.getPixelData();
+  // The loader usually hands out pixels already scaled to HU (preScale); otherwise apply the modality LUT here.
+  const slope = image.preScale?.scaled ? 1 : (image.slope ?? 1);
+  const intercept = image.preScale?.scaled ? 0 : (image.intercept ?? 0);
+  return (row, column) => pixels[row * columns + column] * slope + intercept;
 }
 
 async function latestRevision(annotation: Annotation): Promise<Revision | null> {
@@ -263,6 +277,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [hover, setHover] = useState<ApiPoint | null>(null);
   // Stack (null) or MPR in one of its layouts (issue 15 item 4).
   const [mprLayout, setMprLayout] = useState<MprLayout | null>(null);
+  // The threshold brush (issue 15 item 5): the brush paints only voxels within this HU range when on.
+  const [threshold, setThreshold] = useState<{ on: boolean; lower: number; upper: number }>({ on: false, ...THRESHOLD_PRESETS.lungNodule });
   const mpr = useRef<MprHandle>(null);
   const viewer = useRef<StackViewerHandle>(null);
   const stackRef = useRef<SeriesStack | null>(null);
@@ -887,9 +903,17 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
           return;
         }
         const recorder = stroke.current;
+        const huAt = tool === "brush" && threshold.on ? sliceHu(current.imageId, stack.columns) : null;
+        if (tool === "brush" && threshold.on && !huAt) return; // the slice's pixels are not loaded yet
         change(
           (r) => {
           const map = r.masks[key] ?? new Labelmap(stack.slices.length, stack.rows, stack.columns);
+          if (huAt) {
+            const voxels = thresholdDisc(map, slice, p, brushSize, huAt, threshold);
+            recorder?.touchVoxels(map, voxels);
+            for (const [z, y, x] of voxels) map.data[map.index(z, y, x)] = segment;
+            return { ...r, masks: { ...r.masks, [key]: map } };
+          }
           recorder?.touch(map, slice, p, brushSize);
           map.paintDisc(slice, p, brushSize, tool === "eraser" ? 0 : segment);
           return { ...r, masks: { ...r.masks, [key]: map } };
@@ -942,7 +966,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         }
       }
     },
-    [stack, current, readOnly, tool, maskLabel, regionLabel, change, slice, brushSize, segment, draft, finishStroke],
+    [stack, current, readOnly, tool, maskLabel, regionLabel, change, slice, brushSize, segment, draft, finishStroke, threshold],
   );
 
   async function decide(outcome: "accept" | "correct" | "reject") {
@@ -1065,9 +1089,10 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
               </label>
             ) : null}
             {stack && stack.slices.length >= 3 && stack.slices.every((s) => s.position) ? (
-              <span role="group" aria-label={t("ws.layout")}>
+              // A choice of layout (radios), not a tool: it is not one of the toolbar's pressed tools.
+              <span role="radiogroup" aria-label={t("ws.layout")}>
                 {([null, "1x3", "2x2"] as (MprLayout | null)[]).map((layout) => (
-                  <button key={layout ?? "stack"} type="button" aria-pressed={mprLayout === layout} onClick={() => setMprLayout(layout)}>
+                  <button key={layout ?? "stack"} type="button" role="radio" aria-checked={mprLayout === layout} className={mprLayout === layout ? "primary" : undefined} onClick={() => setMprLayout(layout)}>
                     {layout ? t("ws.layout.mpr", { layout: layout.replace("x", "×") }) : t("ws.layout.stack")}
                   </button>
                 ))}
@@ -1079,6 +1104,27 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 {t("reader.brushSize")}{" "}
                 <input type="range" min={1} max={20} value={brushSize} aria-label={t("reader.brushSize")} onChange={(e) => setBrushSize(Number(e.target.value))} />
               </label>
+            ) : null}
+            {drawingTools.includes("brush") ? (
+              <span style={{ visibility: tool === "brush" ? "visible" : "hidden" }} data-testid="threshold">
+                <input type="checkbox" checked={threshold.on} onChange={(e) => setThreshold((th) => ({ ...th, on: e.target.checked }))} aria-label={t("ws.threshold")} />
+                {t("ws.threshold")}{" "}
+                <select
+                  aria-label={t("ws.threshold.preset")}
+                  value={(Object.keys(THRESHOLD_PRESETS) as ThresholdPreset[]).find((k) => THRESHOLD_PRESETS[k].lower === threshold.lower && THRESHOLD_PRESETS[k].upper === threshold.upper) ?? ""}
+                  onChange={(e) => e.target.value && setThreshold((th) => ({ ...th, ...THRESHOLD_PRESETS[e.target.value as ThresholdPreset] }))}
+                >
+                  <option value="">{t("ws.preset.custom")}</option>
+                  {(Object.keys(THRESHOLD_PRESETS) as ThresholdPreset[]).map((k) => (
+                    <option key={k} value={k}>
+                      {t(`ws.threshold.${k}` as MessageKey)}
+                    </option>
+                  ))}
+                </select>{" "}
+                <input type="number" style={{ width: "5em" }} aria-label={t("ws.threshold.lower")} value={threshold.lower} onChange={(e) => setThreshold((th) => ({ ...th, lower: Number(e.target.value) }))} />
+                {"–"}
+                <input type="number" style={{ width: "5em" }} aria-label={t("ws.threshold.upper")} value={threshold.upper} onChange={(e) => setThreshold((th) => ({ ...th, upper: Number(e.target.value) }))} /> HU
+              </span>
             ) : null}
           </div>
           <div style={{ position: "relative", flex: 1, minHeight: 420 }}>
@@ -1354,6 +1400,27 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                   ))}
                 </select>
               </label>
+              <button
+                type="button"
+                disabled={readOnly || !currentMask}
+                onClick={() => {
+                  if (!stack || !currentMask) return;
+                  // Fill the slices between painted ones of this segment; one step of the history.
+                  const key = maskKey(maskLabel, stack.seriesUid);
+                  const voxels = interpolateSegment(currentMask, segment);
+                  if (!voxels.length) {
+                    setNotice(t("ws.interpolate.nothing"));
+                    return;
+                  }
+                  stroke.current = new StrokeRecorder(key);
+                  stroke.current.touchVoxels(currentMask, voxels);
+                  for (const [z, y, x] of voxels) currentMask.data[currentMask.index(z, y, x)] = segment;
+                  change((r) => ({ ...r, masks: { ...r.masks } }), { history: false });
+                  finishStroke(key);
+                }}
+              >
+                {t("ws.interpolate")}
+              </button>
               <div className="hint" data-testid="mask-count">
                 {t("reader.maskPainted", { n: currentMask ? currentMask.painted() : 0 })}
               </div>
