@@ -50,3 +50,20 @@ describe("3D segmentation helpers", () => {
     expect(kept.every(([, , c]) => c >= 16)).toBe(true);
   });
 });
+
+describe("remove small islands", () => {
+  it("clears the 3D pieces smaller than the size given and keeps the others", async () => {
+    const { smallIslands } = await import("../src/screens/reader/segTools");
+    const map = new Labelmap(3, 16, 16);
+    map.paintDisc(1, { x: 5, y: 5 }, 3, 1); // a piece of about 28 voxels
+    map.paintDisc(0, { x: 5, y: 5 }, 2, 1); // touching it through the slices: the same piece
+    map.data[map.index(2, 12, 12)] = 1; // a lone voxel
+    map.data[map.index(2, 12, 13)] = 1; // and its neighbour: an island of 2
+    map.data[map.index(2, 0, 15)] = 2; // another segment's voxel is not touched
+    const cleared = smallIslands(map, 1, 5);
+    expect(cleared.sort()).toEqual([
+      [2, 12, 12],
+      [2, 12, 13],
+    ]);
+  });
+});

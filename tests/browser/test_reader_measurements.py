@@ -131,12 +131,13 @@ def test_a_length_across_a_nodule_reads_its_diameter_and_fills_the_field(browser
     # An ellipse inside the nodule (O): its HU statistics are the nodule's density.
     page.keyboard.press("o")
     # Its centre a little above the length's line (pressing on a drawn measurement edits that one instead).
-    cx, cy = lesion.center_voxel[2] + 0.5, lesion.center_voxel[1] + 0.5 - 3
-    r = (x1 - x0) / 5
+    cx, cy = lesion.center_voxel[2] + 0.5, lesion.center_voxel[1] + 0.5 - 4.5
+    r = (x1 - x0) / 8
     # Cornerstone3D's ellipse is drawn from its centre outwards.
     drag(page, to_page(page, cx, cy), to_page(page, cx + r, cy + r))
-    page.get_by_test_id(f"measurements-{box['id']}").locator("li[data-kind=ellipse]").wait_for()
-    wait_saved_after(page, number)
+    # Its statistics come when Cornerstone3D renders the final shape; then the draft saves again.
+    page.get_by_test_id(f"measurements-{box['id']}").locator("li[data-kind=ellipse]", has_text="HU mean").wait_for()
+    page.locator("[data-testid=save-state][data-state=saved]").wait_for(timeout=20_000)
     number, box, values = region_item(case.pk)
     ellipse = next(m for m in box["measurements"] if m["kind"] == "ellipse")
     assert abs(ellipse["hu"]["mean"] - lesion.hu) < 15, (ellipse, lesion.hu)

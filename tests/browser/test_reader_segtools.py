@@ -95,4 +95,25 @@ def test_threshold_brush_and_interpolation_on_a_synthetic_nodule(browser: Browse
     page.keyboard.press("Control+z")
     _, undone = saved_after(page, case.pk, number)
     assert undone is not None and np.array_equal(undone, mask)
+    number = stored(case.pk)[0]
+
+    # A stray dot far from the nodule (plain brush, smallest size), then "Remove small islands": the dot goes,
+    # the two painted slices (pieces of 100+ voxels) stay exactly.
+    page.get_by_label("Threshold", exact=True).uncheck()
+    page.get_by_label("Brush size").fill("1")
+    page.mouse.move(*to_page(page, 100.5, 100.5))
+    page.mouse.down()
+    page.mouse.up()
+    number, dotted = saved_after(page, case.pk, number)
+    assert dotted is not None and 0 < np.count_nonzero(dotted) - np.count_nonzero(mask) < 10
+    page.get_by_role("button", name="Remove small islands").click()
+    number, cleaned = saved_after(page, case.pk, number)
+    assert cleaned is not None and np.array_equal(cleaned, mask)
+
+    # The segment list shows the nodule as an outline (display only: the stored mask is unchanged).
+    page.get_by_test_id("segments").get_by_label("Outline").check()
+    page.evaluate("i => window.__medlabel.viewer.current.setSlice(i)", painted_slices[0])
+    page.wait_for_timeout(300)
+    shot(page, "ws-10-segment-outline")
+    assert np.array_equal(stored(case.pk)[1], mask)
     session.close()

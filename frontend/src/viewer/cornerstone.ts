@@ -16,6 +16,22 @@ import {
   ZoomTool,
 } from "@cornerstonejs/tools";
 
+/**
+ * Cornerstone3D's scale bar, made harmless: its renderAnnotation throws when its own annotation has no corner
+ * points yet (enabled before an image, or after the stack changed), and a throw there stops every other
+ * annotation of the viewport (boxes, measurements) from being drawn. Then it draws nothing this frame.
+ */
+class SafeScaleOverlayTool extends ScaleOverlayTool {
+  static toolName = ScaleOverlayTool.toolName;
+  renderAnnotation(...args: Parameters<ScaleOverlayTool["renderAnnotation"]>): ReturnType<ScaleOverlayTool["renderAnnotation"]> {
+    try {
+      return super.renderAnnotation(...args);
+    } catch {
+      return false as ReturnType<ScaleOverlayTool["renderAnnotation"]>;
+    }
+  }
+}
+
 let ready: Promise<void> | null = null;
 
 export function initCornerstone(): Promise<void> {
@@ -23,7 +39,7 @@ export function initCornerstone(): Promise<void> {
     await coreInit();
     loaderInit({ useLegacyMetadataProvider: true, maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
     toolsInit();
-    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool, LengthTool, BidirectionalTool, EllipticalROITool, ScaleOverlayTool, CrosshairsTool]) addTool(tool);
+    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool, LengthTool, BidirectionalTool, EllipticalROITool, SafeScaleOverlayTool, CrosshairsTool]) addTool(tool);
   })();
   return ready;
 }

@@ -53,9 +53,9 @@ import { ViewportOverlay } from "../../viewer/ViewportOverlay";
 import { MprViewer, type MprHandle, type MprLayout, type Voxel } from "../../viewer/MprViewer";
 import { StackViewer, type BoxMode, type NavTool, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
 import { LabelField } from "./LabelField";
-import { drawLabelmapSlice, drawRegion } from "./overlay";
+import { drawLabelmapSlice, drawRegion, SEGMENT_COLOURS, type SegmentStyle } from "./overlay";
 import { applyStroke, StrokeRecorder, type Stroke } from "./strokeHistory";
-import { interpolateSegment, THRESHOLD_PRESETS, thresholdDisc, type ThresholdPreset } from "./segTools";
+import { interpolateSegment, smallIslands, THRESHOLD_PRESETS, thresholdDisc, type ThresholdPreset } from "./segTools";
 import { regionOrigin, sourceAnnotations, type Correction, type SourceReading } from "./correction";
 import { CorrectionSources, CorrectionStart, SOURCE_COLOURS, SOURCE_TAGS } from "./CorrectionPanel";
 
@@ -278,6 +278,9 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   // Stack (null) or MPR in one of its layouts (issue 15 item 4).
   const [mprLayout, setMprLayout] = useState<MprLayout | null>(null);
   // The threshold brush (issue 15 item 5): the brush paints only voxels within this HU range when on.
+  // The segment list: how each segment value is shown (visibility, opacity, outline), and the island size.
+  const [segmentStyles, setSegmentStyles] = useState<Record<number, SegmentStyle>>({});
+  const [islandSize, setIslandSize] = useState(10);
   const [threshold, setThreshold] = useState<{ on: boolean; lower: number; upper: number }>({ on: false, ...THRESHOLD_PRESETS.lungNodule });
   const mpr = useRef<MprHandle>(null);
   const viewer = useRef<StackViewerHandle>(null);
@@ -647,6 +650,21 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     const edited = new Set<string>();
     const sliceOf = (imageId: unknown) => stackRef.current?.slices.findIndex((s) => s.imageId === imageId) ?? -1;
     type BoxAnnotation = Parameters<typeof annotationBox>[0] & { annotationUID?: string; metadata: { toolName: string; referencedImageId?: string } };
+    // Cornerstone3D computes an ellipse's HU statistics when it renders the final shape: keep those (not the
+    // ones of the last frame of the drag, or none), without a step of history.
+    const refreshHu = (regionId: string, measurementId: string) => {
+      const hu = currentHu(`${regionId}~${measurementId}`);
+      const region = readingRef.current.regions.find((r) => r.id === regionId);
+      const old = region?.measurements?.find((m) => m.id === measurementId);
+      if (!hu || !old || old.kind !== "ellipse" || JSON.stringify(old.hu) === JSON.stringify(hu)) return;
+      change(
+        (r) => ({
+          ...r,
+          regions: r.regions.map((x) => (x.id === regionId ? { ...x, measurements: (x.measurements ?? []).map((m) => (m.id === measurementId ? { ...m, hu } : m)) } : x)),
+        }),
+        { history: false },
+      );
+    };
     const onMeasured = (annotation: BoxAnnotation & { annotationUID: string }) => {
       const here = stackRef.current;
       const index = sliceOf(annotation.metadata.referencedImageId);
@@ -678,6 +696,11 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         change((r) => ({ ...r, regions: r.regions.map((x) => (x.id === owner.id ? { ...x, measurements: [...(x.measurements ?? []), measurement] } : x)) }));
         setSelected(owner.id);
       });
+      if (measurement.kind === "ellipse") {
+        // Should the statistics event come before the reading has the ellipse, look again once it is drawn.
+        viewer.current?.renderAnnotations();
+        for (const ms of [200, 800]) window.setTimeout(() => refreshHu(owner.id, measurement.id), ms);
+      }
     };
     const onCompleted = (event: Event) => {
       const annotation = (event as CustomEvent<{ annotation: BoxAnnotation }>).detail.annotation;
@@ -709,22 +732,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       const parts = annotation.annotationUID ? splitUid(annotation.annotationUID) : null;
       const changeType = (event as CustomEvent<{ changeType?: string }>).detail.changeType;
       if (parts && changeType === csToolsEnums.ChangeTypes.StatsUpdated) {
-        // Cornerstone3D computes an ellipse's HU statistics when it renders the final shape: keep those (not
-        // the ones of the last frame of the drag), without a step of history.
-        const hu = currentHu(annotation.annotationUID!);
-        const region = readingRef.current.regions.find((r) => r.id === parts.regionId);
-        const old = region?.measurements?.find((m) => m.id === parts.measurementId);
-        if (hu && old && old.kind === "ellipse" && JSON.stringify(old.hu) !== JSON.stringify(hu)) {
-          change(
-            (r) => ({
-              ...r,
-              regions: r.regions.map((x) =>
-                x.id === parts.regionId ? { ...x, measurements: (x.measurements ?? []).map((m) => (m.id === old.id ? { ...m, hu } : m)) } : x,
-              ),
-            }),
-            { history: false },
-          );
-        }
+        refreshHu(parts.regionId, parts.measurementId);
         return;
       }
       if (annotation.annotationUID && (annotation.metadata.toolName === BOX_TOOL || parts)) edited.add(annotation.annotationUID);
@@ -824,7 +832,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         }
       }
       for (const key of Object.keys(reading.masks)) {
-        if (key.endsWith(`|${stack!.seriesUid}`)) drawLabelmapSlice(ctx, h, reading.masks[key], h.slice);
+        if (key.endsWith(`|${stack!.seriesUid}`)) drawLabelmapSlice(ctx, h, reading.masks[key], h.slice, 0.45, segmentStyles);
       }
       // My boxes are Cornerstone3D annotations (drawn, selected and edited by its RectangleROI tool).
       for (const r of reading.regions.filter((x) => onSlice(x) && x.kind !== "box")) {
@@ -841,7 +849,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         ctx.stroke();
       }
     },
-    [stack, reading, aiLayer, firstLayer, showFirst, verification, selected, draft, correcting, showSources, context.sources, hover, tool, brushSize],
+    [stack, reading, aiLayer, firstLayer, showFirst, verification, selected, draft, correcting, showSources, context.sources, hover, tool, brushSize, segmentStyles],
   );
 
   // The stroke just ended is one step of the history (the voxels it changed, before and after).
@@ -1400,6 +1408,53 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                   ))}
                 </select>
               </label>
+              <table className="segments" data-testid="segments">
+                <tbody>
+                  {(definition.labels.find((l) => l.key === maskLabel)?.segments ?? []).map((s) => {
+                    const style = segmentStyles[s.value] ?? { visible: true, opacity: 0.45, outline: false };
+                    const set = (patch: Partial<SegmentStyle>) => setSegmentStyles((all) => ({ ...all, [s.value]: { ...style, ...patch } }));
+                    const [r, g, b] = SEGMENT_COLOURS[s.value % SEGMENT_COLOURS.length];
+                    return (
+                      <tr key={s.value}>
+                        <td>
+                          <span style={{ display: "inline-block", width: 12, height: 12, background: `rgb(${r},${g},${b})` }} /> {loc(s.name)}
+                        </td>
+                        <td>
+                          <input type="checkbox" checked={style.visible} aria-label={t("ws.segment.visible", { name: loc(s.name) })} onChange={(e) => set({ visible: e.target.checked })} />
+                        </td>
+                        <td>
+                          <input type="range" min={0.1} max={1} step={0.05} value={style.opacity} aria-label={t("ws.segment.opacity", { name: loc(s.name) })} onChange={(e) => set({ opacity: Number(e.target.value) })} style={{ width: "5em" }} />
+                        </td>
+                        <td>
+                          <label>
+                            <input type="checkbox" checked={style.outline} onChange={(e) => set({ outline: e.target.checked })} /> {t("ws.segment.outline")}
+                          </label>
+                        </td>
+                      </tr>
+                    );
+                  })}
+                </tbody>
+              </table>
+              <button
+                type="button"
+                disabled={readOnly || !currentMask}
+                onClick={() => {
+                  if (!stack || !currentMask) return;
+                  // Clear this segment's pieces smaller than the size given; one step of the history.
+                  const key = maskKey(maskLabel, stack.seriesUid);
+                  const voxels = smallIslands(currentMask, segment, islandSize);
+                  if (!voxels.length) return;
+                  stroke.current = new StrokeRecorder(key);
+                  stroke.current.touchVoxels(currentMask, voxels);
+                  for (const [z, y, x] of voxels) currentMask.data[currentMask.index(z, y, x)] = 0;
+                  change((r) => ({ ...r, masks: { ...r.masks } }), { history: false });
+                  finishStroke(key);
+                }}
+              >
+                {t("ws.islands")}
+              </button>{" "}
+              <input type="number" min={1} style={{ width: "4em" }} value={islandSize} aria-label={t("ws.islands.size")} onChange={(e) => setIslandSize(Math.max(1, Number(e.target.value) || 1))} />
+              <br />
               <button
                 type="button"
                 disabled={readOnly || !currentMask}

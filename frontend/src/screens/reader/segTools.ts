@@ -98,3 +98,41 @@ export function interpolateSegment(map: Labelmap, value: number): Voxel[] {
   }
   return out;
 }
+
+/** The voxels of `value`'s connected pieces (6-connected, in 3D) smaller than `minVoxels`: to be cleared. */
+export function smallIslands(map: Labelmap, value: number, minVoxels: number): Voxel[] {
+  const { slices, rows, columns } = map;
+  const seen = new Uint8Array(map.data.length);
+  const out: Voxel[] = [];
+  const stack: number[] = [];
+  for (let start = 0; start < map.data.length; start++) {
+    if (seen[start] || map.data[start] !== value) continue;
+    const piece: number[] = [];
+    seen[start] = 1;
+    stack.push(start);
+    while (stack.length) {
+      const i = stack.pop()!;
+      piece.push(i);
+      const column = i % columns;
+      const row = Math.floor(i / columns) % rows;
+      const z = Math.floor(i / (rows * columns));
+      const next: number[] = [];
+      if (column > 0) next.push(i - 1);
+      if (column < columns - 1) next.push(i + 1);
+      if (row > 0) next.push(i - columns);
+      if (row < rows - 1) next.push(i + columns);
+      if (z > 0) next.push(i - rows * columns);
+      if (z < slices - 1) next.push(i + rows * columns);
+      for (const j of next) {
+        if (!seen[j] && map.data[j] === value) {
+          seen[j] = 1;
+          stack.push(j);
+        }
+      }
+    }
+    if (piece.length < minVoxels) {
+      for (const i of piece) out.push([Math.floor(i / (rows * columns)), Math.floor(i / columns) % rows, i % columns]);
+    }
+  }
+  return out;
+}
