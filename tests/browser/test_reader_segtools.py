@@ -115,5 +115,6 @@ def test_threshold_brush_and_interpolation_on_a_synthetic_nodule(browser: Browse
     page.evaluate("i => window.__medlabel.viewer.current.setSlice(i)", painted_slices[0])
     page.wait_for_timeout(300)
     shot(page, "ws-10-segment-outline")
-    assert np.array_equal(stored(case.pk)[1], mask)
+    kept = stored(case.pk)[1]
+    assert kept is not None and np.array_equal(kept, mask)
     session.close()
