@@ -91,7 +91,17 @@ _MASK_PAYLOAD_FIELDS = ("encoding", "shape", "dtype", "data")
 # What the API adds to a mask it returns; accepted and ignored on input, so a reading can be saved back as read.
 _MASK_OUTPUT_FIELDS = ("segments_present", "sha256")
 # Order of the fields in a normalised item.
-_ITEM_FIELD_ORDER = ("label", "id", "series_instance_uid", "sop_instance_uid", "frame", "region", "geometry", "value")
+_ITEM_FIELD_ORDER = (
+    "label",
+    "id",
+    "series_instance_uid",
+    "sop_instance_uid",
+    "frame",
+    "region",
+    "geometry",
+    "measurements",
+    "value",
+)
 
 
 class LabelError(ApplicationError):
@@ -556,6 +566,9 @@ class SeriesGeometry:
     columns: int
     number_of_slices: int  # slices (z) of the series volume
     frames: dict[str, int]  # SOP Instance UID -> number of frames
+    # [row spacing, column spacing] in mm (PixelSpacing), None when the series does not say: measurements are
+    # then kept in pixels only.
+    pixel_spacing: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.rows < 1 or self.columns < 1 or self.number_of_slices < 1:
@@ -826,7 +839,7 @@ _ROLE_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "study": (("label", "value"), ()),
     "series": (("label", "series_instance_uid", "value"), ()),
     "image": (("label", "sop_instance_uid", "value"), ("frame",)),
-    "geometry2d": (("label", "id", "sop_instance_uid", "geometry"), ("frame",)),
+    "geometry2d": (("label", "id", "sop_instance_uid", "geometry"), ("frame", "measurements")),
     "box3d": (("label", "id", "series_instance_uid", "geometry"), ()),
     "series_mask": (("label", "series_instance_uid", "mask"), ("assisted",)),
     "region_mask": (("label", "id", "series_instance_uid", "mask"), ("assisted",)),
@@ -1020,6 +1033,99 @@ def _point(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]:
     return g
 
 
+# A region's measurements (issue 15 item 2): Cornerstone3D's Length, Bidirectional and EllipticalROI tools,
+# stored with the region as the tool's handle points in image coordinates on the region's slice. The server
+# computes the millimetres itself from the points and the series' pixel spacing (the browser's figures are
+# not trusted); the HU statistics of an ellipse are the browser's (the pixels are not read here) and are
+# checked for consistency only.
+MEASUREMENT_POINTS: dict[str, int] = {"length": 2, "bidirectional": 4, "ellipse": 4}
+MAX_MEASUREMENTS = 20
+_MEASUREMENT_FIELDS = ("id", "kind", "points", "length_mm", "long_mm", "short_mm", "area_mm2", "hu")
+_HU_FIELDS = ("mean", "sd", "min", "max")
+
+
+def _mm(a: list[float], b: list[float], spacing: tuple[float, float] | None) -> float | None:
+    if spacing is None:
+        return None
+    row_spacing, column_spacing = spacing
+    return round(math.hypot((a[0] - b[0]) * column_spacing, (a[1] - b[1]) * row_spacing), 2)
+
+
+def _measurement(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]:
+    raw = _object(raw, field, N_("a measurement"))
+    _check_fields(raw, field, _MEASUREMENT_FIELDS, N_("a measurement"))
+    for name in ("id", "kind", "points"):
+        if name not in raw:
+            _fail(f"{field}.{name}", _t("%(field)s is required") % {"field": name})
+    ident = raw["id"]
+    if not isinstance(ident, str) or not ident.strip() or len(ident) > MAX_REGION_ID_LENGTH:
+        _fail(f"{field}.id", _t("expected a non-empty string, got %(type)s") % {"type": _type_name(ident)})
+    kind = raw["kind"]
+    if kind not in MEASUREMENT_POINTS:
+        said: dict[str, Any] = {"value": repr(kind), "kinds": _list(MEASUREMENT_POINTS)}
+        _fail(f"{field}.kind", _t("%(value)s is not a measurement kind (%(kinds)s)") % said)
+    points = raw["points"]
+    wanted = MEASUREMENT_POINTS[kind]
+    if not isinstance(points, list) or len(points) != wanted:
+        said = {"kind": kind, "n": wanted}
+        _fail(f"{field}.points", _t("a %(kind)s measurement has %(n)s points [x, y]") % said)
+    checked: list[list[float]] = []
+    for index, point in enumerate(points):
+        path = f"{field}.points[{index}]"
+        if not isinstance(point, list) or len(point) != 2:
+            _fail(path, _t("expected [x, y], got %(value)s") % {"value": repr(point)})
+        x = _number(point[0], f"{path}[0]")
+        y = _number(point[1], f"{path}[1]")
+        if not _inside(x, y, series):
+            said = {"x": _fmt(x), "y": _fmt(y), "columns": series.columns, "rows": series.rows}
+            _fail(path, _t("point (%(x)s, %(y)s) outside the image (%(columns)s columns x %(rows)s rows)") % said)
+        checked.append([round(float(x), 2), round(float(y), 2)])
+    result: dict[str, Any] = {"id": ident, "kind": kind, "points": checked}
+    spacing = series.pixel_spacing
+    if kind == "length":
+        result["length_mm"] = _mm(checked[0], checked[1], spacing)
+    elif kind == "bidirectional":
+        first, second = _mm(checked[0], checked[1], spacing), _mm(checked[2], checked[3], spacing)
+        if first is None or second is None:
+            result["long_mm"] = result["short_mm"] = None
+        else:
+            result["long_mm"], result["short_mm"] = max(first, second), min(first, second)
+    else:
+        # EllipticalROI's handles: the ends of one axis, then the ends of the other.
+        first, second = _mm(checked[0], checked[1], spacing), _mm(checked[2], checked[3], spacing)
+        result["area_mm2"] = None if first is None or second is None else round(math.pi * first * second / 4, 2)
+        if raw.get("hu") is not None:
+            hu = _object(raw["hu"], f"{field}.hu", N_("HU statistics"))
+            _check_fields(hu, f"{field}.hu", _HU_FIELDS, N_("HU statistics"))
+            stats: dict[str, float] = {}
+            for name in _HU_FIELDS:
+                if name not in hu:
+                    _fail(f"{field}.hu.{name}", _t("%(field)s is required") % {"field": name})
+                stats[name] = round(float(_number(hu[name], f"{field}.hu.{name}")), 2)
+            if not stats["min"] <= stats["mean"] <= stats["max"] or stats["sd"] < 0:
+                said = {k: _fmt(v) for k, v in stats.items()}
+                _fail(
+                    f"{field}.hu",
+                    _t("HU statistics do not add up (min %(min)s, mean %(mean)s, max %(max)s, SD %(sd)s)") % said,
+                )
+            result["hu"] = stats
+    return result
+
+
+def _measurements(raw: Any, field: str, series: SeriesGeometry) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        _fail(field, _t("expected a list of measurements, got %(type)s") % {"type": _type_name(raw)})
+    if len(raw) > MAX_MEASUREMENTS:
+        _fail(field, _t("%(n)s measurements is more than %(limit)s") % {"n": len(raw), "limit": MAX_MEASUREMENTS})
+    result = [_measurement(entry, f"{field}[{index}]", series) for index, entry in enumerate(raw)]
+    seen: set[str] = set()
+    for index, entry in enumerate(result):
+        if entry["id"] in seen:
+            _fail(f"{field}[{index}].id", _t("measurement id %(id)s used twice") % {"id": repr(entry["id"])})
+        seen.add(entry["id"])
+    return result
+
+
 def _uid(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value:
         _fail(field, _t("expected a UID (a non-empty string), got %(type)s") % {"type": _type_name(value)})
@@ -1130,6 +1236,9 @@ def _check_item(
             item["geometry"] = _polygon(raw["geometry"], f"{path}.geometry", series)
         else:
             item["geometry"] = _point(raw["geometry"], f"{path}.geometry", series)
+    if "measurements" in raw:
+        assert series is not None
+        item["measurements"] = _measurements(raw["measurements"], f"{path}.measurements", series)
     problem: dict[str, Any] | None = None
     if "value" in raw:
         try:

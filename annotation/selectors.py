@@ -269,6 +269,18 @@ def worklist_counts(user: AnyUser, project: Project, role: str) -> dict[str, int
     return counts
 
 
+def _spacing(value: object) -> tuple[float, float] | None:
+    """A series' PixelSpacing as (row, column) mm, or None when it is missing or not two positive numbers."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        try:
+            row, column = float(value[0]), float(value[1])
+        except (TypeError, ValueError):
+            return None
+        if row > 0 and column > 0:
+            return (row, column)
+    return None
+
+
 def study_geometry(case: Case) -> StudyGeometry:
     """Rows, columns, slices and frames of the series a case's labels may refer to."""
     series_qs = Series.objects.filter(study_id=case.study_id)
@@ -286,6 +298,7 @@ def study_geometry(case: Case) -> StudyGeometry:
             columns=s.columns or 0,
             number_of_slices=s.number_of_slices,
             frames=frames.get(s.pk, {}),
+            pixel_spacing=_spacing(s.pixel_spacing),
         )
         for s in series_qs
     }

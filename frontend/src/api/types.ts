@@ -109,6 +109,8 @@ export interface Item {
   frame?: number;
   region?: string;
   geometry?: Record<string, unknown>;
+  /** A 2D region's measurements (annotation/labels.py `_measurement`). */
+  measurements?: object[];
   value?: unknown;
   mask?: MaskPayload;
   /** AI-assisted segments of a mask item (issue 17). */

@@ -5,6 +5,7 @@
 import type { Item, Localised, SchemaChoice, SchemaDefinition, SchemaLabel } from "../api/types";
 import type { ApiBox, ApiPoint } from "./geometry";
 import { decodeMask, encodeMask, Labelmap } from "./mask";
+import type { Measurement } from "../viewer/measurements";
 
 export type Value = string | string[] | number | null;
 export type RegionKind = "box" | "polygon" | "point";
@@ -18,6 +19,7 @@ export interface Region {
   geometry: ApiBox | { points: [number, number][] } | ApiPoint;
   attributes: Record<string, Value>; // region-level value labels that apply to this label
   fromAi?: boolean;
+  measurements?: Measurement[]; // stored with the region (lengths, axes, ellipses with HU statistics)
 }
 
 export interface Reading {
@@ -139,6 +141,7 @@ export async function readingToItems(schema: SchemaDefinition, reading: Reading)
       sop_instance_uid: region.sopInstanceUid,
       frame: region.frame,
       geometry: region.geometry as unknown as Record<string, unknown>,
+      ...(region.measurements?.length ? { measurements: region.measurements } : {}),
     });
     for (const [key, value] of Object.entries(region.attributes)) {
       if (labels.has(key) && present(value)) items.push({ label: key, region: region.id, value });
@@ -175,6 +178,7 @@ export async function itemsToReading(schema: SchemaDefinition, items: Item[], op
         geometry: item.geometry as unknown as Region["geometry"],
         attributes: {},
         fromAi: options.fromAi,
+        ...(item.measurements?.length ? { measurements: item.measurements as unknown as Measurement[] } : {}),
       });
     } else if (item.region !== undefined) {
       attributes.push(item);

@@ -8,6 +8,7 @@ import {
   Enums as ToolEnums,
   PanTool,
   RectangleROITool,
+  ScaleOverlayTool,
   StackScrollTool,
   ToolGroupManager,
   utilities as toolUtilities,
@@ -17,6 +18,7 @@ import {
 import { forwardRef, useCallback, useEffect, useImperativeHandle, useLayoutEffect, useRef, useState } from "react";
 import { apiToWorld, worldToApi, type ApiPoint, type ImagePlane } from "../lib/geometry";
 import { initCornerstone } from "./cornerstone";
+import { MEASURE_TOOL_NAMES, type MeasurementKind } from "./measurements";
 
 export type NavTool = "windowLevel" | "pan" | "zoom";
 /** Cornerstone3D's box (RectangleROI) tool: drawing on the primary button, editing handles only, or shown only. */
@@ -44,6 +46,8 @@ export interface StackViewerHandle {
   reset: () => void;
   redrawOverlay: () => void;
   viewport: () => Types.IStackViewport | null;
+  /** API image point on the shown slice -> page pixels (for tests and measurements' fill buttons). */
+  apiToPage: (p: ApiPoint) => [number, number] | null;
   /** Draw the Cornerstone3D annotations again (after the caller changed them). */
   renderAnnotations: () => void;
   /** Load every image of the stack into the cache; resolves with the milliseconds it took. */
@@ -59,11 +63,17 @@ export interface StackViewerProps {
   navTool?: NavTool;
   drawing?: boolean;
   boxMode?: BoxMode;
+  /** The measurement tool on the primary button, if any; the others stay editable (or shown only, read-only). */
+  measureTool?: MeasurementKind | null;
   initialSlice?: number;
   initialVoi?: { lower: number; upper: number } | null;
   label: string;
   onSlice?: (index: number) => void;
   onFirstImage?: () => void;
+  /** The window really applied (after a preset, a drag with the window/level tool, a reset). */
+  onVoi?: (range: { lower: number; upper: number }) => void;
+  /** The pointer over the image, in API image coordinates (null when it leaves): for the brush's ring. */
+  onHover?: (point: ApiPoint | null) => void;
   drawOverlay?: (ctx: CanvasRenderingContext2D, helpers: OverlayHelpers) => void;
   onPointer?: (phase: "down" | "move" | "up", point: ApiPoint, event: PointerEvent) => void;
 }
@@ -82,11 +92,14 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     navTool = "windowLevel",
     drawing = false,
     boxMode = "enabled",
+    measureTool = null,
     initialSlice = 0,
     initialVoi = null,
     label,
     onSlice,
     onFirstImage,
+    onVoi,
+    onHover,
     drawOverlay,
     onPointer,
   } = props;
@@ -94,8 +107,8 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
   const overlay = useRef<HTMLCanvasElement>(null);
   const sliceRef = useRef(initialSlice);
   const [ready, setReady] = useState(false);
-  const callbacks = useRef({ onSlice, onFirstImage, drawOverlay, onPointer });
-  callbacks.current = { onSlice, onFirstImage, drawOverlay, onPointer };
+  const callbacks = useRef({ onSlice, onFirstImage, onVoi, onHover, drawOverlay, onPointer });
+  callbacks.current = { onSlice, onFirstImage, onVoi, onHover, drawOverlay, onPointer };
   const planesRef = useRef(planes);
   planesRef.current = planes;
   const toolGroupId = `${viewportId}-tools`;
@@ -148,6 +161,10 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       }
       redraw();
     };
+    const onVoiModified = (event: Event) => {
+      const range = (event as CustomEvent<{ range?: { lower: number; upper: number } }>).detail.range;
+      if (range) callbacks.current.onVoi?.({ lower: range.lower, upper: range.upper });
+    };
     const onNewImage = (event: Event) => {
       const detail = (event as CustomEvent<{ imageIdIndex: number }>).detail;
       sliceRef.current = detail.imageIdIndex;
@@ -160,6 +177,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       el.addEventListener(Enums.Events.IMAGE_RENDERED, onRendered);
       el.addEventListener(Enums.Events.CAMERA_MODIFIED, redraw);
       el.addEventListener(Enums.Events.STACK_NEW_IMAGE, onNewImage);
+      el.addEventListener(Enums.Events.VOI_MODIFIED, onVoiModified);
       // Follow the element's size (a panel or banner appearing elsewhere must not stretch the image).
       resizeObserver = new ResizeObserver(() => {
         try {
@@ -172,8 +190,8 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       resizeObserver.observe(el);
       const group = ToolGroupManager.getToolGroup(toolGroupId) ?? ToolGroupManager.createToolGroup(toolGroupId);
       if (group) {
-        for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool]) {
-          if (!group.hasTool(tool.toolName)) group.addTool(tool.toolName);
+        for (const name of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool].map((t) => t.toolName).concat(Object.values(MEASURE_TOOL_NAMES))) {
+          if (!group.hasTool(name)) group.addTool(name);
         }
         group.addViewport(viewportId, ENGINE_ID);
         group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Secondary }] });
@@ -188,6 +206,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       el.removeEventListener(Enums.Events.IMAGE_RENDERED, onRendered);
       el.removeEventListener(Enums.Events.CAMERA_MODIFIED, redraw);
       el.removeEventListener(Enums.Events.STACK_NEW_IMAGE, onNewImage);
+      el.removeEventListener(Enums.Events.VOI_MODIFIED, onVoiModified);
       try {
         ToolGroupManager.destroyToolGroup(toolGroupId);
         engine().disableElement(viewportId);
@@ -206,6 +225,13 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     sliceRef.current = start;
     void vp.setStack(imageIds, start).then(() => {
       if (initialVoi) vp.setProperties({ voiRange: initialVoi });
+      // Cornerstone3D's scale bar, in millimetres from the image plane (issue 15 item 3). Enabled once an image
+      // is shown: it places itself at the image's corners when enabled, and has none before.
+      const group = ToolGroupManager.getToolGroup(toolGroupId);
+      if (group && !group.hasTool(ScaleOverlayTool.toolName)) {
+        group.addTool(ScaleOverlayTool.toolName, { viewportId });
+        group.setToolEnabled(ScaleOverlayTool.toolName);
+      }
       vp.render();
       try {
         toolUtilities.stackPrefetch.enable(vp.element);
@@ -236,14 +262,20 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     if (boxMode === "active") group.setToolActive(RectangleROITool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }] });
     else if (boxMode === "passive") group.setToolPassive(RectangleROITool.toolName);
     else group.setToolEnabled(RectangleROITool.toolName);
-    if (!drawing && boxMode !== "active") {
+    // Measurements (Cornerstone3D's Length, Bidirectional, EllipticalROI): like boxes, editable when not drawn.
+    for (const [kind, name] of Object.entries(MEASURE_TOOL_NAMES)) {
+      if (kind === measureTool && boxMode !== "enabled") group.setToolActive(name, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }] });
+      else if (boxMode === "enabled") group.setToolEnabled(name);
+      else group.setToolPassive(name);
+    }
+    if (!drawing && boxMode !== "active" && !measureTool) {
       const bindings = [{ mouseButton: ToolEnums.MouseBindings.Primary }];
       if (navTool === "zoom") bindings.push({ mouseButton: ToolEnums.MouseBindings.Secondary });
       if (navTool === "pan") bindings.push({ mouseButton: ToolEnums.MouseBindings.Auxiliary });
       group.setToolActive(NAV_TOOL_NAMES[navTool], { bindings });
     }
     viewport()?.render();
-  }, [ready, navTool, drawing, boxMode, toolGroupId, viewport]);
+  }, [ready, navTool, drawing, boxMode, measureTool, toolGroupId, viewport]);
 
   useEffect(() => {
     redraw();
@@ -280,6 +312,14 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
       },
       redrawOverlay: redraw,
       viewport,
+      apiToPage: (p) => {
+        const vp = viewport();
+        const plane = planesRef.current[sliceRef.current];
+        if (!vp || !plane) return null;
+        const [x, y] = vp.worldToCanvas(apiToWorld(plane, p));
+        const rect = vp.element.getBoundingClientRect();
+        return [rect.left + x, rect.top + y];
+      },
       renderAnnotations: () => {
         toolUtilities.triggerAnnotationRenderForViewportIds([viewportId]);
       },
@@ -317,7 +357,9 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
     if (phase === "down") event.currentTarget.setPointerCapture(event.pointerId);
     const rect = event.currentTarget.getBoundingClientRect();
     const world = vp.canvasToWorld([event.clientX - rect.left, event.clientY - rect.top]) as [number, number, number];
-    callbacks.current.onPointer(phase, worldToApi(plane, world), event.nativeEvent);
+    const point = worldToApi(plane, world);
+    callbacks.current.onHover?.(point);
+    callbacks.current.onPointer(phase, point, event.nativeEvent);
     event.preventDefault();
   };
 
@@ -336,6 +378,7 @@ export const StackViewer = forwardRef<StackViewerHandle, StackViewerProps>(funct
         style={{ pointerEvents: drawing ? "auto" : "none", cursor: drawing ? "crosshair" : "default" }}
         onPointerDown={pointer("down")}
         onPointerMove={pointer("move")}
+        onPointerLeave={() => callbacks.current.onHover?.(null)}
         onPointerUp={pointer("up")}
         onWheel={(event) => {
           const vp = viewport();

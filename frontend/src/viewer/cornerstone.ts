@@ -3,13 +3,34 @@ import { init as coreInit } from "@cornerstonejs/core";
 import { init as loaderInit } from "@cornerstonejs/dicom-image-loader";
 import {
   addTool,
+  BidirectionalTool,
+  CrosshairsTool,
+  EllipticalROITool,
   init as toolsInit,
+  LengthTool,
   PanTool,
   RectangleROITool,
+  ScaleOverlayTool,
   StackScrollTool,
   WindowLevelTool,
   ZoomTool,
 } from "@cornerstonejs/tools";
+
+/**
+ * Cornerstone3D's scale bar, made harmless: its renderAnnotation throws when its own annotation has no corner
+ * points yet (enabled before an image, or after the stack changed), and a throw there stops every other
+ * annotation of the viewport (boxes, measurements) from being drawn. Then it draws nothing this frame.
+ */
+class SafeScaleOverlayTool extends ScaleOverlayTool {
+  static toolName = ScaleOverlayTool.toolName;
+  renderAnnotation(...args: Parameters<ScaleOverlayTool["renderAnnotation"]>): ReturnType<ScaleOverlayTool["renderAnnotation"]> {
+    try {
+      return super.renderAnnotation(...args);
+    } catch {
+      return false as ReturnType<ScaleOverlayTool["renderAnnotation"]>;
+    }
+  }
+}
 
 let ready: Promise<void> | null = null;
 
@@ -18,7 +39,7 @@ export function initCornerstone(): Promise<void> {
     await coreInit();
     loaderInit({ useLegacyMetadataProvider: true, maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
     toolsInit();
-    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool]) addTool(tool);
+    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool, LengthTool, BidirectionalTool, EllipticalROITool, SafeScaleOverlayTool, CrosshairsTool]) addTool(tool);
   })();
   return ready;
 }

@@ -6,6 +6,7 @@
  */
 import { wadors } from "@cornerstonejs/dicom-image-loader";
 import { initCornerstone } from "./cornerstone";
+import type { OverlayInfo } from "./ViewportOverlay";
 import { sortSlices, type ImagePlane, type SliceInstance, type Vec3 } from "../lib/geometry";
 
 export const DICOMWEB_ROOT = "/dicomweb";
@@ -67,6 +68,8 @@ export interface SeriesStack {
   columns: number;
   modality: string;
   window: { width: number; center: number } | null;
+  /** What the viewport's overlay shows (the first instance's header; the patient by pseudonymous id only). */
+  info: OverlayInfo;
 }
 
 function numbers(dataset: DicomJson, tag: string): number[] | null {
@@ -128,7 +131,21 @@ export async function seriesStack(root: string, studyUid: string, seriesUid: str
     columns: first?.plane.columns ?? 0,
     modality,
     window,
+    info: {
+      patientId: String(metadata[0] ? (tagValue(metadata[0], "00100020") ?? "") : ""),
+      studyDate: formatDate(String(metadata[0] ? (tagValue(metadata[0], "00080020") ?? "") : "")),
+      studyDescription: String(metadata[0] ? (tagValue(metadata[0], "00081030") ?? "") : ""),
+      seriesNumber: String(metadata[0] ? (tagValue(metadata[0], "00200011") ?? "") : ""),
+      seriesDescription: String(metadata[0] ? (tagValue(metadata[0], "0008103E") ?? "") : ""),
+      modality,
+      sliceThickness: metadata[0] ? (numbers(metadata[0], "00180050")?.[0] ?? null) : null,
+    },
   };
+}
+
+/** A DICOM date (YYYYMMDD) as YYYY-MM-DD. */
+function formatDate(value: string): string {
+  return /^\d{8}$/.test(value) ? `${value.slice(0, 4)}-${value.slice(4, 6)}-${value.slice(6)}` : value;
 }
 
 export function renderedUrl(root: string, studyUid: string, seriesUid: string, sopUid: string): string {

@@ -7,7 +7,7 @@
  * from a reading, with the other readings' lesions drawn and one click from being copied in, saved through
  * /cases/<id>/corrections/mine/ and submitted as the expert's vote (CorrectionPanel.tsx, correction.ts).
  */
-import { eventTarget } from "@cornerstonejs/core";
+import { cache, eventTarget } from "@cornerstonejs/core";
 import { annotation as csAnnotation, Enums as csToolsEnums } from "@cornerstonejs/tools";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { flushSync } from "react-dom";
@@ -40,17 +40,44 @@ import { GoldFeedback } from "./GoldFeedback";
 import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerstone";
 import { projectRoot, renderedUrl, seriesStack, studySeries, type SeriesStack, type SeriesSummary } from "../../viewer/dicomweb";
 import { annotationBox, BOX_TOOL, syncBoxes } from "../../viewer/boxAnnotations";
+import {
+  currentHu,
+  measurementKindOf,
+  newMeasurementId,
+  readMeasurement,
+  splitUid,
+  syncMeasurements,
+  type Measurement,
+  type MeasurementKind,
+} from "../../viewer/measurements";
+import { ViewportOverlay } from "../../viewer/ViewportOverlay";
+import { MprViewer, type MprHandle, type MprLayout, type Voxel } from "../../viewer/MprViewer";
 import { StackViewer, type BoxMode, type NavTool, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
 import { LabelField } from "./LabelField";
 import { useAiAssist } from "./AiAssist";
-import { drawLabelmapSlice, drawRegion } from "./overlay";
+import { drawLabelmapSlice, drawRegion, SEGMENT_COLOURS, type SegmentStyle } from "./overlay";
+import { applyStroke, StrokeRecorder, type Stroke } from "./strokeHistory";
+import { interpolateSegment, smallIslands, THRESHOLD_PRESETS, thresholdDisc, type ThresholdPreset } from "./segTools";
 import { regionOrigin, sourceAnnotations, type Correction, type SourceReading } from "./correction";
 import { CorrectionSources, CorrectionStart, SOURCE_COLOURS, SOURCE_TAGS } from "./CorrectionPanel";
 
-type Tool = NavTool | "box" | "polygon" | "point" | "brush" | "eraser";
+type Tool = NavTool | "box" | "polygon" | "point" | "brush" | "eraser" | MeasurementKind;
 type SaveState = "new" | "saved" | "unsaved" | "saving" | "conflict";
 
-const TOOL_KEYS: Record<string, Tool> = { w: "windowLevel", p: "pan", z: "zoom", b: "box", c: "polygon", t: "point", r: "brush", e: "eraser" };
+const TOOL_KEYS: Record<string, Tool> = {
+  w: "windowLevel",
+  p: "pan",
+  z: "zoom",
+  b: "box",
+  c: "polygon",
+  t: "point",
+  r: "brush",
+  e: "eraser",
+  l: "length",
+  d: "bidirectional",
+  o: "ellipse",
+};
+const MEASURE_TOOLS: Tool[] = ["length", "bidirectional", "ellipse"];
 const KEY_OF_TOOL = Object.fromEntries(Object.entries(TOOL_KEYS).map(([key, tool]) => [tool, key.toUpperCase()])) as Record<Tool, string>;
 const NAV_TOOLS: Tool[] = ["windowLevel", "pan", "zoom"];
 const TOOL_LABELS: Record<Tool, MessageKey> = {
@@ -62,6 +89,9 @@ const TOOL_LABELS: Record<Tool, MessageKey> = {
   point: "reader.tool.point",
   brush: "reader.tool.brush",
   eraser: "reader.tool.eraser",
+  length: "ws.tool.length",
+  bidirectional: "ws.tool.bidirectional",
+  ellipse: "ws.tool.ellipse",
 };
 const AUTOSAVE_MS = 1500;
 const HISTORY_STEPS = 100;
@@ -92,6 +122,19 @@ declare global {
 function medlabelDebug(): Record<string, unknown> {
   window.__medlabel ??= {};
   return window.__medlabel;
+}
+
+/** Hounsfield units of a loaded slice's pixels (null until Cornerstone3D has the image). */
+function sliceHu(imageId: string, columns: number): ((row: number, column: number) => number) | null {
+  const image = cache.getImage(imageId) as
+    | { getPixelData: () => ArrayLike<number>; slope?: number; intercept?: number; preScale?: { scaled?: boolean } }
+    | undefined;
+  if (!image) return null;
+  const pixels = image.getPixelData();
+  // The loader usually hands out pixels already scaled to HU (preScale); otherwise apply the modality LUT here.
+  const slope = image.preScale?.scaled ? 1 : (image.slope ?? 1);
+  const intercept = image.preScale?.scaled ? 0 : (image.intercept ?? 0);
+  return (row, column) => pixels[row * columns + column] * slope + intercept;
 }
 
 async function latestRevision(annotation: Annotation): Promise<Revision | null> {
@@ -218,6 +261,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [slice, setSlice] = useState(0);
   const [tool, setTool] = useState<Tool>("windowLevel");
   const [regionLabel, setRegionLabel] = useState(geometryLabels(definition)[0]?.key ?? "");
+  const selectedRef = useRef<string | null>(null);
   const regionLabelRef = useRef(regionLabel);
   regionLabelRef.current = regionLabel;
   const maskLabels = seriesMaskLabels(definition);
@@ -225,11 +269,26 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [segment, setSegment] = useState(maskLabels[0]?.segments?.[0]?.value ?? 1);
   const [brushSize, setBrushSize] = useState(4);
   const [selected, setSelected] = useState<string | null>(null);
+  selectedRef.current = selected;
   const [showKeys, setShowKeys] = useState(false);
   const [draft, setDraft] = useState<Region | null>(null);
+  // A short hint over the image (a measurement drawn with no lesion to belong to); does not block autosave.
+  const [notice, setNotice] = useState<string | null>(null);
+  // The window really applied (Cornerstone3D's VOI), and the pointer over the image (the brush's ring).
+  const [voi, setVoi] = useState<{ lower: number; upper: number } | null>(null);
+  const [hover, setHover] = useState<ApiPoint | null>(null);
+  // Stack (null) or MPR in one of its layouts (issue 15 item 4).
+  const [mprLayout, setMprLayout] = useState<MprLayout | null>(null);
+  // The threshold brush (issue 15 item 5): the brush paints only voxels within this HU range when on.
+  // The segment list: how each segment value is shown (visibility, opacity, outline), and the island size.
+  const [segmentStyles, setSegmentStyles] = useState<Record<number, SegmentStyle>>({});
+  const [islandSize, setIslandSize] = useState(10);
+  const [threshold, setThreshold] = useState<{ on: boolean; lower: number; upper: number }>({ on: false, ...THRESHOLD_PRESETS.lungNodule });
+  const mpr = useRef<MprHandle>(null);
   const viewer = useRef<StackViewerHandle>(null);
   const stackRef = useRef<SeriesStack | null>(null);
   const painting = useRef(false);
+  const stroke = useRef<StrokeRecorder | null>(null);
   const readOnly = submitted || decision !== null;
   const readOnlyRef = useRef(readOnly);
   readOnlyRef.current = readOnly;
@@ -283,11 +342,11 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     return null;
   }, [stack]);
 
-  // Undo/redo of regions and answers (issue 15 item 1): snapshots of the reading before each change. Masks
-  // are painted in place (a snapshot would cost a whole label map per stroke), so they are not part of it: an
-  // undo keeps the masks as they are. Typing in one field is one step (coalesced while it goes on).
-  const past = useRef<Reading[]>([]);
-  const future = useRef<Reading[]>([]);
+  // Undo/redo (issue 15 item 1): regions and answers as snapshots of the reading before each change; brush
+  // and eraser strokes as the voxels they changed (masks are painted in place: a snapshot would cost a whole
+  // label map per stroke), in one history. Typing in one field is one step (coalesced while it goes on).
+  const past = useRef<(Reading | Stroke)[]>([]);
+  const future = useRef<(Reading | Stroke)[]>([]);
   const lastStep = useRef<{ key: string; at: number } | null>(null);
   const [historySize, setHistorySize] = useState({ past: 0, future: 0 });
   const markChanged = useCallback(() => {
@@ -314,13 +373,25 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     [markChanged],
   );
   const travel = useCallback(
-    (from: React.MutableRefObject<Reading[]>, to: React.MutableRefObject<Reading[]>) => {
+    (from: React.MutableRefObject<(Reading | Stroke)[]>, to: React.MutableRefObject<(Reading | Stroke)[]>) => {
       const target = from.current.pop();
       if (!target) return;
       const now = readingRef.current;
+      if ("kind" in target && target.kind === "stroke") {
+        const map = now.masks[target.key];
+        if (map) applyStroke(map, target, from === past ? "before" : "after");
+        to.current.push(target);
+        lastStep.current = null;
+        const restored = { ...now, masks: { ...now.masks } }; // a new object: drawn and autosaved again
+        readingRef.current = restored;
+        setReading(restored);
+        setHistorySize({ past: past.current.length, future: future.current.length });
+        markChanged();
+        return;
+      }
       to.current.push(now);
       lastStep.current = null;
-      const restored = { ...target, masks: now.masks };
+      const restored = { ...(target as Reading), masks: now.masks };
       readingRef.current = restored;
       setReading(restored);
       setHistorySize({ past: past.current.length, future: future.current.length });
@@ -492,6 +563,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       ...(regions.some((l) => l.kind === "polygon") ? (["polygon"] as Tool[]) : []),
       ...(regions.some((l) => l.kind === "point") ? (["point"] as Tool[]) : []),
       ...(seriesMaskLabels(definition).length ? (["brush", "eraser"] as Tool[]) : []),
+      // Measurements belong to a 2D region (stored with it), so they come with the schema's region labels.
+      ...(regions.length ? MEASURE_TOOLS : []),
     ];
   }, [definition]);
 
@@ -562,7 +635,12 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       .filter((r) => r.kind === "box")
       .map((r) => ({ id: r.id, box: r.geometry as ApiBox, slice: here.slices.findIndex((s) => s.sopInstanceUid === r.sopInstanceUid && s.frame === r.frame) }))
       .filter((b) => b.slice >= 0);
-    if (syncBoxes(vp, here.slices.map((s) => s.plane), boxes, readOnly)) viewer.current?.renderAnnotations();
+    const sliceOf = (r: Region) => here.slices.findIndex((s) => s.sopInstanceUid === r.sopInstanceUid && s.frame === r.frame);
+    const measurements = readingRef.current.regions.flatMap((r) => (r.measurements ?? []).map((m) => ({ regionId: r.id, slice: sliceOf(r), measurement: m }))).filter((m) => m.slice >= 0);
+    const planes = here.slices.map((s) => s.plane);
+    const changedBoxes = syncBoxes(vp, planes, boxes, readOnly);
+    const changedMeasurements = syncMeasurements(vp, planes, measurements, readOnly);
+    if (changedBoxes || changedMeasurements) viewer.current?.renderAnnotations();
   }, [readOnly]);
   useEffect(() => {
     syncAnnotations();
@@ -574,8 +652,64 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     const edited = new Set<string>();
     const sliceOf = (imageId: unknown) => stackRef.current?.slices.findIndex((s) => s.imageId === imageId) ?? -1;
     type BoxAnnotation = Parameters<typeof annotationBox>[0] & { annotationUID?: string; metadata: { toolName: string; referencedImageId?: string } };
+    // Cornerstone3D computes an ellipse's HU statistics when it renders the final shape: keep those (not the
+    // ones of the last frame of the drag, or none), without a step of history.
+    const refreshHu = (regionId: string, measurementId: string) => {
+      const hu = currentHu(`${regionId}~${measurementId}`);
+      const region = readingRef.current.regions.find((r) => r.id === regionId);
+      const old = region?.measurements?.find((m) => m.id === measurementId);
+      if (!hu || !old || old.kind !== "ellipse" || JSON.stringify(old.hu) === JSON.stringify(hu)) return;
+      change(
+        (r) => ({
+          ...r,
+          regions: r.regions.map((x) => (x.id === regionId ? { ...x, measurements: (x.measurements ?? []).map((m) => (m.id === measurementId ? { ...m, hu } : m)) } : x)),
+        }),
+        { history: false },
+      );
+    };
+    const onMeasured = (annotation: BoxAnnotation & { annotationUID: string }) => {
+      const here = stackRef.current;
+      const index = sliceOf(annotation.metadata.referencedImageId);
+      csAnnotation.state.removeAnnotation(annotation.annotationUID); // re-added under region~measurement
+      const plane = here && index >= 0 ? here.slices[index].plane : null;
+      const measurement = plane ? readMeasurement(annotation, plane, newMeasurementId()) : null;
+      if (!here || !measurement || readOnlyRef.current) {
+        viewer.current?.renderAnnotations();
+        return;
+      }
+      // It belongs to the selected lesion when that is on this slice, else to the lesion it lies in.
+      const slice = here.slices[index];
+      const onSlice = readingRef.current.regions.filter((r) => r.sopInstanceUid === slice.sopInstanceUid && r.frame === slice.frame);
+      const cx = measurement.points.reduce((sum, p) => sum + p[0], 0) / measurement.points.length;
+      const cy = measurement.points.reduce((sum, p) => sum + p[1], 0) / measurement.points.length;
+      const contains = (r: Region) => {
+        if (r.kind !== "box") return false;
+        const b = r.geometry as ApiBox;
+        return cx >= b.x && cx <= b.x + b.width && cy >= b.y && cy <= b.y + b.height;
+      };
+      const owner = onSlice.find((r) => r.id === selectedRef.current) ?? onSlice.find(contains) ?? (onSlice.length === 1 ? onSlice[0] : undefined);
+      if (!owner) {
+        setNotice(t("ws.measure.noLesion"));
+        viewer.current?.renderAnnotations();
+        return;
+      }
+      setNotice(null);
+      flushSync(() => {
+        change((r) => ({ ...r, regions: r.regions.map((x) => (x.id === owner.id ? { ...x, measurements: [...(x.measurements ?? []), measurement] } : x)) }));
+        setSelected(owner.id);
+      });
+      if (measurement.kind === "ellipse") {
+        // Should the statistics event come before the reading has the ellipse, look again once it is drawn.
+        viewer.current?.renderAnnotations();
+        for (const ms of [200, 800]) window.setTimeout(() => refreshHu(owner.id, measurement.id), ms);
+      }
+    };
     const onCompleted = (event: Event) => {
       const annotation = (event as CustomEvent<{ annotation: BoxAnnotation }>).detail.annotation;
+      if (annotation.annotationUID && measurementKindOf(annotation.metadata.toolName) && !splitUid(annotation.annotationUID)) {
+        onMeasured(annotation as BoxAnnotation & { annotationUID: string });
+        return;
+      }
       if (annotation.metadata.toolName !== BOX_TOOL || !annotation.annotationUID) return;
       if (readingRef.current.regions.some((r) => r.id === annotation.annotationUID)) return;
       const here = stackRef.current;
@@ -597,13 +731,35 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     };
     const onModified = (event: Event) => {
       const annotation = (event as CustomEvent<{ annotation: BoxAnnotation }>).detail.annotation;
-      if (annotation.metadata.toolName === BOX_TOOL && annotation.annotationUID) edited.add(annotation.annotationUID);
+      const parts = annotation.annotationUID ? splitUid(annotation.annotationUID) : null;
+      const changeType = (event as CustomEvent<{ changeType?: string }>).detail.changeType;
+      if (parts && changeType === csToolsEnums.ChangeTypes.StatsUpdated) {
+        refreshHu(parts.regionId, parts.measurementId);
+        return;
+      }
+      if (annotation.annotationUID && (annotation.metadata.toolName === BOX_TOOL || parts)) edited.add(annotation.annotationUID);
     };
     const onRelease = () => {
       if (!edited.size) return;
       const here = stackRef.current;
       const updates = new Map<string, ApiBox>();
+      const measured = new Map<string, Measurement[]>();
       for (const uid of edited) {
+        const parts = splitUid(uid);
+        if (parts) {
+          // A measurement's handle moved: read it back (its millimetres and HU statistics follow).
+          const annotation = csAnnotation.state.getAnnotation(uid) as BoxAnnotation | undefined;
+          const region = readingRef.current.regions.find((r) => r.id === parts.regionId);
+          const index = region && here ? here.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame) : -1;
+          const old = region?.measurements?.find((m) => m.id === parts.measurementId);
+          if (!annotation || !region || !here || index < 0 || !old) continue;
+          const now = readMeasurement(annotation, here.slices[index].plane, old.id);
+          if (now && JSON.stringify(now.points) !== JSON.stringify(old.points)) {
+            const list = measured.get(region.id) ?? [...(region.measurements ?? [])];
+            measured.set(region.id, list.map((m) => (m.id === old.id ? now : m)));
+          }
+          continue;
+        }
         const annotation = csAnnotation.state.getAnnotation(uid) as BoxAnnotation | undefined;
         const region = readingRef.current.regions.find((r) => r.id === uid);
         if (!annotation || !region || !here) continue;
@@ -613,12 +769,20 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         if (box && (box.x !== old.x || box.y !== old.y || box.width !== old.width || box.height !== old.height)) updates.set(uid, box);
       }
       edited.clear();
-      if (updates.size) change((r) => ({ ...r, regions: r.regions.map((x) => (updates.has(x.id) ? { ...x, geometry: updates.get(x.id)! } : x)) }));
-      else syncAnnotations();
+      if (updates.size || measured.size) {
+        change((r) => ({
+          ...r,
+          regions: r.regions.map((x) => {
+            const geometry = updates.get(x.id) ?? x.geometry;
+            const measurements = measured.get(x.id) ?? x.measurements;
+            return geometry === x.geometry && measurements === x.measurements ? x : { ...x, geometry, measurements };
+          }),
+        }));
+      } else syncAnnotations();
     };
     const onSelection = (event: Event) => {
       const uids = (event as CustomEvent<{ selection?: string[] }>).detail.selection ?? [];
-      const chosen = uids.find((uid) => readingRef.current.regions.some((r) => r.id === uid));
+      const chosen = uids.map((uid) => splitUid(uid)?.regionId ?? uid).find((id) => readingRef.current.regions.some((r) => r.id === id));
       if (chosen) setSelected(chosen);
     };
     eventTarget.addEventListener(csToolsEnums.Events.ANNOTATION_COMPLETED, onCompleted);
@@ -631,7 +795,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       eventTarget.removeEventListener(csToolsEnums.Events.ANNOTATION_SELECTION_CHANGE, onSelection);
       window.removeEventListener("mouseup", onRelease);
     };
-  }, [change, syncAnnotations]);
+  }, [change, syncAnnotations, t]);
 
   // Test and measurement hooks (read by the browser tests).
   useEffect(() => {
@@ -639,6 +803,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     debug.viewer = viewer;
     debug.slice = slice;
     debug.saveState = saveState;
+    debug.sopInstanceUids = stack?.slices.map((s) => s.sopInstanceUid) ?? [];
   });
 
   // AI-assisted segmentation (issue 17): its prompt tools take the pointer first and draw their layer on top.
@@ -672,7 +837,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         }
       }
       for (const key of Object.keys(reading.masks)) {
-        if (key.endsWith(`|${stack!.seriesUid}`)) drawLabelmapSlice(ctx, h, reading.masks[key], h.slice);
+        if (key.endsWith(`|${stack!.seriesUid}`)) drawLabelmapSlice(ctx, h, reading.masks[key], h.slice, 0.45, segmentStyles);
       }
       // My boxes are Cornerstone3D annotations (drawn, selected and edited by its RectangleROI tool).
       for (const r of reading.regions.filter((x) => onSlice(x) && x.kind !== "box")) {
@@ -680,8 +845,57 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       }
       if (draft) drawRegion(ctx, h, draft, { colour: "#ffffff", dashed: true });
       ai.drawOverlay(ctx, h);
+      // The brush's footprint as a ring where it would paint (issue 15 item 3).
+      if (hover && (tool === "brush" || tool === "eraser")) {
+        const [x, y] = h.toCanvas(hover);
+        ctx.beginPath();
+        ctx.arc(x, y, brushSize * h.scale, 0, 2 * Math.PI);
+        ctx.strokeStyle = tool === "eraser" ? "#ff5252" : "#ffeb3b";
+        ctx.lineWidth = 1.5;
+        ctx.stroke();
+      }
     },
-    [stack, reading, aiLayer, firstLayer, showFirst, verification, selected, draft, correcting, showSources, context.sources, ai],
+    [stack, reading, aiLayer, firstLayer, showFirst, verification, selected, draft, correcting, showSources, context.sources, hover, tool, brushSize, segmentStyles, ai],
+  );
+
+  // The stroke just ended is one step of the history (the voxels it changed, before and after).
+  const finishStroke = useCallback((key: string) => {
+    const done = stroke.current?.finish(readingRef.current.masks[key]) ?? null;
+    stroke.current = null;
+    if (!done) return;
+    past.current.push(done);
+    if (past.current.length > HISTORY_STEPS) past.current.shift();
+    future.current = [];
+    lastStep.current = null;
+    setHistorySize({ past: past.current.length, future: 0 });
+  }, []);
+
+  // A brush or eraser stroke in an MPR view: the voxels [z, y, x] of the series label map it covers.
+  const onMprStroke = useCallback(
+    (phase: "down" | "move" | "up", voxels: Voxel[], centre: [number, number, number]) => {
+      if (!stack || !maskLabel || readOnly || (tool !== "brush" && tool !== "eraser")) return;
+      const key = maskKey(maskLabel, stack.seriesUid);
+      if (phase === "down") {
+        stroke.current = new StrokeRecorder(key);
+        medlabelDebug().lastMprPaint = centre;
+      }
+      if (phase === "up") {
+        finishStroke(key);
+        return;
+      }
+      const recorder = stroke.current;
+      const value = tool === "eraser" ? 0 : segment;
+      change(
+        (r) => {
+          const map = r.masks[key] ?? new Labelmap(stack.slices.length, stack.rows, stack.columns);
+          recorder?.touchVoxels(map, voxels);
+          for (const [z, y, x] of voxels) map.data[map.index(z, y, x)] = value;
+          return { ...r, masks: { ...r.masks, [key]: map } };
+        },
+        { history: false },
+      );
+    },
+    [stack, maskLabel, readOnly, tool, segment, change, finishStroke],
   );
 
   const onPointer = useCallback(
@@ -692,16 +906,30 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       const base = { sopInstanceUid: current.sopInstanceUid, frame: current.frame, attributes: {} };
       if (tool === "brush" || tool === "eraser") {
         if (!maskLabel) return;
-        if (phase === "down") painting.current = true;
+        const key = maskKey(maskLabel, stack.seriesUid);
+        if (phase === "down") {
+          painting.current = true;
+          stroke.current = new StrokeRecorder(key);
+        }
         if (!painting.current) return;
         if (phase === "up") {
           painting.current = false;
+          finishStroke(key);
           return;
         }
+        const recorder = stroke.current;
+        const huAt = tool === "brush" && threshold.on ? sliceHu(current.imageId, stack.columns) : null;
+        if (tool === "brush" && threshold.on && !huAt) return; // the slice's pixels are not loaded yet
         change(
           (r) => {
-          const key = maskKey(maskLabel, stack.seriesUid);
           const map = r.masks[key] ?? new Labelmap(stack.slices.length, stack.rows, stack.columns);
+          if (huAt) {
+            const voxels = thresholdDisc(map, slice, p, brushSize, huAt, threshold);
+            recorder?.touchVoxels(map, voxels);
+            for (const [z, y, x] of voxels) map.data[map.index(z, y, x)] = segment;
+            return { ...r, masks: { ...r.masks, [key]: map } };
+          }
+          recorder?.touch(map, slice, p, brushSize);
           map.paintDisc(slice, p, brushSize, tool === "eraser" ? 0 : segment);
           return { ...r, masks: { ...r.masks, [key]: map } };
           },
@@ -753,7 +981,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         }
       }
     },
-    [stack, current, readOnly, tool, maskLabel, regionLabel, change, slice, brushSize, segment, draft, ai],
+    [stack, current, readOnly, tool, maskLabel, regionLabel, change, slice, brushSize, segment, draft, finishStroke, threshold, ai],
   );
 
   async function decide(outcome: "accept" | "correct" | "reject") {
@@ -784,7 +1012,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const seriesLabels = labelsAt(definition, "series");
   const imageLabels = labelsAt(definition, "image");
   const regionLabels = geometryLabels(definition);
-  const drawing = ai.active || (!readOnly && drawingTools.includes(tool) && tool !== "box");
+  const measureTool = !readOnly && MEASURE_TOOLS.includes(tool) ? (tool as MeasurementKind) : null;
+  const drawing = ai.active || (!readOnly && drawingTools.includes(tool) && tool !== "box" && !measureTool);
   const boxMode: BoxMode = readOnly ? "enabled" : tool === "box" && !ai.active ? "active" : "passive";
   const currentMask = maskFor(reading, maskLabel);
   const missing = missingRequired(definition, reading);
@@ -803,6 +1032,14 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
             ? t("reader.unsaved")
             : t("reader.notSaved");
 
+  // The preset whose window is the one applied now (after a manual drag it is none: "Custom").
+  const appliedPreset = voi
+    ? ((Object.keys(CT_PRESETS) as PresetName[]).find((p) => {
+        // Cornerstone3D reports a linear window half a unit in at each end (W 1499 for a preset of 1500).
+        const range = voiRangeOf(p);
+        return Math.abs(range.upper - range.lower - (voi.upper - voi.lower)) <= 2 && Math.abs(range.upper + range.lower - (voi.upper + voi.lower)) <= 2;
+      }) ?? null)
+    : "lung";
   const regionLabelOf = (key: string): SchemaLabel | undefined => definition.labels.find((l) => l.key === key);
 
   return (
@@ -847,14 +1084,34 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
             {stack?.modality === "CT" ? (
               <label>
                 {t("reader.preset")}{" "}
-                <select aria-label={t("reader.preset")} defaultValue="lung" onChange={(e) => viewer.current?.setVoi(voiRangeOf(e.target.value as PresetName))}>
+                <select
+                  aria-label={t("reader.preset")}
+                  value={appliedPreset ?? "custom"}
+                  onChange={(e) => {
+                    if (e.target.value === "custom") return;
+                    const range = voiRangeOf(e.target.value as PresetName);
+                    viewer.current?.setVoi(range);
+                    mpr.current?.setVoi(range);
+                  }}
+                >
                   {(Object.keys(CT_PRESETS) as PresetName[]).map((p) => (
                     <option key={p} value={p}>
                       {t(`reader.preset.${p}` as MessageKey)}
                     </option>
                   ))}
+                  {appliedPreset ? null : <option value="custom">{t("ws.preset.custom")}</option>}
                 </select>
               </label>
+            ) : null}
+            {stack && stack.slices.length >= 3 && stack.slices.every((s) => s.position) ? (
+              // A choice of layout (radios), not a tool: it is not one of the toolbar's pressed tools.
+              <span role="radiogroup" aria-label={t("ws.layout")}>
+                {([null, "1x3", "2x2"] as (MprLayout | null)[]).map((layout) => (
+                  <button key={layout ?? "stack"} type="button" role="radio" aria-checked={mprLayout === layout} className={mprLayout === layout ? "primary" : undefined} onClick={() => setMprLayout(layout)}>
+                    {layout ? t("ws.layout.mpr", { layout: layout.replace("x", "×") }) : t("ws.layout.stack")}
+                  </button>
+                ))}
+              </span>
             ) : null}
             {drawingTools.includes("brush") ? (
               // Always laid out (hidden unless painting) so that choosing Brush does not move the image.
@@ -862,6 +1119,27 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 {t("reader.brushSize")}{" "}
                 <input type="range" min={1} max={20} value={brushSize} aria-label={t("reader.brushSize")} onChange={(e) => setBrushSize(Number(e.target.value))} />
               </label>
+            ) : null}
+            {drawingTools.includes("brush") ? (
+              <span style={{ visibility: tool === "brush" ? "visible" : "hidden" }} data-testid="threshold">
+                <input type="checkbox" checked={threshold.on} onChange={(e) => setThreshold((th) => ({ ...th, on: e.target.checked }))} aria-label={t("ws.threshold")} />
+                {t("ws.threshold")}{" "}
+                <select
+                  aria-label={t("ws.threshold.preset")}
+                  value={(Object.keys(THRESHOLD_PRESETS) as ThresholdPreset[]).find((k) => THRESHOLD_PRESETS[k].lower === threshold.lower && THRESHOLD_PRESETS[k].upper === threshold.upper) ?? ""}
+                  onChange={(e) => e.target.value && setThreshold((th) => ({ ...th, ...THRESHOLD_PRESETS[e.target.value as ThresholdPreset] }))}
+                >
+                  <option value="">{t("ws.preset.custom")}</option>
+                  {(Object.keys(THRESHOLD_PRESETS) as ThresholdPreset[]).map((k) => (
+                    <option key={k} value={k}>
+                      {t(`ws.threshold.${k}` as MessageKey)}
+                    </option>
+                  ))}
+                </select>{" "}
+                <input type="number" style={{ width: "5em" }} aria-label={t("ws.threshold.lower")} value={threshold.lower} onChange={(e) => setThreshold((th) => ({ ...th, lower: Number(e.target.value) }))} />
+                {"–"}
+                <input type="number" style={{ width: "5em" }} aria-label={t("ws.threshold.upper")} value={threshold.upper} onChange={(e) => setThreshold((th) => ({ ...th, upper: Number(e.target.value) }))} /> HU
+              </span>
             ) : null}
           </div>
           <div style={{ position: "relative", flex: 1, minHeight: 420 }}>
@@ -876,6 +1154,11 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                   </button>
                 </div>
               ) : null}
+              {notice ? (
+                <div role="status" className="error" data-testid="notice" onClick={() => setNotice(null)}>
+                  {notice}
+                </div>
+              ) : null}
               {messages.length ? (
                 <div role="alert" className="error" data-testid="validation">
                   {t("reader.validation")}
@@ -887,7 +1170,26 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 </div>
               ) : null}
             </div>
-            {stack ? (
+            {stack && mprLayout ? (
+              <MprViewer
+                ref={mpr}
+                seriesUid={stack.seriesUid}
+                imageIds={imageIds}
+                planes={planes}
+                layout={mprLayout}
+                voi={voi ?? initialVoi}
+                labelmap={currentMask}
+                painting={!readOnly && (tool === "brush" || tool === "eraser") ? tool : null}
+                brushSize={brushSize}
+                labels={{ axial: t("ws.view.axial"), sagittal: t("ws.view.sagittal"), coronal: t("ws.view.coronal") }}
+                onReady={(ms) => {
+                  const debug = medlabelDebug();
+                  debug.mpr = mpr;
+                  debug.mprReadyMs = ms;
+                }}
+                onStroke={onMprStroke}
+              />
+            ) : stack ? (
               <StackViewer
                 ref={viewer}
                 viewportId="reader"
@@ -898,8 +1200,11 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                 navTool={(["windowLevel", "pan", "zoom"].includes(tool) ? tool : "windowLevel") as NavTool}
                 drawing={drawing}
                 boxMode={boxMode}
+                measureTool={measureTool}
                 label={t("reader.viewport")}
                 onSlice={setSlice}
+                onVoi={setVoi}
+                onHover={setHover}
                 onFirstImage={() => {
                   syncAnnotations();
                   const debug = medlabelDebug();
@@ -912,10 +1217,22 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
             ) : (
               <Loading />
             )}
-            {stack ? (
-              <div className="info" data-testid="slice-info" style={{ position: "absolute", left: 8, bottom: 8, color: "#fff", pointerEvents: "none" }}>
-                {t("reader.slice", { index: slice + 1, total: stack.slices.length })}
-              </div>
+            {stack && !mprLayout ? (
+              <ViewportOverlay
+                info={stack.info}
+                plane={stack.slices[slice]?.plane}
+                slice={slice}
+                total={stack.slices.length}
+                strings={{
+                  slice: t("reader.slice", { index: slice + 1, total: stack.slices.length }),
+                  position: (mm) => t("ws.overlay.position", { mm }),
+                  thickness: (mm) => t("ws.overlay.thickness", { mm }),
+                  windowLevel: voi ? t("ws.overlay.wl", { w: Math.round(voi.upper - voi.lower), l: Math.round((voi.upper + voi.lower) / 2) }) : "",
+                  preset: voi && stack.modality === "CT" ? (appliedPreset ? t(`reader.preset.${appliedPreset}` as MessageKey) : t("ws.preset.custom")) : "",
+                  scrollbar: t("ws.overlay.scrollbar"),
+                }}
+                onSlice={(index) => viewer.current?.setSlice(index)}
+              />
             ) : null}
           </div>
           <div className="toolbar">
@@ -1098,6 +1415,74 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                   ))}
                 </select>
               </label>
+              <table className="segments" data-testid="segments">
+                <tbody>
+                  {(definition.labels.find((l) => l.key === maskLabel)?.segments ?? []).map((s) => {
+                    const style = segmentStyles[s.value] ?? { visible: true, opacity: 0.45, outline: false };
+                    const set = (patch: Partial<SegmentStyle>) => setSegmentStyles((all) => ({ ...all, [s.value]: { ...style, ...patch } }));
+                    const [r, g, b] = SEGMENT_COLOURS[s.value % SEGMENT_COLOURS.length];
+                    return (
+                      <tr key={s.value}>
+                        <td>
+                          <span style={{ display: "inline-block", width: 12, height: 12, background: `rgb(${r},${g},${b})` }} /> {loc(s.name)}
+                        </td>
+                        <td>
+                          <input type="checkbox" checked={style.visible} aria-label={t("ws.segment.visible", { name: loc(s.name) })} onChange={(e) => set({ visible: e.target.checked })} />
+                        </td>
+                        <td>
+                          <input type="range" min={0.1} max={1} step={0.05} value={style.opacity} aria-label={t("ws.segment.opacity", { name: loc(s.name) })} onChange={(e) => set({ opacity: Number(e.target.value) })} style={{ width: "5em" }} />
+                        </td>
+                        <td>
+                          <label>
+                            <input type="checkbox" checked={style.outline} onChange={(e) => set({ outline: e.target.checked })} /> {t("ws.segment.outline")}
+                          </label>
+                        </td>
+                      </tr>
+                    );
+                  })}
+                </tbody>
+              </table>
+              <button
+                type="button"
+                disabled={readOnly || !currentMask}
+                onClick={() => {
+                  if (!stack || !currentMask) return;
+                  // Clear this segment's pieces smaller than the size given; one step of the history.
+                  const key = maskKey(maskLabel, stack.seriesUid);
+                  const voxels = smallIslands(currentMask, segment, islandSize);
+                  if (!voxels.length) return;
+                  stroke.current = new StrokeRecorder(key);
+                  stroke.current.touchVoxels(currentMask, voxels);
+                  for (const [z, y, x] of voxels) currentMask.data[currentMask.index(z, y, x)] = 0;
+                  change((r) => ({ ...r, masks: { ...r.masks } }), { history: false });
+                  finishStroke(key);
+                }}
+              >
+                {t("ws.islands")}
+              </button>{" "}
+              <input type="number" min={1} style={{ width: "4em" }} value={islandSize} aria-label={t("ws.islands.size")} onChange={(e) => setIslandSize(Math.max(1, Number(e.target.value) || 1))} />
+              <br />
+              <button
+                type="button"
+                disabled={readOnly || !currentMask}
+                onClick={() => {
+                  if (!stack || !currentMask) return;
+                  // Fill the slices between painted ones of this segment; one step of the history.
+                  const key = maskKey(maskLabel, stack.seriesUid);
+                  const voxels = interpolateSegment(currentMask, segment);
+                  if (!voxels.length) {
+                    setNotice(t("ws.interpolate.nothing"));
+                    return;
+                  }
+                  stroke.current = new StrokeRecorder(key);
+                  stroke.current.touchVoxels(currentMask, voxels);
+                  for (const [z, y, x] of voxels) currentMask.data[currentMask.index(z, y, x)] = segment;
+                  change((r) => ({ ...r, masks: { ...r.masks } }), { history: false });
+                  finishStroke(key);
+                }}
+              >
+                {t("ws.interpolate")}
+              </button>
               <div className="hint" data-testid="mask-count">
                 {t("reader.maskPainted", { n: currentMask ? currentMask.painted() : 0 })}
               </div>
@@ -1167,6 +1552,25 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
                             />
                           ))
                         : null}
+                      {region.id === selected && region.measurements?.length ? (
+                        <MeasurementList
+                          region={region}
+                          numberLabels={attributesFor(definition, region.label).filter((l) => l.kind === "number")}
+                          disabled={readOnly}
+                          onFill={(label, value) =>
+                            change((r) => ({
+                              ...r,
+                              regions: r.regions.map((x) => (x.id === region.id ? { ...x, attributes: { ...x.attributes, [label.key]: value } } : x)),
+                            }))
+                          }
+                          onDelete={(id) =>
+                            change((r) => ({
+                              ...r,
+                              regions: r.regions.map((x) => (x.id === region.id ? { ...x, measurements: (x.measurements ?? []).filter((m) => m.id !== id) } : x)),
+                            }))
+                          }
+                        />
+                      ) : null}
                     </li>
                   );
                 })}
@@ -1266,6 +1670,62 @@ function HotkeyDialog({ tools, onClose }: { tools: Tool[]; onClose: () => void }
           {t("ws.close")}
         </button>
       </div>
+    </div>
+  );
+}
+
+/** A lesion's measurements, each with one-click buttons that fill the lesion's number fields with its figures. */
+function MeasurementList({
+  region,
+  numberLabels,
+  disabled,
+  onFill,
+  onDelete,
+}: {
+  region: Region;
+  numberLabels: SchemaLabel[];
+  disabled: boolean;
+  onFill: (label: SchemaLabel, value: number) => void;
+  onDelete: (id: string) => void;
+}) {
+  const t = useT();
+  const loc = useLocalised();
+  const text = (m: Measurement): string => {
+    if (m.kind === "length") return t("ws.measure.length", { mm: m.length_mm ?? "?" });
+    if (m.kind === "bidirectional") return t("ws.measure.bidirectional", { long: m.long_mm ?? "?", short: m.short_mm ?? "?" });
+    return m.hu ? t("ws.measure.ellipse", { area: m.area_mm2 ?? "?", ...m.hu }) : t("ws.measure.ellipseNoHu", { area: m.area_mm2 ?? "?" });
+  };
+  // The figures a number field may take: millimetres for a length-like field, HU for a density field.
+  const figures = (m: Measurement, label: SchemaLabel): number[] => {
+    const unit = (label.unit ?? "").toLowerCase();
+    const mm = [m.length_mm, m.long_mm, m.short_mm].filter((v): v is number => typeof v === "number");
+    if (unit === "hu") return m.hu ? [m.hu.mean] : [];
+    if (unit === "mm" || unit === "") return mm;
+    return [];
+  };
+  return (
+    <div data-testid={`measurements-${region.id}`}>
+      <div className="hint">{t("ws.measure.title")}</div>
+      <ul className="measurements">
+        {(region.measurements ?? []).map((m) => (
+          <li key={m.id} data-kind={m.kind}>
+            <span>{text(m)}</span>{" "}
+            {numberLabels.flatMap((label) =>
+              figures(m, label).map((value) => {
+                const shown = label.integer ? Math.round(value) : Math.round(value * 10) / 10;
+                return (
+                  <button key={`${label.key}-${value}`} type="button" disabled={disabled} onClick={() => onFill(label, shown)}>
+                    {t("ws.measure.fill", { name: loc(label.name), value: `${shown}${label.unit ? ` ${label.unit}` : ""}` })}
+                  </button>
+                );
+              }),
+            )}{" "}
+            <button type="button" disabled={disabled} aria-label={t("ws.measure.delete")} onClick={() => onDelete(m.id)}>
+              ×
+            </button>
+          </li>
+        ))}
+      </ul>
     </div>
   );
 }

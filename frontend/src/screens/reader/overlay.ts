@@ -62,8 +62,22 @@ export function drawRegion(ctx: CanvasRenderingContext2D, h: OverlayHelpers, reg
 
 const sliceCanvas = typeof document === "undefined" ? null : document.createElement("canvas");
 
+/** How one segment is shown (the segment list, issue 15 item 5). */
+export interface SegmentStyle {
+  visible: boolean;
+  opacity: number; // 0..1
+  outline: boolean; // only the segment's border pixels, opaque
+}
+
 /** Paint the label map's slice z, semi-transparent, mapped through the viewer's image->canvas transform. */
-export function drawLabelmapSlice(ctx: CanvasRenderingContext2D, h: OverlayHelpers, map: Labelmap, z: number, alpha = 0.45) {
+export function drawLabelmapSlice(
+  ctx: CanvasRenderingContext2D,
+  h: OverlayHelpers,
+  map: Labelmap,
+  z: number,
+  alpha = 0.45,
+  styles: Record<number, SegmentStyle> = {},
+) {
   if (!sliceCanvas || z < 0 || z >= map.slices) return;
   const values = map.slice(z);
   let any = false;
@@ -77,11 +91,23 @@ export function drawLabelmapSlice(ctx: CanvasRenderingContext2D, h: OverlayHelpe
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (!v) continue;
+    const style = styles[v];
+    if (style && !style.visible) continue;
+    let a = style ? style.opacity : alpha;
+    if (style?.outline) {
+      const row = Math.floor(i / map.columns);
+      const column = i % map.columns;
+      const border =
+        column === 0 || column === map.columns - 1 || row === 0 || row === map.rows - 1 ||
+        values[i - 1] !== v || values[i + 1] !== v || values[i - map.columns] !== v || values[i + map.columns] !== v;
+      if (!border) continue;
+      a = 1;
+    }
     const [r, g, b] = SEGMENT_COLOURS[v % SEGMENT_COLOURS.length];
     image.data[i * 4] = r;
     image.data[i * 4 + 1] = g;
     image.data[i * 4 + 2] = b;
-    image.data[i * 4 + 3] = Math.round(alpha * 255);
+    image.data[i * 4 + 3] = Math.round(a * 255);
   }
   sctx.putImageData(image, 0, 0);
   const o = h.toCanvas({ x: 0, y: 0 });
