@@ -129,7 +129,8 @@ function VersionDetails({ id, onClose }: { id: number; onClose: () => void }) {
                 <tr key={index}>
                   <td>{formatTime(event.created_at, language)}</td>
                   <td>
-                    {event.from_status || "—"} → {event.to_status}
+                    {event.from_status ? t(`models.status.${event.from_status}` as MessageKey) : "—"} →{" "}
+                    {t(`models.status.${event.to_status}` as MessageKey)}
                   </td>
                   <td>{event.actor ?? "—"}</td>
                   <td className="detail">{event.reason}</td>
