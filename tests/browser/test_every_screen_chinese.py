@@ -8,9 +8,9 @@ a case in the panel with one vote cast, an adjudicated case, a finished export, 
 token and the audit trail all of that wrote. Each screen is opened by each role that sees it, in Chinese, with its
 interactive parts opened too (the reader's hotkey dialog and tools, the panel's overlay mode, the details of a job
 and an export, the schema's JSON view); on each page, every Latin word that is not data (names, slugs, keys the
-test created, format and standard names) is English left in the Chinese UI. Visible text, placeholders, titles
-and accessible names (``aria-label``) are checked; field paths and JSON (``<code>``, ``<pre>``, text areas) are
-data. Screenshots: $TEST_ARTIFACTS_DIR/zh-<screen>[-<step>].png.
+test created, format and standard names) is English left in the Chinese UI. Visible text, placeholders, titles,
+accessible names (``aria-label``) and the words charts draw (``data-chart-text``) are checked; field paths and
+JSON (``<code>``, ``<pre>``, text areas) are data. Screenshots: $TEST_ARTIFACTS_DIR/zh-<screen>[-<step>].png.
 
 To add a screen: one entry in ``WALK`` (route name -> the visits: which user, how to fill the route's
 parameters and query, what shows that the page is ready, what to open on it)."""
@@ -51,8 +51,8 @@ WORD = r"[A-Za-z][A-Za-z0-9_.\-]*[A-Za-z0-9]"
 NOT_UI_TEXT = {
     "MedLabel", "QA", "API", "English", "MONAI", "MSD", "NIfTI", "DICOM", "SEG", "COCO", "CSV", "JSON", "UID",
     "OHIF", "DICOMweb", "dicomweb-client", "Authorization", "Bearer", "Token", "PS3.15", "CT", "MR", "mm", "HU",
-    "AI", "Dice", "HD95", "ASSD", "IoU", "kappa", "Kappa", "Cohen", "unet", "segresnet", "densenet121", "val_dice",
-    "loss", "WW", "WL", "KB", "MB", "SHA-256", "csv", "json",
+    "AI", "Dice", "HD95", "ASSD", "IoU", "kappa", "Kappa", "Cohen", "unet", "segresnet", "densenet121",
+    "WW", "WL", "KB", "MB", "SHA-256", "csv", "json",
     # Keys of the keyboard, printed on it in Latin letters whatever the language.
     "Ctrl", "Shift", "Alt", "Enter", "Esc", "Escape", "Delete", "Backspace", "PageUp", "PageDown", "Home", "End",
     "Space", "Tab",
@@ -261,8 +261,10 @@ _TEXT = """() => {
   document.documentElement.appendChild(body);
   const text = body.innerText;
   body.remove();
-  const attributes = [...document.querySelectorAll('[placeholder], [title], [aria-label]')].flatMap((e) =>
-    ['placeholder', 'title', 'aria-label'].map((a) => e.getAttribute(a) || ''));
+  // Charts draw their words on a canvas; the canvas carries them in data-chart-text.
+  const names = ['placeholder', 'title', 'aria-label', 'data-chart-text'];
+  const attributes = [...document.querySelectorAll(names.map((a) => `[${a}]`).join(', '))].flatMap((e) =>
+    names.map((a) => e.getAttribute(a) || ''));
   return text + '\\n' + attributes.join('\\n');
 }"""
 

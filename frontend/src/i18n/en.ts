@@ -2,6 +2,7 @@
 import { enCorrection } from "./correction";
 import { enReviewScreens } from "./reviewScreens";
 import { enManagerScreens } from "./managerScreens";
+import { enCharts } from "./charts";
 import { enWorkstation } from "./workstation";
 import { enSchemaModels } from "./schemaModels";
 
@@ -127,6 +128,7 @@ export const en = {
   ...enManagerScreens,
   ...enWorkstation,
   ...enSchemaModels,
+  ...enCharts,
 } as const;
 
 export type MessageKey = keyof typeof en;

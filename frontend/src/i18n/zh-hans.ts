@@ -2,6 +2,7 @@ import type { MessageKey } from "./en";
 import { zhHansCorrection } from "./correction";
 import { zhHansReviewScreens } from "./reviewScreens";
 import { zhHansManagerScreens } from "./managerScreens";
+import { zhHansCharts } from "./charts";
 import { zhHansWorkstation } from "./workstation";
 import { zhHansSchemaModels } from "./schemaModels";
 
@@ -126,4 +127,5 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansManagerScreens,
   ...zhHansWorkstation,
   ...zhHansSchemaModels,
+  ...zhHansCharts,
 };
