@@ -21,6 +21,7 @@ MODULES = (
     "review/selectors.py",
     "review/notes.py",
     "jobs/messages.py",
+    "inference/messages.py",
 )
 GETTEXT = {"gettext", "gettext_noop", "gettext_lazy", "_", "_t", "N_"}
 # Templates whose Chinese is the same text: nothing but parameters and spaces.
