@@ -21,13 +21,14 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from accounts.models import ApiToken
 from accounts.services import api_token_create
@@ -275,6 +276,11 @@ def english_left(page: Page, data: set[str], dialogs: list[str]) -> list[str]:
     return sorted(set(re.findall(WORD, text)) - NOT_UI_TEXT - data)
 
 
+def _say_no(seen: list[str], dialog: Dialog) -> None:
+    seen.append(dialog.message)
+    dialog.dismiss()
+
+
 def _screenshot(page: Page, name: str) -> None:
     root = Path(os.environ.get("TEST_ARTIFACTS_DIR") or Path(__file__).resolve().parents[2] / "test-artifacts")
     root.mkdir(parents=True, exist_ok=True)
@@ -389,7 +395,7 @@ def test_every_screen_in_chinese_shows_no_english_ui_text(
                 pages[visit.user] = browsers.page_for(user, language="zh-hans")
                 pages[visit.user].page.set_default_navigation_timeout(60_000)
                 # A confirm or alert the screen opens: its text is checked with the page's, and the walk says no.
-                pages[visit.user].page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+                pages[visit.user].page.on("dialog", partial(_say_no, dialogs))
             user_page = pages[visit.user]
             path = _fill(pattern, visit.params(world)) + visit.query(world)
             page = user_page.goto(path)
