@@ -16,6 +16,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from annotation.models import AnnotationRevision, Project
+from config.messages import is_message, render
+from inference.messages import render_model_reason
 from inference.models import ModelVersionEvent
 from review.models import AgreementResult, CaseEvent, PanelVote
 
@@ -95,6 +97,13 @@ def _querysets(project: Project, filters: AuditFilters) -> list[tuple[str, Query
     ]
 
 
+def _reason(event: CaseEvent) -> str:
+    """The event's reason in the reader's language: its stored message when it has one (the English text
+    otherwise, as events written before reasons were messages)."""
+    said = event.metrics.get("reason_message") if isinstance(event.metrics, dict) else None
+    return render(said) if is_message(said) else event.reason
+
+
 def _row(kind: str, obj: Any, project: Project) -> dict[str, Any]:
     base = {"time": obj.created_at, "kind": kind, "project": project.slug, "from_status": "", "to_status": ""}
     if kind == "case_transition":
@@ -104,7 +113,7 @@ def _row(kind: str, obj: Any, project: Project) -> dict[str, Any]:
             "actor": obj.actor.username if obj.actor else "",
             "from_status": obj.from_status,
             "to_status": obj.to_status,
-            "detail": {"reason": obj.reason, "metrics": obj.metrics},
+            "detail": {"reason": _reason(obj), "metrics": obj.metrics},
         }
     if kind == "annotation_revision":
         annotation = obj.annotation
@@ -137,7 +146,11 @@ def _row(kind: str, obj: Any, project: Project) -> dict[str, Any]:
         "actor": obj.actor.username if obj.actor else "",
         "from_status": obj.from_status,
         "to_status": obj.to_status,
-        "detail": {"model_version": obj.model_version.number, "reason": obj.reason, "metrics": obj.metrics},
+        "detail": {
+            "model_version": obj.model_version.number,
+            "reason": render_model_reason(obj.reason),
+            "metrics": obj.metrics,
+        },
     }
 
 

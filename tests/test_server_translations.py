@@ -31,6 +31,7 @@ MODULES = (
     "annotation/api/import_views.py",
     "accounts/services.py",
     "accounts/api/views.py",
+    "inference/messages.py",
 )
 GETTEXT = {"gettext", "gettext_noop", "gettext_lazy", "_", "_t", "N_"}
 # Templates whose Chinese is the same text: nothing but parameters and spaces.

@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from inference.messages import render_model_reason
 from inference.models import (
     Architecture,
     CaseScore,
@@ -22,6 +23,12 @@ class ModelVersionEventOutput(serializers.ModelSerializer[ModelVersionEvent]):
     class Meta:
         model = ModelVersionEvent
         fields = ["from_status", "to_status", "actor", "reason", "metrics", "created_at"]
+
+    def to_representation(self, instance: ModelVersionEvent) -> dict[str, Any]:
+        # The reasons the registry writes are stored in English and read in the reader's language.
+        data: dict[str, Any] = super().to_representation(instance)
+        data["reason"] = render_model_reason(instance.reason)
+        return data
 
 
 class ModelVersionOutput(serializers.ModelSerializer[ModelVersion]):

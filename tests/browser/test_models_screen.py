@@ -74,7 +74,7 @@ def test_manager_promotes_rolls_back_and_follows_a_training_job(
     details = page.get_by_test_id("model-details")
     expect(details.get_by_test_id("model-metrics")).to_contain_text("hd95")
     expect(details.get_by_test_id("training-curve")).to_be_visible()
-    expect(details.get_by_test_id("curve-summary")).to_contain_text("loss 0.333, val_dice 0.600")
+    expect(details.get_by_test_id("curve-summary")).to_contain_text("Loss 0.333, Validation Dice 0.600")
     panel_helpers.save_screenshot(page.screenshot(full_page=True), "models-screen")
 
     # Promote by hand: the database's active version changes, the old one is retired.

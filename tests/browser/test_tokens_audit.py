@@ -120,7 +120,8 @@ def test_audit_filter_shows_the_users_rows_and_the_csv_matches(
     page.get_by_label("Case", exact=True).fill(str(read.pk))
     page.get_by_role("button", name="Apply").click()
     expect(page.get_by_test_id("audit-count")).to_have_text("Entries: 1")
-    expect(rows.first.locator("td").nth(4)).to_contain_text("→ awaiting_cross_verification")
+    # The status in the user's words (the API and the CSV keep the stored code).
+    expect(rows.first.locator("td").nth(4)).to_contain_text("→ Awaiting cross-verification")
     panel_helpers.save_screenshot(page.screenshot(), "audit-filtered")
 
     # CSV of the user filter only: the download has exactly the database's rows.

@@ -4,6 +4,7 @@ import { enCorrection } from "./correction";
 import { enReviewScreens } from "./reviewScreens";
 import { enManagerScreens } from "./managerScreens";
 import { enProjectsData } from "./projectsData";
+import { enCharts } from "./charts";
 import { enWorkstation } from "./workstation";
 import { enSchemaModels } from "./schemaModels";
 import { enAiAssist } from "./aiAssist";
@@ -133,6 +134,7 @@ export const en = {
   ...enWorkstation,
   ...enSchemaModels,
   ...enAiAssist,
+  ...enCharts,
 } as const;
 
 export type MessageKey = keyof typeof en;

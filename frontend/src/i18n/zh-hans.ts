@@ -4,6 +4,7 @@ import { zhHansCorrection } from "./correction";
 import { zhHansReviewScreens } from "./reviewScreens";
 import { zhHansManagerScreens } from "./managerScreens";
 import { zhHansProjectsData } from "./projectsData";
+import { zhHansCharts } from "./charts";
 import { zhHansWorkstation } from "./workstation";
 import { zhHansSchemaModels } from "./schemaModels";
 import { zhHansAiAssist } from "./aiAssist";
@@ -132,4 +133,5 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansWorkstation,
   ...zhHansSchemaModels,
   ...zhHansAiAssist,
+  ...zhHansCharts,
 };

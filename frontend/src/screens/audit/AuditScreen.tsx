@@ -2,7 +2,7 @@ import { useState, type FormEvent } from "react";
 import { useParams } from "react-router-dom";
 import { api, query } from "../../api/client";
 import type { components } from "../../api/schema";
-import { useLanguage, useT, type MessageKey } from "../../i18n";
+import { useLanguage, useT, type MessageKey, type Translate } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
 import { useAsync } from "../../lib/useAsync";
 import { formatTime } from "../../lib/format";
@@ -28,14 +28,40 @@ export function auditQuery(filters: AuditFilters, extra: Record<string, number> 
   return query({ ...filters, ...extra });
 }
 
-/** A row's detail in a line: the reason, or the fields of the detail object. */
-function detailText(row: AuditRow): string {
+/** The dictionary's text for ``key``, or ``raw`` when it has none (a value that is data, a new field). */
+function term(t: Translate, key: string, raw: string): string {
+  const text = t(key as MessageKey);
+  return text === key ? raw : text;
+}
+
+/** A row's detail in a line, in the user's language: the reason (the server renders it), or the fields of the
+ * detail object with their names, yes/no and the known values (roles, origins) translated. */
+function detailText(row: AuditRow, t: Translate): string {
   const detail = (row.detail ?? {}) as Record<string, unknown>;
   if (typeof detail.reason === "string" && detail.reason) return detail.reason;
   return Object.entries(detail)
     .filter(([, value]) => value !== null && value !== "" && typeof value !== "object")
-    .map(([key, value]) => `${key}: ${String(value)}`)
-    .join(", ");
+    .map(([key, value]) => {
+      const shown =
+        typeof value === "boolean" ? t(value ? "audit.yes" : "audit.no") : term(t, `audit.value.${String(value)}`, String(value));
+      return `${term(t, `audit.field.${key}`, key)}: ${shown}`;
+    })
+    .join(t("audit.separator"));
+}
+
+/** Who made the row: a user name or a model (data), or, for a label no one signed (a consensus, the panel's final
+ * label), its role, which is said in the user's language. */
+function actorText(t: Translate, row: AuditRow): string {
+  const detail = (row.detail ?? {}) as Record<string, unknown>;
+  if (row.kind === "annotation_revision" && row.actor && row.actor === detail.role) {
+    return term(t, `audit.value.${row.actor}`, row.actor);
+  }
+  return row.actor;
+}
+
+/** A case's or a model version's status (a model change row) in the user's language. */
+function statusText(t: Translate, kind: string, status: string): string {
+  return term(t, kind === "model_event" ? `models.status.${status}` : `dash.status.${status}`, status);
 }
 
 /** The project's audit log for its managers (route /projects/:slug/audit): filters and CSV of the same rows. */
@@ -130,9 +156,13 @@ export function AuditScreen() {
                     <td>{formatTime(row.time, language)}</td>
                     <td>{t(`audit.kind.${row.kind}` as MessageKey)}</td>
                     <td>{row.case ?? ""}</td>
-                    <td>{row.actor}</td>
-                    <td>{row.from_status || row.to_status ? `${row.from_status} → ${row.to_status}` : ""}</td>
-                    <td className="detail">{detailText(row)}</td>
+                    <td>{actorText(t, row)}</td>
+                    <td>
+                      {row.from_status || row.to_status
+                        ? `${statusText(t, row.kind, row.from_status)} → ${statusText(t, row.kind, row.to_status)}`
+                        : ""}
+                    </td>
+                    <td className="detail">{detailText(row, t)}</td>
                   </tr>
                 ))}
               </tbody>

@@ -13,7 +13,7 @@ import { useSession } from "../../auth/session";
 import { useLocalised, useT, type MessageKey } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
 import { useAsync } from "../../lib/useAsync";
-import { ChartCanvas, colour } from "./Chart";
+import { ChartCanvas, colour, seriesName, weekLabel } from "./Chart";
 import { ConfusionMatrix } from "./ConfusionMatrix";
 import { GoldAndRouting } from "./GoldAndRouting";
 import "./dashboard.css";
@@ -268,7 +268,7 @@ function Figures({ data }: { data: Data }) {
     () => ({
       type: "line",
       data: {
-        labels: trend.weeks,
+        labels: trend.weeks.map((week) => weekLabel(t, week)),
         datasets: trend.readers.map((r, i) => ({
           label: r.username,
           data: r.agreement,
@@ -290,7 +290,7 @@ function Figures({ data }: { data: Data }) {
       type: "line",
       data: {
         datasets: curves.map((c, i) => ({
-          label: c.name,
+          label: `v${c.version} ${seriesName(t, c.metric)}`,
           data: c.points,
           borderColor: colour(i),
           backgroundColor: colour(i, 0.3),
@@ -567,7 +567,7 @@ function Figures({ data }: { data: Data }) {
                 <td>
                   {Object.entries(v.metrics ?? {})
                     .filter(([, value]) => typeof value === "number")
-                    .map(([key, value]) => `${key} ${formatNumber(value as number, 3)}`)
+                    .map(([key, value]) => `${seriesName(t, key)} ${formatNumber(value as number, 3)}`)
                     .join(", ")}
                 </td>
               </tr>

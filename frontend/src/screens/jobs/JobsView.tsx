@@ -11,7 +11,7 @@ import { api, ApiError, listOf, query } from "../../api/client";
 import { useSession } from "../../auth/session";
 import { useLanguage, useT, type MessageKey } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
-import { ChartCanvas, colour } from "../dashboard/Chart";
+import { ChartCanvas, colour, seriesName } from "../dashboard/Chart";
 import "./jobs.css";
 import {
   actionsFor,
@@ -285,7 +285,7 @@ function JobDetails({ id, status }: { id: number; status: string }) {
       type: "line",
       data: {
         datasets: series.map((s, i) => ({
-          label: s.key,
+          label: seriesName(t, s.key),
           data: s.points,
           borderColor: colour(i),
           backgroundColor: colour(i, 0.3),

@@ -6,7 +6,7 @@ import { useLanguage, useT, type MessageKey } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
 import { formatTime } from "../../lib/format";
 import { useAsync } from "../../lib/useAsync";
-import { ChartCanvas, colour } from "../dashboard/Chart";
+import { ChartCanvas, colour, seriesName } from "../dashboard/Chart";
 import { isActive, progressOf } from "../jobs/progress";
 import {
   ARCHITECTURES,
@@ -60,7 +60,7 @@ function TrainingCurve({ history, title }: { history: unknown; title: string }) 
       type: "line" as const,
       data: {
         datasets: curves.map((curve, index) => ({
-          label: curve.key,
+          label: seriesName(t, curve.key),
           data: curve.points,
           borderColor: colour(index),
           backgroundColor: colour(index, 0.3),
@@ -79,7 +79,7 @@ function TrainingCurve({ history, title }: { history: unknown; title: string }) 
     [curves, t],
   );
   if (!curves.length) return <p className="hint">{t("models.noHistory")}</p>;
-  const last = curves.map((c) => `${c.key} ${formatMetric(c.points[c.points.length - 1].y)}`).join(", ");
+  const last = curves.map((c) => `${seriesName(t, c.key)} ${formatMetric(c.points[c.points.length - 1].y)}`).join(", ");
   return (
     <>
       <ChartCanvas label={title} config={config} testId="training-curve" />
@@ -113,7 +113,7 @@ function VersionDetails({ id, onClose }: { id: number; onClose: () => void }) {
               <tbody>
                 {metrics.map(([name, value]) => (
                   <tr key={name}>
-                    <th>{name}</th>
+                    <th>{seriesName(t, name)}</th>
                     <td>{formatMetric(value)}</td>
                   </tr>
                 ))}
@@ -129,7 +129,8 @@ function VersionDetails({ id, onClose }: { id: number; onClose: () => void }) {
                 <tr key={index}>
                   <td>{formatTime(event.created_at, language)}</td>
                   <td>
-                    {event.from_status || "—"} → {event.to_status}
+                    {event.from_status ? t(`models.status.${event.from_status}` as MessageKey) : "—"} →{" "}
+                    {t(`models.status.${event.to_status}` as MessageKey)}
                   </td>
                   <td>{event.actor ?? "—"}</td>
                   <td className="detail">{event.reason}</td>
@@ -370,7 +371,7 @@ export function ModelsScreen() {
                   <td>
                     <strong>{t(`models.status.${status}` as MessageKey)}</strong>
                   </td>
-                  <td>{metrics.map(([name, value]) => `${name} ${formatMetric(value)}`).join(", ") || "—"}</td>
+                  <td>{metrics.map(([name, value]) => `${seriesName(t, name)} ${formatMetric(value)}`).join(", ") || "—"}</td>
                   <td>{version.trained_at ? formatTime(version.trained_at, language) : "—"}</td>
                   <td>
                     <button type="button" onClick={() => setOpenId(version.id)}>
