@@ -236,6 +236,35 @@ WALK: dict[str, tuple[Visit, ...]] = {
     "exports": (Visit("manager", slug_of, ready=_visible("export-1"), steps=(("details", _expand_first),)),),
     "schema": (Visit("manager", slug_of, ready=_visible("schema-preview"), steps=(("json", _pressed(0)),)),),
     "models": (Visit("manager", slug_of, ready=_visible("model-2"), steps=(("details", _model_details),)),),
+    "cases": (
+        Visit("manager", slug_of, ready=lambda p, w: expect(p.get_by_test_id("case-row").first).to_be_visible()),
+        Visit("annotator", slug_of, ready=lambda p, w: expect(p.get_by_test_id("case-row").first).to_be_visible()),
+    ),
+    "case": (
+        Visit(
+            "manager",
+            lambda w: {"caseId": w.adjudicated},
+            lambda w: f"?project={w.slug}",
+            ready=lambda p, w: expect(p.get_by_test_id("case-event").first).to_be_visible(),
+            label="decided",
+        ),
+        Visit(
+            "manager",
+            lambda w: {"caseId": w.in_panel},
+            lambda w: f"?project={w.slug}",
+            ready=lambda p, w: expect(p.get_by_test_id("case-event").first).to_be_visible(),
+            label="in-panel",
+        ),
+    ),
+    "reviewPolicy": (
+        Visit("manager", slug_of, ready=lambda p, w: expect(p.locator("form fieldset").first).to_be_visible()),
+    ),
+    "members": (
+        Visit(
+            "manager", slug_of, ready=lambda p, w: expect(p.locator("[data-testid^='member-']").first).to_be_visible()
+        ),
+    ),
+    "data": (Visit("manager", slug_of, ready=_visible("dropzone")),),
 }
 
 
