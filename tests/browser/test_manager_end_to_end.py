@@ -28,7 +28,7 @@ import pydicom
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from annotation.labels import encode_mask
 from annotation.models import Assignment, Case, CaseStatus, LabelSchema, Membership, Project, Role
@@ -40,6 +40,7 @@ from review.models import PanelVote
 from tests.annotation.conftest import _study_files, case_series, case_sops, synthetic_study
 from tests.browser import manager_flow, panel_helpers, schema_flow
 from tests.datasets.test_worker import start_worker
+from tests.dciodvfy import assert_valid_dicom
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
@@ -82,6 +83,18 @@ MEMBERS = (
 
 def shot(page: Page, step: str) -> None:
     panel_helpers.save_screenshot(page.screenshot(full_page=True), f"e2e-{step}", min_std=2.0)
+
+
+def assert_links_fit(card: Locator) -> None:
+    """Every link of a project card lies inside the card, each on one line (a manager's card has eight or more)."""
+    outer = card.bounding_box()
+    assert outer is not None
+    boxes = [link.bounding_box() for link in card.get_by_role("link").all()]
+    assert len(boxes) >= 7 and all(box is not None for box in boxes), boxes
+    for box in boxes:
+        assert box is not None
+        assert outer["x"] <= box["x"] and box["x"] + box["width"] <= outer["x"] + outer["width"], (box, outer)
+    assert max(b["height"] for b in boxes if b) < 1.5 * min(b["height"] for b in boxes if b), boxes
 
 
 def write_zip(path: Path) -> Path:
@@ -175,7 +188,10 @@ def test_a_manager_goes_from_an_empty_project_to_a_downloaded_export(
     worker = start_worker(isolated_storage, log)
     try:
         # 1. The project: its row, its own image store, the creator its only member (its manager).
-        manager_flow.create_project(page, slug=SLUG, name="Lung CT end to end", modality="CT", readers_per_case=2)
+        card = manager_flow.create_project(
+            page, slug=SLUG, name="Lung CT end to end", modality="CT", readers_per_case=2
+        )
+        assert_links_fit(card)
         project = Project.objects.get(slug=SLUG)
         assert (project.name, project.modality, project.readers_per_case) == ("Lung CT end to end", "CT", 2)
         assert project.created_by == lead and project.image_store_id is not None
@@ -333,6 +349,7 @@ def test_a_manager_goes_from_an_empty_project_to_a_downloaded_export(
         segs = sorted(name for name in names if name.startswith("seg/"))
         assert segs == sorted(f"seg/{key}.dcm" for key in label_voxels), names
         for name in segs:
+            assert_valid_dicom(contents[name], name)  # the standard's own checker: no error
             seg = highdicom.seg.segread(io.BytesIO(contents[name]))
             assert seg.SOPClassUID == pydicom.uid.SegmentationStorage
             [segment] = seg.SegmentSequence
@@ -362,6 +379,7 @@ def test_a_manager_goes_from_an_empty_project_to_a_downloaded_export(
         reader.refresh_from_db()
         assert reader.last_login is not None
         shot(page, "signed-in")
+        user_page.assert_no_console_errors()
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
