@@ -148,16 +148,26 @@ def submit(user: User, case: Case, role: str, values: dict[str, Any]) -> dict[st
 
 
 def distribute_through_the_case_browser(page: Page, project: Project) -> None:
-    """Select every case in the case browser and distribute first, then second readings."""
-    manager_flow.open_screen(page, f"/projects/{project.slug}/cases")
+    """From the project card to the case browser; select both cases and distribute first, then second readings.
+    Each time the rows must show the new reader before the next step (the status text is the same both times)."""
+    manager_flow.open_screen(page, "/")
+    page.get_by_test_id(f"project-{project.slug}").get_by_role("link", name="Cases", exact=True).click()
+    expect(page.get_by_role("heading", name=f"Cases: {project.slug}")).to_be_visible()
     expect(page.get_by_test_id("case-count")).to_have_text("Cases: 2")
-    for role, label in (("first_reader", "first"), ("second_reader", "second")):
+    rows = page.get_by_test_id("case-row")
+    for role, reader, role_name in (
+        ("first_reader", "annotator", "First reader"),
+        ("second_reader", "reviewer", "Second reader"),
+    ):
         for case in Case.objects.filter(project=project):
             page.get_by_label(f"Select case {case.pk}").check()
+        expect(page.get_by_test_id("selected-count")).to_contain_text("2")
         page.get_by_label("Reading role to fill").select_option(role)
         page.get_by_role("button", name="Distribute").click()
+        expect(rows.filter(has_text=f"{reader} ({role_name}, reading)")).to_have_count(2)
         expect(page.get_by_role("status")).to_have_text("2 assignment(s) made.")
-        shot(page, f"distribute-{label}")
+        assert Assignment.objects.filter(case__project=project, role=role, user__username=reader).count() == 2
+        shot(page, f"distribute-{role}")
 
 
 def distribute_through_the_api(page: Page, project: Project, manager: User) -> None:
@@ -292,6 +302,18 @@ def test_a_manager_goes_from_an_empty_project_to_a_downloaded_export(
         assert set(Assignment.objects.filter(case__project=project).values_list("status", flat=True)) == {
             Assignment.Status.SUBMITTED
         }
+
+        # The members screen counts each reader's work as the Assignment rows do: everything assigned is done.
+        manager_flow.open_members(page, SLUG)
+        for name, role in MEMBERS:
+            held = Assignment.objects.filter(case__project=project, user=people[name])
+            expected = 2 if role in (Role.ANNOTATOR, Role.REVIEWER) else 1
+            assert held.count() == held.filter(status=Assignment.Status.SUBMITTED).count() == expected
+            row = page.get_by_test_id(f"member-{name}-{role}")
+            expect(row.get_by_test_id("assigned")).to_have_text(str(expected))
+            expect(row.get_by_test_id("done")).to_have_text(str(expected))
+            expect(row.get_by_test_id("in-progress")).to_have_text("0")
+        shot(page, "workload")
 
         # 8. The export, in MONAI and DICOM SEG, followed until ready; the Export row says what it holds.
         manager_flow.open_screen(page, f"/projects/{SLUG}/exports")
