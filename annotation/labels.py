@@ -828,8 +828,8 @@ _ROLE_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "image": (("label", "sop_instance_uid", "value"), ("frame",)),
     "geometry2d": (("label", "id", "sop_instance_uid", "geometry"), ("frame",)),
     "box3d": (("label", "id", "series_instance_uid", "geometry"), ()),
-    "series_mask": (("label", "series_instance_uid", "mask"), ()),
-    "region_mask": (("label", "id", "series_instance_uid", "mask"), ()),
+    "series_mask": (("label", "series_instance_uid", "mask"), ("assisted",)),
+    "region_mask": (("label", "id", "series_instance_uid", "mask"), ("assisted",)),
     "attribute": (("label", "region", "value"), ()),
 }
 
@@ -1168,8 +1168,10 @@ def _check_item(
             said = {"values": _list(strangers[:10]), "label": _label_name(label), "segments": known}
             _fail(f"{field_path}.data", _t("value(s) %(values)s are not segments of %(label)s (%(segments)s)") % said)
         item["mask"] = {"shape": list(shape), "dtype": raw["mask"]["dtype"], "segments_present": present}
+    if "assisted" in raw:
+        item["assisted"] = _assisted(raw["assisted"], f"{path}.assisted", label)
 
-    normalised = {name: item[name] for name in (*_ITEM_FIELD_ORDER, "mask") if name in item}
+    normalised = {name: item[name] for name in (*_ITEM_FIELD_ORDER, "mask", "assisted") if name in item}
     sort_key = (
         order[key],
         item.get("series_instance_uid", ""),
@@ -1179,6 +1181,50 @@ def _check_item(
         item.get("id", ""),
     )
     return _Checked(index, normalised, sort_key, mask, problem)
+
+
+_ASSISTED_FIELDS = ("segment", "engine", "model_version", "prompts")
+_ENGINE_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+MAX_ASSISTED_PROMPTS = 1000
+
+
+def _assisted(raw: Any, field: str, label: dict[str, Any]) -> list[dict[str, Any]]:
+    """Provenance of a mask's AI-assisted segments (issue 17): per segment, the interactive engine that proposed
+    it, its model version (null for a model-free engine) and how many prompts the reader gave, one entry per
+    segment, sorted by segment."""
+    if not isinstance(raw, list):
+        _fail(field, _t("expected a list, got %(type)s") % {"type": _type_name(raw)})
+    segments = {segment["value"] for segment in label["segments"]}
+    out: dict[int, dict[str, Any]] = {}
+    for i, entry in enumerate(raw):
+        where = f"{field}[{i}]"
+        entry = _object(entry, where, N_("an AI-assistance record"))
+        _check_fields(entry, where, _ASSISTED_FIELDS, N_("an AI-assistance record"))
+        for name in ("segment", "engine", "prompts"):
+            if name not in entry:
+                _fail(f"{where}.{name}", _t("%(field)s is required") % {"field": name})
+        segment = _integer(entry["segment"], f"{where}.segment")
+        if segment not in segments:
+            said = {"value": segment, "label": _label_name(label), "segments": _list(sorted(segments))}
+            _fail(f"{where}.segment", _t("%(value)s is not a segment of %(label)s (%(segments)s)") % said)
+        if segment in out:
+            _fail(f"{where}.segment", _t("segment %(value)s is listed twice") % {"value": segment})
+        engine = entry["engine"]
+        if not isinstance(engine, str) or not _ENGINE_RE.fullmatch(engine):
+            _fail(
+                f"{where}.engine",
+                _t("expected an engine name (lower-case letters, digits, . _ -), got %(value)s")
+                % {"value": repr(engine)},
+            )
+        version = entry.get("model_version")
+        if version is not None and (not isinstance(version, str) or not 0 < len(version) <= 128):
+            _fail(f"{where}.model_version", _t("expected null or a model version of 1 to 128 characters"))
+        prompts = _integer(entry["prompts"], f"{where}.prompts")
+        if not 1 <= prompts <= MAX_ASSISTED_PROMPTS:
+            said = {"value": prompts, "limit": MAX_ASSISTED_PROMPTS}
+            _fail(f"{where}.prompts", _t("%(value)s prompts: expected 1 to %(limit)s") % said)
+        out[segment] = {"segment": segment, "engine": engine, "model_version": version, "prompts": prompts}
+    return [out[k] for k in sorted(out)]
 
 
 def _identity(item: dict[str, Any]) -> tuple[Any, ...]:

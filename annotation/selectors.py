@@ -12,7 +12,7 @@ from functools import cache
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Case as SqlCase
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.utils.module_loading import import_string
 
 from annotation.labels import SeriesGeometry, StudyGeometry
@@ -176,11 +176,22 @@ def hide_case_status(user: AnyUser, case: Case) -> Case:
     return case
 
 
-def case_list(user: AnyUser, project: Project) -> QuerySet[Case]:
-    cases = cases_visible_to(user, project).select_related("study", "series").order_by("-priority", "created_at", "pk")
-    if reader_view(user, project):
+def case_list(user: AnyUser, project: Project, *, manager: bool | None = None) -> QuerySet[Case]:
+    """The cases the user may see with their counts. ``manager``: whether the user manages the project, when the
+    caller knows it already (the role is then read once per request, not three times)."""
+    if manager is None:
+        manager = is_manager(user, project)
+    visible = (
+        Case.objects.filter(project=project)
+        if manager
+        else Case.objects.filter(
+            project=project, pk__in=Assignment.objects.filter(user__pk=user_pk(user)).values("case_id")
+        )
+    )
+    cases = visible.select_related("study", "series").order_by("-priority", "created_at", "pk")
+    if not manager and blind_reading(project):  # reader_view, with the role already known
         cases = with_reader_status(user, cases, project)
-    if is_manager(user, project):
+    if manager:
         return cases.annotate(
             readers_assigned=Count("assignments", distinct=True),
             readings_submitted=Count(
@@ -197,6 +208,19 @@ def case_list(user: AnyUser, project: Project) -> QuerySet[Case]:
             distinct=True,
         ),
     )
+
+
+def with_manager_columns(cases: QuerySet[Case]) -> QuerySet[Case]:
+    """The case browser's extra columns for managers: whether a case is gold, its latest AI score and its readers
+    (prefetched: two queries for a page, whatever its size). Never for readers (a gold case looks like any other).
+
+    The AI score is read through the reverse relation ``scores`` (inference.CaseScore), so annotation need not
+    import inference."""
+    score_model = Case._meta.get_field("scores").related_model
+    latest = score_model._default_manager.filter(case=OuterRef("pk")).order_by("-created_at", "-pk").values("score")[:1]
+    return cases.annotate(
+        is_gold=Exists(Case.objects.filter(pk=OuterRef("pk"), gold__isnull=False)), ai_score=Subquery(latest)
+    ).prefetch_related(Prefetch("assignments", queryset=Assignment.objects.select_related("user")))
 
 
 def annotations_visible_to(user: AnyUser, case: Case) -> QuerySet[Annotation]:

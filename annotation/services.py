@@ -551,6 +551,59 @@ def assignments_distribute(
 
 
 @transaction.atomic
+def assignments_reassign(
+    *, project: Project, case_ids: list[int], from_user: User, to_user: User, reassigned_by: User | None
+) -> list[Assignment]:
+    """Hand ``from_user``'s unfinished readings of these cases to ``to_user`` (a reader who is away, or
+    overloaded), all or nothing: one case that cannot move refuses the whole request and nothing changes.
+
+    Only active assignments move: a submitted reading is its reader's work and stays theirs. The slot and role
+    stay; the new reader starts their own reading (the previous reader's draft stays in its revision chain, out
+    of the new reader's sight: they never see another reader's blind reading). The new reader must hold the
+    role's project role and must not be on the case already (one person reads a case once)."""
+    if from_user.pk == to_user.pk:
+        raise ApplicationError("Choose another reader to hand the cases to", code="same_reader")
+    ids = sorted(set(case_ids))
+    if not ids:
+        raise ApplicationError("Choose at least one case", code="no_cases")
+    # Locked in a fixed order (case, then pk) so two reassignments of overlapping cases cannot deadlock.
+    found = list(
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("case")
+        .filter(case__project=project, case_id__in=ids, user=from_user)
+        .order_by("case_id", "pk")
+    )
+    by_case = {a.case_id: a for a in found}
+    missing = [case_id for case_id in ids if case_id not in by_case]
+    if missing:
+        raise ConflictError(
+            f"{from_user.username} holds no reading of case(s) {', '.join(map(str, missing))} in this project"
+        )
+    done = [a.case_id for a in found if a.status != Assignment.Status.ACTIVE]
+    if done:
+        raise ConflictError(
+            f"{from_user.username} already submitted case(s) {', '.join(map(str, done))}: a submitted reading "
+            "stays with its reader"
+        )
+    taken = set(Assignment.objects.filter(case_id__in=ids, user=to_user).values_list("case_id", flat=True))
+    if taken:
+        raise ConflictError(
+            f"{to_user.username} already reads case(s) {', '.join(map(str, sorted(taken)))}: one person reads a "
+            "case once"
+        )
+    for role in {a.role for a in found}:
+        check_reader_role(project, to_user, role)
+    for assignment in found:
+        assignment.user = to_user
+        assignment.assigned_by = reassigned_by
+        assignment.how = "manual"
+        # The time it was handed over: the reading time of the new reader starts now.
+        assignment.created_at = timezone.now()
+        assignment.save(update_fields=["user", "assigned_by", "how", "created_at"])
+    return found
+
+
+@transaction.atomic
 def assignment_release(*, assignment: Assignment) -> Assignment:
     """Give a slot back (a reader cannot finish). Their draft stays, as every revision does."""
     if assignment.status != Assignment.Status.ACTIVE:

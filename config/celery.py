@@ -1,4 +1,5 @@
-"""The Celery application. Queues: ``default`` for CPU work, ``gpu`` for model work (one worker per GPU)."""
+"""The Celery application. Queues: ``default`` for CPU work, ``gpu`` for model work (one worker per GPU),
+``interactive`` for reader prompts (a worker that keeps its engines and volumes warm; see inference.interactive)."""
 
 import os
 
@@ -9,7 +10,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("medlabel")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = (Queue("default"), Queue("gpu"))
+app.conf.task_queues = (Queue("default"), Queue("gpu"), Queue("interactive"))
 app.conf.task_default_queue = "default"
 app.autodiscover_tasks()
 

@@ -225,6 +225,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", CELERY_TASK
 # A message is acknowledged only once its task has finished, so a worker killed mid-task gets it back.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# How long a reader's prompt waits for an ``interactive`` worker before the model-free engine answers in the web
+# process instead (issue 17): the reader is waiting, so this is seconds, not minutes.
+INTERACTIVE_TIMEOUT_SECONDS = env_float("MEDLABEL_INTERACTIVE_TIMEOUT_SECONDS", 2.0)
 # A running job whose worker has not reported for this long is taken over by the next claim.
 JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", 300)
 
@@ -324,6 +327,9 @@ READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 3.0)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Called at the end of annotation.services.cases_create: pre-labels new cases of projects with an active model.
 ANNOTATION_CASES_CREATED_HANDLER = env_str("ANNOTATION_CASES_CREATED_HANDLER", "inference.hooks.on_cases_created")
+# Called by review.workflow.case_transition when a case becomes agreed or adjudicated: queues the automatic
+# training check after the commit.
+REVIEW_CASE_LABELLED_HANDLER = env_str("REVIEW_CASE_LABELLED_HANDLER", "inference.hooks.on_case_labelled")
 # A persistent connection is checked before its first use in each request: after a PostgreSQL restart or
 # failover the request reconnects instead of failing with "server closed the connection" (a 500).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

@@ -5,6 +5,12 @@ fat ring, two lungs tapering towards apex and base, a spine-like bone disk), pla
 lesions fully inside the lungs without touching each other, and adds gaussian noise to the image only.
 The lesion label map (``mask``) and per-lesion ground truth (``lesions``) describe the lesions exactly.
 
+``difficulty="hard"`` (issue 17) makes studies that tell segmentation engines apart: vessels branch through the
+lungs at soft-tissue density, nodules touch a vessel (juxtavascular) or the chest wall (juxtapleural, cut by the
+pleura), some are ground-glass (a few hundred HU above lung instead of a thousand), and the noise is spatially
+correlated on a slightly blurred image, as a reconstruction kernel makes it. The default (``"standard"``) output
+is unchanged, byte for byte.
+
 Everything is derived from the seed: patient identity, dates and times from the seed alone; UIDs from the
 seed and the generation parameters; anatomy, lesions and noise from independent streams of
 ``numpy.random.default_rng([seed, stream])``. The same call therefore always produces byte-identical
@@ -37,6 +43,7 @@ __all__ = [
     "SyntheticStudy",
     "Tissue",
     "generate_ct_study",
+    "HARD_LESION_KINDS",
 ]
 
 CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2")
@@ -92,6 +99,8 @@ class SyntheticLesion:
     bbox_voxel: tuple[int, int, int, int, int, int]  # (z0, y0, x0, z1, y1, x1), tight, end-exclusive
     hu: float
     volume_mm3: float  # mask voxel count * voxel volume
+    # "solid" (the standard studies), or in hard studies "juxtavascular", "juxtapleural", "ground_glass"
+    kind: str = "solid"
 
 
 @dataclass(frozen=True, eq=False)
@@ -378,6 +387,7 @@ class _PlacedLesion:
     hu: float
     start: tuple[int, int, int]  # first voxel of ``sel``'s box
     sel: npt.NDArray[np.bool_]
+    kind: str = "solid"
 
 
 def _place_lesions(
@@ -469,6 +479,200 @@ def _render_hu(
     return out
 
 
+# --- Hard studies (issue 17) ------------------------------------------------------------------------------
+HARD_LESION_KINDS = ("juxtavascular", "juxtapleural", "ground_glass", "solid")
+GROUND_GLASS_HU_RANGE = (-600, -450)
+VESSEL_HU = 40.0
+_VESSELS_PER_LUNG = 7
+_HARD_NOISE_MIN_HU = 20.0
+
+
+def _segment_distance(
+    points: npt.NDArray[np.float64], a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Distance (mm) of every point (..., 3) to the segment a-b (all in mm)."""
+    ab = b - a
+    t = np.clip(((points - a) @ ab) / max(float(ab @ ab), 1e-9), 0.0, 1.0)
+    return np.asarray(np.linalg.norm(points - (a + t[..., None] * ab), axis=-1))
+
+
+def _grid_mm(shape: tuple[int, int, int], spacing: Float3) -> npt.NDArray[np.float64]:
+    zz, yy, xx = np.meshgrid(
+        *(np.arange(n, dtype=np.float64) * s for n, s in zip(shape, spacing, strict=True)), indexing="ij"
+    )
+    return np.stack([zz, yy, xx], axis=-1)
+
+
+def _build_vessels(
+    rng: np.random.Generator,
+    anatomy: AnatomyModel,
+    lungs: list[tuple[float, float, float, float]],
+    spacing: Float3,
+) -> tuple[npt.NDArray[np.bool_], list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]]]:
+    """Vessels: straight tubes (1 to 2.2 mm radius) from each lung's hilum towards its periphery, kept inside the
+    lungs. Returns the vessel voxels and the segments (start mm, end mm, radius mm) in (z, y, x) millimetres."""
+    slices, rows, columns = anatomy.shape
+    sz, sy, sx = spacing
+    grid = _grid_mm(anatomy.shape, spacing)
+    lung = anatomy.lung()
+    vessels = np.zeros(anatomy.shape, dtype=bool)
+    segments = []
+    for cx, cy, ax, ay in lungs:
+        # The hilum: the lung's medial side, at mid-height; positions relative to voxel 0 in mm.
+        hx = cx - np.sign(cx) * 0.55 * ax + (columns - 1) / 2.0 * sx
+        hy = cy + (rows - 1) / 2.0 * sy
+        hz = (slices - 1) / 2.0 * sz
+        for _ in range(_VESSELS_PER_LUNG):
+            angle = rng.uniform(0.0, 2 * math.pi)
+            length = rng.uniform(0.6, 1.1) * max(ax, ay)
+            dz = rng.uniform(-0.6, 0.6) * slices * sz
+            start = np.array([hz, hy, hx])
+            end = start + np.array([dz, length * math.sin(angle), length * math.cos(angle)])
+            radius = float(rng.uniform(1.0, 2.2))
+            segments.append((start, end, radius))
+            vessels |= _segment_distance(grid, start, end) <= radius
+    vessels &= lung
+    return vessels, segments
+
+
+def _place_hard_lesions(
+    rng: np.random.Generator,
+    anatomy: AnatomyModel,
+    lungs: list[tuple[float, float, float, float]],
+    spacing: Float3,
+    n_lesions: int,
+    radius_range: tuple[float, float],
+    segments: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]],
+    mask: npt.NDArray[np.uint8],
+) -> list[_PlacedLesion]:
+    """Lesions of the hard kinds, in turn: juxtavascular (the centre a radius from a vessel's axis, so the vessel
+    runs into it), juxtapleural (centred just inside the lung's edge; the pleura cuts it), ground-glass and solid
+    (inside the lung). The truth is the ellipsoid's voxels that are lung; lesions never touch each other."""
+    shape = anatomy.shape
+    slices, rows, columns = shape
+    sz, sy, sx = spacing
+    lo_r, hi_r = radius_range
+    lung = anatomy.lung()
+    placed: list[_PlacedLesion] = []
+    for index in range(1, n_lesions + 1):
+        kind = HARD_LESION_KINDS[(index - 1) % len(HARD_LESION_KINDS)]
+        for _ in range(_MAX_PLACEMENT_ATTEMPTS):
+            base_r = rng.uniform(lo_r, hi_r)
+            rz, ry, rx = (float(v) for v in np.clip(base_r * rng.uniform(0.85, 1.15, size=3), lo_r, hi_r))
+            if kind == "juxtavascular" and segments:
+                a, b, vessel_r = segments[int(rng.integers(len(segments)))]
+                point = a + rng.uniform(0.3, 0.9) * (b - a)
+                offset = rng.standard_normal(3)
+                offset -= (offset @ (b - a)) / max(float((b - a) @ (b - a)), 1e-9) * (b - a)
+                offset /= max(float(np.linalg.norm(offset)), 1e-9)
+                centre_mm = point + offset * (0.7 * base_r + 0.5 * vessel_r)
+                center = (centre_mm[0] / sz, centre_mm[1] / sy, centre_mm[2] / sx)
+            else:
+                cx_l, cy_l, ax_l, ay_l = lungs[int(rng.integers(len(lungs)))]
+                cz = float(rng.uniform(0.0, slices - 1))
+                scale = math.sqrt(float(anatomy.lung_t[round(cz)]))
+                angle = rng.uniform(0.0, 2 * math.pi)
+                if kind == "juxtapleural":
+                    # On the lung's outline, moved inwards by half a radius: the pleura cuts the nodule.
+                    radius = max(0.0, 1.0 - 0.5 * base_r / max(min(scale * ax_l, scale * ay_l), 1e-9))
+                    room_x, room_y = scale * ax_l, scale * ay_l
+                else:
+                    radius = math.sqrt(rng.uniform(0.0, 1.0))
+                    room_x, room_y = scale * ax_l - rx - sx, scale * ay_l - ry - sy
+                if room_x <= 0 or room_y <= 0:
+                    continue
+                x_mm = cx_l + radius * math.cos(angle) * room_x
+                y_mm = cy_l + radius * math.sin(angle) * room_y
+                center = (cz, y_mm / sy + (rows - 1) / 2.0, x_mm / sx + (columns - 1) / 2.0)
+            start, sel = _ellipsoid(center, (rz / sz, ry / sy, rx / sx))
+            if not sel.any():
+                continue
+            if min(start) < 1 or any(a0 + n > m - 1 for a0, n, m in zip(start, sel.shape, shape, strict=True)):
+                continue
+            box = _box(start, sel.shape)
+            inside = sel & lung[box]
+            # Most of a nodule is in lung (a juxtapleural one loses its outer part to the chest wall).
+            if inside.sum() < (0.55 if kind == "juxtapleural" else 0.97) * sel.sum() or inside.sum() < 8:
+                continue
+            if kind == "juxtapleural" and inside.sum() > 0.9 * sel.sum():
+                continue  # not touching the pleura after all
+            grown = _dilate(inside)
+            gbox = _box((start[0] - 1, start[1] - 1, start[2] - 1), grown.shape)
+            if np.any(mask[gbox][grown]):
+                continue
+            mask[box][inside] = index
+            if kind == "ground_glass":
+                hu = float(rng.integers(GROUND_GLASS_HU_RANGE[0], GROUND_GLASS_HU_RANGE[1] + 1))
+            else:
+                hu = float(rng.integers(LESION_HU_RANGE[0], LESION_HU_RANGE[1] + 1))
+            placed.append(
+                _PlacedLesion(center=center, radii_mm=(rz, ry, rx), hu=hu, start=start, sel=inside, kind=kind)
+            )
+            break
+        else:
+            raise ValueError(
+                f"could not place {kind} lesion {index} of {n_lesions} with radii {radius_range} mm; use a larger "
+                "volume, finer spacing, fewer or smaller lesions"
+            )
+    return placed
+
+
+def _smooth(values: npt.NDArray[np.float32], sigma_vox: Float3) -> npt.NDArray[np.float32]:
+    """Separable gaussian smoothing (numpy only; edges repeat the border value)."""
+    out = values
+    for axis, sigma in enumerate(sigma_vox):
+        if sigma <= 0:
+            continue
+        half = max(1, math.ceil(3 * sigma))
+        kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2).astype(np.float32)
+        kernel /= kernel.sum()
+        pad = [(0, 0)] * out.ndim
+        pad[axis] = (half, half)
+        padded = np.pad(out, pad, mode="edge")
+        acc = np.zeros_like(out)
+        for k, w in enumerate(kernel):
+            index = [slice(None)] * out.ndim
+            index[axis] = slice(k, k + out.shape[axis])
+            acc += w * padded[tuple(index)]
+        out = acc
+    return out
+
+
+def _render_hard_hu(
+    anatomy: AnatomyModel,
+    lesions: list[_PlacedLesion],
+    vessels: npt.NDArray[np.bool_],
+    noise_rng: np.random.Generator,
+    noise_hu: float,
+    spacing: Float3,
+) -> npt.NDArray[np.int16]:
+    """The hard study's image: anatomy, vessels, lesions (ground-glass ones with a faint texture), a blur of about
+    0.7 mm (partial volume at every edge) and correlated noise of standard deviation ``noise_hu``."""
+    lut = np.array([TISSUE_HU[t] for t in sorted(TISSUE_HU)], dtype=np.float32)
+    values = lut[anatomy.labels()].astype(np.float32)
+    lung = anatomy.lung()
+    np.copyto(values, np.broadcast_to(anatomy.lung_hu_2d, values.shape), where=lung)
+    values[vessels] = np.float32(VESSEL_HU)
+    for lesion in lesions:
+        box = _box(lesion.start, lesion.sel.shape)
+        region = values[box]
+        if lesion.kind == "ground_glass":
+            texture = noise_rng.normal(0.0, 40.0, size=lesion.sel.shape).astype(np.float32)
+            region[lesion.sel] = np.float32(lesion.hu) + texture[lesion.sel]
+        else:
+            region[lesion.sel] = np.float32(lesion.hu)
+    sigma = tuple(0.7 / s for s in spacing)
+    values = _smooth(values, (sigma[0], sigma[1], sigma[2]))
+    if noise_hu > 0:
+        white = noise_rng.standard_normal(values.shape, dtype=np.float32)
+        correlated = _smooth(white, (0.0, 0.9, 0.9))
+        correlated *= np.float32(noise_hu / max(float(correlated.std()), 1e-6))
+        values += correlated
+    np.rint(values, out=values)
+    np.clip(values, _INT16_MIN, _INT16_MAX, out=values)
+    return values.astype(np.int16)
+
+
 def _metadata_rng_values(seed: int) -> dict[str, str]:
     """Patient identity, dates and times: functions of the seed alone."""
     rng = np.random.default_rng([seed, 0])
@@ -499,8 +703,12 @@ def generate_ct_study(
     lesion_radius_mm: tuple[float, float] = (4.0, 10.0),
     patient_id: str | None = None,
     noise_hu: float = 12.0,
+    difficulty: str = "standard",
 ) -> SyntheticStudy:
     """Generate a synthetic chest CT study, fully determined by the arguments.
+
+    ``difficulty="hard"`` adds vessels, juxtavascular, juxtapleural and ground-glass nodules and correlated noise
+    (at least 20 HU); see the module's docstring.
 
     Raises ``ValueError`` for invalid arguments or when the lesions do not fit inside the lungs.
     """
@@ -516,6 +724,8 @@ def generate_ct_study(
         raise ValueError("lesion_radius_mm must be (min, max) with 0 < min <= max")
     if noise_hu < 0:
         raise ValueError("noise_hu must not be negative")
+    if difficulty not in ("standard", "hard"):
+        raise ValueError("difficulty must be 'standard' or 'hard'")
 
     shape = (slices, rows, columns)
     row_spacing, column_spacing = float(pixel_spacing[0]), float(pixel_spacing[1])
@@ -523,16 +733,25 @@ def generate_ct_study(
 
     anatomy, lungs = _build_anatomy(np.random.default_rng([seed, 1]), shape, spacing)
     mask = np.zeros(shape, dtype=np.uint8)
-    placed = _place_lesions(
-        np.random.default_rng([seed, 2]),
-        anatomy,
-        lungs,
-        spacing,
-        n_lesions,
-        (float(lesion_radius_mm[0]), float(lesion_radius_mm[1])),
-        mask,
-    )
-    hu = _render_hu(anatomy, placed, np.random.default_rng([seed, 3]), float(noise_hu))
+    radius_range = (float(lesion_radius_mm[0]), float(lesion_radius_mm[1]))
+    if difficulty == "hard":
+        vessels, segments = _build_vessels(np.random.default_rng([seed, 4]), anatomy, lungs, spacing)
+        placed = _place_hard_lesions(
+            np.random.default_rng([seed, 2]), anatomy, lungs, spacing, n_lesions, radius_range, segments, mask
+        )
+        hu = _render_hard_hu(
+            anatomy,
+            placed,
+            vessels,
+            np.random.default_rng([seed, 3]),
+            max(float(noise_hu), _HARD_NOISE_MIN_HU),
+            spacing,
+        )
+    else:
+        placed = _place_lesions(
+            np.random.default_rng([seed, 2]), anatomy, lungs, spacing, n_lesions, radius_range, mask
+        )
+        hu = _render_hu(anatomy, placed, np.random.default_rng([seed, 3]), float(noise_hu))
 
     meta = _metadata_rng_values(seed)
     pid = patient_id if patient_id is not None else f"SYN{seed:08d}"
@@ -545,6 +764,8 @@ def generate_ct_study(
         repr((row_spacing, column_spacing, float(slice_spacing))),
         repr((n_lesions, float(lesion_radius_mm[0]), float(lesion_radius_mm[1]), float(noise_hu))),
     ]
+    if difficulty != "standard":
+        params.append(f"difficulty={difficulty}")  # only then: the standard studies keep their UIDs
     study_uid = str(generate_uid(entropy_srcs=[*params, "study"]))
     series_uid = str(generate_uid(entropy_srcs=[*params, "series"]))
     frame_uid = str(generate_uid(entropy_srcs=[*params, "frame-of-reference"]))
@@ -584,6 +805,7 @@ def generate_ct_study(
                 ),
                 hu=lesion.hu,
                 volume_mm3=int(nz.size) * voxel_volume,
+                kind=lesion.kind,
             )
         )
 
@@ -598,7 +820,7 @@ def generate_ct_study(
         accession_number=meta["accession"],
         study_date=meta["study_date"],
         study_description="Synthetic CT CHEST",
-        series_description=f"Synthetic axial {_ds(slice_spacing)}mm",
+        series_description=f"Synthetic axial {_ds(slice_spacing)}mm" + (" hard" if difficulty == "hard" else ""),
         pixel_spacing=(row_spacing, column_spacing),
         slice_spacing=float(slice_spacing),
         origin_mm=origin,

@@ -71,7 +71,7 @@ def build_network(architecture: str, params: dict[str, Any], *, out_channels: in
         strides = tuple(int(s) for s in merged.get("strides") or [2] * (len(channels) - 1))
         return UNet(
             spatial_dims=3,
-            in_channels=1,
+            in_channels=int(merged.get("in_channels", 1)),  # 3 for an interactive model: image + guidance
             out_channels=out_channels,
             channels=channels,
             strides=strides,

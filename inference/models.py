@@ -16,12 +16,15 @@ class TaskType(models.TextChoices):
     SEGMENTATION = "segmentation", "Segmentation"
     CLASSIFICATION = "classification", "Classification"
     DETECTION = "detection", "Detection (boxes from segmentation components)"
+    # Prompt-driven: image plus positive/negative click channels in, the prompted lesion's mask out (issue 17).
+    INTERACTIVE = "interactive", "Interactive segmentation (clicks as guidance channels)"
 
 
 class Architecture(models.TextChoices):
     UNET = "unet", "MONAI UNet"
     SEGRESNET = "segresnet", "MONAI SegResNet"
     DENSENET121 = "densenet121", "MONAI DenseNet121"
+    MONAI_BUNDLE = "monai_bundle", "Imported MONAI bundle (its network_def)"
 
 
 class ModelStatus(models.TextChoices):
@@ -86,6 +89,9 @@ class ModelVersion(models.Model):
     )
     training_job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     device = models.CharField(max_length=32, blank=True, help_text="Where it was trained")
+    # A demo model learnt from synthetic studies' known truth, not from adjudicated labels: it is never
+    # compared with, transferred into or promoted over a model trained on adjudicated labels.
+    demo = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

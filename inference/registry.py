@@ -16,7 +16,7 @@ from django.db.models import Max
 from annotation.models import Project
 from config.errors import ApplicationError, ConflictError, NotFoundError
 from config.types import User
-from inference.models import ModelStatus, ModelVersion, ModelVersionEvent
+from inference.models import ModelStatus, ModelVersion, ModelVersionEvent, TaskType
 
 if TYPE_CHECKING:
     import torch
@@ -79,6 +79,7 @@ def model_version_create(
     training_params: dict[str, Any],
     parent: ModelVersion | None,
     created_by: User | None,
+    demo: bool = False,
 ) -> ModelVersion:
     Project.objects.select_for_update().get(pk=project.pk)  # consecutive numbers under concurrent requests
     number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
@@ -93,22 +94,28 @@ def model_version_create(
         training_params=training_params,
         parent=parent,
         created_by=created_by,
+        demo=demo,
     )
     ModelVersionEvent.objects.create(model_version=version, actor=created_by, from_status="", to_status=S.TRAINING)
     return version
 
 
 def active_version(project: Project, task_type: str | None = None) -> ModelVersion | None:
+    """The active version of ``task_type``; without one, the latest active whole-study model (pre-labeling,
+    scoring): an interactive model needs prompts and never labels a study on its own."""
     versions = ModelVersion.objects.filter(project=project, status=S.ACTIVE)
     if task_type is not None:
         versions = versions.filter(task_type=task_type)
+    else:
+        versions = versions.exclude(task_type=TaskType.INTERACTIVE)
     return versions.order_by("-number").first()
 
 
 def store_weights(version: ModelVersion, data: bytes) -> tuple[str, str]:
     """Write the weights file under a content-addressed name (a retried run writes the same name)."""
     digest = hashlib.sha256(data).hexdigest()
-    name = f"models/{version.project.slug}/v{version.number}-{digest[:16]}.pt"
+    suffix = "zip" if version.architecture == "monai_bundle" else "pt"  # an imported bundle is kept whole
+    name = f"models/{version.project.slug}/v{version.number}-{digest[:16]}.{suffix}"
     if not default_storage.exists(name):
         name = default_storage.save(name, ContentFile(data))
     return name, digest
@@ -129,6 +136,10 @@ def load_network(version: ModelVersion) -> torch.nn.Module:
             f"Weights file of model version {version.number} does not match its SHA-256 "
             f"(expected {version.weights_sha256[:16]}..., found {digest[:16]}...); refusing to use it"
         )
+    if version.architecture == "monai_bundle":
+        from inference.services.bundles import network_from_bundle_bytes
+
+        return network_from_bundle_bytes(data)  # its config is checked again before anything is built
     from inference import engine  # torch and MONAI: only where a network is built (see inference.services)
 
     model = engine.build_network(version.architecture, version.architecture_params, out_channels=out_channels(version))
@@ -158,14 +169,16 @@ def model_version_finish_training(
     metrics: dict[str, Any],
     history: list[dict[str, Any]],
     device: str,
+    reason: str = "training finished",
+    actor: User | None = None,
 ) -> ModelVersion:
     from django.utils import timezone
 
     return _transition(
         version,
         S.CANDIDATE,
-        actor=None,
-        reason="training finished",
+        actor=actor,
+        reason=reason,
         event_metrics={k: v for k, v in metrics.items() if k != "per_case"},
         weights_file=weights_file,
         weights_sha256=weights_sha256,

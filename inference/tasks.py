@@ -1,4 +1,5 @@
-"""Thin Celery tasks on the ``gpu`` queue: each runs one service handler under the job lifecycle."""
+"""Thin Celery tasks on the ``gpu`` queue: each runs one service handler under the job lifecycle; and the
+automatic training check (``default`` queue), which only decides and queues a training job."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ def score(self: Task, job_id: int) -> str:
 @shared_task(name="inference.tasks.evaluate", **JOB_TASK_OPTIONS)
 def evaluate(self: Task, job_id: int) -> str:
     return execute(self, job_id, services.evaluate_handler)
+
+
+@shared_task(name="inference.tasks.autotrain_check", ignore_result=True)
+def autotrain_check(project_id: int) -> int | None:
+    """Start training where enough new cases are adjudicated; idempotent (a second run starts nothing)."""
+    from annotation.models import Project
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return None
+    job = services.autotrain_check(project=project)
+    return job.pk if job is not None else None

@@ -33,7 +33,7 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection, transaction
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, Exists, OuterRef, Subquery
 
 from annotation.models import (
     Annotation,
@@ -48,7 +48,7 @@ from annotation.models import (
 from review import notes as note_texts
 from review.agreement import UndefinedMetricError, bootstrap_cohen_kappa, cohen_kappa
 from review.evaluation import AGREED, NOT_COMPARED, entry_status
-from review.models import AgreementResult, CaseEvent, CaseSummary
+from review.models import AgreementResult, CaseEvent, CaseSummary, GoldScore
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,11 @@ def full_snapshot(project: Project, case_ids: Sequence[int] | None = None) -> Sn
     items_of_revision: dict[int, Items] = {}
     annotations = (
         of_cases(Annotation.objects.filter(role__in=[*READING_ROLES, CONSENSUS_ROLE, ADJUDICATED_ROLE]), "case__")
+        # A reading scored against a gold case's reference (review.gold) is no double reading: every reader served
+        # the case reads it, and nobody's reading is compared with another's. It counts in the gold scores only,
+        # never as a reader pair, peer agreement or agreement with the truth. (Readings made before a case became
+        # gold with its final label are ordinary readings and stay.)
+        .exclude(Exists(GoldScore.objects.filter(revision_id=OuterRef("current_revision_id"))))
         .order_by("case_id", "role", "submitted_at", "pk")
         .values_list(
             "case_id",

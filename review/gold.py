@@ -24,12 +24,14 @@ from typing import Any
 
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop as N_
 
 from annotation.labels import validate_values
-from annotation.models import Annotation, AnnotationRevision, Case, CaseStatus, Project
+from annotation.models import Annotation, AnnotationRevision, Assignment, Case, CaseStatus, Project
 from annotation.selectors import study_geometry
 from annotation.services import annotation_save_derived, current_schema
 from config.errors import ApplicationError, ConflictError
+from config.messages import message, names
 from config.types import User
 from review.dashboards import _dice_values, kappa_figure, study_value
 from review.evaluation import AGREED, NOT_COMPARED, Reading, evaluate
@@ -42,6 +44,14 @@ IMPORTED_ROLES = ("imported", GOLD_REFERENCE_ROLE)
 REFERENCE_NAME = "reference"
 LESION_KINDS = ("box", "polygon", "point")
 Z95 = 1.959963984540054
+# Event reasons, stored as messages and shown in each viewer's language (config.messages).
+E_GOLD_MARKED = N_("made a gold case with its %(label)s as the reference: read again, readers are scored")
+E_GOLD_UNMARKED = N_("no longer a gold case: back to its %(label)s, unread since it was marked")
+# What the reference label is, in both languages (a parameter of the messages above).
+REFERENCE_LABEL = {
+    "consensus": {"en": "agreed label", "zh-hans": "一致标注"},
+    "adjudicated": {"en": "adjudicated label", "zh-hans": "裁定标注"},
+}
 
 
 # --- Marking -------------------------------------------------------------------------------------------------
@@ -89,7 +99,7 @@ def gold_case_mark(
             case=case,
             to=CaseStatus.AWAITING_FIRST_READ,
             actor=marked_by,
-            reason=f"made a gold case with its {role} label as the reference: read again, readers are scored",
+            message=message(E_GOLD_MARKED, label=names(REFERENCE_LABEL[role])),
             metrics={"gold_case": gold.pk, "reference_revision": reference_revision.pk},
         )
         return gold
@@ -100,6 +110,47 @@ def gold_case_mark(
         case=case, role=GOLD_REFERENCE_ROLE, items=validated.items, masks=validated.masks, schema=schema
     )
     return GoldCase.objects.create(case=case, reference=revision, source=GoldCase.Source.POSTED, marked_by=marked_by)
+
+
+@transaction.atomic
+def gold_case_unmark(*, case: Case, unmarked_by: User | None) -> None:
+    """Make a gold case an ordinary case again (a manager marked the wrong case, or a wrong reference).
+
+    Allowed only until a reader was served it. Refused (409) afterwards, because what a manager would expect
+    from "unmark" can then no longer be had:
+    - its scores are the readers' gold record, on the dashboard and under the adaptive policy's bar: deleting
+      them would rewrite that record, and keeping them against a case that is not gold would leave scores
+      nobody can trace back to a reference;
+    - a gold case is read by every reader who is served it, beyond a case's reading slots and without the
+      workflow moving on: as an ordinary case it would hold several first readings and no agreement step.
+    The reference stays stored (its revision is immutable); a case made gold with its own final label goes back
+    to that status (agreed or adjudicated), with an event saying why."""
+    case = Case.objects.select_for_update(of=("self",)).get(pk=case.pk)
+    gold = GoldCase.objects.filter(case=case).first()
+    if gold is None:
+        raise ConflictError(_("Case %(case)s is not a gold case") % {"case": case.pk})
+    read = GoldScore.objects.filter(gold_case=gold).count()
+    served = Assignment.objects.filter(case=case).exclude(role="panel_member").count()
+    if read or served:
+        raise ConflictError(
+            _(
+                "Case %(case)s stays a gold case: %(readers)s reader(s) have been served it and are measured "
+                "against its reference. Unmark a gold case before any reader gets it."
+            )
+            % {"case": case.pk, "readers": max(read, served)},
+            code="gold_case_in_use",
+        )
+    source = gold.source
+    gold.delete()
+    if source in (GoldCase.Source.ADJUDICATED, GoldCase.Source.CONSENSUS):
+        back = CaseStatus.ADJUDICATED if source == GoldCase.Source.ADJUDICATED else CaseStatus.AGREED
+        case_transition(
+            case=case,
+            to=back,
+            actor=unmarked_by,
+            message=message(E_GOLD_UNMARKED, label=names(REFERENCE_LABEL[source])),
+            metrics={"gold_case_unmarked": True},
+        )
 
 
 def gold_case_check_unread(case: Case) -> None:

@@ -14,7 +14,9 @@ from review.models import CaseEvent
 
 S = CaseStatus
 TRANSITIONS: dict[str, set[str]] = {
-    S.AWAITING_FIRST_READ: {S.AWAITING_CROSS_VERIFICATION, S.SINGLE_READ},
+    # Back to agreed or adjudicated only when a manager unmarks a gold case made with that final label before
+    # anyone read it again (review.gold.gold_case_unmark): the case is then what it was.
+    S.AWAITING_FIRST_READ: {S.AWAITING_CROSS_VERIFICATION, S.SINGLE_READ, S.AGREED, S.ADJUDICATED},
     S.AWAITING_CROSS_VERIFICATION: {S.AGREED, S.DISPUTED},
     S.DISPUTED: {S.IN_PANEL},
     S.IN_PANEL: {S.ADJUDICATED},
@@ -64,4 +66,14 @@ def case_transition(
     from review.dashboards import schedule_dashboards_refresh
 
     schedule_dashboards_refresh(locked.project_id)
+    if to in (S.AGREED, S.ADJUDICATED):  # a final label: automatic training may be due (after the commit)
+        _case_labelled_handler()(case=locked)
     return locked
+
+
+def _case_labelled_handler() -> Any:
+    """settings.REVIEW_CASE_LABELLED_HANDLER(case=): the inference app checks for automatic training."""
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    return import_string(settings.REVIEW_CASE_LABELLED_HANDLER)

@@ -3,6 +3,7 @@
 # test command does), then stops them. Figures are printed and written to bench-results/.
 #
 #   bash scripts/bench.sh imaging            ingest rate, WADO-RS frames, QIDO p95 (issue: foundation)
+#   bash scripts/bench.sh interactive        prompts to Dice, NoC@85/90, latency per engine (issue 17)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name="${1:?usage: bash scripts/bench.sh NAME [args]}"; shift

@@ -20,6 +20,8 @@ MODULES = (
     "review/services.py",
     "review/selectors.py",
     "review/notes.py",
+    "review/gold.py",
+    "review/api/gold_views.py",
     "jobs/messages.py",
     "annotation/services.py",
     "annotation/imports.py",

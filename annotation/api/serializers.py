@@ -171,6 +171,26 @@ class CaseOutput(serializers.ModelSerializer[Case]):
         return None if getattr(case, "shown_status", None) in READER_STATUSES else case.updated_at
 
 
+class ManagedCaseOutput(CaseOutput):
+    """A case as its project's managers see it in the case browser: whether it is a gold case, who reads it and
+    its latest AI score. Never shown to readers: a gold case must look like any other to them (issue 14)."""
+
+    gold = serializers.BooleanField(source="is_gold", read_only=True, default=False)
+    readers = serializers.SerializerMethodField(help_text="The case's readers: user name, reading role, status")
+    ai_score = serializers.FloatField(
+        read_only=True, default=None, allow_null=True, help_text="The latest active-learning score (null: none)"
+    )
+
+    class Meta(CaseOutput.Meta):
+        fields = [*CaseOutput.Meta.fields, "gold", "readers", "ai_score"]
+
+    def get_readers(self, case: Case) -> list[dict[str, str]]:
+        return [
+            {"username": a.user.username, "role": a.role, "status": a.status}
+            for a in sorted(case.assignments.all(), key=lambda a: (a.role, a.slot))
+        ]
+
+
 class CasesInput(serializers.Serializer[dict[str, Any]]):
     study_instance_uids = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1)
     series_instance_uids = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
@@ -197,6 +217,21 @@ class AssignmentInput(serializers.Serializer[dict[str, Any]]):
 
 class RoleInput(serializers.Serializer[dict[str, Any]]):
     role = serializers.ChoiceField(choices=["first_reader", "second_reader", "panel_member"])
+
+
+class DistributeInput(RoleInput):
+    cases = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        allow_empty=False,
+        help_text="Only these cases (the case browser's selection); all open cases of the project when left out",
+    )
+
+
+class ReassignInput(serializers.Serializer[dict[str, Any]]):
+    cases = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False)
+    from_username = serializers.CharField(help_text="The reader whose unfinished readings move")
+    to_username = serializers.CharField(help_text="The reader who takes them over")
 
 
 class WorklistOutput(serializers.Serializer[dict[str, Any]]):

@@ -12,6 +12,7 @@ urlpatterns = [
     path("projects/<slug:slug>/schemas/<int:version>/", views.SchemaDetailView.as_view(), name="schema-detail"),
     path("projects/<slug:slug>/cases/", views.CaseListView.as_view(), name="case-list"),
     path("projects/<slug:slug>/assignments/distribute/", views.DistributeView.as_view(), name="distribute"),
+    path("projects/<slug:slug>/assignments/reassign/", views.ReassignView.as_view(), name="reassign"),
     path("projects/<slug:slug>/worklist/", views.WorklistView.as_view(), name="worklist"),
     path("projects/<slug:slug>/worklist/next/", views.WorklistNextView.as_view(), name="worklist-next"),
     path("cases/<int:case_id>/", views.CaseDetailView.as_view(), name="case-detail"),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any, cast
 
 import django_filters
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,7 +18,7 @@ from annotation import services
 from annotation.api import serializers as s
 from annotation.api.permissions import IsProjectManagerForWrites, project_for, require_manager
 from annotation.labels import load_example_schema
-from annotation.models import Annotation, Case, LabelSchema, Membership, Project
+from annotation.models import Annotation, Assignment, Case, LabelSchema, Membership, Project
 from annotation.selectors import (
     annotation_list,
     annotations_visible_to,
@@ -30,6 +30,7 @@ from annotation.selectors import (
     member_workloads,
     projects_for_user,
     revisions_of,
+    with_manager_columns,
     worklist,
     worklist_counts,
 )
@@ -214,20 +215,54 @@ class SchemaDetailView(APIView):
 
 
 class CaseFilter(django_filters.FilterSet):
+    """The case list's filters. ``reader`` and ``gold`` are for managers only: a reader filtering by gold would
+    find the gold cases, and by another reader the cases they share during blind reading (403 for others)."""
+
     status = django_filters.CharFilter(
         method="filter_status",
         help_text="A workflow status; for a reader during blind reading, the status they are shown "
         "(in_progress, submitted, closed): filtering must not reveal the hidden one",
     )
+    reader = django_filters.CharFilter(method="filter_reader", help_text="Managers: cases this user name reads")
+    gold = django_filters.BooleanFilter(method="filter_gold", help_text="Managers: only gold cases, or none")
+    priority_min = django_filters.NumberFilter(field_name="priority", lookup_expr="gte")
+    priority_max = django_filters.NumberFilter(field_name="priority", lookup_expr="lte")
+    ai_score_min = django_filters.NumberFilter(method="filter_ai_min", help_text="Managers: latest AI score at least")
+    ai_score_max = django_filters.NumberFilter(method="filter_ai_max", help_text="Managers: latest AI score at most")
+    created_from = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte")
+    created_to = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte")
 
     class Meta:
         model = Case
         fields = ["status", "priority_source"]
 
+    def _managers_only(self, what: str) -> None:
+        # The list's queryset carries the managers' columns only for managers (CaseListView.get_queryset).
+        if "is_gold" not in self.queryset.query.annotations:
+            raise PermissionDeniedError(f"Only the project's managers filter cases by {what}")
+
     def filter_status(self, queryset: Any, name: str, value: str) -> Any:
         if "shown_status" in queryset.query.annotations:
             return queryset.filter(shown_status=value)
         return queryset.filter(status=value)
+
+    def filter_reader(self, queryset: Any, name: str, value: str) -> Any:
+        self._managers_only("reader")
+        return queryset.filter(Exists(Assignment.objects.filter(case=OuterRef("pk"), user__username=value)))
+
+    def filter_gold(self, queryset: Any, name: str, value: bool | None) -> Any:
+        if value is None:
+            return queryset
+        self._managers_only("gold")
+        return queryset.filter(gold__isnull=not value)
+
+    def filter_ai_min(self, queryset: Any, name: str, value: float) -> Any:
+        self._managers_only("AI score")
+        return queryset.filter(ai_score__gte=value)
+
+    def filter_ai_max(self, queryset: Any, name: str, value: float) -> Any:
+        self._managers_only("AI score")
+        return queryset.filter(ai_score__lte=value)
 
 
 class CaseListView(generics.ListAPIView[Case]):
@@ -235,14 +270,40 @@ class CaseListView(generics.ListAPIView[Case]):
 
     serializer_class = s.CaseOutput
     permission_classes = [IsProjectManagerForWrites]
-    ordering_fields = ["priority", "created_at", "status"]
+    ordering_fields = ["priority", "created_at", "status", "id"]
 
     filterset_class = CaseFilter
+
+    def _project_and_role(self) -> tuple[Project, bool]:
+        """The project and whether the user manages it, read once per request (the list is query-counted)."""
+        if not hasattr(self, "_found"):
+            project = project_for(self.request, self.kwargs["slug"])
+            self._found = (project, is_manager(self.request.user, project))
+        return self._found
+
+    def get_serializer_class(self) -> Any:
+        if getattr(self, "swagger_fake_view", False) or not self._project_and_role()[1]:
+            return s.CaseOutput
+        return s.ManagedCaseOutput
 
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no project
             return Case.objects.none()
-        return case_list(self.request.user, project_for(self.request, self.kwargs["slug"]))
+        project, manages = self._project_and_role()
+        cases = case_list(self.request.user, project, manager=manages)
+        return with_manager_columns(cases) if manages else cases
+
+    @extend_schema(
+        responses=PolymorphicProxySerializer(
+            component_name="CaseListItem",
+            serializers=[s.CaseOutput, s.ManagedCaseOutput],
+            resource_type_field_name=None,
+            many=True,
+        )
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Managers get the case browser's columns (gold, readers, AI score) too; readers their own cases."""
+        return super().get(request, *args, **kwargs)
 
     def filter_queryset(self, queryset: Any) -> Any:
         queryset = super().filter_queryset(queryset)
@@ -321,14 +382,48 @@ class DistributeView(APIView):
     def post(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug)
         require_manager(request, project)
-        data = s.RoleInput(data=request.data)
+        data = s.DistributeInput(data=request.data)
         data.is_valid(raise_exception=True)
+        chosen = data.validated_data.get("cases")
+        cases = None
+        if chosen is not None:
+            cases = list(Case.objects.filter(project=project, pk__in=chosen))
+            unknown = sorted(set(chosen) - {c.pk for c in cases})
+            if unknown:
+                raise NotFoundError(f"No case {', '.join(map(str, unknown))} in project {project.slug!r}")
         created = services.assignments_distribute(
             project=project,
             role=data.validated_data["role"],
             assigned_by=request.user,  # type: ignore[arg-type]
+            cases=cases,
         )
         return Response(s.AssignmentOutput(created, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class ReassignView(APIView):
+    """Hand one reader's unfinished readings of the chosen cases to another reader (managers), all or nothing."""
+
+    @extend_schema(request=s.ReassignInput, responses={200: s.AssignmentOutput(many=True)})
+    def post(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        require_manager(request, project)
+        data = s.ReassignInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        given = data.validated_data
+        users = {
+            u.username: u for u in User.objects.filter(username__in=[given["from_username"], given["to_username"]])
+        }
+        for name in (given["from_username"], given["to_username"]):
+            if name not in users:
+                raise NotFoundError(f"No user {name!r}")
+        moved = services.assignments_reassign(
+            project=project,
+            case_ids=given["cases"],
+            from_user=users[given["from_username"]],
+            to_user=users[given["to_username"]],
+            reassigned_by=_user(request),
+        )
+        return Response(s.AssignmentOutput(moved, many=True).data)
 
 
 class WorklistView(APIView):

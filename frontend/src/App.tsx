@@ -15,6 +15,9 @@ import { SchemaEditorScreen } from "./screens/schema/SchemaEditorScreen";
 import { ModelsScreen } from "./screens/models/ModelsScreen";
 import { MembersScreen } from "./screens/members/MembersScreen";
 import { DataScreen } from "./screens/data/DataScreen";
+import { CasesScreen } from "./screens/cases/CasesScreen";
+import { CaseScreen } from "./screens/cases/CaseScreen";
+import { ReviewPolicyScreen } from "./screens/settings/ReviewPolicyScreen";
 
 /** Client routes. Django returns index.html for each of these paths (config/views.py APP_ROUTES). */
 export const ROUTES = {
@@ -32,6 +35,9 @@ export const ROUTES = {
   models: "/projects/:slug/models",
   members: "/projects/:slug/members",
   data: "/projects/:slug/data",
+  cases: "/projects/:slug/cases",
+  case: "/cases/:caseId",
+  reviewPolicy: "/projects/:slug/settings/review",
 } as const;
 
 function NotFound() {
@@ -59,6 +65,9 @@ export function App() {
             <Route path={ROUTES.models} element={<ModelsScreen />} />
             <Route path={ROUTES.members} element={<MembersScreen />} />
             <Route path={ROUTES.data} element={<DataScreen />} />
+            <Route path={ROUTES.cases} element={<CasesScreen />} />
+            <Route path={ROUTES.case} element={<CaseScreen />} />
+            <Route path={ROUTES.reviewPolicy} element={<ReviewPolicyScreen />} />
             <Route path="*" element={<NotFound />} />
           </Route>
         </Routes>

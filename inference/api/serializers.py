@@ -34,6 +34,7 @@ class ModelVersionOutput(serializers.ModelSerializer[ModelVersion]):
         fields = [
             "id", "project", "number", "model_label", "task_type", "architecture", "status", "metrics",
             "weights_sha256", "weights_bytes", "parent_number", "training_job", "device", "created_at", "trained_at",
+            "demo",
         ]  # fmt: skip
 
 
@@ -55,6 +56,19 @@ class TrainInput(serializers.Serializer[Any]):
     training_params = serializers.DictField(required=False)
     seed = serializers.IntegerField(required=False, min_value=0)
     transfer = serializers.BooleanField(required=False, default=True)
+
+
+class BundleImportInput(serializers.Serializer[Any]):
+    file = serializers.FileField(
+        help_text="The MONAI bundle, a zip (configs/metadata.json, configs/inference.json, models/model.pt)"
+    )
+    sha256 = serializers.RegexField(
+        r"^\s*[0-9a-fA-F]{64}\s*$",
+        help_text="The bundle's SHA-256 as its supplier published it (64 hex digits)",
+        error_messages={"invalid": "The SHA-256 must be 64 hexadecimal digits"},
+    )
+    # The whole TaskType enum (one enum in the schema); the service takes segmentation or interactive.
+    task_type = serializers.ChoiceField(choices=TaskType.choices, default=TaskType.SEGMENTATION)
 
 
 class ReasonInput(serializers.Serializer[Any]):

@@ -10,6 +10,7 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,12 +18,13 @@ from rest_framework.views import APIView
 from annotation.api.permissions import project_for, require_manager
 from annotation.models import Case, Project
 from annotation.selectors import annotations_visible_to, is_manager, projects_for_user
-from config.errors import ApplicationError, NotFoundError
+from config.errors import ApplicationError, NotFoundError, PermissionDeniedError
 from config.types import User
 from inference import registry, services
 from inference.api import serializers as s
 from inference.export import EXPORT_FORMATS, export_version
 from inference.models import CaseScore, ModelVersion, Prediction
+from inference.services.bundles import bundle_import
 from jobs.api.serializers import JobDetailOutput
 from jobs.models import Job
 
@@ -80,6 +82,31 @@ class TrainView(APIView):
         data = s.TrainInput(data=request.data)
         data.is_valid(raise_exception=True)
         return _job_response(services.training_start(project=project, actor=_user(request), **data.validated_data))
+
+
+class BundleImportView(APIView):
+    """Administrators import a MONAI bundle as a candidate model version (checked, dry-run; nothing on refusal)."""
+
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(request={"multipart/form-data": s.BundleImportInput}, responses={201: s.ModelVersionDetailOutput})
+    def post(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug)
+        if not _user(request).is_superuser:  # before the upload is even read
+            raise PermissionDeniedError("Only an administrator may import a MONAI bundle")
+        data = s.BundleImportInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        version = bundle_import(
+            project=project,
+            actor=_user(request),
+            data=upload.read(),
+            sha256=data.validated_data["sha256"],
+            task_type=data.validated_data["task_type"],
+        )
+        return Response(
+            s.ModelVersionDetailOutput(_version_for(request, version.pk)).data, status=status.HTTP_201_CREATED
+        )
 
 
 class PromoteView(APIView):

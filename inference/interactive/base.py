@@ -40,6 +40,9 @@ class PromptRequest:
     prompts: list[Prompt]  # every prompt so far on this segment, oldest first
     previous: np.ndarray | None = None  # the current proposal (bool, same shape) that further prompts refine
     window: tuple[float, float] | None = None  # intensity range of interest (from the schema's viewer settings)
+    # The (reader, series) prompt context's scratch space: what an engine computes once per volume (features, a
+    # resampled image) and reuses for the next prompt; None outside serving. Engines key their entries by name.
+    cache: dict[str, object] | None = None
 
 
 @dataclass

@@ -15,9 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.api.views import _case_for
-from annotation.models import AnnotationRevision, Case
+from annotation.models import Annotation, AnnotationRevision, Case
 from annotation.selectors import is_manager
-from config.errors import NotFoundError
+from config.errors import ApplicationError, NotFoundError
 from review import adaptive, gold
 from review.api.dashboard_views import _managed_project
 from review.models import GoldCase
@@ -27,6 +27,11 @@ class GoldMarkInput(serializers.Serializer[Any]):
     reference_revision = serializers.IntegerField(
         required=False,
         help_text="Id of the case's adjudicated or agreed (consensus) revision, or of a label imported for it",
+    )
+    reference_annotation = serializers.IntegerField(
+        required=False,
+        help_text="Id of the case's adjudicated, agreed (consensus) or imported annotation: its current revision is "
+        "the reference (what the case browser sends: it lists annotations, not revisions)",
     )
     values = serializers.JSONField(
         required=False, help_text='A reference reading: {"items": [...]}, as a reader submits'
@@ -55,7 +60,8 @@ def _managed_case(request: Request, case_id: int) -> Case:
 
 
 class GoldCaseView(APIView):
-    """Mark the case as a gold-standard case with its reference label (managers), or see whether it is one."""
+    """Mark the case as a gold-standard case with its reference label (managers), see whether it is one, or
+    unmark it before any reader got it."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, case_id: int) -> Response:
@@ -72,6 +78,18 @@ class GoldCaseView(APIView):
         data.is_valid(raise_exception=True)
         given = data.validated_data
         reference = None
+        if "reference_annotation" in given:
+            if "reference_revision" in given:
+                raise ApplicationError(
+                    _("Give the reference either as a revision or as an annotation, not both"), code="bad_reference"
+                )
+            annotation = Annotation.objects.filter(pk=given["reference_annotation"], case=case).first()
+            if annotation is None or annotation.current_revision_id is None:
+                raise NotFoundError(
+                    _("No annotation %(annotation)s of case %(case)s")
+                    % {"annotation": given["reference_annotation"], "case": case.pk}
+                )
+            given["reference_revision"] = annotation.current_revision_id
         if "reference_revision" in given:
             reference = (
                 AnnotationRevision.objects.select_related("annotation")
@@ -87,6 +105,13 @@ class GoldCaseView(APIView):
             case=case, marked_by=cast(User, request.user), reference_revision=reference, values=given.get("values")
         )
         return Response(_gold_body(found), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, case_id: int) -> Response:
+        """Make the case an ordinary case again; 409 once a reader has been served it (see gold_case_unmark)."""
+        case = _managed_case(request, case_id)
+        gold.gold_case_unmark(case=case, unmarked_by=cast(User, request.user))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class GoldScoresView(APIView):

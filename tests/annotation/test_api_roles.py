@@ -251,6 +251,7 @@ ENDPOINTS: dict[str, tuple[str, str, str, Any]] = {
         {"username": "reviewer", "role": "second_reader"},
     ),
     "distribute": ("distribute", "POST", P + "/assignments/distribute/", {"role": "second_reader"}),
+    "reassign": ("reassign", "POST", P + "/assignments/reassign/", "reassign"),
     "worklist": ("worklist", "GET", P + "/worklist/?role={reading_role}", None),
     "worklist-next": ("worklist-next", "POST", P + "/worklist/next/", "reading_role"),
     "case-annotations": ("case-annotations", "GET", "/cases/{case}/annotations/", None),
@@ -283,6 +284,7 @@ TABLE: dict[str, tuple[int, int, int, int, int, int, int]] = {
     "case-assignments-get":  (200,      404,     404,   200,    404,     401,      200),
     "case-assignments-post": (403,      404,     404,   201,    404,     401,      201),
     "distribute":            (403,      403,     403,   201,    404,     401,      201),
+    "reassign":              (403,      403,     403,   200,    404,     401,      200),
     "worklist":              (200,      200,     200,   403,    404,     401,      403),
     "worklist-next":         (200,      200,     204,   403,    404,     401,      403),
     "case-annotations":      (200,      404,     404,   200,    404,     401,      200),
@@ -333,6 +335,8 @@ def world(
     annotation_save(
         case=case_a, reader=annotator, role="first_reader", base_revision=1, values=chest_values(case_a, diameter=7.5)
     )
+    # A second annotator, who takes over the annotator's reading in the reassign cell.
+    MembershipFactory(project=reading_project, user=UserFactory(username="annotator_b"), role="annotator")
     # A study linked to the project without a case yet, for the case-creation cell.
     Case.objects.filter(pk=case_c.pk).delete()
     return {
@@ -365,6 +369,8 @@ def snapshot(storage: Path) -> dict[str, Any]:
 def _body(spec: Any, world: dict[str, Any], role: str) -> Any:
     if spec == "new_case":
         return {"study_instance_uids": [world["new_study"]]}
+    if spec == "reassign":
+        return {"cases": [world["case"]], "from_username": "annotator", "to_username": "annotator_b"}
     if spec == "reading_role":
         return {"role": READING_ROLE.get(role, "first_reader")}
     if spec == "revision":
@@ -406,6 +412,7 @@ def check_content(endpoint: str, role: str, response: Any, world: dict[str, Any]
     elif endpoint == "members-list":
         assert sorted((m["username"], m["role"]) for m in data) == [
             ("annotator", "annotator"),
+            ("annotator_b", "annotator"),
             ("expert", "expert"),
             ("manager", "manager"),
             ("reviewer", "reviewer"),
@@ -447,6 +454,9 @@ def check_content(endpoint: str, role: str, response: Any, world: dict[str, Any]
     elif endpoint == "distribute":
         # The reviewer already reads B (and C has no case): only A gets them; nobody reads a case twice.
         assert sorted((a["username"], a["case"]["id"]) for a in data) == [("reviewer", case_a.pk)]
+    elif endpoint == "reassign":
+        assert [(a["username"], a["case"]["id"]) for a in data] == [("annotator_b", case_a.pk)]
+        assert Assignment.objects.get(case=case_a, role="first_reader").user.username == "annotator_b"
     elif endpoint == "worklist":
         expected_cases = {"annotator": [case_a.pk], "reviewer": [case_b.pk], "expert": []}[role]
         assert [a["case"]["id"] for a in data["assignments"]] == expected_cases

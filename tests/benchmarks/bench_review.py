@@ -771,23 +771,38 @@ def run_policy(
     }
 
 
+def seed_file(seed: int, args: argparse.Namespace) -> Path:
+    return ROOT / "bench-results" / f"review-policies-{args.cases}-cases-seed{seed}.json"
+
+
 def part_policies(args: argparse.Namespace) -> dict[str, Any]:
     policies: list[tuple[str, float | None]] = [("single_read", None), ("double_read_panel", None)]
     policies += [(f"adaptive_{round(b * 100)}", b) for b in args.budgets]
     # Quality first: no cap, every case that fails a check gets its second reading (the budget only fills).
     policies += [("adaptive_uncapped", 0.0)]
+    # Each seed's runs are written to a file of their own as they finish, so seeds can run in separate processes
+    # (--seed-list) and one --summarize run gathers them.
     runs: list[dict[str, Any]] = []
-    for seed in range(args.seeds):
+    for seed in [] if args.summarize else (args.seed_list or list(range(args.seeds))):
         studies, files = policy_study(seed, args.cases + args.gold_cases)
+        seed_runs = []
         for name, budget in policies:
             run = run_policy(name, budget, seed, studies, files, args)
-            runs.append(run)
+            seed_runs.append(run)
             shown = " ".join(f"{k}={v:.3f}" for k, v in run["errors"].items())
             print(
                 f"policies: seed {seed} {name:18s} reads/case {run['reads_per_case']:.2f} {shown} "
                 f"({run['seconds']} s; {run['statuses']})",
                 flush=True,
             )
+        seed_file(seed, args).write_text(json.dumps(seed_runs, indent=1, default=str) + "\n")
+    if args.seed_list:
+        return {"seeds_run": args.seed_list}
+    runs = []
+    for seed in range(args.seeds):
+        if not seed_file(seed, args).exists():
+            raise SystemExit(f"no runs for seed {seed}: run --seed-list {seed} first")
+        runs += json.loads(seed_file(seed, args).read_text())
     summary: dict[str, Any] = {}
     for name, _budget in policies:
         mine = [r for r in runs if r["policy"] == name]
@@ -900,6 +915,10 @@ def main() -> None:
     parser.add_argument("--p-ai-miss", type=float, default=0.1)
     parser.add_argument("--ai", action=argparse.BooleanOptionalAction, default=True, help="AI third opinion")
     parser.add_argument("--seeds", type=int, default=5, help="policies: seeds 0..N-1")
+    parser.add_argument(
+        "--seed-list", type=lambda v: [int(x) for x in v.split(",")], default=None, help="policies: run these seeds"
+    )
+    parser.add_argument("--summarize", action="store_true", help="policies: summarise the seeds' files only")
     parser.add_argument("--budgets", type=lambda v: [float(b) for b in v.split(",")], default=[0.2, 0.4, 0.6])
     parser.add_argument("--adaptive-bar", type=float, default=0.5, help="policies: the readers' record bar")
     parser.add_argument("--adaptive-record", type=int, default=3, help="policies: gold cases a record needs")

@@ -185,6 +185,13 @@ def test_seed_demo_is_idempotent(isolated_storage: Path) -> None:
     second = run("seed_demo", studies=1)
 
     assert "synthetic stored 0, already there 32" in second
+    # The demo models train in background jobs queued by the first run only (issue 17).
+    from inference.models import ModelVersion
+
+    assert "2 demo model(s) training in the background" in first and "demo model" not in second
+    demos = ModelVersion.objects.filter(demo=True, project__slug="demo-chest-ct")
+    assert sorted(demos.values_list("task_type", flat=True)) == ["interactive", "segmentation"]
+    assert all(v.training_job is not None and v.training_job.queue == "gpu" for v in demos)
     assert (
         User.objects.count(),
         Membership.objects.count(),

@@ -42,9 +42,14 @@ REAL_FILES = [
 ]
 
 
+def _synthetic_arguments(count: int, seed: int) -> list[dict[str, Any]]:
+    """``generate_ct_study`` arguments of the demo studies: the demo models regenerate their known truth."""
+    return [dict(seed=seed + index, rows=128, columns=128, slices=32, n_lesions=2) for index in range(count)]
+
+
 def _synthetic_files(count: int, seed: int) -> Iterator[IncomingFile]:
-    for index in range(count):
-        study = generate_ct_study(seed=seed + index, rows=128, columns=128, slices=32, n_lesions=2)
+    for index, arguments in enumerate(_synthetic_arguments(count, seed)):
+        study = generate_ct_study(**arguments)
         for number, dataset in enumerate(study.datasets(), start=1):
             buffer = io.BytesIO()
             pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
@@ -86,8 +91,15 @@ class Command(BaseCommand):
             schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=None)
         # The synthetic chest CTs are the cases to read; the real files stay browsable data.
         cases_create(project=project, study_uids=report.study_uids)
+        # Demo models learn from the synthetic truth in background jobs (the worker starts after this command).
+        from inference.services.demo import demo_models_start
+
+        demo_jobs = demo_models_start(
+            project=project, studies=_synthetic_arguments(options["studies"], options["seed"])
+        )
         counts = report.counts()
         self.stdout.write(
             f"demo project {project.slug!r}: {len(report.study_uids) + len(real.study_uids)} studies "
             f"(synthetic stored {counts['stored']}, already there {counts['duplicate']})"
+            + (f"; {len(demo_jobs)} demo model(s) training in the background" if demo_jobs else "")
         )

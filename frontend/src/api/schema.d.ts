@@ -63,10 +63,25 @@ export interface paths {
     get: operations["v1_cases_events_list"];
   };
   "/api/v1/cases/{case_id}/gold/": {
-    /** @description Mark the case as a gold-standard case with its reference label (managers), or see whether it is one. */
+    /**
+     * @description Mark the case as a gold-standard case with its reference label (managers), see whether it is one, or
+     * unmark it before any reader got it.
+     */
     get: operations["v1_cases_gold_retrieve"];
-    /** @description Mark the case as a gold-standard case with its reference label (managers), or see whether it is one. */
+    /**
+     * @description Mark the case as a gold-standard case with its reference label (managers), see whether it is one, or
+     * unmark it before any reader got it.
+     */
     post: operations["v1_cases_gold_create"];
+    /** @description Make the case an ordinary case again; 409 once a reader has been served it (see gold_case_unmark). */
+    delete: operations["v1_cases_gold_destroy"];
+  };
+  "/api/v1/cases/{case_id}/interactive/": {
+    /**
+     * AI-assisted segmentation: prompts to a mask proposal
+     * @description Propose a 3D mask for the active segment from the reader's prompts. Prompts are voxel indices [z, y, x] of the case's series in the order of the reader's masks. Waits a few seconds for an ``interactive`` worker, then answers with the model-free engine (``fallback`` true, ``message`` says why). Only a reader assigned to the case, or an expert of its panel, may ask.
+     */
+    post: operations["v1_cases_interactive_create"];
   };
   "/api/v1/cases/{case_id}/predictions/": {
     get: operations["v1_cases_predictions_list"];
@@ -200,6 +215,10 @@ export interface paths {
     /** @description Fill every open slot of a reading role, balanced across the project's readers. */
     post: operations["v1_projects_assignments_distribute_create"];
   };
+  "/api/v1/projects/{slug}/assignments/reassign/": {
+    /** @description Hand one reader's unfinished readings of the chosen cases to another reader (managers), all or nothing. */
+    post: operations["v1_projects_assignments_reassign_create"];
+  };
   "/api/v1/projects/{slug}/audit/": {
     /**
      * @description The project's audit trail, newest first: case transitions, annotation revisions, panel votes, agreement
@@ -215,7 +234,7 @@ export interface paths {
     get: operations["v1_projects_case_scores_list"];
   };
   "/api/v1/projects/{slug}/cases/": {
-    /** @description Cases of the project you may see: all for managers, your assigned ones for readers. */
+    /** @description Managers get the case browser's columns (gold, readers, AI score) too; readers their own cases. */
     get: operations["v1_projects_cases_list"];
     /** @description Cases of the project you may see: all for managers, your assigned ones for readers. */
     post: operations["v1_projects_cases_create"];
@@ -268,6 +287,10 @@ export interface paths {
   };
   "/api/v1/projects/{slug}/models/": {
     get: operations["v1_projects_models_list"];
+  };
+  "/api/v1/projects/{slug}/models/import-bundle/": {
+    /** @description Administrators import a MONAI bundle as a candidate model version (checked, dry-run; nothing on refusal). */
+    post: operations["v1_projects_models_import_bundle_create"];
   };
   "/api/v1/projects/{slug}/models/rollback/": {
     post: operations["v1_projects_models_rollback_create"];
@@ -448,9 +471,10 @@ export interface components {
      * @description * `unet` - MONAI UNet
      * * `segresnet` - MONAI SegResNet
      * * `densenet121` - MONAI DenseNet121
+     * * `monai_bundle` - Imported MONAI bundle (its network_def)
      * @enum {string}
      */
-    ArchitectureEnum: "unet" | "segresnet" | "densenet121";
+    ArchitectureEnum: "unet" | "segresnet" | "densenet121" | "monai_bundle";
     ArchiveInputRequest: {
       /** @description true archives the project, false brings it back */
       archived: boolean;
@@ -514,6 +538,17 @@ export interface components {
      * @enum {string}
      */
     AuditRowOutputKindEnum: "case_transition" | "annotation_revision" | "panel_vote" | "agreement" | "model_event";
+    BundleImportInputRequest: {
+      /**
+       * Format: binary
+       * @description The MONAI bundle, a zip (configs/metadata.json, configs/inference.json, models/model.pt)
+       */
+      file: string;
+      /** @description The bundle's SHA-256 as its supplier published it (64 hex digits) */
+      sha256: string;
+      /** @default segmentation */
+      task_type?: components["schemas"]["TaskTypeEnum"];
+    };
     CaseEventOutput: {
       id: number;
       from_status: string;
@@ -527,6 +562,7 @@ export interface components {
       /** Format: date-time */
       created_at: string;
     };
+    CaseListItem: components["schemas"]["CaseOutput"] | components["schemas"]["ManagedCaseOutput"];
     CaseOutput: {
       id: number;
       /** @description The workflow status. During blind double reading a reader is shown instead, on the cases they read: in_progress (your reading is not submitted), submitted (it is; the case is still being read) or closed (the reading is over): the workflow status would tell them whether the other reader finished. */
@@ -778,6 +814,8 @@ export interface components {
     GoldMarkInputRequest: {
       /** @description Id of the case's adjudicated or agreed (consensus) revision, or of a label imported for it */
       reference_revision?: number;
+      /** @description Id of the case's adjudicated, agreed (consensus) or imported annotation: its current revision is the reference (what the case browser sends: it lists annotations, not revisions) */
+      reference_annotation?: number;
       /** @description A reference reading: {"items": [...]}, as a reader submits */
       values?: unknown;
     };
@@ -823,6 +861,38 @@ export interface components {
         [key: string]: number;
       };
       detail?: string;
+    };
+    InteractiveInputRequest: {
+      /** @description A registered engine: the model-free one or one of this project's learned interactive models (default: its active learned model, else 'region-growing'); unknown names and other projects' models are refused */
+      engine?: string;
+      /** @description Every prompt so far on this segment, oldest first (the engine refines with all of them) */
+      prompts: components["schemas"]["PromptInputRequest"][];
+      /** @description The current proposal to refine: a mask payload (rle-base64 or gzip-base64) of the series' shape */
+      previous?: unknown;
+      /** @description [low, high] intensity range of interest (HU); estimated around the seeds when absent */
+      window?: number[] | null;
+    };
+    InteractiveOutput: {
+      /** @description The proposal: 1 inside, 0 outside */
+      mask: components["schemas"]["MaskOutput"];
+      /** @description The engine that answered */
+      engine: string;
+      /** @description Null for a model-free engine */
+      model_version: string | null;
+      /** @description Prompts the proposal was made from */
+      prompts: number;
+      voxels: number;
+      /**
+       * Format: double
+       * @description From the request's arrival to the answer
+       */
+      seconds: number;
+      /** @description True when the reader's prompt context already held the series volume */
+      warm: boolean;
+      /** @description True when no worker answered and the model-free engine did */
+      fallback: boolean;
+      /** @description Why the fallback answered, in the reader's language */
+      message: string | null;
     };
     JobDetailOutput: {
       id: number;
@@ -1034,6 +1104,51 @@ export interface components {
       score: number;
     };
     /**
+     * @description A case as its project's managers see it in the case browser: whether it is a gold case, who reads it and
+     * its latest AI score. Never shown to readers: a gold case must look like any other to them (issue 14).
+     */
+    ManagedCaseOutput: {
+      id: number;
+      /** @description The workflow status. During blind double reading a reader is shown instead, on the cases they read: in_progress (your reading is not submitted), submitted (it is; the case is still being read) or closed (the reading is over): the workflow status would tell them whether the other reader finished. */
+      status: string;
+      /** Format: double */
+      priority?: number;
+      priority_source?: string;
+      study_instance_uid: string;
+      series_instance_uid: string | null;
+      patient_id: string;
+      study_date: string;
+      study_description: string;
+      readers_assigned: number | null;
+      readings_submitted: number | null;
+      /** Format: date-time */
+      created_at: string;
+      /**
+       * Format: date-time
+       * @description Last change; null for a reader during blind reading (it would tell when the other reader acted)
+       */
+      updated_at: string | null;
+      /** @default false */
+      gold: boolean;
+      /** @description The case's readers: user name, reading role, status */
+      readers: readonly {
+          [key: string]: string;
+        }[];
+      /**
+       * Format: double
+       * @description The latest active-learning score (null: none)
+       */
+      ai_score: number | null;
+    };
+    MaskOutput: {
+      /** @description rle-base64: little-endian uint32 pairs (value, run length), C order */
+      encoding: string;
+      /** @description [slices, rows, columns] */
+      shape: number[];
+      dtype: string;
+      data: string;
+    };
+    /**
      * @description * `union` - Union
      * * `intersection` - Intersection
      * * `majority` - Majority (at least half the readers)
@@ -1116,6 +1231,7 @@ export interface components {
       created_at: string;
       /** Format: date-time */
       trained_at?: string | null;
+      demo?: boolean;
       architecture_params?: unknown;
       preprocessing?: unknown;
       label_map?: unknown;
@@ -1158,6 +1274,7 @@ export interface components {
       created_at: string;
       /** Format: date-time */
       trained_at?: string | null;
+      demo?: boolean;
     };
     /**
      * @description * `human` - Human reader
@@ -1208,6 +1325,21 @@ export interface components {
        */
       previous?: string | null;
       results: components["schemas"]["ApiTokenOutput"][];
+    };
+    PaginatedCaseListItemList: {
+      /** @example 123 */
+      count: number;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?offset=400&limit=100
+       */
+      next?: string | null;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?offset=200&limit=100
+       */
+      previous?: string | null;
+      results: components["schemas"]["CaseListItem"][];
     };
     PaginatedCaseOutputList: {
       /** @example 123 */
@@ -1426,6 +1558,30 @@ export interface components {
       /** @description DICOM files and zip archives of them (a folder: its files) */
       files: string[];
     };
+    /**
+     * @description * `point` - point
+     * * `box` - box
+     * * `scribble` - scribble
+     * @enum {string}
+     */
+    PromptInputKindEnum: "point" | "box" | "scribble";
+    PromptInputRequest: {
+      /**
+       * @description point: one voxel; box: two opposite corners (always positive); scribble: the voxels drawn over
+       *
+       * * `point` - point
+       * * `box` - box
+       * * `scribble` - scribble
+       */
+      kind: components["schemas"]["PromptInputKindEnum"];
+      /** @description Voxels [z, y, x] of the series: z the slice index in the reader's mask order, y the row, x the column */
+      points: number[][];
+      /**
+       * @description False for a negative point or scribble ('not this')
+       * @default true
+       */
+      positive?: boolean;
+    };
     ProvenanceItemOutput: {
       /** @description The item's position in the label (items only) */
       index?: number;
@@ -1497,6 +1653,13 @@ export interface components {
     ReasonInputRequest: {
       /** @default */
       reason?: string;
+    };
+    ReassignInputRequest: {
+      cases: number[];
+      /** @description The reader whose unfinished readings move */
+      from_username: string;
+      /** @description The reader who takes them over */
+      to_username: string;
     };
     /**
      * @description * `blind_double` - Blind double reading
@@ -1717,9 +1880,10 @@ export interface components {
      * @description * `segmentation` - Segmentation
      * * `classification` - Classification
      * * `detection` - Detection (boxes from segmentation components)
+     * * `interactive` - Interactive segmentation (clicks as guidance channels)
      * @enum {string}
      */
-    TaskTypeEnum: "segmentation" | "classification" | "detection";
+    TaskTypeEnum: "segmentation" | "classification" | "detection" | "interactive";
     TrainInputRequest: {
       task_type?: components["schemas"]["TaskTypeEnum"];
       architecture?: components["schemas"]["ArchitectureEnum"];
@@ -2142,7 +2306,10 @@ export interface operations {
       };
     };
   };
-  /** @description Mark the case as a gold-standard case with its reference label (managers), or see whether it is one. */
+  /**
+   * @description Mark the case as a gold-standard case with its reference label (managers), see whether it is one, or
+   * unmark it before any reader got it.
+   */
   v1_cases_gold_retrieve: {
     parameters: {
       path: {
@@ -2159,7 +2326,10 @@ export interface operations {
       };
     };
   };
-  /** @description Mark the case as a gold-standard case with its reference label (managers), or see whether it is one. */
+  /**
+   * @description Mark the case as a gold-standard case with its reference label (managers), see whether it is one, or
+   * unmark it before any reader got it.
+   */
   v1_cases_gold_create: {
     parameters: {
       path: {
@@ -2179,6 +2349,45 @@ export interface operations {
           "application/json": {
             [key: string]: unknown;
           };
+        };
+      };
+    };
+  };
+  /** @description Make the case an ordinary case again; 409 once a reader has been served it (see gold_case_unmark). */
+  v1_cases_gold_destroy: {
+    parameters: {
+      path: {
+        case_id: number;
+      };
+    };
+    responses: {
+      /** @description No response body */
+      204: {
+        content: never;
+      };
+    };
+  };
+  /**
+   * AI-assisted segmentation: prompts to a mask proposal
+   * @description Propose a 3D mask for the active segment from the reader's prompts. Prompts are voxel indices [z, y, x] of the case's series in the order of the reader's masks. Waits a few seconds for an ``interactive`` worker, then answers with the model-free engine (``fallback`` true, ``message`` says why). Only a reader assigned to the case, or an expert of its panel, may ask.
+   */
+  v1_cases_interactive_create: {
+    parameters: {
+      path: {
+        case_id: number;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["InteractiveInputRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["InteractiveInputRequest"];
+        "multipart/form-data": components["schemas"]["InteractiveInputRequest"];
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "application/json": components["schemas"]["InteractiveOutput"];
         };
       };
     };
@@ -2791,6 +3000,28 @@ export interface operations {
       };
     };
   };
+  /** @description Hand one reader's unfinished readings of the chosen cases to another reader (managers), all or nothing. */
+  v1_projects_assignments_reassign_create: {
+    parameters: {
+      path: {
+        slug: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ReassignInputRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["ReassignInputRequest"];
+        "multipart/form-data": components["schemas"]["ReassignInputRequest"];
+      };
+    };
+    responses: {
+      200: {
+        content: {
+          "application/json": components["schemas"]["AssignmentOutput"][];
+        };
+      };
+    };
+  };
   /**
    * @description The project's audit trail, newest first: case transitions, annotation revisions, panel votes, agreement
    * results and model version changes. Managers only.
@@ -2860,17 +3091,29 @@ export interface operations {
       };
     };
   };
-  /** @description Cases of the project you may see: all for managers, your assigned ones for readers. */
+  /** @description Managers get the case browser's columns (gold, readers, AI score) too; readers their own cases. */
   v1_projects_cases_list: {
     parameters: {
       query?: {
+        /** @description Managers: latest AI score at most */
+        ai_score_max?: number;
+        /** @description Managers: latest AI score at least */
+        ai_score_min?: number;
+        created_from?: string;
+        created_to?: string;
+        /** @description Managers: only gold cases, or none */
+        gold?: string;
         /** @description Number of results to return per page. */
         limit?: number;
         /** @description The initial index from which to return the results. */
         offset?: number;
         /** @description Which field to use when ordering the results. */
         ordering?: string;
+        priority_max?: number;
+        priority_min?: number;
         priority_source?: string;
+        /** @description Managers: cases this user name reads */
+        reader?: string;
         /** @description A workflow status; for a reader during blind reading, the status they are shown (in_progress, submitted, closed): filtering must not reveal the hidden one */
         status?: string;
       };
@@ -2881,7 +3124,7 @@ export interface operations {
     responses: {
       200: {
         content: {
-          "application/json": components["schemas"]["PaginatedCaseOutputList"];
+          "application/json": components["schemas"]["PaginatedCaseListItemList"];
         };
       };
     };
@@ -2890,13 +3133,25 @@ export interface operations {
   v1_projects_cases_create: {
     parameters: {
       query?: {
+        /** @description Managers: latest AI score at most */
+        ai_score_max?: number;
+        /** @description Managers: latest AI score at least */
+        ai_score_min?: number;
+        created_from?: string;
+        created_to?: string;
+        /** @description Managers: only gold cases, or none */
+        gold?: string;
         /** @description Number of results to return per page. */
         limit?: number;
         /** @description The initial index from which to return the results. */
         offset?: number;
         /** @description Which field to use when ordering the results. */
         ordering?: string;
+        priority_max?: number;
+        priority_min?: number;
         priority_source?: string;
+        /** @description Managers: cases this user name reads */
+        reader?: string;
         /** @description A workflow status; for a reader during blind reading, the status they are shown (in_progress, submitted, closed): filtering must not reveal the hidden one */
         status?: string;
       };
@@ -3200,6 +3455,26 @@ export interface operations {
       200: {
         content: {
           "application/json": components["schemas"]["ModelVersionOutput"][];
+        };
+      };
+    };
+  };
+  /** @description Administrators import a MONAI bundle as a candidate model version (checked, dry-run; nothing on refusal). */
+  v1_projects_models_import_bundle_create: {
+    parameters: {
+      path: {
+        slug: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "multipart/form-data": components["schemas"]["BundleImportInputRequest"];
+      };
+    };
+    responses: {
+      201: {
+        content: {
+          "application/json": components["schemas"]["ModelVersionDetailOutput"];
         };
       };
     };

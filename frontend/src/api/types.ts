@@ -111,6 +111,8 @@ export interface Item {
   geometry?: Record<string, unknown>;
   value?: unknown;
   mask?: MaskPayload;
+  /** AI-assisted segments of a mask item (issue 17). */
+  assisted?: { segment: number; engine: string; model_version: string | null; prompts: number }[];
 }
 
 // The AI's annotation and revisions have no reader or author (null), which the schema does not say.

@@ -1,10 +1,12 @@
 /** English strings: the reference dictionary. Every key must also be in zh-hans.ts (the type checks it). */
+import { enCaseBrowser } from "./caseBrowser";
 import { enCorrection } from "./correction";
 import { enReviewScreens } from "./reviewScreens";
 import { enManagerScreens } from "./managerScreens";
 import { enProjectsData } from "./projectsData";
 import { enWorkstation } from "./workstation";
 import { enSchemaModels } from "./schemaModels";
+import { enAiAssist } from "./aiAssist";
 
 export const en = {
   "app.title": "MedLabel QA",
@@ -127,8 +129,10 @@ export const en = {
   // The manager's screens (tokens, audit, exports) keep theirs in managerScreens.ts.
   ...enManagerScreens,
   ...enProjectsData,
+  ...enCaseBrowser,
   ...enWorkstation,
   ...enSchemaModels,
+  ...enAiAssist,
 } as const;
 
 export type MessageKey = keyof typeof en;

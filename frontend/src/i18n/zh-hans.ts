@@ -1,3 +1,4 @@
+import { zhHansCaseBrowser } from "./caseBrowser";
 import type { MessageKey } from "./en";
 import { zhHansCorrection } from "./correction";
 import { zhHansReviewScreens } from "./reviewScreens";
@@ -5,6 +6,7 @@ import { zhHansManagerScreens } from "./managerScreens";
 import { zhHansProjectsData } from "./projectsData";
 import { zhHansWorkstation } from "./workstation";
 import { zhHansSchemaModels } from "./schemaModels";
+import { zhHansAiAssist } from "./aiAssist";
 
 /** Simplified Chinese; the type makes a missing key a build error. */
 export const zhHans: Record<MessageKey, string> = {
@@ -126,6 +128,8 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansCorrection,
   ...zhHansManagerScreens,
   ...zhHansProjectsData,
+  ...zhHansCaseBrowser,
   ...zhHansWorkstation,
   ...zhHansSchemaModels,
+  ...zhHansAiAssist,
 };

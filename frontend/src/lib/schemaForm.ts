@@ -26,6 +26,15 @@ export interface Reading {
   image: Record<string, Record<string, Value>>; // "sop|frame" -> label -> value
   regions: Region[];
   masks: Record<string, Labelmap>; // "label|series UID" -> label map
+  /** AI-assisted segments of a mask (issue 17), "label|series UID" -> one record per segment. */
+  assisted?: Record<string, AssistedRecord[]>;
+}
+
+export interface AssistedRecord {
+  segment: number;
+  engine: string;
+  model_version: string | null;
+  prompts: number;
 }
 
 export function emptyReading(): Reading {
@@ -138,7 +147,9 @@ export async function readingToItems(schema: SchemaDefinition, reading: Reading)
   for (const [target, map] of Object.entries(reading.masks)) {
     const [label, series] = target.split("|");
     if (map.painted() === 0) continue;
-    items.push({ label, series_instance_uid: series, mask: await encodeMask(map) });
+    const present = new Set(map.segmentsPresent());
+    const assisted = (reading.assisted?.[target] ?? []).filter((a) => present.has(a.segment));
+    items.push({ label, series_instance_uid: series, mask: await encodeMask(map), ...(assisted.length ? { assisted } : {}) });
   }
   return items;
 }
@@ -153,6 +164,7 @@ export async function itemsToReading(schema: SchemaDefinition, items: Item[], op
     if (!label) continue;
     if (item.mask && item.series_instance_uid) {
       if (item.mask.data) reading.masks[maskKey(item.label, item.series_instance_uid)] = await decodeMask(item.mask);
+      if (item.assisted?.length) (reading.assisted ??= {})[maskKey(item.label, item.series_instance_uid)] = item.assisted;
     } else if (isGeometry(label) && item.id && item.sop_instance_uid && item.geometry) {
       reading.regions.push({
         id: item.id,

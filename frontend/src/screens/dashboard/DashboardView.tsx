@@ -15,6 +15,7 @@ import { ErrorMessage, Loading } from "../../layout/Status";
 import { useAsync } from "../../lib/useAsync";
 import { ChartCanvas, colour } from "./Chart";
 import { ConfusionMatrix } from "./ConfusionMatrix";
+import { GoldAndRouting } from "./GoldAndRouting";
 import "./dashboard.css";
 import {
   activeLearning,
@@ -126,6 +127,7 @@ export function DashboardView({ slug }: { slug: string }) {
         <Link to={`/jobs?project=${encodeURIComponent(slug)}`}>{t("nav.jobs")}</Link>
       </div>
       <Figures data={data} />
+      <GoldAndRouting slug={slug} />
     </section>
   );
 }
@@ -553,6 +555,12 @@ function Figures({ data }: { data: Data }) {
               <tr key={v.id}>
                 <td>
                   v{v.number} {v.model_label}
+                  {v.demo ? (
+                    <span className="badge" data-testid="demo-model">
+                      {" "}
+                      {t("dash.demoModel")}
+                    </span>
+                  ) : null}
                 </td>
                 <td>{t(`dash.model.${v.status}` as MessageKey) === `dash.model.${v.status}` ? v.status : t(`dash.model.${v.status}` as MessageKey)}</td>
                 <td>{v.architecture}</td>

@@ -114,6 +114,7 @@ export interface ModelVersion {
   created_at: string;
   trained_at: string | null;
   history?: Record<string, unknown>[];
+  demo?: boolean;
 }
 
 export interface CaseScore {

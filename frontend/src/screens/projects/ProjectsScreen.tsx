@@ -117,6 +117,10 @@ export function ProjectsScreen() {
               {hasRole(project.slug, "manager") ? (
                 <Link to={`/projects/${project.slug}/audit`}>{t("projects.audit")}</Link>
               ) : null}
+              {hasRole(project.slug, "manager") ? <Link to={`/projects/${project.slug}/cases`}>{t("projects.cases")}</Link> : null}
+              {hasRole(project.slug, "manager") ? (
+                <Link to={`/projects/${project.slug}/settings/review`}>{t("projects.reviewPolicy")}</Link>
+              ) : null}
               {project.my_roles.includes("expert") ? (
                 <Link to={`/projects/${project.slug}/panel`}>{t("projects.panel")}</Link>
               ) : null}

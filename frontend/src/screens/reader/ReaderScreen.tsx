@@ -36,11 +36,13 @@ import {
   type Value,
 } from "../../lib/schemaForm";
 import { pendingForSubmit, type Pending } from "../../lib/valueRules";
+import { GoldFeedback } from "./GoldFeedback";
 import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerstone";
 import { projectRoot, renderedUrl, seriesStack, studySeries, type SeriesStack, type SeriesSummary } from "../../viewer/dicomweb";
 import { annotationBox, BOX_TOOL, syncBoxes } from "../../viewer/boxAnnotations";
 import { StackViewer, type BoxMode, type NavTool, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
 import { LabelField } from "./LabelField";
+import { useAiAssist } from "./AiAssist";
 import { drawLabelmapSlice, drawRegion } from "./overlay";
 import { regionOrigin, sourceAnnotations, type Correction, type SourceReading } from "./correction";
 import { CorrectionSources, CorrectionStart, SOURCE_COLOURS, SOURCE_TAGS } from "./CorrectionPanel";
@@ -639,6 +641,9 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
     debug.saveState = saveState;
   });
 
+  // AI-assisted segmentation (issue 17): its prompt tools take the pointer first and draw their layer on top.
+  const ai = useAiAssist({ caseId: context.caseData.id, stack, maskLabel, segment, readOnly, readerTool: tool, change });
+
   const maskFor = useCallback(
     (r: Reading, label: string): Labelmap | null => (stack ? (r.masks[maskKey(label, stack.seriesUid)] ?? null) : null),
     [stack],
@@ -674,13 +679,15 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         drawRegion(ctx, h, r, { colour: r.id === selected ? "#ffff00" : r.fromAi ? "#ffb74d" : "#00ff7f", width: r.id === selected ? 3 : 2, tag: r.id === selected ? undefined : "" });
       }
       if (draft) drawRegion(ctx, h, draft, { colour: "#ffffff", dashed: true });
+      ai.drawOverlay(ctx, h);
     },
-    [stack, reading, aiLayer, firstLayer, showFirst, verification, selected, draft, correcting, showSources, context.sources],
+    [stack, reading, aiLayer, firstLayer, showFirst, verification, selected, draft, correcting, showSources, context.sources, ai],
   );
 
   const onPointer = useCallback(
     (phase: "down" | "move" | "up", point: ApiPoint) => {
       if (!stack || !current || readOnly) return;
+      if (ai.onPointer(phase, point, slice)) return;
       const p = clampPoint(stack, point);
       const base = { sopInstanceUid: current.sopInstanceUid, frame: current.frame, attributes: {} };
       if (tool === "brush" || tool === "eraser") {
@@ -746,7 +753,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
         }
       }
     },
-    [stack, current, readOnly, tool, maskLabel, regionLabel, change, slice, brushSize, segment, draft],
+    [stack, current, readOnly, tool, maskLabel, regionLabel, change, slice, brushSize, segment, draft, ai],
   );
 
   async function decide(outcome: "accept" | "correct" | "reject") {
@@ -777,8 +784,8 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const seriesLabels = labelsAt(definition, "series");
   const imageLabels = labelsAt(definition, "image");
   const regionLabels = geometryLabels(definition);
-  const drawing = !readOnly && drawingTools.includes(tool) && tool !== "box";
-  const boxMode: BoxMode = readOnly ? "enabled" : tool === "box" ? "active" : "passive";
+  const drawing = ai.active || (!readOnly && drawingTools.includes(tool) && tool !== "box");
+  const boxMode: BoxMode = readOnly ? "enabled" : tool === "box" && !ai.active ? "active" : "passive";
   const currentMask = maskFor(reading, maskLabel);
   const missing = missingRequired(definition, reading);
   const imageTarget = current ? imageKey(current.sopInstanceUid, current.frame) : "";
@@ -1094,6 +1101,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
               <div className="hint" data-testid="mask-count">
                 {t("reader.maskPainted", { n: currentMask ? currentMask.painted() : 0 })}
               </div>
+              {ai.panel}
             </fieldset>
           ) : null}
           {regionLabels.length ? (
@@ -1207,6 +1215,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
             </div>
           ) : null}
           {submitted && !verification ? <p role="status">{correcting ? t("correction.submitted") : t("reader.submitted")}</p> : null}
+          {!correcting ? <GoldFeedback caseId={String(caseId)} submitted={submitted} /> : null}
           {correcting && readOnly ? (
             <Link to={`/cases/${caseId}/panel?project=${slug}`}>{t("correction.backToPanel")}</Link>
           ) : null}

@@ -1,0 +1,501 @@
+"""The learned interactive engine (issue 17): a small 3D UNet that sees the image plus a positive and a negative
+guidance channel, the DeepGrow/DeepEdit family.
+
+Guidance channels are built with MONAI's own DeepGrow transforms (``AddGuidanceSignald``: a Gaussian blob per
+click, scaled to [0, 1]); training simulates the reader with ``AddInitialSeedPointd`` (a first click inside the
+mask, biased to its interior) and ``FindDiscrepancyRegionsd`` + ``AddRandomGuidanced`` (corrective clicks where the
+network's current answer is wrong). Evaluation (the promotion gate) is deterministic: the standard protocol's
+click at the centre of the largest error region, then at the centre of the largest remaining error.
+
+At prompt time the network runs only on a crop around the prompts (their bounding box plus half a training
+patch on each side), by sliding windows of the training patch size, so a click costs the same on a 64-slice
+and a 600-slice series.
+
+The numeric part is free of Django; ``register_versions`` reads the model registry to register one engine per
+trained model version (``learned:<project>/v<number>``), which loads its weights on first use and stays warm.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from monai.apps.deepgrow.transforms import (
+    AddGuidanceSignald,
+    AddInitialSeedPointd,
+    AddRandomGuidanced,
+    FindDiscrepancyRegionsd,
+)
+from monai.inferers import sliding_window_inference
+from monai.losses import DiceCELoss
+from monai.transforms import ScaleIntensityRange
+from scipy import ndimage
+
+from inference.interactive.base import Prompt, PromptRequest, Proposal, Voxel, register
+from inference.interactive.names import engine_name
+
+if TYPE_CHECKING:
+    from inference import engine
+    from inference.models import ModelVersion
+
+GUIDANCE_SIGMA = 2  # voxels: the Gaussian around each click
+MAX_SCRIBBLE_POINTS = 12  # a scribble becomes at most this many clicks along its voxels
+# Tiny by default so that a CPU trains it in minutes: a 3-level UNet, image + positive + negative channels.
+DEFAULT_ARCHITECTURE_PARAMS: dict[str, Any] = {
+    "channels": [8, 16, 32],
+    "strides": [2, 2],
+    "num_res_units": 1,
+    "dropout": 0.0,
+    "in_channels": 3,
+}
+DEFAULT_TRAINING: dict[str, Any] = {
+    "interaction_probability": 0.5,  # share of samples that also get corrective clicks from the current model
+    "max_interactions": 2,
+    "evaluation_clicks": 3,
+}
+
+
+# --- Guidance ----------------------------------------------------------------------------------------------
+
+
+def _guidance(positive: Sequence[Voxel], negative: Sequence[Voxel]) -> str:
+    """DeepGrow's guidance format: [[positive points], [negative points]], each point [c, z, y, x]; an unused
+    slot is all -1 (the transforms skip it)."""
+    pos = [[0, *map(int, p)] for p in positive] or [[-1, -1, -1, -1]]
+    neg = [[0, *map(int, p)] for p in negative] or [[-1, -1, -1, -1]]
+    return json.dumps([pos, neg])
+
+
+_SIGNAL = AddGuidanceSignald(image="image", guidance="guidance", sigma=GUIDANCE_SIGMA, number_intensity_ch=1)
+
+
+def network_input(image: np.ndarray, guidance: str) -> np.ndarray:
+    """(1, D, H, W) normalised image + guidance -> (3, D, H, W): image, positive signal, negative signal."""
+    return np.asarray(_SIGNAL({"image": image, "guidance": guidance})["image"], dtype=np.float32)
+
+
+def _points_of(prompts: Sequence[Prompt]) -> tuple[list[Voxel], list[Voxel], tuple[Voxel, Voxel] | None]:
+    """Clicks from prompts: points as they are, a scribble as evenly spaced points along it, a box as a positive
+    click at its centre (its extent is kept to bound the answer)."""
+    positive: list[Voxel] = []
+    negative: list[Voxel] = []
+    box: tuple[Voxel, Voxel] | None = None
+    for prompt in prompts:
+        if prompt.kind == "box":
+            (a, b) = prompt.points[0], prompt.points[-1]
+            low = tuple(min(i, j) for i, j in zip(a, b, strict=True))
+            high = tuple(max(i, j) for i, j in zip(a, b, strict=True))
+            box = (low, high)  # type: ignore[assignment]
+            positive.append(tuple((lo + hi) // 2 for lo, hi in zip(low, high, strict=True)))  # type: ignore[arg-type]
+            continue
+        points = list(prompt.points)
+        if prompt.kind == "scribble" and len(points) > MAX_SCRIBBLE_POINTS:
+            step = len(points) / MAX_SCRIBBLE_POINTS
+            points = [points[int(k * step)] for k in range(MAX_SCRIBBLE_POINTS)]
+        (positive if prompt.positive else negative).extend(points)
+    return positive, negative, box
+
+
+def normalise(volume: np.ndarray, intensity: dict[str, Any]) -> np.ndarray:
+    scale = ScaleIntensityRange(
+        a_min=intensity["a_min"],
+        a_max=intensity["a_max"],
+        b_min=intensity["b_min"],
+        b_max=intensity["b_max"],
+        clip=intensity["clip"],
+    )
+    return np.asarray(scale(np.asarray(volume, dtype=np.float32)), dtype=np.float32)
+
+
+# --- Inference on a crop around the prompts ---------------------------------------------------------------------
+
+
+def crop_around(points: Sequence[Voxel], shape: Sequence[int], patch: Sequence[int]) -> tuple[slice, slice, slice]:
+    """The prompts' bounding box plus half a patch each side, inside the volume."""
+    array = np.asarray(points, dtype=int).reshape(-1, 3)
+    low, high = array.min(axis=0), array.max(axis=0)
+    sl = []
+    for axis in range(3):
+        half = int(patch[axis]) // 2
+        start = max(0, int(low[axis]) - half)
+        stop = min(int(shape[axis]), int(high[axis]) + half + 1)
+        sl.append(slice(start, stop))
+    return sl[0], sl[1], sl[2]
+
+
+def predict_crop(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    positive: Sequence[Voxel],
+    negative: Sequence[Voxel],
+    *,
+    patch: Sequence[int],
+    device: torch.device,
+) -> tuple[np.ndarray, tuple[slice, slice, slice]]:
+    """Foreground probability on the crop around the clicks of a normalised (D, H, W) image, and the crop."""
+    crop = crop_around([*positive, *negative], image.shape, patch)
+    offset = np.asarray([s.start for s in crop])
+    local_pos = [tuple(int(v) for v in np.asarray(p) - offset) for p in positive]
+    local_neg = [tuple(int(v) for v in np.asarray(p) - offset) for p in negative]
+    net_in = network_input(image[crop][None], _guidance(local_pos, local_neg))  # type: ignore[arg-type]
+    model.eval()
+    with torch.no_grad():
+        logits = sliding_window_inference(
+            torch.as_tensor(net_in[None]).to(device),
+            roi_size=tuple(int(p) for p in patch),
+            sw_batch_size=4,
+            predictor=model,
+            overlap=0.25,
+            mode="gaussian",
+        )
+        assert isinstance(logits, torch.Tensor)
+        prob = torch.softmax(logits[0], dim=0)[1].cpu().numpy()
+    return prob, crop
+
+
+def mask_from_probability(
+    prob: np.ndarray,
+    crop: tuple[slice, slice, slice],
+    shape: Sequence[int],
+    positive: Sequence[Voxel],
+    box: tuple[Voxel, Voxel] | None = None,
+) -> np.ndarray:
+    """Threshold at 0.5, keep the components that hold a positive click (all when none does), bound by the box."""
+    local = prob >= 0.5
+    labels, count = ndimage.label(local)
+    if count:
+        offset = np.asarray([s.start for s in crop])
+        hit = set()
+        for p in positive:
+            q = np.asarray(p) - offset
+            if all(0 <= int(q[a]) < local.shape[a] for a in range(3)) and labels[tuple(int(v) for v in q)]:
+                hit.add(int(labels[tuple(int(v) for v in q)]))
+        if hit:
+            local = np.isin(labels, sorted(hit))
+    mask = np.zeros(tuple(shape), dtype=bool)
+    mask[crop] = local
+    if box is not None:
+        bounded = np.zeros_like(mask)
+        (z0, y0, x0), (z1, y1, x1) = box
+        bounded[z0 : z1 + 1, y0 : y1 + 1, x0 : x1 + 1] = True
+        mask &= bounded
+    return mask
+
+
+def next_click(prediction: np.ndarray, truth: np.ndarray) -> tuple[Voxel, bool] | None:
+    """The simulated reader: the centre (deepest voxel) of the largest error region, positive when it is a
+    missed part of the truth, negative when it is a leak; None when there is no error."""
+    best: tuple[int, np.ndarray, bool] | None = None
+    for error, positive in ((truth & ~prediction, True), (prediction & ~truth, False)):
+        labels, count = ndimage.label(error)
+        if not count:
+            continue
+        sizes = ndimage.sum_labels(error, labels, index=np.arange(1, count + 1))
+        k = int(np.argmax(sizes)) + 1
+        if best is None or sizes[k - 1] > best[0]:
+            best = (int(sizes[k - 1]), labels == k, positive)
+    if best is None:
+        return None
+    region = np.pad(best[1], 1)  # the volume's border counts as outside the region
+    depth = ndimage.distance_transform_edt(region)[1:-1, 1:-1, 1:-1]
+    index = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return (int(index[0]), int(index[1]), int(index[2])), best[2]
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * float(np.logical_and(a, b).sum()) / total
+
+
+def simulate(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    truth: np.ndarray,
+    *,
+    clicks: int,
+    patch: Sequence[int],
+    device: torch.device,
+) -> list[float]:
+    """Dice after each of ``clicks`` simulated clicks on one normalised (D, H, W) image with a non-empty truth."""
+    truth = truth.astype(bool)
+    prediction = np.zeros_like(truth)
+    positive: list[Voxel] = []
+    negative: list[Voxel] = []
+    scores: list[float] = []
+    for _ in range(clicks):
+        click = next_click(prediction, truth)
+        if click is None:
+            scores.append(scores[-1] if scores else 1.0)
+            continue
+        (positive if click[1] else negative).append(click[0])
+        prob, crop = predict_crop(model, image, positive, negative, patch=patch, device=device)
+        prediction = mask_from_probability(prob, crop, truth.shape, positive)
+        scores.append(dice(prediction, truth))
+    return scores
+
+
+# --- Training ---------------------------------------------------------------------------------------------------
+
+
+def _patch_around(
+    example: engine.Example, patch: Sequence[int], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """An image and label patch (padded to ``patch``) holding a random lesion voxel, not always at its centre."""
+    foreground = np.argwhere(example.target > 0)
+    if not len(foreground):
+        return None
+    image = example.image.numpy()[0]
+    voxel = foreground[rng.integers(len(foreground))]
+    jitter = rng.integers(-2, 3, size=3) * (np.asarray(patch) // 8)
+    for centre in (voxel + jitter, voxel):  # without the jitter when it moved every lesion voxel out
+        starts = [
+            int(np.clip(c - p // 2, 0, max(s - p, 0))) for c, p, s in zip(centre, patch, image.shape, strict=True)
+        ]
+        sl = tuple(slice(s, s + int(p)) for s, p in zip(starts, patch, strict=True))
+        img, lab = image[sl], example.target[sl].astype(np.float32)
+        if lab.any():
+            break
+    pad = [(0, max(0, int(p) - n)) for p, n in zip(patch, img.shape, strict=True)]
+    return np.pad(img, pad, mode="edge")[None], np.pad(lab, pad)[None]
+
+
+def _sample(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    label: np.ndarray,
+    *,
+    seed_point: AddInitialSeedPointd,
+    corrective: AddRandomGuidanced,
+    interactions: int,
+    device: torch.device,
+) -> np.ndarray:
+    """The network input for one patch: a simulated first click, then ``interactions`` corrective clicks where
+    the current network's answer differs from the label."""
+    data: dict[str, Any] = {"image": image, "label": label}
+    data = seed_point(data)
+    for _ in range(interactions):
+        net_in = network_input(image, data["guidance"])
+        model.eval()
+        with torch.no_grad():
+            pred = torch.argmax(model(torch.as_tensor(net_in[None]).to(device)), dim=1).cpu().numpy().astype(np.float32)
+        data = FindDiscrepancyRegionsd(label="label", pred="pred", discrepancy="discrepancy")({**data, "pred": pred})
+        data = corrective({**data, "probability": 1.0})
+    return network_input(image, data["guidance"])
+
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+def train_interactive(
+    model: torch.nn.Module,
+    train: list[engine.Example],
+    validation: list[engine.Example],
+    *,
+    params: dict[str, Any],
+    device: torch.device,
+    seed: int,
+    on_epoch: ProgressFn | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Train on patches around the lesions of adjudicated masks with simulated clicks (Dice + CE); after each
+    epoch, validation Dice with the deterministic click protocol. Keeps the best epoch's weights."""
+    from inference import engine as numeric
+
+    opts = {**numeric.DEFAULT_TRAINING, **DEFAULT_TRAINING, **params}
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    seed_point = AddInitialSeedPointd(label="label", guidance="guidance")
+    seed_point.set_random_state(seed=seed)
+    corrective = AddRandomGuidanced(guidance="guidance", discrepancy="discrepancy", probability="probability")
+    corrective.set_random_state(seed=seed + 1)
+    patch = [int(p) for p in opts["patch_size"]]
+    model.to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=float(opts["learning_rate"]))
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    history: list[dict[str, Any]] = []
+    best, best_state = -1.0, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    batch = int(opts["batch_size"])
+    usable = [e for e in train if (e.target > 0).any()]
+    for epoch in range(1, int(opts["epochs"]) + 1):
+        samples: list[tuple[np.ndarray, np.ndarray]] = []
+        for example in usable:
+            for _ in range(int(opts["samples_per_case"])):
+                found = _patch_around(example, patch, rng)
+                if found is None:
+                    continue
+                image, label = found
+                if opts["augment"]:
+                    for axis in (2, 3):
+                        if rng.random() < 0.5:
+                            image, label = np.flip(image, axis).copy(), np.flip(label, axis).copy()
+                interacting = rng.random() < float(opts["interaction_probability"])
+                n = int(rng.integers(1, int(opts["max_interactions"]) + 1)) if interacting else 0
+                net_in = _sample(
+                    model, image, label, seed_point=seed_point, corrective=corrective, interactions=n, device=device
+                )
+                samples.append((net_in, label))
+        model.train()
+        losses = []
+        order = rng.permutation(len(samples))
+        for start in range(0, len(order), batch):
+            chunk = [samples[i] for i in order[start : start + batch]]
+            images = torch.as_tensor(np.stack([c[0] for c in chunk])).to(device)
+            labels = torch.as_tensor(np.stack([c[1] for c in chunk])).to(device)
+            optimiser.zero_grad()
+            loss = loss_fn(model(images), labels)
+            loss.backward()
+            optimiser.step()
+            losses.append(float(loss.item()))
+        metric = evaluate_interactive(model, validation, params=opts, device=device) if validation else None
+        row: dict[str, Any] = {"epoch": epoch, "loss": round(float(np.mean(losses)) if losses else 0.0, 5)}
+        if metric is not None:
+            row["val_dice"] = round(metric["dice"], 5)
+        history.append(row)
+        score = metric["dice"] if metric is not None else -float(row["loss"])
+        if score > best:
+            best, best_state = score, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if on_epoch is not None:
+            on_epoch(row)
+    model.load_state_dict(best_state)
+    return history, best_state
+
+
+def evaluate_interactive(
+    model: torch.nn.Module, examples: list[engine.Example], *, params: dict[str, Any], device: torch.device
+) -> dict[str, Any]:
+    """Mean Dice over the simulated clicks 1..n (the area under the Dice-per-click curve, so both the first
+    click and the refinements count), with Dice after the first and the last click; cases without a lesion
+    have nothing to click on and are left out."""
+    from inference import engine as numeric
+
+    opts = {**numeric.DEFAULT_TRAINING, **DEFAULT_TRAINING, **params}
+    clicks = int(opts["evaluation_clicks"])
+    per_case: dict[str, float] = {}
+    first: list[float] = []
+    last: list[float] = []
+    for example in examples:
+        truth = example.target > 0
+        if not truth.any():
+            continue
+        scores = simulate(
+            model, example.image.numpy()[0], truth, clicks=clicks, patch=opts["patch_size"], device=device
+        )
+        per_case[str(example.case_id)] = round(float(np.mean(scores)), 5)
+        first.append(scores[0])
+        last.append(scores[-1])
+    values = list(per_case.values())
+    return {
+        "dice": float(np.mean(values)) if values else 0.0,
+        "dice_at_1": round(float(np.mean(first)), 5) if first else None,
+        f"dice_at_{clicks}": round(float(np.mean(last)), 5) if last else None,
+        "clicks": clicks,
+        "cases": len(values),
+        "per_case": per_case,
+    }
+
+
+# --- The engine ----------------------------------------------------------------------------------------------------
+
+
+class LearnedEngine:
+    """One trained model version behind the interactive interface; the network stays loaded."""
+
+    def __init__(
+        self, *, name: str, version: str, model: torch.nn.Module, preprocessing: dict[str, Any], patch: Sequence[int]
+    ) -> None:
+        from inference import engine as numeric
+
+        self.name = name
+        self.version: str | None = version
+        self.device, _ = numeric.pick_device()
+        self.model = model.to(self.device).eval()
+        self.intensity = numeric.preprocessing_spec(preprocessing)["intensity"]
+        self.patch = [int(p) for p in patch]
+
+    def propose(self, request: PromptRequest) -> Proposal:
+        started = time.perf_counter()
+        positive, negative, box = _points_of(request.prompts)
+        shape = request.volume.shape
+        if not positive and not negative:
+            empty = np.zeros(shape, dtype=bool) if request.previous is None else request.previous.astype(bool)
+            return Proposal(mask=empty, engine=self.name, model_version=self.version, details={"prompts": 0})
+        crop = crop_around([*positive, *negative], shape, self.patch)
+        image = normalise(request.volume[crop], self.intensity)  # only the crop is normalised
+        offset = np.asarray([s.start for s in crop])
+        local_pos = [tuple(int(v) for v in np.asarray(p) - offset) for p in positive]
+        local_neg = [tuple(int(v) for v in np.asarray(p) - offset) for p in negative]
+        prob, inner = predict_crop(self.model, image, local_pos, local_neg, patch=self.patch, device=self.device)  # type: ignore[arg-type]
+        local = mask_from_probability(prob, inner, image.shape, local_pos)  # type: ignore[arg-type]
+        mask = np.zeros(shape, dtype=bool)
+        mask[crop] = local
+        if box is not None:
+            bounded = np.zeros_like(mask)
+            (z0, y0, x0), (z1, y1, x1) = box
+            bounded[z0 : z1 + 1, y0 : y1 + 1, x0 : x1 + 1] = True
+            mask &= bounded
+        return Proposal(
+            mask=mask,
+            engine=self.name,
+            model_version=self.version,
+            details={
+                "seconds": round(time.perf_counter() - started, 4),
+                "voxels": int(mask.sum()),
+                "region": [[s.start, s.stop] for s in crop],
+                "device": str(self.device),
+                "prompts": len(request.prompts),
+            },
+        )
+
+
+_WARM: dict[tuple[int, str], LearnedEngine] = {}
+_LOCK = threading.Lock()
+
+
+def engine_for(version: ModelVersion) -> LearnedEngine:
+    """The version's engine, its weights loaded (and SHA-256 checked) once per process."""
+    from inference import engine as numeric
+    from inference import registry
+
+    key = (version.pk, version.weights_sha256)
+    with _LOCK:
+        if key not in _WARM:
+            params = {**numeric.DEFAULT_TRAINING, **version.training_params}
+            _WARM[key] = LearnedEngine(
+                name=engine_name(version),
+                version=version.label,
+                model=registry.load_network(version),
+                preprocessing=version.preprocessing,
+                patch=params["patch_size"],
+            )
+        return _WARM[key]
+
+
+def register_version(version: ModelVersion) -> str:
+    """Register the version under ``learned:<project>/v<number>``; the network loads on first use."""
+    pk = version.pk
+
+    def factory() -> LearnedEngine:
+        from inference.models import ModelVersion
+
+        return engine_for(ModelVersion.objects.select_related("project").get(pk=pk))
+
+    name = engine_name(version)
+    register(name, factory)
+    return name
+
+
+def register_versions(project_id: int | None = None) -> list[str]:
+    """Register every trained interactive version (a serving worker calls this at start and when a name is
+    unknown); failed and still-training versions have no weights and are left out."""
+    from inference.models import ModelStatus, ModelVersion, TaskType
+
+    versions = ModelVersion.objects.filter(
+        task_type=TaskType.INTERACTIVE, status__in=[ModelStatus.CANDIDATE, ModelStatus.ACTIVE, ModelStatus.RETIRED]
+    ).select_related("project")
+    if project_id is not None:
+        versions = versions.filter(project_id=project_id)
+    return [register_version(v) for v in versions]
