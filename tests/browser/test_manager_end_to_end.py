@@ -4,10 +4,11 @@ an empty project to a downloaded dataset through the app's screens, and every st
 The manager (a staff user: only administrators create projects, and the creator becomes the project's manager)
 creates the project, defines a schema with a box, a mask and an ordinal grade, adds an annotator, a reviewer and
 two experts, uploads a zip of two synthetic CT series (the progress bar reaching 100 %), creates the cases and
-distributes them. The readings are made through the API as the readers (one case agreed, one disputed and decided
-by the two experts' panel); the manager exports the snapshot in MONAI and DICOM SEG formats, downloads the zip and
-opens it (NIfTI image and label volumes, a DICOM SEG that highdicom reads with the schema's segment); then signs
-out and a non-staff reader signs in on the app's own sign-in page and lands in the app, never on an admin page."""
+distributes them in the case browser. The readings are made through the API as the readers (one case agreed, one
+disputed and decided by the two experts' panel); the manager exports the snapshot in MONAI and DICOM SEG formats,
+downloads the zip and opens it (NIfTI image and label volumes, a DICOM SEG that dciodvfy passes and highdicom reads
+with the schema's segment); then signs out and a non-staff reader signs in on the app's own sign-in page and lands
+in the app, never on an admin page."""
 
 from __future__ import annotations
 
@@ -170,16 +171,6 @@ def distribute_through_the_case_browser(page: Page, project: Project) -> None:
         shot(page, f"distribute-{role}")
 
 
-def distribute_through_the_api(page: Page, project: Project, manager: User) -> None:
-    """Until the case browser is in main: the same bulk distribution, by the manager through the API."""
-    for role in ("first_reader", "second_reader"):
-        made = ok(
-            api_client(manager).post(f"{API}/projects/{project.slug}/assignments/distribute/", {"role": role}, JSON),
-            201,
-        )
-        assert len(made) == 2
-
-
 def test_a_manager_goes_from_an_empty_project_to_a_downloaded_export(
     browsers: panel_helpers.Browsers, isolated_storage: Path, tmp_path: Path
 ) -> None:
@@ -262,7 +253,7 @@ def test_a_manager_goes_from_an_empty_project_to_a_downloaded_export(
         shot(page, "cases")
 
         # 6. Distribution: every case gets the annotator as first and the reviewer as second reader.
-        distribute_through_the_api(page, project, lead)
+        distribute_through_the_case_browser(page, project)
         made = set(Assignment.objects.filter(case__project=project).values_list("case_id", "user__username", "role"))
         assert made == {
             (case.pk, reader, role)
