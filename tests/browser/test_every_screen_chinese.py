@@ -53,7 +53,7 @@ NOT_UI_TEXT = {
     "MedLabel", "QA", "API", "English", "MONAI", "MSD", "NIfTI", "DICOM", "SEG", "COCO", "CSV", "JSON", "UID",
     "OHIF", "DICOMweb", "dicomweb-client", "Authorization", "Bearer", "Token", "PS3.15", "CT", "MR", "mm", "HU",
     "AI", "Dice", "HD95", "ASSD", "IoU", "kappa", "Kappa", "Cohen", "unet", "segresnet", "densenet121",
-    "WW", "WL", "KB", "MB", "SHA-256", "csv", "json",
+    "WW", "WL", "KB", "MB", "SHA-256", "csv", "json", "zip", "PACS", "MPR",
     # Keys of the keyboard, printed on it in Latin letters whatever the language.
     "Ctrl", "Shift", "Alt", "Enter", "Esc", "Escape", "Delete", "Backspace", "PageUp", "PageDown", "Home", "End",
     "Space", "Tab",
@@ -238,7 +238,6 @@ WALK: dict[str, tuple[Visit, ...]] = {
     "models": (Visit("manager", slug_of, ready=_visible("model-2"), steps=(("details", _model_details),)),),
     "cases": (
         Visit("manager", slug_of, ready=lambda p, w: expect(p.get_by_test_id("case-row").first).to_be_visible()),
-        Visit("annotator", slug_of, ready=lambda p, w: expect(p.get_by_test_id("case-row").first).to_be_visible()),
     ),
     "case": (
         Visit(
@@ -303,6 +302,14 @@ def english_left(page: Page, data: set[str], dialogs: list[str]) -> list[str]:
     text = page.evaluate(_TEXT) + "\n" + "\n".join(dialogs)
     dialogs.clear()
     return sorted(set(re.findall(WORD, text)) - NOT_UI_TEXT - data)
+
+
+ASKING = re.compile(r"/api/v1/cases/\d+/(reading-feedback|gold|agreement)/$")
+
+
+def _note_not_found(seen: list[str], response: Any) -> None:
+    if response.status == 404:
+        seen.append(response.url)
 
 
 def _say_no(seen: list[str], dialog: Dialog) -> None:
@@ -417,6 +424,7 @@ def test_every_screen_in_chinese_shows_no_english_ui_text(
     walked = []
     dialogs: list[str] = []
     asked: list[str] = []
+    not_found: dict[str, list[str]] = {name: [] for name in world.users}
     for name, pattern in routes.items():
         for visit in WALK[name]:
             user = world.users[visit.user]
@@ -425,6 +433,7 @@ def test_every_screen_in_chinese_shows_no_english_ui_text(
                 pages[visit.user].page.set_default_navigation_timeout(60_000)
                 # A confirm or alert the screen opens: its text is checked with the page's, and the walk says no.
                 pages[visit.user].page.on("dialog", partial(_say_no, dialogs))
+                pages[visit.user].page.on("response", partial(_note_not_found, not_found[visit.user]))
             user_page = pages[visit.user]
             path = _fill(pattern, visit.params(world)) + visit.query(world)
             page = user_page.goto(path)
@@ -442,7 +451,16 @@ def test_every_screen_in_chinese_shows_no_english_ui_text(
                     found[f"{where} ({path})"] = left
                 _screenshot(page, where)
                 walked.append(where)
-    for user_page in pages.values():
+    for username, user_page in pages.items():
+        # A screen asking whether there is something to show (the reader's gold feedback, a case's gold reference
+        # or agreement) is answered 404 when there is none, the same for every case: the browser logs each as a
+        # failed load. Those, and only those, are not errors; any other 404 is.
+        unexpected = [url for url in not_found[username] if not ASKING.search(url)]
+        assert unexpected == [], f"{username}: 404 from {unexpected}"
+        asking = len(not_found[username])
+        user_page.errors = [
+            e for e in user_page.errors if not (e.startswith("Failed to load resource") and "404" in e and asking)
+        ]
         user_page.assert_no_console_errors()
         user_page.close()
     assert found == {}, "English UI text in the Chinese app:\n" + "\n".join(f"{k}: {v}" for k, v in found.items())

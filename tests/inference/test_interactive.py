@@ -302,7 +302,7 @@ def test_a_prompt_may_name_only_its_own_projects_learned_model_and_defaults_to_t
     from inference.models import ModelStatus, ModelVersion, TaskType
 
     case, study = hard_case
-    other = ProjectFactory(slug="other-lab")
+    other = cast(Project, ProjectFactory(slug="other-lab"))
     theirs = ModelVersion.objects.create(
         project=other, number=1, task_type=TaskType.INTERACTIVE, architecture="unet", status=ModelStatus.ACTIVE
     )
