@@ -1,5 +1,6 @@
 /** English strings: the reference dictionary. Every key must also be in zh-hans.ts (the type checks it). */
 import { enCaseBrowser } from "./caseBrowser";
+import { enReadOnlyReader } from "./readOnlyReader";
 import { enCorrection } from "./correction";
 import { enReviewScreens } from "./reviewScreens";
 import { enManagerScreens } from "./managerScreens";
@@ -135,6 +136,7 @@ export const en = {
   ...enSchemaModels,
   ...enAiAssist,
   ...enCharts,
+  ...enReadOnlyReader,
 } as const;
 
 export type MessageKey = keyof typeof en;

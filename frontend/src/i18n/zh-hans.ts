@@ -1,4 +1,5 @@
 import { zhHansCaseBrowser } from "./caseBrowser";
+import { zhHansReadOnlyReader } from "./readOnlyReader";
 import type { MessageKey } from "./en";
 import { zhHansCorrection } from "./correction";
 import { zhHansReviewScreens } from "./reviewScreens";
@@ -134,4 +135,5 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansSchemaModels,
   ...zhHansAiAssist,
   ...zhHansCharts,
+  ...zhHansReadOnlyReader,
 };

@@ -131,6 +131,7 @@ export function CaseScreen() {
                 <th>{t("case.readingStatus")}</th>
                 <th>{t("case.revision")}</th>
                 <th>{t("case.time")}</th>
+                <th>{t("view.badge")}</th>
               </tr>
             </thead>
             <tbody>
@@ -141,6 +142,16 @@ export function CaseScreen() {
                   <td>{a.status ? t(`cases.reading.${a.status}` as MessageKey) : ""}</td>
                   <td>{a.current_revision}</td>
                   <td>{a.submitted_at ? formatTime(a.submitted_at, language) : ""}</td>
+                  <td>
+                    {/* Every reading opens read-only, whoever wrote it (ReadOnlyReading.tsx); the server decides who may. */}
+                    <Link
+                      to={`/cases/${caseId}/read?reading=${a.id}&project=${encodeURIComponent(slug)}`}
+                      data-testid="open-reading"
+                      aria-label={t("case.openReadingOf", { role: role(a.role), reader: a.reader ?? "" })}
+                    >
+                      {t("case.openReading")}
+                    </Link>
+                  </td>
                 </tr>
               ))}
             </tbody>

@@ -60,6 +60,7 @@ import { applyStroke, StrokeRecorder, type Stroke } from "./strokeHistory";
 import { interpolateSegment, smallIslands, THRESHOLD_PRESETS, thresholdDisc, type ThresholdPreset } from "./segTools";
 import { regionOrigin, sourceAnnotations, type Correction, type SourceReading } from "./correction";
 import { CorrectionSources, CorrectionStart, SOURCE_COLOURS, SOURCE_TAGS } from "./CorrectionPanel";
+import { ReadOnlyReading } from "./ReadOnlyReading";
 
 type Tool = NavTool | "box" | "polygon" | "point" | "brush" | "eraser" | MeasurementKind;
 type SaveState = "new" | "saved" | "unsaved" | "saving" | "conflict";
@@ -98,7 +99,7 @@ const HISTORY_STEPS = 100;
 /** Typing in a number or text field is one undo step while it goes on; every choice is a step of its own. */
 const typedStep = (label: SchemaLabel, key: string): string | undefined => (label.kind === "number" || label.kind === "text" ? key : undefined);
 
-interface Context {
+export interface Context {
   caseData: Case;
   schema: Schema;
   mine: Annotation | null;
@@ -181,12 +182,15 @@ export function ReaderScreen() {
   const [params] = useSearchParams();
   const role = (params.get("role") ?? "first_reader") as ReadingRole;
   const slug = params.get("project") ?? "";
+  // ?reading=<annotation id>: that one reading, read-only (ReadOnlyReading.tsx), instead of the user's own.
+  const readingId = params.get("reading");
   const { me } = useSession();
   const [context, setContext] = useState<Context | null>(null);
   const [error, setError] = useState<Error | null>(null);
   const [attempt, setAttempt] = useState(0);
 
   useEffect(() => {
+    if (readingId) return;
     let cancelled = false;
     setContext(null);
     setError(null);
@@ -198,8 +202,9 @@ export function ReaderScreen() {
     return () => {
       cancelled = true;
     };
-  }, [caseId, slug, role, me, attempt]);
+  }, [caseId, slug, role, me, attempt, readingId]);
 
+  if (readingId) return <ReadOnlyReading caseId={caseId} slug={slug || me.projects[0]?.slug || ""} readingId={readingId} />;
   if (error) return <ErrorMessage error={error} onRetry={() => setAttempt((n) => n + 1)} />;
   if (!context) return <Loading />;
   if (role === "panel_member" && !context.correction) {
@@ -217,7 +222,15 @@ export function ReaderScreen() {
   );
 }
 
-function Reader({ context, role, slug, onReload, title }: { context: Context; role: ReadingRole; slug: string; onReload: () => void; title: string }) {
+/** Set for the read-only view of someone's reading: every control disabled, nothing saved, this banner shown. */
+export interface ReadOnlyView {
+  banner: React.ReactNode;
+  badge: string;
+  backTo: string;
+  backText: string;
+}
+
+export function Reader({ context, role, slug, onReload, title, view }: { context: Context; role: ReadingRole; slug: string; onReload: () => void; title: string; view?: ReadOnlyView }) {
   const t = useT();
   const loc = useLocalised();
   const navigate = useNavigate();
@@ -243,7 +256,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const [submitTried, setSubmitTried] = useState(false);
   const [conflictRevision, setConflictRevision] = useState<number | null>(null);
   const [messages, setMessages] = useState<string[]>([]);
-  const [submitted, setSubmitted] = useState(context.mine?.status === "submitted" || context.correction?.status === "submitted");
+  const [submitted, setSubmitted] = useState(!view && (context.mine?.status === "submitted" || context.correction?.status === "submitted"));
   const [decision, setDecision] = useState<string | null>(null);
   const [rejectReason, setRejectReason] = useState("");
   const baseRevision = useRef(context.myRevision?.number ?? 0);
@@ -289,7 +302,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
   const stackRef = useRef<SeriesStack | null>(null);
   const painting = useRef(false);
   const stroke = useRef<StrokeRecorder | null>(null);
-  const readOnly = submitted || decision !== null;
+  const readOnly = view !== undefined || submitted || decision !== null;
   const readOnlyRef = useRef(readOnly);
   readOnlyRef.current = readOnly;
 
@@ -1047,12 +1060,14 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
       {showKeys ? <HotkeyDialog tools={[...NAV_TOOLS, ...drawingTools]} onClose={() => setShowKeys(false)} /> : null}
       <div className="toolbar reader-head">
         <h1 style={{ margin: 0, fontSize: "1.2rem" }}>{title}</h1>
-        <span className="badge">{correcting ? t("correction.badge") : t(`reading.${role}`)}</span>
+        <span className="badge">{view ? view.badge : correcting ? t("correction.badge") : t(`reading.${role}`)}</span>
         <span className="save-state" role="status" data-testid="save-state" data-state={saveState}>
           {stateText}
         </span>
         <span className="spacer" style={{ flex: 1 }} />
-        {correcting ? (
+        {view ? (
+          <Link to={view.backTo}>{view.backText}</Link>
+        ) : correcting ? (
           <Link to={`/cases/${caseId}/panel?project=${slug}`} onClick={confirmLeave}>
             {t("correction.backToPanel")}
           </Link>
@@ -1062,6 +1077,7 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
           </Link>
         )}
       </div>
+      {view?.banner}
       <div className="reader">
         <nav className="thumbs" aria-label={t("reader.series")}>
           {context.series.map((s) => (
@@ -1619,11 +1635,11 @@ function Reader({ context, role, slug, onReload, title }: { context: Context; ro
             </div>
           ) : null}
           {submitted && !verification ? <p role="status">{correcting ? t("correction.submitted") : t("reader.submitted")}</p> : null}
-          {!correcting ? <GoldFeedback caseId={String(caseId)} submitted={submitted} /> : null}
+          {!correcting && !view ? <GoldFeedback caseId={String(caseId)} submitted={submitted} /> : null}
           {correcting && readOnly ? (
             <Link to={`/cases/${caseId}/panel?project=${slug}`}>{t("correction.backToPanel")}</Link>
           ) : null}
-          {readOnly && !correcting ? (
+          {readOnly && !correcting && !view ? (
             <button type="button" onClick={() => void nextCase()}>
               {t("reader.nextCase")}
             </button>
