@@ -101,6 +101,10 @@ class Visit:
     label: str = ""
 
 
+def _reading_of(case_id: int, role: str) -> int:
+    return int(Annotation.objects.get(case_id=case_id, role=role).pk)
+
+
 def _visible(testid: str) -> Step:
     return lambda page, w: expect(page.get_by_test_id(testid).first).to_be_visible(timeout=60_000)
 
@@ -197,6 +201,15 @@ WALK: dict[str, tuple[Visit, ...]] = {
             lambda w: f"?role=second_reader&project={w.slug}",
             ready=_first_image,
             steps=(("hotkeys", _hotkeys),),
+        ),
+        # The manager's read-only view of the adjudicated label (the case page's link), with its banner.
+        Visit(
+            "manager",
+            lambda w: {"caseId": w.adjudicated},
+            lambda w: f"?reading={_reading_of(w.adjudicated, 'adjudicated')}&project={w.slug}",
+            ready=_visible("read-only-banner"),
+            steps=(("image", _first_image),),
+            label="read-only",
         ),
     ),
     "panel": (
