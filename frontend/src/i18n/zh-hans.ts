@@ -1,3 +1,4 @@
+import { zhHansViewerSettings } from "./viewerSettings";
 import { zhHansCaseBrowser } from "./caseBrowser";
 import type { MessageKey } from "./en";
 import { zhHansCorrection } from "./correction";
@@ -128,6 +129,7 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansReviewScreens,
   ...zhHansCorrection,
   ...zhHansManagerScreens,
+  ...zhHansViewerSettings,
   ...zhHansProjectsData,
   ...zhHansCaseBrowser,
   ...zhHansWorkstation,
