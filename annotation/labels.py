@@ -71,7 +71,7 @@ MAX_MASK_ELEMENTS = 1 << 30
 _KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _LANGUAGE_RE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
 
-_SCHEMA_FIELDS = ("name", "description", "labels")
+_SCHEMA_FIELDS = ("name", "description", "labels", "viewer")
 _LABEL_FIELDS = ("key", "name", "level", "kind", "required", "instructions", "applies_to")
 _KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "single_choice": ("choices", "selectable"),
@@ -492,6 +492,178 @@ def _label(raw: Any, field: str) -> dict[str, Any]:
     return label
 
 
+# --- Viewer settings (issue 15 item 7): per-project reader settings, stored with the schema version --------------
+
+# The reader's tools, in its toolbar's order, and the key each has unless the project gives it another.
+READER_TOOLS: dict[str, str] = {
+    "windowLevel": "w",
+    "pan": "p",
+    "zoom": "z",
+    "box": "b",
+    "polygon": "c",
+    "point": "t",
+    "brush": "r",
+    "eraser": "e",
+    "length": "l",
+    "bidirectional": "d",
+    "ellipse": "o",
+}
+NAV_TOOLS: tuple[str, ...] = ("windowLevel", "pan", "zoom")
+MEASURE_TOOLS: tuple[str, ...] = ("length", "bidirectional", "ellipse")
+VIEWER_LAYOUTS: tuple[str, ...] = ("stack", "mpr_1x3", "mpr_2x2")
+# Keys the reader keeps for itself whatever the project says (slices, delete, help, close); the reader's
+# undo, redo, save and submit are Ctrl/Cmd combinations, which are not single keys and so never a tool's.
+RESERVED_KEYS: dict[str, str] = {
+    "?": N_("the list of shortcuts"),
+    "arrowup": N_("the previous slice"),
+    "arrowdown": N_("the next slice"),
+    "pageup": N_("the previous slice"),
+    "pagedown": N_("the next slice"),
+    "delete": N_("deleting the selected region"),
+    "backspace": N_("deleting the selected region"),
+    "escape": N_("closing the list of shortcuts"),
+    "enter": N_("submitting (Ctrl+Enter)"),
+    " ": N_("nothing: a space is not a shortcut"),
+}
+_VIEWER_FIELDS = ("presets", "layout", "tools", "hotkeys", "first_series")
+_PRESET_FIELDS = ("key", "name", "width", "center")
+_FIRST_SERIES_FIELDS = ("description", "modality")
+_MODALITY_RE = re.compile(r"[A-Z0-9]{1,16}")
+MAX_PRESETS = 20
+
+
+def schema_tools(labels: list[dict[str, Any]]) -> list[str]:
+    """The reader's tools this schema has a label for (the navigation tools always), in toolbar order."""
+    regions = [
+        label["kind"]
+        for label in labels
+        if label["level"] == "region"
+        and label["kind"] in GEOMETRY_KINDS
+        and not (label["kind"] == "box" and label.get("dimensions") == 3)
+    ]
+    has = set(NAV_TOOLS) | set(regions)
+    if any(label["kind"] == "mask" and label["level"] == "series" for label in labels):
+        has |= {"brush", "eraser"}
+    if regions:
+        has |= set(MEASURE_TOOLS)
+    return [tool for tool in READER_TOOLS if tool in has]
+
+
+def _key_of(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        _fail(field, _t("expected a single key, got %(type)s") % {"type": _type_name(value)})
+    lowered = value.lower()
+    if lowered in RESERVED_KEYS:
+        said = {"key": repr(value), "use": _t(RESERVED_KEYS[lowered])}
+        _fail(field, _t("the key %(key)s is the reader's own (%(use)s)") % said)
+    if len(value) != 1 or not value.isprintable():
+        _fail(field, _t("expected a single key such as 'b' or '1', got %(value)s") % {"value": repr(value)})
+    return lowered
+
+
+def _viewer(raw: Any, labels: list[dict[str, Any]]) -> dict[str, Any]:
+    raw = _object(raw, "viewer", N_("the viewer settings"))
+    _check_fields(raw, "viewer", _VIEWER_FIELDS, N_("the viewer settings"))
+    viewer: dict[str, Any] = {}
+
+    if "presets" in raw:
+        presets = raw["presets"]
+        if not isinstance(presets, list):
+            _fail("viewer.presets", _t("expected a list of presets, got %(type)s") % {"type": _type_name(presets)})
+        if len(presets) > MAX_PRESETS:
+            _fail("viewer.presets", _t("at most %(n)s presets") % {"n": MAX_PRESETS})
+        viewer["presets"] = []
+        for index, entry in enumerate(presets):
+            path = f"viewer.presets[{index}]"
+            entry = _object(entry, path, N_("a preset"))
+            _check_fields(entry, path, _PRESET_FIELDS, N_("a preset"))
+            for required in _PRESET_FIELDS:
+                if required not in entry:
+                    _required(f"{path}.{required}")
+            key = _slug(entry["key"], f"{path}.key")
+            if key in [p["key"] for p in viewer["presets"]]:
+                _fail(f"{path}.key", _t("%(key)s listed twice") % {"key": repr(key)})
+            width = _number(entry["width"], f"{path}.width")
+            if width <= 0:
+                _fail(f"{path}.width", _t("the window width must be > 0 (got %(value)s)") % {"value": _fmt(width)})
+            center = _number(entry["center"], f"{path}.center")
+            name = _localised(entry["name"], f"{path}.name")
+            viewer["presets"].append({"key": key, "name": name, "width": width, "center": center})
+
+    if "layout" in raw:
+        layout = raw["layout"]
+        if layout not in VIEWER_LAYOUTS:
+            said: dict[str, Any] = {"value": repr(layout), "expected": _list(VIEWER_LAYOUTS)}
+            _fail("viewer.layout", _t("unknown layout %(value)s (expected one of %(expected)s)") % said)
+        viewer["layout"] = layout
+
+    available = schema_tools(labels)
+    enabled = available
+    if "tools" in raw:
+        tools = raw["tools"]
+        if not isinstance(tools, list):
+            _fail("viewer.tools", _t("expected a list of tools, got %(type)s") % {"type": _type_name(tools)})
+        for index, tool in enumerate(tools):
+            path = f"viewer.tools[{index}]"
+            if tool not in READER_TOOLS:
+                said = {"value": repr(tool), "expected": _list(READER_TOOLS)}
+                _fail(path, _t("unknown tool %(value)s (expected one of %(expected)s)") % said)
+            if tool not in available:
+                _fail(path, _t("this schema has no label for the tool %(tool)s") % {"tool": tool})
+            if tool in tools[:index]:
+                _fail(path, _t("%(key)s listed twice") % {"key": repr(tool)})
+        # Kept in the toolbar's order, so that the same choice always normalises the same.
+        enabled = [tool for tool in available if tool in tools]
+        viewer["tools"] = enabled
+
+    if "hotkeys" in raw:
+        hotkeys = _object(raw["hotkeys"], "viewer.hotkeys", N_("the hotkeys"))
+        chosen: dict[str, str] = {}
+        for tool, value in hotkeys.items():
+            path = f"viewer.hotkeys.{tool}"
+            if tool not in READER_TOOLS:
+                said = {"value": repr(tool), "expected": _list(READER_TOOLS)}
+                _fail(path, _t("unknown tool %(value)s (expected one of %(expected)s)") % said)
+            if tool not in enabled:
+                _fail(path, _t("the tool %(tool)s is not enabled for this project") % {"tool": tool})
+            chosen[tool] = _key_of(value, path)
+        # The keys in force: the project's, and the reader's default for every other enabled tool.
+        owner: dict[str, str] = {}
+        for tool in enabled:
+            key = chosen.get(tool, READER_TOOLS[tool])
+            if key in owner:
+                clash = tool if tool in chosen else owner[key]
+                other = owner[key] if clash == tool else tool
+                said = {"key": repr(key), "tool": other}
+                _fail(f"viewer.hotkeys.{clash}", _t("the key %(key)s is already the key of %(tool)s") % said)
+            owner[key] = tool
+        viewer["hotkeys"] = {tool: chosen[tool] for tool in enabled if tool in chosen}
+
+    if "first_series" in raw:
+        rule = _object(raw["first_series"], "viewer.first_series", N_("the first series rule"))
+        _check_fields(rule, "viewer.first_series", _FIRST_SERIES_FIELDS, N_("the first series rule"))
+        if not rule:
+            _fail("viewer.first_series", _t("give a description, a modality or both"))
+        first: dict[str, str] = {}
+        if "description" in rule:
+            text = rule["description"]
+            if not isinstance(text, str) or not text.strip():
+                said = {"type": _type_name(text)}
+                _fail("viewer.first_series.description", _t("expected a non-empty string, got %(type)s") % said)
+            first["description"] = text.strip()
+        if "modality" in rule:
+            modality = rule["modality"]
+            if not isinstance(modality, str) or not _MODALITY_RE.fullmatch(modality.upper()):
+                said = {"value": repr(modality)}
+                _fail(
+                    "viewer.first_series.modality",
+                    _t("expected a DICOM modality such as CT or MR, got %(value)s") % said,
+                )
+            first["modality"] = modality.upper()
+        viewer["first_series"] = first
+    return viewer
+
+
 def validate_schema(definition: Any) -> dict[str, Any]:
     """Check a label schema definition; return it normalised (defaults filled, texts as language dicts).
 
@@ -539,7 +711,10 @@ def validate_schema(definition: Any) -> dict[str, Any]:
                     )
                     % said,
                 )
-    return {"name": name, "description": description, "labels": labels}
+    normalised: dict[str, Any] = {"name": name, "description": description, "labels": labels}
+    if "viewer" in definition:
+        normalised["viewer"] = _viewer(definition["viewer"], labels)
+    return normalised
 
 
 def load_example_schema(name: str) -> dict[str, Any]:

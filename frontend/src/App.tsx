@@ -18,6 +18,7 @@ import { DataScreen } from "./screens/data/DataScreen";
 import { CasesScreen } from "./screens/cases/CasesScreen";
 import { CaseScreen } from "./screens/cases/CaseScreen";
 import { ReviewPolicyScreen } from "./screens/settings/ReviewPolicyScreen";
+import { ViewerSettingsScreen } from "./screens/viewerSettings/ViewerSettingsScreen";
 
 /** Client routes. Django returns index.html for each of these paths (config/views.py APP_ROUTES). */
 export const ROUTES = {
@@ -38,6 +39,7 @@ export const ROUTES = {
   cases: "/projects/:slug/cases",
   case: "/cases/:caseId",
   reviewPolicy: "/projects/:slug/settings/review",
+  viewerSettings: "/projects/:slug/settings/viewer",
 } as const;
 
 function NotFound() {
@@ -68,6 +70,7 @@ export function App() {
             <Route path={ROUTES.cases} element={<CasesScreen />} />
             <Route path={ROUTES.case} element={<CaseScreen />} />
             <Route path={ROUTES.reviewPolicy} element={<ReviewPolicyScreen />} />
+            <Route path={ROUTES.viewerSettings} element={<ViewerSettingsScreen />} />
             <Route path="*" element={<NotFound />} />
           </Route>
         </Routes>

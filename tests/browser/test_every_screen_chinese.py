@@ -271,6 +271,14 @@ WALK: dict[str, tuple[Visit, ...]] = {
     "reviewPolicy": (
         Visit("manager", slug_of, ready=lambda p, w: expect(p.locator("form fieldset").first).to_be_visible()),
     ),
+    "viewerSettings": (
+        Visit(
+            "manager",
+            slug_of,
+            ready=_visible("viewer-tools"),
+            steps=(("preset", _click("添加预设")),),
+        ),
+    ),
     "members": (
         Visit(
             "manager", slug_of, ready=lambda p, w: expect(p.locator("[data-testid^='member-']").first).to_be_visible()

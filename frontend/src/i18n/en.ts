@@ -1,4 +1,5 @@
 /** English strings: the reference dictionary. Every key must also be in zh-hans.ts (the type checks it). */
+import { enViewerSettings } from "./viewerSettings";
 import { enCaseBrowser } from "./caseBrowser";
 import { enReadOnlyReader } from "./readOnlyReader";
 import { enCorrection } from "./correction";
@@ -130,6 +131,7 @@ export const en = {
   ...enCorrection,
   // The manager's screens (tokens, audit, exports) keep theirs in managerScreens.ts.
   ...enManagerScreens,
+  ...enViewerSettings,
   ...enProjectsData,
   ...enCaseBrowser,
   ...enWorkstation,

@@ -1,3 +1,4 @@
+import { zhHansViewerSettings } from "./viewerSettings";
 import { zhHansCaseBrowser } from "./caseBrowser";
 import { zhHansReadOnlyReader } from "./readOnlyReader";
 import type { MessageKey } from "./en";
@@ -129,6 +130,7 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansReviewScreens,
   ...zhHansCorrection,
   ...zhHansManagerScreens,
+  ...zhHansViewerSettings,
   ...zhHansProjectsData,
   ...zhHansCaseBrowser,
   ...zhHansWorkstation,

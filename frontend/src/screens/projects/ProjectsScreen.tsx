@@ -121,6 +121,7 @@ export function ProjectsScreen() {
               {hasRole(project.slug, "manager") ? (
                 <Link to={`/projects/${project.slug}/settings/review`}>{t("projects.reviewPolicy")}</Link>
               ) : null}
+              {hasRole(project.slug, "manager") ? <Link to={`/projects/${project.slug}/settings/viewer`}>{t("viewerSettings.link")}</Link> : null}
               {project.my_roles.includes("expert") ? (
                 <Link to={`/projects/${project.slug}/panel`}>{t("projects.panel")}</Link>
               ) : null}

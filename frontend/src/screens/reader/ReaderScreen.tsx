@@ -38,6 +38,7 @@ import {
 import { pendingForSubmit, type Pending } from "../../lib/valueRules";
 import { GoldFeedback } from "./GoldFeedback";
 import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerstone";
+import { enabledTools, firstSeries, hotkeyMap, keyOfTool, mprLayoutOf, presetRange, viewerSettingsOf, type ReaderTool } from "../../viewer/viewerSettings";
 import { projectRoot, renderedUrl, seriesStack, studySeries, type SeriesStack, type SeriesSummary } from "../../viewer/dicomweb";
 import { annotationBox, BOX_TOOL, syncBoxes } from "../../viewer/boxAnnotations";
 import {
@@ -65,22 +66,10 @@ import { ReadOnlyReading } from "./ReadOnlyReading";
 type Tool = NavTool | "box" | "polygon" | "point" | "brush" | "eraser" | MeasurementKind;
 type SaveState = "new" | "saved" | "unsaved" | "saving" | "conflict";
 
-const TOOL_KEYS: Record<string, Tool> = {
-  w: "windowLevel",
-  p: "pan",
-  z: "zoom",
-  b: "box",
-  c: "polygon",
-  t: "point",
-  r: "brush",
-  e: "eraser",
-  l: "length",
-  d: "bidirectional",
-  o: "ellipse",
-};
 const MEASURE_TOOLS: Tool[] = ["length", "bidirectional", "ellipse"];
-const KEY_OF_TOOL = Object.fromEntries(Object.entries(TOOL_KEYS).map(([key, tool]) => [tool, key.toUpperCase()])) as Record<Tool, string>;
 const NAV_TOOLS: Tool[] = ["windowLevel", "pan", "zoom"];
+/** A tool's name without the default key its message carries ("Box (B)" -> "Box"): the key is the project's. */
+const bareName = (text: string): string => text.replace(/\s*\([^)]*\)$/, "");
 const TOOL_LABELS: Record<Tool, MessageKey> = {
   windowLevel: "reader.tool.windowLevel",
   pan: "reader.tool.pan",
@@ -265,8 +254,11 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
   const dirty = useRef(0);
   const saving = useRef<Promise<void> | null>(null);
 
+  // The project's viewer settings (issue 15 item 7), stored with the schema version.
+  const settings = useMemo(() => viewerSettingsOf(definition), [definition]);
   const [seriesUid, setSeriesUid] = useState<string>(
     context.caseData.series_instance_uid ??
+      firstSeries(context.series, settings.first_series)?.seriesInstanceUid ??
       [...context.series].sort((a, b) => b.instances - a.instances)[0]?.seriesInstanceUid ??
       "",
   );
@@ -291,7 +283,8 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
   const [voi, setVoi] = useState<{ lower: number; upper: number } | null>(null);
   const [hover, setHover] = useState<ApiPoint | null>(null);
   // Stack (null) or MPR in one of its layouts (issue 15 item 4).
-  const [mprLayout, setMprLayout] = useState<MprLayout | null>(null);
+  // The project's default layout; MPR only where the series allows it (see canMpr).
+  const [mprLayout, setMprLayout] = useState<MprLayout | null>(() => mprLayoutOf(settings.layout));
   // The threshold brush (issue 15 item 5): the brush paints only voxels within this HU range when on.
   // The segment list: how each segment value is shown (visibility, opacity, outline), and the island size.
   const [segmentStyles, setSegmentStyles] = useState<Record<number, SegmentStyle>>({});
@@ -568,18 +561,13 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
     if (unsaved && !window.confirm(t("ws.leaveConfirm"))) event.preventDefault();
   };
 
-  // The tools this project's schema has: only these get a button and a hotkey.
-  const drawingTools = useMemo<Tool[]>(() => {
-    const regions = geometryLabels(definition);
-    return [
-      ...(regions.some((l) => l.kind === "box") ? (["box"] as Tool[]) : []),
-      ...(regions.some((l) => l.kind === "polygon") ? (["polygon"] as Tool[]) : []),
-      ...(regions.some((l) => l.kind === "point") ? (["point"] as Tool[]) : []),
-      ...(seriesMaskLabels(definition).length ? (["brush", "eraser"] as Tool[]) : []),
-      // Measurements belong to a 2D region (stored with it), so they come with the schema's region labels.
-      ...(regions.length ? MEASURE_TOOLS : []),
-    ];
-  }, [definition]);
+  // The tools this project's schema has, less those its viewer settings switch off: only these get a button and
+  // a hotkey; the keys are the project's where it set them, the defaults otherwise.
+  const tools = useMemo<Tool[]>(() => enabledTools(definition) as Tool[], [definition]);
+  const drawingTools = useMemo(() => tools.filter((name) => !NAV_TOOLS.includes(name)), [tools]);
+  const toolOfKey = useMemo(() => hotkeyMap(tools as ReaderTool[], settings) as Record<string, Tool>, [tools, settings]);
+  const keyOf = useMemo(() => keyOfTool(toolOfKey as Record<string, ReaderTool>) as Partial<Record<Tool, string>>, [toolOfKey]);
+  const toolName = (name: Tool): string => (keyOf[name] ? `${bareName(t(TOOL_LABELS[name]))} (${keyOf[name]})` : bareName(t(TOOL_LABELS[name])));
 
   // Keyboard shortcuts (listed by "?").
   useEffect(() => {
@@ -629,15 +617,15 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
       } else if ((event.key === "Delete" || event.key === "Backspace") && selected && !readOnly) {
         change((r) => ({ ...r, regions: r.regions.filter((x) => x.id !== selected) }));
         setSelected(null);
-      } else if (TOOL_KEYS[event.key.toLowerCase()]) {
-        // A hotkey of a tool the schema does not have does nothing (it used to switch every tool off).
-        const next = TOOL_KEYS[event.key.toLowerCase()];
+      } else if (toolOfKey[event.key.toLowerCase()]) {
+        // Only enabled tools have keys: any other key does nothing (it used to switch every tool off).
+        const next = toolOfKey[event.key.toLowerCase()];
         if (NAV_TOOLS.includes(next) || (!readOnly && drawingTools.includes(next))) setTool(next);
       }
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [submit, save, selected, readOnly, change, drawingTools, undo, redo]);
+  }, [submit, save, selected, readOnly, change, drawingTools, toolOfKey, undo, redo]);
 
   // The reading's boxes -> Cornerstone3D annotations (after drawing, an edit, undo/redo, delete, a reload).
   const syncAnnotations = useCallback(() => {
@@ -1045,19 +1033,29 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
             ? t("reader.unsaved")
             : t("reader.notSaved");
 
-  // The preset whose window is the one applied now (after a manual drag it is none: "Custom").
-  const appliedPreset = voi
-    ? ((Object.keys(CT_PRESETS) as PresetName[]).find((p) => {
+  // The W/L presets: the project's where it set some (any modality), else the built-in CT ones.
+  const presets = settings.presets?.length
+    ? settings.presets.map((p) => ({ key: p.key, label: loc(p.name), range: presetRange(p) }))
+    : (Object.keys(CT_PRESETS) as PresetName[]).map((p) => ({ key: p as string, label: t(`reader.preset.${p}` as MessageKey), range: voiRangeOf(p) }));
+  const showPresets = settings.presets?.length ? stack !== null : stack?.modality === "CT";
+  // The preset whose window is the one applied now (after a manual drag it is none: "Custom"); before the viewer
+  // reports one, the window it opens with.
+  const shownVoi = voi ?? initialVoi;
+  const appliedPreset = shownVoi
+    ? (presets.find(({ range }) => {
         // Cornerstone3D reports a linear window half a unit in at each end (W 1499 for a preset of 1500).
-        const range = voiRangeOf(p);
-        return Math.abs(range.upper - range.lower - (voi.upper - voi.lower)) <= 2 && Math.abs(range.upper + range.lower - (voi.upper + voi.lower)) <= 2;
-      }) ?? null)
-    : "lung";
+        return Math.abs(range.upper - range.lower - (shownVoi.upper - shownVoi.lower)) <= 2 && Math.abs(range.upper + range.lower - (shownVoi.upper + shownVoi.lower)) <= 2;
+      })?.key ?? null)
+    : (presets[0]?.key ?? null);
+  const presetLabel = presets.find((p) => p.key === appliedPreset)?.label;
+  // MPR needs a volume: three or more slices, each with its position.
+  const canMpr = stack !== null && stack.slices.length >= 3 && stack.slices.every((s) => s.position);
+  const layout = canMpr ? mprLayout : null;
   const regionLabelOf = (key: string): SchemaLabel | undefined => definition.labels.find((l) => l.key === key);
 
   return (
     <section aria-label={title}>
-      {showKeys ? <HotkeyDialog tools={[...NAV_TOOLS, ...drawingTools]} onClose={() => setShowKeys(false)} /> : null}
+      {showKeys ? <HotkeyDialog rows={tools.filter((name) => keyOf[name]).map((name) => [keyOf[name] as string, bareName(t(TOOL_LABELS[name]))])} onClose={() => setShowKeys(false)} /> : null}
       <div className="toolbar reader-head">
         <h1 style={{ margin: 0, fontSize: "1.2rem" }}>{title}</h1>
         <span className="badge">{view ? view.badge : correcting ? t("correction.badge") : t(`reading.${role}`)}</span>
@@ -1086,9 +1084,9 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
         </nav>
         <div style={{ display: "flex", flexDirection: "column", gap: "0.4rem", minHeight: 0 }}>
           <div className="toolbar" role="toolbar" aria-label={t("reader.tools")}>
-            {(["windowLevel", "pan", "zoom", ...drawingTools] as Tool[]).map((name) => (
+            {tools.map((name) => (
               <button key={name} type="button" aria-pressed={tool === name} disabled={readOnly && drawingTools.includes(name)} onClick={() => setTool(name)}>
-                {t(TOOL_LABELS[name])}
+                {toolName(name)}
               </button>
             ))}
             <button type="button" onClick={undo} disabled={readOnly || historySize.past === 0} title="Ctrl+Z">
@@ -1097,34 +1095,36 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
             <button type="button" onClick={redo} disabled={readOnly || historySize.future === 0} title="Ctrl+Y">
               {t("ws.redo")}
             </button>
-            {stack?.modality === "CT" ? (
+            {showPresets ? (
               <label>
                 {t("reader.preset")}{" "}
                 <select
                   aria-label={t("reader.preset")}
                   value={appliedPreset ?? "custom"}
                   onChange={(e) => {
-                    if (e.target.value === "custom") return;
-                    const range = voiRangeOf(e.target.value as PresetName);
+                    const range = presets.find((p) => p.key === e.target.value)?.range;
+                    if (!range) return;
                     viewer.current?.setVoi(range);
                     mpr.current?.setVoi(range);
+                    // The MPR views do not report their window back: the menu and the views follow this choice.
+                    if (layout) setVoi(range);
                   }}
                 >
-                  {(Object.keys(CT_PRESETS) as PresetName[]).map((p) => (
-                    <option key={p} value={p}>
-                      {t(`reader.preset.${p}` as MessageKey)}
+                  {presets.map((p) => (
+                    <option key={p.key} value={p.key}>
+                      {p.label}
                     </option>
                   ))}
                   {appliedPreset ? null : <option value="custom">{t("ws.preset.custom")}</option>}
                 </select>
               </label>
             ) : null}
-            {stack && stack.slices.length >= 3 && stack.slices.every((s) => s.position) ? (
+            {canMpr ? (
               // A choice of layout (radios), not a tool: it is not one of the toolbar's pressed tools.
               <span role="radiogroup" aria-label={t("ws.layout")}>
-                {([null, "1x3", "2x2"] as (MprLayout | null)[]).map((layout) => (
-                  <button key={layout ?? "stack"} type="button" role="radio" aria-checked={mprLayout === layout} className={mprLayout === layout ? "primary" : undefined} onClick={() => setMprLayout(layout)}>
-                    {layout ? t("ws.layout.mpr", { layout: layout.replace("x", "×") }) : t("ws.layout.stack")}
+                {([null, "1x3", "2x2"] as (MprLayout | null)[]).map((option) => (
+                  <button key={option ?? "stack"} type="button" role="radio" aria-checked={layout === option} className={layout === option ? "primary" : undefined} onClick={() => setMprLayout(option)}>
+                    {option ? t("ws.layout.mpr", { layout: option.replace("x", "×") }) : t("ws.layout.stack")}
                   </button>
                 ))}
               </span>
@@ -1186,13 +1186,13 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
                 </div>
               ) : null}
             </div>
-            {stack && mprLayout ? (
+            {stack && layout ? (
               <MprViewer
                 ref={mpr}
                 seriesUid={stack.seriesUid}
                 imageIds={imageIds}
                 planes={planes}
-                layout={mprLayout}
+                layout={layout}
                 voi={voi ?? initialVoi}
                 labelmap={currentMask}
                 painting={!readOnly && (tool === "brush" || tool === "eraser") ? tool : null}
@@ -1233,7 +1233,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
             ) : (
               <Loading />
             )}
-            {stack && !mprLayout ? (
+            {stack && !layout ? (
               <ViewportOverlay
                 info={stack.info}
                 plane={stack.slices[slice]?.plane}
@@ -1244,7 +1244,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
                   position: (mm) => t("ws.overlay.position", { mm }),
                   thickness: (mm) => t("ws.overlay.thickness", { mm }),
                   windowLevel: voi ? t("ws.overlay.wl", { w: Math.round(voi.upper - voi.lower), l: Math.round((voi.upper + voi.lower) / 2) }) : "",
-                  preset: voi && stack.modality === "CT" ? (appliedPreset ? t(`reader.preset.${appliedPreset}` as MessageKey) : t("ws.preset.custom")) : "",
+                  preset: voi && showPresets ? (presetLabel ?? t("ws.preset.custom")) : "",
                   scrollbar: t("ws.overlay.scrollbar"),
                 }}
                 onSlice={(index) => viewer.current?.setSlice(index)}
@@ -1650,13 +1650,13 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
   );
 }
 
-/** Every hotkey of this reader, for the tools this project's schema has ("?" opens it, Escape closes it). */
-function HotkeyDialog({ tools, onClose }: { tools: Tool[]; onClose: () => void }) {
+/** Every hotkey of this reader: the project's enabled tools with their keys, then the reader's own ("?" opens it). */
+function HotkeyDialog({ rows: toolRows, onClose }: { rows: [string, string][]; onClose: () => void }) {
   const t = useT();
   const close = useRef<HTMLButtonElement>(null);
   useEffect(() => close.current?.focus(), []);
   const rows: [string, string][] = [
-    ...tools.map((tool): [string, string] => [KEY_OF_TOOL[tool], t(TOOL_LABELS[tool]).replace(/\s*\([^)]*\)$/, "")]),
+    ...toolRows,
     ["↑ / ↓, PageUp / PageDown", t("ws.key.slices")],
     ["Ctrl+Z", t("ws.key.undo")],
     ["Ctrl+Y, Ctrl+Shift+Z", t("ws.key.redo")],
