@@ -795,6 +795,7 @@ def part_policies(args: argparse.Namespace) -> dict[str, Any]:
                 f"({run['seconds']} s; {run['statuses']})",
                 flush=True,
             )
+        seed_file(seed, args).parent.mkdir(parents=True, exist_ok=True)
         seed_file(seed, args).write_text(json.dumps(seed_runs, indent=1, default=str) + "\n")
     if args.seed_list:
         return {"seeds_run": args.seed_list}
