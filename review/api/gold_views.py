@@ -127,15 +127,16 @@ class GoldScoresView(APIView):
 class ReadingFeedbackView(APIView):
     """Your result on this case once you submitted, where the project's policy shows readers their result.
 
-    The same 404 for every case without feedback (not submitted, not measured, or feedback off), so asking
-    tells a reader nothing about a case."""
+    The same empty answer (204) for every case without feedback (not submitted, not measured, or feedback off), so
+    asking tells a reader nothing about a case. Not a 404: the reader asks after every submission, and a browser
+    logs each 404 as a failed load."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 204: None})
     def get(self, request: Request, case_id: int) -> Response:
         case = _case_for(request, case_id)
         feedback = gold.gold_feedback_for(case=case, reader=cast(User, request.user))
         if feedback is None:
-            raise NotFoundError(_("No feedback on your reading of case %(case)s") % {"case": case.pk})
+            return Response(status=204)
         return Response(feedback)
 
 

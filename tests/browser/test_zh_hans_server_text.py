@@ -121,6 +121,7 @@ def test_the_chinese_panel_and_reader_show_the_servers_words_in_chinese(
     assert not Annotation.objects.filter(case_id=other, status="submitted").exists()
     # The keyboard's own names stay Latin: the reader lists its hotkeys (B, R, PageUp, Ctrl+Z ...).
     keys = [*"ABCDEFGHIJKLMNOPQRSTUVWXYZ", "Ctrl", "Shift", "Alt", "Enter", "Esc", "Tab", "PageUp", "PageDown"]
+    keys += ["HU", "MPR"]  # Hounsfield units and multi-planar reconstruction: names, as in any Chinese PACS
     left = english_on(page, data_of(Case.objects.get(pk=other), [*by_name, *keys]))
     save_screenshot(page.screenshot(full_page=True), "reader-zh-hans-server-text")
     assert left == [], f"English on the Chinese reader: {sorted(set(left))}"

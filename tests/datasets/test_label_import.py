@@ -287,7 +287,7 @@ def test_a_seg_imported_as_gold_reference_makes_the_case_gold_and_scores_readers
     assert [a["role"] for a in gold_annotations] == ["first_reader"]
     assert shape(reader.get(f"/api/v1/cases/{normal_id}/annotations/").json()) == shape(gold_annotations)
     assert reader.get(f"/api/v1/cases/{gold_case.pk}/gold/").status_code in (403, 404)
-    assert reader.get(f"/api/v1/cases/{gold_case.pk}/reading-feedback/").status_code == 404
+    assert reader.get(f"/api/v1/cases/{gold_case.pk}/reading-feedback/").status_code == 204
 
     # Scored against the imported mask with the Dice the two masks give.
     reference, mine = truth > 0, painted > 0

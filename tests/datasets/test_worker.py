@@ -30,6 +30,12 @@ CELERY = str(Path(sys.executable).parent / "celery")
 
 
 def start_worker(storage: Path, log: Path) -> subprocess.Popen[bytes]:
+    """A real Celery worker on the test run's broker. Tasks earlier tests queued and no worker ran (dashboard
+    refreshes after every submission, for one) are purged first: the worker would otherwise work through the
+    whole backlog before the task its test waits for."""
+    from config.celery import app
+
+    app.control.purge()
     url = urlsplit(require_env("DATABASE_URL"))
     env = {
         **os.environ,

@@ -92,10 +92,10 @@ def test_gold_case_is_served_like_any_case_scored_and_kept_from_the_panel(
     assert shape(ok(annotator.get(f"{API}/cases/{normal_id}/annotations/"))) == shape(
         ok(annotator.get(f"{API}/cases/{gold_case.pk}/annotations/"))
     )
-    # Feedback is off: the same 404 for the gold and the normal case.
+    # Feedback is off: the same empty answer for the gold and the normal case.
     for case_id in (normal_id, gold_case.pk):
         refused = annotator.get(f"{API}/cases/{case_id}/reading-feedback/")
-        assert refused.status_code == 404 and "gold" not in refused.content.decode().lower()
+        assert refused.status_code == 204 and refused.content == b""
 
     # Scored on submit against the reference: malignancy 5 against 3 disagrees, the rest agrees.
     score = GoldScore.objects.get(gold_case__case=gold_case, reader__username="annotator")
@@ -164,7 +164,7 @@ def test_feedback_only_where_the_policy_allows_it(
     mark_gold(manager, gold_case.pk, values=chest_values(gold_case))
     assert claim(annotator, SLUG, "first_reader") == gold_case.pk  # rate 1: the gold case first
     # Before submitting, the answer is the one every case gets.
-    assert annotator.get(f"{API}/cases/{gold_case.pk}/reading-feedback/").status_code == 404
+    assert annotator.get(f"{API}/cases/{gold_case.pk}/reading-feedback/").status_code == 204
     save(annotator, gold_case.pk, chest_values(gold_case), role="first_reader")
     feedback = ok(annotator.get(f"{API}/cases/{gold_case.pk}/reading-feedback/"))
     assert feedback["exact_agreement"] == 1.0 and feedback["lesion_f1"] == 1.0
@@ -173,10 +173,10 @@ def test_feedback_only_where_the_policy_allows_it(
     normal_id = claim(annotator, SLUG, "first_reader")
     assert normal_id != gold_case.pk
     save(annotator, normal_id, chest_values(Case.objects.get(pk=normal_id)), role="first_reader")
-    assert annotator.get(f"{API}/cases/{normal_id}/reading-feedback/").status_code == 404
+    assert annotator.get(f"{API}/cases/{normal_id}/reading-feedback/").status_code == 204
     # Feedback turned off: withheld again.
     set_policy(manager, SLUG, gold_feedback=False)
-    assert annotator.get(f"{API}/cases/{gold_case.pk}/reading-feedback/").status_code == 404
+    assert annotator.get(f"{API}/cases/{gold_case.pk}/reading-feedback/").status_code == 204
 
 
 def test_an_agreed_case_becomes_gold_with_its_consensus_label(

@@ -90,8 +90,9 @@ export interface paths {
     /**
      * @description Your result on this case once you submitted, where the project's policy shows readers their result.
      *
-     * The same 404 for every case without feedback (not submitted, not measured, or feedback off), so asking
-     * tells a reader nothing about a case.
+     * The same empty answer (204) for every case without feedback (not submitted, not measured, or feedback off), so
+     * asking tells a reader nothing about a case. Not a 404: the reader asks after every submission, and a browser
+     * logs each 404 as a failed load.
      */
     get: operations["v1_cases_reading_feedback_retrieve"];
   };
@@ -2409,8 +2410,9 @@ export interface operations {
   /**
    * @description Your result on this case once you submitted, where the project's policy shows readers their result.
    *
-   * The same 404 for every case without feedback (not submitted, not measured, or feedback off), so asking
-   * tells a reader nothing about a case.
+   * The same empty answer (204) for every case without feedback (not submitted, not measured, or feedback off), so
+   * asking tells a reader nothing about a case. Not a 404: the reader asks after every submission, and a browser
+   * logs each 404 as a failed load.
    */
   v1_cases_reading_feedback_retrieve: {
     parameters: {
@@ -2425,6 +2427,10 @@ export interface operations {
             [key: string]: unknown;
           };
         };
+      };
+      /** @description No response body */
+      204: {
+        content: never;
       };
     };
   };

@@ -1,7 +1,7 @@
 /**
  * The reader's own result once they submitted, where the project's policy shows it (issue 14): GET
- * /cases/<id>/reading-feedback/. The server answers the same 404 for every case without feedback (not a gold
- * case, feedback off, not submitted), so nothing shows and nothing tells a gold case apart until then.
+ * /cases/<id>/reading-feedback/. The server answers the same empty 204 for every case without feedback (not a
+ * gold case, feedback off, not submitted), so nothing shows and nothing tells a gold case apart until then.
  */
 import { api, ApiError } from "../../api/client";
 import { useT } from "../../i18n";
@@ -20,7 +20,7 @@ export function GoldFeedback({ caseId, submitted }: { caseId: string; submitted:
   const { data } = useAsync(async () => {
     if (!submitted) return null;
     try {
-      return await api.get<Feedback>(`/cases/${caseId}/reading-feedback/`);
+      return (await api.get<Feedback | undefined>(`/cases/${caseId}/reading-feedback/`)) ?? null;
     } catch (exc) {
       if (exc instanceof ApiError && exc.status === 404) return null;
       throw exc;
