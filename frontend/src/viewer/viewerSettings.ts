@@ -5,6 +5,7 @@
  * first. A schema without the section gives the reader as it was: every tool of the schema, default keys.
  */
 import type { Localised, SchemaDefinition } from "../api/types";
+import type { MessageKey } from "../i18n";
 import { geometryLabels, seriesMaskLabels } from "../lib/schemaForm";
 import type { SeriesSummary } from "./dicomweb";
 import type { MprLayout } from "./MprViewer";
@@ -27,6 +28,22 @@ export type ReaderTool = keyof typeof DEFAULT_KEYS;
 export const READER_TOOLS = Object.keys(DEFAULT_KEYS) as ReaderTool[];
 export const NAV_TOOLS: ReaderTool[] = ["windowLevel", "pan", "zoom"];
 export const MEASURE_TOOLS: ReaderTool[] = ["length", "bidirectional", "ellipse"];
+/** Each tool's name in the dictionaries (the reader's toolbar and hotkey list, the viewer settings form). */
+export const TOOL_LABELS: Record<ReaderTool, MessageKey> = {
+  windowLevel: "reader.tool.windowLevel",
+  pan: "reader.tool.pan",
+  zoom: "reader.tool.zoom",
+  box: "reader.tool.box",
+  polygon: "reader.tool.polygon",
+  point: "reader.tool.point",
+  brush: "reader.tool.brush",
+  eraser: "reader.tool.eraser",
+  length: "ws.tool.length",
+  bidirectional: "ws.tool.bidirectional",
+  ellipse: "ws.tool.ellipse",
+};
+/** A tool's name without the default key the dictionary gives it in brackets ("Box (B)" -> "Box"). */
+export const bareToolName = (text: string): string => text.replace(/\s*\([^)]*\)$/, "");
 /** Keys the reader keeps (the server refuses them as a tool's key too). */
 export const RESERVED_KEYS = ["?", " "];
 

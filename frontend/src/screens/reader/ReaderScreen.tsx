@@ -38,7 +38,7 @@ import {
 import { pendingForSubmit, type Pending } from "../../lib/valueRules";
 import { GoldFeedback } from "./GoldFeedback";
 import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerstone";
-import { enabledTools, firstSeries, hotkeyMap, keyOfTool, mprLayoutOf, presetRange, viewerSettingsOf, type ReaderTool } from "../../viewer/viewerSettings";
+import { bareToolName, enabledTools, firstSeries, hotkeyMap, keyOfTool, mprLayoutOf, presetRange, TOOL_LABELS, viewerSettingsOf, type ReaderTool } from "../../viewer/viewerSettings";
 import { projectRoot, renderedUrl, seriesStack, studySeries, type SeriesStack, type SeriesSummary } from "../../viewer/dicomweb";
 import { annotationBox, BOX_TOOL, syncBoxes } from "../../viewer/boxAnnotations";
 import {
@@ -69,20 +69,6 @@ type SaveState = "new" | "saved" | "unsaved" | "saving" | "conflict";
 const MEASURE_TOOLS: Tool[] = ["length", "bidirectional", "ellipse"];
 const NAV_TOOLS: Tool[] = ["windowLevel", "pan", "zoom"];
 /** A tool's name without the default key its message carries ("Box (B)" -> "Box"): the key is the project's. */
-const bareName = (text: string): string => text.replace(/\s*\([^)]*\)$/, "");
-const TOOL_LABELS: Record<Tool, MessageKey> = {
-  windowLevel: "reader.tool.windowLevel",
-  pan: "reader.tool.pan",
-  zoom: "reader.tool.zoom",
-  box: "reader.tool.box",
-  polygon: "reader.tool.polygon",
-  point: "reader.tool.point",
-  brush: "reader.tool.brush",
-  eraser: "reader.tool.eraser",
-  length: "ws.tool.length",
-  bidirectional: "ws.tool.bidirectional",
-  ellipse: "ws.tool.ellipse",
-};
 const AUTOSAVE_MS = 1500;
 const HISTORY_STEPS = 100;
 /** Typing in a number or text field is one undo step while it goes on; every choice is a step of its own. */
@@ -567,7 +553,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
   const drawingTools = useMemo(() => tools.filter((name) => !NAV_TOOLS.includes(name)), [tools]);
   const toolOfKey = useMemo(() => hotkeyMap(tools as ReaderTool[], settings) as Record<string, Tool>, [tools, settings]);
   const keyOf = useMemo(() => keyOfTool(toolOfKey as Record<string, ReaderTool>) as Partial<Record<Tool, string>>, [toolOfKey]);
-  const toolName = (name: Tool): string => (keyOf[name] ? `${bareName(t(TOOL_LABELS[name]))} (${keyOf[name]})` : bareName(t(TOOL_LABELS[name])));
+  const toolName = (name: Tool): string => (keyOf[name] ? `${bareToolName(t(TOOL_LABELS[name]))} (${keyOf[name]})` : bareToolName(t(TOOL_LABELS[name])));
 
   // Keyboard shortcuts (listed by "?").
   useEffect(() => {
@@ -1055,7 +1041,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
 
   return (
     <section aria-label={title}>
-      {showKeys ? <HotkeyDialog rows={tools.filter((name) => keyOf[name]).map((name) => [keyOf[name] as string, bareName(t(TOOL_LABELS[name]))])} onClose={() => setShowKeys(false)} /> : null}
+      {showKeys ? <HotkeyDialog rows={tools.filter((name) => keyOf[name]).map((name) => [keyOf[name] as string, bareToolName(t(TOOL_LABELS[name]))])} onClose={() => setShowKeys(false)} /> : null}
       <div className="toolbar reader-head">
         <h1 style={{ margin: 0, fontSize: "1.2rem" }}>{title}</h1>
         <span className="badge">{view ? view.badge : correcting ? t("correction.badge") : t(`reading.${role}`)}</span>

@@ -12,23 +12,10 @@ import type { Schema, SchemaDefinition } from "../../api/types";
 import { useT, type MessageKey } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
 import { useAsync } from "../../lib/useAsync";
-import { schemaTools, viewerSettingsOf, VIEWER_LAYOUTS, type ReaderTool } from "../../viewer/viewerSettings";
+import { bareToolName, schemaTools, TOOL_LABELS, viewerSettingsOf, VIEWER_LAYOUTS, type ReaderTool } from "../../viewer/viewerSettings";
 import { defaultKeyOf, draftOf, parseNumber, sectionOf, type PresetDraft, type ViewerDraft } from "./viewerForm";
 import "../schema/schema.css";
 
-const TOOL_NAMES: Record<ReaderTool, MessageKey> = {
-  windowLevel: "reader.tool.windowLevel",
-  pan: "reader.tool.pan",
-  zoom: "reader.tool.zoom",
-  box: "reader.tool.box",
-  polygon: "reader.tool.polygon",
-  point: "reader.tool.point",
-  brush: "reader.tool.brush",
-  eraser: "reader.tool.eraser",
-  length: "ws.tool.length",
-  bidirectional: "ws.tool.bidirectional",
-  ellipse: "ws.tool.ellipse",
-};
 
 export function ViewerSettingsScreen() {
   const { slug = "" } = useParams();
@@ -57,7 +44,7 @@ export function ViewerSettingsScreen() {
   }
   if (draft === null) return <Loading />;
 
-  const name = (tool: ReaderTool) => t(TOOL_NAMES[tool]).replace(/\s*\([^)]*\)$/, "");
+  const name = (tool: ReaderTool) => bareToolName(t(TOOL_LABELS[tool]));
   const available = schemaTools(latest.definition);
   const edit = (change: Partial<ViewerDraft>) => setDraft({ ...draft, ...change });
   const editPreset = (index: number, change: Partial<PresetDraft>) =>
