@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState, type DragEvent, type FormEvent } from "react";
+import { flushSync } from "react-dom";
 import { useParams } from "react-router-dom";
 import { api, ApiError, query } from "../../api/client";
 import type { components } from "../../api/schema";
@@ -143,6 +144,9 @@ function UploadPanel({ slug }: { slug: string }) {
       const queued = await uploadFiles<Job>(`/projects/${slug}/uploads/`, files, (sent, total) =>
         setValue(percent(sent, total)),
       );
+      // The last progress event and the server's answer can arrive in one rendering batch, and the bar would
+      // jump from an unfinished upload to "storing": show the finished upload before the ingest takes over.
+      flushSync(() => setValue(100));
       setPhase("ingesting");
       setValue(0);
       const finished = await follow(queued.id, (current) => {
