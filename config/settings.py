@@ -157,7 +157,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "config.ordering.StableOrderingFilter",
     ],
     "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
 }
