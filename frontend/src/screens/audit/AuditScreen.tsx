@@ -4,6 +4,7 @@ import { api, query } from "../../api/client";
 import type { components } from "../../api/schema";
 import { useLanguage, useT, type MessageKey, type Translate } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
+import { Pager } from "../../layout/Pager";
 import { useAsync } from "../../lib/useAsync";
 import { formatTime } from "../../lib/format";
 
@@ -168,14 +169,7 @@ export function AuditScreen() {
               </tbody>
             </table>
           ) : null}
-          <p className="toolbar">
-            <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>
-              {t("audit.previous")}
-            </button>
-            <button type="button" disabled={offset + PAGE >= data.count} onClick={() => setOffset(offset + PAGE)}>
-              {t("audit.next")}
-            </button>
-          </p>
+          <Pager offset={offset} pageSize={PAGE} count={data.count} onOffset={setOffset} />
         </>
       ) : null}
     </section>

@@ -11,6 +11,7 @@ import { useLanguage, useT, type MessageKey } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
 import { formatTime } from "../../lib/format";
 import { useAsync } from "../../lib/useAsync";
+import { Pager } from "../../layout/Pager";
 import "./cases.css";
 
 type Row = components["schemas"]["ManagedCaseOutput"];
@@ -270,14 +271,7 @@ export function CasesScreen() {
               </tbody>
             </table>
           ) : null}
-          <p className="toolbar">
-            <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>
-              {t("cases.previous")}
-            </button>
-            <button type="button" disabled={offset + PAGE >= data.count} onClick={() => setOffset(offset + PAGE)}>
-              {t("cases.next")}
-            </button>
-          </p>
+          <Pager offset={offset} pageSize={PAGE} count={data.count} onOffset={setOffset} />
         </>
       ) : null}
     </section>
