@@ -183,6 +183,36 @@ class Assignment(models.Model):
         return f"{self.user} as {self.role} on {self.case_id}"
 
 
+class AssignmentEvent(models.Model):
+    """Who put a reader on a case's reading slot, or moved it to another reader, and when: the assignment row
+    holds only its present reader, so without this a reassignment left no trace of who read before. Never
+    updated (a database trigger refuses it)."""
+
+    class Action(models.TextChoices):
+        ASSIGNED = "assigned", "Assigned"
+        REASSIGNED = "reassigned", "Reassigned"
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="assignment_events")
+    role = models.CharField(max_length=16, choices=ReadingRole.choices)
+    slot = models.PositiveSmallIntegerField()
+    action = models.CharField(max_length=16, choices=Action.choices)
+    from_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    how = models.CharField(max_length=16, help_text="manual or automatic, as the assignment's own field")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["case_id", "created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id} {self.role}[{self.slot}]: {self.from_user_id} -> {self.to_user_id}"
+
+
 class Annotation(models.Model):
     """One reader's reading of a case in one role: a chain of immutable revisions."""
 

@@ -32,6 +32,7 @@ from annotation.models import (
     Annotation,
     AnnotationRevision,
     Assignment,
+    AssignmentEvent,
     Case,
     CaseStatus,
     LabelSchema,
@@ -500,11 +501,13 @@ def assignment_create(
         raise ConflictError(f"Case {case.pk} has no free {role} slot ({slots} in all)")
     try:
         with transaction.atomic():
-            return Assignment.objects.create(
+            assignment = Assignment.objects.create(
                 case=case, user=user, role=role, slot=free[0], assigned_by=assigned_by, how=how
             )
     except IntegrityError as exc:
         raise ConflictError(f"The {role} slot of case {case.pk} was taken a moment ago; try again") from exc
+    _record_assignments([assignment], actor=assigned_by)
+    return assignment
 
 
 def assignments_distribute(
@@ -547,7 +550,27 @@ def assignments_distribute(
             created.append(assignment)
             on_case.add(reader.pk)
             load[reader.pk] = load.get(reader.pk, 0) + 1
+    _record_assignments(created, actor=assigned_by)
     return created
+
+
+def _record_assignments(
+    assignments: list[Assignment], *, actor: User | None, previous: dict[int, int] | None = None
+) -> None:
+    """One AssignmentEvent per assignment made or moved (``previous``: assignment pk -> the reader it had)."""
+    AssignmentEvent.objects.bulk_create(
+        AssignmentEvent(
+            case_id=a.case_id,
+            role=a.role,
+            slot=a.slot,
+            action=AssignmentEvent.Action.REASSIGNED if previous else AssignmentEvent.Action.ASSIGNED,
+            from_user_id=previous[a.pk] if previous else None,
+            to_user_id=a.user_id,
+            actor=actor,
+            how=a.how,
+        )
+        for a in assignments
+    )
 
 
 @transaction.atomic
@@ -593,6 +616,7 @@ def assignments_reassign(
         )
     for role in {a.role for a in found}:
         check_reader_role(project, to_user, role)
+    previous = {a.pk: a.user_id for a in found}
     for assignment in found:
         assignment.user = to_user
         assignment.assigned_by = reassigned_by
@@ -600,6 +624,7 @@ def assignments_reassign(
         # The time it was handed over: the reading time of the new reader starts now.
         assignment.created_at = timezone.now()
         assignment.save(update_fields=["user", "assigned_by", "how", "created_at"])
+    _record_assignments(found, actor=reassigned_by, previous=previous)
     return found
 
 

@@ -1,6 +1,7 @@
 """The audit trail of a project, read from the append-only tables: case transitions, annotation revisions,
-panel votes, agreement results and model version changes. One reader for the audit API, its CSV and
-``manage.py export_audit``, with the filters applied in the database (who, what, which case, which dates)."""
+panel votes, agreement results, model version changes and who was put on or moved off a reading. One reader for
+the audit API, its CSV and ``manage.py export_audit``, with the filters applied in the database (who, what, which
+case, which dates)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ from typing import Any, Protocol
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from annotation.models import AnnotationRevision, Project
+from annotation.models import AnnotationRevision, AssignmentEvent, Project
 from config.messages import is_message, render
 from inference.messages import render_model_reason
 from inference.models import ModelVersionEvent
 from review.models import AgreementResult, CaseEvent, PanelVote
 
-KINDS = ("case_transition", "annotation_revision", "panel_vote", "agreement", "model_event")
+KINDS = ("case_transition", "annotation_revision", "panel_vote", "agreement", "model_event", "assignment")
 COLUMNS = ["time", "kind", "project", "case", "actor", "from_status", "to_status", "detail"]
 
 
@@ -89,6 +90,12 @@ def _querysets(project: Project, filters: AuditFilters) -> list[tuple[str, Query
             None,
             "actor",
         ),
+        (
+            "assignment",
+            AssignmentEvent.objects.filter(case__project=project).select_related("actor", "from_user", "to_user"),
+            "case",
+            "actor",
+        ),
     ]
     return [
         (kind, _scoped(queryset, filters, case=case, actor=actor))
@@ -140,6 +147,20 @@ def _row(kind: str, obj: Any, project: Project) -> dict[str, Any]:
         }
     if kind == "agreement":
         return {**base, "case": obj.case_id, "actor": "", "detail": {"agreed": obj.agreed, "reasons": obj.reasons}}
+    if kind == "assignment":
+        return {
+            **base,
+            "case": obj.case_id,
+            "actor": obj.actor.username if obj.actor else "",
+            "detail": {
+                "action": obj.action,
+                "role": obj.role,
+                "slot": obj.slot,
+                "from_reader": obj.from_user.username if obj.from_user else "",
+                "to_reader": obj.to_user.username,
+                "how": obj.how,
+            },
+        }
     return {
         **base,
         "case": None,

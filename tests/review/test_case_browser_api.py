@@ -8,11 +8,11 @@ from typing import Any, cast
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from annotation.models import Annotation, Assignment, Case, CaseStatus, Project, ReadingRole, Role
+from annotation.models import Annotation, Assignment, AssignmentEvent, Case, CaseStatus, Project, ReadingRole, Role
 from review.dashboards import case_summaries_refresh
 from review.models import CaseEvent, GoldCase
 from tests.factories import MembershipFactory, UserFactory
@@ -167,6 +167,21 @@ def test_reassign_moves_unfinished_readings_all_or_nothing(
     assert annotator.get(f"{API}/cases/{a.pk}/").status_code == 404
     assert Annotation.objects.filter(case=a, reader__username="annotator", status="draft").exists()
     assert ok(clients_for_user(annotator2).get(f"{API}/cases/{a.pk}/annotations/")) == []
+
+    # The trail says who read before: three assignments made, two moved, none for the refused requests.
+    trail = ok(manager.get(f"{API}/projects/{SLUG}/audit/", {"kind": "assignment"}))
+    said = sorted(
+        (r["case"], r["detail"]["action"], r["detail"]["from_reader"], r["detail"]["to_reader"], r["actor"])
+        for r in trail["results"]
+    )
+    assert said == sorted(
+        [(case.pk, "assigned", "", "annotator", "manager") for case in (a, b, c)]
+        + [(case.pk, "reassigned", "annotator", "annotator2", "manager") for case in (a, b)]
+    )
+    assert {r["detail"]["role"] for r in trail["results"]} == {"first_reader"}
+    # Append-only: the database refuses to rewrite who read a case.
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AssignmentEvent.objects.filter(case=a).update(to_user=annotator2)
 
 
 def clients_for_user(user: User) -> Client:

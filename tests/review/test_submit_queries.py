@@ -30,7 +30,7 @@ SECOND = ReadingRole.SECOND_READER
 # result and the consensus label; a disputed case seats its panel (one insert per seat, a fixed panel size).
 # One more than before gold cases: a submission looks up whether its case is gold (review.gold), a fixed query.
 # An agreed case one more again: whether its project retrains automatically (inference.hooks.on_case_labelled).
-MAX_FIRST, MAX_WAITING, MAX_AGREED, MAX_DISPUTED = 32, 27, 49, 60
+MAX_FIRST, MAX_WAITING, MAX_AGREED, MAX_DISPUTED = 32, 27, 49, 61
 
 _serial = itertools.count(1)
 

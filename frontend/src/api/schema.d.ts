@@ -536,9 +536,10 @@ export interface components {
      * * `panel_vote` - panel_vote
      * * `agreement` - agreement
      * * `model_event` - model_event
+     * * `assignment` - assignment
      * @enum {string}
      */
-    AuditRowOutputKindEnum: "case_transition" | "annotation_revision" | "panel_vote" | "agreement" | "model_event";
+    AuditRowOutputKindEnum: "case_transition" | "annotation_revision" | "panel_vote" | "agreement" | "model_event" | "assignment";
     BundleImportInputRequest: {
       /**
        * Format: binary
@@ -3038,7 +3039,7 @@ export interface operations {
         /** @description Username */
         actor?: string;
         case?: number;
-        kind?: "agreement" | "annotation_revision" | "case_transition" | "model_event" | "panel_vote";
+        kind?: "agreement" | "annotation_revision" | "assignment" | "case_transition" | "model_event" | "panel_vote";
         limit?: number;
         offset?: number;
         /** @description First day, inclusive */
@@ -3065,7 +3066,7 @@ export interface operations {
         /** @description Username */
         actor?: string;
         case?: number;
-        kind?: "agreement" | "annotation_revision" | "case_transition" | "model_event" | "panel_vote";
+        kind?: "agreement" | "annotation_revision" | "assignment" | "case_transition" | "model_event" | "panel_vote";
         /** @description First day, inclusive */
         since?: string;
         /** @description Last day, inclusive */

@@ -11,7 +11,7 @@ import { formatTime } from "../../lib/format";
 type AuditPage = components["schemas"]["AuditPageOutput"];
 type AuditRow = components["schemas"]["AuditRowOutput"];
 
-export const AUDIT_KINDS = ["case_transition", "annotation_revision", "panel_vote", "agreement", "model_event"] as const;
+export const AUDIT_KINDS = ["case_transition", "annotation_revision", "panel_vote", "agreement", "model_event", "assignment"] as const;
 const PAGE = 100;
 
 export interface AuditFilters {
