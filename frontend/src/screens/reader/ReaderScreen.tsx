@@ -505,7 +505,8 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
       if (entry.region) {
         setSelected(entry.region.id);
         const region = readingRef.current.regions[entry.region.index];
-        const index = region ? (stackRef.current?.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame) ?? -1) : -1;
+        const here = stackRef.current;
+        const index = region && here ? regionSlice(region, here.seriesUid, here.slices) : -1;
         if (index >= 0) viewer.current?.setSlice(index);
       }
       window.requestAnimationFrame(() => {
@@ -1373,7 +1374,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
                 disabled={readOnly || saveState === "conflict"}
                 onCopy={(source, lesion) => void copyLesion(source, lesion)}
                 onShow={(region) => {
-                  const index = stack?.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame) ?? -1;
+                  const index = stack ? regionSlice(region, stack.seriesUid, stack.slices) : -1;
                   if (index >= 0) viewer.current?.setSlice(index);
                 }}
               />
