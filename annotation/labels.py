@@ -520,6 +520,8 @@ RESERVED_KEYS: dict[str, str] = {
     "pageup": N_("the previous slice"),
     "pagedown": N_("the next slice"),
     "delete": N_("deleting the selected region"),
+    "[": N_("setting the selected 3D box's first slice"),
+    "]": N_("setting the selected 3D box's last slice"),
     "backspace": N_("deleting the selected region"),
     "escape": N_("closing the list of shortcuts"),
     "enter": N_("submitting (Ctrl+Enter)"),
@@ -534,13 +536,8 @@ MAX_PRESETS = 20
 
 def schema_tools(labels: list[dict[str, Any]]) -> list[str]:
     """The reader's tools this schema has a label for (the navigation tools always), in toolbar order."""
-    regions = [
-        label["kind"]
-        for label in labels
-        if label["level"] == "region"
-        and label["kind"] in GEOMETRY_KINDS
-        and not (label["kind"] == "box" and label.get("dimensions") == 3)
-    ]
+    # A 3D box is drawn with the box tool too (on one slice, then its first and last slices are set).
+    regions = [label["kind"] for label in labels if label["level"] == "region" and label["kind"] in GEOMETRY_KINDS]
     has = set(NAV_TOOLS) | set(regions)
     if any(label["kind"] == "mask" and label["level"] == "series" for label in labels):
         has |= {"brush", "eraser"}
@@ -1154,13 +1151,31 @@ def _box3d(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]:
     g["z"] = _integer(g["z"], f"{field}.z")
     g["depth"] = _integer(g["depth"], f"{field}.depth")
     _box2d({k: g[k] for k in ("x", "y", "width", "height")}, field, series)
+    # The reader's words follow the field's: slices as the reader counts them (1 to the series' number of slices),
+    # z the first slice's index from 0 and depth the number of slices (the last is slice z + depth).
     if g["depth"] <= 0:
-        _fail(f"{field}.depth", _t("%(field)s must be > 0 (got %(value)s)") % {"field": "depth", "value": g["depth"]})
+        _fail(
+            f"{field}.depth",
+            _t("%(field)s must be > 0 (got %(value)s)") % {"field": "depth", "value": g["depth"]}
+            + ": "
+            + _t("the box's last slice comes before its first"),
+        )
     if g["z"] < 0:
-        _fail(f"{field}.z", _t("box outside the volume (z = %(value)s < 0)") % {"value": g["z"]})
+        _fail(
+            f"{field}.z",
+            _t("box outside the volume (z = %(value)s < 0)") % {"value": g["z"]}
+            + ": "
+            + _t("the box starts before the series' first slice"),
+        )
     if g["z"] + g["depth"] > series.number_of_slices:
         said: dict[str, Any] = {"value": g["z"] + g["depth"], "limit": series.number_of_slices}
-        _fail(f"{field}.z", _t("box outside the volume (z + depth = %(value)s > %(limit)s slices)") % said)
+        span = {"first": g["z"] + 1, "last": g["z"] + g["depth"], "limit": series.number_of_slices}
+        _fail(
+            f"{field}.z",
+            _t("box outside the volume (z + depth = %(value)s > %(limit)s slices)") % said
+            + ": "
+            + _t("the box spans slices %(first)s to %(last)s of a series of %(limit)s slices") % span,
+        )
     return g
 
 

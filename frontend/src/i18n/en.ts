@@ -10,6 +10,7 @@ import { enCharts } from "./charts";
 import { enWorkstation } from "./workstation";
 import { enSchemaModels } from "./schemaModels";
 import { enAiAssist } from "./aiAssist";
+import { enBox3d } from "./box3d";
 
 export const en = {
   "app.title": "MedLabel QA",
@@ -137,6 +138,7 @@ export const en = {
   ...enWorkstation,
   ...enSchemaModels,
   ...enAiAssist,
+  ...enBox3d,
   ...enCharts,
   ...enReadOnlyReader,
 } as const;

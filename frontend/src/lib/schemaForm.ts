@@ -20,6 +20,10 @@ export interface Region {
   attributes: Record<string, Value>; // region-level value labels that apply to this label
   fromAi?: boolean;
   measurements?: Measurement[]; // stored with the region (lengths, axes, ellipses with HU statistics)
+  /** A 3D box (a label of dimensions 3): its slices, first to last inclusive, in the series' slice order, and
+   * its series. Such a region has no image of its own (sopInstanceUid ""): it is drawn on its central slice. */
+  extent?: { first: number; last: number };
+  seriesUid?: string;
 }
 
 export interface Reading {
@@ -44,7 +48,12 @@ export function emptyReading(): Reading {
 }
 
 export function isGeometry(label: SchemaLabel): boolean {
-  return label.level === "region" && (label.kind === "box" || label.kind === "polygon" || label.kind === "point") && label.dimensions !== 3;
+  return label.level === "region" && (label.kind === "box" || label.kind === "polygon" || label.kind === "point");
+}
+
+/** A box label whose boxes span slices (stored as the API's 3D box: x, y, z, width, height, depth). */
+export function isBox3d(label: SchemaLabel | undefined): boolean {
+  return label?.kind === "box" && label.dimensions === 3;
 }
 
 export function isValueKind(label: SchemaLabel): boolean {
@@ -135,7 +144,11 @@ export async function readingToItems(schema: SchemaDefinition, reading: Reading)
     }
   }
   for (const region of reading.regions) {
-    items.push({
+    if (region.extent && region.seriesUid) {
+      const { x, y, width, height } = region.geometry as ApiBox;
+      const { first, last } = region.extent;
+      items.push({ label: region.label, id: region.id, series_instance_uid: region.seriesUid, geometry: { x, y, z: first, width, height, depth: last - first + 1 } });
+    } else items.push({
       label: region.label,
       id: region.id,
       sop_instance_uid: region.sopInstanceUid,
@@ -168,6 +181,20 @@ export async function itemsToReading(schema: SchemaDefinition, items: Item[], op
     if (item.mask && item.series_instance_uid) {
       if (item.mask.data) reading.masks[maskKey(item.label, item.series_instance_uid)] = await decodeMask(item.mask);
       if (item.assisted?.length) (reading.assisted ??= {})[maskKey(item.label, item.series_instance_uid)] = item.assisted;
+    } else if (isBox3d(label) && item.id && item.series_instance_uid && item.geometry) {
+      const { x, y, z, width, height, depth } = item.geometry as unknown as ApiBox & { z: number; depth: number };
+      reading.regions.push({
+        id: item.id,
+        label: item.label,
+        kind: "box",
+        sopInstanceUid: "",
+        frame: 1,
+        geometry: { x, y, width, height },
+        extent: { first: z, last: z + depth - 1 },
+        seriesUid: item.series_instance_uid,
+        attributes: {},
+        fromAi: options.fromAi,
+      });
     } else if (isGeometry(label) && item.id && item.sop_instance_uid && item.geometry) {
       reading.regions.push({
         id: item.id,

@@ -12,6 +12,7 @@ import type { ImagePlane, Vec3 } from "../lib/geometry";
 import type { Labelmap } from "../lib/mask";
 import { initCornerstone } from "./cornerstone";
 import { brushVoxels, fixedAxis, gridOf, voxelToWorld, worldToVoxel } from "./mprGeometry";
+import type { MprRegionLayer } from "./mprRegions";
 
 export type MprLayout = "1x3" | "2x2";
 export type Voxel = [number, number, number];
@@ -46,6 +47,8 @@ export interface MprViewerProps {
   labels: Record<string, string>; // view name -> accessible label
   onReady?: (ms: number) => void;
   onStroke?: (phase: "down" | "move" | "up", voxels: Voxel[], centre: [number, number, number]) => void;
+  /** The reading's boxes and measurements in every view, and box editing while `regions.input.editing` (mprRegions.ts). */
+  regions?: MprRegionLayer;
 }
 
 function engine(): RenderingEngine {
@@ -53,12 +56,13 @@ function engine(): RenderingEngine {
 }
 
 export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewer(props, ref) {
-  const { seriesUid, imageIds, planes, layout, voi, labelmap, painting, brushSize, labels, onReady, onStroke } = props;
+  const { seriesUid, imageIds, planes, layout, voi, labelmap, painting, brushSize, labels, onReady, onStroke, regions } = props;
+  const editing = !painting && Boolean(regions?.input.editing);
   const elements = useRef<Record<string, HTMLDivElement | null>>({});
   const overlays = useRef<Record<string, HTMLCanvasElement | null>>({});
   const grid = useMemo(() => (planes.length ? gridOf(planes) : null), [planes]);
-  const state = useRef({ labelmap, painting, brushSize, onStroke, onReady, grid });
-  state.current = { labelmap, painting, brushSize, onStroke, onReady, grid };
+  const state = useRef({ labelmap, painting, brushSize, onStroke, onReady, grid, regions });
+  state.current = { labelmap, painting, brushSize, onStroke, onReady, grid, regions };
   const down = useRef(false);
 
   const viewport = (id: string) => {
@@ -84,6 +88,7 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    state.current.regions?.draw(ctx, id, vp, g);
     const map = state.current.labelmap;
     if (!map) return;
     const camera = vp.getCamera();
@@ -189,9 +194,9 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
   useEffect(() => {
     const group = ToolGroupManager.getToolGroup(TOOL_GROUP);
     if (!group) return;
-    if (painting) group.setToolPassive(CrosshairsTool.toolName);
+    if (painting || editing) group.setToolPassive(CrosshairsTool.toolName);
     else group.setToolActive(CrosshairsTool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }] });
-  }, [painting]);
+  }, [painting, editing]);
 
   useEffect(() => {
     redrawAll();
@@ -231,8 +236,14 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
   }));
 
   const pointer = (id: string, phase: "down" | "move" | "up") => (event: React.PointerEvent<HTMLCanvasElement>) => {
-    const { painting: mode, grid: g, labelmap: map, onStroke: stroke, brushSize: size } = state.current;
+    const { painting: mode, grid: g, labelmap: map, onStroke: stroke, brushSize: size, regions: layer } = state.current;
     const vp = viewport(id);
+    if (!mode && layer && vp && g) {
+      if (phase === "down") event.currentTarget.setPointerCapture(event.pointerId);
+      const rect = event.currentTarget.getBoundingClientRect();
+      if (layer.pointer(phase, id, vp, g, [event.clientX - rect.left, event.clientY - rect.top])) redrawAll();
+      return;
+    }
     if (!mode || !g || !vp || !stroke) return;
     if (phase === "down") {
       down.current = true;
@@ -254,7 +265,7 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
       <div ref={(el) => void (elements.current[view.id] = el)} data-testid={view.id} style={{ position: "absolute", inset: 0 }} onContextMenu={(e) => e.preventDefault()} />
       <canvas
         ref={(el) => void (overlays.current[view.id] = el)}
-        style={{ position: "absolute", inset: 0, width: "100%", height: "100%", pointerEvents: painting ? "auto" : "none", cursor: painting ? "crosshair" : "default" }}
+        style={{ position: "absolute", inset: 0, width: "100%", height: "100%", pointerEvents: painting || editing ? "auto" : "none", cursor: painting || editing ? "crosshair" : "default" }}
         onPointerDown={pointer(view.id, "down")}
         onPointerMove={pointer(view.id, "move")}
         onPointerUp={pointer(view.id, "up")}

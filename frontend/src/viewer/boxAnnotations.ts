@@ -3,7 +3,7 @@
  * deleting a box are Cornerstone3D's own handles and hit-testing (issue 15 item 1). The reading stays the
  * source of truth: `syncBoxes` makes the annotation state show exactly the reading's boxes (after an undo,
  * a reload or a delete), and `annotationBox` reads an edited annotation back as an API box.
- * An annotation's UID is the region's id.
+ * An annotation's UID is the region's id. A 3D box (box3d.ts) is an annotation on its central slice.
  */
 import type { Types } from "@cornerstonejs/core";
 import { annotation as csAnnotation, RectangleROITool } from "@cornerstonejs/tools";
@@ -54,7 +54,9 @@ export function syncBoxes(viewport: Types.IStackViewport, planes: ImagePlane[], 
   let changed = false;
   for (const a of existing) {
     const box = wanted.get(a.annotationUID);
-    if (!box) {
+    // A 3D box whose extent changed has a new central slice: its annotation is made again there.
+    const moved = box !== undefined && a.metadata.referencedImageId !== undefined && a.metadata.referencedImageId !== viewport.getImageIds()[box.slice];
+    if (!box || moved) {
       csAnnotation.state.removeAnnotation(a.annotationUID);
       changed = true;
       continue;

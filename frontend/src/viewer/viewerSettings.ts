@@ -45,7 +45,7 @@ export const TOOL_LABELS: Record<ReaderTool, MessageKey> = {
 /** A tool's name without the default key the dictionary gives it in brackets ("Box (B)" -> "Box"). */
 export const bareToolName = (text: string): string => text.replace(/\s*\([^)]*\)$/, "");
 /** Keys the reader keeps (the server refuses them as a tool's key too). */
-export const RESERVED_KEYS = ["?", " "];
+export const RESERVED_KEYS = ["?", " ", "[", "]"];
 
 export type ViewerLayout = "stack" | "mpr_1x3" | "mpr_2x2";
 export const VIEWER_LAYOUTS: ViewerLayout[] = ["stack", "mpr_1x3", "mpr_2x2"];

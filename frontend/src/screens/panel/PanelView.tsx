@@ -23,6 +23,7 @@ import { drawRegion } from "../reader/overlay";
 import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerstone";
 import { projectRoot, seriesStack, studySeries, type SeriesStack } from "../../viewer/dicomweb";
 import { StackViewer, type OverlayHelpers, type StackViewerHandle } from "../../viewer/StackViewer";
+import { spansSlice } from "../../viewer/box3d";
 import {
   contextText,
   decisionText,
@@ -363,7 +364,9 @@ function Panel({ data, slug, onReload }: { data: PanelData; slug: string; onRelo
       if (!here) return;
       for (const map of masksOn(layer, seriesUid)) drawMaskSlice(ctx, h, map, h.slice, layer.rgb, 0.4);
       const missing = unmatched.get(layer.key);
-      for (const region of layer.reading.regions.filter((r: Region) => r.sopInstanceUid === here.sopInstanceUid && r.frame === here.frame)) {
+      // A 3D box on every slice it spans (box3d.ts).
+      const on = (r: Region) => (r.sopInstanceUid === here.sopInstanceUid && r.frame === here.frame) || spansSlice(r, seriesUid, h.slice);
+      for (const region of layer.reading.regions.filter(on)) {
         const alone = missing?.has(region.id);
         drawRegion(ctx, h, region, {
           colour: alone ? UNMATCHED : layer.colour,

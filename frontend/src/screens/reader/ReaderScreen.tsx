@@ -23,6 +23,7 @@ import {
   attributesFor,
   emptyReading,
   geometryLabels,
+  isBox3d,
   imageKey,
   itemsToReading,
   labelsAt,
@@ -41,6 +42,8 @@ import { CT_PRESETS, voiRangeOf, type PresetName } from "../../viewer/cornerston
 import { bareToolName, enabledTools, firstSeries, hotkeyMap, keyOfTool, mprLayoutOf, presetRange, TOOL_LABELS, viewerSettingsOf, type ReaderTool } from "../../viewer/viewerSettings";
 import { projectRoot, renderedUrl, seriesStack, studySeries, type SeriesStack, type SeriesSummary } from "../../viewer/dicomweb";
 import { annotationBox, BOX_TOOL, syncBoxes } from "../../viewer/boxAnnotations";
+import { regionSlice, spansSlice, withEnd } from "../../viewer/box3d";
+import { MprRegionLayer, type Extent } from "../../viewer/mprRegions";
 import {
   currentHu,
   measurementKindOf,
@@ -502,7 +505,8 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
       if (entry.region) {
         setSelected(entry.region.id);
         const region = readingRef.current.regions[entry.region.index];
-        const index = region ? (stackRef.current?.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame) ?? -1) : -1;
+        const here = stackRef.current;
+        const index = region && here ? regionSlice(region, here.seriesUid, here.slices) : -1;
         if (index >= 0) viewer.current?.setSlice(index);
       }
       window.requestAnimationFrame(() => {
@@ -555,6 +559,21 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
   const keyOf = useMemo(() => keyOfTool(toolOfKey as Record<string, ReaderTool>) as Partial<Record<Tool, string>>, [toolOfKey]);
   const toolName = (name: Tool): string => (keyOf[name] ? `${bareToolName(t(TOOL_LABELS[name]))} (${keyOf[name]})` : bareToolName(t(TOOL_LABELS[name])));
 
+  // The selected 3D box's first or last slice to the slice shown ([ and ], or the buttons by the lesion).
+  const setExtentEnd = useCallback(
+    (id: string, end: "first" | "last") => {
+      const region = readingRef.current.regions.find((r) => r.id === id);
+      if (!region?.extent || !stack || region.seriesUid !== stack.seriesUid) return;
+      const extent = withEnd(region.extent, end, slice);
+      if (extent.first === region.extent.first && extent.last === region.extent.last) return;
+      change((r) => ({ ...r, regions: r.regions.map((x) => (x.id === id ? { ...x, extent } : x)) }));
+    },
+    [change, slice, stack],
+  );
+  // The reading's boxes and measurements in the MPR views, where the box tool edits them (viewer/mprRegions.ts).
+  const mprRegions = useRef<MprRegionLayer | null>(null);
+  mprRegions.current ??= new MprRegionLayer();
+
   // Keyboard shortcuts (listed by "?").
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
@@ -600,6 +619,8 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
       } else if (event.key === "ArrowDown" || event.key === "PageDown") {
         event.preventDefault();
         viewer.current?.scroll(1);
+      } else if ((event.key === "[" || event.key === "]") && selected && !readOnly) {
+        setExtentEnd(selected, event.key === "[" ? "first" : "last");
       } else if ((event.key === "Delete" || event.key === "Backspace") && selected && !readOnly) {
         change((r) => ({ ...r, regions: r.regions.filter((x) => x.id !== selected) }));
         setSelected(null);
@@ -611,7 +632,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [submit, save, selected, readOnly, change, drawingTools, toolOfKey, undo, redo]);
+  }, [submit, save, selected, readOnly, change, drawingTools, toolOfKey, undo, redo, setExtentEnd]);
 
   // The reading's boxes -> Cornerstone3D annotations (after drawing, an edit, undo/redo, delete, a reload).
   const syncAnnotations = useCallback(() => {
@@ -620,9 +641,9 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
     if (!vp || !here || vp.getImageIds().length === 0) return;
     const boxes = readingRef.current.regions
       .filter((r) => r.kind === "box")
-      .map((r) => ({ id: r.id, box: r.geometry as ApiBox, slice: here.slices.findIndex((s) => s.sopInstanceUid === r.sopInstanceUid && s.frame === r.frame) }))
+      .map((r) => ({ id: r.id, box: r.geometry as ApiBox, slice: regionSlice(r, here.seriesUid, here.slices) }))
       .filter((b) => b.slice >= 0);
-    const sliceOf = (r: Region) => here.slices.findIndex((s) => s.sopInstanceUid === r.sopInstanceUid && s.frame === r.frame);
+    const sliceOf = (r: Region) => regionSlice(r, here.seriesUid, here.slices);
     const measurements = readingRef.current.regions.flatMap((r) => (r.measurements ?? []).map((m) => ({ regionId: r.id, slice: sliceOf(r), measurement: m }))).filter((m) => m.slice >= 0);
     const planes = here.slices.map((s) => s.plane);
     const changedBoxes = syncBoxes(vp, planes, boxes, readOnly);
@@ -709,7 +730,10 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
         return;
       }
       const slice = here.slices[index];
-      const region: Region = { id: newRegionId(label), label, kind: "box", sopInstanceUid: slice.sopInstanceUid, frame: slice.frame, geometry: box, attributes: {} };
+      // A box of a 3D label starts on the slice it is drawn on; its first and last slices are set afterwards.
+      const region: Region = isBox3d(definition.labels.find((l) => l.key === label))
+        ? { id: newRegionId(label), label, kind: "box", sopInstanceUid: "", frame: 1, geometry: box, attributes: {}, extent: { first: index, last: index }, seriesUid: here.seriesUid }
+        : { id: newRegionId(label), label, kind: "box", sopInstanceUid: slice.sopInstanceUid, frame: slice.frame, geometry: box, attributes: {} };
       // Shown (in the lesion list) by the time the mouse button is up, as a box drawn on the overlay was.
       flushSync(() => {
         change((r) => ({ ...r, regions: [...r.regions, region] }));
@@ -750,7 +774,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
         const annotation = csAnnotation.state.getAnnotation(uid) as BoxAnnotation | undefined;
         const region = readingRef.current.regions.find((r) => r.id === uid);
         if (!annotation || !region || !here) continue;
-        const index = here.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame);
+        const index = regionSlice(region, here.seriesUid, here.slices);
         const box = index >= 0 ? annotationBox(annotation, here.slices[index].plane) : null;
         const old = region.geometry as ApiBox;
         if (box && (box.x !== old.x || box.y !== old.y || box.width !== old.width || box.height !== old.height)) updates.set(uid, box);
@@ -782,7 +806,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
       eventTarget.removeEventListener(csToolsEnums.Events.ANNOTATION_SELECTION_CHANGE, onSelection);
       window.removeEventListener("mouseup", onRelease);
     };
-  }, [change, syncAnnotations, t]);
+  }, [change, syncAnnotations, t, definition]);
 
   // Test and measurement hooks (read by the browser tests).
   useEffect(() => {
@@ -805,7 +829,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
     (ctx: CanvasRenderingContext2D, h: OverlayHelpers) => {
       const here = stack?.slices[h.slice];
       if (!here) return;
-      const onSlice = (r: Region) => r.sopInstanceUid === here.sopInstanceUid && r.frame === here.frame;
+      const onSlice = (r: Region) => (r.sopInstanceUid === here.sopInstanceUid && r.frame === here.frame) || spansSlice(r, stack!.seriesUid, h.slice);
       if (verification && showFirst && firstLayer) {
         for (const key of Object.keys(firstLayer.masks)) {
           if (key.endsWith(`|${stack!.seriesUid}`)) drawLabelmapSlice(ctx, h, firstLayer.masks[key], h.slice, 0.25);
@@ -829,6 +853,13 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
       // My boxes are Cornerstone3D annotations (drawn, selected and edited by its RectangleROI tool).
       for (const r of reading.regions.filter((x) => onSlice(x) && x.kind !== "box")) {
         drawRegion(ctx, h, r, { colour: r.id === selected ? "#ffff00" : r.fromAi ? "#ffb74d" : "#00ff7f", width: r.id === selected ? 3 : 2, tag: r.id === selected ? undefined : "" });
+      }
+      // A 3D box on the slices it spans other than its central one (where Cornerstone3D draws and edits it): fainter.
+      for (const r of reading.regions.filter((x) => x.extent && spansSlice(x, stack!.seriesUid, h.slice) && regionSlice(x, stack!.seriesUid, []) !== h.slice)) {
+        ctx.save();
+        ctx.globalAlpha = 0.45;
+        drawRegion(ctx, h, r, { colour: r.id === selected ? "#ffff00" : "#00ff7f", dashed: true, width: 1.5, tag: "" });
+        ctx.restore();
       }
       if (draft) drawRegion(ctx, h, draft, { colour: "#ffffff", dashed: true });
       ai.drawOverlay(ctx, h);
@@ -1038,10 +1069,51 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
   const canMpr = stack !== null && stack.slices.length >= 3 && stack.slices.every((s) => s.position);
   const layout = canMpr ? mprLayout : null;
   const regionLabelOf = (key: string): SchemaLabel | undefined => definition.labels.find((l) => l.key === key);
+  const has3dBoxes = regionLabels.some(isBox3d);
+  if (stack && mprRegions.current) {
+    const sliceOfRegion = (r: Region) => regionSlice(r, stack.seriesUid, stack.slices);
+    mprRegions.current.input = {
+      boxes: reading.regions.flatMap((r) => {
+        const at = r.kind === "box" ? sliceOfRegion(r) : -1;
+        if (at < 0) return [];
+        return [{ id: r.id, box: r.geometry as ApiBox, first: r.extent?.first ?? at, last: r.extent?.last ?? at, flat: !r.extent, selected: r.id === selected, central: at }];
+      }),
+      measurements: reading.regions.flatMap((r) => {
+        const at = sliceOfRegion(r);
+        return at < 0 ? [] : (r.measurements ?? []).map((m) => ({ slice: at, points: m.points }));
+      }),
+      editing: !readOnly && tool === "box" && !ai.active,
+      onSelect: setSelected,
+      onBox: (id: string | null, box: ApiBox, extent: Extent | null, at: number) => {
+        if (id) {
+          change((r) => ({ ...r, regions: r.regions.map((x) => (x.id === id ? { ...x, geometry: box, ...(extent && x.extent ? { extent } : {}) } : x)) }));
+          return;
+        }
+        const label = regionLabelOf(regionLabel);
+        if (!label || !extent) return;
+        let region: Region;
+        if (isBox3d(label)) region = { id: newRegionId(label.key), label: label.key, kind: "box", sopInstanceUid: "", frame: 1, geometry: box, attributes: {}, extent, seriesUid: stack.seriesUid };
+        else if (label.kind === "box" && extent.first === extent.last) {
+          const on = stack.slices[at];
+          region = { id: newRegionId(label.key), label: label.key, kind: "box", sopInstanceUid: on.sopInstanceUid, frame: on.frame, geometry: box, attributes: {} };
+        } else return; // a 2D box is drawn in the axial view, on its slice
+        change((r) => ({ ...r, regions: [...r.regions, region] }));
+        setSelected(region.id);
+      },
+    };
+  }
 
   return (
     <section aria-label={title}>
-      {showKeys ? <HotkeyDialog rows={tools.filter((name) => keyOf[name]).map((name) => [keyOf[name] as string, bareToolName(t(TOOL_LABELS[name]))])} onClose={() => setShowKeys(false)} /> : null}
+      {showKeys ? (
+        <HotkeyDialog
+          rows={[
+            ...tools.filter((name) => keyOf[name]).map((name) => [keyOf[name] as string, bareToolName(t(TOOL_LABELS[name]))] as [string, string]),
+            ...(has3dBoxes ? ([["[", t("box3d.keyFirst")], ["]", t("box3d.keyLast")]] as [string, string][]) : []),
+          ]}
+          onClose={() => setShowKeys(false)}
+        />
+      ) : null}
       <div className="toolbar reader-head">
         <h1 style={{ margin: 0, fontSize: "1.2rem" }}>{title}</h1>
         <span className="badge">{view ? view.badge : correcting ? t("correction.badge") : t(`reading.${role}`)}</span>
@@ -1190,6 +1262,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
                   debug.mprReadyMs = ms;
                 }}
                 onStroke={onMprStroke}
+                regions={mprRegions.current ?? undefined}
               />
             ) : stack ? (
               <StackViewer
@@ -1301,7 +1374,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
                 disabled={readOnly || saveState === "conflict"}
                 onCopy={(source, lesion) => void copyLesion(source, lesion)}
                 onShow={(region) => {
-                  const index = stack?.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame) ?? -1;
+                  const index = stack ? regionSlice(region, stack.seriesUid, stack.slices) : -1;
                   if (index >= 0) viewer.current?.setSlice(index);
                 }}
               />
@@ -1504,9 +1577,10 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
                 </select>
               ) : null}
               {reading.regions.length === 0 ? <p className="hint">{t("reader.noRegions")}</p> : null}
+              {layout && tool === "box" ? <p className="hint">{t("box3d.mprHint")}</p> : null}
               <ol className="lesions" data-testid="lesions">
                 {reading.regions.map((region, index) => {
-                  const sliceIndex = stack?.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame) ?? -1;
+                  const sliceIndex = stack ? regionSlice(region, stack.seriesUid, stack.slices) : -1;
                   return (
                     <li key={region.id} aria-current={region.id === selected}>
                       <button
@@ -1518,8 +1592,22 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
                       >
                         {t("reader.select")} #{index + 1} {loc(regionLabelOf(region.label)?.name)}
                         {region.fromAi ? " (AI)" : ""}
-                        {sliceIndex >= 0 ? ` · ${t("reader.slice", { index: sliceIndex + 1, total: stack?.slices.length ?? 0 })}` : ""}
+                        {region.extent
+                          ? ` · ${t("box3d.extent", { first: region.extent.first + 1, last: region.extent.last + 1, total: stack?.slices.length ?? 0 })}`
+                          : sliceIndex >= 0
+                            ? ` · ${t("reader.slice", { index: sliceIndex + 1, total: stack?.slices.length ?? 0 })}`
+                            : ""}
                       </button>{" "}
+                      {region.id === selected && region.extent && !readOnly ? (
+                        <span data-testid="box3d-extent">
+                          <button type="button" onClick={() => setExtentEnd(region.id, "first")}>
+                            {t("box3d.firstHere")}
+                          </button>{" "}
+                          <button type="button" onClick={() => setExtentEnd(region.id, "last")}>
+                            {t("box3d.lastHere")}
+                          </button>{" "}
+                        </span>
+                      ) : null}
                       {correcting ? (
                         <span className="hint" data-testid={`origin-${region.id}`}>
                           {regionOrigin(t, correction, context.sources, region.id)}{" "}
