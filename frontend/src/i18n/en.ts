@@ -10,6 +10,7 @@ import { enCharts } from "./charts";
 import { enWorkstation } from "./workstation";
 import { enSchemaModels } from "./schemaModels";
 import { enAiAssist } from "./aiAssist";
+import { enAiAssistMpr } from "./aiAssistMpr";
 
 export const en = {
   "app.title": "MedLabel QA",
@@ -137,6 +138,7 @@ export const en = {
   ...enWorkstation,
   ...enSchemaModels,
   ...enAiAssist,
+  ...enAiAssistMpr,
   ...enCharts,
   ...enReadOnlyReader,
 } as const;

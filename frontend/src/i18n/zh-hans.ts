@@ -10,6 +10,7 @@ import { zhHansCharts } from "./charts";
 import { zhHansWorkstation } from "./workstation";
 import { zhHansSchemaModels } from "./schemaModels";
 import { zhHansAiAssist } from "./aiAssist";
+import { zhHansAiAssistMpr } from "./aiAssistMpr";
 
 /** Simplified Chinese; the type makes a missing key a build error. */
 export const zhHans: Record<MessageKey, string> = {
@@ -136,6 +137,7 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansWorkstation,
   ...zhHansSchemaModels,
   ...zhHansAiAssist,
+  ...zhHansAiAssistMpr,
   ...zhHansCharts,
   ...zhHansReadOnlyReader,
 };
