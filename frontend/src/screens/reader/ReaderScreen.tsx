@@ -794,7 +794,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
   });
 
   // AI-assisted segmentation (issue 17): its prompt tools take the pointer first and draw their layer on top.
-  const ai = useAiAssist({ caseId: context.caseData.id, stack, maskLabel, segment, readOnly, readerTool: tool, change });
+  const ai = useAiAssist({ caseId: context.caseData.id, stack, maskLabel, segment, readOnly, readerTool: tool, change, inMpr: mprLayout !== null });
 
   const maskFor = useCallback(
     (r: Reading, label: string): Labelmap | null => (stack ? (r.masks[maskKey(label, stack.seriesUid)] ?? null) : null),
@@ -1190,6 +1190,9 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
                   debug.mprReadyMs = ms;
                 }}
                 onStroke={onMprStroke}
+                prompting={ai.active}
+                onPrompt={ai.onMprPointer}
+                drawLayer={ai.drawMpr}
               />
             ) : stack ? (
               <StackViewer
