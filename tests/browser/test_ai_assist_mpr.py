@@ -1,5 +1,6 @@
 """AI-assisted segmentation in the MPR views, end to end in Chromium (issue 17 item 1: "stack and MPR views"): a
-reader opens MPR 1x3, chooses the positive point and clicks a synthetic nodule in the SAGITTAL view; the click goes
+reader opens MPR 1x3, drags a box in the CORONAL view (sent with depth across that plane) and discards its
+proposal, then chooses the positive point and clicks a synthetic nodule in the SAGITTAL view; the click goes
 to the server as the voxel (z, y, x) under the pointer (the MPR brush's mapping), the proposal is drawn in all
 three views, the reader accepts it and submits. The DATABASE then holds the engine's answer to that one voxel
 prompt as the mask (Dice against the known truth above the bar) and the revision's provenance (engine, model
@@ -10,6 +11,7 @@ Screenshot: $TEST_ARTIFACTS_DIR/ai-assist-mpr.png (the proposal in the three vie
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -69,6 +71,31 @@ def test_a_positive_click_in_the_sagittal_view_is_accepted_and_submitted(
 
     panel = page.get_by_test_id("ai-assist")
     assert "in any plane" in panel.inner_text()
+
+    # A box dragged in the CORONAL view (y fixed) around the nodule is sent with depth across the plane (as wide
+    # in mm as its larger side), then discarded: the prompt session starts over.
+    zs, _, xs = np.nonzero(truth)
+    a = [int(zs.min()) - 1, target[1], int(xs.min()) - 1]
+    b = [int(zs.max()) + 1, target[1], int(xs.max()) + 1]
+    panel.get_by_role("button", name="Box", exact=True).click()
+    start = page.evaluate("v => window.__medlabel.mpr.current.voxelToPage('mpr-coronal', v)", a)
+    end = page.evaluate("v => window.__medlabel.mpr.current.voxelToPage('mpr-coronal', v)", b)
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
+    page.mouse.move(*end)
+    page.mouse.up()
+    page.get_by_test_id("ai-proposal").wait_for(timeout=30_000)
+    side_mm = max((b[0] - a[0]) * spacing[0], (b[2] - a[2]) * spacing[2])
+    half = math.ceil(side_mm / 2 / spacing[1])
+    box = {"kind": "box", "points": [[a[0], target[1] - half, a[2]], [b[0], target[1] + half, b[2]]], "positive": True}
+    assert sent[-1]["prompts"] == [box], sent[-1]["prompts"]
+    shot(page, "ai-assist-mpr-box")
+    panel.get_by_role("button", name="Discard").click()
+    page.get_by_test_id("ai-proposal").wait_for(state="detached")
+    assert page.get_by_test_id("ai-prompts").inner_text() == "Prompts: 0"
+    sent.clear()
+
     panel.get_by_role("button", name="Positive point").click()
     x, y = page.evaluate("v => window.__medlabel.mpr.current.voxelToPage('mpr-sagittal', v)", target)
     page.mouse.click(x, y)
