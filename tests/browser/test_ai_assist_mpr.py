@@ -32,8 +32,8 @@ from tests.browser.test_reading_flow import browser as browser  # (fixture)
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # One positive click on the solid nodule of the hard study (the model-free engine, no worker): the stored mask's
-# Dice against the truth must reach this (the engine gives about 0.9 there; see the assertion's message).
-DICE_BAR = 0.80
+# Dice against the truth must reach this (the engine gives 0.98 there; see the assertion's message).
+DICE_BAR = 0.90
 
 
 def test_a_positive_click_in_the_sagittal_view_is_accepted_and_submitted(
