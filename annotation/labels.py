@@ -527,7 +527,10 @@ RESERVED_KEYS: dict[str, str] = {
     "enter": N_("submitting (Ctrl+Enter)"),
     " ": N_("nothing: a space is not a shortcut"),
 }
-_VIEWER_FIELDS = ("presets", "layout", "tools", "hotkeys", "first_series")
+_VIEWER_FIELDS = ("presets", "layout", "tools", "hotkeys", "first_series", "ai_window")
+_AI_WINDOW_FIELDS = ("lower", "upper")
+# Hounsfield units span about -1024 (air) to a few thousand (metal); a window outside this range is a typing slip.
+AI_WINDOW_LIMITS = (-2000.0, 5000.0)
 _PRESET_FIELDS = ("key", "name", "width", "center")
 _FIRST_SERIES_FIELDS = ("description", "modality")
 _MODALITY_RE = re.compile(r"[A-Z0-9]{1,16}")
@@ -658,6 +661,28 @@ def _viewer(raw: Any, labels: list[dict[str, Any]]) -> dict[str, Any]:
                 )
             first["modality"] = modality.upper()
         viewer["first_series"] = first
+
+    if "ai_window" in raw:
+        # The intensity range AI-assisted segmentation grows regions in (issue 17): the model-free engine keeps to
+        # it instead of estimating one around each click. Absent: estimated, as before.
+        window = _object(raw["ai_window"], "viewer.ai_window", N_("the AI assistance window"))
+        _check_fields(window, "viewer.ai_window", _AI_WINDOW_FIELDS, N_("the AI assistance window"))
+        ends: dict[str, float] = {}
+        for end in _AI_WINDOW_FIELDS:
+            if end not in window:
+                _required(f"viewer.ai_window.{end}")
+            value = _number(window[end], f"viewer.ai_window.{end}")
+            if not AI_WINDOW_LIMITS[0] <= value <= AI_WINDOW_LIMITS[1]:
+                said = {"value": _fmt(value), "low": _fmt(AI_WINDOW_LIMITS[0]), "high": _fmt(AI_WINDOW_LIMITS[1])}
+                _fail(f"viewer.ai_window.{end}", _t("%(value)s HU is outside %(low)s to %(high)s HU") % said)
+            ends[end] = value
+        if ends["lower"] >= ends["upper"]:
+            said = {"lower": _fmt(ends["lower"]), "upper": _fmt(ends["upper"])}
+            _fail(
+                "viewer.ai_window.upper",
+                _t("the upper end (%(upper)s HU) must be above the lower end (%(lower)s HU)") % said,
+            )
+        viewer["ai_window"] = ends
     return viewer
 
 

@@ -82,7 +82,8 @@ class InteractiveInput(serializers.Serializer[dict[str, Any]]):
         max_length=2,
         required=False,
         allow_null=True,
-        help_text="[low, high] intensity range of interest (HU); estimated around the seeds when absent",
+        help_text="[low, high] intensity range of interest (HU); absent: the project's viewer settings' AI window "
+        "(viewer.ai_window), else estimated around the seeds",
     )
 
 
@@ -103,6 +104,11 @@ class InteractiveOutput(serializers.Serializer[dict[str, Any]]):
     warm = serializers.BooleanField(help_text="True when the reader's prompt context already held the series volume")
     fallback = serializers.BooleanField(help_text="True when no worker answered and the model-free engine did")
     message = serializers.CharField(allow_null=True, help_text="Why the fallback answered, in the reader's language")
+    window = serializers.ListField(
+        child=serializers.FloatField(),
+        allow_null=True,
+        help_text="[low, high] HU window the engine kept to (the request's or the project's); null: estimated",
+    )
 
 
 def _case_for_assistance(request: Request, case_id: int) -> Case:
@@ -167,12 +173,13 @@ class InteractiveView(APIView):
         window = values.get("window")
         if window is not None and window[0] >= window[1]:
             raise ApplicationError(_("window: the low end must be below the high end"))
+        chosen = (float(window[0]), float(window[1])) if window else serving.project_window(case)
         answer = serving.propose(
             case=case,
             reader_id=cast(User, request.user).pk,
             engine=engine,
             prompts=[dict(p) for p in values["prompts"]],
             previous=values.get("previous"),
-            window=(float(window[0]), float(window[1])) if window else None,
+            window=chosen,
         )
         return Response(answer)

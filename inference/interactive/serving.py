@@ -97,6 +97,19 @@ def engine_for_case(case: Case, requested: str | None) -> str:
     return requested
 
 
+def project_window(case: Case) -> tuple[float, float] | None:
+    """The HU window the project's viewer settings give AI assistance (``viewer.ai_window`` of its current label
+    schema), or None: the engine then estimates one around the seeds."""
+    from annotation.models import LabelSchema
+
+    schema = LabelSchema.objects.filter(project_id=case.project_id).order_by("-version").only("definition").first()
+    viewer = (schema.definition or {}).get("viewer") if schema is not None else None
+    window = viewer.get("ai_window") if isinstance(viewer, dict) else None
+    if not isinstance(window, dict):
+        return None
+    return (float(window["lower"]), float(window["upper"]))
+
+
 def prompt_context(case: Case, reader_id: int) -> tuple[PromptContext, bool]:
     """The (reader, series) context, loading the volume on the first prompt (the least recently used context goes
     first), and whether it was already there (warm)."""
@@ -178,6 +191,7 @@ def run_engine(
         "voxels": int(proposal.mask.sum()),
         "seconds": round(time.perf_counter() - started, 4),
         "warm": warm,
+        "window": list(window) if window is not None else None,
     }
 
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "compose.yml"
 DOCKERFILES = ("Dockerfile.web", "Dockerfile.worker", "Dockerfile.gpu")
-SERVICES = {"postgres", "redis", "orthanc", "minio", "web", "worker", "gpu-worker", "flower"}
+SERVICES = {"postgres", "redis", "orthanc", "minio", "web", "worker", "gpu-worker", "interactive-worker", "flower"}
 STATEFUL = {"postgres", "redis", "orthanc", "minio"}
 SECRETS = {
     "DJANGO_SECRET_KEY": "test-secret",
@@ -67,7 +67,7 @@ def test_compose_has_every_service_with_a_health_check(resolved: dict[str, Any])
 
 def test_stateful_services_keep_their_data_in_named_volumes(resolved: dict[str, Any]) -> None:
     named = set(resolved["volumes"])
-    for name in STATEFUL | {"web", "worker", "gpu-worker", "flower"}:
+    for name in STATEFUL | {"web", "worker", "gpu-worker", "interactive-worker", "flower"}:
         mounts = resolved["services"][name].get("volumes", [])
         sources = {m["source"] if isinstance(m, dict) else m.split(":")[0] for m in mounts}
         assert sources & named, f"{name} has no named volume"
@@ -95,6 +95,49 @@ def test_gpu_worker_reserves_an_nvidia_device_and_serves_queue_gpu(resolved: dic
     assert re.search(r'"-Q", "gpu", "--concurrency=1"', text)
     assert "nvidia/cuda:" in text and "download.pytorch.org/whl/${TORCH_CUDA}" in text
     assert re.search(r'"-Q", "default"', (DOCKER / "Dockerfile.worker").read_text())
+
+
+def _queues(command: list[str]) -> set[str]:
+    """The queues a celery worker command line consumes (-Q a,b or --queues=a,b)."""
+    queues: set[str] = set()
+    for i, part in enumerate(command):
+        if part in ("-Q", "--queues") and i + 1 < len(command):
+            queues |= set(command[i + 1].split(","))
+        elif part.startswith("--queues="):
+            queues |= set(part.split("=", 1)[1].split(","))
+    return queues
+
+
+def _dockerfile_cmd(name: str) -> list[str]:
+    """The exec-form CMD of a Dockerfile (continuation lines joined)."""
+    text = (DOCKER / name).read_text().replace("\\\n", " ")
+    (cmd,) = re.findall(r"^CMD (\[.*\])\s*$", text, flags=re.MULTILINE)
+    return list(yaml.safe_load(cmd))
+
+
+def test_one_worker_consumes_the_interactive_queue_one_prompt_at_a_time_and_stays_warm(
+    resolved: dict[str, Any],
+) -> None:
+    services = resolved["services"]
+    interactive = services["interactive-worker"]
+    command = interactive["command"]
+    assert command[:4] == ["celery", "-A", "config", "worker"]
+    assert _queues(command) == {"interactive"}
+    assert "--concurrency=1" in command and "--prefetch-multiplier=1" in command
+    # Warm: the worker's process is never recycled, so its engines and volumes stay loaded between prompts.
+    assert not any(part.startswith("--max-tasks-per-child") for part in command)
+    assert interactive["depends_on"]["web"]["condition"] == "service_healthy"
+    assert "interactive@" in " ".join(interactive["healthcheck"]["test"])
+    # The web process waits this long for it before its model-free fallback answers (settings and .env.example).
+    assert services["web"]["environment"]["MEDLABEL_INTERACTIVE_TIMEOUT_SECONDS"] == "2"
+    # The other workers do not take prompts: a long job on them would keep a reader waiting past the timeout.
+    consumers = {
+        name: _queues(service.get("command") or _dockerfile_cmd(service["build"]["dockerfile"].split("/")[-1]))
+        for name, service in services.items()
+        if name in {"worker", "gpu-worker", "interactive-worker"}
+    }
+    assert consumers == {"worker": {"default"}, "gpu-worker": {"gpu"}, "interactive-worker": {"interactive"}}
+    assert "interactive" in (ROOT / "config" / "celery.py").read_text()
 
 
 def test_web_depends_on_healthy_backing_services(resolved: dict[str, Any]) -> None:

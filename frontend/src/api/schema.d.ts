@@ -871,7 +871,7 @@ export interface components {
       prompts: components["schemas"]["PromptInputRequest"][];
       /** @description The current proposal to refine: a mask payload (rle-base64 or gzip-base64) of the series' shape */
       previous?: unknown;
-      /** @description [low, high] intensity range of interest (HU); estimated around the seeds when absent */
+      /** @description [low, high] intensity range of interest (HU); absent: the project's viewer settings' AI window (viewer.ai_window), else estimated around the seeds */
       window?: number[] | null;
     };
     InteractiveOutput: {
@@ -895,6 +895,8 @@ export interface components {
       fallback: boolean;
       /** @description Why the fallback answered, in the reader's language */
       message: string | null;
+      /** @description [low, high] HU window the engine kept to (the request's or the project's); null: estimated */
+      window: number[] | null;
     };
     JobDetailOutput: {
       id: number;

@@ -11,6 +11,7 @@ import { enWorkstation } from "./workstation";
 import { enSchemaModels } from "./schemaModels";
 import { enAiAssist } from "./aiAssist";
 import { enBox3d } from "./box3d";
+import { enAiAssistMpr } from "./aiAssistMpr";
 
 export const en = {
   "app.title": "MedLabel QA",
@@ -139,6 +140,7 @@ export const en = {
   ...enSchemaModels,
   ...enAiAssist,
   ...enBox3d,
+  ...enAiAssistMpr,
   ...enCharts,
   ...enReadOnlyReader,
 } as const;

@@ -11,6 +11,7 @@ import { zhHansWorkstation } from "./workstation";
 import { zhHansSchemaModels } from "./schemaModels";
 import { zhHansAiAssist } from "./aiAssist";
 import { zhHansBox3d } from "./box3d";
+import { zhHansAiAssistMpr } from "./aiAssistMpr";
 
 /** Simplified Chinese; the type makes a missing key a build error. */
 export const zhHans: Record<MessageKey, string> = {
@@ -138,6 +139,7 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansSchemaModels,
   ...zhHansAiAssist,
   ...zhHansBox3d,
+  ...zhHansAiAssistMpr,
   ...zhHansCharts,
   ...zhHansReadOnlyReader,
 };

@@ -13,6 +13,7 @@ import type { Labelmap } from "../lib/mask";
 import { initCornerstone } from "./cornerstone";
 import { brushVoxels, fixedAxis, gridOf, voxelToWorld, worldToVoxel } from "./mprGeometry";
 import type { MprRegionLayer } from "./mprRegions";
+import type { MprPlane } from "./mprPrompts";
 
 export type MprLayout = "1x3" | "2x2";
 export type Voxel = [number, number, number];
@@ -49,6 +50,11 @@ export interface MprViewerProps {
   onStroke?: (phase: "down" | "move" | "up", voxels: Voxel[], centre: [number, number, number]) => void;
   /** The reading's boxes and measurements in every view, and box editing while `regions.input.editing` (mprRegions.ts). */
   regions?: MprRegionLayer;
+  /** AI-assistance prompts (issue 17, viewer/mprPrompts.ts): while set, the pointer goes to onPrompt, not the brush. */
+  prompting?: boolean;
+  onPrompt?: (phase: "down" | "move" | "up", centre: [number, number, number], axis: 0 | 1 | 2, spacing: [number, number, number]) => void;
+  /** Drawn over each view after the label map (the AI proposal and prompts). */
+  drawLayer?: (ctx: CanvasRenderingContext2D, plane: MprPlane) => void;
 }
 
 function engine(): RenderingEngine {
@@ -56,13 +62,13 @@ function engine(): RenderingEngine {
 }
 
 export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewer(props, ref) {
-  const { seriesUid, imageIds, planes, layout, voi, labelmap, painting, brushSize, labels, onReady, onStroke, regions } = props;
-  const editing = !painting && Boolean(regions?.input.editing);
+  const { seriesUid, imageIds, planes, layout, voi, labelmap, painting, brushSize, labels, onReady, onStroke, regions, prompting = false, onPrompt, drawLayer } = props;
+  const editing = !painting && !prompting && Boolean(regions?.input.editing);
   const elements = useRef<Record<string, HTMLDivElement | null>>({});
   const overlays = useRef<Record<string, HTMLCanvasElement | null>>({});
   const grid = useMemo(() => (planes.length ? gridOf(planes) : null), [planes]);
-  const state = useRef({ labelmap, painting, brushSize, onStroke, onReady, grid, regions });
-  state.current = { labelmap, painting, brushSize, onStroke, onReady, grid, regions };
+  const state = useRef({ labelmap, painting, brushSize, onStroke, onReady, grid, regions, prompting, onPrompt, drawLayer });
+  state.current = { labelmap, painting, brushSize, onStroke, onReady, grid, regions, prompting, onPrompt, drawLayer };
   const down = useRef(false);
 
   const viewport = (id: string) => {
@@ -90,10 +96,12 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     state.current.regions?.draw(ctx, id, vp, g);
     const map = state.current.labelmap;
-    if (!map) return;
     const camera = vp.getCamera();
     const axis = fixedAxis(g, camera.viewPlaneNormal as Vec3);
     const index = Math.round(worldToVoxel(g, camera.focalPoint as Vec3)[axis]);
+    const layer = state.current.drawLayer;
+    if (layer) layer(ctx, { axis, index, toCanvas: (v) => vp.worldToCanvas(voxelToWorld(g, v) as Types.Point3) as [number, number] });
+    if (!map) return;
     const shape = [map.slices, map.rows, map.columns];
     if (index < 0 || index >= shape[axis]) return;
     const [a, b] = ([0, 1, 2] as const).filter((k) => k !== axis);
@@ -194,9 +202,9 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
   useEffect(() => {
     const group = ToolGroupManager.getToolGroup(TOOL_GROUP);
     if (!group) return;
-    if (painting || editing) group.setToolPassive(CrosshairsTool.toolName);
+    if (painting || editing || prompting) group.setToolPassive(CrosshairsTool.toolName);
     else group.setToolActive(CrosshairsTool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }] });
-  }, [painting, editing]);
+  }, [painting, editing, prompting]);
 
   useEffect(() => {
     redrawAll();
@@ -236,8 +244,16 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
   }));
 
   const pointer = (id: string, phase: "down" | "move" | "up") => (event: React.PointerEvent<HTMLCanvasElement>) => {
-    const { painting: mode, grid: g, labelmap: map, onStroke: stroke, brushSize: size, regions: layer } = state.current;
+    const { painting: mode, grid: g, labelmap: map, onStroke: stroke, brushSize: size, regions: layer, prompting: asking, onPrompt: prompt } = state.current;
     const vp = viewport(id);
+    if (asking && prompt && g && vp) {
+      if (phase === "down") event.currentTarget.setPointerCapture(event.pointerId);
+      const rect = event.currentTarget.getBoundingClientRect();
+      const centre = worldToVoxel(g, vp.canvasToWorld([event.clientX - rect.left, event.clientY - rect.top]) as Vec3);
+      prompt(phase, centre, fixedAxis(g, vp.getCamera().viewPlaneNormal as Vec3), [g.sliceSpacing, g.planes[0].rowSpacing, g.planes[0].columnSpacing]);
+      event.preventDefault();
+      return;
+    }
     if (!mode && layer && vp && g) {
       if (phase === "down") event.currentTarget.setPointerCapture(event.pointerId);
       const rect = event.currentTarget.getBoundingClientRect();
@@ -265,7 +281,7 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
       <div ref={(el) => void (elements.current[view.id] = el)} data-testid={view.id} style={{ position: "absolute", inset: 0 }} onContextMenu={(e) => e.preventDefault()} />
       <canvas
         ref={(el) => void (overlays.current[view.id] = el)}
-        style={{ position: "absolute", inset: 0, width: "100%", height: "100%", pointerEvents: painting || editing ? "auto" : "none", cursor: painting || editing ? "crosshair" : "default" }}
+        style={{ position: "absolute", inset: 0, width: "100%", height: "100%", pointerEvents: painting || editing || prompting ? "auto" : "none", cursor: painting || editing || prompting ? "crosshair" : "default" }}
         onPointerDown={pointer(view.id, "down")}
         onPointerMove={pointer(view.id, "move")}
         onPointerUp={pointer(view.id, "up")}

@@ -68,6 +68,8 @@ export interface ViewerSettings {
   tools?: ReaderTool[];
   hotkeys?: Partial<Record<ReaderTool, string>>;
   first_series?: FirstSeriesRule;
+  /** The HU range AI-assisted segmentation keeps to (issue 17); absent: estimated around each click. */
+  ai_window?: { lower: number; upper: number };
 }
 
 export function viewerSettingsOf(definition: SchemaDefinition): ViewerSettings {

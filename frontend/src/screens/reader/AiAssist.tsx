@@ -1,5 +1,5 @@
 /**
- * AI-assisted segmentation in the reader's stack view (issue 17): prompt tools on the active mask segment
+ * AI-assisted segmentation in the reader's stack and MPR views (issue 17): prompt tools on the active mask segment
  * (positive / negative point, box, scribble) that ask POST /api/v1/cases/<id>/interactive/ for a 3D proposal,
  * shown as a layer until the reader accepts or discards it; further prompts refine the current proposal (the
  * server receives every prompt so far and the previous proposal). Accepting writes the proposal into the reading's
@@ -8,7 +8,7 @@
  * The reader screen hooks in with: ``const ai = useAiAssist(...)``, ``ai.active`` (the viewer draws), the pointer
  * (``ai.onPointer`` first), the overlay (``ai.drawOverlay``) and the panel (``ai.panel``).
  */
-import { useCallback, useEffect, useRef, useState, type ReactNode } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
 import { api, ApiError } from "../../api/client";
 import { useT } from "../../i18n";
 import type { ApiPoint } from "../../lib/geometry";
@@ -27,6 +27,7 @@ import {
   type ProposalInfo,
   type Voxel,
 } from "../../viewer/prompts";
+import { drawMprLayer, planeBox, voxelAt, type Axis, type MprLayer, type MprPlane } from "../../viewer/mprPrompts";
 import { drawLabelmapSlice } from "./overlay";
 
 interface Stack {
@@ -44,6 +45,8 @@ export interface AiAssistOptions {
   readOnly: boolean;
   /** The reader's tool: choosing one of them leaves the AI tools. */
   readerTool: string;
+  /** The reader shows the MPR views (the prompts then come from onMprPointer). */
+  inMpr?: boolean;
   /** Apply a change to the reading (the reader's undoable change). */
   change: (update: (r: Reading) => Reading) => void;
 }
@@ -57,7 +60,7 @@ interface Answer extends ProposalInfo {
 const PROPOSAL_COLOUR_VALUE = 5;
 
 export function useAiAssist(options: AiAssistOptions) {
-  const { caseId, stack, maskLabel, segment, readOnly, readerTool, change } = options;
+  const { caseId, stack, maskLabel, segment, readOnly, readerTool, change, inMpr = false } = options;
   const t = useT();
   const [tool, setTool] = useState<PromptTool | null>(null);
   const [prompts, setPrompts] = useState<Prompt[]>([]);
@@ -119,10 +122,11 @@ export function useAiAssist(options: AiAssistOptions) {
     [caseId, stack, proposal, accepted],
   );
 
-  const onPointer = useCallback(
-    (phase: "down" | "move" | "up", point: ApiPoint, slice: number): boolean => {
+  // One pointer in voxel space for every view: ``boxOf`` makes the box of a drag in the view's plane (the stack's
+  // flat box, which the server gives depth; an MPR view's box with its depth, see viewer/mprPrompts.ts).
+  const onVoxel = useCallback(
+    (phase: "down" | "move" | "up", voxel: Voxel, boxOf: (a: Voxel, b: Voxel) => Prompt | null): boolean => {
       if (!tool || !stack || readOnly) return false;
-      const voxel = toVoxel(slice, point, stack);
       if (tool === "positive" || tool === "negative") {
         if (phase === "down") void ask([...prompts, { kind: "point", points: [voxel], positive: tool === "positive" }]);
         return true;
@@ -132,7 +136,8 @@ export function useAiAssist(options: AiAssistOptions) {
         else if (drag && phase === "move") setDrag({ ...drag, end: voxel });
         else if (drag && phase === "up") {
           setDrag(null);
-          if (drag.start[1] !== voxel[1] && drag.start[2] !== voxel[2]) void ask([...prompts, boxPrompt(drag.start, voxel)]);
+          const box = boxOf(drag.start, voxel);
+          if (box) void ask([...prompts, box]);
         }
         return true;
       }
@@ -147,6 +152,28 @@ export function useAiAssist(options: AiAssistOptions) {
     },
     [tool, stack, readOnly, prompts, drag, scribble, ask],
   );
+
+  const onPointer = useCallback(
+    (phase: "down" | "move" | "up", point: ApiPoint, slice: number): boolean =>
+      stack ? onVoxel(phase, toVoxel(slice, point, stack), (a, b) => (a[1] !== b[1] && a[2] !== b[2] ? boxPrompt(a, b) : null)) : false,
+    [stack, onVoxel],
+  );
+
+  // The MPR views (issue 17 item 1): a continuous voxel position in the plane along ``axis``.
+  const onMprPointer = useCallback(
+    (phase: "down" | "move" | "up", centre: [number, number, number], axis: Axis, spacing: [number, number, number]): boolean => {
+      if (!stack) return false;
+      const shape: [number, number, number] = [stack.slices.length, stack.rows, stack.columns];
+      const voxel = voxelAt(centre, shape);
+      // A box or scribble stays on the plane it started on (a drag across slices would not be the reader's).
+      const start = drag?.start ?? scribble?.[0];
+      if (start && phase !== "down") voxel[axis] = start[axis];
+      return onVoxel(phase, voxel, (a, b) => planeBox(a, b, axis, spacing, shape));
+    },
+    [stack, onVoxel, drag, scribble],
+  );
+  const mprLayer: MprLayer = useMemo(() => ({ proposal, prompts, drag, scribble }), [proposal, prompts, drag, scribble]);
+  const drawMpr = useCallback((ctx: CanvasRenderingContext2D, plane: MprPlane) => drawMprLayer(ctx, plane, mprLayer), [mprLayer]);
 
   const drawOverlay = useCallback(
     (ctx: CanvasRenderingContext2D, h: OverlayHelpers) => {
@@ -235,6 +262,7 @@ export function useAiAssist(options: AiAssistOptions) {
       <fieldset data-testid="ai-assist">
         <legend>{t("ai.title")}</legend>
         <div className="hint">{maskLabel ? t("ai.hint") : t("ai.noSegment")}</div>
+        {maskLabel && inMpr ? <div className="hint">{t("ai.mprHint")}</div> : null}
         <div className="toolbar" role="group" aria-label={t("ai.title")}>
           {tools.map(([name, title]) => (
             <button
@@ -281,5 +309,5 @@ export function useAiAssist(options: AiAssistOptions) {
       </fieldset>
     );
 
-  return { active: tool !== null && !readOnly, onPointer, drawOverlay, panel };
+  return { active: tool !== null && !readOnly, onPointer, onMprPointer, drawOverlay, drawMpr, panel };
 }

@@ -818,7 +818,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
   });
 
   // AI-assisted segmentation (issue 17): its prompt tools take the pointer first and draw their layer on top.
-  const ai = useAiAssist({ caseId: context.caseData.id, stack, maskLabel, segment, readOnly, readerTool: tool, change });
+  const ai = useAiAssist({ caseId: context.caseData.id, stack, maskLabel, segment, readOnly, readerTool: tool, change, inMpr: mprLayout !== null });
 
   const maskFor = useCallback(
     (r: Reading, label: string): Labelmap | null => (stack ? (r.masks[maskKey(label, stack.seriesUid)] ?? null) : null),
@@ -1263,6 +1263,9 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
                 }}
                 onStroke={onMprStroke}
                 regions={mprRegions.current ?? undefined}
+                prompting={ai.active}
+                onPrompt={ai.onMprPointer}
+                drawLayer={ai.drawMpr}
               />
             ) : stack ? (
               <StackViewer

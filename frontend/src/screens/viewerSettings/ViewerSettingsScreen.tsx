@@ -13,7 +13,7 @@ import { useT, type MessageKey } from "../../i18n";
 import { ErrorMessage, Loading } from "../../layout/Status";
 import { useAsync } from "../../lib/useAsync";
 import { bareToolName, schemaTools, TOOL_LABELS, viewerSettingsOf, VIEWER_LAYOUTS, type ReaderTool } from "../../viewer/viewerSettings";
-import { defaultKeyOf, draftOf, parseNumber, sectionOf, type PresetDraft, type ViewerDraft } from "./viewerForm";
+import { aiWindowProblem, defaultKeyOf, draftOf, parseNumber, sectionOf, type PresetDraft, type ViewerDraft } from "./viewerForm";
 import "../schema/schema.css";
 
 
@@ -64,6 +64,15 @@ export function ViewerSettingsScreen() {
           return;
         }
       }
+    }
+    const windowProblem = aiWindowProblem(draft);
+    if (windowProblem) {
+      const message =
+        windowProblem.problem === "both"
+          ? t("viewerSettings.aiBoth")
+          : t("viewerSettings.aiBadNumber", { field: t(windowProblem.problem === "lower" ? "viewerSettings.aiLower" : "viewerSettings.aiUpper") });
+      setProblem({ field: windowProblem.field, message });
+      return;
     }
     setBusy(true);
     try {
@@ -184,6 +193,19 @@ export function ViewerSettingsScreen() {
             </label>
             <label className="field">
               {t("viewerSettings.modality")} <input value={draft.modality} size={6} {...at("viewer.first_series.modality")} onChange={(e) => edit({ modality: e.target.value })} />
+            </label>
+          </div>
+        </fieldset>
+
+        <fieldset data-testid="viewer-ai-window">
+          <legend>{t("viewerSettings.aiWindow")}</legend>
+          <p className="hint">{t("viewerSettings.aiWindowHint")}</p>
+          <div className="row">
+            <label className="field">
+              {t("viewerSettings.aiLower")} <input inputMode="decimal" value={draft.aiLower} size={7} {...at("viewer.ai_window.lower")} onChange={(e) => edit({ aiLower: e.target.value })} />
+            </label>
+            <label className="field">
+              {t("viewerSettings.aiUpper")} <input inputMode="decimal" value={draft.aiUpper} size={7} {...at("viewer.ai_window.upper")} onChange={(e) => edit({ aiUpper: e.target.value })} />
             </label>
           </div>
         </fieldset>

@@ -17,6 +17,8 @@ export interface ViewerDraft {
   hotkeys: Partial<Record<ReaderTool, string>>;
   description: string;
   modality: string;
+  aiLower: string;
+  aiUpper: string;
 }
 
 function textIn(value: Localised, language: string): string {
@@ -32,6 +34,8 @@ export function draftOf(viewer: ViewerSettings, available: ReaderTool[]): Viewer
     hotkeys: { ...(viewer.hotkeys ?? {}) },
     description: viewer.first_series?.description ?? "",
     modality: viewer.first_series?.modality ?? "",
+    aiLower: viewer.ai_window ? String(viewer.ai_window.lower) : "",
+    aiUpper: viewer.ai_window ? String(viewer.ai_window.upper) : "",
   };
 }
 
@@ -62,7 +66,20 @@ export function sectionOf(draft: ViewerDraft): ViewerSettings {
   if (Object.keys(hotkeys).length) viewer.hotkeys = hotkeys;
   const first = { ...(draft.description.trim() ? { description: draft.description.trim() } : {}), ...(draft.modality.trim() ? { modality: draft.modality.trim() } : {}) };
   if (Object.keys(first).length) viewer.first_series = first;
+  // Both ends or neither (the form says so before saving); the server checks the range and order.
+  if (draft.aiLower.trim() || draft.aiUpper.trim()) viewer.ai_window = { lower: parseNumber(draft.aiLower), upper: parseNumber(draft.aiUpper) };
   return viewer;
 }
 
 export const defaultKeyOf = (tool: ReaderTool): string => DEFAULT_KEYS[tool].toUpperCase();
+
+/** What is wrong with the AI window as typed, before anything is sent: the field and the message key, or null. */
+export function aiWindowProblem(draft: ViewerDraft): { field: string; problem: "both" | "lower" | "upper" } | null {
+  const lower = draft.aiLower.trim();
+  const upper = draft.aiUpper.trim();
+  if (!lower && !upper) return null;
+  if (!lower || !upper) return { field: `viewer.ai_window.${lower ? "upper" : "lower"}`, problem: "both" };
+  if (Number.isNaN(parseNumber(lower))) return { field: "viewer.ai_window.lower", problem: "lower" };
+  if (Number.isNaN(parseNumber(upper))) return { field: "viewer.ai_window.upper", problem: "upper" };
+  return null;
+}
