@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
-from annotation.models import Assignment, Case, Role
+from annotation.models import Annotation, Assignment, Case, Role
 from annotation.services import assignment_create
 from review.gold import gold_case_mark
 from review.services import reading_submit
@@ -135,8 +135,11 @@ def test_case_page_shows_the_timeline_and_opens_the_reader_and_the_panel(
     expect(page.get_by_test_id("case-agreement")).to_have_text("不一致")
     expect(page.get_by_test_id("case-reading")).to_have_count(2)
     panel_helpers.save_screenshot(page.screenshot(full_page=True), "case-page-zh")
+    # "Open in the reader" opens the reading submitted last, read-only (never a reading of the manager's own).
+    last = Annotation.objects.filter(case=case, submitted_at__isnull=False).latest("submitted_at")
+    assert last.reader == users["reviewer"]
     assert page.get_by_test_id("open-reader").get_attribute("href") == (
-        f"/cases/{case.pk}/read?project={SLUG}&role=first_reader"
+        f"/cases/{case.pk}/read?reading={last.pk}&project={SLUG}"
     )
     page.get_by_test_id("open-panel").click()
     page.wait_for_url(f"**/cases/{case.pk}/panel?project={SLUG}")

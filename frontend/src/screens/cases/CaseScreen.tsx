@@ -18,6 +18,18 @@ import "./cases.css";
 type Schemas = components["schemas"];
 export type CaseAnnotation = Schemas["AnnotationOutput"];
 
+const FINAL_ROLES = ["adjudicated", "consensus"];
+
+/** The reading the case page opens first: the case's final label when it has one, else the reading submitted
+ * last, else the latest draft. */
+export function readingToOpen(annotations: CaseAnnotation[]): CaseAnnotation | null {
+  const final = annotations.find((a) => FINAL_ROLES.includes(a.role));
+  if (final) return final;
+  const latest = (a: CaseAnnotation) => a.submitted_at ?? "";
+  const submitted = annotations.filter((a) => a.submitted_at).sort((x, y) => latest(y).localeCompare(latest(x)));
+  return submitted[0] ?? annotations[annotations.length - 1] ?? null;
+}
+
 interface CaseData {
   case: Schemas["CaseOutput"];
   events: Schemas["CaseEventOutput"][];
@@ -62,18 +74,18 @@ export function CaseScreen() {
   if (!data) return <Loading />;
   const status = (value: string) => (value ? t(`cases.status.${value}` as MessageKey) : "");
   const role = (value: string) => roleName(t, value);
-  const reader = data.assignments.find((a) => a.role !== "panel_member");
+  const opened = readingToOpen(data.annotations);
   return (
     <section className="manager-screen case-page">
       <h1>{t("case.title", { id: data.case.id })}</h1>
       <p className="links">
         {slug ? <Link to={`/projects/${slug}/cases`}>{t("case.back")}</Link> : null}
-        <Link
-          to={`/cases/${caseId}/read?project=${encodeURIComponent(slug)}&role=${reader?.role ?? "first_reader"}`}
-          data-testid="open-reader"
-        >
-          {t("case.openReader")}
-        </Link>
+        {/* Read-only, as the per-reading links below: the manager looks at a reading, never writes one. */}
+        {opened ? (
+          <Link to={`/cases/${caseId}/read?reading=${opened.id}&project=${encodeURIComponent(slug)}`} data-testid="open-reader">
+            {t("case.openReader")}
+          </Link>
+        ) : null}
         <Link to={`/cases/${caseId}/panel?project=${encodeURIComponent(slug)}`} data-testid="open-panel">
           {t("case.openPanel")}
         </Link>
