@@ -1,5 +1,6 @@
 /** English strings: the reference dictionary. Every key must also be in zh-hans.ts (the type checks it). */
 import { enViewerSettings } from "./viewerSettings";
+import { enSphereBrush } from "./sphereBrush";
 import { enCaseBrowser } from "./caseBrowser";
 import { enReadOnlyReader } from "./readOnlyReader";
 import { enCorrection } from "./correction";
@@ -139,6 +140,7 @@ export const en = {
   ...enAiAssist,
   ...enCharts,
   ...enReadOnlyReader,
+  ...enSphereBrush,
 } as const;
 
 export type MessageKey = keyof typeof en;
