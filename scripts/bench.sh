@@ -4,6 +4,7 @@
 #
 #   bash scripts/bench.sh imaging            ingest rate, WADO-RS frames, QIDO p95 (issue: foundation)
 #   bash scripts/bench.sh interactive        prompts to Dice, NoC@85/90, latency per engine (issue 17)
+#   bash scripts/bench.sh reader             first image, stack fps, MPR ready 512x512x300 in Chromium (issue 15)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name="${1:?usage: bash scripts/bench.sh NAME [args]}"; shift

@@ -1,5 +1,6 @@
 /** English strings: the reference dictionary. Every key must also be in zh-hans.ts (the type checks it). */
 import { enViewerSettings } from "./viewerSettings";
+import { enSphereBrush } from "./sphereBrush";
 import { enCaseBrowser } from "./caseBrowser";
 import { enReadOnlyReader } from "./readOnlyReader";
 import { enCorrection } from "./correction";
@@ -143,6 +144,7 @@ export const en = {
   ...enAiAssistMpr,
   ...enCharts,
   ...enReadOnlyReader,
+  ...enSphereBrush,
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -1,4 +1,5 @@
 import { zhHansViewerSettings } from "./viewerSettings";
+import { zhHansSphereBrush } from "./sphereBrush";
 import { zhHansCaseBrowser } from "./caseBrowser";
 import { zhHansReadOnlyReader } from "./readOnlyReader";
 import type { MessageKey } from "./en";
@@ -142,4 +143,5 @@ export const zhHans: Record<MessageKey, string> = {
   ...zhHansAiAssistMpr,
   ...zhHansCharts,
   ...zhHansReadOnlyReader,
+  ...zhHansSphereBrush,
 };

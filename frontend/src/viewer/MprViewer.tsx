@@ -5,7 +5,7 @@
  * overlay canvas that shows the label map's voxels on its plane and turns a stroke into voxels
  * (mprGeometry.ts); the caller applies them (same history and autosave as the stack's strokes).
  */
-import { cache, Enums, eventTarget, getRenderingEngine, RenderingEngine, setVolumesForViewports, volumeLoader, type Types } from "@cornerstonejs/core";
+import { Enums, getRenderingEngine, RenderingEngine, setVolumesForViewports, type Types } from "@cornerstonejs/core";
 import { CrosshairsTool, Enums as ToolEnums, PanTool, StackScrollTool, synchronizers, SynchronizerManager, ToolGroupManager, ZoomTool } from "@cornerstonejs/tools";
 import { forwardRef, useCallback, useEffect, useImperativeHandle, useMemo, useRef } from "react";
 import type { ImagePlane, Vec3 } from "../lib/geometry";
@@ -14,6 +14,7 @@ import { initCornerstone } from "./cornerstone";
 import { brushVoxels, fixedAxis, gridOf, voxelToWorld, worldToVoxel } from "./mprGeometry";
 import type { MprRegionLayer } from "./mprRegions";
 import type { MprPlane } from "./mprPrompts";
+import { loadVolume } from "./volumeLoad";
 
 export type MprLayout = "1x3" | "2x2";
 export type Voxel = [number, number, number];
@@ -46,7 +47,8 @@ export interface MprViewerProps {
   painting: "brush" | "eraser" | null;
   brushSize: number; // in pixels of the axial image (as in the stack)
   labels: Record<string, string>; // view name -> accessible label
-  onReady?: (ms: number) => void;
+  /** Volume loaded and the three planes drawn: the total and its phases (ms since the viewer mounted). */
+  onReady?: (ms: number, phases: Record<string, number>) => void;
   onStroke?: (phase: "down" | "move" | "up", voxels: Voxel[], centre: [number, number, number]) => void;
   /** The reading's boxes and measurements in every view, and box editing while `regions.input.editing` (mprRegions.ts). */
   regions?: MprRegionLayer;
@@ -67,8 +69,8 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
   const elements = useRef<Record<string, HTMLDivElement | null>>({});
   const overlays = useRef<Record<string, HTMLCanvasElement | null>>({});
   const grid = useMemo(() => (planes.length ? gridOf(planes) : null), [planes]);
-  const state = useRef({ labelmap, painting, brushSize, onStroke, onReady, grid, regions, prompting, onPrompt, drawLayer });
-  state.current = { labelmap, painting, brushSize, onStroke, onReady, grid, regions, prompting, onPrompt, drawLayer };
+  const state = useRef({ labelmap, painting, brushSize, onStroke, onReady, grid, planes, regions, prompting, onPrompt, drawLayer });
+  state.current = { labelmap, painting, brushSize, onStroke, onReady, grid, planes, regions, prompting, onPrompt, drawLayer };
   const down = useRef(false);
 
   const viewport = (id: string) => {
@@ -134,11 +136,13 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
   useEffect(() => {
     let cancelled = false;
     const start = performance.now();
-    const volumeId = `cornerstoneStreamingImageVolume:medlabel-${seriesUid}`;
     const listeners: [HTMLElement, string, EventListener][] = [];
+    const phases: Record<string, number> = {};
+    const mark = (name: string) => void (phases[name] = performance.now() - start);
     (async () => {
       await initCornerstone();
       if (cancelled) return;
+      mark("init");
       const eng = engine();
       for (const view of MPR_VIEWS) {
         const element = elements.current[view.id];
@@ -162,27 +166,22 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
       const sync = SynchronizerManager.getSynchronizer(VOI_SYNC) ?? synchronizers.createVOISynchronizer(VOI_SYNC, { syncInvertState: false, syncColormap: false });
       for (const view of MPR_VIEWS) sync.add({ renderingEngineId: ENGINE_ID, viewportId: view.id });
 
-      const volume = cache.getVolume(volumeId) ?? (await volumeLoader.createAndCacheVolume(volumeId, { imageIds }));
+      mark("viewports");
+      // The volume (whole series in one request where it can; volumeLoad.ts), kept in the cache across layouts.
+      const { volumeId, loaded } = await loadVolume(seriesUid, imageIds, state.current.planes, phases, start);
       if (cancelled) return;
-      const loaded = new Promise<void>((resolve) => {
-        const done = (event: Event) => {
-          if ((event as CustomEvent<{ volumeId: string }>).detail.volumeId !== volumeId) return;
-          eventTarget.removeEventListener(Enums.Events.IMAGE_VOLUME_LOADING_COMPLETED, done);
-          resolve();
-        };
-        eventTarget.addEventListener(Enums.Events.IMAGE_VOLUME_LOADING_COMPLETED, done);
-        const status = (volume as unknown as { loadStatus?: { loaded?: boolean } }).loadStatus;
-        if (status?.loaded) resolve();
-      });
-      (volume as unknown as { load: () => void }).load();
       await setVolumesForViewports(eng, [{ volumeId }], MPR_VIEWS.map((v) => v.id));
+      mark("volumesSet");
       await loaded;
       if (cancelled) return;
+      mark("loaded");
       if (voi) for (const view of MPR_VIEWS) viewport(view.id)?.setProperties({ voiRange: voi });
       eng.renderViewports(MPR_VIEWS.map((v) => v.id));
+      mark("rendered");
       await new Promise((resolve) => requestAnimationFrame(() => resolve(null)));
       redrawAll();
-      state.current.onReady?.(performance.now() - start);
+      mark("overlays");
+      state.current.onReady?.(performance.now() - start, phases);
     })();
     return () => {
       cancelled = true;

@@ -1,5 +1,5 @@
 /** One-time Cornerstone3D set-up: core, the DICOM image loader (WADO-RS, web workers) and the tools. */
-import { init as coreInit } from "@cornerstonejs/core";
+import { Enums as CoreEnums, imageLoadPoolManager, imageRetrievalPoolManager, init as coreInit } from "@cornerstonejs/core";
 import { init as loaderInit } from "@cornerstonejs/dicom-image-loader";
 import {
   addTool,
@@ -33,11 +33,24 @@ class SafeScaleOverlayTool extends ScaleOverlayTool {
 }
 
 let ready: Promise<void> | null = null;
+const PREFETCH_AT_ONCE = 4;
+
+/** Drop the prefetches not yet sent (the MPR loads the whole series itself). */
+export function dropPrefetch(): void {
+  imageLoadPoolManager.clearRequestStack(CoreEnums.RequestType.Prefetch);
+  imageRetrievalPoolManager.clearRequestStack(CoreEnums.RequestType.Prefetch);
+}
 
 export function initCornerstone(): Promise<void> {
   ready ??= (async () => {
     await coreInit();
     loaderInit({ useLegacyMetadataProvider: true, maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
+    // Prefetch (the stack's neighbours, the streaming volume) a few requests at a time, not 200: the browser
+    // keeps six connections per host, and 200 prefetches handed to it would queue the image the reader scrolls
+    // to, or the MPR's one-request series load, behind all of them (bench_reader: 27 s for MPR). Kept in
+    // Cornerstone's queue instead, they can be dropped (dropPrefetch).
+    imageRetrievalPoolManager.setMaxSimultaneousRequests(CoreEnums.RequestType.Prefetch, PREFETCH_AT_ONCE);
+    imageLoadPoolManager.setMaxSimultaneousRequests(CoreEnums.RequestType.Prefetch, PREFETCH_AT_ONCE * 2);
     toolsInit();
     for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, RectangleROITool, LengthTool, BidirectionalTool, EllipticalROITool, SafeScaleOverlayTool, CrosshairsTool]) addTool(tool);
   })();

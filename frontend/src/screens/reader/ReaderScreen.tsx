@@ -61,6 +61,7 @@ import { LabelField } from "./LabelField";
 import { useAiAssist } from "./AiAssist";
 import { drawLabelmapSlice, drawRegion, SEGMENT_COLOURS, type SegmentStyle } from "./overlay";
 import { applyStroke, StrokeRecorder, type Stroke } from "./strokeHistory";
+import { seriesSpacing, sphereVoxels, stackCentre } from "./sphereBrush";
 import { interpolateSegment, smallIslands, THRESHOLD_PRESETS, thresholdDisc, type ThresholdPreset } from "./segTools";
 import { regionOrigin, sourceAnnotations, type Correction, type SourceReading } from "./correction";
 import { CorrectionSources, CorrectionStart, SOURCE_COLOURS, SOURCE_TAGS } from "./CorrectionPanel";
@@ -279,6 +280,8 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
   const [segmentStyles, setSegmentStyles] = useState<Record<number, SegmentStyle>>({});
   const [islandSize, setIslandSize] = useState(10);
   const [threshold, setThreshold] = useState<{ on: boolean; lower: number; upper: number }>({ on: false, ...THRESHOLD_PRESETS.lungNodule });
+  // The sphere brush (issue 15 item 5): each dab paints a ball across slices, radius = brush size in mm.
+  const [sphere, setSphere] = useState(false);
   const mpr = useRef<MprHandle>(null);
   const viewer = useRef<StackViewerHandle>(null);
   const stackRef = useRef<SeriesStack | null>(null);
@@ -328,6 +331,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
 
   const imageIds = useMemo(() => stack?.slices.map((s) => s.imageId) ?? [], [stack]);
   const planes = useMemo(() => stack?.slices.map((s) => s.plane) ?? [], [stack]);
+  const spacing = useMemo(() => (planes.length ? seriesSpacing(planes) : null), [planes]);
   const current = stack?.slices[slice];
   stackRef.current = stack;
   const initialVoi = useMemo(() => {
@@ -888,6 +892,17 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
     setHistorySize({ past: past.current.length, future: 0 });
   }, []);
 
+  // One dab of the sphere brush at a continuous voxel centre [z, y, x] (the brush size's radius in mm).
+  const sphereDab = useCallback(
+    (map: Labelmap, centre: [number, number, number]) => {
+      if (!spacing) return [];
+      const radiusMm = brushSize * spacing[2];
+      medlabelDebug().lastSphere = { centre, radiusMm };
+      return sphereVoxels([map.slices, map.rows, map.columns], spacing, centre, radiusMm);
+    },
+    [spacing, brushSize],
+  );
+
   // A brush or eraser stroke in an MPR view: the voxels [z, y, x] of the series label map it covers.
   const onMprStroke = useCallback(
     (phase: "down" | "move" | "up", voxels: Voxel[], centre: [number, number, number]) => {
@@ -906,14 +921,15 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
       change(
         (r) => {
           const map = r.masks[key] ?? new Labelmap(stack.slices.length, stack.rows, stack.columns);
-          recorder?.touchVoxels(map, voxels);
-          for (const [z, y, x] of voxels) map.data[map.index(z, y, x)] = value;
+          const painted = sphere && spacing ? sphereDab(map, centre) : voxels;
+          recorder?.touchVoxels(map, painted);
+          for (const [z, y, x] of painted) map.data[map.index(z, y, x)] = value;
           return { ...r, masks: { ...r.masks, [key]: map } };
         },
         { history: false },
       );
     },
-    [stack, maskLabel, readOnly, tool, segment, change, finishStroke],
+    [stack, maskLabel, readOnly, tool, segment, change, finishStroke, sphere, spacing, sphereDab],
   );
 
   const onPointer = useCallback(
@@ -936,11 +952,18 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
           return;
         }
         const recorder = stroke.current;
-        const huAt = tool === "brush" && threshold.on ? sliceHu(current.imageId, stack.columns) : null;
-        if (tool === "brush" && threshold.on && !huAt) return; // the slice's pixels are not loaded yet
+        const thresholded = tool === "brush" && threshold.on && !sphere;
+        const huAt = thresholded ? sliceHu(current.imageId, stack.columns) : null;
+        if (thresholded && !huAt) return; // the slice's pixels are not loaded yet
         change(
           (r) => {
           const map = r.masks[key] ?? new Labelmap(stack.slices.length, stack.rows, stack.columns);
+          if (sphere && spacing) {
+            const voxels = sphereDab(map, stackCentre(slice, p));
+            recorder?.touchVoxels(map, voxels);
+            for (const [z, y, x] of voxels) map.data[map.index(z, y, x)] = tool === "eraser" ? 0 : segment;
+            return { ...r, masks: { ...r.masks, [key]: map } };
+          }
           if (huAt) {
             const voxels = thresholdDisc(map, slice, p, brushSize, huAt, threshold);
             recorder?.touchVoxels(map, voxels);
@@ -999,7 +1022,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
         }
       }
     },
-    [stack, current, readOnly, tool, maskLabel, regionLabel, change, slice, brushSize, segment, draft, finishStroke, threshold, ai],
+    [stack, current, readOnly, tool, maskLabel, regionLabel, change, slice, brushSize, segment, draft, finishStroke, threshold, ai, sphere, spacing, sphereDab],
   );
 
   async function decide(outcome: "accept" | "correct" | "reject") {
@@ -1195,6 +1218,11 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
               </label>
             ) : null}
             {drawingTools.includes("brush") ? (
+              <label style={{ visibility: tool === "brush" || tool === "eraser" ? "visible" : "hidden" }} data-testid="sphere-brush" title={t("ws.sphere.hint", { mm: spacing ? (brushSize * spacing[2]).toFixed(1) : "?" })}>
+                <input type="checkbox" checked={sphere} onChange={(e) => setSphere(e.target.checked)} /> {t("ws.sphere")}
+              </label>
+            ) : null}
+            {drawingTools.includes("brush") ? (
               <span style={{ visibility: tool === "brush" ? "visible" : "hidden" }} data-testid="threshold">
                 <input type="checkbox" checked={threshold.on} onChange={(e) => setThreshold((th) => ({ ...th, on: e.target.checked }))} aria-label={t("ws.threshold")} />
                 {t("ws.threshold")}{" "}
@@ -1256,9 +1284,10 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
                 painting={!readOnly && (tool === "brush" || tool === "eraser") ? tool : null}
                 brushSize={brushSize}
                 labels={{ axial: t("ws.view.axial"), sagittal: t("ws.view.sagittal"), coronal: t("ws.view.coronal") }}
-                onReady={(ms) => {
+                onReady={(ms, phases) => {
                   const debug = medlabelDebug();
                   debug.mpr = mpr;
+                  debug.mprPhases = phases;
                   debug.mprReadyMs = ms;
                 }}
                 onStroke={onMprStroke}
