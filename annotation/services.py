@@ -415,34 +415,38 @@ def assignment_claim_next(*, project: Project, user: User, role: str) -> Assignm
     """Claim the highest-priority open slot. Returns the reader's unfinished assignment first, so pressing
     "next" twice does not hoard cases. Two readers claiming at once never get the same slot: the insert of
     (case, role, slot) is unique, and the loser moves on to the next candidate."""
-    check_reader_role(project, user, role)
+    if role not in ReadingRole.values:
+        check_reader_role(project, user, role)  # refuses the unknown role
     with transaction.atomic():
         # One claim at a time per reader and role (a double click, two tabs): the second waits for the
-        # first, then finds its assignment instead of claiming another case.
+        # first, then finds its assignment instead of claiming another case. The locked row is also the check
+        # that the reader holds the role (one query where an existence check and the lock made two, issue 19).
         membership = Membership.objects.filter(
             project=project, user=user, role=READING_ROLE_MEMBERSHIP[ReadingRole(role)]
         )
-        list(membership.select_for_update().values_list("pk", flat=True))
+        if not list(membership.select_for_update().values_list("pk", flat=True)):
+            check_reader_role(project, user, role)  # raises, saying which role is needed
         return _claim_next_locked(project, user, role)
 
 
 def _claim_next_locked(project: Project, user: User, role: str) -> Assignment | None:
     active = (
         Assignment.objects.filter(case__project=project, user=user, role=role, status=Assignment.Status.ACTIVE)
-        .select_related("case")
+        .select_related("case__study", "case__series")  # the answer shows the case's study and series
         .order_by("-case__priority", "case__created_at", "pk")  # the worklist's order
         .first()
     )
     if active is not None:
         return active
     if role != ReadingRole.PANEL_MEMBER and _gold_due(project, user):
-        for case in _open_gold_cases(project, user, role)[:10]:
+        for case in _open_gold_cases(project, user, role).select_related("study", "series")[:10]:
             taken = Assignment.objects.filter(case=case, role=role).count()
             if (claimed := _claim_slot(case, user, role, taken + 1)) is not None:
                 return claimed
     slots = slots_for_role(project, role)
     for _attempt in range(20):
-        candidates = list(_open_cases(project, user, role)[:10])
+        # With the study and series the answer shows: two queries fewer than reading them for the claimed case.
+        candidates = list(_open_cases(project, user, role).select_related("study", "series")[:10])
         if not candidates:
             return None
         busy: list[Case] = []
@@ -713,8 +717,10 @@ def mask_payload(mask: MaskFile) -> dict[str, Any]:
     }
 
 
-def _reader_annotation(case: Case, reader: User, role: str) -> Annotation:
-    annotation, _ = Annotation.objects.get_or_create(case=case, reader=reader, role=role)
+def _locked_annotation(case: Case, reader: User | None, role: str) -> Annotation:
+    """The annotation row, created if new, locked until the transaction ends: one query for an existing one (the
+    lookup is the lock), where a lookup and then a locking read made two on every save (issue 19)."""
+    annotation, _ = Annotation.objects.select_for_update().get_or_create(case=case, reader=reader, role=role)
     return annotation
 
 
@@ -755,9 +761,8 @@ def annotation_save(
         items.append(item)
 
     with transaction.atomic():
-        annotation = _reader_annotation(case, reader, role)
         # The row lock serialises saves of one annotation; the number check then rejects stale bases.
-        annotation = Annotation.objects.select_for_update().get(pk=annotation.pk)
+        annotation = _locked_annotation(case, reader, role)
         if annotation.status == Annotation.Status.SUBMITTED:
             raise InvalidStateError(f"Your {role} reading of case {case.pk} is already submitted")
         if base_revision != annotation.revision_count:
@@ -770,7 +775,7 @@ def annotation_save(
         revision = AnnotationRevision.objects.create(
             annotation=annotation,
             number=annotation.revision_count + 1,
-            parent=annotation.current_revision,
+            parent_id=annotation.current_revision_id,
             author=reader,
             origin=Annotation.Origin.HUMAN,
             schema=schema,
@@ -778,8 +783,8 @@ def annotation_save(
             problems=validated.problems,
             is_submission=submit,
         )
-        if stored_masks:
-            revision.masks.set(list(stored_masks.values()))
+        if stored_masks:  # a new revision links nothing yet: add() inserts, where set() read the links first
+            revision.masks.add(*stored_masks.values())
         annotation.current_revision = revision
         annotation.revision_count = revision.number
         fields = ["current_revision", "revision_count"]
@@ -812,12 +817,11 @@ def _append_system_revision(
         for i, item in enumerate(items)
     ]
     with transaction.atomic():
-        annotation, _ = Annotation.objects.get_or_create(case=case, reader=None, role=role)
-        annotation = Annotation.objects.select_for_update().get(pk=annotation.pk)
+        annotation = _locked_annotation(case, None, role)
         revision = AnnotationRevision.objects.create(
             annotation=annotation,
             number=annotation.revision_count + 1,
-            parent=annotation.current_revision,
+            parent_id=annotation.current_revision_id,
             origin=origin,
             model_version=model_version,
             schema=schema,
@@ -826,7 +830,7 @@ def _append_system_revision(
         )
         mask_rows = list(stored.values()) + list(reuse_masks or [])
         if mask_rows:
-            revision.masks.set(mask_rows)
+            revision.masks.add(*mask_rows)
         annotation.current_revision = revision
         annotation.revision_count = revision.number
         fields = ["current_revision", "revision_count"]
@@ -905,7 +909,8 @@ def annotation_save_derived(
 
 def revision_items_for_output(revision: AnnotationRevision, *, include_masks: bool) -> list[dict[str, Any]]:
     """The revision's items as the API shows them: mask items carry the encoded array when asked."""
-    masks = {mask.sha256: mask for mask in revision.masks.all()}
+    # The mask rows only when their arrays are sent: a save's answer (include_masks=False) queried them for nothing.
+    masks = {mask.sha256: mask for mask in revision.masks.all()} if include_masks else {}
     result = []
     for item in revision.items:
         mask_ref = item.get("mask")

@@ -504,7 +504,18 @@ def schedule_dashboards_refresh(project_id: int) -> None:
     """After the surrounding transaction commits, ask a worker to refresh the project's dashboards.
 
     Best effort: the figures are computed on request anyway, so a broker that is away must not turn a committed
-    reading or vote into an error."""
+    reading or vote into an error.
+
+    Once per project per transaction: a submission that moves its case asked two or three times (the hand-over
+    and each transition), each a message to the broker in the reader's request and a whole-project recomputation
+    in the worker (issue 19). A request already waiting for the commit in this transaction, or in one enclosing
+    this savepoint (so it is kept whenever this one would be), covers this one."""
+    connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        current = set(connection.savepoint_ids)
+        for savepoints, callback, _robust in connection.run_on_commit:
+            if getattr(callback, "dashboards_project", None) == project_id and savepoints <= current:
+                return
 
     def send() -> None:
         from review.tasks import refresh_dashboards
@@ -514,6 +525,7 @@ def schedule_dashboards_refresh(project_id: int) -> None:
         except Exception as exc:
             logger.warning("dashboards refresh for project %s not queued: %s", project_id, exc)
 
+    send.dashboards_project = project_id  # type: ignore[attr-defined]
     transaction.on_commit(send)
 
 

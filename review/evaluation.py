@@ -30,10 +30,9 @@ from scipy.optimize import linear_sum_assignment
 from config.messages import Message, english, message, names
 from review.agreement import (
     UndefinedMetricError,
-    assd,
     consensus_mean,
     dice,
-    hausdorff95,
+    hausdorff95_and_assd,
     match_lesions,
     match_points,
     mean_box,
@@ -560,8 +559,8 @@ def _compare_segments(
             score = dice(masks[i], masks[j])
             entry: dict[str, Any] = {"dice": round(score, 6)}
             try:
-                entry["hd95_mm"] = round(hausdorff95(masks[i], masks[j], spacing), 4)
-                entry["assd_mm"] = round(assd(masks[i], masks[j], spacing), 4)
+                hd95, mean_distance = hausdorff95_and_assd(masks[i], masks[j], spacing)
+                entry["hd95_mm"], entry["assd_mm"] = round(hd95, 4), round(mean_distance, 4)
             except UndefinedMetricError:
                 entry["hd95_mm"] = entry["assd_mm"] = None  # one reader painted nothing of this segment
             metrics[f"segment {value}: {readings[i].name}~{readings[j].name}"] = entry

@@ -225,6 +225,7 @@ def _hand_over(*, annotation: Annotation, actor: User) -> None:
                 case=case,
                 to=CaseStatus.SINGLE_READ,
                 actor=actor,
+                locked=True,
                 message=message(E_FIRST_READ_SINGLE, reader=actor.username, share=f"{policy.second_read_share:.0%}"),
             )
             return
@@ -232,13 +233,14 @@ def _hand_over(*, annotation: Annotation, actor: User) -> None:
             case=case,
             to=CaseStatus.AWAITING_CROSS_VERIFICATION,
             actor=actor,
+            locked=True,
             message=message(E_FIRST_READ, reader=actor.username),
         )
     if policy.mode == ReviewPolicy.Mode.BLIND_DOUBLE and case.status == CaseStatus.AWAITING_CROSS_VERIFICATION:
         submitted = _submitted_readings(case)
         if len(submitted) >= _expected_readings(case, policy):
             # The readings and policy just read (under the case's lock) are the ones evaluated: not read again.
-            case_evaluate(case=case, actor=actor, policy=policy, annotations=submitted)
+            case_evaluate(case=case, actor=actor, policy=policy, annotations=submitted, locked=True)
     elif (
         policy.mode == ReviewPolicy.Mode.VERIFICATION
         and annotation.role == ReadingRole.SECOND_READER
@@ -260,11 +262,13 @@ def case_evaluate(
     actor: User | None,
     policy: ReviewPolicy | None = None,
     annotations: list[Annotation] | None = None,
+    locked: bool = False,
 ) -> AgreementResult:
     """Compare the submitted readings; agreed cases get a consensus label, disputed ones go to the panel.
 
     ``policy`` and ``annotations`` (the submitted readings, as ``_submitted_readings`` gives them) when the caller
-    has just read them; a fixed number of queries whatever the number of readings and regions (issue 19)."""
+    has just read them; a fixed number of queries whatever the number of readings and regions (issue 19).
+    ``locked``: the caller holds the case's row lock and ``case`` is the row it read (workflow.case_transition)."""
     policy = policy or policy_for(case)
     annotations = _submitted_readings(case) if annotations is None else annotations
     if len(annotations) < 2:
@@ -302,7 +306,9 @@ def case_evaluate(
         }
         if agreed:
             _store_consensus(case, evaluation, revisions[0])
-            case_transition(case=case, to=CaseStatus.AGREED, actor=actor, message=message(E_AGREE), metrics=summary)
+            case_transition(
+                case=case, to=CaseStatus.AGREED, actor=actor, message=message(E_AGREE), metrics=summary, locked=locked
+            )
         else:
             case_transition(
                 case=case,
@@ -311,8 +317,9 @@ def case_evaluate(
                 reason="; ".join(reasons),
                 message=message(E_DISPUTED, reasons=messages),
                 metrics=summary,
+                locked=locked,
             )
-            case_send_to_panel(case=case, actor=actor)
+            case_send_to_panel(case=case, actor=actor, locked=locked)
     return result
 
 
@@ -371,12 +378,12 @@ def _store_consensus(case: Case, evaluation: Evaluation, template: AnnotationRev
     )
 
 
-def case_send_to_panel(*, case: Case, actor: User | None) -> list[Assignment]:
+def case_send_to_panel(*, case: Case, actor: User | None, locked: bool = False) -> list[Assignment]:
     """Disputed -> in panel, and seat the panel: experts who did not read the case, balanced.
 
     A project without experts yet still sends the case to the panel (rather than failing the reader's
     submission after it was stored): experts who join later claim the seats from their worklist."""
-    case_transition(case=case, to=CaseStatus.IN_PANEL, actor=actor, message=message(E_TO_PANEL))
+    case_transition(case=case, to=CaseStatus.IN_PANEL, actor=actor, message=message(E_TO_PANEL), locked=locked)
     if not experts_of(case.project):
         return []
     return assignments_distribute(project=case.project, role=ReadingRole.PANEL_MEMBER, assigned_by=actor, cases=[case])

@@ -41,34 +41,37 @@ def case_transition(
     reason: str = "",
     message: Message | None = None,
     metrics: dict[str, Any] | None = None,
+    locked: bool = False,
 ) -> Case:
     """Lock the case, check the table, write the status, append the event.
 
     ``message`` is the reason for people as a message (config.messages), shown in each viewer's language; it is
     kept in the event's metrics (``reason_message``) and its English text is the ``reason`` unless one is given.
+    ``locked``: the caller read ``case`` under its row lock in this transaction (a reader's hand-over does), so its
+    status is current and it is not read again (one query less per transition of a submission, issue 19).
     """
-    locked = Case.objects.select_for_update().get(pk=case.pk)
-    if to not in TRANSITIONS.get(locked.status, set()):
-        raise InvalidTransitionError(f"Case {case.pk} cannot go from {locked.status} to {to}")
+    locked_case = case if locked else Case.objects.select_for_update().get(pk=case.pk)
+    if to not in TRANSITIONS.get(locked_case.status, set()):
+        raise InvalidTransitionError(f"Case {case.pk} cannot go from {locked_case.status} to {to}")
     metrics = dict(metrics or {})
     if message is not None:
         metrics["reason_message"] = message
         reason = reason or english(message)
     CaseEvent.objects.create(
-        case=locked, actor=actor, from_status=locked.status, to_status=to, reason=reason, metrics=metrics
+        case=locked_case, actor=actor, from_status=locked_case.status, to_status=to, reason=reason, metrics=metrics
     )
-    locked.status = to
-    locked.save(update_fields=["status", "updated_at"])
+    locked_case.status = to
+    locked_case.save(update_fields=["status", "updated_at"])
     case.status = to
     # The managers' dashboards read a precomputed row per case. It is not rewritten here, in the reader's request
     # (issue 19): the case's new updated_at marks it stale, and a worker recomputes it with the figures after the
     # commit (or the manager's next request does, review.dashboards.project_snapshot).
     from review.dashboards import schedule_dashboards_refresh
 
-    schedule_dashboards_refresh(locked.project_id)
+    schedule_dashboards_refresh(locked_case.project_id)
     if to in (S.AGREED, S.ADJUDICATED):  # a final label: automatic training may be due (after the commit)
-        _case_labelled_handler()(case=locked)
-    return locked
+        _case_labelled_handler()(case=locked_case)
+    return locked_case
 
 
 def _case_labelled_handler() -> Any:

@@ -22,7 +22,7 @@ from .categorical import (
 )
 from .consensus import StapleResult, consensus_mean, majority_vote, mean_box, shape_average, staple
 from .lesions import LesionMatch, box_iou, match_lesions, match_points, pairwise_box_iou
-from .masks import assd, dice, hausdorff95, iou, surface_distances, volume_difference
+from .masks import assd, dice, hausdorff95, hausdorff95_and_assd, iou, surface_distances, volume_difference
 
 __all__ = [
     "BootstrapCI",
@@ -39,6 +39,7 @@ __all__ = [
     "dice",
     "fleiss_kappa",
     "hausdorff95",
+    "hausdorff95_and_assd",
     "iou",
     "krippendorff_alpha",
     "majority_vote",

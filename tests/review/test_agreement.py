@@ -731,3 +731,18 @@ def test_shape_average_edge_cases() -> None:
     longer = np.zeros((1, 1, 9), bool)
     longer[0, 0, 2:7] = True
     assert np.flatnonzero(shape_average([line, longer])).tolist() == [2, 3, 4, 5]  # halfway, a tie counts in
+
+
+def test_hausdorff95_and_assd_together_equal_each_alone() -> None:
+    """The agreement check takes both surface metrics from one computation of the distances (issue 19): the same
+    numbers as each function alone, on random blobs with anisotropic spacing, and 0.0 for two empty masks."""
+    from review.agreement import assd, hausdorff95, hausdorff95_and_assd
+
+    rng = np.random.default_rng(19)
+    spacing = (2.5, 0.7, 0.9)
+    for _ in range(5):
+        a = ndimage.binary_dilation(rng.random((12, 40, 40)) > 0.995, iterations=3)
+        b = ndimage.binary_dilation(rng.random((12, 40, 40)) > 0.995, iterations=3)
+        assert hausdorff95_and_assd(a, b, spacing) == (hausdorff95(a, b, spacing), assd(a, b, spacing))
+    empty = np.zeros((4, 8, 8), dtype=bool)
+    assert hausdorff95_and_assd(empty, empty, spacing) == (0.0, 0.0)

@@ -367,3 +367,35 @@ def test_a_worker_refreshes_the_figures_after_each_change_and_drafts_do_not_inva
         after = _strict_json(clients["manager"].get(url))
     assert (before["evaluated"], after["evaluated"]) == (4, 5)
     assert dashboards.dashboards_precompute(project.pk) == 0  # already current: nothing recomputed
+
+
+class _Rollback(Exception):
+    pass
+
+
+@pytest.mark.django_db
+def test_dashboards_refresh_is_asked_once_per_transaction_and_survives_a_rolled_back_savepoint(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """review.dashboards.schedule_dashboards_refresh queues one refresh per project and transaction (issue 19), and
+    never relies on a request that a rolled-back savepoint took away."""
+    from django.db import transaction
+
+    from review.dashboards import schedule_dashboards_refresh
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        with transaction.atomic():
+            schedule_dashboards_refresh(7)
+            try:
+                with transaction.atomic():
+                    schedule_dashboards_refresh(7)  # covered by the enclosing one
+                    schedule_dashboards_refresh(9)  # only here: rolled back with the savepoint
+                    raise _Rollback
+            except _Rollback:
+                pass
+            schedule_dashboards_refresh(9)  # the rolled-back one is gone: queued again
+            with transaction.atomic():
+                schedule_dashboards_refresh(8)
+            schedule_dashboards_refresh(8)  # the inner one's savepoint is released, not enclosing: queued again
+    projects = [int(getattr(c, "dashboards_project", 0)) for c in callbacks]
+    assert sorted(projects) == [7, 8, 8, 9]
