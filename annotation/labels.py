@@ -785,8 +785,9 @@ def encode_mask(array: np.ndarray) -> dict[str, Any]:
     if not 1 <= array.ndim <= MAX_MASK_NDIM:
         _fail("mask.shape", f"expected 1 to {MAX_MASK_NDIM} dimensions, got {array.ndim}")
     raw = array.astype(MASK_DTYPES[dtype_name], copy=False).tobytes(order="C")
-    # Level 1, as nibabel writes .nii.gz: a mask is mostly one long run, which level 6 barely shrinks further.
-    data = base64.b64encode(gzip_ng.compress(raw, compresslevel=1, mtime=0)).decode("ascii")
+    # zlib-ng level 2: on a 300x512x512 mask 1.4x the bytes of level 6 in a fraction of its time; zlib-ng's
+    # level 1 is quicker still but writes 7x the bytes (its long runs are cut into short matches).
+    data = base64.b64encode(gzip_ng.compress(raw, compresslevel=2, mtime=0)).decode("ascii")
     return {"encoding": MASK_ENCODING, "shape": [int(n) for n in array.shape], "dtype": dtype_name, "data": data}
 
 
