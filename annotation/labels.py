@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import hashlib
 import json
 import math
 import re
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,6 +28,7 @@ import numpy as np
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_noop as N_
 from django.utils.translation import pgettext
+from zlib_ng import gzip_ng, zlib_ng
 
 from config.errors import ApplicationError
 from config.messages import localised
@@ -808,7 +807,9 @@ def encode_mask(array: np.ndarray) -> dict[str, Any]:
     if not 1 <= array.ndim <= MAX_MASK_NDIM:
         _fail("mask.shape", f"expected 1 to {MAX_MASK_NDIM} dimensions, got {array.ndim}")
     raw = array.astype(MASK_DTYPES[dtype_name], copy=False).tobytes(order="C")
-    data = base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
+    # zlib-ng level 2: on a 300x512x512 mask 1.4x the bytes of level 6 in a fraction of its time; zlib-ng's
+    # level 1 is quicker still but writes 7x the bytes (its long runs are cut into short matches).
+    data = base64.b64encode(gzip_ng.compress(raw, compresslevel=2, mtime=0)).decode("ascii")
     return {"encoding": MASK_ENCODING, "shape": [int(n) for n in array.shape], "dtype": dtype_name, "data": data}
 
 
@@ -906,7 +907,7 @@ def expand_mask(encoding: str, stored: bytes, shape: tuple[int, ...] | list[int]
         runs = np.frombuffer(stored, dtype="<u4").reshape(-1, 2)
         array = np.repeat(runs[:, 0].astype(dtype.newbyteorder("=")), runs[:, 1])
         return array.reshape(tuple(shape))
-    raw = gzip.decompress(stored)
+    raw = gzip_ng.decompress(stored)
     return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(tuple(shape))
 
 
@@ -955,9 +956,11 @@ def check_mask(payload: Any, field: str) -> CheckedMask:
         )
 
     expected = elements * dtype.itemsize
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip container only
+    # zlib-ng, not the standard zlib: a mask's background is a few long runs, which zlib inflates a byte at a
+    # time (about 60 % of a 300x512x512 save, issue 19) and zlib-ng with wide copies, 5-30x faster.
+    decompressor = zlib_ng.decompressobj(16 + zlib_ng.MAX_WBITS)  # gzip container only
     hasher = hashlib.sha256()
-    counts = np.zeros(256 if dtype.itemsize == 1 else 65536, dtype=np.int64)
+    seen = np.zeros(256 if dtype.itemsize == 1 else 65536, dtype=np.bool_)  # the values present
     produced = 0
     pending = compressed
     chunk = 1 << 22  # 4 MiB of mask at a time: memory stays small whatever the mask's size
@@ -979,11 +982,8 @@ def check_mask(payload: Any, field: str) -> CheckedMask:
             block = carry + raw
             whole = len(block) - len(block) % dtype.itemsize
             carry = block[whole:]
-            values = np.frombuffer(block[:whole], dtype=dtype)
-            painted = values[values != 0]
-            counts[0] += values.size - painted.size
-            counts += np.bincount(painted, minlength=counts.size)
-    except zlib.error as exc:
+            _mark_values(block, whole, dtype, seen)
+    except zlib_ng.error as exc:  # type: ignore[misc]  # zlib-ng's stub types the error class as an instance
         _fail(f"{field}.data", _t("not valid gzip data (%(error)s)") % {"error": exc})
     if not decompressor.eof:
         _fail(f"{field}.data", _t("not valid gzip data (truncated stream)"))
@@ -1002,8 +1002,21 @@ def check_mask(payload: Any, field: str) -> CheckedMask:
         encoding=MASK_ENCODING,
         stored=compressed,
         digest=hasher.hexdigest(),
-        present=[int(v) for v in np.flatnonzero(counts)],
+        present=[int(v) for v in np.flatnonzero(seen)],
     )
+
+
+def _mark_values(block: bytes, whole: int, dtype: np.dtype[Any], seen: np.ndarray) -> None:
+    """Mark in ``seen`` the values of the first ``whole`` bytes of ``block``. A mask is mostly background, so
+    eight bytes are looked at together and only the words holding a painted voxel are split into values:
+    about a third of the time of comparing, compacting and counting every voxel."""
+    aligned = whole - whole % 8
+    words = np.frombuffer(block, dtype=np.uint64, count=aligned // 8)
+    painted = words[words != 0]
+    if painted.size < words.size:
+        seen[0] = True
+    seen[painted.view(dtype)] = True
+    seen[np.frombuffer(block, dtype=dtype, count=(whole - aligned) // dtype.itemsize, offset=aligned)] = True
 
 
 def decode_mask(payload: Any, field: str) -> np.ndarray:

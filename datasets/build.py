@@ -38,7 +38,7 @@ from annotation.services import load_mask
 from datasets.deid import DICOM_ROOT, Deidentifier, keyed_digest
 from datasets.models import Export
 from datasets.rtstruct import Roi, build_rtstruct
-from datasets.selectors import UID_PATTERN, case_provenance
+from datasets.selectors import UID_PATTERN, ProvenanceRows, case_provenance, provenance_rows
 from datasets.sources import complete_type_2, derived_frame_of_reference
 from datasets.splits import SPLITS, split_patients
 from datasets.sr import build_measurement_report
@@ -97,11 +97,20 @@ def project_key_bytes(export: Export) -> bytes:
     return bytes.fromhex(project_key(export.project))
 
 
-def _burned_in(series: Series) -> bool:
-    """Burned In Annotation (0028,0301) is YES on the series (read from its first image's indexed header)."""
-    header = Instance.objects.filter(series=series).order_by("pk").values_list("metadata", flat=True).first() or {}
-    value = (header.get("00280301") or {}).get("Value") or [""]
-    return str(value[0]).upper() == "YES"
+def _burned_in(series_ids: list[int]) -> dict[int, bool]:
+    """Whether Burned In Annotation (0028,0301) is YES on each series (read from its first image's indexed
+    header), for many series in one query."""
+    firsts = (
+        Instance.objects.filter(series_id__in=series_ids)
+        .order_by("series_id", "pk")
+        .distinct("series_id")
+        .values_list("series_id", "metadata")
+    )
+    burned = dict.fromkeys(series_ids, False)
+    for series_id, header in firsts:
+        value = ((header or {}).get("00280301") or {}).get("Value") or [""]
+        burned[series_id] = str(value[0]).upper() == "YES"
+    return burned
 
 
 def is_2d_geometry(label: dict[str, Any]) -> bool:
@@ -139,6 +148,11 @@ class SnapshotBuilder:
         self.provenance: dict[str, Any] = {}
         self.raw_masks_written: set[str] = set()
         self.modalities: set[str] = set()
+        # The studies' series and the series' burned-in flags, read for every case of the snapshot at once
+        # (they were two to three queries per case; issue 19).
+        self._study_series: dict[int, list[Series]] = {}
+        self._burned: dict[int, bool] | None = None
+        self._provenance_rows: ProvenanceRows | None = None
 
     # --- identifiers ----------------------------------------------------------------------------------
 
@@ -189,6 +203,9 @@ class SnapshotBuilder:
             .prefetch_related("masks")
         }
         keys = {row["case"]: f"case_{index:05d}" for index, row in enumerate(selection, start=1)}
+        self._provenance_rows = provenance_rows(list(cases), export.created_at)
+        for series in Series.objects.filter(study_id__in={case.study_id for case in cases.values()}):
+            self._study_series.setdefault(series.study_id, []).append(series)
         patient_of: dict[int, str] = {}
         strata: dict[str, str | None] = {}
         stratify_by = export.split.get("stratify_by")
@@ -246,15 +263,22 @@ class SnapshotBuilder:
     def case(self, case: Case, key: str, final: AnnotationRevision, qa_level: str, patient: str, split: str) -> None:
         formats = set(self.export.formats)
         provenance = case_provenance(
-            case, final, as_of=self.export.created_at, reader_id=self.reader_id, uid=self.uid, qa_level=qa_level
+            case,
+            final,
+            as_of=self.export.created_at,
+            reader_id=self.reader_id,
+            uid=self.uid,
+            qa_level=qa_level,
+            rows=self._provenance_rows,
         )
         self.provenance[key] = provenance
-        series_qs = Series.objects.filter(study_id=case.study_id)
-        if case.series_id is not None:
-            series_qs = series_qs.filter(pk=case.series_id)
-        bad = [s for s in series_qs if s.is_flagged]
+        study_series = self._study_series.get(case.study_id)
+        if study_series is None:
+            study_series = list(Series.objects.filter(study_id=case.study_id))
+        case_series_list = [s for s in study_series if case.series_id is None or s.pk == case.series_id]
+        bad = [s for s in case_series_list if s.is_flagged]
         if self.export.filters.get("exclude_quality_warnings"):
-            bad += [s for s in series_qs if s.quality == Series.Quality.WARNING]
+            bad += [s for s in case_series_list if s.quality == Series.Quality.WARNING]
         if bad:
             detail = "; ".join(
                 f"{s.series_instance_uid} ({s.quality}: "
@@ -266,7 +290,12 @@ class SnapshotBuilder:
             return
         pixel_formats = formats & {"monai", "coco", "dicom_images"}
         if self.on and pixel_formats:
-            burned = [s for s in series_qs if _burned_in(s)]
+            if self._burned is None:
+                self._burned = _burned_in([s.pk for ss in self._study_series.values() for s in ss])
+            missing = [s.pk for s in case_series_list if s.pk not in self._burned]
+            if missing:
+                self._burned.update(_burned_in(missing))
+            burned = [s for s in case_series_list if self._burned[s.pk]]
             for s in burned:
                 self.deid.burned_in[self.uid(s.series_instance_uid)] = (
                     "Burned In Annotation is YES: pixels may show identifying text"
@@ -285,13 +314,13 @@ class SnapshotBuilder:
         mask_item = next((i for i in items if i["label"] == self.mask_label and isinstance(i.get("mask"), dict)), None)
         common = {"case": key, "patient": patient, "split": split, "qa_level": qa_level}
         if formats & MASK_FORMATS:
-            self.masks(case, key, items, mask_item, masks_by_sha, common, formats)
+            self.masks(case, key, items, mask_item, masks_by_sha, common, formats, study_series)
         if "coco" in formats:
             self.coco(case, key, items, common)
         if "dicom_sr" in formats:
             self.sr(case, key, final, items)
         if "dicom_images" in formats:
-            self.images(case, key, list(series_qs))
+            self.images(case, key, case_series_list)
         if formats & {"csv", "json"}:
             self.tabular(case, key, items, provenance, common)
         if "raw" in formats:
@@ -308,6 +337,7 @@ class SnapshotBuilder:
         masks_by_sha: dict[str, MaskFile],
         common: dict[str, Any],
         formats: set[str],
+        study_series: list[Series],
     ) -> None:
         wanted = sorted(formats & MASK_FORMATS)
 
@@ -318,9 +348,7 @@ class SnapshotBuilder:
         if mask_item is None or mask_item["mask"].get("sha256") not in masks_by_sha:
             skip(f"the final label has no {self.mask_label} mask")
             return
-        series = Series.objects.filter(
-            study_id=case.study_id, series_instance_uid=mask_item["series_instance_uid"]
-        ).first()
+        series = next((s for s in study_series if s.series_instance_uid == mask_item["series_instance_uid"]), None)
         if series is None:
             skip(f"the mask refers to series {mask_item['series_instance_uid']}, which is not in the study")
             return

@@ -74,6 +74,24 @@ describe("label maps in the API's gzip-base64 format", () => {
     expect(elapsed).toBeLessThan(1000); // a floor for a shared machine; the figure is printed above
     const back = await decodeMask(payload);
     expect(back.painted()).toBe(map.painted());
+  }, 30_000); // painting, gzip and both encodes took 4.5-5 s on a loaded 2-core machine: over the 5 s default
+
+  it("writes the same base64 as btoa for every tail length and byte value", () => {
+    const bytes = new Uint8Array(300);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 37 + 11) & 255;
+    for (let n = 0; n <= 260; n += 1) {
+      const part = bytes.subarray(n % 7, n % 7 + n);
+      expect(toBase64(part)).toBe(btoa(String.fromCharCode(...part)));
+    }
+    expect(toBase64(new Uint8Array(0))).toBe("");
+  });
+
+  it("writes runs longer than its first buffer (it grows)", () => {
+    const data = new Uint8Array(40_000);
+    for (let i = 0; i < data.length; i++) data[i] = i % 3; // 40,000 runs of one voxel
+    const runs = new DataView(maskRuns(data).buffer);
+    expect(runs.byteLength).toBe(40_000 * 8);
+    expect([runs.getUint32(8 * 39_999, true), runs.getUint32(8 * 39_999 + 4, true)]).toEqual([(39_999 % 3), 1]);
   });
 
   it("refuses other encodings and mismatched sizes", async () => {

@@ -16,7 +16,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from annotation.labels import encode_mask, load_example_schema
+from annotation.labels import encode_mask, encode_mask_rle, load_example_schema
 from annotation.models import AnnotationRevision, Case, LabelSchema, Project, Role
 from annotation.services import annotation_save, assignment_create, schema_create_version
 from imaging.models import Series
@@ -231,6 +231,60 @@ def _mask_unknown_segment(case: Case) -> tuple[Values, str, str]:
     )
 
 
+def _mask_gzip_bomb(case: Case) -> tuple[Values, str, str]:
+    """About 50 kB of gzip that would expand to 50 MB: stopped at the mask's own size, never expanded."""
+    values = chest_values(case, mask=True)
+    values["items"][index_of(values, "nodule_mask")]["mask"]["data"] = base64.b64encode(
+        gzip.compress(bytes(50_000_000))
+    ).decode()
+    return values, f"items[{index_of(values, 'nodule_mask')}].mask.data", "more than the 32768 bytes"
+
+
+def _mask_valid_gzip_then_garbage(case: Case) -> tuple[Values, str, str]:
+    """A whole, valid mask stream with bytes after it: stored as sent, they would be kept, so refused."""
+    values = chest_values(case, mask=True)
+    data = gzip.compress(mask_for(case).tobytes()) + b"\x1f\x8b trailing"
+    values["items"][index_of(values, "nodule_mask")]["mask"]["data"] = base64.b64encode(data).decode()
+    return values, f"items[{index_of(values, 'nodule_mask')}].mask.data", "trailing bytes after the stream"
+
+
+def _mask_one_voxel_too_many(case: Case) -> tuple[Values, str, str]:
+    values = chest_values(case, mask=True)
+    data = gzip.compress(mask_for(case).tobytes() + b"\x00")
+    values["items"][index_of(values, "nodule_mask")]["mask"]["data"] = base64.b64encode(data).decode()
+    return values, f"items[{index_of(values, 'nodule_mask')}].mask.data", "more than the 32768 bytes"
+
+
+def _mask_unknown_segment_in_the_last_voxel(case: Case) -> tuple[Values, str, str]:
+    """A stray value where the check's eight-byte scan ends: the last voxel, past the last whole word."""
+    array = mask_for(case)
+    array.reshape(-1)[-1] = 5
+    values = chest_values(case, mask=array)
+    return values, f"items[{index_of(values, 'nodule_mask')}].mask.data", "value(s) 5 are not segments"
+
+
+def _mask_rle_unknown_segment(case: Case) -> tuple[Values, str, str]:
+    values = chest_values(case, mask=True)
+    values["items"][index_of(values, "nodule_mask")]["mask"] = encode_mask_rle(mask_for(case, value=3))
+    return values, f"items[{index_of(values, 'nodule_mask')}].mask.data", "value(s) 3 are not segments"
+
+
+def _mask_rle_short(case: Case) -> tuple[Values, str, str]:
+    values = chest_values(case, mask=True)
+    payload = encode_mask_rle(mask_for(case)[:-1])
+    payload["shape"] = list(mask_for(case).shape)
+    values["items"][index_of(values, "nodule_mask")]["mask"] = payload
+    return values, f"items[{index_of(values, 'nodule_mask')}].mask.data", "runs cover 28672 values, expected 32768"
+
+
+def _mask_rle_wrong_dtype(case: Case) -> tuple[Values, str, str]:
+    values = chest_values(case, mask=True)
+    payload = encode_mask_rle(mask_for(case))
+    payload["dtype"] = "int16"
+    values["items"][index_of(values, "nodule_mask")]["mask"] = payload
+    return values, f"items[{index_of(values, 'nodule_mask')}].mask.dtype", "unsupported dtype 'int16'"
+
+
 def _values_not_an_object(case: Case) -> tuple[Any, str, str]:
     return [{"label": "nodule_present", "value": "yes"}], "values", "expected label values"
 
@@ -272,6 +326,13 @@ BAD_VALUES: list[Callable[[Case], tuple[Any, str, str]]] = [
     _mask_not_gzip,
     _mask_truncated,
     _mask_unknown_segment,
+    _mask_gzip_bomb,
+    _mask_valid_gzip_then_garbage,
+    _mask_one_voxel_too_many,
+    _mask_unknown_segment_in_the_last_voxel,
+    _mask_rle_unknown_segment,
+    _mask_rle_short,
+    _mask_rle_wrong_dtype,
     _values_not_an_object,
     _items_not_a_list,
     _two_answers_to_one_question,

@@ -1301,6 +1301,26 @@ def test_gzip_mask_check_names_it_by_its_raw_bytes_as_arrays_are() -> None:
     assert checked.present == [0, 300]
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_gzip_mask_check_finds_every_value_across_chunks_words_and_tails(dtype: Any) -> None:
+    """The check reads eight bytes at a time in 4 MiB chunks: stray values at a chunk's edge, inside a word,
+    after the last whole word, and a mask with no background at all are all found (and only those)."""
+    chunk = (1 << 22) // np.dtype(dtype).itemsize  # values per chunk
+    array = np.zeros(2 * chunk + 13, dtype=dtype)
+    strays = {chunk - 1: 7, chunk: 9, chunk + 3: 200, 2 * chunk + 12: 4, 5: 1}
+    for index, value in strays.items():
+        array[index] = value
+    checked = check_mask(encode_mask(array), "m")
+    assert checked.present == sorted({0, *strays.values()})
+    assert checked.digest == mask_digest(array.tobytes(), array.shape, np.dtype(dtype).name)
+    full = np.arange(1, 11, dtype=dtype).repeat(3)  # 30 values, no background, a tail past the last word
+    assert check_mask(encode_mask(full), "m").present == list(range(1, 11))
+    rng = np.random.default_rng(19)
+    sparse = (rng.random((3, 50, 41)) < 0.01) * rng.integers(1, 255, size=(3, 50, 41))
+    sparse = sparse.astype(dtype)
+    assert check_mask(encode_mask(sparse), "m").present == [int(v) for v in np.unique(sparse)]
+
+
 BAD_RLE = [
     ("not pairs", {**rle([(0, 4)], [4]), "data": base64.b64encode(b"\0" * 12).decode()}, "(value, length) pairs"),
     ("no run", rle([], [4]), "empty run"),

@@ -257,6 +257,9 @@ def bench_masks(saves: int, slices: int, size: int, port: int, api_saves: int) -
         **per_encoding,
         # The old figure's names (gzip-base64, what the browser sent until issue 19).
         "save_over_nibabel_p50": per_encoding["gzip"]["save_over_nibabel_p50"],
+        # What the reader's browser sends now (rle-base64); its own encode (frontend/src/lib/mask.ts) is timed by
+        # cd frontend && npx vitest bench --run tests/mask.bench.ts.
+        "browser_save_over_nibabel_p50": per_encoding["rle"]["save_over_nibabel_p50"],
         "api_post": api,
         "project": project.slug,
         "load_average": os.getloadavg(),

@@ -77,13 +77,48 @@ async function streamBytes(input: Uint8Array, transform: CompressionStream | Dec
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
+const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+// Two base64 characters (as their ASCII codes, little-endian in one uint16) for every 12-bit value.
+let base64Pairs: Uint16Array | null = null;
+
+/** Base64 of bytes, standard alphabet with padding. A table of 12-bit pairs into a byte buffer: btoa over a
+ * binary string costs a string of every byte first (and in Node before 22 btoa is itself slow JavaScript). */
 export function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  const chunk = 0x8000;
-  for (let i = 0; i < bytes.length; i += chunk) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + chunk));
+  if (base64Pairs === null) {
+    base64Pairs = new Uint16Array(4096);
+    for (let v = 0; v < 4096; v++) base64Pairs[v] = BASE64.charCodeAt(v >> 6) | (BASE64.charCodeAt(v & 63) << 8);
   }
-  return btoa(binary);
+  const pairs = base64Pairs;
+  const n = bytes.length;
+  const whole = n - (n % 3);
+  const out = new Uint8Array(((n + 2) / 3) << 2);
+  const words = new Uint16Array(out.buffer, 0, (whole / 3) * 2);
+  let w = 0;
+  for (let i = 0; i < whole; i += 3) {
+    const triple = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    words[w++] = pairs[triple >>> 12];
+    words[w++] = pairs[triple & 4095];
+  }
+  if (!littleEndian()) {
+    for (let k = 0; k < w * 2; k += 2) {
+      const first = out[k];
+      out[k] = out[k + 1];
+      out[k + 1] = first;
+    }
+  }
+  const pad = "=".charCodeAt(0);
+  if (n - whole === 1) {
+    const v = bytes[whole];
+    out.set([BASE64.charCodeAt(v >> 2), BASE64.charCodeAt((v & 3) << 4), pad, pad], w * 2);
+  } else if (n - whole === 2) {
+    const v = (bytes[whole] << 8) | bytes[whole + 1];
+    out.set([BASE64.charCodeAt(v >> 10), BASE64.charCodeAt((v >> 4) & 63), BASE64.charCodeAt((v & 15) << 2), pad], w * 2);
+  }
+  return new TextDecoder().decode(out);
+}
+
+function littleEndian(): boolean {
+  return new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 }
 
 export function fromBase64(text: string): Uint8Array {
@@ -93,10 +128,21 @@ export function fromBase64(text: string): Uint8Array {
   return bytes;
 }
 
-/** The runs of a label map: (value, length) pairs, as little-endian uint32. */
+/** The runs of a label map: (value, length) pairs, as little-endian uint32. One pass, written straight into
+ * a typed buffer that doubles when full (a JavaScript array of numbers cost most of the encode: issue 19). */
 export function maskRuns(data: Uint8Array): Uint8Array {
   const n = data.length;
-  const pairs: number[] = [];
+  let pairs = new Uint32Array(8192);
+  let count = 0; // uint32 values written (two per run)
+  const push = (value: number, length: number): void => {
+    if (count + 2 > pairs.length) {
+      const grown = new Uint32Array(pairs.length * 2);
+      grown.set(pairs);
+      pairs = grown;
+    }
+    pairs[count++] = value;
+    pairs[count++] = length;
+  };
   // Masks are mostly background: compare four voxels at a time while they all equal the current value.
   const words = data.byteOffset % 4 === 0 ? new Uint32Array(data.buffer, data.byteOffset, n >> 2) : null;
   let start = 0;
@@ -104,8 +150,13 @@ export function maskRuns(data: Uint8Array): Uint8Array {
   let i = 1;
   while (i < n) {
     if (words !== null && (i & 3) === 0 && i + 4 <= n) {
-      const repeated = value * 0x01010101;
+      const repeated = (value * 0x01010101) >>> 0;
       let w = i >> 2;
+      if (value === 0) {
+        // Background, most of any mask: sixteen voxels a step.
+        const end = words.length - 3;
+        while (w < end && (words[w] | words[w + 1] | words[w + 2] | words[w + 3]) === 0) w += 4;
+      }
       while (w < words.length && words[w] === repeated) w++;
       if (w << 2 > i) {
         i = w << 2;
@@ -113,16 +164,18 @@ export function maskRuns(data: Uint8Array): Uint8Array {
       }
     }
     if (data[i] !== value) {
-      pairs.push(value, i - start);
+      push(value, i - start);
       start = i;
       value = data[i];
     }
     i++;
   }
-  if (n > 0) pairs.push(value, n - start);
-  const out = new Uint8Array(pairs.length * 4);
-  const view = new DataView(out.buffer);
-  for (let k = 0; k < pairs.length; k++) view.setUint32(k * 4, pairs[k], true);
+  if (n > 0) push(value, n - start);
+  const out = new Uint8Array(pairs.buffer.slice(0, count * 4)); // its own buffer, no spare capacity
+  if (!littleEndian()) {
+    const view = new DataView(out.buffer);
+    for (let k = 0; k < count; k++) view.setUint32(k * 4, pairs[k], true);
+  }
   return out;
 }
 
