@@ -8,6 +8,7 @@ a message naming the PACS, so a reader's request never hangs.
 from __future__ import annotations
 
 import io
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,13 @@ def _session_for(source: DicomSource) -> requests.Session:
         # No compression from the PACS: on a LAN a 512 KiB frame takes 4 ms to send as it is, and Orthanc
         # spends about 13 times longer gzipping it (python-requests asks for gzip by default; issue 19).
         session.headers["Accept-Encoding"] = "identity"
+        # The environment's proxy and CA settings are read here, once, not on every request: requests reads
+        # every environment variable per request otherwise (a fifth of a proxied frame's CPU; issue 19).
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(source.base_url))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            session.verify = bundle
         if source.username:
             session.auth = (source.username, source.password)
         sessions[key] = session

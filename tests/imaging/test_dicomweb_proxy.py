@@ -514,3 +514,21 @@ def test_stow_and_pull_with_a_slow_pacs_are_504(proxy: Proxy, pacs: DicomSource,
     response = pull(proxy, pacs, str(generate_uid()), "index")
     assert response.status_code == 504 and "did not answer" in response.json()["detail"]
     assert time.monotonic() - start < 3
+
+
+def test_the_pacs_session_reads_proxy_settings_once_and_keeps_them(monkeypatch: pytest.MonkeyPatch, pacs: DicomSource):
+    """requests would read every environment variable on each proxied frame to look for proxy settings (issue
+    19): the PACS's session reads them once, when it is made, and keeps what they say for that PACS."""
+    from imaging.services import upstream
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(upstream, "_local", threading.local())
+    monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
+    monkeypatch.setenv("no_proxy", "")
+    session = upstream._session_for(pacs)
+    assert not session.trust_env
+    assert session.proxies.get("http") == "http://proxy.invalid:3128"
+    monkeypatch.setattr(upstream, "_local", threading.local())
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    assert "http" not in upstream._session_for(pacs).proxies
