@@ -69,7 +69,7 @@ def dicomweb_frame_view(view: View) -> View:
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        connection = connections[DEFAULT_DB_ALIAS]
+        connection: Any = connections[DEFAULT_DB_ALIAS]  # django-stubs do not name the health check's fields
         if (
             connection.connection is None  # a new connection is healthy
             or not connection.health_check_enabled

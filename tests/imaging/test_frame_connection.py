@@ -23,7 +23,7 @@ from tests.conftest import dataset_bytes
 from tests.factories import place_studies
 
 pytestmark = pytest.mark.django_db(transaction=True)
-connection = connections["default"]
+connection: Any = connections["default"]  # django-stubs do not name the health check's fields
 ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
 
 
