@@ -139,6 +139,16 @@ def children_of(parent: int) -> list[int]:
     return pids
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU these processes have used (their own, not their children's)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def orthanc_pid() -> int:
     pid_file = Path(os.environ["SERVICES_DIR"]) / "orthanc" / "orthanc.pid"
     return int(pid_file.read_text().split()[0])
@@ -378,11 +388,18 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
             fetch_all_frames(url, st, se, sops[:10], tok)
         runs: dict[str, list[float]] = {f"{t}_{e}": [] for t in targets for e in encodings}
         wire: dict[str, int] = {}
+        # CPU per frame of the processes that serve it (our gunicorn workers; Orthanc), which a busy machine
+        # disturbs far less than the wall-clock times.
+        workers, orthanc = children_of(server.pid), orthanc_pid()
+        cpu: dict[str, list[tuple[float, float]]] = {key: [] for key in runs}
         for _ in range(repeat):
             for name, (url, st, se, sops, tok) in targets.items():
                 for label, header in encodings.items():
+                    ours_before, orthanc_before = cpu_seconds(workers), cpu_seconds([orthanc])
                     seconds, wire[f"{name}_{label}"] = fetch_all_frames(url, st, se, sops, tok, header)
                     runs[f"{name}_{label}"].append(seconds)
+                    used = (cpu_seconds(workers) - ours_before, cpu_seconds([orthanc]) - orthanc_before)
+                    cpu[f"{name}_{label}"].append(used)
     finally:
         stop_server(server)
     best = {key: min(values) for key, values in runs.items()}
@@ -390,6 +407,8 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
     for key, value in best.items():
         result[f"{key}_ms_per_frame"] = round(1000 * value / slices, 3)
         result[f"{key}_wire_kib_per_frame"] = round(wire[key] / slices / 1024, 1)
+        result[f"{key}_cpu_ms_per_frame_ours"] = round(1000 * statistics.median(a for a, _ in cpu[key]) / slices, 2)
+        result[f"{key}_cpu_ms_per_frame_orthanc"] = round(1000 * statistics.median(b for _, b in cpu[key]) / slices, 2)
     for label in encodings:
         result[f"local_over_orthanc_{label}"] = round(best[f"local_{label}"] / best[f"orthanc_{label}"], 3)
         result[f"proxy_overhead_{label}"] = round(best[f"proxy_{label}"] / best[f"orthanc_{label}"] - 1, 3)
