@@ -9,6 +9,7 @@ from functools import wraps
 from typing import Any, cast
 
 from django.contrib.auth.models import AnonymousUser
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
@@ -53,28 +54,62 @@ def dicomweb_view(view: View) -> View:
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        try:
-            user = _authenticate(request)
-        except ApplicationError as exc:
-            response = error_response(401, exc.message, exc.code)
-            response["WWW-Authenticate"] = 'Basic realm="dicomweb"'
-            return response
-        if not user.is_authenticated:
-            response = error_response(401, "Authentication required", "not_authenticated")
-            response["WWW-Authenticate"] = 'Basic realm="dicomweb"'
-            return response
-        request.user = user
-        for key in ("study", "series", "instance"):
-            value = kwargs.get(key)
-            if value is not None and not is_valid_uid(value):
-                label = {"study": "Study", "series": "Series", "instance": "SOP"}[key]
-                return error_response(400, f"Malformed {label} Instance UID: {value!r}", "malformed_uid")
-        try:
-            return view(request, *args, **kwargs)
-        except ApplicationError as exc:
-            return error_response(exc.status_code, exc.message, exc.code)
+        return _serve(view, request, *args, **kwargs)
 
     return wrapper
+
+
+def dicomweb_frame_view(view: View) -> View:
+    """``dicomweb_view`` for a read that viewers make once per slice (frames): the persistent connection's
+    health check, a ``SELECT 1`` round trip before the request's first query, is left to that first query.
+    When PostgreSQL closed the connection in the meantime (a restart, a failover), that query fails, the
+    connection is found unusable and closed, and the request is served again on a new one: what the health
+    check would have done, without its round trip on every frame. Only for views that write nothing (a retry
+    must be harmless)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        connection: Any = connections[DEFAULT_DB_ALIAS]  # django-stubs do not name the health check's fields
+        if (
+            connection.connection is None  # a new connection is healthy
+            or not connection.health_check_enabled
+            or connection.health_check_done
+            or connection.in_atomic_block
+        ):
+            return _serve(view, request, *args, **kwargs)
+        connection.health_check_done = True
+        try:
+            return _serve(view, request, *args, **kwargs)
+        except (OperationalError, InterfaceError):
+            if connection.in_atomic_block or connection.is_usable():
+                raise  # not a lost connection: DatabaseUnavailableMiddleware answers it
+            connection.close()
+        return _serve(view, request, *args, **kwargs)
+
+    return wrapper
+
+
+def _serve(view: View, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    try:
+        user = _authenticate(request)
+    except ApplicationError as exc:
+        response = error_response(401, exc.message, exc.code)
+        response["WWW-Authenticate"] = 'Basic realm="dicomweb"'
+        return response
+    if not user.is_authenticated:
+        response = error_response(401, "Authentication required", "not_authenticated")
+        response["WWW-Authenticate"] = 'Basic realm="dicomweb"'
+        return response
+    request.user = user
+    for key in ("study", "series", "instance"):
+        value = kwargs.get(key)
+        if value is not None and not is_valid_uid(value):
+            label = {"study": "Study", "series": "Series", "instance": "SOP"}[key]
+            return error_response(400, f"Malformed {label} Instance UID: {value!r}", "malformed_uid")
+    try:
+        return view(request, *args, **kwargs)
+    except ApplicationError as exc:
+        return error_response(exc.status_code, exc.message, exc.code)
 
 
 def dicom_json_response(payload: list[dict[str, Any]] | dict[str, Any], status: int = 200) -> HttpResponseBase:

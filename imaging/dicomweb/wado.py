@@ -20,6 +20,7 @@ from imaging.access import access_policy
 from imaging.dicomweb.common import (
     accepted_media_types,
     dicom_json_response,
+    dicomweb_frame_view,
     dicomweb_view,
     multipart_body_response,
     multipart_response,
@@ -365,7 +366,7 @@ def _frame_media(request: HttpRequest, instance: Instance, *, proxied: bool = Fa
     raise NotAcceptableError(f"Frames of this instance are available as {offers}")
 
 
-@dicomweb_view
+@dicomweb_frame_view
 def retrieve_frames(
     request: HttpRequest, study: str, series: str, instance: str, frames: str, scope: str | None = None
 ) -> HttpResponseBase:

@@ -19,6 +19,7 @@ from django.db import connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
 from accounts import services
@@ -427,3 +428,28 @@ def test_dicomweb_client_with_a_bearer_token_finds_the_users_study(
     with pytest.raises(requests.HTTPError) as refused:
         client.search_for_studies()
     assert refused.value.response is not None and refused.value.response.status_code == 401
+
+
+def test_legacy_token_is_one_query_compiled_once_with_drfs_answers(
+    alice: User, token_for: Callable[[User], str]
+) -> None:
+    """Issue 19: DRF's TokenAuthentication built and compiled its ORM query on every request (a third of a WADO
+    frame's CPU); ours runs the same query's SQL, compiled once, and answers as DRF does."""
+    from accounts.authentication import LegacyTokenAuthentication, _legacy_token_sql
+
+    key = token_for(alice)
+    authenticator = LegacyTokenAuthentication()
+    _legacy_token_sql()  # compiled before counting: the first request of a worker compiles it
+    with CaptureQueriesContext(connection) as context:
+        user, token = authenticator.authenticate_credentials(key)
+    assert len(context.captured_queries) == 1
+    assert (user.pk, user.username, user.is_active) == (alice.pk, "alice", True)
+    assert (token.key, token.user_id) == (key, alice.pk)
+    assert user.password == User.objects.get(pk=alice.pk).password and token.user is user
+    with pytest.raises(AuthenticationFailed, match="Invalid token"):
+        authenticator.authenticate_credentials("0" * 40)
+    User.objects.filter(pk=alice.pk).update(is_active=False)
+    with pytest.raises(AuthenticationFailed, match="inactive"):
+        authenticator.authenticate_credentials(key)
+    response = bearer(key, "Token").get("/api/v1/me/")
+    assert response.status_code == 401 and "inactive" in response.json()["detail"]

@@ -2,7 +2,8 @@
 
 1. Ingest rate of 2,000 synthetic 512x512 CT slices through our HTTP doors (STOW-RS in batches, the upload
    API one file per request) against the same doors of Orthanc (its STOW-RS, its REST POST /instances);
-   the old in-process figure is kept beside them (see bench_ingest).
+   the old in-process figure is kept beside them (see bench_ingest); with each the peak memory (VmHWM) of the
+   process that does the work: our busiest gunicorn worker, Orthanc, or this process for the in-process figure.
 2. WADO-RS: all frames of a 300-slice series through /dicomweb/ from the local store, straight from
    Orthanc, and through our proxy in front of Orthanc (one request per instance, as Cornerstone does),
    each without compression and with gzip allowed (see bench_wado).
@@ -89,6 +90,70 @@ def multipart_related(files: list[IncomingFile], boundary: str = "medlabel-bench
     return b"".join(chunks), f'multipart/related; type="application/dicom"; boundary={boundary}'
 
 
+# --- peak memory of the process that does the work -----------------------------------------------------------
+#
+# VmHWM belongs to a process's own address space (ru_maxrss of a child is inherited from the parent on Linux and
+# measured nothing): before each variant every process that does its work (our gunicorn workers, Orthanc, or this
+# process for the in-process figure) has its high-water mark reset to its present RSS (Linux 4.0+), and after it
+# the peak and what the variant added to the RSS it started from are read.
+
+
+def _status_kb(pid: int | str, field: str) -> int:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def reset_peak(pids: list[int | str]) -> dict[int | str, int]:
+    """Start each process's VmHWM again from its present RSS; the RSS (KiB) each started from."""
+    start = {}
+    for pid in pids:
+        with open(f"/proc/{pid}/clear_refs", "w") as handle:
+            handle.write("5")
+        start[pid] = _status_kb(pid, "VmRSS")
+    return start
+
+
+def peak_since(start: dict[int | str, int]) -> dict[str, float]:
+    """The largest peak of these processes (MB), and the most any of them grew above where it started."""
+    peaks = {pid: _status_kb(pid, "VmHWM") for pid in start}
+    return {
+        "peak_mb": round(max(peaks.values()) / 1024, 1),
+        "grew_mb": round(max(peaks[pid] - start[pid] for pid in start) / 1024, 1),
+    }
+
+
+def children_of(parent: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                pids.append(int(entry))
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU these processes have used (their own, not their children's)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def orthanc_pid() -> int:
+    pid_file = Path(os.environ["SERVICES_DIR"]) / "orthanc" / "orthanc.pid"
+    return int(pid_file.read_text().split()[0])
+
+
 def batches(files: list[IncomingFile], size: int) -> list[list[IncomingFile]]:
     return [files[i : i + size] for i in range(0, len(files), size)]
 
@@ -117,15 +182,20 @@ def bench_ingest(total: int, port: int, batch: int = 50) -> dict[str, float]:
     project, _ = Project.objects.get_or_create(slug="bench-ingest", defaults={"name": "Bench ingest"})
     Membership.objects.get_or_create(project=project, user=user, role="manager")
     seconds: dict[str, float] = {}
+    memory: dict[str, dict[str, float]] = {}
 
     ours_clear("bench-ingest")
+    peak = reset_peak(["self"])
     start = time.perf_counter()
     report = ingest_files(files, store=project.image_store)
     seconds["ours_in_process"] = time.perf_counter() - start
+    memory["ours_in_process"] = peak_since(peak)  # this process, with every file in memory beforehand
     assert report.counts()["stored"] == len(files), report.counts()
 
     orthanc_clear()
     session = requests.Session()
+    orthanc = orthanc_pid()
+    peak = reset_peak([orthanc])
     start = time.perf_counter()
     for incoming in files:
         response = session.post(
@@ -133,14 +203,17 @@ def bench_ingest(total: int, port: int, batch: int = 50) -> dict[str, float]:
         )
         response.raise_for_status()
     seconds["orthanc_rest_per_file"] = time.perf_counter() - start
+    memory["orthanc_rest_per_file"] = peak_since(peak)
 
     stow_bodies = [multipart_related(chunk) for chunk in batches(files, batch)]
     orthanc_clear()
+    peak = reset_peak([orthanc])
     start = time.perf_counter()
     for body, content_type in stow_bodies:
         response = session.post(f"{ORTHANC_WEB}/studies", data=body, headers={"Content-Type": content_type})
         response.raise_for_status()
     seconds["orthanc_stow"] = time.perf_counter() - start
+    memory["orthanc_stow"] = peak_since(peak)
     assert len(session.get(f"{ORTHANC}/instances").json()) == len(files)
 
     server = start_server(port)
@@ -148,7 +221,9 @@ def bench_ingest(total: int, port: int, batch: int = 50) -> dict[str, float]:
         ours = requests.Session()
         ours.headers["Authorization"] = f"Token {token}"
         base = f"http://127.0.0.1:{port}"
+        workers: list[int | str] = list(children_of(server.pid))
         ours_clear("bench-ingest")
+        peak = reset_peak(workers)
         start = time.perf_counter()
         for body, content_type in stow_bodies:
             response = ours.post(
@@ -156,10 +231,12 @@ def bench_ingest(total: int, port: int, batch: int = 50) -> dict[str, float]:
             )
             assert response.status_code == 200, (response.status_code, response.text[:500])
         seconds["ours_stow"] = time.perf_counter() - start
+        memory["ours_stow"] = peak_since(peak)
         stored = Study.objects.filter(store=project.image_store).values_list("number_of_instances", flat=True)
         assert sum(stored) == len(files), sum(stored)
 
         ours_clear("bench-ingest")
+        peak = reset_peak(workers)
         start = time.perf_counter()
         for incoming in files:
             response = ours.post(
@@ -169,6 +246,7 @@ def bench_ingest(total: int, port: int, batch: int = 50) -> dict[str, float]:
             )
             assert response.status_code == 201, (response.status_code, response.text[:500])
         seconds["ours_upload_per_file"] = time.perf_counter() - start
+        memory["ours_upload_per_file"] = peak_since(peak)
     finally:
         stop_server(server)
     ours_clear("bench-ingest")
@@ -178,6 +256,8 @@ def bench_ingest(total: int, port: int, batch: int = 50) -> dict[str, float]:
         "files": len(files),
         "stow_batch": batch,
         **{f"{name}_instances_per_s": round(value, 1) for name, value in rate.items()},
+        # Peak RSS of the process doing the work (our busiest gunicorn worker, Orthanc, or this process).
+        **{f"{name}_{key}": value for name, figures in memory.items() for key, value in figures.items()},
         "stow_ours_over_orthanc": round(rate["ours_stow"] / rate["orthanc_stow"], 3),
         "per_file_ours_over_orthanc": round(rate["ours_upload_per_file"] / rate["orthanc_rest_per_file"], 3),
         # The old figure: in-process ingest against Orthanc's HTTP (not like for like).
@@ -308,11 +388,18 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
             fetch_all_frames(url, st, se, sops[:10], tok)
         runs: dict[str, list[float]] = {f"{t}_{e}": [] for t in targets for e in encodings}
         wire: dict[str, int] = {}
+        # CPU per frame of the processes that serve it (our gunicorn workers; Orthanc), which a busy machine
+        # disturbs far less than the wall-clock times.
+        workers, orthanc = children_of(server.pid), orthanc_pid()
+        cpu: dict[str, list[tuple[float, float]]] = {key: [] for key in runs}
         for _ in range(repeat):
             for name, (url, st, se, sops, tok) in targets.items():
                 for label, header in encodings.items():
+                    ours_before, orthanc_before = cpu_seconds(workers), cpu_seconds([orthanc])
                     seconds, wire[f"{name}_{label}"] = fetch_all_frames(url, st, se, sops, tok, header)
                     runs[f"{name}_{label}"].append(seconds)
+                    used = (cpu_seconds(workers) - ours_before, cpu_seconds([orthanc]) - orthanc_before)
+                    cpu[f"{name}_{label}"].append(used)
     finally:
         stop_server(server)
     best = {key: min(values) for key, values in runs.items()}
@@ -320,6 +407,8 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
     for key, value in best.items():
         result[f"{key}_ms_per_frame"] = round(1000 * value / slices, 3)
         result[f"{key}_wire_kib_per_frame"] = round(wire[key] / slices / 1024, 1)
+        result[f"{key}_cpu_ms_per_frame_ours"] = round(1000 * statistics.median(a for a, _ in cpu[key]) / slices, 2)
+        result[f"{key}_cpu_ms_per_frame_orthanc"] = round(1000 * statistics.median(b for _, b in cpu[key]) / slices, 2)
     for label in encodings:
         result[f"local_over_orthanc_{label}"] = round(best[f"local_{label}"] / best[f"orthanc_{label}"], 3)
         result[f"proxy_overhead_{label}"] = round(best[f"proxy_{label}"] / best[f"orthanc_{label}"] - 1, 3)

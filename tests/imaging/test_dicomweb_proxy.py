@@ -514,3 +514,45 @@ def test_stow_and_pull_with_a_slow_pacs_are_504(proxy: Proxy, pacs: DicomSource,
     response = pull(proxy, pacs, str(generate_uid()), "index")
     assert response.status_code == 504 and "did not answer" in response.json()["detail"]
     assert time.monotonic() - start < 3
+
+
+def test_the_pacs_session_reads_proxy_settings_once_and_keeps_them(monkeypatch: pytest.MonkeyPatch, pacs: DicomSource):
+    """requests would read every environment variable on each proxied frame to look for proxy settings (issue
+    19): the PACS's session reads them once, when it is made, and keeps what they say for that PACS."""
+    from imaging.services import upstream
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(upstream, "_local", threading.local())
+    monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
+    monkeypatch.setenv("no_proxy", "")
+    session = upstream._session_for(pacs)
+    assert not session.trust_env
+    assert session.proxies.get("http") == "http://proxy.invalid:3128"
+    monkeypatch.setattr(upstream, "_local", threading.local())
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    assert "http" not in upstream._session_for(pacs).proxies
+
+
+def test_a_proxied_frame_left_part_read_does_not_spoil_the_next_on_the_kept_alive_connection(
+    sent: Sent, pacs: DicomSource
+):
+    """Frames are read from the PACS through one pool of kept-alive connections per thread (issue 19): a viewer
+    that goes away mid-frame leaves its answer part-read, and the next frames on that thread must not read the
+    rest of the old one as their answer (a broken status line: a 502). Its connection is closed (urllib3's
+    pool would also drop a connection with unread bytes); frames read to the end keep theirs."""
+    first, second = sent.series[0], sent.series[1]
+
+    def frame(ds: Dataset) -> tuple[str, int, Iterator[bytes]]:
+        passed = upstream.stream_frame(pacs, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, 1)
+        assert passed is not None
+        return passed
+
+    _, _, body = frame(first)
+    next(body)
+    cast(Any, body).close()  # the viewer went away after the first chunk
+    for ds in (second, first, second):
+        content_type, length, body = frame(ds)
+        data = b"".join(body)
+        assert len(data) == length
+        assert data.split(b"\r\n\r\n", 1)[1].startswith(ds.PixelData[: ds.Rows * ds.Columns * 2])
