@@ -18,10 +18,13 @@ from django.contrib.auth.models import User
 
 from annotation.models import AnnotationRevision, Case, LabelSchema, Project
 from annotation.services import schema_create_version
+from datasets.label_import import ImportRefused, labels_import_dicom
+from datasets.models import LabelImport
 from datasets.services import export_create
 from datasets.sr import SCHEME
-from tests.annotation.conftest import case_series, chest_values
+from tests.annotation.conftest import case_series, case_sops, chest_values
 from tests.datasets.conftest import adjudicate, run_export, zip_files
+from tests.datasets.test_sr import coded
 from tests.dciodvfy import assert_valid_dicom
 
 BOX3D = {
@@ -128,7 +131,7 @@ def test_a_3d_box_is_a_volumetric_roi_in_the_sr_that_reads_back_as_the_same_slic
     [diameter] = group.get_measurements()
     assert diameter.name.value == "diameter" and diameter.name.scheme_designator == SCHEME
     assert diameter.value == pytest.approx(7.5)
-    assert {e.name.value: str(e.value.value) for e in group.get_qualitative_evaluations()} == {"nodule_type": "solid"}
+    assert {e.name.value: coded(e) for e in group.get_qualitative_evaluations()} == {"nodule_type": "solid"}
 
 
 @pytest.mark.parametrize("deidentify", [False, True], ids=["identified", "deidentified"])
@@ -155,3 +158,55 @@ def test_a_3d_box_is_one_coco_annotation_per_slice_tied_by_one_lesion_id(
         assert image["sop_instance_uid"] == str(slices[annotation["slice_index"]].SOPInstanceUID)
         assert image["series_instance_uid"] == str(slices[0].SeriesInstanceUID)
     assert len({a["image_id"] for a in annotations}) == GEOMETRY["depth"]
+
+
+def test_a_3d_box_exported_as_sr_and_imported_back_is_the_same_box_with_its_answers(
+    box3d_adjudicated: tuple[Case, AnnotationRevision], users: dict[str, User]
+) -> None:
+    case, revision = box3d_adjudicated
+    files = export_files(case, users, ["dicom_sr"], deidentify=False)
+    imported = labels_import_dicom(project=case.project, data=files["sr/case_00001.dcm"], imported_by=users["manager"])
+    assert imported.annotation.role == "imported" and imported.annotation.case_id == case.pk
+    assert LabelImport.objects.get(revision=imported).provenance["modality"] == "SR"
+
+    def regional(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(
+            (i for i in items if i["label"] != "nodule_present"), key=lambda i: (i["label"], i.get("region", ""))
+        )
+
+    (box,) = [i for i in imported.items if i["label"] == "nodule_volume"]
+    assert box["geometry"] == {**GEOMETRY, "x": 10.0, "y": 12.0, "width": 20.0, "height": 16.0}
+    assert box["series_instance_uid"] == case_series(case).series_instance_uid
+    assert regional(imported.items) == regional(revision.items)
+
+
+def test_an_sr_whose_volumetric_roi_skips_a_slice_is_refused_and_nothing_is_stored(
+    box3d_adjudicated: tuple[Case, AnnotationRevision], users: dict[str, User]
+) -> None:
+    case, _ = box3d_adjudicated
+    files = export_files(case, users, ["dicom_sr"], deidentify=False)
+    ds = pydicom.dcmread(io.BytesIO(files["sr/case_00001.dcm"]))
+    content = hd.sr.Comprehensive3DSR.from_dataset(ds).content
+    assert isinstance(content, hd.sr.MeasurementReport)
+    (group,) = content.get_volumetric_roi_measurement_groups()
+    regions = group.roi
+    assert isinstance(regions, list)
+    used = {r.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID for r in regions}
+    z_of = {sop: z for z, sop in enumerate(case_sops(case))}
+    far = next(sop for sop, z in z_of.items() if z > GEOMETRY["z"] + GEOMETRY["depth"] and sop not in used)
+    last = regions[-1].ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+
+    def move(items: Any) -> None:  # the box's last rectangle now on a far slice (the content tree only)
+        for item in items:
+            for ref in item.get("ReferencedSOPSequence", []):
+                if ref.ReferencedSOPInstanceUID == last:
+                    ref.ReferencedSOPInstanceUID = far
+            move(item.get("ContentSequence", []))
+
+    move(ds.ContentSequence)
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    before = (AnnotationRevision.objects.count(), LabelImport.objects.count())
+    with pytest.raises(ImportRefused, match="skips slices"):
+        labels_import_dicom(project=case.project, data=buffer.getvalue(), imported_by=users["manager"])
+    assert (AnnotationRevision.objects.count(), LabelImport.objects.count()) == before
