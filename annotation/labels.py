@@ -1050,7 +1050,7 @@ _ROLE_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "series": (("label", "series_instance_uid", "value"), ()),
     "image": (("label", "sop_instance_uid", "value"), ("frame",)),
     "geometry2d": (("label", "id", "sop_instance_uid", "geometry"), ("frame", "measurements")),
-    "box3d": (("label", "id", "series_instance_uid", "geometry"), ()),
+    "box3d": (("label", "id", "series_instance_uid", "geometry"), ("measurements",)),
     "series_mask": (("label", "series_instance_uid", "mask"), ("assisted",)),
     "region_mask": (("label", "id", "series_instance_uid", "mask"), ("assisted",)),
     "attribute": (("label", "region", "value"), ()),
@@ -1262,13 +1262,14 @@ def _point(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]:
 
 
 # A region's measurements (issue 15 item 2): Cornerstone3D's Length, Bidirectional and EllipticalROI tools,
-# stored with the region as the tool's handle points in image coordinates on the region's slice. The server
+# stored with the region as the tool's handle points in image coordinates on the region's slice (a 3D box's: on
+# the slice it names, one of the box's, as "slice", counted from 0 like the box's z). The server
 # computes the millimetres itself from the points and the series' pixel spacing (the browser's figures are
 # not trusted); the HU statistics of an ellipse are the browser's (the pixels are not read here) and are
 # checked for consistency only.
 MEASUREMENT_POINTS: dict[str, int] = {"length": 2, "bidirectional": 4, "ellipse": 4}
 MAX_MEASUREMENTS = 20
-_MEASUREMENT_FIELDS = ("id", "kind", "points", "length_mm", "long_mm", "short_mm", "area_mm2", "hu")
+_MEASUREMENT_FIELDS = ("id", "kind", "points", "slice", "length_mm", "long_mm", "short_mm", "area_mm2", "hu")
 _HU_FIELDS = ("mean", "sd", "min", "max")
 
 
@@ -1279,12 +1280,34 @@ def _mm(a: list[float], b: list[float], spacing: tuple[float, float] | None) -> 
     return round(math.hypot((a[0] - b[0]) * column_spacing, (a[1] - b[1]) * row_spacing), 2)
 
 
-def _measurement(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]:
+def _measurement_slice(raw: dict[str, Any], field: str, extent: tuple[int, int] | None) -> int | None:
+    """The slice (index from 0) of a 3D box's measurement, which must be one the box spans; a 2D region's
+    measurement lies on the region's own image and names no slice."""
+    if extent is None:
+        if "slice" in raw:
+            _fail(f"{field}.slice", _t("a measurement names its slice only on a 3D box"))
+        return None
+    if "slice" not in raw:
+        _fail(f"{field}.slice", _t("%(field)s is required") % {"field": "slice"})
+    index = _integer(raw["slice"], f"{field}.slice")
+    first, last = extent
+    if not first <= index <= last:
+        # Slices as the reader counts them (from 1), as in the 3D box's own messages.
+        said = {"slice": index + 1, "first": first + 1, "last": last + 1}
+        _fail(
+            f"{field}.slice",
+            _t("the measurement is on slice %(slice)s, outside the 3D box's slices %(first)s to %(last)s") % said,
+        )
+    return index
+
+
+def _measurement(raw: Any, field: str, series: SeriesGeometry, extent: tuple[int, int] | None = None) -> dict[str, Any]:
     raw = _object(raw, field, N_("a measurement"))
     _check_fields(raw, field, _MEASUREMENT_FIELDS, N_("a measurement"))
     for name in ("id", "kind", "points"):
         if name not in raw:
             _fail(f"{field}.{name}", _t("%(field)s is required") % {"field": name})
+    slice_index = _measurement_slice(raw, field, extent)
     ident = raw["id"]
     if not isinstance(ident, str) or not ident.strip() or len(ident) > MAX_REGION_ID_LENGTH:
         _fail(f"{field}.id", _t("expected a non-empty string, got %(type)s") % {"type": _type_name(ident)})
@@ -1309,6 +1332,8 @@ def _measurement(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]
             _fail(path, _t("point (%(x)s, %(y)s) outside the image (%(columns)s columns x %(rows)s rows)") % said)
         checked.append([round(float(x), 2), round(float(y), 2)])
     result: dict[str, Any] = {"id": ident, "kind": kind, "points": checked}
+    if slice_index is not None:
+        result["slice"] = slice_index
     spacing = series.pixel_spacing
     if kind == "length":
         result["length_mm"] = _mm(checked[0], checked[1], spacing)
@@ -1340,12 +1365,14 @@ def _measurement(raw: Any, field: str, series: SeriesGeometry) -> dict[str, Any]
     return result
 
 
-def _measurements(raw: Any, field: str, series: SeriesGeometry) -> list[dict[str, Any]]:
+def _measurements(
+    raw: Any, field: str, series: SeriesGeometry, extent: tuple[int, int] | None = None
+) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
         _fail(field, _t("expected a list of measurements, got %(type)s") % {"type": _type_name(raw)})
     if len(raw) > MAX_MEASUREMENTS:
         _fail(field, _t("%(n)s measurements is more than %(limit)s") % {"n": len(raw), "limit": MAX_MEASUREMENTS})
-    result = [_measurement(entry, f"{field}[{index}]", series) for index, entry in enumerate(raw)]
+    result = [_measurement(entry, f"{field}[{index}]", series, extent) for index, entry in enumerate(raw)]
     seen: set[str] = set()
     for index, entry in enumerate(result):
         if entry["id"] in seen:
@@ -1466,7 +1493,12 @@ def _check_item(
             item["geometry"] = _point(raw["geometry"], f"{path}.geometry", series)
     if "measurements" in raw:
         assert series is not None
-        item["measurements"] = _measurements(raw["measurements"], f"{path}.measurements", series)
+        # A 3D box's measurements lie on slices of its extent (first and last slice, from 0).
+        extent = None
+        if role == "box3d":
+            z, depth = item["geometry"]["z"], item["geometry"]["depth"]
+            extent = (z, z + depth - 1)
+        item["measurements"] = _measurements(raw["measurements"], f"{path}.measurements", series, extent)
     problem: dict[str, Any] | None = None
     if "value" in raw:
         try:

@@ -5,11 +5,12 @@ Layout of the zip:
 - ``imagesTr/``, ``labelsTr/``, ``dataset.json``: MONAI / Medical Segmentation Decathlon (NIfTI, RAS affine);
 - ``seg/<case>.dcm``: DICOM SEG per case (highdicom), referencing the (de-identified) source series;
 - ``rtstruct/<case>.dcm``: RT Structure Set per case (contours of the same mask, slice by slice; see rtstruct.py);
-- ``sr/<case>.dcm``: DICOM SR measurement report (TID 1500) per case: boxes and polygons as planar ROIs with
-  their measurements and coded answers (see sr.py);
+- ``sr/<case>.dcm``: DICOM SR measurement report (TID 1500) per case: boxes and polygons as planar ROIs, 3D boxes
+  as volumetric ROIs (a rectangle on each slice), with their measurements and coded answers (see sr.py);
 - ``dicom/<case>/series_NN/NNNN.dcm``: the source images themselves, de-identified with the same profile and
   UID remapping as the SEG, RTSTRUCT and SR, which therefore reference images inside the snapshot;
-- ``coco/annotations.json``, ``coco/images/``: COCO for 2D boxes and polygons, PNG slices;
+- ``coco/annotations.json``, ``coco/images/``: COCO for 2D boxes and polygons, and 3D boxes slice by slice (one
+  annotation per slice, tied by ``lesion_id``), PNG slices;
 - ``labels.csv``, ``labels.json``: study/series/image-level labels, one row per case and label;
 - ``raw/<case>.json``, ``raw/masks/``: every reading's revisions, for reader-variability research;
 - ``snapshot.json`` (what was asked and chosen, splits, left-out cases), ``provenance.json``,
@@ -115,6 +116,15 @@ def _burned_in(series_ids: list[int]) -> dict[int, bool]:
 
 def is_2d_geometry(label: dict[str, Any]) -> bool:
     return (label["kind"] == "box" and label.get("dimensions", 2) == 2) or label["kind"] in GEOMETRY_2D_KINDS
+
+
+def is_3d_box(label: dict[str, Any]) -> bool:
+    return label["kind"] == "box" and label.get("dimensions", 2) == 3
+
+
+def is_box_or_polygon(label: dict[str, Any]) -> bool:
+    """Labels the SR and COCO exports carry: 2D boxes and polygons, and 3D boxes (slice by slice)."""
+    return is_2d_geometry(label) or is_3d_box(label)
 
 
 class SnapshotBuilder:
@@ -582,25 +592,46 @@ class SnapshotBuilder:
 
     # --- DICOM SR (TID 1500) -----------------------------------------------------------------------------
 
+    def _boxes_3d(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            i
+            for i in items
+            if i["label"] in self.labels
+            and is_3d_box(self.labels[i["label"]])
+            and "series_instance_uid" in i
+            and isinstance(i.get("geometry"), dict)
+        ]
+
     def sr(self, case: Case, key: str, final: AnnotationRevision, items: list[dict[str, Any]]) -> None:
         regions = [
             i
             for i in items
             if i["label"] in self.labels and is_2d_geometry(self.labels[i["label"]]) and "sop_instance_uid" in i
         ]
-        if not regions:
-            self.leave_out(key, case.pk, "dicom_sr", "the final label has no box or polygon on an image")
+        boxes = self._boxes_3d(items)
+        if not regions and not boxes:
+            self.leave_out(key, case.pk, "dicom_sr", "the final label has no box (2D or 3D) or polygon")
             return
-        instance = (
-            Instance.objects.filter(series__study_id=case.study_id, sop_instance_uid=regions[0]["sop_instance_uid"])
-            .select_related("series")
-            .first()
-        )
-        if instance is None:
-            self.leave_out(key, case.pk, "dicom_sr", f"region {regions[0].get('id')} refers to a missing image")
-            return
+        series: Series | None
+        if regions:
+            instance = (
+                Instance.objects.filter(series__study_id=case.study_id, sop_instance_uid=regions[0]["sop_instance_uid"])
+                .select_related("series")
+                .first()
+            )
+            if instance is None:
+                self.leave_out(key, case.pk, "dicom_sr", f"region {regions[0].get('id')} refers to a missing image")
+                return
+            series = instance.series
+        else:
+            series = Series.objects.filter(
+                study_id=case.study_id, series_instance_uid=boxes[0]["series_instance_uid"]
+            ).first()
+            if series is None:
+                self.leave_out(key, case.pk, "dicom_sr", f"3D box {boxes[0].get('id')} refers to a missing series")
+                return
         try:
-            layout = series_layout(instance.series)
+            layout = series_layout(series)
         except GeometryMissing as exc:
             self.leave_out(key, case.pk, "dicom_sr", f"no geometry to place the regions: {exc}")
             return
@@ -608,14 +639,31 @@ class SnapshotBuilder:
             self.leave_out(key, case.pk, "dicom_sr", "images live on an upstream PACS; SR is made from the local store")
             return
         in_series = {i.sop_instance_uid for i in layout.instances}
-        outside = [r for r in regions if r["sop_instance_uid"] not in in_series]
+        outside = [r for r in regions if r["sop_instance_uid"] not in in_series] + [
+            b
+            for b in boxes
+            if b["series_instance_uid"] != series.series_instance_uid
+            or int(b["geometry"]["z"]) + int(b["geometry"]["depth"]) > len(layout.instances)
+        ]
         if outside:
             self.leave_out(
-                key, case.pk, "dicom_sr", f"regions {[r.get('id') for r in outside]} lie on images of another series"
+                key,
+                case.pk,
+                "dicom_sr",
+                f"regions {[r.get('id') for r in outside]} lie on images of another series, or past its "
+                f"{len(layout.instances)} slices (one report references one series)",
             )
             return
+        # A 3D box's slices, as the report references them: the images of slices z to z + depth - 1.
+        slices = {
+            str(b.get("id")): [
+                self.uid(layout.instances[z].sop_instance_uid)
+                for z in range(int(b["geometry"]["z"]), int(b["geometry"]["z"]) + int(b["geometry"]["depth"]))
+            ]
+            for b in boxes
+        }
         sources = self.source_datasets(case, key, layout)
-        wanted = {self.uid(r["sop_instance_uid"]) for r in regions}
+        wanted = {self.uid(r["sop_instance_uid"]) for r in regions} | {u for uids in slices.values() for u in uids}
         evidence = [ds for ds in sources if str(ds.SOPInstanceUID) in wanted]
         attributes: dict[str, list[dict[str, Any]]] = {}
         for item in items:
@@ -627,7 +675,8 @@ class SnapshotBuilder:
             report = build_measurement_report(
                 sources=evidence,
                 labels=self.labels,
-                regions=[{**r, "sop_instance_uid": self.uid(r["sop_instance_uid"])} for r in regions],
+                regions=[{**r, "sop_instance_uid": self.uid(r["sop_instance_uid"])} for r in regions]
+                + [{**b, "slices": slices[str(b.get("id"))]} for b in boxes],
                 attributes=attributes,
                 study_items=study_items,
                 observer=self.reader_id(reader) if reader else "MedLabel QA",
@@ -650,12 +699,16 @@ class SnapshotBuilder:
     # --- COCO ---------------------------------------------------------------------------------------------
 
     def coco(self, case: Case, key: str, items: list[dict[str, Any]], common: dict[str, Any]) -> None:
+        """One COCO annotation per region on its image; a 3D box is 2D by COCO's nature, so it becomes one
+        annotation per slice it spans, on each slice's image, all with the box's id as ``lesion_id`` (the same
+        lesion, as a track of boxes) and ``slice_index`` (from 0, in the series' slice order)."""
         regions = [
             i
             for i in items
             if i["label"] in self.labels and is_2d_geometry(self.labels[i["label"]]) and "sop_instance_uid" in i
         ]
-        if not regions:
+        boxes = self._boxes_3d(items)
+        if not regions and not boxes:
             return
         attributes: dict[str, dict[str, Any]] = {}
         for item in items:
@@ -669,10 +722,30 @@ class SnapshotBuilder:
                 series__study_id=case.study_id, sop_instance_uid__in={r["sop_instance_uid"] for r in regions}
             ).select_related("series")
         }
+        # (region, its image or None when missing, frame, the 2D geometry on that image, extra fields)
+        placed: list[tuple[dict[str, Any], Instance | None, int, dict[str, Any], dict[str, Any]]] = [
+            (r, instances.get(r["sop_instance_uid"]), int(r.get("frame", 1)), r["geometry"], {}) for r in regions
+        ]
+        for box in boxes:
+            series = Series.objects.filter(
+                study_id=case.study_id, series_instance_uid=box["series_instance_uid"]
+            ).first()
+            if series is None:
+                self.leave_out(key, case.pk, "coco", f"3D box {box.get('id')} refers to a missing series")
+                continue
+            try:
+                layout = series_layout(series)
+            except GeometryMissing as exc:
+                self.leave_out(key, case.pk, "coco", f"3D box {box.get('id')}: no slice order: {exc}")
+                continue
+            g = box["geometry"]
+            flat = {n: g[n] for n in ("x", "y", "width", "height")}
+            first, depth = int(g["z"]), int(g["depth"])
+            for z in range(first, min(first + depth, len(layout.instances))):
+                placed.append((box, layout.instances[z], 1, flat, {"slice_index": z}))
         image_ids: dict[tuple[str, int], int] = {}
         categories = self.coco_categories()
-        for region in regions:
-            instance = instances.get(region["sop_instance_uid"])
+        for region, instance, frame, geometry, extra in placed:
             if instance is None:
                 self.leave_out(key, case.pk, "coco", f"region {region.get('id')} refers to a missing image")
                 continue
@@ -683,7 +756,6 @@ class SnapshotBuilder:
                     key, case.pk, "coco", "images live on an upstream PACS; PNGs are made from the local store"
                 )
                 return
-            frame = int(region.get("frame", 1))
             image_key = (instance.sop_instance_uid, frame)
             if image_key not in image_ids:
                 image_id = len(self.coco_images) + 1
@@ -702,7 +774,6 @@ class SnapshotBuilder:
                     }
                 )
                 image_ids[image_key] = image_id
-            geometry = region["geometry"]
             if "points" in geometry:
                 points = [[float(x), float(y)] for x, y in geometry["points"]]
                 xs, ys = [p[0] for p in points], [p[1] for p in points]
@@ -724,13 +795,15 @@ class SnapshotBuilder:
                     "segmentation": segmentation,
                     "iscrowd": 0,
                     "region_id": region.get("id"),
+                    "lesion_id": f"{key}/{region.get('id')}",
+                    **extra,
                     "attributes": attributes.get(str(region.get("id")), {}),
                     "case": key,
                 }
             )
 
     def coco_categories(self) -> dict[str, int]:
-        keys = [k for k, label in self.labels.items() if is_2d_geometry(label) and k in self.label_filter]
+        keys = [k for k, label in self.labels.items() if is_box_or_polygon(label) and k in self.label_filter]
         return {k: n for n, k in enumerate(keys, start=1)}
 
     # --- tables -----------------------------------------------------------------------------------------

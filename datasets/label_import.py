@@ -1,6 +1,7 @@
-"""Segmentations that already exist (DICOM SEG or RTSTRUCT from a PACS, a viewer or another platform) brought
-into a project as a reading: matched to their source series by reference, placed on the series' slices in
-the platform's order, stored as a revision with origin "imported" and a provenance record.
+"""Segmentations that already exist (DICOM SEG or RTSTRUCT from a PACS, a viewer or another platform), and
+measurement reports (DICOM SR, TID 1500, coded as datasets/sr.py writes them: 2D and 3D boxes, polygons and
+their answers) brought into a project as a reading: matched to their source series by reference, placed on the
+series' slices in the platform's order, stored as a revision with origin "imported" and a provenance record.
 
 With "use": "gold_reference" the label is stored instead as the case's gold reference (review.gold): one
 revision of role "gold_reference", origin "imported", that the new GoldCase points to and the LabelImport row
@@ -33,6 +34,7 @@ from config.errors import ApplicationError
 from config.types import User
 from datasets.models import LabelImport
 from datasets.rtstruct import rtstruct_masks
+from datasets.sr import SCHEME
 from datasets.volumes import GeometryMissing, SeriesLayout, read_dataset, series_layout
 from imaging.models import DicomSource, Series
 from imaging.services.upstream import retrieve_instance_bytes
@@ -49,6 +51,11 @@ class ImportRefused(ApplicationError):
 
 
 def _referenced_series(ds: pydicom.Dataset) -> str:
+    if ds.Modality == "SR":
+        for study in ds.get("CurrentRequestedProcedureEvidenceSequence") or []:
+            for series in study.get("ReferencedSeriesSequence") or []:
+                return str(series.SeriesInstanceUID)
+        return ""
     if ds.Modality == "SEG":
         refs = ds.get("ReferencedSeriesSequence") or []
         return str(refs[0].SeriesInstanceUID) if refs else ""
@@ -127,6 +134,78 @@ def _rtstruct_mask(ds: pydicom.Dataset, layout: SeriesLayout, label: dict[str, A
     return mask
 
 
+def _sr_items(ds: pydicom.Dataset, layout: SeriesLayout, labels: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items of a TID 1500 measurement report as datasets/sr.py writes them: each planar ROI a 2D box or
+    polygon on its image, each volumetric ROI (a rectangle on each of a run of slices) a 3D box, their
+    measurements and coded answers the region's attributes, the study group's answers study labels. Codes are
+    the schema's keys in the private scheme; a region whose label is not a box or polygon of the schema is
+    refused, not dropped."""
+    content = hd.sr.Comprehensive3DSR.from_dataset(ds).content
+    if not isinstance(content, hd.sr.MeasurementReport):
+        raise ImportRefused("the SR is not a TID 1500 measurement report")
+    z_of = layout.z_of_sop()
+    items: list[dict[str, Any]] = []
+
+    def answers(group: Any, region: str | None) -> None:
+        chosen: dict[str, list[str]] = {}
+        for evaluation in group.get_qualitative_evaluations():
+            key = str(evaluation.name.value)
+            if evaluation.name.scheme_designator == SCHEME and key in labels:
+                chosen.setdefault(key, []).append(str(evaluation.value.value))
+        for measurement in group.get_measurements() if region is not None else []:
+            key = str(measurement.name.value)
+            if measurement.name.scheme_designator == SCHEME and labels.get(key, {}).get("kind") == "number":
+                items.append({"label": key, "region": region, "value": float(measurement.value)})
+        for key, values in chosen.items():
+            kind = labels[key]["kind"]
+            value: Any = values if kind == "multiple_choice" else int(values[0]) if kind == "ordinal" else values[0]
+            items.append({"label": key, **({"region": region} if region is not None else {}), "value": value})
+
+    groups = [*content.get_planar_roi_measurement_groups(), *content.get_volumetric_roi_measurement_groups()]
+    for n, group in enumerate(groups, start=1):
+        finding = group.finding_type
+        key = str(finding.value) if finding is not None and finding.scheme_designator == SCHEME else ""
+        label = labels.get(key)
+        if label is None or label["kind"] not in ("box", "polygon"):
+            raise ImportRefused(f"ROI {n} of the SR is not a box or polygon label of the schema (finding {key!r})")
+        identifier = str(group.tracking_identifier or "")
+        region_id = identifier.removeprefix(f"{key} ").strip() or f"r{n}"
+        roi: Any = getattr(group, "roi", None)  # planar: one region; volumetric: one per slice
+        rois = roi if isinstance(roi, list) else [roi]
+        if not rois or any(roi is None for roi in rois):
+            raise ImportRefused(f"ROI {n} of the SR ({region_id}) has no image region")
+        sops = [str(r.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID) for r in rois]
+        strangers = [sop for sop in sops if sop not in z_of]
+        if strangers:
+            raise ImportRefused(f"ROI {n} of the SR ({region_id}) lies on images not in the series: {strangers[:3]}")
+        points = np.asarray(rois[0].value, dtype=np.float64)[:-1]
+        (x, y), (right, bottom) = points.min(axis=0), points.max(axis=0)
+        rectangle = {"x": float(x), "y": float(y), "width": float(right - x), "height": float(bottom - y)}
+        volumetric = isinstance(group, hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations)
+        if volumetric != (label["kind"] == "box" and label.get("dimensions", 2) == 3):
+            said = "a volumetric ROI (several slices)" if volumetric else "a planar ROI (one image)"
+            raise ImportRefused(f"ROI {n} of the SR ({region_id}) is {said}, and label {key!r} is not of that kind")
+        item: dict[str, Any] = {"label": key, "id": region_id}
+        if volumetric:
+            zs = sorted(z_of[sop] for sop in sops)
+            if zs != list(range(zs[0], zs[-1] + 1)):
+                raise ImportRefused(
+                    f"ROI {n} of the SR ({region_id}) skips slices: a 3D box spans a run of slices, these are {zs}"
+                )
+            item["series_instance_uid"] = layout.series.series_instance_uid
+            item["geometry"] = {**rectangle, "z": zs[0], "depth": len(zs)}
+        else:
+            item["sop_instance_uid"] = sops[0]
+            item["geometry"] = rectangle if label["kind"] == "box" else {"points": points.tolist()}
+        items.append(item)
+        answers(group, region_id)
+    for study_group in content.get_image_measurement_groups():
+        answers(study_group, None)
+    if not items:
+        raise ImportRefused("the SR holds no answers coded with the project's label keys")
+    return items
+
+
 def labels_import_dicom(
     *,
     project: Project,
@@ -145,9 +224,10 @@ def labels_import_dicom(
     except (InvalidDicomError, EOFError, ValueError, TypeError) as exc:
         raise ImportRefused(f"not a DICOM file: {exc}") from exc
     modality = str(ds.get("Modality", ""))
-    if modality not in ("SEG", "RTSTRUCT"):
+    if modality not in ("SEG", "RTSTRUCT", "SR"):
         raise ImportRefused(
-            f"only DICOM SEG and RTSTRUCT can be imported as labels; this file is {modality or 'of no modality'}"
+            "only DICOM SEG, RTSTRUCT and SR (TID 1500) can be imported as labels; "
+            f"this file is {modality or 'of no modality'}"
         )
     series_uid = _referenced_series(ds)
     if not series_uid:
@@ -176,6 +256,8 @@ def labels_import_dicom(
     label = (
         next((lab for lab in masks if lab["key"] == mask_label), None) if mask_label else (masks[0] if masks else None)
     )
+    if modality == "SR":
+        label = {}  # an SR names its labels itself
     if label is None:
         raise ImportRefused(
             f"schema v{schema.version} has no mask label {mask_label!r}"
@@ -187,17 +269,21 @@ def labels_import_dicom(
     except GeometryMissing as exc:
         raise ImportRefused(f"no geometry to place the {modality} on: {exc}") from exc
     try:
-        mask = _seg_mask(ds, layout, label) if modality == "SEG" else _rtstruct_mask(ds, layout, label)
+        if modality == "SR":
+            items = _sr_items(ds, layout, {lab["key"]: lab for lab in schema.definition["labels"]})
+        else:
+            mask = _seg_mask(ds, layout, label) if modality == "SEG" else _rtstruct_mask(ds, layout, label)
+            items = [{"label": label["key"], "series_instance_uid": series_uid, "mask": encode_mask(mask)}]
     except ImportRefused:
         raise
     except (AttributeError, KeyError, IndexError, ValueError, TypeError) as exc:
         # A malformed object (missing sequences, frames that do not decode): the sender's to fix, not a 500.
         raise ImportRefused(f"the {modality} cannot be read: {type(exc).__name__}: {exc}") from exc
-    item = {"label": label["key"], "series_instance_uid": series_uid, "mask": encode_mask(mask)}
     try:
-        validated = validate_values(schema.definition, {"items": [item]}, study_geometry(case), complete=False)
+        validated = validate_values(schema.definition, {"items": items}, study_geometry(case), complete=False)
     except LabelError as exc:
-        raise ImportRefused(f"the imported mask does not fit the schema: {exc}") from exc
+        what = "labels do" if modality == "SR" else "mask does"
+        raise ImportRefused(f"the imported {what} not fit the schema: {exc}") from exc
     provenance = {
         "source": source,
         "modality": modality,

@@ -18,7 +18,7 @@ from annotation.models import Case, Project
 from annotation.services import current_schema
 from config.errors import ApplicationError
 from config.types import User
-from datasets.build import build_snapshot, is_2d_geometry
+from datasets.build import build_snapshot, is_box_or_polygon
 from datasets.models import Export, ProjectKey
 from datasets.selectors import QA_LEVELS, select_cases
 from datasets.splits import SPLITS
@@ -71,16 +71,16 @@ def _check_formats(formats: list[str], labels: dict[str, dict[str, Any]], wanted
             )
         if mask_label and mask_label not in masks:
             raise ApplicationError(f"mask_label {mask_label!r} is not a selected mask label", code="bad_filter")
-    if "dicom_sr" in formats and not any(is_2d_geometry(v) for v in chosen.values()):
+    if "dicom_sr" in formats and not any(is_box_or_polygon(v) for v in chosen.values()):
         raise ApplicationError(
-            "dicom_sr holds measurements of 2D boxes and polygons on images; the selected labels have none",
+            "dicom_sr holds measurements of boxes (2D or 3D) and polygons on images; the selected labels have none",
             code="format_does_not_fit",
         )
-    if "coco" in formats and not any(is_2d_geometry(v) for v in chosen.values()):
+    if "coco" in formats and not any(is_box_or_polygon(v) for v in chosen.values()):
         kinds = sorted({f"{v['kind']}{' 3D' if v.get('dimensions') == 3 else ''}" for v in chosen.values()})
         raise ApplicationError(
-            "COCO holds 2D boxes and polygons; the selected labels have none (they are: "
-            f"{', '.join(kinds)}). Use monai or dicom_seg for masks and 3D boxes.",
+            "COCO holds boxes (2D, and 3D slice by slice) and polygons; the selected labels have none (they are: "
+            f"{', '.join(kinds)}). Use monai or dicom_seg for masks.",
             code="format_does_not_fit",
         )
     if {"csv", "json"} & set(formats) and not any(

@@ -1,6 +1,8 @@
 """DICOM SR Measurement Reports (TID 1500) through highdicom: each 2D box or polygon as a planar ROI on its
 image with the region's numbers as measurements and its choices and grades as coded qualitative evaluations;
-the study-level choices as one group of qualitative evaluations.
+each 3D box as a volumetric ROI (TID 1411) made of one rectangle per slice it spans, each referencing that slice's
+image (image coordinates, as the planar ROIs: what TID 1500 readers such as OHIF and dcmqi read), with the same
+measurements and evaluations; the study-level choices as one group of qualitative evaluations.
 
 The label schema has no standard codes, so labels and their choices are coded in a private scheme
 (``99MEDLBL``, the label or choice key as the code value, its English name as the meaning): readable by any
@@ -80,6 +82,17 @@ def _region_graphic(geometry: dict[str, Any]) -> np.ndarray:
     return np.asarray([*points, points[0]], dtype=np.float64)
 
 
+def _image_region(graphic: np.ndarray, image: Dataset) -> hd.sr.ImageRegion:
+    return hd.sr.ImageRegion(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=graphic,
+        source_image=hd.sr.SourceImageForRegion(
+            referenced_sop_class_uid=str(image.SOPClassUID),
+            referenced_sop_instance_uid=str(image.SOPInstanceUID),
+        ),
+    )
+
+
 def build_measurement_report(
     *,
     sources: Sequence[Dataset],
@@ -94,12 +107,12 @@ def build_measurement_report(
     description: str,
 ) -> hd.sr.Comprehensive3DSR:
     """``sources``: the images the regions are drawn on (as the report references them); ``regions``: box or
-    polygon items with ``sop_instance_uid`` already mapped like the sources; ``attributes``: region id -> its
+    polygon items with ``sop_instance_uid`` already mapped like the sources, or 3D boxes with ``slices``, the
+    mapped SOP Instance UIDs of the slices they span in order; ``attributes``: region id -> its
     items; ``uid(*parts)``: a reproducible UID for each tracking identifier."""
     by_uid = {str(ds.SOPInstanceUID): ds for ds in sources}
     groups: list[Any] = []
     for region in regions:
-        image = by_uid[region["sop_instance_uid"]]
         region_id = str(region.get("id", len(groups) + 1))
         label = labels[region["label"]]
         own = attributes.get(region_id, [])
@@ -112,24 +125,29 @@ def build_measurement_report(
             and labels[i["label"]]["kind"] == "number"
             and isinstance(i.get("value"), (int, float))
         ]
-        groups.append(
-            hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-                tracking_identifier=hd.sr.TrackingIdentifier(
-                    uid=uid("sr-region", region_id), identifier=f"{label['key']} {region_id}"[:64]
-                ),
-                referenced_region=hd.sr.ImageRegion(
-                    graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-                    graphic_data=_region_graphic(region["geometry"]),
-                    source_image=hd.sr.SourceImageForRegion(
-                        referenced_sop_class_uid=str(image.SOPClassUID),
-                        referenced_sop_instance_uid=str(image.SOPInstanceUID),
-                    ),
-                ),
-                finding_type=label_code(label),
-                measurements=measurements or None,
-                qualitative_evaluations=_evaluations(labels, own) or None,
-            )
+        tracking = hd.sr.TrackingIdentifier(
+            uid=uid("sr-region", region_id), identifier=f"{label['key']} {region_id}"[:64]
         )
+        graphic = _region_graphic(region["geometry"])
+        common: dict[str, Any] = {
+            "tracking_identifier": tracking,
+            "finding_type": label_code(label),
+            "measurements": measurements or None,
+            "qualitative_evaluations": _evaluations(labels, own) or None,
+        }
+        if "slices" in region:
+            # A 3D box: the same rectangle on every slice it spans, first to last.
+            groups.append(
+                hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                    referenced_regions=[_image_region(graphic, by_uid[sop]) for sop in region["slices"]], **common
+                )
+            )
+        else:
+            groups.append(
+                hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                    referenced_region=_image_region(graphic, by_uid[region["sop_instance_uid"]]), **common
+                )
+            )
     study_evaluations = _evaluations(labels, study_items)
     if study_evaluations:
         groups.append(

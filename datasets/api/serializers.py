@@ -74,7 +74,7 @@ class ExportDetailOutput(ExportOutput):
 
 
 class LabelImportInput(serializers.Serializer[Any]):
-    file = serializers.FileField(help_text="One DICOM SEG or RTSTRUCT (Part 10)")
+    file = serializers.FileField(help_text="One DICOM SEG, RTSTRUCT or SR measurement report (TID 1500) (Part 10)")
     mask_label = serializers.CharField(required=False, allow_blank=True)
     use = serializers.ChoiceField(
         choices=["reading", "gold_reference"],

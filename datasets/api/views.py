@@ -64,8 +64,8 @@ class ExportListView(APIView):
 
 
 class LabelImportView(APIView):
-    """Upload one DICOM SEG or RTSTRUCT as the "imported" reading of the case whose series it references, or
-    ("use": "gold_reference") as that case's gold reference."""
+    """Upload one DICOM SEG, RTSTRUCT or SR (TID 1500) as the "imported" reading of the case whose series it
+    references, or ("use": "gold_reference") as that case's gold reference."""
 
     parser_classes = [MultiPartParser]
 
@@ -88,7 +88,7 @@ class LabelImportView(APIView):
 
 
 class LabelImportFromPacsView(APIView):
-    """Import one DICOM SEG or RTSTRUCT from a PACS the project may take data from, by its UIDs."""
+    """Import one DICOM SEG, RTSTRUCT or SR (TID 1500) from a PACS the project may take data from, by its UIDs."""
 
     @extend_schema(request=s.LabelImportFromPacsInput, responses={201: s.LabelImportOutput})
     def post(self, request: Request, slug: str) -> Response:

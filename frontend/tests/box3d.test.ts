@@ -39,6 +39,14 @@ describe("3D boxes in the reading", () => {
     expect(back.regions).toEqual([{ ...box3d, fromAi: undefined }]);
   });
 
+  it("keeps its measurements, each on the slice it names, through the API and back", async () => {
+    const measured: Region = { ...box3d, measurements: [{ id: "m1", kind: "length", points: [[12, 14], [28, 14]], slice: 7, length_mm: 12.8 }] };
+    const items = await readingToItems(schema, { ...emptyReading(), regions: [measured] });
+    expect(items[0].measurements).toEqual(measured.measurements);
+    const back = await itemsToReading(schema, items);
+    expect(back.regions[0].measurements).toEqual(measured.measurements);
+  });
+
   it("is drawn on its central slice of its own series, and spans its extent", () => {
     expect(regionSlice(box3d, "S1", [])).toBe(5);
     expect(regionSlice(box3d, "S2", [])).toBe(-1);

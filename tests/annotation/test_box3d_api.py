@@ -99,3 +99,66 @@ def test_an_extent_outside_the_series_or_reversed_is_refused_and_nothing_is_stor
             assert said in body["detail"], body
             assert "Nodule 3D box" in body["detail"] or "结节三维框" in body["detail"], body
     assert db_state(isolated_storage) == before
+
+
+def measured(case: Case, z: int, depth: int, on_slice: int) -> dict[str, Any]:
+    """A 3D box (slices z to z + depth - 1) with a length measurement drawn on slice ``on_slice`` (from 0)."""
+    body = values(case, z, depth)
+    length = {"id": "m1", "kind": "length", "points": [[12, 14], [28, 14]], "slice": on_slice}
+    body["items"][1]["measurements"] = [length]
+    return body
+
+
+def test_a_measurement_on_a_slice_of_a_3d_box_is_stored_with_the_box(
+    box3d_case: Case, users: dict[str, User], client_for: Callable[[User | None], Client]
+) -> None:
+    client = client_for(users["annotator"])
+    series = case_series(box3d_case)
+    response = post_revision(client, box3d_case, measured(box3d_case, 1, 3, on_slice=3), base_revision=0)
+    assert response.status_code == 201, response.content
+    revision = Case.objects.get(pk=box3d_case.pk).annotations.get(reader=users["annotator"]).current_revision
+    assert revision is not None
+    (box,) = [i for i in revision.items if i["label"] == "nodule_volume"]
+    (length,) = box["measurements"]
+    assert length["slice"] == 3 and length["points"] == [[12.0, 14.0], [28.0, 14.0]]
+    # 16 columns at the series' column spacing: the server's millimetres, not the browser's.
+    spacing = series.pixel_spacing
+    assert spacing
+    assert length["length_mm"] == pytest.approx(16 * float(spacing[1]), abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("on_slice", "english", "chinese"),
+    [
+        (
+            5,
+            "the measurement is on slice 6, outside the 3D box's slices 2 to 4",
+            "测量位于第 6 层，不在三维框的第 2 至 4 层之内",
+        ),
+        (0, "the measurement is on slice 1, outside the 3D box's slices 2 to 4", "测量位于第 1 层"),
+        (None, "slice is required", "slice"),
+    ],
+)
+def test_a_measurement_off_the_3d_box_slices_is_refused_and_nothing_is_stored(
+    box3d_case: Case,
+    users: dict[str, User],
+    client_for: Callable[[User | None], Client],
+    isolated_storage: Path,
+    on_slice: int | None,
+    english: str,
+    chinese: str,
+) -> None:
+    body = measured(box3d_case, 1, 3, on_slice=on_slice if on_slice is not None else 0)
+    if on_slice is None:
+        del body["items"][1]["measurements"][0]["slice"]
+    before = db_state(isolated_storage)
+    for language, said in (("en", english), ("zh-hans", chinese)):
+        for submit in (False, True):
+            client = client_for(users["annotator"])
+            client.defaults["HTTP_ACCEPT_LANGUAGE"] = language
+            response = post_revision(client, box3d_case, body, base_revision=0, submit=submit)
+            assert response.status_code == 400, response.content
+            detail = response.json()
+            assert detail["field"] == "items[1].measurements[0].slice", detail
+            assert said in detail["detail"], detail
+    assert db_state(isolated_storage) == before

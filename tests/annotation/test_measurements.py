@@ -96,6 +96,11 @@ def test_without_pixel_spacing_the_millimetres_are_unknown() -> None:
             "used twice",
         ),
         (
+            [{"id": "m1", "kind": "length", "points": [[1, 1], [2, 2]], "slice": 0}],
+            "items[0].measurements[0].slice",
+            "names its slice only on a 3D box",
+        ),
+        (
             [{"id": "m1", "kind": "length", "points": [[1, 1], [2, 2]], "colour": "red"}],
             "items[0].measurements[0].colour",
             "unknown field for a measurement",

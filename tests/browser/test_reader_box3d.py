@@ -135,3 +135,45 @@ def test_a_3d_box_is_stored_with_its_slice_extent_and_edited_in_the_sagittal_vie
     number, box = saved_after(page, case.pk, number)
     assert (box["geometry"]["z"], box["geometry"]["depth"]) == (first, last - first + 1), box
     assert not session.errors, session.errors
+
+
+def test_a_length_drawn_over_a_3d_box_off_its_central_slice_belongs_to_the_box(browser: Browser, base_url: str) -> None:
+    """A measurement drawn over a 3D box on one of its slices (not its central one) is stored with the box, naming
+    that slice, with the server's millimetres; the screenshot is reader-box3d-measurement.png."""
+    with_3d_box_label()
+    case, study = nodule_case()
+    (lesion,) = study.lesions
+    z0, y0, x0, z1, y1, x1 = lesion.bbox_voxel
+    centre = (int(z0) + int(z1)) // 2
+
+    session = Session(browser, base_url, "annotator")
+    page = session.page
+    page.goto(f"{base_url}/cases/{case.pk}/read?role=first_reader&project={SLUG}")
+    session.wait_first_image()
+    page.get_by_role("combobox", name="Lesions").select_option(BOX3D_KEY)
+    go_to_slice(page, centre)
+    page.keyboard.press("b")
+    drag(page, to_page(page, x0 - 2, y0 - 2), to_page(page, x1 + 2, y1 + 2))
+    page.locator("[data-testid=save-state][data-state=saved]").wait_for(timeout=20_000)
+    number, _ = stored_box(case.pk)
+    first, last = centre - 2, centre + 2
+    go_to_slice(page, first)
+    page.keyboard.press("[")
+    number, _ = saved_after(page, case.pk, number)
+    go_to_slice(page, last)
+    page.keyboard.press("]")
+    number, box = saved_after(page, case.pk, number)
+    assert (box["geometry"]["z"], box["geometry"]["depth"]) == (first, 5), box
+
+    # A length on slice centre + 1 (inside the box's extent, not its central slice), 10 columns long.
+    on = centre + 1
+    go_to_slice(page, on)
+    page.keyboard.press("l")
+    yc = (y0 + y1) / 2
+    drag(page, to_page(page, x0, yc), to_page(page, x0 + 10, yc))
+    number, box = saved_after(page, case.pk, number)
+    (length,) = box.get("measurements", [])
+    assert length["kind"] == "length" and length["slice"] == on, box
+    assert length["length_mm"] == pytest.approx(10 * 0.8, abs=0.2), length
+    page.screenshot(path=str(artifacts() / "reader-box3d-measurement.png"), full_page=True)
+    assert not session.errors, session.errors

@@ -141,7 +141,7 @@ def test_outsiders_and_managers_of_other_projects_see_nothing(
             {**BODY, "formats": ["coco"], "filters": {"labels": ["nodule_mask"], "min_qa_level": "adjudicated"}},
             400,
             "format_does_not_fit",
-            "COCO holds 2D boxes and polygons",
+            "COCO holds boxes (2D, and 3D slice by slice) and polygons",
         ),
         (
             {**BODY, "formats": ["monai"], "filters": {"labels": ["nodule_box"], "min_qa_level": "adjudicated"}},

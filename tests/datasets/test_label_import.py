@@ -157,7 +157,7 @@ def test_a_label_whose_geometry_does_not_fit_the_series_is_refused(
     del broken.SegmentSequence
     with pytest.raises(ImportRefused, match="cannot be read"):
         labels_import_dicom(project=other_project, data=dataset_bytes(broken), imported_by=users["manager"])
-    with pytest.raises(ImportRefused, match="only DICOM SEG and RTSTRUCT"):
+    with pytest.raises(ImportRefused, match="only DICOM SEG, RTSTRUCT and SR"):
         labels_import_dicom(project=other_project, data=_study_files(101)[0], imported_by=users["manager"])
     assert LabelImport.objects.count() == 0
 

@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 
 from annotation.models import AnnotationRevision, Case
 from config.errors import ApplicationError
+from datasets.label_import import labels_import_dicom
 from datasets.services import export_create
 from datasets.sr import SCHEME
 from tests.datasets.conftest import run_export, zip_files
@@ -89,3 +90,26 @@ def test_sr_needs_boxes_or_polygons_in_the_selected_labels(
             filters={"labels": ["nodule_mask"]},
             enqueue=False,
         )
+
+
+def test_an_sr_of_2d_boxes_imports_back_as_the_same_boxes_and_answers(
+    adjudicated_cases: list[tuple[Case, AnnotationRevision]], users: dict[str, User]
+) -> None:
+    case, revision = adjudicated_cases[0]
+    export = run_export(
+        export_create(
+            project=case.project,
+            created_by=users["manager"],
+            formats=["dicom_sr"],
+            filters={"min_qa_level": "adjudicated"},
+            deidentify=False,
+            enqueue=False,
+        )
+    )
+    data = zip_files(export)["sr/case_00001.dcm"]
+    imported = labels_import_dicom(project=case.project, data=data, imported_by=users["manager"])
+    assert imported.annotation.case_id == case.pk and imported.annotation.role == "imported"
+    # Everything the SR holds: the box on its image with its answers, and the study's choices (not the mask,
+    # nor free text, which the report does not carry).
+    carried = [i for i in revision.items if i["label"] not in ("nodule_mask", "comment")]
+    assert sorted(imported.items, key=repr) == sorted(carried, key=repr)

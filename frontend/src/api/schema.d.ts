@@ -267,13 +267,13 @@ export interface paths {
   };
   "/api/v1/projects/{slug}/label-imports/": {
     /**
-     * @description Upload one DICOM SEG or RTSTRUCT as the "imported" reading of the case whose series it references, or
-     * ("use": "gold_reference") as that case's gold reference.
+     * @description Upload one DICOM SEG, RTSTRUCT or SR (TID 1500) as the "imported" reading of the case whose series it
+     * references, or ("use": "gold_reference") as that case's gold reference.
      */
     post: operations["v1_projects_label_imports_create"];
   };
   "/api/v1/projects/{slug}/label-imports/pacs/": {
-    /** @description Import one DICOM SEG or RTSTRUCT from a PACS the project may take data from, by its UIDs. */
+    /** @description Import one DICOM SEG, RTSTRUCT or SR (TID 1500) from a PACS the project may take data from, by its UIDs. */
     post: operations["v1_projects_label_imports_pacs_create"];
   };
   "/api/v1/projects/{slug}/members/": {
@@ -1042,7 +1042,7 @@ export interface components {
     LabelImportInputRequest: {
       /**
        * Format: binary
-       * @description One DICOM SEG or RTSTRUCT (Part 10)
+       * @description One DICOM SEG, RTSTRUCT or SR measurement report (TID 1500) (Part 10)
        */
       file: string;
       mask_label?: string;
@@ -3337,8 +3337,8 @@ export interface operations {
     };
   };
   /**
-   * @description Upload one DICOM SEG or RTSTRUCT as the "imported" reading of the case whose series it references, or
-   * ("use": "gold_reference") as that case's gold reference.
+   * @description Upload one DICOM SEG, RTSTRUCT or SR (TID 1500) as the "imported" reading of the case whose series it
+   * references, or ("use": "gold_reference") as that case's gold reference.
    */
   v1_projects_label_imports_create: {
     parameters: {
@@ -3359,7 +3359,7 @@ export interface operations {
       };
     };
   };
-  /** @description Import one DICOM SEG or RTSTRUCT from a PACS the project may take data from, by its UIDs. */
+  /** @description Import one DICOM SEG, RTSTRUCT or SR (TID 1500) from a PACS the project may take data from, by its UIDs. */
   v1_projects_label_imports_pacs_create: {
     parameters: {
       path: {

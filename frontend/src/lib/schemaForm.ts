@@ -147,7 +147,13 @@ export async function readingToItems(schema: SchemaDefinition, reading: Reading)
     if (region.extent && region.seriesUid) {
       const { x, y, width, height } = region.geometry as ApiBox;
       const { first, last } = region.extent;
-      items.push({ label: region.label, id: region.id, series_instance_uid: region.seriesUid, geometry: { x, y, z: first, width, height, depth: last - first + 1 } });
+      items.push({
+        label: region.label,
+        id: region.id,
+        series_instance_uid: region.seriesUid,
+        geometry: { x, y, z: first, width, height, depth: last - first + 1 },
+        ...(region.measurements?.length ? { measurements: region.measurements } : {}),
+      });
     } else items.push({
       label: region.label,
       id: region.id,
@@ -194,6 +200,7 @@ export async function itemsToReading(schema: SchemaDefinition, items: Item[], op
         seriesUid: item.series_instance_uid,
         attributes: {},
         fromAi: options.fromAi,
+        ...(item.measurements?.length ? { measurements: item.measurements as unknown as Measurement[] } : {}),
       });
     } else if (isGeometry(label) && item.id && item.sop_instance_uid && item.geometry) {
       reading.regions.push({

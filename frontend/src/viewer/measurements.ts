@@ -17,6 +17,7 @@ export interface Measurement {
   id: string;
   kind: MeasurementKind;
   points: [number, number][];
+  slice?: number; // a 3D box's measurement: the slice it is drawn on (from 0, one of the box's); a 2D region's is its own
   length_mm?: number | null;
   long_mm?: number | null;
   short_mm?: number | null;

@@ -648,7 +648,11 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
       .map((r) => ({ id: r.id, box: r.geometry as ApiBox, slice: regionSlice(r, here.seriesUid, here.slices) }))
       .filter((b) => b.slice >= 0);
     const sliceOf = (r: Region) => regionSlice(r, here.seriesUid, here.slices);
-    const measurements = readingRef.current.regions.flatMap((r) => (r.measurements ?? []).map((m) => ({ regionId: r.id, slice: sliceOf(r), measurement: m }))).filter((m) => m.slice >= 0);
+    // A 3D box's measurement lies on the slice it names; a 2D region's on the region's own.
+    const measurements = readingRef.current.regions.flatMap((r) => {
+      const at = sliceOf(r);
+      return at < 0 ? [] : (r.measurements ?? []).map((m) => ({ regionId: r.id, slice: m.slice ?? at, measurement: m }));
+    });
     const planes = here.slices.map((s) => s.plane);
     const changedBoxes = syncBoxes(vp, planes, boxes, readOnly);
     const changedMeasurements = syncMeasurements(vp, planes, measurements, readOnly);
@@ -689,9 +693,12 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
         viewer.current?.renderAnnotations();
         return;
       }
-      // It belongs to the selected lesion when that is on this slice, else to the lesion it lies in.
+      // It belongs to the selected lesion when that is on this slice, else to the lesion it lies in (a 3D box
+      // spanning this slice is on it: its measurement names the slice).
       const slice = here.slices[index];
-      const onSlice = readingRef.current.regions.filter((r) => r.sopInstanceUid === slice.sopInstanceUid && r.frame === slice.frame);
+      const onSlice = readingRef.current.regions.filter(
+        (r) => (r.sopInstanceUid === slice.sopInstanceUid && r.frame === slice.frame) || spansSlice(r, here.seriesUid, index),
+      );
       const cx = measurement.points.reduce((sum, p) => sum + p[0], 0) / measurement.points.length;
       const cy = measurement.points.reduce((sum, p) => sum + p[1], 0) / measurement.points.length;
       const contains = (r: Region) => {
@@ -706,8 +713,9 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
         return;
       }
       setNotice(null);
+      const stored = owner.extent ? { ...measurement, slice: index } : measurement;
       flushSync(() => {
-        change((r) => ({ ...r, regions: r.regions.map((x) => (x.id === owner.id ? { ...x, measurements: [...(x.measurements ?? []), measurement] } : x)) }));
+        change((r) => ({ ...r, regions: r.regions.map((x) => (x.id === owner.id ? { ...x, measurements: [...(x.measurements ?? []), stored] } : x)) }));
         setSelected(owner.id);
       });
       if (measurement.kind === "ellipse") {
@@ -765,10 +773,11 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
           // A measurement's handle moved: read it back (its millimetres and HU statistics follow).
           const annotation = csAnnotation.state.getAnnotation(uid) as BoxAnnotation | undefined;
           const region = readingRef.current.regions.find((r) => r.id === parts.regionId);
-          const index = region && here ? here.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame) : -1;
           const old = region?.measurements?.find((m) => m.id === parts.measurementId);
+          const index = region && here ? (old?.slice ?? here.slices.findIndex((s) => s.sopInstanceUid === region.sopInstanceUid && s.frame === region.frame)) : -1;
           if (!annotation || !region || !here || index < 0 || !old) continue;
-          const now = readMeasurement(annotation, here.slices[index].plane, old.id);
+          const read = readMeasurement(annotation, here.slices[index].plane, old.id);
+          const now = read && old.slice !== undefined ? { ...read, slice: old.slice } : read;
           if (now && JSON.stringify(now.points) !== JSON.stringify(old.points)) {
             const list = measured.get(region.id) ?? [...(region.measurements ?? [])];
             measured.set(region.id, list.map((m) => (m.id === old.id ? now : m)));
@@ -1103,7 +1112,7 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
       }),
       measurements: reading.regions.flatMap((r) => {
         const at = sliceOfRegion(r);
-        return at < 0 ? [] : (r.measurements ?? []).map((m) => ({ slice: at, points: m.points }));
+        return at < 0 ? [] : (r.measurements ?? []).map((m) => ({ slice: m.slice ?? at, points: m.points }));
       }),
       editing: !readOnly && tool === "box" && !ai.active,
       onSelect: setSelected,
