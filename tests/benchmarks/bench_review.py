@@ -701,6 +701,9 @@ def run_policy(
         if name.endswith("_loose"):
             policy.adaptive_mask_dice = args.routing_mask_dice
             policy.adaptive_number_tolerance = args.routing_number_tolerance
+            # A reader is held to the bar from their first gold case on (with 10 gold cases at a 10 % rate, a
+            # record of 3 forms only halfway through the batch, and until then every case went to the expert).
+            policy.adaptive_min_record_cases = args.adjudicator_record
     policy.save()
 
     case_by_pk = {c.pk: c for c in Case.objects.filter(project=project).select_related("study")}
@@ -947,6 +950,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--routing-mask-dice", type=float, default=0.6, help="policies: adaptive_adjudicator_loose's routing Dice"
+    )
+    parser.add_argument(
+        "--adjudicator-record", type=int, default=1, help="policies: adaptive_adjudicator_loose's record cases"
     )
     parser.add_argument(
         "--routing-number-tolerance",
