@@ -954,7 +954,7 @@ def main() -> None:
         "--routing-mask-dice", type=float, default=0.6, help="policies: adaptive_adjudicator_loose's routing Dice"
     )
     parser.add_argument(
-        "--routing-mask-dice-mid", type=float, default=0.7, help="policies: adaptive_adjudicator_mid's routing Dice"
+        "--routing-mask-dice-mid", type=float, default=0.8, help="policies: adaptive_adjudicator_mid's routing Dice"
     )
     parser.add_argument(
         "--adjudicator-record", type=int, default=1, help="policies: adaptive_adjudicator_loose's record cases"
