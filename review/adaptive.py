@@ -18,14 +18,22 @@ event says the budget was spent (bench_review --part policies measures what that
 Decisions are taken one at a time (the policy row is locked), so two submissions at once cannot both count the
 same share.
 
-Every decision is the case's transition event (to single_read or to awaiting_cross_verification), with its
-reason in words and in ``metrics``: routing, reason codes, the AI comparison, the reader's record, the budget.
+With ``adaptive_adjudicate`` a case that fails a check goes straight to the panel instead (to disputed, then in
+panel), which judges the reading against the AI proposal: with a panel of one (panel_size 1, quorum 1) that is a
+single adjudicator, one expert reading where a second reading and a disputed case's three votes would be spent.
+Such a routing counts in the budget like a second reading. ``adaptive_mask_dice`` and ``adaptive_number_tolerance``
+are the Dice and the number tolerance the AI check asks (else the project's): the other thresholds stay the
+project's.
+
+Every decision is the case's transition event (to single_read, to awaiting_cross_verification, or to disputed),
+with its reason in words and in ``metrics``: routing, reason codes, the AI comparison, the reader's record, the
+budget.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.utils.translation import gettext_noop as N_
@@ -40,6 +48,7 @@ from review.workflow import case_transition
 
 SINGLE = "single"
 SECOND = "second"
+ADJUDICATION = "adjudication"  # policy.adaptive_adjudicate: a failed check goes straight to the panel
 GEOMETRY_KINDS = ("box", "polygon", "point", "mask")
 
 # Reason codes (metrics["reasons"]); the event's reason says the same in words.
@@ -51,6 +60,7 @@ RECORD_BELOW_BAR = "record_below_bar"
 RECORD_TOO_SHORT = "record_too_short"
 BUDGET_FILL = "budget_below_target"
 BUDGET_SPENT = "budget_spent"
+TO_ADJUDICATION = "to_adjudication"
 
 # The reasons in words: stored as messages (config.messages), shown in each reader's language.
 T_AI_AGREES = N_("the AI proposal agrees with the reading")
@@ -70,6 +80,12 @@ T_SPENT = N_("second-reading budget spent: %(done)s of %(decided)s (%(share)s) a
 T_BUDGET = N_("second readings so far %(done)s of %(decided)s (%(share)s), under the target %(target)s")
 E_ROUTED_SECOND = N_("first reading submitted by %(reader)s; adaptive routing: second reading needed (%(reasons)s)")
 E_ROUTED_SINGLE = N_("first reading submitted by %(reader)s; adaptive routing: single reading accepted (%(reasons)s)")
+T_TO_ADJUDICATION = N_(
+    "the policy sends a reading that fails a check to the panel, to be judged against the AI proposal"
+)
+E_ROUTED_ADJUDICATION = N_(
+    "first reading submitted by %(reader)s; adaptive routing: adjudication by the panel needed (%(reasons)s)"
+)
 E_ROUTED_SINGLE_AI_CONSENSUS = N_(
     "first reading submitted by %(reader)s; adaptive routing: single reading accepted (%(reasons)s); its final "
     "label is the consensus of the reading and the AI proposal"
@@ -136,10 +152,15 @@ def ai_check(case: Case, revision: AnnotationRevision, policy: ReviewPolicy) -> 
     labels = [
         label for label in schema.get("labels", []) if label["key"] in answered or label["kind"] in GEOMETRY_KINDS
     ]
+    thresholds = _thresholds(policy)
+    if policy.adaptive_mask_dice is not None:
+        thresholds = replace(thresholds, mask_dice=policy.adaptive_mask_dice)
+    if policy.adaptive_number_tolerance is not None:
+        thresholds = replace(thresholds, number_tolerance=policy.adaptive_number_tolerance)
     check = evaluate(
         {**schema, "labels": labels},
         [_reading_of(revision, "the reading"), _reading_of(proposal, "the AI proposal")],
-        _thresholds(policy),
+        thresholds,
         _slice_index(case),
     )
     base = {"ai_revision": proposal.pk, "model_version": proposal.model_version, "status": check.status}
@@ -205,9 +226,9 @@ def reader_record(project: Project, reader: User | None, policy: ReviewPolicy) -
 
 
 def routing_counts(project: Project) -> tuple[int, int]:
-    """(second readings routed, decisions taken) over the project's adaptive decisions so far."""
+    """(second readings or adjudications routed, decisions taken) over the project's adaptive decisions so far."""
     decisions = CaseEvent.objects.filter(case__project=project, metrics__has_key="routing")
-    return decisions.filter(metrics__routing=SECOND).count(), decisions.count()
+    return decisions.filter(metrics__routing__in=[SECOND, ADJUDICATION]).count(), decisions.count()
 
 
 def adaptive_route(*, case: Case, annotation: Annotation, actor: User, policy: ReviewPolicy) -> Route:
@@ -224,6 +245,14 @@ def adaptive_route(*, case: Case, annotation: Annotation, actor: User, policy: R
         ai=ai, record=record, second_reads=second_reads, decided=decided, target=target, cap=policy.second_read_cap
     )
     evaluation: Evaluation | None = ai.pop("evaluation", None)
+    # A case that failed a check (not one sent only to fill the budget, whose second reading measures the readers)
+    # goes to the panel when the policy says so.
+    failed = ai["code"] != AI_AGREES or record["code"] != RECORD_OK
+    adjudicate = route.second and failed and policy.adaptive_adjudicate
+    if adjudicate:
+        route = Route(
+            second=True, codes=[*route.codes, TO_ADJUDICATION], reasons=[*route.reasons, message(T_TO_ADJUDICATION)]
+        )
     ai_consensus = (
         not route.second
         and ai["code"] == AI_AGREES
@@ -232,7 +261,7 @@ def adaptive_route(*, case: Case, annotation: Annotation, actor: User, policy: R
         and _compares_every_label(revision, ai.get("compared_labels", []))
     )
     metrics = {
-        "routing": SECOND if route.second else SINGLE,
+        "routing": ADJUDICATION if adjudicate else SECOND if route.second else SINGLE,
         "reasons": route.codes,
         "ai": ai,
         "reader_record": record,
@@ -244,7 +273,9 @@ def adaptive_route(*, case: Case, annotation: Annotation, actor: User, policy: R
         },
         "ai_consensus": ai_consensus,
     }
-    if route.second:
+    if adjudicate:
+        said, to = E_ROUTED_ADJUDICATION, CaseStatus.DISPUTED
+    elif route.second:
         said, to = E_ROUTED_SECOND, CaseStatus.AWAITING_CROSS_VERIFICATION
     else:
         said, to = (E_ROUTED_SINGLE_AI_CONSENSUS if ai_consensus else E_ROUTED_SINGLE), CaseStatus.SINGLE_READ
@@ -260,6 +291,10 @@ def adaptive_route(*, case: Case, annotation: Annotation, actor: User, policy: R
         message=message(said, reader=actor.username, reasons=route.reasons),
         metrics=metrics,
     )
+    if adjudicate:
+        from review.services import case_send_to_panel
+
+        case_send_to_panel(case=case, actor=actor)
     return route
 
 
@@ -298,6 +333,7 @@ def reading_routes(project: Project) -> dict[str, Any]:
     for metrics in decisions:
         reasons.update(str(code) for code in metrics.get("reasons", []))
     seconds = sum(metrics.get("routing") == SECOND for metrics in decisions)
+    adjudications = sum(metrics.get("routing") == ADJUDICATION for metrics in decisions)
 
     def share(n: int) -> float | None:
         return round(n / routed, 4) if routed else None
@@ -318,7 +354,8 @@ def reading_routes(project: Project) -> dict[str, Any]:
         "adaptive": {
             "decisions": len(decisions),
             "second_reads": seconds,
-            "second_read_share": round(seconds / len(decisions), 4) if decisions else None,
+            "adjudications": adjudications,
+            "second_read_share": round((seconds + adjudications) / len(decisions), 4) if decisions else None,
             "target": policy.second_read_target if policy and policy.adaptive_second_read else None,
             "reasons": dict(sorted(reasons.items())),
         },

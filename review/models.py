@@ -89,6 +89,19 @@ class ReviewPolicy(models.Model):
     # the reading and the proposal by the project's consensus rules (as for two readers: masks by the mask rule,
     # boxes averaged), instead of the reading as drawn. Off: the reader's own label is final.
     adaptive_ai_consensus = models.BooleanField(default=False)
+    # Where a first reading that fails a check goes. Off: to a second reader (and the panel on disagreement). On:
+    # straight to the panel, which judges the reading against the AI proposal (with panel_size 1 and quorum 1, a
+    # single adjudicator): one expert reading instead of a second reading and, on the usual disagreement, three
+    # votes. bench_review --part policies measures both.
+    adaptive_adjudicate = models.BooleanField(default=False)
+    # The Dice the routing's AI check asks of the reading's mask against the AI proposal's; null: the project's
+    # mask_dice. Two careful outlines of a small lesion often differ by more than the agreement bar, so a case
+    # whose lesions both found (the counts, boxes, types and answers agreeing) may be accepted on a looser outline
+    # bar, its mask then the consensus of the two (adaptive_ai_consensus).
+    adaptive_mask_dice = models.FloatField(null=True, blank=True)
+    # Likewise the tolerance (in the label's unit) the AI check allows between the reading's numbers and the AI
+    # proposal's (a diameter); null: the project's number_tolerance.
+    adaptive_number_tolerance = models.FloatField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"review policy of {self.project_id}"

@@ -16,7 +16,9 @@ S = CaseStatus
 TRANSITIONS: dict[str, set[str]] = {
     # Back to agreed or adjudicated only when a manager unmarks a gold case made with that final label before
     # anyone read it again (review.gold.gold_case_unmark): the case is then what it was.
-    S.AWAITING_FIRST_READ: {S.AWAITING_CROSS_VERIFICATION, S.SINGLE_READ, S.AGREED, S.ADJUDICATED},
+    # To disputed: adaptive routing sends a first reading that fails a check straight to the panel
+    # (policy.adaptive_adjudicate), to be judged against the AI proposal.
+    S.AWAITING_FIRST_READ: {S.AWAITING_CROSS_VERIFICATION, S.SINGLE_READ, S.AGREED, S.ADJUDICATED, S.DISPUTED},
     S.AWAITING_CROSS_VERIFICATION: {S.AGREED, S.DISPUTED},
     S.DISPUTED: {S.IN_PANEL},
     S.IN_PANEL: {S.ADJUDICATED},

@@ -42,6 +42,9 @@ class ReviewPolicySerializer(serializers.ModelSerializer[ReviewPolicy]):
             "second_read_target",
             "adaptive_ai_consensus",
             "second_read_cap",
+            "adaptive_adjudicate",
+            "adaptive_mask_dice",
+            "adaptive_number_tolerance",
         ]
         extra_kwargs = {
             "second_read_share": {"min_value": 0.0, "max_value": 1.0},
@@ -49,6 +52,8 @@ class ReviewPolicySerializer(serializers.ModelSerializer[ReviewPolicy]):
             "adaptive_min_agreement": {"min_value": 0.0, "max_value": 1.0},
             "second_read_target": {"min_value": 0.0, "max_value": 1.0},
             "mask_dice": {"min_value": 0.0, "max_value": 1.0},
+            "adaptive_mask_dice": {"min_value": 0.0, "max_value": 1.0},
+            "adaptive_number_tolerance": {"min_value": 0.0},
             "box_iou": {"min_value": 0.0, "max_value": 1.0},
             "panel_size": {"min_value": 1, "max_value": 15},
             "quorum": {"min_value": 1, "max_value": 15},

@@ -313,10 +313,14 @@ def run_panel(project: Any, experts: list[Any], truth_of_case: dict[int, Truth],
     nothing on the table is acceptable to them (closeness above expert_accept: a missed lesion, a clearly wrong
     outline or type; by default the project's own bar, 1 - mask_dice) or, with probability p_expert_correct,
     unless an acceptable correction is already there to endorse."""
-    from annotation.models import Annotation, Case, CaseStatus, ReadingRole
+    from annotation.models import Annotation, Assignment, Case, CaseStatus, ReadingRole
     from review.services import panel_vote
 
     for case in Case.objects.filter(project=project, status=CaseStatus.IN_PANEL).order_by("pk"):
+        # Only the seated experts vote (a panel of one seats one of them).
+        seated = set(
+            Assignment.objects.filter(case=case, role=ReadingRole.PANEL_MEMBER).values_list("user_id", flat=True)
+        )
         truth = truth_of_case[case.pk]
         options: list[Any] = [
             a.current_revision
@@ -326,7 +330,7 @@ def run_panel(project: Any, experts: list[Any], truth_of_case: dict[int, Truth],
             .select_related("current_revision")
             .order_by("role")
         ]
-        for expert in sorted(experts, key=lambda e: e.pk):
+        for expert in sorted((e for e in experts if e.pk in seated), key=lambda e: e.pk):
             case.refresh_from_db()
             if case.status != CaseStatus.IN_PANEL:
                 break
@@ -688,7 +692,20 @@ def run_policy(
         policy.adaptive_min_record_cases = args.adaptive_record
         policy.adaptive_ai_consensus = args.ai_consensus
         policy.gold_rate = args.gold_rate
-        policy.second_read_cap = name != "adaptive_uncapped"
+        policy.second_read_cap = name != "adaptive_uncapped" and not name.startswith("adaptive_adjudicator")
+    if name.startswith("adaptive_adjudicator"):
+        # A first reading that fails a check goes to a single adjudicator (a panel of one), who judges it against
+        # the AI proposal; the loose variant accepts outlines on a looser Dice when everything else agrees.
+        policy.adaptive_adjudicate = True
+        policy.panel_size, policy.quorum = 1, 1
+        if name.endswith(("_loose", "_mid")):
+            policy.adaptive_mask_dice = (
+                args.routing_mask_dice if name.endswith("_loose") else args.routing_mask_dice_mid
+            )
+            policy.adaptive_number_tolerance = args.routing_number_tolerance
+            # A reader is held to the bar from their first gold case on (with 10 gold cases at a 10 % rate, a
+            # record of 3 forms only halfway through the batch, and until then every case went to the expert).
+            policy.adaptive_min_record_cases = args.adjudicator_record
     policy.save()
 
     case_by_pk = {c.pk: c for c in Case.objects.filter(project=project).select_related("study")}
@@ -766,7 +783,7 @@ def run_policy(
         "reads_per_case": reads_total / len(rows),
         "gold_reads": gold_reads,
         "errors": errors,
-        "routing_reasons": routes.get("reasons"),
+        "routing_reasons": routes["adaptive"]["reasons"],
         "seconds": round(seconds, 1),
     }
 
@@ -780,13 +797,21 @@ def part_policies(args: argparse.Namespace) -> dict[str, Any]:
     policies += [(f"adaptive_{round(b * 100)}", b) for b in args.budgets]
     # Quality first: no cap, every case that fails a check gets its second reading (the budget only fills).
     policies += [("adaptive_uncapped", 0.0)]
+    # Cheaper adjudication: a case that fails a check goes to one expert instead of a second reader and a panel of
+    # three; with the project's outline bar, and with a looser one for the routing's AI check (--routing-mask-dice).
+    policies += [("adaptive_adjudicator", 0.0), ("adaptive_adjudicator_loose", 0.0), ("adaptive_adjudicator_mid", 0.0)]
+    # --only runs some of the policies and merges their runs into the seed files already there (the other rows
+    # unchanged: each reading has its own random stream, so a row does not depend on which others ran).
+    to_run = [p for p in policies if not args.only or p[0] in args.only]
     # Each seed's runs are written to a file of their own as they finish, so seeds can run in separate processes
     # (--seed-list) and one --summarize run gathers them.
     runs: list[dict[str, Any]] = []
     for seed in [] if args.summarize else (args.seed_list or list(range(args.seeds))):
         studies, files = policy_study(seed, args.cases + args.gold_cases)
         seed_runs = []
-        for name, budget in policies:
+        if args.only and seed_file(seed, args).exists():
+            seed_runs = [r for r in json.loads(seed_file(seed, args).read_text()) if r["policy"] not in args.only]
+        for name, budget in to_run:
             run = run_policy(name, budget, seed, studies, files, args)
             seed_runs.append(run)
             shown = " ".join(f"{k}={v:.3f}" for k, v in run["errors"].items())
@@ -807,6 +832,8 @@ def part_policies(args: argparse.Namespace) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for name, _budget in policies:
         mine = [r for r in runs if r["policy"] == name]
+        if not mine:
+            continue  # a policy added since these seeds ran
         single = {r["seed"]: r for r in runs if r["policy"] == "single_read"}
         ratio = {
             k: [r["errors"][k] / single[r["seed"]]["errors"][k] for r in mine if single[r["seed"]]["errors"][k] > 0]
@@ -920,6 +947,24 @@ def main() -> None:
         "--seed-list", type=lambda v: [int(x) for x in v.split(",")], default=None, help="policies: run these seeds"
     )
     parser.add_argument("--summarize", action="store_true", help="policies: summarise the seeds' files only")
+    parser.add_argument(
+        "--only", type=lambda v: v.split(","), default=None, help="policies: run these, merge into the seed files"
+    )
+    parser.add_argument(
+        "--routing-mask-dice", type=float, default=0.6, help="policies: adaptive_adjudicator_loose's routing Dice"
+    )
+    parser.add_argument(
+        "--routing-mask-dice-mid", type=float, default=0.8, help="policies: adaptive_adjudicator_mid's routing Dice"
+    )
+    parser.add_argument(
+        "--adjudicator-record", type=int, default=1, help="policies: adaptive_adjudicator_loose's record cases"
+    )
+    parser.add_argument(
+        "--routing-number-tolerance",
+        type=float,
+        default=5.0,
+        help="policies: adaptive_adjudicator_loose's routing tolerance for numbers (mm)",
+    )
     parser.add_argument("--budgets", type=lambda v: [float(b) for b in v.split(",")], default=[0.2, 0.4, 0.6])
     parser.add_argument("--adaptive-bar", type=float, default=0.5, help="policies: the readers' record bar")
     parser.add_argument("--adaptive-record", type=int, default=3, help="policies: gold cases a record needs")

@@ -304,3 +304,118 @@ def test_an_accepted_single_reading_can_take_the_consensus_with_the_agreeing_ai_
     [selected] = [s for s in select_cases(project=plain_case.project, **EVERY_CASE) if s.case_id == plain_case.pk]
     first = Annotation.objects.get(case=plain_case, role="first_reader")
     assert selected.revision_id == first.current_revision_id
+
+
+def test_a_reading_that_fails_a_check_can_go_straight_to_a_single_adjudicator(
+    reading_cases: list[Case], clients: dict[str, Client], chest_values: Any
+) -> None:
+    """With adaptive_adjudicate (and a panel of one), a first reading the AI proposal disagrees with goes to the
+    panel without a second reading; the one seated expert judges it against the AI proposal and decides it. A
+    reading the AI agrees with is still accepted alone. Each decision is its routing event, with its reason in
+    English and Chinese, and the managers' figures count the adjudication."""
+    from annotation.models import Annotation, Assignment, ReadingRole
+    from review.adaptive import TO_ADJUDICATION
+    from review.services import ADJUDICATED_ROLE
+
+    manager, annotator, reviewer = clients["manager"], clients["annotator"], clients["reviewer"]
+    policy = set_policy(
+        manager,
+        SLUG,
+        adaptive_second_read=True,
+        adaptive_min_record_cases=0,
+        second_read_target=0.0,
+        adaptive_adjudicate=True,
+        panel_size=1,
+        quorum=1,
+    )
+    assert policy["adaptive_adjudicate"] is True and policy["adaptive_mask_dice"] is None
+    agreeing, disagreeing = reading_cases[0], reading_cases[1]
+    annotation_save_machine(case=agreeing, model_version="nodule-net 1.0", values=chest_values(agreeing))
+    far = {"x": 45, "y": 45, "width": 10, "height": 8}
+    annotation_save_machine(
+        case=disagreeing, model_version="nodule-net 1.0", values=chest_values(disagreeing, geometry=far)
+    )
+    for _ in range(2):
+        case_id = claim(annotator, SLUG, "first_reader")
+        save(annotator, case_id, chest_values(Case.objects.get(pk=case_id)), role="first_reader")
+    agreeing.refresh_from_db()
+    disagreeing.refresh_from_db()
+    assert agreeing.status == CaseStatus.SINGLE_READ
+    assert disagreeing.status == CaseStatus.IN_PANEL  # one reading, no second reader
+
+    routed = routing_event(disagreeing.pk)
+    assert routed.to_status == CaseStatus.DISPUTED and routed.metrics["routing"] == "adjudication"
+    assert routed.metrics["reasons"] == [AI_DISAGREES, RECORD_OK, TO_ADJUDICATION]
+    assert "adjudication by the panel needed" in routed.reason and "judged against the AI proposal" in routed.reason
+    history = ok(manager.get(f"{API}/cases/{disagreeing.pk}/events/", HTTP_ACCEPT_LANGUAGE="zh-hans"))
+    [said] = [e for e in history if e.get("to_status") == CaseStatus.DISPUTED]
+    assert "自适应" in said["reason"] and "仲裁" in said["reason"], said["reason"]
+    assert next_status(reviewer, "second_reader") == 204  # no second reading was asked for
+
+    # One expert is seated; their vote for the AI proposal decides the case.
+    seats = Assignment.objects.filter(case=disagreeing, role=ReadingRole.PANEL_MEMBER)
+    assert seats.count() == 1
+    [seat] = list(seats.select_related("user"))
+    seated = seat.user.username  # the clients are keyed by username
+    ai = Annotation.objects.get(case=disagreeing, role="ai")
+    ok(
+        clients[seated].post(
+            f"{API}/cases/{disagreeing.pk}/votes/",
+            {"voted_for_annotation": ai.pk, "rationale": "the AI outline is the nodule"},
+            JSON,
+        ),
+        201,
+    )
+    disagreeing.refresh_from_db()
+    assert disagreeing.status == CaseStatus.ADJUDICATED
+    final = Annotation.objects.get(case=disagreeing, role=ADJUDICATED_ROLE).current_revision
+    assert final is not None
+    [box] = [i for i in final.items if i["label"] == "nodule_box"]
+    assert box["geometry"]["x"] == far["x"]
+
+    routes = ok(manager.get(f"{API}/projects/{SLUG}/reading-routes/"))
+    assert routes["adaptive"]["adjudications"] == 1 and routes["adaptive"]["second_reads"] == 0
+    assert routes["adaptive"]["second_read_share"] == 0.5
+    assert routes["readings_per_case"] == 1.5  # two readings and one vote over two cases
+
+
+def test_the_routing_outline_bar_is_the_policys_own_and_validated(
+    reading_cases: list[Case], clients: dict[str, Client], chest_values: Any
+) -> None:
+    """adaptive_mask_dice: the AI check's Dice for masks (the project's mask_dice otherwise); out of range is a 400
+    naming the field, and nothing is stored (adaptive_number_tolerance likewise)."""
+    from tests.annotation.conftest import mask_for
+
+    manager, annotator = clients["manager"], clients["annotator"]
+    bad = manager.patch(f"{API}/projects/{SLUG}/review-policy/", {"adaptive_mask_dice": 1.5}, JSON)
+    assert bad.status_code == 400 and "adaptive_mask_dice" in bad.json(), bad.json()
+    negative = manager.patch(f"{API}/projects/{SLUG}/review-policy/", {"adaptive_number_tolerance": -1}, JSON)
+    assert negative.status_code == 400 and "adaptive_number_tolerance" in negative.json(), negative.json()
+    stored = ok(manager.get(f"{API}/projects/{SLUG}/review-policy/"))
+    assert stored["adaptive_mask_dice"] is None and stored["adaptive_number_tolerance"] is None
+    set_policy(
+        manager,
+        SLUG,
+        adaptive_second_read=True,
+        adaptive_min_record_cases=0,
+        second_read_target=0.0,
+        mask_dice=0.95,
+        number_tolerance=2.0,
+    )
+    strict_case, loose_case = reading_cases[0], reading_cases[1]
+    reader_mask = mask_for(strict_case)
+    ai_mask = reader_mask.copy()
+    ai_mask[2:4, 28, 22:30] = 1  # Dice 0.94 with the reader's: under 0.95, over 0.9
+    for case in (strict_case, loose_case):
+        annotation_save_machine(case=case, model_version="nodule-net 1.0", values=chest_values(case, mask=ai_mask))
+    case_id = claim(annotator, SLUG, "first_reader")
+    assert case_id == strict_case.pk
+    save(annotator, case_id, chest_values(strict_case, mask=reader_mask), role="first_reader")
+    assert routing_event(case_id).metrics["routing"] == "second"  # the project's 0.95
+
+    assert set_policy(manager, SLUG, adaptive_mask_dice=0.9)["adaptive_mask_dice"] == 0.9
+    case_id = claim(annotator, SLUG, "first_reader")
+    assert case_id == loose_case.pk
+    save(annotator, case_id, chest_values(loose_case, mask=reader_mask), role="first_reader")
+    event = routing_event(case_id)
+    assert event.metrics["routing"] == "single" and event.metrics["reasons"] == [AI_AGREES, RECORD_OK], event.reason

@@ -1476,6 +1476,11 @@ export interface components {
       second_read_target?: number;
       adaptive_ai_consensus?: boolean;
       second_read_cap?: boolean;
+      adaptive_adjudicate?: boolean;
+      /** Format: double */
+      adaptive_mask_dice?: number | null;
+      /** Format: double */
+      adaptive_number_tolerance?: number | null;
     };
     PeerAgreementOutput: {
       /** Format: double */
@@ -1704,6 +1709,11 @@ export interface components {
       second_read_target?: number;
       adaptive_ai_consensus?: boolean;
       second_read_cap?: boolean;
+      adaptive_adjudicate?: boolean;
+      /** Format: double */
+      adaptive_mask_dice?: number | null;
+      /** Format: double */
+      adaptive_number_tolerance?: number | null;
     };
     RevisionInputRequest: {
       role: components["schemas"]["ReadingRoleEnum"];

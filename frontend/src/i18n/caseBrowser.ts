@@ -136,6 +136,10 @@ export const enCaseBrowser = {
   "policy.target": "Target share of second reads (0–1)",
   "policy.cap": "The target is a budget: once it is spent, a case that fails a check keeps its single reading",
   "policy.aiConsensus": "An accepted single reading's final label is its consensus with the agreeing AI proposal",
+  "policy.adjudicate":
+    "A reading that fails a check goes straight to the panel, judged against the AI proposal (a panel of one: a single adjudicator)",
+  "policy.routingMaskDice": "Mask Dice the routing asks of the AI proposal (empty: the agreement bar)",
+  "policy.routingTolerance": "Number tolerance the routing allows against the AI proposal (empty: the agreement's)",
   "policy.saved": "Review policy saved.",
   "policy.managersOnly": "Only the project's managers change its review policy.",
   // Dashboard: gold scores and routing
@@ -156,6 +160,7 @@ export const enCaseBrowser = {
   "routes.perCase": "Readings per case (panel votes included): {n}",
   "routes.decisions": "Adaptive decisions: {n}, second reads: {seconds} (target {target})",
   "routes.reasons": "Routing reasons",
+  "routes.adjudications": "First readings sent straight to the panel (adjudication): {n}",
   "routes.noReasons": "No adaptive routing decision yet.",
   // Reader feedback
   "feedback.title": "Your result on this case",
@@ -294,6 +299,9 @@ export const zhHansCaseBrowser: Record<CaseBrowserKey, string> = {
   "policy.target": "复读目标比例（0–1）",
   "policy.cap": "目标即预算：预算用完后，未通过检查的病例保留单次阅片",
   "policy.aiConsensus": "被接受的单次阅片以其与一致的 AI 建议的共识作为最终标注",
+  "policy.adjudicate": "未通过检查的阅片直接送交专家组，与 AI 建议对照评判（专家组为一人时即单人仲裁）",
+  "policy.routingMaskDice": "分流时与 AI 建议对照的掩膜 Dice（留空：沿用一致性阈值）",
+  "policy.routingTolerance": "分流时与 AI 建议对照的数值容差（留空：沿用一致性容差）",
   "policy.saved": "审核策略已保存。",
   "policy.managersOnly": "只有项目管理员可以更改审核策略。",
   "goldDash.title": "阅片者在金标准病例上的表现",
@@ -313,6 +321,7 @@ export const zhHansCaseBrowser: Record<CaseBrowserKey, string> = {
   "routes.perCase": "每例阅片次数（含专家组投票）：{n}",
   "routes.decisions": "自适应决策：{n} 次，复读：{seconds} 次（目标 {target}）",
   "routes.reasons": "分流原因",
+  "routes.adjudications": "直接送交专家组仲裁的首次阅片：{n}",
   "routes.noReasons": "尚无自适应分流决策。",
   "feedback.title": "您在此病例上的结果",
   "feedback.exact": "与参考标注一致的标签：{compared} 个中的 {agreed} 个",

@@ -26,7 +26,13 @@ interface Routes {
   cases: { read_once: number; read_twice: number; by_panel: number; in_reading: number; gold: number };
   shares: { read_once: number | null; read_twice: number | null; by_panel: number | null };
   readings_per_case: number | null;
-  adaptive: { decisions: number; second_reads: number; target: number | null; reasons: Record<string, number> };
+  adaptive: {
+    decisions: number;
+    second_reads: number;
+    adjudications?: number;
+    target: number | null;
+    reasons: Record<string, number>;
+  };
 }
 
 const percent = (value: number | null | undefined) => (value === null || value === undefined ? "–" : `${Math.round(value * 100)} %`);
@@ -132,6 +138,9 @@ export function GoldAndRouting({ slug }: { slug: string }) {
             target: percent(routes.adaptive.target),
           })}
         </p>
+        {routes.adaptive.adjudications ? (
+          <p>{t("routes.adjudications", { n: routes.adaptive.adjudications })}</p>
+        ) : null}
         <h3>{t("routes.reasons")}</h3>
         {reasons.length === 0 ? <p>{t("routes.noReasons")}</p> : null}
         <ul>

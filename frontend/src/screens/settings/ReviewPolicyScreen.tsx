@@ -34,14 +34,17 @@ const ADAPTIVE: [string, MessageKey][] = [
   ["adaptive_min_agreement", "policy.minAgreement"],
   ["adaptive_min_record_cases", "policy.minRecord"],
   ["second_read_target", "policy.target"],
+  ["adaptive_mask_dice", "policy.routingMaskDice"],
+  ["adaptive_number_tolerance", "policy.routingTolerance"],
 ];
-const NULLABLE = new Set(["panel_deadline_hours"]);
+const NULLABLE = new Set(["panel_deadline_hours", "adaptive_mask_dice", "adaptive_number_tolerance"]);
 const BOOLEANS = [
   "ai_third_opinion",
   "gold_feedback",
   "adaptive_second_read",
   "second_read_cap",
   "adaptive_ai_consensus",
+  "adaptive_adjudicate",
 ];
 
 function draftOf(policy: Policy): Draft {
@@ -186,6 +189,7 @@ export function ReviewPolicyScreen() {
           {ADAPTIVE.map(number)}
           {check("second_read_cap", "policy.cap")}
           {check("adaptive_ai_consensus", "policy.aiConsensus")}
+          {check("adaptive_adjudicate", "policy.adjudicate")}
         </fieldset>
         <button type="submit" className="primary">
           {t("common.save")}
