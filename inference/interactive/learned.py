@@ -1,15 +1,17 @@
 """The learned interactive engine (issue 17): a small 3D UNet that sees the image plus a positive and a negative
 guidance channel, the DeepGrow/DeepEdit family.
 
-Guidance channels are built with MONAI's own DeepGrow transforms (``AddGuidanceSignald``: a Gaussian blob per
-click, scaled to [0, 1]); training simulates the reader with ``AddInitialSeedPointd`` (a first click inside the
-mask, biased to its interior) and ``FindDiscrepancyRegionsd`` + ``AddRandomGuidanced`` (corrective clicks where the
-network's current answer is wrong). Evaluation (the promotion gate) is deterministic: the standard protocol's
-click at the centre of the largest error region, then at the centre of the largest remaining error.
+Guidance channels are built with MONAI's DeepGrow transform (``AddGuidanceSignald``: a Gaussian blob per click,
+scaled to [0, 1]). Training works one lesion at a time (a connected component of the adjudicated mask: the reader
+outlines one nodule per segment, and a click on one must not outline its neighbours), on a patch around it, and
+simulates the reader as the benchmark does: a first click at the lesion's deepest voxel (or anywhere in its inner
+half), then corrective clicks at the centre of the largest error of the network's current answer (iterative
+click simulation, as DeepEdit trains). Evaluation (the promotion gate) is deterministic: the same protocol per
+lesion of the held-out cases.
 
-At prompt time the network runs only on a crop around the prompts (their bounding box plus half a training
-patch on each side), by sliding windows of the training patch size, so a click costs the same on a 64-slice
-and a 600-slice series.
+At prompt time the network runs once on a crop around the positive clicks (their bounding box plus half a
+training patch on each side; the network is convolutional), so a click costs tens of milliseconds on one CPU
+core whatever the series' size.
 
 The numeric part is free of Django; ``register_versions`` reads the model registry to register one engine per
 trained model version (``learned:<project>/v<number>``), which loads its weights on first use and stays warm.
@@ -25,13 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from monai.apps.deepgrow.transforms import (
-    AddGuidanceSignald,
-    AddInitialSeedPointd,
-    AddRandomGuidanced,
-    FindDiscrepancyRegionsd,
-)
-from monai.inferers import sliding_window_inference
+from monai.apps.deepgrow.transforms import AddGuidanceSignald
 from monai.losses import DiceCELoss
 from monai.transforms import ScaleIntensityRange
 from scipy import ndimage
@@ -54,10 +50,18 @@ DEFAULT_ARCHITECTURE_PARAMS: dict[str, Any] = {
     "in_channels": 3,
 }
 DEFAULT_TRAINING: dict[str, Any] = {
-    "interaction_probability": 0.5,  # share of samples that also get corrective clicks from the current model
-    "max_interactions": 2,
+    # A patch (slices, rows, columns) holds a whole nodule of up to 20 mm with room for the jitter around it.
+    "patch_size": [16, 48, 48],
+    "learning_rate": 3e-3,
+    "batch_size": 4,
+    "samples_per_case": 4,  # per lesion of each adjudicated mask
+    "interaction_probability": 0.6,  # share of samples that also get corrective clicks from the current model
+    "max_interactions": 3,
     "evaluation_clicks": 3,
+    "time_budget_s": None,  # seconds of training after which no further epoch starts (None: all epochs)
 }
+# A prompt's forward pass is tens of milliseconds on one core; more threads on a busy CPU only contend.
+INFERENCE_THREADS = 1
 
 
 # --- Guidance ----------------------------------------------------------------------------------------------
@@ -79,19 +83,27 @@ def network_input(image: np.ndarray, guidance: str) -> np.ndarray:
     return np.asarray(_SIGNAL({"image": image, "guidance": guidance})["image"], dtype=np.float32)
 
 
-def _points_of(prompts: Sequence[Prompt]) -> tuple[list[Voxel], list[Voxel], tuple[Voxel, Voxel] | None]:
+def _points_of(
+    prompts: Sequence[Prompt], spacing: Sequence[float], shape: Sequence[int]
+) -> tuple[list[Voxel], list[Voxel], tuple[Voxel, Voxel] | None]:
     """Clicks from prompts: points as they are, a scribble as evenly spaced points along it, a box as a positive
-    click at its centre (its extent is kept to bound the answer)."""
+    click at its centre (its extent, through the slices as the model-free engine reads a one-slice box, bounds
+    the answer)."""
+    from inference.interactive.modelfree import _box_extent
+
     positive: list[Voxel] = []
     negative: list[Voxel] = []
     box: tuple[Voxel, Voxel] | None = None
     for prompt in prompts:
         if prompt.kind == "box":
-            (a, b) = prompt.points[0], prompt.points[-1]
-            low = tuple(min(i, j) for i, j in zip(a, b, strict=True))
-            high = tuple(max(i, j) for i, j in zip(a, b, strict=True))
-            box = (low, high)  # type: ignore[assignment]
-            positive.append(tuple((lo + hi) // 2 for lo, hi in zip(low, high, strict=True)))  # type: ignore[arg-type]
+            low, high = _box_extent(prompt, tuple(spacing), tuple(shape))  # type: ignore[arg-type]
+            box = (low, high)
+            centre = (
+                (int(prompt.points[0][0]) + int(prompt.points[-1][0])) // 2,
+                (low[1] + high[1]) // 2,
+                (low[2] + high[2]) // 2,
+            )
+            positive.append(centre)
             continue
         points = list(prompt.points)
         if prompt.kind == "scribble" and len(points) > MAX_SCRIBBLE_POINTS:
@@ -128,6 +140,9 @@ def crop_around(points: Sequence[Voxel], shape: Sequence[int], patch: Sequence[i
     return sl[0], sl[1], sl[2]
 
 
+NETWORK_MULTIPLE = 4  # the UNet halves twice: a crop padded to a multiple of 4 comes back the same size
+
+
 def predict_crop(
     model: torch.nn.Module,
     image: np.ndarray,
@@ -137,25 +152,31 @@ def predict_crop(
     patch: Sequence[int],
     device: torch.device,
 ) -> tuple[np.ndarray, tuple[slice, slice, slice]]:
-    """Foreground probability on the crop around the clicks of a normalised (D, H, W) image, and the crop."""
-    crop = crop_around([*positive, *negative], image.shape, patch)
+    """Foreground probability on the crop around the positive clicks of a normalised (D, H, W) image, and the
+    crop. One forward pass over the whole crop (the network is convolutional): a click costs tens of
+    milliseconds, not a sliding window's many patches. Negative clicks outside the crop cannot change it and
+    are left out; with no positive click the crop is around the negatives."""
+    anchors = list(positive) or list(negative)
+    crop = crop_around(anchors, image.shape, patch)
     offset = np.asarray([s.start for s in crop])
-    local_pos = [tuple(int(v) for v in np.asarray(p) - offset) for p in positive]
-    local_neg = [tuple(int(v) for v in np.asarray(p) - offset) for p in negative]
-    net_in = network_input(image[crop][None], _guidance(local_pos, local_neg))  # type: ignore[arg-type]
+    sizes = [s.stop - s.start for s in crop]
+
+    def local(points: Sequence[Voxel]) -> list[Voxel]:
+        out = []
+        for p in points:
+            q = tuple(int(v) for v in np.asarray(p) - offset)
+            if all(0 <= q[a] < sizes[a] for a in range(3)):
+                out.append(q)
+        return out  # type: ignore[return-value]
+
+    net_in = network_input(image[crop][None], _guidance(local(positive), local(negative)))
+    pad = [(0, 0)] + [(0, (-n) % NETWORK_MULTIPLE) for n in sizes]
+    net_in = np.pad(net_in, pad, mode="edge")
     model.eval()
     with torch.no_grad():
-        logits = sliding_window_inference(
-            torch.as_tensor(net_in[None]).to(device),
-            roi_size=tuple(int(p) for p in patch),
-            sw_batch_size=4,
-            predictor=model,
-            overlap=0.25,
-            mode="gaussian",
-        )
-        assert isinstance(logits, torch.Tensor)
+        logits = model(torch.as_tensor(net_in[None]).to(device))
         prob = torch.softmax(logits[0], dim=0)[1].cpu().numpy()
-    return prob, crop
+    return prob[: sizes[0], : sizes[1], : sizes[2]], crop
 
 
 def mask_from_probability(
@@ -242,26 +263,33 @@ def simulate(
 # --- Training ---------------------------------------------------------------------------------------------------
 
 
+def lesions_of(target: np.ndarray) -> list[np.ndarray]:
+    """The separate lesions of an adjudicated mask (its 26-connected components): a reader segments one at a
+    time, so a click on one lesion must not teach the network to outline its neighbours too."""
+    labels, count = ndimage.label(target > 0, structure=np.ones((3, 3, 3), dtype=bool))
+    return [labels == k for k in range(1, count + 1)]
+
+
 def _patch_around(
-    example: engine.Example, patch: Sequence[int], rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """An image and label patch (padded to ``patch``) holding a random lesion voxel, not always at its centre."""
-    foreground = np.argwhere(example.target > 0)
-    if not len(foreground):
-        return None
-    image = example.image.numpy()[0]
-    voxel = foreground[rng.integers(len(foreground))]
-    jitter = rng.integers(-2, 3, size=3) * (np.asarray(patch) // 8)
-    for centre in (voxel + jitter, voxel):  # without the jitter when it moved every lesion voxel out
-        starts = [
-            int(np.clip(c - p // 2, 0, max(s - p, 0))) for c, p, s in zip(centre, patch, image.shape, strict=True)
-        ]
-        sl = tuple(slice(s, s + int(p)) for s, p in zip(starts, patch, strict=True))
-        img, lab = image[sl], example.target[sl].astype(np.float32)
-        if lab.any():
-            break
+    image: np.ndarray, lesion: np.ndarray, patch: Sequence[int], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """An image and label patch (padded to ``patch``) around one lesion, its centre jittered; the label is that
+    lesion only."""
+    centre = np.argwhere(lesion).mean(axis=0).round().astype(int)
+    centre = centre + rng.integers(-2, 3, size=3) * (np.asarray(patch) // 8)
+    starts = [int(np.clip(c - p // 2, 0, max(s - p, 0))) for c, p, s in zip(centre, patch, image.shape, strict=True)]
+    sl = tuple(slice(s, s + int(p)) for s, p in zip(starts, patch, strict=True))
+    img, lab = image[sl], lesion[sl].astype(np.float32)
     pad = [(0, max(0, int(p) - n)) for p, n in zip(patch, img.shape, strict=True)]
     return np.pad(img, pad, mode="edge")[None], np.pad(lab, pad)[None]
+
+
+def _random_click(label: np.ndarray, rng: np.random.Generator) -> Voxel:
+    """A click anywhere in the inner half of the lesion (a reader does not always hit its centre)."""
+    depth = ndimage.distance_transform_edt(np.pad(label, 1))[1:-1, 1:-1, 1:-1]
+    inner = np.argwhere(depth >= max(1.0, 0.5 * float(depth.max())))
+    z, y, x = inner[rng.integers(len(inner))]
+    return (int(z), int(y), int(x))
 
 
 def _sample(
@@ -269,23 +297,31 @@ def _sample(
     image: np.ndarray,
     label: np.ndarray,
     *,
-    seed_point: AddInitialSeedPointd,
-    corrective: AddRandomGuidanced,
     interactions: int,
+    rng: np.random.Generator,
     device: torch.device,
 ) -> np.ndarray:
-    """The network input for one patch: a simulated first click, then ``interactions`` corrective clicks where
-    the current network's answer differs from the label."""
-    data: dict[str, Any] = {"image": image, "label": label}
-    data = seed_point(data)
+    """The network input for one (1, D, H, W) patch as the reader builds it: a first click (the protocol's
+    deepest lesion voxel half the time, else anywhere in the lesion's inner half), then ``interactions``
+    corrective clicks, each at the centre of the largest error of the current network's answer (iterative
+    click simulation, as DeepEdit trains)."""
+    truth = label[0] > 0
+    first = next_click(np.zeros_like(truth), truth)
+    assert first is not None
+    positive: list[Voxel] = [first[0] if rng.random() < 0.5 else _random_click(truth, rng)]
+    negative: list[Voxel] = []
+    net_in = network_input(image, _guidance(positive, negative))
     for _ in range(interactions):
-        net_in = network_input(image, data["guidance"])
         model.eval()
         with torch.no_grad():
-            pred = torch.argmax(model(torch.as_tensor(net_in[None]).to(device)), dim=1).cpu().numpy().astype(np.float32)
-        data = FindDiscrepancyRegionsd(label="label", pred="pred", discrepancy="discrepancy")({**data, "pred": pred})
-        data = corrective({**data, "probability": 1.0})
-    return network_input(image, data["guidance"])
+            prob = torch.softmax(model(torch.as_tensor(net_in[None]).to(device))[0], dim=0)[1].cpu().numpy()
+        prediction = mask_from_probability(prob, (slice(0, None),) * 3, truth.shape, positive)
+        click = next_click(prediction, truth)
+        if click is None:
+            break
+        (positive if click[1] else negative).append(click[0])
+        net_in = network_input(image, _guidance(positive, negative))
+    return net_in
 
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -308,10 +344,6 @@ def train_interactive(
     opts = {**numeric.DEFAULT_TRAINING, **DEFAULT_TRAINING, **params}
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    seed_point = AddInitialSeedPointd(label="label", guidance="guidance")
-    seed_point.set_random_state(seed=seed)
-    corrective = AddRandomGuidanced(guidance="guidance", discrepancy="discrepancy", probability="probability")
-    corrective.set_random_state(seed=seed + 1)
     patch = [int(p) for p in opts["patch_size"]]
     model.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=float(opts["learning_rate"]))
@@ -319,25 +351,21 @@ def train_interactive(
     history: list[dict[str, Any]] = []
     best, best_state = -1.0, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     batch = int(opts["batch_size"])
-    usable = [e for e in train if (e.target > 0).any()]
+    lesions = [(e.image.numpy()[0], lesion) for e in train for lesion in lesions_of(e.target)]
+    started = time.perf_counter()
+    budget = float(opts["time_budget_s"]) if opts.get("time_budget_s") else None
     for epoch in range(1, int(opts["epochs"]) + 1):
         samples: list[tuple[np.ndarray, np.ndarray]] = []
-        for example in usable:
+        for image_full, lesion in lesions:
             for _ in range(int(opts["samples_per_case"])):
-                found = _patch_around(example, patch, rng)
-                if found is None:
-                    continue
-                image, label = found
+                image, label = _patch_around(image_full, lesion, patch, rng)
                 if opts["augment"]:
                     for axis in (2, 3):
                         if rng.random() < 0.5:
                             image, label = np.flip(image, axis).copy(), np.flip(label, axis).copy()
                 interacting = rng.random() < float(opts["interaction_probability"])
                 n = int(rng.integers(1, int(opts["max_interactions"]) + 1)) if interacting else 0
-                net_in = _sample(
-                    model, image, label, seed_point=seed_point, corrective=corrective, interactions=n, device=device
-                )
-                samples.append((net_in, label))
+                samples.append((_sample(model, image, label, interactions=n, rng=rng, device=device), label))
         model.train()
         losses = []
         order = rng.permutation(len(samples))
@@ -360,6 +388,8 @@ def train_interactive(
             best, best_state = score, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         if on_epoch is not None:
             on_epoch(row)
+        if budget is not None and time.perf_counter() - started > budget:
+            break  # the CPU budget is spent: keep the best epoch so far
     model.load_state_dict(best_state)
     return history, best_state
 
@@ -378,15 +408,16 @@ def evaluate_interactive(
     first: list[float] = []
     last: list[float] = []
     for example in examples:
-        truth = example.target > 0
-        if not truth.any():
-            continue
-        scores = simulate(
-            model, example.image.numpy()[0], truth, clicks=clicks, patch=opts["patch_size"], device=device
-        )
-        per_case[str(example.case_id)] = round(float(np.mean(scores)), 5)
-        first.append(scores[0])
-        last.append(scores[-1])
+        case_scores = []
+        for truth in lesions_of(example.target):  # one lesion at a time, as a reader segments them
+            scores = simulate(
+                model, example.image.numpy()[0], truth, clicks=clicks, patch=opts["patch_size"], device=device
+            )
+            case_scores.append(float(np.mean(scores)))
+            first.append(scores[0])
+            last.append(scores[-1])
+        if case_scores:
+            per_case[str(example.case_id)] = round(float(np.mean(case_scores)), 5)
     values = list(per_case.values())
     return {
         "dice": float(np.mean(values)) if values else 0.0,
@@ -418,17 +449,22 @@ class LearnedEngine:
 
     def propose(self, request: PromptRequest) -> Proposal:
         started = time.perf_counter()
-        positive, negative, box = _points_of(request.prompts)
+        positive, negative, box = _points_of(request.prompts, request.spacing, request.volume.shape)
         shape = request.volume.shape
         if not positive and not negative:
             empty = np.zeros(shape, dtype=bool) if request.previous is None else request.previous.astype(bool)
             return Proposal(mask=empty, engine=self.name, model_version=self.version, details={"prompts": 0})
-        crop = crop_around([*positive, *negative], shape, self.patch)
+        crop = crop_around(positive or negative, shape, self.patch)
         image = normalise(request.volume[crop], self.intensity)  # only the crop is normalised
         offset = np.asarray([s.start for s in crop])
         local_pos = [tuple(int(v) for v in np.asarray(p) - offset) for p in positive]
         local_neg = [tuple(int(v) for v in np.asarray(p) - offset) for p in negative]
-        prob, inner = predict_crop(self.model, image, local_pos, local_neg, patch=self.patch, device=self.device)  # type: ignore[arg-type]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(INFERENCE_THREADS)
+        try:
+            prob, inner = predict_crop(self.model, image, local_pos, local_neg, patch=self.patch, device=self.device)  # type: ignore[arg-type]
+        finally:
+            torch.set_num_threads(threads)
         local = mask_from_probability(prob, inner, image.shape, local_pos)  # type: ignore[arg-type]
         mask = np.zeros(shape, dtype=bool)
         mask[crop] = local

@@ -21,6 +21,7 @@ from imaging.synthetic import SyntheticStudy, generate_ct_study
 from inference import registry, services
 from inference.interactive import learned
 from inference.interactive.base import Prompt, PromptRequest, engine_named, engine_names
+from inference.interactive.simulate import box_prompt
 from inference.models import ModelStatus, ModelVersion, TaskType
 from jobs.models import Job, JobStatus
 from jobs.services import run_job
@@ -113,6 +114,32 @@ def test_the_learned_engine_outlines_an_unseen_nodule_from_one_click(
         assert [b - a for a, b in region] != list(study.hu.shape) and details["voxels"] > 0
     print(f"one-click Dice on unseen studies: {[round(s, 3) for s in scores]}")
     assert float(np.mean(scores)) >= ONE_CLICK_DICE_BAR, scores
+
+    # A box drawn on the nodule's largest slice outlines it through the slices, not on that one slice only.
+    engine = engine_named(learned.register_version(version))
+    boxed = []
+    for seed in (301, 302, 303):
+        study = generate_ct_study(seed=seed, rows=ROWS, columns=COLUMNS, slices=SLICES, n_lesions=1)
+        truth = study.mask == study.lesions[0].index
+        spacing = (study.slice_spacing, *study.pixel_spacing)
+        request = PromptRequest(volume=study.hu.astype(np.float32), spacing=spacing, prompts=[box_prompt(truth)])
+        mask = engine.propose(request).mask
+        assert int(mask.any(axis=(1, 2)).sum()) > 1 and int(truth.any(axis=(1, 2)).sum()) > 1
+        boxed.append(learned.dice(mask, truth))
+    print(f"box-start Dice on unseen studies: {[round(s, 3) for s in boxed]}")
+    assert float(np.mean(boxed)) >= ONE_CLICK_DICE_BAR, boxed
+
+
+def test_an_adjudicated_mask_is_learnt_one_lesion_at_a_time() -> None:
+    # Two nodules in one mask are two lesions: a click on one teaches that one's outline only.
+    target = np.zeros((8, 32, 32), dtype=np.uint8)
+    target[2:5, 4:9, 4:9] = 1
+    target[3:6, 20:26, 20:26] = 1
+    lesions = learned.lesions_of(target)
+    assert [int(lesion.sum()) for lesion in lesions] == [75, 108]
+    image, label = learned._patch_around(target.astype(np.float32), lesions[0], [8, 16, 16], np.random.default_rng(0))
+    assert image.shape == label.shape == (1, 8, 16, 16)
+    assert int(label.sum()) == 75  # the whole first lesion and nothing of the second
 
 
 def test_a_negative_click_alone_or_no_prompt_proposes_nothing_new(
