@@ -65,6 +65,23 @@ def _click_voxel(page: Page, voxel: tuple[int, int, int]) -> None:
     page.mouse.click(box["x"] + cx, box["y"] + cy)
 
 
+def answer_the_rest_and_submit(page: Page) -> None:
+    """The rest of the chest CT reading, as any reader answers it (a box, its type, diameter and grade), then
+    submit: what an AI-assisted reading needs besides its mask."""
+    page.get_by_label("Nodule present").select_option("yes")
+    page.get_by_role("button", name="Box (B)").click()
+    canvas = page.get_by_test_id("overlay").bounding_box()
+    assert canvas is not None
+    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+    drag(page, (cx - 40, cy - 30), (cx + 40, cy + 30))
+    page.get_by_label("Nodule type").select_option("solid")
+    page.get_by_label("Long-axis diameter").fill("12")
+    page.get_by_label("4 · Moderately suspicious").check()
+    page.locator(SAVED).wait_for(timeout=20_000)
+    page.get_by_role("button", name="Submit reading").click()
+    page.get_by_text("Submitted. Thank you.").wait_for(timeout=20_000)
+
+
 def test_a_reader_clicks_accepts_refines_with_a_negative_click_and_submits(
     browser: Browser,  # noqa: F811
     base_url: str,  # noqa: F811
@@ -111,18 +128,7 @@ def test_a_reader_clicks_accepts_refines_with_a_negative_click_and_submits(
     (artifacts() / "ai-assist.png").write_bytes(page.screenshot(full_page=True))
 
     # The rest of the reading, as any reader answers it, then submit.
-    page.get_by_label("Nodule present").select_option("yes")
-    page.get_by_role("button", name="Box (B)").click()
-    canvas = page.get_by_test_id("overlay").bounding_box()
-    assert canvas is not None
-    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
-    drag(page, (cx - 40, cy - 30), (cx + 40, cy + 30))
-    page.get_by_label("Nodule type").select_option("solid")
-    page.get_by_label("Long-axis diameter").fill("12")
-    page.get_by_label("4 · Moderately suspicious").check()
-    page.locator(SAVED).wait_for(timeout=20_000)
-    page.get_by_role("button", name="Submit reading").click()
-    page.get_by_text("Submitted. Thank you.").wait_for(timeout=20_000)
+    answer_the_rest_and_submit(page)
     session.close()
 
     reading = Annotation.objects.select_related("current_revision").get(case=case, reader__username="annotator")

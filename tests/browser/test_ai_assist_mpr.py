@@ -24,8 +24,8 @@ from annotation.services import assignment_create, load_mask
 from inference.interactive.base import Prompt, PromptRequest
 from inference.interactive.modelfree import RegionGrowingEngine
 from inference.interactive.simulate import dice, next_click
-from tests.browser.test_ai_assist import _ingest, hard_study
-from tests.browser.test_reading_flow import SAVED, SLUG, Session, artifacts, drag, shot
+from tests.browser.test_ai_assist import _ingest, answer_the_rest_and_submit, hard_study
+from tests.browser.test_reading_flow import SLUG, Session, artifacts, shot
 from tests.browser.test_reading_flow import base_url as base_url  # (fixture)
 from tests.browser.test_reading_flow import browser as browser  # (fixture)
 
@@ -127,18 +127,7 @@ def test_a_positive_click_in_the_sagittal_view_is_accepted_and_submitted(
     page.get_by_role("radio", name="Stack").click()
     page.get_by_test_id("overlay").wait_for()
     page.wait_for_timeout(1000)
-    page.get_by_label("Nodule present").select_option("yes")
-    page.get_by_role("button", name="Box (B)").click()
-    canvas = page.get_by_test_id("overlay").bounding_box()
-    assert canvas is not None
-    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
-    drag(page, (cx - 40, cy - 30), (cx + 40, cy + 30))
-    page.get_by_label("Nodule type").select_option("solid")
-    page.get_by_label("Long-axis diameter").fill("12")
-    page.get_by_label("4 · Moderately suspicious").check()
-    page.locator(SAVED).wait_for(timeout=20_000)
-    page.get_by_role("button", name="Submit reading").click()
-    page.get_by_text("Submitted. Thank you.").wait_for(timeout=20_000)
+    answer_the_rest_and_submit(page)
     session.close()
 
     reading = Annotation.objects.select_related("current_revision").get(case=case, reader__username="annotator")
