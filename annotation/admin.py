@@ -4,6 +4,7 @@ from annotation.models import (
     Annotation,
     AnnotationRevision,
     Assignment,
+    AssignmentEvent,
     Case,
     LabelSchema,
     MaskFile,
@@ -53,6 +54,21 @@ class AssignmentAdmin(admin.ModelAdmin[Assignment]):
     list_display = ["case", "user", "role", "slot", "status", "how"]
     list_filter = ["role", "status"]
     raw_id_fields = ["case", "user", "assigned_by"]
+
+
+@admin.register(AssignmentEvent)
+class AssignmentEventAdmin(admin.ModelAdmin[AssignmentEvent]):
+    """Read-only: the trail is append-only (a database trigger refuses changes)."""
+
+    list_display = ["case", "role", "slot", "action", "from_user", "to_user", "actor", "created_at"]
+    list_filter = ["action", "role"]
+    readonly_fields = [f.name for f in AssignmentEvent._meta.fields]
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(Annotation)
