@@ -136,8 +136,7 @@ export const enCaseBrowser = {
   "policy.target": "Target share of second reads (0–1)",
   "policy.cap": "The target is a budget: once it is spent, a case that fails a check keeps its single reading",
   "policy.aiConsensus": "An accepted single reading's final label is its consensus with the agreeing AI proposal",
-  "policy.adjudicate":
-    "A reading that fails a check goes straight to the panel, judged against the AI proposal (a panel of one: a single adjudicator)",
+  "policy.adjudicate": "A reading that fails a check goes straight to the panel, judged against the AI proposal (a panel of one: a single adjudicator)",
   "policy.routingMaskDice": "Mask Dice the routing asks of the AI proposal (empty: the agreement bar)",
   "policy.routingTolerance": "Number tolerance the routing allows against the AI proposal (empty: the agreement's)",
   "policy.saved": "Review policy saved.",
