@@ -24,6 +24,7 @@ import numpy as np
 import pydicom
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import gettext as _
 from pydicom.errors import InvalidDicomError
 
 from annotation.labels import LabelError, encode_mask, validate_values
@@ -34,7 +35,7 @@ from config.errors import ApplicationError
 from config.types import User
 from datasets.models import LabelImport
 from datasets.rtstruct import rtstruct_masks
-from datasets.sr import SCHEME
+from datasets.sr import DRAWN_CODES, HU_DERIVATIONS, SCHEME
 from datasets.volumes import GeometryMissing, SeriesLayout, read_dataset, series_layout
 from imaging.models import DicomSource, Series
 from imaging.services.upstream import retrieve_instance_bytes
@@ -161,6 +162,9 @@ def _sr_items(ds: pydicom.Dataset, layout: SeriesLayout, labels: dict[str, dict[
             value: Any = values if kind == "multiple_choice" else int(values[0]) if kind == "ordinal" else values[0]
             items.append({"label": key, **({"region": region} if region is not None else {}), "value": value})
 
+    # Region items by their ROI group's Tracking Unique Identifier: the image measurement group of the same
+    # finding holds the region's drawn measurements (datasets/sr.py).
+    tracked: dict[str, dict[str, Any]] = {}
     groups = [*content.get_planar_roi_measurement_groups(), *content.get_volumetric_roi_measurement_groups()]
     for n, group in enumerate(groups, start=1):
         finding = group.finding_type
@@ -199,11 +203,89 @@ def _sr_items(ds: pydicom.Dataset, layout: SeriesLayout, labels: dict[str, dict[
             item["geometry"] = rectangle if label["kind"] == "box" else {"points": points.tolist()}
         items.append(item)
         answers(group, region_id)
+        if group.tracking_uid:
+            tracked[str(group.tracking_uid)] = item
     for study_group in content.get_image_measurement_groups():
-        answers(study_group, None)
+        region_item = tracked.get(str(study_group.tracking_uid or ""))
+        if region_item is not None:
+            region_item["measurements"] = _drawn_measurements(study_group, region_item, z_of)
+        else:
+            answers(study_group, None)
     if not items:
         raise ImportRefused("the SR holds no answers coded with the project's label keys")
     return items
+
+
+def _tracking_text(measurement: hd.sr.Measurement) -> str:
+    """A measurement's Tracking Identifier (DCM 112039): the drawn measurement's id."""
+    for child in getattr(measurement[0], "ContentSequence", []):
+        name = child.ConceptNameCodeSequence[0]
+        if (name.CodeValue, name.CodingSchemeDesignator) == ("112039", "DCM"):
+            return str(child.TextValue)
+    return ""
+
+
+def _drawn_measurements(group: Any, region: dict[str, Any], z_of: dict[str, int]) -> list[dict[str, Any]]:
+    """The drawn measurements (Length, Bidirectional, EllipticalROI) of a region's image measurement group, as
+    the reader stores them: id, kind, the points drawn (image coordinates) and, on a 3D box, the slice. The
+    millimetres are not taken from the file: the label check computes them from the points, as for a drawing."""
+    by_id: dict[str, dict[str, Any]] = {}
+    hu_names = {(code.value, code.scheme_designator): name for name, code in HU_DERIVATIONS.items()}
+    for measurement in group.get_measurements():
+        code = (str(measurement.name.value), str(measurement.name.scheme_designator))
+        kind = DRAWN_CODES.get(code)
+        ident = _tracking_text(measurement)
+        coordinates = measurement.referenced_coordinates
+        if kind is None or not ident or not coordinates:
+            continue
+        scoord = coordinates[0]
+        sop = str(scoord.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
+        entry = by_id.setdefault(ident, {"id": ident, "kind": kind, "sop": sop, "parts": {}})
+        if entry["kind"] != kind or entry["sop"] != sop:
+            raise ImportRefused(
+                _("measurement %(id)s of region %(region)s mixes kinds or images")
+                % {"id": ident, "region": region["id"]}
+            )
+        points = [[float(x), float(y)] for x, y in np.asarray(scoord.value, dtype=np.float64)]
+        derivation = measurement.derivation
+        if code == ("112031", "DCM") and derivation is not None:
+            name = hu_names.get((str(derivation.value), str(derivation.scheme_designator)))
+            if name:
+                entry.setdefault("hu", {})[name] = float(measurement.value)
+        else:
+            entry["parts"][code[0]] = points
+    result: list[dict[str, Any]] = []
+    for ident, entry in by_id.items():
+        parts = entry["parts"]
+        if entry["kind"] == "length":
+            points = parts.get("410668003")
+        elif entry["kind"] == "bidirectional":
+            long_axis, short_axis = parts.get("103339001"), parts.get("103340004")
+            points = long_axis + short_axis if long_axis and short_axis else None
+        else:
+            points = parts.get("42798000")
+        if not points:
+            raise ImportRefused(
+                _("measurement %(id)s of region %(region)s lacks its coordinates")
+                % {"id": ident, "region": region["id"]}
+            )
+        drawn: dict[str, Any] = {"id": ident, "kind": entry["kind"], "points": points}
+        if "series_instance_uid" in region:  # a 3D box: the slice the measurement was drawn on
+            if entry["sop"] not in z_of:
+                raise ImportRefused(
+                    _("measurement %(id)s of region %(region)s lies on an image not in the series")
+                    % {"id": ident, "region": region["id"]}
+                )
+            drawn["slice"] = z_of[entry["sop"]]
+        elif entry["sop"] != region["sop_instance_uid"]:
+            raise ImportRefused(
+                _("measurement %(id)s of region %(region)s lies on another image than the region")
+                % {"id": ident, "region": region["id"]}
+            )
+        if len(entry.get("hu", {})) == len(HU_DERIVATIONS):
+            drawn["hu"] = entry["hu"]
+        result.append(drawn)
+    return result
 
 
 def labels_import_dicom(

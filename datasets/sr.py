@@ -4,6 +4,15 @@ each 3D box as a volumetric ROI (TID 1411) made of one rectangle per slice it sp
 image (image coordinates, as the planar ROIs: what TID 1500 readers such as OHIF and dcmqi read), with the same
 measurements and evaluations; the study-level choices as one group of qualitative evaluations.
 
+The reader's drawn measurements (Cornerstone3D's Length, Bidirectional and EllipticalROI tools, stored with
+their region: annotation/labels.py) go into their region's group as standard TID 300 measurements, each with the
+SCOORD it was drawn on (image coordinates, on the image it was drawn on; a 3D box's on the slice it names) and the
+measurement's id as its tracking identifier: a length as Length, a bidirectional as its Long axis and Short axis,
+an ellipse as its Area (the SCOORD an ELLIPSE) and the HU statistics the browser took as Attenuation Coefficient
+with their derivation (mean, standard deviation, minimum, maximum). The millimetres are computed again from the
+points and the referenced image's Pixel Spacing, as the SCOORD and the image say; without a Pixel Spacing the
+lengths are in pixels (UCUM ``{pixel}``).
+
 The label schema has no standard codes, so labels and their choices are coded in a private scheme
 (``99MEDLBL``, the label or choice key as the code value, its English name as the meaning): readable by any
 TID 1500 reader, and mapped back to the schema by key."""
@@ -93,6 +102,110 @@ def _image_region(graphic: np.ndarray, image: Dataset) -> hd.sr.ImageRegion:
     )
 
 
+PIXEL = Code("{pixel}", "UCUM", "pixel")
+SQUARE_PIXEL = Code("{pixel2}", "UCUM", "square pixel")
+# The drawn measurement kinds by the codes of their NUM items (what the import reads them back by).
+DRAWN_CODES = {
+    ("410668003", "SCT"): "length",
+    ("103339001", "SCT"): "bidirectional",
+    ("103340004", "SCT"): "bidirectional",
+    ("42798000", "SCT"): "ellipse",
+    ("112031", "DCM"): "ellipse",
+}
+HU_DERIVATIONS = {
+    "mean": codes.SCT.Mean,
+    "sd": codes.SCT.StandardDeviation,
+    "min": codes.SCT.Minimum,
+    "max": codes.SCT.Maximum,
+}
+
+
+def _spacing(image: Dataset) -> tuple[float, float] | None:
+    """(row, column) spacing in mm from the image's Pixel Spacing, None when it has none."""
+    spacing = image.get("PixelSpacing")
+    if not spacing or len(spacing) != 2:
+        return None
+    return float(spacing[0]), float(spacing[1])
+
+
+def _distance(a: list[float], b: list[float], spacing: tuple[float, float] | None) -> float:
+    rows, columns = spacing or (1.0, 1.0)
+    return float(np.hypot((a[0] - b[0]) * columns, (a[1] - b[1]) * rows))
+
+
+def drawn_measurements(
+    measurements: Sequence[dict[str, Any]], images: Sequence[Dataset], uid: Any, region_id: str
+) -> list[hd.sr.Measurement]:
+    """The region's drawn measurements as TID 300 items; ``images``: the image each was drawn on, in order."""
+    return [
+        item
+        for measurement, image in zip(measurements, images, strict=True)
+        for item in _drawn(measurement, image, uid, region_id)
+    ]
+
+
+def _drawn(measurement: dict[str, Any], image: Dataset, uid: Any, region_id: str) -> list[hd.sr.Measurement]:
+    ident = str(measurement["id"])
+    points = [[float(x), float(y)] for x, y in measurement["points"]]
+    spacing = _spacing(image)
+    millimetres, area_unit = (codes.UCUM.Millimeter, codes.UCUM.SquareMillimeter) if spacing else (PIXEL, SQUARE_PIXEL)
+    source = hd.sr.SourceImageForRegion(
+        referenced_sop_class_uid=str(image.SOPClassUID),
+        referenced_sop_instance_uid=str(image.SOPInstanceUID),
+    )
+    polyline, ellipse = hd.sr.GraphicTypeValues.POLYLINE, hd.sr.GraphicTypeValues.ELLIPSE
+
+    def item(
+        name: Code, value: float, unit: Code, graphic: list[list[float]], kind: Any, part: str, **more: Any
+    ) -> hd.sr.Measurement:
+        return hd.sr.Measurement(
+            name=name,
+            value=value,
+            unit=unit,
+            # The measurement's id, shared by its items (a bidirectional's two axes, an ellipse's area and HU).
+            tracking_identifier=hd.sr.TrackingIdentifier(
+                uid=uid("sr-measurement", region_id, ident, part), identifier=ident[:64]
+            ),
+            referenced_coordinates=[
+                hd.sr.CoordinatesForMeasurement(
+                    graphic_type=kind, graphic_data=np.asarray(graphic, dtype=np.float64), source_image=source
+                )
+            ],
+            **more,
+        )
+
+    if measurement["kind"] == "length":
+        return [item(codes.SCT.Length, _distance(*points, spacing), millimetres, points, polyline, "length")]
+    if measurement["kind"] == "bidirectional":
+        long_axis, short_axis = sorted((points[:2], points[2:]), key=lambda axis: -_distance(*axis, spacing))
+        return [
+            item(codes.SCT.LongAxis, _distance(*long_axis, spacing), millimetres, long_axis, polyline, "long"),
+            item(codes.SCT.ShortAxis, _distance(*short_axis, spacing), millimetres, short_axis, polyline, "short"),
+        ]
+    if measurement["kind"] != "ellipse":
+        return []
+    # An ELLIPSE names its major axis first (in image coordinates, as its points are).
+    major, minor = sorted((points[:2], points[2:]), key=lambda axis: -_distance(*axis, None))
+    graphic = [*major, *minor]
+    area = float(np.pi * _distance(*major, spacing) * _distance(*minor, spacing) / 4)
+    result = [item(codes.SCT.Area, area, area_unit, graphic, ellipse, "area")]
+    hu = measurement.get("hu") or {}
+    for name, derivation in HU_DERIVATIONS.items():
+        if isinstance(hu.get(name), (int, float)):
+            result.append(
+                item(
+                    codes.DCM.AttenuationCoefficient,
+                    float(hu[name]),
+                    codes.UCUM.HounsfieldUnit,
+                    graphic,
+                    ellipse,
+                    f"hu-{name}",
+                    derivation=derivation,
+                )
+            )
+    return result
+
+
 def build_measurement_report(
     *,
     sources: Sequence[Dataset],
@@ -146,6 +259,26 @@ def build_measurement_report(
             groups.append(
                 hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
                     referenced_region=_image_region(graphic, by_uid[region["sop_instance_uid"]]), **common
+                )
+            )
+        drawn = region.get("measurements") or []
+        if drawn:
+            if "slices" in region:
+                # A 3D box's measurement lies on the slice it names (counted like the box's z).
+                first = int(region["geometry"]["z"])
+                on = [by_uid[region["slices"][int(m["slice"]) - first]] for m in drawn]
+            else:
+                on = [by_uid[region["sop_instance_uid"]]] * len(drawn)
+            # TID 1410/1411 measurements are of the group's ROI and may not carry their own coordinates; a
+            # drawn one has its own line or ellipse, so the region's drawn measurements form a TID 1501 group
+            # of their own, tracking the same finding (the region's Tracking Unique Identifier and label).
+            groups.append(
+                hd.sr.MeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=hd.sr.TrackingIdentifier(
+                        uid=uid("sr-region", region_id), identifier=f"{label['key']} {region_id}"[:64]
+                    ),
+                    finding_type=label_code(label),
+                    measurements=drawn_measurements(drawn, on, uid, region_id),
                 )
             )
     study_evaluations = _evaluations(labels, study_items)
