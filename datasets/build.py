@@ -602,6 +602,20 @@ class SnapshotBuilder:
             and isinstance(i.get("geometry"), dict)
         ]
 
+    def _box_layout(self, case: Case, box: dict[str, Any]) -> SeriesLayout | str:
+        """The slice layout of the series a 3D box is drawn in, or why there is none (the reason to leave the
+        box's case out of a format with). One lookup for the SR and COCO writers."""
+        study_series = self._study_series.get(case.study_id)
+        if study_series is None:
+            study_series = list(Series.objects.filter(study_id=case.study_id))
+        series = next((s for s in study_series if s.series_instance_uid == box["series_instance_uid"]), None)
+        if series is None:
+            return f"3D box {box.get('id')} refers to a missing series"
+        try:
+            return series_layout(series)
+        except GeometryMissing as exc:
+            return f"3D box {box.get('id')}: no slice order: {exc}"
+
     def sr(self, case: Case, key: str, final: AnnotationRevision, items: list[dict[str, Any]]) -> None:
         regions = [
             i
@@ -612,7 +626,7 @@ class SnapshotBuilder:
         if not regions and not boxes:
             self.leave_out(key, case.pk, "dicom_sr", "the final label has no box (2D or 3D) or polygon")
             return
-        series: Series | None
+        # One report references one series: the first region's (its layout read once, for every region).
         if regions:
             instance = (
                 Instance.objects.filter(series__study_id=case.study_id, sop_instance_uid=regions[0]["sop_instance_uid"])
@@ -622,19 +636,18 @@ class SnapshotBuilder:
             if instance is None:
                 self.leave_out(key, case.pk, "dicom_sr", f"region {regions[0].get('id')} refers to a missing image")
                 return
-            series = instance.series
-        else:
-            series = Series.objects.filter(
-                study_id=case.study_id, series_instance_uid=boxes[0]["series_instance_uid"]
-            ).first()
-            if series is None:
-                self.leave_out(key, case.pk, "dicom_sr", f"3D box {boxes[0].get('id')} refers to a missing series")
+            try:
+                layout = series_layout(instance.series)
+            except GeometryMissing as exc:
+                self.leave_out(key, case.pk, "dicom_sr", f"no geometry to place the regions: {exc}")
                 return
-        try:
-            layout = series_layout(series)
-        except GeometryMissing as exc:
-            self.leave_out(key, case.pk, "dicom_sr", f"no geometry to place the regions: {exc}")
-            return
+        else:
+            placed = self._box_layout(case, boxes[0])
+            if not isinstance(placed, SeriesLayout):
+                self.leave_out(key, case.pk, "dicom_sr", placed)
+                return
+            layout = placed
+        series = layout.series
         if not layout.has_local_files():
             self.leave_out(key, case.pk, "dicom_sr", "images live on an upstream PACS; SR is made from the local store")
             return
@@ -727,16 +740,9 @@ class SnapshotBuilder:
             (r, instances.get(r["sop_instance_uid"]), int(r.get("frame", 1)), r["geometry"], {}) for r in regions
         ]
         for box in boxes:
-            series = Series.objects.filter(
-                study_id=case.study_id, series_instance_uid=box["series_instance_uid"]
-            ).first()
-            if series is None:
-                self.leave_out(key, case.pk, "coco", f"3D box {box.get('id')} refers to a missing series")
-                continue
-            try:
-                layout = series_layout(series)
-            except GeometryMissing as exc:
-                self.leave_out(key, case.pk, "coco", f"3D box {box.get('id')}: no slice order: {exc}")
+            layout = self._box_layout(case, box)
+            if not isinstance(layout, SeriesLayout):
+                self.leave_out(key, case.pk, "coco", layout)
                 continue
             g = box["geometry"]
             flat = {n: g[n] for n in ("x", "y", "width", "height")}
