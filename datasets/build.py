@@ -31,11 +31,13 @@ from typing import Any
 import highdicom as hd
 import numpy as np
 from django.contrib.auth.models import User
+from django.utils.translation import gettext_noop as N_
 from pydicom import Dataset
 from pydicom.sr.codedict import codes
 
 from annotation.models import Annotation, AnnotationRevision, Case, LabelSchema, MaskFile
 from annotation.services import load_mask
+from config.messages import Message, english, is_message, message
 from datasets.deid import DICOM_ROOT, Deidentifier, keyed_digest
 from datasets.models import Export
 from datasets.rtstruct import Roi, build_rtstruct
@@ -55,6 +57,33 @@ MASK_FORMATS = {"monai", "dicom_seg", "dicom_rtstruct"}
 # RGB display colours of RTSTRUCT ROIs, by ROI number.
 ROI_COLOURS = ((255, 0, 0), (0, 170, 0), (0, 90, 255), (255, 160, 0), (170, 0, 255), (0, 200, 200))
 Progress = Callable[..., None]
+
+# Why a case is left out of a format, for people: English templates (gettext msgids) stored with their
+# parameters beside the English text, and shown in the reader's language by the export API (config/messages.py).
+QUALITY_FAILED = N_("series failed data-quality checks: %(detail)s")
+BURNED_IN = N_("burned-in annotation: the pixels may show identifying text, so no image is exported")
+NO_MASK = N_("the final label has no %(label)s mask")
+MASK_SERIES_MISSING = N_("the mask refers to series %(series)s, which is not in the study")
+NO_GEOMETRY_MASK = N_("no geometry to place the mask: %(reason)s")
+UPSTREAM_PIXELS = N_("series %(series)s lives on an upstream PACS; pixels are exported from the local store")
+MASK_SHAPE = N_("mask shape %(mask)s does not match the series (%(series)s)")
+SEG_FAILED = N_("DICOM SEG could not be made: %(error)s")
+RTSTRUCT_FAILED = N_("RTSTRUCT could not be made: %(error)s")
+IMAGES_NOT_WRITTEN = N_("images not written: %(reason)s")
+UPSTREAM_FILES = N_("images live on an upstream PACS; files come from the local store")
+BOX_SERIES_MISSING = N_("3D box %(box)s refers to a missing series")
+BOX_NO_SLICE_ORDER = N_("3D box %(box)s: no slice order: %(reason)s")
+NO_REGIONS = N_("the final label has no box (2D or 3D) or polygon")
+REGION_IMAGE_MISSING = N_("region %(region)s refers to a missing image")
+NO_GEOMETRY_REGIONS = N_("no geometry to place the regions: %(reason)s")
+UPSTREAM_SR = N_("images live on an upstream PACS; SR is made from the local store")
+REGIONS_OUTSIDE = N_(
+    "regions %(regions)s lie on images of another series, or past its %(slices)s slices "
+    "(one report references one series)"
+)
+SR_FAILED = N_("DICOM SR could not be made: %(error)s")
+UPSTREAM_PNG = N_("images live on an upstream PACS; PNGs are made from the local store")
+MASKS_NOT_WRITTEN = N_("masks not written: %(reason)s")
 
 
 def dumps(value: Any) -> bytes:
@@ -181,8 +210,18 @@ class SnapshotBuilder:
         """A reason for people, with every UID in it replaced by the snapshot's."""
         return UID_PATTERN.sub(lambda m: self.uid(m.group(0)), text) if self.on else text
 
-    def leave_out(self, key: str, case_id: int, fmt: str, reason: str) -> None:
-        self.left_out.append({"case": key, "case_id": case_id, "format": fmt, "reason": self.clean(reason)})
+    def _cleaned(self, value: Any) -> Any:
+        if is_message(value):
+            return message(value["msgid"], **{k: self._cleaned(v) for k, v in (value.get("params") or {}).items()})
+        return self.clean(value) if isinstance(value, str) else value
+
+    def leave_out(self, key: str, case_id: int, fmt: str, reason: Message) -> None:
+        """Record that the case is not in ``fmt``: the reason in English (``reason``, as the snapshot says it) and
+        as a message (``message``), which the export API shows in the reader's language."""
+        cleaned = self._cleaned(reason)
+        self.left_out.append(
+            {"case": key, "case_id": case_id, "format": fmt, "reason": english(cleaned), "message": cleaned}
+        )
 
     def out_item(self, item: dict[str, Any], masks: dict[str, str]) -> dict[str, Any] | None:
         label = self.labels.get(item["label"])
@@ -296,7 +335,7 @@ class SnapshotBuilder:
                 + ")"
                 for s in bad
             )
-            self.leave_out(key, case.pk, "all", f"series failed data-quality checks: {detail}")
+            self.leave_out(key, case.pk, "all", message(QUALITY_FAILED, detail=detail))
             return
         pixel_formats = formats & {"monai", "coco", "dicom_images"}
         if self.on and pixel_formats:
@@ -312,12 +351,7 @@ class SnapshotBuilder:
                 )
             if burned:
                 for fmt in sorted(pixel_formats):
-                    self.leave_out(
-                        key,
-                        case.pk,
-                        fmt,
-                        "burned-in annotation: the pixels may show identifying text, so no image is exported",
-                    )
+                    self.leave_out(key, case.pk, fmt, message(BURNED_IN))
                 formats = formats - pixel_formats
         items = [i for i in final.items if i["label"] in self.label_filter]
         masks_by_sha = {m.sha256: m for m in final.masks.all()}
@@ -351,31 +385,28 @@ class SnapshotBuilder:
     ) -> None:
         wanted = sorted(formats & MASK_FORMATS)
 
-        def skip(reason: str) -> None:
+        def skip(reason: Message) -> None:
             for fmt in wanted:
                 self.leave_out(key, case.pk, fmt, reason)
 
         if mask_item is None or mask_item["mask"].get("sha256") not in masks_by_sha:
-            skip(f"the final label has no {self.mask_label} mask")
+            skip(message(NO_MASK, label=str(self.mask_label)))
             return
         series = next((s for s in study_series if s.series_instance_uid == mask_item["series_instance_uid"]), None)
         if series is None:
-            skip(f"the mask refers to series {mask_item['series_instance_uid']}, which is not in the study")
+            skip(message(MASK_SERIES_MISSING, series=mask_item["series_instance_uid"]))
             return
         try:
             layout = series_layout(series)
         except GeometryMissing as exc:
-            skip(f"no geometry to place the mask: {exc}")
+            skip(message(NO_GEOMETRY_MASK, reason=exc.message))
             return
         if not layout.has_local_files():
-            skip(
-                f"series {series.series_instance_uid} lives on an upstream PACS; "
-                "pixels are exported from the local store"
-            )
+            skip(message(UPSTREAM_PIXELS, series=series.series_instance_uid))
             return
         mask = load_mask(masks_by_sha[mask_item["mask"]["sha256"]])
         if tuple(mask.shape) != layout.shape:
-            skip(f"mask shape {list(mask.shape)} does not match the series ({list(layout.shape)})")
+            skip(message(MASK_SHAPE, mask=str(list(mask.shape)), series=str(list(layout.shape))))
             return
         if "monai" in formats:
             self.modalities.add(series.modality or "CT")
@@ -400,12 +431,12 @@ class SnapshotBuilder:
             try:
                 self.out.add(f"seg/{key}.dcm", self.seg_bytes(key, sources, mask))
             except Exception as exc:  # highdicom refuses what it cannot encode: say so per case
-                self.leave_out(key, case.pk, "dicom_seg", f"DICOM SEG could not be made: {exc}")
+                self.leave_out(key, case.pk, "dicom_seg", message(SEG_FAILED, error=str(exc)))
         if "dicom_rtstruct" in formats:
             try:
                 self.out.add(f"rtstruct/{key}.dcm", self.rtstruct_bytes(key, sources, mask))
             except ValueError as exc:
-                self.leave_out(key, case.pk, "dicom_rtstruct", f"RTSTRUCT could not be made: {exc}")
+                self.leave_out(key, case.pk, "dicom_rtstruct", message(RTSTRUCT_FAILED, error=str(exc)))
 
     def _segments(self, mask: np.ndarray) -> tuple[list[dict[str, Any]], dict[int, int]]:
         """The mask label's segments by value, and value -> segment (ROI) number; ValueError for a mask the
@@ -494,12 +525,10 @@ class SnapshotBuilder:
             try:
                 layout = series_layout(series)
             except GeometryMissing as exc:
-                self.leave_out(key, case.pk, "dicom_images", f"images not written: {exc}")
+                self.leave_out(key, case.pk, "dicom_images", message(IMAGES_NOT_WRITTEN, reason=exc.message))
                 continue
             if not layout.has_local_files():
-                self.leave_out(
-                    key, case.pk, "dicom_images", "images live on an upstream PACS; files come from the local store"
-                )
+                self.leave_out(key, case.pk, "dicom_images", message(UPSTREAM_FILES))
                 continue
             for z, ds in enumerate(self.source_datasets(case, key, layout)):
                 buffer = io.BytesIO()
@@ -602,7 +631,7 @@ class SnapshotBuilder:
             and isinstance(i.get("geometry"), dict)
         ]
 
-    def _box_layout(self, case: Case, box: dict[str, Any]) -> SeriesLayout | str:
+    def _box_layout(self, case: Case, box: dict[str, Any]) -> SeriesLayout | Message:
         """The slice layout of the series a 3D box is drawn in, or why there is none (the reason to leave the
         box's case out of a format with). One lookup for the SR and COCO writers."""
         study_series = self._study_series.get(case.study_id)
@@ -610,11 +639,11 @@ class SnapshotBuilder:
             study_series = list(Series.objects.filter(study_id=case.study_id))
         series = next((s for s in study_series if s.series_instance_uid == box["series_instance_uid"]), None)
         if series is None:
-            return f"3D box {box.get('id')} refers to a missing series"
+            return message(BOX_SERIES_MISSING, box=str(box.get("id")))
         try:
             return series_layout(series)
         except GeometryMissing as exc:
-            return f"3D box {box.get('id')}: no slice order: {exc}"
+            return message(BOX_NO_SLICE_ORDER, box=str(box.get("id")), reason=exc.message)
 
     def sr(self, case: Case, key: str, final: AnnotationRevision, items: list[dict[str, Any]]) -> None:
         regions = [
@@ -624,7 +653,7 @@ class SnapshotBuilder:
         ]
         boxes = self._boxes_3d(items)
         if not regions and not boxes:
-            self.leave_out(key, case.pk, "dicom_sr", "the final label has no box (2D or 3D) or polygon")
+            self.leave_out(key, case.pk, "dicom_sr", message(NO_REGIONS))
             return
         # One report references one series: the first region's (its layout read once, for every region).
         if regions:
@@ -634,12 +663,14 @@ class SnapshotBuilder:
                 .first()
             )
             if instance is None:
-                self.leave_out(key, case.pk, "dicom_sr", f"region {regions[0].get('id')} refers to a missing image")
+                self.leave_out(
+                    key, case.pk, "dicom_sr", message(REGION_IMAGE_MISSING, region=str(regions[0].get("id")))
+                )
                 return
             try:
                 layout = series_layout(instance.series)
             except GeometryMissing as exc:
-                self.leave_out(key, case.pk, "dicom_sr", f"no geometry to place the regions: {exc}")
+                self.leave_out(key, case.pk, "dicom_sr", message(NO_GEOMETRY_REGIONS, reason=exc.message))
                 return
         else:
             placed = self._box_layout(case, boxes[0])
@@ -649,7 +680,7 @@ class SnapshotBuilder:
             layout = placed
         series = layout.series
         if not layout.has_local_files():
-            self.leave_out(key, case.pk, "dicom_sr", "images live on an upstream PACS; SR is made from the local store")
+            self.leave_out(key, case.pk, "dicom_sr", message(UPSTREAM_SR))
             return
         in_series = {i.sop_instance_uid for i in layout.instances}
         outside = [r for r in regions if r["sop_instance_uid"] not in in_series] + [
@@ -663,8 +694,7 @@ class SnapshotBuilder:
                 key,
                 case.pk,
                 "dicom_sr",
-                f"regions {[r.get('id') for r in outside]} lie on images of another series, or past its "
-                f"{len(layout.instances)} slices (one report references one series)",
+                message(REGIONS_OUTSIDE, regions=str([r.get("id") for r in outside]), slices=len(layout.instances)),
             )
             return
         # A 3D box's slices, as the report references them: the images of slices z to z + depth - 1.
@@ -699,7 +729,7 @@ class SnapshotBuilder:
                 description=f"measurements export v{self.export.version}",
             )
         except (ValueError, TypeError) as exc:
-            self.leave_out(key, case.pk, "dicom_sr", f"DICOM SR could not be made: {exc}")
+            self.leave_out(key, case.pk, "dicom_sr", message(SR_FAILED, error=str(exc)))
             return
         source_uids = {
             str(ds.get(name, "")) for ds in sources for name in ("SOPInstanceUID", "SeriesInstanceUID", "SOPClassUID")
@@ -753,14 +783,12 @@ class SnapshotBuilder:
         categories = self.coco_categories()
         for region, instance, frame, geometry, extra in placed:
             if instance is None:
-                self.leave_out(key, case.pk, "coco", f"region {region.get('id')} refers to a missing image")
+                self.leave_out(key, case.pk, "coco", message(REGION_IMAGE_MISSING, region=str(region.get("id"))))
                 continue
             if instance.series.is_flagged:
                 continue
             if not instance.file:
-                self.leave_out(
-                    key, case.pk, "coco", "images live on an upstream PACS; PNGs are made from the local store"
-                )
+                self.leave_out(key, case.pk, "coco", message(UPSTREAM_PNG))
                 return
             image_key = (instance.sop_instance_uid, frame)
             if image_key not in image_ids:
@@ -915,7 +943,7 @@ class SnapshotBuilder:
             try:
                 layouts[series_uid] = series_layout(series) if series is not None else None
             except GeometryMissing as exc:
-                self.leave_out(key, case.pk, "raw", f"masks not written: {exc}")
+                self.leave_out(key, case.pk, "raw", message(MASKS_NOT_WRITTEN, reason=exc.message))
                 layouts[series_uid] = None
         layout = layouts[series_uid]
         mask_row = next((m for m in revision.masks.all() if m.sha256 == sha), None)
@@ -1028,7 +1056,8 @@ class SnapshotBuilder:
                     "split_counts": split_counts,
                     "deidentified": export.deidentify,
                     "cases": cases_out,
-                    "left_out": self.left_out,
+                    # In English, as the reasons were written (the message templates stay in the database).
+                    "left_out": [{k: v for k, v in row.items() if k != "message"} for row in self.left_out],
                     "derived": self.derived,
                     "type_2_written_empty": self.type_2_empty,
                 }

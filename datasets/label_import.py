@@ -25,6 +25,7 @@ import pydicom
 from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from pydicom.errors import InvalidDicomError
 
 from annotation.labels import LabelError, encode_mask, validate_values
@@ -32,6 +33,7 @@ from annotation.models import AnnotationRevision, Case, Project
 from annotation.selectors import check_import_source, study_geometry
 from annotation.services import annotation_save_imported, current_schema
 from config.errors import ApplicationError
+from config.messages import render
 from config.types import User
 from datasets.models import LabelImport
 from datasets.rtstruct import rtstruct_masks
@@ -48,7 +50,14 @@ USES = (USE_READING, USE_GOLD_REFERENCE)
 
 
 class ImportRefused(ApplicationError):
+    """A file that cannot be imported; the message is in the language of the request (gettext), its names,
+    UIDs and the file's own words as given."""
+
     code = "label_import_refused"
+
+
+def _listed(values: Any) -> str:
+    return pgettext("list separator", ", ").join(str(v) for v in values)
 
 
 def _referenced_series(ds: pydicom.Dataset) -> str:
@@ -72,10 +81,13 @@ def _segment_values(label: dict[str, Any], names: dict[int, str]) -> dict[int, i
     by_key = {str(s["key"]): int(s["value"]) for s in label.get("segments", [])}
     unknown = sorted(name for name in names.values() if name not in by_key)
     if unknown:
-        raise ImportRefused(
-            f"segments {', '.join(repr(n) for n in unknown)} are not segments of label {label['key']!r} "
-            f"(its segments: {', '.join(by_key) or 'none'})"
-        )
+        said = {"names": _listed(repr(n) for n in unknown), "label": repr(label["key"])}
+        if by_key:
+            raise ImportRefused(
+                _("segments %(names)s are not segments of label %(label)s (its segments: %(segments)s)")
+                % {**said, "segments": _listed(by_key)}
+            )
+        raise ImportRefused(_("segments %(names)s are not segments of label %(label)s (it has no segments)") % said)
     return {number: by_key[name] for number, name in names.items()}
 
 
@@ -95,17 +107,30 @@ def _seg_referenced_images(ds: pydicom.Dataset) -> set[str]:
 def _seg_mask(ds: pydicom.Dataset, layout: SeriesLayout, label: dict[str, Any]) -> np.ndarray:
     seg = hd.seg.Segmentation.from_dataset(ds)
     if (int(seg.Rows), int(seg.Columns)) != (layout.shape[1], layout.shape[2]):
+        said = {
+            "rows": seg.Rows,
+            "columns": seg.Columns,
+            "image_rows": layout.shape[1],
+            "image_columns": layout.shape[2],
+        }
         raise ImportRefused(
-            f"the SEG's frames are {seg.Rows}x{seg.Columns} pixels and the series' images "
-            f"{layout.shape[1]}x{layout.shape[2]}: the geometry does not fit"
+            _(
+                "the SEG's frames are %(rows)sx%(columns)s pixels and the series' images "
+                "%(image_rows)sx%(image_columns)s: the geometry does not fit"
+            )
+            % said
         )
     uids = [instance.sop_instance_uid for instance in layout.instances]
     referenced = _seg_referenced_images(ds)
     outside = sorted(referenced - set(uids))
     if outside:
+        said = {"n": len(outside), "series": layout.series.series_instance_uid, "first": outside[0]}
         raise ImportRefused(
-            f"the SEG references {len(outside)} image(s) that are not in series "
-            f"{layout.series.series_instance_uid} (first: {outside[0]}): the geometry does not fit"
+            _(
+                "the SEG references %(n)s image(s) that are not in series %(series)s (first: %(first)s): "
+                "the geometry does not fit"
+            )
+            % said
         )
     names = {int(item.SegmentNumber): str(item.SegmentLabel) for item in seg.SegmentSequence}
     values = _segment_values(label, names)
@@ -127,7 +152,7 @@ def _rtstruct_mask(ds: pydicom.Dataset, layout: SeriesLayout, label: dict[str, A
     try:
         per_roi = rtstruct_masks(ds, images)
     except ValueError as exc:
-        raise ImportRefused(f"{exc}: the geometry does not fit") from exc
+        raise ImportRefused(_("%(error)s: the geometry does not fit") % {"error": exc}) from exc
     values = _segment_values(label, dict(enumerate(per_roi)))
     mask = np.zeros(layout.shape, dtype=np.uint8)
     for number, roi in enumerate(per_roi.values()):
@@ -143,7 +168,7 @@ def _sr_items(ds: pydicom.Dataset, layout: SeriesLayout, labels: dict[str, dict[
     refused, not dropped."""
     content = hd.sr.Comprehensive3DSR.from_dataset(ds).content
     if not isinstance(content, hd.sr.MeasurementReport):
-        raise ImportRefused("the SR is not a TID 1500 measurement report")
+        raise ImportRefused(_("the SR is not a TID 1500 measurement report"))
     z_of = layout.z_of_sop()
     items: list[dict[str, Any]] = []
 
@@ -171,30 +196,55 @@ def _sr_items(ds: pydicom.Dataset, layout: SeriesLayout, labels: dict[str, dict[
         key = str(finding.value) if finding is not None and finding.scheme_designator == SCHEME else ""
         label = labels.get(key)
         if label is None or label["kind"] not in ("box", "polygon"):
-            raise ImportRefused(f"ROI {n} of the SR is not a box or polygon label of the schema (finding {key!r})")
+            raise ImportRefused(
+                _("ROI %(n)s of the SR is not a box or polygon label of the schema (finding %(finding)s)")
+                % {"n": n, "finding": repr(key)}
+            )
         identifier = str(group.tracking_identifier or "")
         region_id = identifier.removeprefix(f"{key} ").strip() or f"r{n}"
         roi: Any = getattr(group, "roi", None)  # planar: one region; volumetric: one per slice
         rois = roi if isinstance(roi, list) else [roi]
         if not rois or any(roi is None for roi in rois):
-            raise ImportRefused(f"ROI {n} of the SR ({region_id}) has no image region")
+            raise ImportRefused(
+                _("ROI %(n)s of the SR (%(region)s) has no image region") % {"n": n, "region": region_id}
+            )
         sops = [str(r.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID) for r in rois]
         strangers = [sop for sop in sops if sop not in z_of]
         if strangers:
-            raise ImportRefused(f"ROI {n} of the SR ({region_id}) lies on images not in the series: {strangers[:3]}")
+            raise ImportRefused(
+                _("ROI %(n)s of the SR (%(region)s) lies on images not in the series: %(images)s")
+                % {"n": n, "region": region_id, "images": _listed(strangers[:3])}
+            )
         points = np.asarray(rois[0].value, dtype=np.float64)[:-1]
         (x, y), (right, bottom) = points.min(axis=0), points.max(axis=0)
         rectangle = {"x": float(x), "y": float(y), "width": float(right - x), "height": float(bottom - y)}
         volumetric = isinstance(group, hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations)
         if volumetric != (label["kind"] == "box" and label.get("dimensions", 2) == 3):
-            said = "a volumetric ROI (several slices)" if volumetric else "a planar ROI (one image)"
-            raise ImportRefused(f"ROI {n} of the SR ({region_id}) is {said}, and label {key!r} is not of that kind")
+            said = {"n": n, "region": region_id, "label": repr(key)}
+            raise ImportRefused(
+                (
+                    _(
+                        "ROI %(n)s of the SR (%(region)s) is a volumetric ROI (several slices), "
+                        "and label %(label)s is not of that kind"
+                    )
+                    if volumetric
+                    else _(
+                        "ROI %(n)s of the SR (%(region)s) is a planar ROI (one image), "
+                        "and label %(label)s is not of that kind"
+                    )
+                )
+                % said
+            )
         item: dict[str, Any] = {"label": key, "id": region_id}
         if volumetric:
             zs = sorted(z_of[sop] for sop in sops)
             if zs != list(range(zs[0], zs[-1] + 1)):
                 raise ImportRefused(
-                    f"ROI {n} of the SR ({region_id}) skips slices: a 3D box spans a run of slices, these are {zs}"
+                    _(
+                        "ROI %(n)s of the SR (%(region)s) skips slices: a 3D box spans a run of slices, "
+                        "these are %(slices)s"
+                    )
+                    % {"n": n, "region": region_id, "slices": zs}
                 )
             item["series_instance_uid"] = layout.series.series_instance_uid
             item["geometry"] = {**rectangle, "z": zs[0], "depth": len(zs)}
@@ -212,7 +262,7 @@ def _sr_items(ds: pydicom.Dataset, layout: SeriesLayout, labels: dict[str, dict[
         else:
             answers(study_group, None)
     if not items:
-        raise ImportRefused("the SR holds no answers coded with the project's label keys")
+        raise ImportRefused(_("the SR holds no answers coded with the project's label keys"))
     return items
 
 
@@ -300,27 +350,35 @@ def labels_import_dicom(
     """Import one DICOM SEG or RTSTRUCT as the "imported" reading of the case of the series it references, or
     (``use="gold_reference"``) as that case's gold reference."""
     if use not in USES:
-        raise ImportRefused(f"use must be one of {', '.join(USES)}, not {use!r}")
+        raise ImportRefused(_("use must be one of %(uses)s, not %(use)s") % {"uses": _listed(USES), "use": repr(use)})
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
     except (InvalidDicomError, EOFError, ValueError, TypeError) as exc:
-        raise ImportRefused(f"not a DICOM file: {exc}") from exc
+        raise ImportRefused(_("not a DICOM file: %(error)s") % {"error": exc}) from exc
     modality = str(ds.get("Modality", ""))
     if modality not in ("SEG", "RTSTRUCT", "SR"):
         raise ImportRefused(
-            "only DICOM SEG, RTSTRUCT and SR (TID 1500) can be imported as labels; "
-            f"this file is {modality or 'of no modality'}"
+            _("only DICOM SEG, RTSTRUCT and SR (TID 1500) can be imported as labels; this file is %(modality)s")
+            % {"modality": modality}
+            if modality
+            else _("only DICOM SEG, RTSTRUCT and SR (TID 1500) can be imported as labels; this file has no modality")
         )
     series_uid = _referenced_series(ds)
     if not series_uid:
-        raise ImportRefused(f"the {modality} names no referenced series, so it cannot be placed on images")
+        raise ImportRefused(
+            _("the %(modality)s names no referenced series, so it cannot be placed on images") % {"modality": modality}
+        )
     series = (
         Series.objects.filter(store=project.image_store, series_instance_uid=series_uid).select_related("study").first()
     )
     if series is None:
+        said = {"modality": modality, "series": series_uid, "project": repr(project.slug)}
         raise ImportRefused(
-            f"the {modality} references series {series_uid}, which project {project.slug!r} does not have: "
-            "ingest that series into the project first"
+            _(
+                "the %(modality)s references series %(series)s, which project %(project)s does not have: "
+                "ingest that series into the project first"
+            )
+            % said
         )
     case = (
         Case.objects.filter(project=project, study=series.study)
@@ -330,7 +388,10 @@ def labels_import_dicom(
         .first()
     )
     if case is None:
-        raise ImportRefused(f"project {project.slug!r} has no case for the study of series {series_uid}")
+        raise ImportRefused(
+            _("project %(project)s has no case for the study of series %(series)s")
+            % {"project": repr(project.slug), "series": series_uid}
+        )
     if use == USE_GOLD_REFERENCE:
         gold_case_check_unread(case)  # a clear 409 before the file is worked on; checked again under the lock
     schema = current_schema(project)
@@ -341,15 +402,19 @@ def labels_import_dicom(
     if modality == "SR":
         label = {}  # an SR names its labels itself
     if label is None:
+        said = {"version": schema.version, "label": repr(mask_label)}
         raise ImportRefused(
-            f"schema v{schema.version} has no mask label {mask_label!r}"
+            _("schema v%(version)s has no mask label %(label)s") % said
             if mask_label
-            else f"schema v{schema.version} has no mask label"
+            else _("schema v%(version)s has no mask label") % said
         )
     try:
         layout = series_layout(series)
     except GeometryMissing as exc:
-        raise ImportRefused(f"no geometry to place the {modality} on: {exc}") from exc
+        raise ImportRefused(
+            _("no geometry to place the %(modality)s on: %(reason)s")
+            % {"modality": modality, "reason": render(exc.message)}
+        ) from exc
     try:
         if modality == "SR":
             items = _sr_items(ds, layout, {lab["key"]: lab for lab in schema.definition["labels"]})
@@ -360,12 +425,17 @@ def labels_import_dicom(
         raise
     except (AttributeError, KeyError, IndexError, ValueError, TypeError) as exc:
         # A malformed object (missing sequences, frames that do not decode): the sender's to fix, not a 500.
-        raise ImportRefused(f"the {modality} cannot be read: {type(exc).__name__}: {exc}") from exc
+        said = {"modality": modality, "error": f"{type(exc).__name__}: {exc}"}
+        raise ImportRefused(_("the %(modality)s cannot be read: %(error)s") % said) from exc
     try:
         validated = validate_values(schema.definition, {"items": items}, study_geometry(case), complete=False)
     except LabelError as exc:
-        what = "labels do" if modality == "SR" else "mask does"
-        raise ImportRefused(f"the imported {what} not fit the schema: {exc}") from exc
+        said = {"error": exc}
+        raise ImportRefused(
+            _("the imported labels do not fit the schema: %(error)s") % said
+            if modality == "SR"
+            else _("the imported mask does not fit the schema: %(error)s") % said
+        ) from exc
     provenance = {
         "source": source,
         "modality": modality,

@@ -13,6 +13,8 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from annotation.models import Case, Project
 from annotation.services import current_schema
@@ -45,42 +47,60 @@ def project_key(project: Project) -> str:
     return row.secret
 
 
+def _listed(values: Any) -> str:
+    return pgettext("list separator", ", ").join(str(v) for v in values)
+
+
 def _date(value: Any, name: str) -> str:
     if value in (None, ""):
         return ""
     text = str(value).replace("-", "")
     if len(text) != 8 or not text.isdigit():
-        raise ApplicationError(f"filters.{name}: expected a date as YYYY-MM-DD, got {value!r}", code="bad_filter")
+        said = {"name": name, "value": repr(value)}
+        raise ApplicationError(
+            _("filters.%(name)s: expected a date as YYYY-MM-DD, got %(value)s") % said, code="bad_filter"
+        )
     return text
 
 
 def _check_formats(formats: list[str], labels: dict[str, dict[str, Any]], wanted: set[str], mask_label: str) -> None:
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
+        said = {"formats": _listed(unknown), "choices": _listed(FORMATS)}
         raise ApplicationError(
-            f"formats: {', '.join(unknown) or 'none given'}; choose from {', '.join(FORMATS)}", code="bad_format"
+            _("formats: %(formats)s; choose from %(choices)s") % said
+            if unknown
+            else _("formats: none given; choose from %(choices)s") % said,
+            code="bad_format",
         )
     chosen = {k: v for k, v in labels.items() if k in wanted}
     masks = [k for k, v in chosen.items() if v["kind"] == "mask"]
     if MASK_FORMATS & set(formats):
         if not masks:
             raise ApplicationError(
-                "formats monai, dicom_seg and dicom_rtstruct export segmentation masks, and the selected labels "
-                "have no mask label",
+                _(
+                    "formats monai, dicom_seg and dicom_rtstruct export segmentation masks, and the selected labels "
+                    "have no mask label"
+                ),
                 code="format_does_not_fit",
             )
         if mask_label and mask_label not in masks:
-            raise ApplicationError(f"mask_label {mask_label!r} is not a selected mask label", code="bad_filter")
+            raise ApplicationError(
+                _("mask_label %(label)s is not a selected mask label") % {"label": repr(mask_label)}, code="bad_filter"
+            )
     if "dicom_sr" in formats and not any(is_box_or_polygon(v) for v in chosen.values()):
         raise ApplicationError(
-            "dicom_sr holds measurements of boxes (2D or 3D) and polygons on images; the selected labels have none",
+            _("dicom_sr holds measurements of boxes (2D or 3D) and polygons on images; the selected labels have none"),
             code="format_does_not_fit",
         )
     if "coco" in formats and not any(is_box_or_polygon(v) for v in chosen.values()):
         kinds = sorted({f"{v['kind']}{' 3D' if v.get('dimensions') == 3 else ''}" for v in chosen.values()})
         raise ApplicationError(
-            "COCO holds boxes (2D, and 3D slice by slice) and polygons; the selected labels have none (they are: "
-            f"{', '.join(kinds)}). Use monai or dicom_seg for masks.",
+            _(
+                "COCO holds boxes (2D, and 3D slice by slice) and polygons; the selected labels have none (they are: "
+                "%(kinds)s). Use monai or dicom_seg for masks."
+            )
+            % {"kinds": _listed(kinds)},
             code="format_does_not_fit",
         )
     if {"csv", "json"} & set(formats) and not any(
@@ -88,7 +108,7 @@ def _check_formats(formats: list[str], labels: dict[str, dict[str, Any]], wanted
         for v in chosen.values()
     ):
         raise ApplicationError(
-            "csv and json hold study, series and image-level labels; the selected labels have none",
+            _("csv and json hold study, series and image-level labels; the selected labels have none"),
             code="format_does_not_fit",
         )
 
@@ -98,23 +118,34 @@ def _check_split(split: dict[str, Any], labels: dict[str, dict[str, Any]]) -> di
     for name, value in fractions.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise ApplicationError(
-                f"split.{name}: expected a fraction between 0 and 1, got {value!r}", code="bad_split"
+                _("split.%(name)s: expected a fraction between 0 and 1, got %(value)s")
+                % {"name": name, "value": repr(value)},
+                code="bad_split",
             )
     if abs(sum(fractions.values()) - 1.0) > 1e-6:
         raise ApplicationError(
-            f"split: train + validation + test must be 1, got {sum(fractions.values()):g}", code="bad_split"
+            _("split: train + validation + test must be 1, got %(sum)s") % {"sum": f"{sum(fractions.values()):g}"},
+            code="bad_split",
         )
     seed = split.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ApplicationError(f"split.seed: expected a non-negative integer, got {seed!r}", code="bad_split")
+        raise ApplicationError(
+            _("split.seed: expected a non-negative integer, got %(value)s") % {"value": repr(seed)}, code="bad_split"
+        )
     stratify_by = split.get("stratify_by") or None
     if stratify_by is not None:
         label = labels.get(stratify_by)
         if label is None or label["level"] != "study" or label["kind"] not in STRATIFIABLE_KINDS:
             choices = sorted(k for k, v in labels.items() if v["level"] == "study" and v["kind"] in STRATIFIABLE_KINDS)
+            said = {"label": repr(stratify_by), "choices": _listed(choices)}
             raise ApplicationError(
-                f"split.stratify_by: {stratify_by!r} is not a study-level choice or ordinal label "
-                f"(use one of: {', '.join(choices) or 'none in this schema'})",
+                _("split.stratify_by: %(label)s is not a study-level choice or ordinal label (use one of: %(choices)s)")
+                % said
+                if choices
+                else _(
+                    "split.stratify_by: %(label)s is not a study-level choice or ordinal label (this schema has none)"
+                )
+                % said,
                 code="bad_split",
             )
     return {**{k: float(v) for k, v in fractions.items()}, "seed": seed, "stratify_by": stratify_by}
@@ -138,14 +169,17 @@ def export_create(
     wanted_labels = list(filters.get("labels") or [])
     unknown = sorted(set(wanted_labels) - set(labels))
     if unknown:
+        said = {"unknown": _listed(unknown), "version": schema.version, "labels": _listed(labels)}
         raise ApplicationError(
-            f"filters.labels: {', '.join(unknown)} not in schema v{schema.version} (labels: {', '.join(labels)})",
+            _("filters.labels: %(unknown)s not in schema v%(version)s (labels: %(labels)s)") % said,
             code="bad_filter",
         )
     min_level = filters.get("min_qa_level", "agreed")
     if min_level not in QA_LEVELS:
         raise ApplicationError(
-            f"filters.min_qa_level: {min_level!r}; choose from {', '.join(QA_LEVELS)}", code="bad_filter"
+            _("filters.min_qa_level: %(value)s; choose from %(choices)s")
+            % {"value": repr(min_level), "choices": _listed(QA_LEVELS)},
+            code="bad_filter",
         )
     modalities = [str(m).upper() for m in filters.get("modalities") or []]
     date_from, date_to = (
@@ -175,13 +209,23 @@ def export_create(
     )
     if not selected:
         counts = Case.objects.filter(project=project).count()
-        raise ApplicationError(
-            f"No case of project {project.slug!r} matches: none of its {counts} case(s) reached QA level "
-            f"{min_level!r} with a final label"
-            + (f" among modalities {', '.join(modalities)}" if modalities else "")
-            + (f" between {date_from or '...'} and {date_to or '...'}" if date_from or date_to else ""),
-            code="no_cases",
+        said = {
+            "project": repr(project.slug),
+            "n": counts,
+            "level": repr(min_level),
+            "modalities": _listed(modalities),
+            "start": date_from or "...",
+            "end": date_to or "...",
+        }
+        reason = _(
+            "No case of project %(project)s matches: none of its %(n)s case(s) reached QA level %(level)s with a "
+            "final label"
         )
+        if modalities:
+            reason += _(" among modalities %(modalities)s")
+        if date_from or date_to:
+            reason += _(" between %(start)s and %(end)s")
+        raise ApplicationError(reason % said, code="no_cases")
     case_ids = [row.case_id for row in selected]
     cases = Case.objects.filter(pk__in=case_ids).values_list("pk", "study_id", "series_id")
     flagged_series = Series.objects.filter(study_id__in={s for _, s, _ in cases}, quality=Series.Quality.FAILED)
@@ -194,7 +238,8 @@ def export_create(
     ]
     if not usable:
         raise ApplicationError(
-            f"All {len(case_ids)} matching case(s) have series that failed data-quality checks; nothing to export",
+            _("All %(n)s matching case(s) have series that failed data-quality checks; nothing to export")
+            % {"n": len(case_ids)},
             code="no_usable_cases",
         )
     with transaction.atomic():

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 import pydicom
 from django.core.files.storage import default_storage
+from django.utils.translation import gettext_noop as N_
 from zlib_ng import gzip_ng
 
+from config.messages import Message, message
 from imaging.geometry import order_slices
 from imaging.models import Instance, Series
 from imaging.pixels import decoded_frame
@@ -23,7 +26,12 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 class GeometryMissing(Exception):
-    """The series lacks what it takes to place a label in patient space; the message says what."""
+    """The series lacks what it takes to place a label in patient space; the message says what (in English as
+    the exception's text, and as ``message``, a gettext template with its parameters, for the reader's language)."""
+
+    def __init__(self, msgid: str, **params: Any) -> None:
+        self.message: Message = message(msgid, **params)
+        super().__init__(msgid % params if params else msgid)
 
 
 @dataclass
@@ -52,13 +60,14 @@ def series_layout(series: Series) -> SeriesLayout:
     """The series' slices in order and its affine, or GeometryMissing naming what is absent."""
     instances = list(Instance.objects.filter(series=series, has_pixel_data=True))
     if not instances:
-        raise GeometryMissing(f"series {series.series_instance_uid} has no images")
+        raise GeometryMissing(N_("series %(series)s has no images"), series=series.series_instance_uid)
     if any(instance.number_of_frames > 1 for instance in instances):
         raise GeometryMissing(
-            f"series {series.series_instance_uid} is multi-frame; per-frame geometry is not exported yet"
+            N_("series %(series)s is multi-frame; per-frame geometry is not exported yet"),
+            series=series.series_instance_uid,
         )
     if not series.rows or not series.columns:
-        raise GeometryMissing(f"series {series.series_instance_uid} has no rows/columns")
+        raise GeometryMissing(N_("series %(series)s has no rows/columns"), series=series.series_instance_uid)
     ordered = order_slices(instances, series_orientation=series.image_orientation)
     missing = [
         i.sop_instance_uid
@@ -70,8 +79,12 @@ def series_layout(series: Series) -> SeriesLayout:
     ]
     if missing or ordered.normal is None:
         raise GeometryMissing(
-            f"series {series.series_instance_uid}: {len(missing)} image(s) lack position, orientation or "
-            "pixel spacing, so a label cannot be placed in patient space"
+            N_(
+                "series %(series)s: %(n)s image(s) lack position, orientation or pixel spacing, "
+                "so a label cannot be placed in patient space"
+            ),
+            series=series.series_instance_uid,
+            n=len(missing),
         )
     instances = ordered.slices
     orientation = np.asarray(instances[0].image_orientation or series.image_orientation, dtype=np.float64)

@@ -6,6 +6,7 @@ from typing import cast
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -29,14 +30,18 @@ from datasets.selectors import export_for, exports_of
 def _managed_project(request: Request, slug: str) -> Project:
     project = project_for(request, slug)
     if not is_manager(request.user, project):
-        raise PermissionDeniedError(f"Only a manager of project {project.slug!r} may export its data")
+        raise PermissionDeniedError(
+            _("Only a manager of project %(project)s may export its data") % {"project": repr(project.slug)}
+        )
     return project
 
 
 def _export(request: Request, slug: str, export_id: int) -> Export:
     export = export_for(_managed_project(request, slug), export_id)
     if export is None:
-        raise NotFoundError(f"Project {slug!r} has no export {export_id}")
+        raise NotFoundError(
+            _("Project %(project)s has no export %(export)s") % {"project": repr(slug), "export": export_id}
+        )
     return export
 
 
@@ -73,7 +78,9 @@ class LabelImportView(APIView):
     def post(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug)
         if not is_manager(request.user, project):
-            raise PermissionDeniedError(f"Only a manager of project {project.slug!r} may import labels")
+            raise PermissionDeniedError(
+                _("Only a manager of project %(project)s may import labels") % {"project": repr(project.slug)}
+            )
         serializer = s.LabelImportInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
@@ -94,7 +101,9 @@ class LabelImportFromPacsView(APIView):
     def post(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug)
         if not is_manager(request.user, project):
-            raise PermissionDeniedError(f"Only a manager of project {project.slug!r} may import labels")
+            raise PermissionDeniedError(
+                _("Only a manager of project %(project)s may import labels") % {"project": repr(project.slug)}
+            )
         serializer = s.LabelImportFromPacsInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -122,7 +131,9 @@ class ExportDownloadView(APIView):
     def get(self, request: Request, slug: str, export_id: int) -> FileResponse:
         export = _export(request, slug, export_id)
         if not export.file:
-            raise ConflictError(f"Export {export_id} is not built yet (job {export.job_id})")
+            raise ConflictError(
+                _("Export %(export)s is not built yet (job %(job)s)") % {"export": export_id, "job": export.job_id}
+            )
         response = FileResponse(
             default_storage.open(export.file, "rb"),
             as_attachment=True,
