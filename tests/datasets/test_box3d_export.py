@@ -22,6 +22,8 @@ from datasets.label_import import ImportRefused, labels_import_dicom
 from datasets.models import LabelImport
 from datasets.services import export_create
 from datasets.sr import SCHEME
+from imaging.models import Instance
+from jobs.models import JobStatus
 from tests.annotation.conftest import case_series, case_sops, chest_values
 from tests.datasets.conftest import adjudicate, run_export, zip_files
 from tests.datasets.test_sr import coded
@@ -210,3 +212,29 @@ def test_an_sr_whose_volumetric_roi_skips_a_slice_is_refused_and_nothing_is_stor
     with pytest.raises(ImportRefused, match="skips slices"):
         labels_import_dicom(project=case.project, data=buffer.getvalue(), imported_by=users["manager"])
     assert (AnnotationRevision.objects.count(), LabelImport.objects.count()) == before
+
+
+def test_a_3d_box_without_slice_order_is_left_out_of_sr_and_coco_for_the_same_reason(
+    box3d_adjudicated: tuple[Case, AnnotationRevision], users: dict[str, User]
+) -> None:
+    """One lookup of a 3D box's series and slice layout serves the SR and COCO writers (they each had their own,
+    with different reasons): a series whose images lost their positions leaves the box out of both, saying why
+    in the same words."""
+    case, _ = box3d_adjudicated
+    Instance.objects.filter(series__study_id=case.study_id).update(image_position=None)
+    export = run_export(
+        export_create(
+            project=case.project,
+            created_by=users["manager"],
+            formats=["dicom_sr", "coco"],
+            filters={"min_qa_level": "adjudicated"},
+            deidentify=False,
+            enqueue=False,
+        ),
+        expect=JobStatus.PARTIAL,
+    )
+    reasons = {row["format"]: row["reason"] for row in export.left_out if row["case_id"] == case.pk}
+    assert set(reasons) == {"dicom_sr", "coco"}
+    assert reasons["dicom_sr"] == reasons["coco"]
+    assert reasons["coco"].startswith("3D box v1: no slice order: series ")
+    assert "lack position, orientation or pixel spacing" in reasons["coco"]
