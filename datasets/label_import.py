@@ -107,7 +107,7 @@ def _seg_referenced_images(ds: pydicom.Dataset) -> set[str]:
 def _seg_mask(ds: pydicom.Dataset, layout: SeriesLayout, label: dict[str, Any]) -> np.ndarray:
     seg = hd.seg.Segmentation.from_dataset(ds)
     if (int(seg.Rows), int(seg.Columns)) != (layout.shape[1], layout.shape[2]):
-        said = {
+        said: dict[str, Any] = {
             "rows": seg.Rows,
             "columns": seg.Columns,
             "image_rows": layout.shape[1],
@@ -296,17 +296,18 @@ def _drawn_measurements(group: Any, region: dict[str, Any], z_of: dict[str, int]
                 _("measurement %(id)s of region %(region)s mixes kinds or images")
                 % {"id": ident, "region": region["id"]}
             )
-        points = [[float(x), float(y)] for x, y in np.asarray(scoord.value, dtype=np.float64)]
+        drawn_points = [[float(x), float(y)] for x, y in np.asarray(scoord.value, dtype=np.float64)]
         derivation = measurement.derivation
         if code == ("112031", "DCM") and derivation is not None:
             name = hu_names.get((str(derivation.value), str(derivation.scheme_designator)))
             if name:
                 entry.setdefault("hu", {})[name] = float(measurement.value)
         else:
-            entry["parts"][code[0]] = points
+            entry["parts"][code[0]] = drawn_points
     result: list[dict[str, Any]] = []
     for ident, entry in by_id.items():
         parts = entry["parts"]
+        points: list[list[float]] | None
         if entry["kind"] == "length":
             points = parts.get("410668003")
         elif entry["kind"] == "bidirectional":
@@ -372,7 +373,7 @@ def labels_import_dicom(
         Series.objects.filter(store=project.image_store, series_instance_uid=series_uid).select_related("study").first()
     )
     if series is None:
-        said = {"modality": modality, "series": series_uid, "project": repr(project.slug)}
+        said: dict[str, Any] = {"modality": modality, "series": series_uid, "project": repr(project.slug)}
         raise ImportRefused(
             _(
                 "the %(modality)s references series %(series)s, which project %(project)s does not have: "

@@ -128,9 +128,11 @@ def _spacing(image: Dataset) -> tuple[float, float] | None:
     return float(spacing[0]), float(spacing[1])
 
 
-def _distance(a: list[float], b: list[float], spacing: tuple[float, float] | None) -> float:
+def _distance(ends: Sequence[list[float]], spacing: tuple[float, float] | None) -> float:
+    """The length between two points [x, y]: in mm with the (row, column) spacing, else in pixels."""
+    (ax, ay), (bx, by) = ends[0], ends[1]
     rows, columns = spacing or (1.0, 1.0)
-    return float(np.hypot((a[0] - b[0]) * columns, (a[1] - b[1]) * rows))
+    return float(np.hypot((ax - bx) * columns, (ay - by) * rows))
 
 
 def drawn_measurements(
@@ -175,19 +177,19 @@ def _drawn(measurement: dict[str, Any], image: Dataset, uid: Any, region_id: str
         )
 
     if measurement["kind"] == "length":
-        return [item(codes.SCT.Length, _distance(*points, spacing), millimetres, points, polyline, "length")]
+        return [item(codes.SCT.Length, _distance(points, spacing), millimetres, points, polyline, "length")]
     if measurement["kind"] == "bidirectional":
-        long_axis, short_axis = sorted((points[:2], points[2:]), key=lambda axis: -_distance(*axis, spacing))
+        long_axis, short_axis = sorted((points[:2], points[2:]), key=lambda axis: -_distance(axis, spacing))
         return [
-            item(codes.SCT.LongAxis, _distance(*long_axis, spacing), millimetres, long_axis, polyline, "long"),
-            item(codes.SCT.ShortAxis, _distance(*short_axis, spacing), millimetres, short_axis, polyline, "short"),
+            item(codes.SCT.LongAxis, _distance(long_axis, spacing), millimetres, long_axis, polyline, "long"),
+            item(codes.SCT.ShortAxis, _distance(short_axis, spacing), millimetres, short_axis, polyline, "short"),
         ]
     if measurement["kind"] != "ellipse":
         return []
     # An ELLIPSE names its major axis first (in image coordinates, as its points are).
-    major, minor = sorted((points[:2], points[2:]), key=lambda axis: -_distance(*axis, None))
+    major, minor = sorted((points[:2], points[2:]), key=lambda axis: -_distance(axis, None))
     graphic = [*major, *minor]
-    area = float(np.pi * _distance(*major, spacing) * _distance(*minor, spacing) / 4)
+    area = float(np.pi * _distance(major, spacing) * _distance(minor, spacing) / 4)
     result = [item(codes.SCT.Area, area, area_unit, graphic, ellipse, "area")]
     hu = measurement.get("hu") or {}
     for name, derivation in HU_DERIVATIONS.items():

@@ -16,7 +16,7 @@ from django.test import Client
 from django.utils import translation
 from django.utils.translation import gettext, pgettext
 from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from accounts.models import Profile
 from annotation.models import AnnotationRevision, Case
@@ -52,7 +52,7 @@ def ct_file() -> bytes:
     ds = pydicom.Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = CTImageStorage
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
     ds.Modality = "CT"
     buffer = io.BytesIO()

@@ -25,7 +25,8 @@ from tests.datasets.test_box3d_export import BOX3D, GEOMETRY, exported_slices
 from tests.dciodvfy import assert_valid_dicom
 
 # Along one row: 20 columns apart, so the length is 20 column spacings whatever the row spacing.
-LENGTH = {"id": "m1", "kind": "length", "points": [[12.0, 30.0], [32.0, 30.0]]}
+LENGTH_POINTS = [[12.0, 30.0], [32.0, 30.0]]
+LENGTH = {"id": "m1", "kind": "length", "points": LENGTH_POINTS}
 BIDIRECTIONAL = {
     "id": "m2",
     "kind": "bidirectional",
@@ -136,7 +137,7 @@ def test_a_drawn_length_is_a_measurement_in_mm_with_the_scoord_it_was_drawn_on(
     assert length.value == pytest.approx(20 * column_spacing(case), abs=1e-6)
     points, graphic, sop = coordinates(length)
     assert graphic == "POLYLINE"
-    assert np.allclose(points, LENGTH["points"])
+    assert np.allclose(points, LENGTH_POINTS)
     assert sop == box["sop_instance_uid"] == case_sops(case)[4]
 
     (long_axis,) = drawn(content, group, codes.SCT.LongAxis)
@@ -166,11 +167,12 @@ def test_a_length_on_a_3d_box_references_the_slice_it_was_drawn_on(
         data, files = sr_of(case, users, deidentify)
         assert_valid_dicom(data, "3D box sr with a length")
         content = hd.sr.srread(io.BytesIO(data)).content
+        assert isinstance(content, hd.sr.MeasurementReport)
         (group,) = content.get_volumetric_roi_measurement_groups()
         (length,) = drawn(content, group, codes.SCT.Length)
         assert length.value == pytest.approx(20 * column_spacing(case), abs=1e-6)
         points, _, sop = coordinates(length)
-        assert np.allclose(points, LENGTH["points"])
+        assert np.allclose(points, LENGTH_POINTS)
         slices = exported_slices(files)
         assert sop == str(slices[SLICE].SOPInstanceUID)
         assert GEOMETRY["z"] <= SLICE < GEOMETRY["z"] + GEOMETRY["depth"]
