@@ -6,7 +6,8 @@ Layout of the zip:
 - ``seg/<case>.dcm``: DICOM SEG per case (highdicom), referencing the (de-identified) source series;
 - ``rtstruct/<case>.dcm``: RT Structure Set per case (contours of the same mask, slice by slice; see rtstruct.py);
 - ``sr/<case>.dcm``: DICOM SR measurement report (TID 1500) per case: boxes and polygons as planar ROIs, 3D boxes
-  as volumetric ROIs (a rectangle on each slice), with their measurements and coded answers (see sr.py);
+  as volumetric ROIs (a rectangle on each slice), with their measurements and coded answers, and the reader's
+  drawn measurements (length, bidirectional, ellipse) with the coordinates they were drawn on (see sr.py);
 - ``dicom/<case>/series_NN/NNNN.dcm``: the source images themselves, de-identified with the same profile and
   UID remapping as the SEG, RTSTRUCT and SR, which therefore reference images inside the snapshot;
 - ``coco/annotations.json``, ``coco/images/``: COCO for 2D boxes and polygons, and 3D boxes slice by slice (one

@@ -267,8 +267,12 @@ def build_measurement_report(
         if drawn:
             if "slices" in region:
                 # A 3D box's measurement lies on the slice it names (counted like the box's z).
-                first = int(region["geometry"]["z"])
-                on = [by_uid[region["slices"][int(m["slice"]) - first]] for m in drawn]
+                first, slices = int(region["geometry"]["z"]), region["slices"]
+                wrong = [m.get("id") for m in drawn if not 0 <= int(m.get("slice", -1)) - first < len(slices)]
+                if wrong:
+                    # Not a crash of the whole export: the case is left out of the SR with this reason.
+                    raise ValueError(f"measurements {wrong} of 3D box {region_id} name no slice of the box")
+                on = [by_uid[slices[int(m["slice"]) - first]] for m in drawn]
             else:
                 on = [by_uid[region["sop_instance_uid"]]] * len(drawn)
             # TID 1410/1411 measurements are of the group's ROI and may not carry their own coordinates; a
