@@ -85,6 +85,21 @@ REGIONS_OUTSIDE = N_(
 SR_FAILED = N_("DICOM SR could not be made: %(error)s")
 UPSTREAM_PNG = N_("images live on an upstream PACS; PNGs are made from the local store")
 MASKS_NOT_WRITTEN = N_("masks not written: %(reason)s")
+MASK_VALUES_UNKNOWN = N_("mask values %(values)s are not segments of label %(label)s")
+MASK_EMPTY = N_("the mask is empty")
+
+
+class MaskUnfit(ValueError):
+    """A mask the label's segments do not describe, or an empty one; ``message`` for the reader's language."""
+
+    def __init__(self, msgid: str, **params: Any) -> None:
+        self.message: Message = message(msgid, **params)
+        super().__init__(english(self.message))
+
+
+def _error(exc: Exception) -> Message | str:
+    """An exception as a left-out parameter: its message when it has one, else its own (English) words."""
+    return exc.message if isinstance(exc, MaskUnfit) else str(exc)
 
 
 def dumps(value: Any) -> bytes:
@@ -432,12 +447,12 @@ class SnapshotBuilder:
             try:
                 self.out.add(f"seg/{key}.dcm", self.seg_bytes(key, sources, mask))
             except Exception as exc:  # highdicom refuses what it cannot encode: say so per case
-                self.leave_out(key, case.pk, "dicom_seg", message(SEG_FAILED, error=str(exc)))
+                self.leave_out(key, case.pk, "dicom_seg", message(SEG_FAILED, error=_error(exc)))
         if "dicom_rtstruct" in formats:
             try:
                 self.out.add(f"rtstruct/{key}.dcm", self.rtstruct_bytes(key, sources, mask))
             except ValueError as exc:
-                self.leave_out(key, case.pk, "dicom_rtstruct", message(RTSTRUCT_FAILED, error=str(exc)))
+                self.leave_out(key, case.pk, "dicom_rtstruct", message(RTSTRUCT_FAILED, error=_error(exc)))
 
     def _segments(self, mask: np.ndarray) -> tuple[list[dict[str, Any]], dict[int, int]]:
         """The mask label's segments by value, and value -> segment (ROI) number; ValueError for a mask the
@@ -448,9 +463,9 @@ class SnapshotBuilder:
         present = {int(v) for v in np.unique(mask)} - {0}
         unknown = sorted(present - set(number_of))
         if unknown:
-            raise ValueError(f"mask values {unknown} are not segments of label {label['key']}")
+            raise MaskUnfit(MASK_VALUES_UNKNOWN, values=str(unknown), label=str(label["key"]))
         if not present:
-            raise ValueError("the mask is empty")
+            raise MaskUnfit(MASK_EMPTY)
         return segments, number_of
 
     def rtstruct_bytes(self, key: str, sources: list[Dataset], mask: np.ndarray) -> bytes:

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pydicom
 from django.contrib.auth.models import User
 from django.test import Client
@@ -21,9 +22,11 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from accounts.models import Profile
 from annotation.models import AnnotationRevision, Case
 from datasets.models import Export, LabelImport
+from datasets.services import export_create
 from imaging.models import Instance
 from jobs.models import JobStatus
-from tests.datasets.conftest import run_export, zip_files
+from tests.annotation.conftest import case_series, chest_values
+from tests.datasets.conftest import adjudicate, other_values, run_export, zip_files
 from tests.test_server_translations import ROOT, messages_of
 
 MODULES = (
@@ -136,3 +139,28 @@ def test_an_export_refused_at_request_time_is_in_the_readers_language(
     assert response.status_code == 403
     assert response.json()["detail"] == "只有项目 'nodules' 的管理员可以导出其数据"
     assert Export.objects.count() == 0
+
+
+def test_a_case_whose_mask_is_empty_is_left_out_of_the_seg_in_the_readers_language(
+    reading_cases: list[Case], users: dict[str, User]
+) -> None:
+    case = reading_cases[0]
+    series = case_series(case)
+    empty = np.zeros((series.number_of_slices, series.rows or 0, series.columns or 0), dtype=np.uint8)
+    adjudicate(case, users, chest_values(case, mask=empty), other_values(case))
+    export = run_export(
+        export_create(
+            project=case.project,
+            created_by=users["manager"],
+            formats=["dicom_seg"],
+            filters={"min_qa_level": "adjudicated"},
+            enqueue=False,
+        ),
+        expect=JobStatus.PARTIAL,
+    )
+    (row,) = export.left_out
+    assert (row["format"], row["reason"]) == ("dicom_seg", "DICOM SEG could not be made: the mask is empty")
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    client.force_login(users["manager"])
+    (shown,) = client.get(f"/api/v1/projects/{case.project.slug}/exports/{export.pk}/").json()["left_out"]
+    assert shown["reason"] == "无法生成 DICOM SEG：掩膜为空"
