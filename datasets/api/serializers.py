@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.messages import is_message, render
@@ -70,30 +69,23 @@ class ExportOutput(serializers.ModelSerializer[Export]):
         return f"/api/v1/projects/{export.project.slug}/exports/{export.pk}/download/"
 
 
-class LeftOutOutput(serializers.Serializer[Any]):
-    case = serializers.CharField(help_text="The case's name in the snapshot (case_00001 ...)")
-    case_id = serializers.IntegerField()
-    format = serializers.CharField(help_text='A format of the export, or "all" for the whole case')
-    reason = serializers.CharField(help_text="Why, in the reader's language")
-
-
 class ExportDetailOutput(ExportOutput):
-    left_out = serializers.SerializerMethodField()
-
     class Meta(ExportOutput.Meta):
         fields = [*ExportOutput.Meta.fields, "selection", "manifest", "left_out", "deid_report"]
 
-    @extend_schema_field(LeftOutOutput(many=True))
-    def get_left_out(self, export: Export) -> list[dict[str, Any]]:
-        """The left-out cases with their reasons in the request's language (stored as messages: English
-        templates with their parameters; rows written before that keep their English reason)."""
-        return [
+    def to_representation(self, instance: Export) -> dict[str, Any]:
+        """``left_out`` as stored ([{case, case_id, format, reason}]), each reason in the request's language: the
+        rows keep it as a message (English template and parameters) beside the English text; rows written
+        before that keep their English reason."""
+        data: dict[str, Any] = super().to_representation(instance)
+        data["left_out"] = [
             {
                 **{k: v for k, v in row.items() if k != "message"},
                 "reason": render(row["message"]) if is_message(row.get("message")) else row.get("reason", ""),
             }
-            for row in export.left_out
+            for row in instance.left_out
         ]
+        return data
 
 
 class LabelImportInput(serializers.Serializer[Any]):
