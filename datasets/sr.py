@@ -5,13 +5,15 @@ image (image coordinates, as the planar ROIs: what TID 1500 readers such as OHIF
 measurements and evaluations; the study-level choices as one group of qualitative evaluations.
 
 The reader's drawn measurements (Cornerstone3D's Length, Bidirectional and EllipticalROI tools, stored with
-their region: annotation/labels.py) go into their region's group as standard TID 300 measurements, each with the
-SCOORD it was drawn on (image coordinates, on the image it was drawn on; a 3D box's on the slice it names) and the
-measurement's id as its tracking identifier: a length as Length, a bidirectional as its Long axis and Short axis,
-an ellipse as its Area (the SCOORD an ELLIPSE) and the HU statistics the browser took as Attenuation Coefficient
-with their derivation (mean, standard deviation, minimum, maximum). The millimetres are computed again from the
-points and the referenced image's Pixel Spacing, as the SCOORD and the image say; without a Pixel Spacing the
-lengths are in pixels (UCUM ``{pixel}``).
+their region: annotation/labels.py) follow their region's ROI group in a TID 1501 group of their own that tracks
+the same finding (the region's Tracking Unique Identifier; TID 1410/1411 measurements may not carry coordinates),
+as standard TID 300 measurements, each with the SCOORD it was drawn on (image coordinates, on the image it was
+drawn on; a 3D box's on the slice it names) and the measurement's id as its tracking identifier: a length as
+Length, a bidirectional as its Long axis and Short axis, an ellipse as its Area (the SCOORD an ELLIPSE) and the HU
+statistics the browser took as Attenuation Coefficient with their derivation (mean, standard deviation, minimum,
+maximum). The millimetres are computed again from the points and the referenced image's Pixel Spacing, as the
+SCOORD and the image say (not the stored figures, rounded to 0.01 mm); without a Pixel Spacing the lengths are in
+pixels (UCUM ``{pixel}``).
 
 The label schema has no standard codes, so labels and their choices are coded in a private scheme
 (``99MEDLBL``, the label or choice key as the code value, its English name as the meaning): readable by any
