@@ -102,6 +102,11 @@ class ReviewPolicy(models.Model):
     # Likewise the tolerance (in the label's unit) the AI check allows between the reading's numbers and the AI
     # proposal's (a diameter); null: the project's number_tolerance.
     adaptive_number_tolerance = models.FloatField(null=True, blank=True)
+    # The panel's decision is a vote for a whole reading, whose outline is one hand's. On: the adjudicated mask is
+    # built lesion by lesion as the consensus (the mask rule; STAPLE for three or more) of the winner's outline and
+    # the outlines on the table (the readings, the AI proposal) that agree with it at mask_dice; a corrected label
+    # an expert drew stands as drawn (review.adjudicated_masks). Off: the winner's mask as drawn.
+    adjudicated_mask_consensus = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return f"review policy of {self.project_id}"

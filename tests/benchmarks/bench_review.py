@@ -698,14 +698,13 @@ def run_policy(
         # the AI proposal; the loose variant accepts outlines on a looser Dice when everything else agrees.
         policy.adaptive_adjudicate = True
         policy.panel_size, policy.quorum = 1, 1
-        if name.endswith(("_loose", "_mid")):
-            policy.adaptive_mask_dice = (
-                args.routing_mask_dice if name.endswith("_loose") else args.routing_mask_dice_mid
-            )
+        if name.endswith(("_loose", "_mid", "_consensus")):
+            policy.adaptive_mask_dice = args.routing_mask_dice_mid if name.endswith("_mid") else args.routing_mask_dice
             policy.adaptive_number_tolerance = args.routing_number_tolerance
             # A reader is held to the bar from their first gold case on (with 10 gold cases at a 10 % rate, a
             # record of 3 forms only halfway through the batch, and until then every case went to the expert).
             policy.adaptive_min_record_cases = args.adjudicator_record
+        policy.adjudicated_mask_consensus = name.endswith("_consensus")
     policy.save()
 
     case_by_pk = {c.pk: c for c in Case.objects.filter(project=project).select_related("study")}
@@ -800,6 +799,9 @@ def part_policies(args: argparse.Namespace) -> dict[str, Any]:
     # Cheaper adjudication: a case that fails a check goes to one expert instead of a second reader and a panel of
     # three; with the project's outline bar, and with a looser one for the routing's AI check (--routing-mask-dice).
     policies += [("adaptive_adjudicator", 0.0), ("adaptive_adjudicator_loose", 0.0), ("adaptive_adjudicator_mid", 0.0)]
+    # The loose single adjudicator whose adjudicated outlines are the consensus of the agreeing outlines on the table
+    # (ReviewPolicy.adjudicated_mask_consensus).
+    policies += [("adaptive_adjudicator_consensus", 0.0)]
     # --only runs some of the policies and merges their runs into the seed files already there (the other rows
     # unchanged: each reading has its own random stream, so a row does not depend on which others ran).
     to_run = [p for p in policies if not args.only or p[0] in args.only]

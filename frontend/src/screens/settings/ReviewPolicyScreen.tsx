@@ -45,6 +45,7 @@ const BOOLEANS = [
   "second_read_cap",
   "adaptive_ai_consensus",
   "adaptive_adjudicate",
+  "adjudicated_mask_consensus",
 ];
 
 function draftOf(policy: Policy): Draft {
@@ -177,6 +178,7 @@ export function ReviewPolicyScreen() {
             {fieldError("chair_username")}
           </label>
           {check("ai_third_opinion", "policy.aiThird")}
+          {check("adjudicated_mask_consensus", "policy.adjudicatedMaskConsensus")}
         </fieldset>
         <fieldset>
           <legend>{t("policy.gold")}</legend>
