@@ -35,7 +35,6 @@ from config.messages import Message, message
 from config.types import User
 from imaging.geometry import order_slices
 from imaging.models import Instance, Series
-from review.adjudicated_masks import MaskConsensus, adjudicated_mask_consensus
 from review.dashboards import schedule_dashboards_refresh
 from review.evaluation import (
     AGREED,
@@ -79,9 +78,6 @@ E_CHAIR_ABSENT = N_("the chair, %(voter)s, has not voted")
 E_CHAIR_ELSEWHERE = N_("the chair, %(voter)s, voted for neither")
 E_NO_CHAIR = N_("no chair is set")
 E_CHAIR_OFF_PANEL = N_("the chair is not on this panel")
-E_MASK_CONSENSUS = N_(
-    "%(decision)s; the outline of %(regions)s lesion(s) is the consensus with the agreeing outline(s) of %(outlines)s"
-)
 
 
 def policy_for(case_or_project: Any) -> ReviewPolicy:
@@ -516,12 +512,23 @@ def panel_vote(
         allowed |= set(Annotation.objects.filter(case=case, role="ai").values_list("current_revision_id", flat=True))
         # Another expert's corrected label may be endorsed: the vote then counts for that correction, so a
         # correction the panel agrees with can win instead of standing alone with its author's vote.
-        allowed |= set(
+        corrections = set(
             PanelVote.objects.filter(case=case, corrected__isnull=False).values_list("corrected_id", flat=True)
         )
+        allowed |= corrections
         if voted_for.pk not in allowed:
             raise ApplicationError(
                 gettext("That revision is not one of this case's readings or the panel's corrections"), code="bad_vote"
+            )
+        if policy.adjudicator_corrects and voted_for.pk not in corrections:
+            # The policy asks the panel for its own label: a reading or the AI proposal is a starting point for a
+            # correction (its seed), not a decision as drawn.
+            raise ApplicationError(
+                gettext(
+                    "This project's panel submits a corrected label, made from a reading if you like, or endorses "
+                    "a colleague's correction: a vote for a reading or the AI proposal as drawn is not accepted"
+                ),
+                code="correction_required",
             )
     elif values is not None:
         from review.corrections import correction_record_whole
@@ -690,35 +697,17 @@ def _decide_if_due(case: Case, policy: ReviewPolicy, *, actor: User | None, now:
     if decision is None:
         return None
     revision = AnnotationRevision.objects.select_related("schema").get(pk=decision.winner)
-    corrected_won = any(v.corrected_id == decision.winner for v in votes)
-    consensus = (
-        _adjudicated_masks(case, policy, revision)
-        if policy.adjudicated_mask_consensus and not corrected_won
-        else None
+    annotation_save_derived(
+        case=case,
+        role=ADJUDICATED_ROLE,
+        items=revision.items,
+        masks=None,
+        schema=revision.schema,
+        copy_masks_from=revision,
     )
-    if consensus is not None and consensus.averaged:
-        annotation_save_derived(
-            case=case, role=ADJUDICATED_ROLE, items=revision.items, masks=consensus.masks, schema=revision.schema
-        )
-    else:
-        annotation_save_derived(
-            case=case,
-            role=ADJUDICATED_ROLE,
-            items=revision.items,
-            masks=None,
-            schema=revision.schema,
-            copy_masks_from=revision,
-        )
-    readings = readings_of_revisions([choice for choice, _ in decision.tally] + (consensus.contributors if consensus else []))
+    readings = readings_of_revisions([choice for choice, _ in decision.tally])
     winner = readings[decision.winner]
     said, rule_text = _decision_reason(decision, winner, policy)
-    if consensus is not None and consensus.averaged:
-        said = message(
-            E_MASK_CONSENSUS,
-            decision=said,
-            regions=consensus.averaged,
-            outlines=[readings[pk]["description_message"] for pk in consensus.contributors if pk in readings],
-        )
     metrics = {
         "votes": [
             {
@@ -743,14 +732,6 @@ def _decide_if_due(case: Case, policy: ReviewPolicy, *, actor: User | None, now:
         # Kept for the exports' provenance, which read it: a casting vote (the chair's or the senior expert's) decided.
         "tie_broken_by_chair": decision.rule in (PanelRule.CHAIR, PanelRule.SENIOR),
     }
-    if consensus is not None:
-        # How the final outline was built: which regions were averaged with which outlines (the provenance).
-        metrics["mask_consensus"] = {
-            "averaged_regions": consensus.averaged,
-            "outlines": [readings[pk] for pk in consensus.contributors if pk in readings],
-            "regions": consensus.regions,
-            "bar": policy.mask_dice,
-        }
     correction = Correction.objects.filter(submitted_revision_id=decision.winner).first()
     if correction is not None:
         # The final label is the expert's corrected label: which of its parts came from whom goes with it.
@@ -758,34 +739,6 @@ def _decide_if_due(case: Case, policy: ReviewPolicy, *, actor: User | None, now:
         metrics["provenance"] = correction.provenance
     case_transition(case=case, to=CaseStatus.ADJUDICATED, actor=actor, message=said, metrics=metrics)
     return decision
-
-
-def _adjudicated_masks(case: Case, policy: ReviewPolicy, winner: AnnotationRevision) -> MaskConsensus | None:
-    """policy.adjudicated_mask_consensus: the winner's outlines averaged with the agreeing outlines on the table
-    (the case's readings, its AI proposal); None when the winner has no mask."""
-    winner_reading = _reading_of(winner, "winner")
-    if not winner_reading.masks:
-        return None
-    table = [
-        a.current_revision
-        for a in Annotation.objects.filter(
-            case=case,
-            role__in=[ReadingRole.FIRST_READER, ReadingRole.SECOND_READER, "ai"],
-            current_revision__isnull=False,
-        )
-        .exclude(current_revision_id=winner.pk)
-        .exclude(role__in=[ReadingRole.FIRST_READER, ReadingRole.SECOND_READER], status=Annotation.Status.DRAFT)
-        .select_related("current_revision")
-        .order_by("pk")
-    ]
-    others = [(revision, _reading_of(revision, "other").masks) for revision in table if revision is not None]
-    return adjudicated_mask_consensus(
-        winner=winner,
-        winner_masks=winner_reading.masks,
-        others=others,
-        thresholds=_thresholds(policy),
-        index=_slice_index(case),
-    )
 
 
 def _winner_text(winner: dict[str, Any]) -> Message:

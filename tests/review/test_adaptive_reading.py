@@ -421,24 +421,21 @@ def test_the_routing_outline_bar_is_the_policys_own_and_validated(
     assert event.metrics["routing"] == "single" and event.metrics["reasons"] == [AI_AGREES, RECORD_OK], event.reason
 
 
-def test_the_single_adjudicators_outline_is_the_consensus_of_the_agreeing_outlines(
+def test_a_single_adjudicator_who_must_correct_cannot_vote_for_a_reading_as_drawn(
     reading_cases: list[Case], clients: dict[str, Client], chest_values: Any
 ) -> None:
-    """adjudicated_mask_consensus: the expert votes for the reading, and the adjudicated mask is built lesion by
-    lesion: the nodule the AI proposal outlined too (Dice 0.875, over the project's 0.8) is the shape average of the
-    two outlines; the lesion only the reader drew stays as drawn. The decision event says how (metrics and reason,
-    in English and Chinese). Off by default: the winner's mask as drawn."""
-    import numpy as np
-
+    """adjudicator_corrects: the panel submits its own label. A vote for the reading or the AI proposal is a 400
+    saying so (nothing stored, the case still in the panel); a corrected label made from the reading decides the
+    case, and the adjudicated label is the expert's, with what it kept from the reading in its provenance. Off by
+    default; a value that is not a boolean is a 400 naming the field."""
     from annotation.models import Annotation, Assignment, ReadingRole
-    from review.agreement import dice
-    from review.services import ADJUDICATED_ROLE, _reading_of
-    from tests.annotation.conftest import mask_for
+    from review.models import PanelVote
+    from review.services import ADJUDICATED_ROLE
 
     manager, annotator = clients["manager"], clients["annotator"]
-    assert ok(manager.get(f"{API}/projects/{SLUG}/review-policy/"))["adjudicated_mask_consensus"] is False
-    bad = manager.patch(f"{API}/projects/{SLUG}/review-policy/", {"adjudicated_mask_consensus": "maybe"}, JSON)
-    assert bad.status_code == 400 and "adjudicated_mask_consensus" in bad.json(), bad.json()
+    assert ok(manager.get(f"{API}/projects/{SLUG}/review-policy/"))["adjudicator_corrects"] is False
+    bad = manager.patch(f"{API}/projects/{SLUG}/review-policy/", {"adjudicator_corrects": "maybe"}, JSON)
+    assert bad.status_code == 400 and "adjudicator_corrects" in bad.json(), bad.json()
     policy = set_policy(
         manager,
         SLUG,
@@ -446,32 +443,47 @@ def test_the_single_adjudicators_outline_is_the_consensus_of_the_agreeing_outlin
         adaptive_min_record_cases=0,
         second_read_target=0.0,
         adaptive_adjudicate=True,
-        adjudicated_mask_consensus=True,
-        mask_dice=0.8,
+        adjudicator_corrects=True,
         panel_size=1,
         quorum=1,
     )
-    assert policy["adjudicated_mask_consensus"] is True
+    assert policy["adjudicator_corrects"] is True
     case = reading_cases[0]
-    reader_mask = mask_for(case)
-    reader_mask[6:8, 40:46, 40:46] = 1  # a second lesion, which the AI does not outline
-    ai_mask = np.zeros_like(reader_mask)
-    ai_mask[2:4, 20:28, 23:31] = 1  # the first one, a column to the right: Dice 0.875
     # The AI types the nodule otherwise: the check fails and the case goes to the one expert.
     annotation_save_machine(
-        case=case, model_version="nodule-net 1.0", values=chest_values(case, mask=ai_mask, nodule_type="part_solid")
+        case=case, model_version="nodule-net 1.0", values=chest_values(case, nodule_type="part_solid")
     )
     assert claim(annotator, SLUG, "first_reader") == case.pk
-    save(annotator, case.pk, chest_values(case, mask=reader_mask), role="first_reader")
+    save(annotator, case.pk, chest_values(case), role="first_reader")
     case.refresh_from_db()
     assert case.status == CaseStatus.IN_PANEL
 
     [seat] = list(Assignment.objects.filter(case=case, role=ReadingRole.PANEL_MEMBER).select_related("user"))
+    expert = clients[seat.user.username]
     first = Annotation.objects.get(case=case, role=ReadingRole.FIRST_READER)
+    ai = Annotation.objects.get(case=case, role="ai")
+    for annotation in (first, ai):
+        refused = expert.post(
+            f"{API}/cases/{case.pk}/votes/", {"voted_for_annotation": annotation.pk, "rationale": "as drawn"}, JSON
+        )
+        assert refused.status_code == 400, refused.content
+        assert "corrected label" in refused.json()["detail"], refused.json()
+    zh = expert.post(
+        f"{API}/cases/{case.pk}/votes/",
+        {"voted_for_annotation": first.pk, "rationale": "as drawn"},
+        JSON,
+        HTTP_ACCEPT_LANGUAGE="zh-hans",
+    )
+    assert zh.status_code == 400 and "修正" in zh.json()["detail"], zh.json()
+    assert not PanelVote.objects.filter(case=case).exists()
+    case.refresh_from_db()
+    assert case.status == CaseStatus.IN_PANEL
+
+    corrected = chest_values(case, nodule_type="ground_glass")
     ok(
-        clients[seat.user.username].post(
+        expert.post(
             f"{API}/cases/{case.pk}/votes/",
-            {"voted_for_annotation": first.pk, "rationale": "the reader typed it right"},
+            {"values": corrected, "seed_annotation": first.pk, "rationale": "ground glass, outline kept"},
             JSON,
         ),
         201,
@@ -480,22 +492,6 @@ def test_the_single_adjudicators_outline_is_the_consensus_of_the_agreeing_outlin
     assert case.status == CaseStatus.ADJUDICATED
     final = Annotation.objects.get(case=case, role=ADJUDICATED_ROLE).current_revision
     assert final is not None
-    [types] = [i["value"] for i in final.items if i["label"] == "nodule_type"]
-    assert types == "solid"  # the items are the chosen reading's
-    [mask] = _reading_of(final, "final").masks.values()
-    assert not np.array_equal(mask != 0, reader_mask != 0)  # not the reader's outline as drawn
-    np.testing.assert_array_equal(mask[6:8] != 0, reader_mask[6:8] != 0)  # the lesion only the reader drew
-    first_lesion = mask[:5] != 0
-    assert dice(first_lesion, reader_mask[:5] != 0) >= 0.85 and dice(first_lesion, ai_mask[:5] != 0) >= 0.85
-    assert not (first_lesion & ~((reader_mask[:5] != 0) | (ai_mask[:5] != 0))).any()  # between the two outlines
-
+    assert [i["value"] for i in final.items if i["label"] == "nodule_type"] == ["ground_glass"]
     [decided] = CaseEvent.objects.filter(case=case, to_status=CaseStatus.ADJUDICATED)
-    built = decided.metrics["mask_consensus"]
-    assert built["averaged_regions"] == 1 and [o["role"] for o in built["outlines"]] == ["ai"]
-    assert sorted(len(region["with"]) for region in built["regions"]) == [0, 1]
-    [averaged] = [region for region in built["regions"] if region["with"]]
-    assert averaged["dice_with_winner"] == [0.875] and averaged["rule"] == "shape_average"
-    assert "consensus with the agreeing outline" in decided.reason and "AI proposal" in decided.reason
-    history = ok(manager.get(f"{API}/cases/{case.pk}/events/", HTTP_ACCEPT_LANGUAGE="zh-hans"))
-    [said] = [e for e in history if e.get("to_status") == CaseStatus.ADJUDICATED]
-    assert "共识" in said["reason"], said["reason"]
+    assert decided.metrics["votes"][0]["corrected"] is True and "provenance" in decided.metrics

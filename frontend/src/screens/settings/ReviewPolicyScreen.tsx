@@ -45,7 +45,7 @@ const BOOLEANS = [
   "second_read_cap",
   "adaptive_ai_consensus",
   "adaptive_adjudicate",
-  "adjudicated_mask_consensus",
+  "adjudicator_corrects",
 ];
 
 function draftOf(policy: Policy): Draft {
@@ -178,7 +178,7 @@ export function ReviewPolicyScreen() {
             {fieldError("chair_username")}
           </label>
           {check("ai_third_opinion", "policy.aiThird")}
-          {check("adjudicated_mask_consensus", "policy.adjudicatedMaskConsensus")}
+          {check("adjudicator_corrects", "policy.adjudicatorCorrects")}
         </fieldset>
         <fieldset>
           <legend>{t("policy.gold")}</legend>
