@@ -13,6 +13,11 @@
    workflow as it was before the AI third opinion and the shape-average consensus.
    Goal: the final labels' error at most a third of the single-read error, per metric.
 
+3. ``--part policies``: the review policies' cost (reads per case) and quality (error over single reading's) on the
+   same simulated readers, AI and experts (issue 14); ``adaptive_adjudicator_corrects`` is the single adjudicator
+   who submits a corrected label (ReviewPolicy.adjudicator_corrects). Goal: at most a third of the single-read
+   error on every measure at no more than 2.0 reads per case.
+
 Run with: bash scripts/bench.sh review [--part metrics|qa|all] [--cases 30] [--p-miss 0.2] ...
 """
 
