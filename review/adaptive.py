@@ -21,7 +21,9 @@ same share.
 With ``adaptive_adjudicate`` a case that fails a check goes straight to the panel instead (to disputed, then in
 panel), which judges the reading against the AI proposal: with a panel of one (panel_size 1, quorum 1) that is a
 single adjudicator, one expert reading where a second reading and a disputed case's three votes would be spent.
-Such a routing counts in the budget like a second reading. ``adaptive_mask_dice`` and ``adaptive_number_tolerance``
+Such a routing counts in the budget like a second reading. With ``ReviewPolicy.adjudicator_corrects`` that expert
+submits a corrected label (made from the reading or the AI proposal) rather than a vote for one as drawn
+(review.services.panel_vote refuses the vote). ``adaptive_mask_dice`` and ``adaptive_number_tolerance``
 are the Dice and the number tolerance the AI check asks (else the project's): the other thresholds stay the
 project's.
 

@@ -102,6 +102,13 @@ class ReviewPolicy(models.Model):
     # Likewise the tolerance (in the label's unit) the AI check allows between the reading's numbers and the AI
     # proposal's (a diameter); null: the project's number_tolerance.
     adaptive_number_tolerance = models.FloatField(null=True, blank=True)
+    # What the panel's experts submit. Off: a vote for a reading, the AI proposal or a colleague's correction, or a
+    # corrected label. On: a corrected label (made in the reader editor or given whole, usually from a reading on the
+    # table, whose parts' provenance it keeps) or the endorsement of a colleague's; a vote for a reading or the AI
+    # proposal is refused. A vote picks one hand's outline, with that hand's misses and boundary noise; with a
+    # single adjudicator (panel_size 1) this makes the adjudicated label the expert's own reading of the case.
+    # bench_review --part policies measures both (adaptive_adjudicator_loose and adaptive_adjudicator_corrects).
+    adjudicator_corrects = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return f"review policy of {self.project_id}"

@@ -512,12 +512,23 @@ def panel_vote(
         allowed |= set(Annotation.objects.filter(case=case, role="ai").values_list("current_revision_id", flat=True))
         # Another expert's corrected label may be endorsed: the vote then counts for that correction, so a
         # correction the panel agrees with can win instead of standing alone with its author's vote.
-        allowed |= set(
+        corrections = set(
             PanelVote.objects.filter(case=case, corrected__isnull=False).values_list("corrected_id", flat=True)
         )
+        allowed |= corrections
         if voted_for.pk not in allowed:
             raise ApplicationError(
                 gettext("That revision is not one of this case's readings or the panel's corrections"), code="bad_vote"
+            )
+        if policy.adjudicator_corrects and voted_for.pk not in corrections:
+            # The policy asks the panel for its own label: a reading or the AI proposal is a starting point for a
+            # correction (its seed), not a decision as drawn.
+            raise ApplicationError(
+                gettext(
+                    "This project's panel submits a corrected label, made from a reading if you like, or endorses "
+                    "a colleague's correction: a vote for a reading or the AI proposal as drawn is not accepted"
+                ),
+                code="correction_required",
             )
     elif values is not None:
         from review.corrections import correction_record_whole

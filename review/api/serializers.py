@@ -45,6 +45,7 @@ class ReviewPolicySerializer(serializers.ModelSerializer[ReviewPolicy]):
             "adaptive_adjudicate",
             "adaptive_mask_dice",
             "adaptive_number_tolerance",
+            "adjudicator_corrects",
         ]
         extra_kwargs = {
             "second_read_share": {"min_value": 0.0, "max_value": 1.0},

@@ -165,20 +165,23 @@ def test_policy_screen_shows_the_servers_message_at_its_field_and_stores_nothing
 def test_manager_sets_single_adjudicator_routing_in_the_policy_screen(
     browsers: panel_helpers.Browsers, users: dict[str, User], reading_project: Project
 ) -> None:
-    """The adjudication option and the routing's own outline bar are set in the screen (in Chinese) and stored; the
-    bar emptied again is stored as null (the project's agreement bar)."""
+    """The adjudication option, the adjudicator's corrected label and the routing's own outline bar are set in the
+    screen (in Chinese) and stored; the bar emptied again is stored as null (the project's agreement bar)."""
     manager = browsers.page_for(users["manager"], language="zh-hans")
     page = manager.goto(f"/projects/{SLUG}/settings/review")
     expect(page.get_by_role("heading", name=f"审核策略：{SLUG}")).to_be_visible()
     page.get_by_label("初读后决定是否需要复读").check()
     page.get_by_label("未通过检查的阅片直接送交专家组，与 AI 建议对照评判（专家组为一人时即单人仲裁）").check()
+    page.get_by_label(
+        "专家组成员提交修正后的标注（通常基于某一阅片修改）或认可同事的修正，而不是直接投票选择某一阅片或 AI 建议"
+    ).check()
     page.get_by_label("分流时与 AI 建议对照的掩膜 Dice（留空：沿用一致性阈值）").fill("0.6")
     page.get_by_label("法定人数").fill("1")
     page.get_by_label("专家组人数").fill("1")
     page.get_by_role("button", name="保存").click()
     expect(page.get_by_role("status")).to_have_text("审核策略已保存。")
     saved = ReviewPolicy.objects.get(project=reading_project)
-    assert saved.adaptive_second_read and saved.adaptive_adjudicate
+    assert saved.adaptive_second_read and saved.adaptive_adjudicate and saved.adjudicator_corrects
     assert (saved.adaptive_mask_dice, saved.panel_size, saved.quorum) == (0.6, 1, 1)
     page.reload()
     page.get_by_label("分流时与 AI 建议对照的掩膜 Dice（留空：沿用一致性阈值）").fill("")

@@ -419,3 +419,79 @@ def test_the_routing_outline_bar_is_the_policys_own_and_validated(
     save(annotator, case_id, chest_values(loose_case, mask=reader_mask), role="first_reader")
     event = routing_event(case_id)
     assert event.metrics["routing"] == "single" and event.metrics["reasons"] == [AI_AGREES, RECORD_OK], event.reason
+
+
+def test_a_single_adjudicator_who_must_correct_cannot_vote_for_a_reading_as_drawn(
+    reading_cases: list[Case], clients: dict[str, Client], chest_values: Any
+) -> None:
+    """adjudicator_corrects: the panel submits its own label. A vote for the reading or the AI proposal is a 400
+    saying so (nothing stored, the case still in the panel); a corrected label made from the reading decides the
+    case, and the adjudicated label is the expert's, with what it kept from the reading in its provenance. Off by
+    default; a value that is not a boolean is a 400 naming the field."""
+    from annotation.models import Annotation, Assignment, ReadingRole
+    from review.models import PanelVote
+    from review.services import ADJUDICATED_ROLE
+
+    manager, annotator = clients["manager"], clients["annotator"]
+    assert ok(manager.get(f"{API}/projects/{SLUG}/review-policy/"))["adjudicator_corrects"] is False
+    bad = manager.patch(f"{API}/projects/{SLUG}/review-policy/", {"adjudicator_corrects": "maybe"}, JSON)
+    assert bad.status_code == 400 and "adjudicator_corrects" in bad.json(), bad.json()
+    policy = set_policy(
+        manager,
+        SLUG,
+        adaptive_second_read=True,
+        adaptive_min_record_cases=0,
+        second_read_target=0.0,
+        adaptive_adjudicate=True,
+        adjudicator_corrects=True,
+        panel_size=1,
+        quorum=1,
+    )
+    assert policy["adjudicator_corrects"] is True
+    case = reading_cases[0]
+    # The AI types the nodule otherwise: the check fails and the case goes to the one expert.
+    annotation_save_machine(
+        case=case, model_version="nodule-net 1.0", values=chest_values(case, nodule_type="part_solid")
+    )
+    assert claim(annotator, SLUG, "first_reader") == case.pk
+    save(annotator, case.pk, chest_values(case), role="first_reader")
+    case.refresh_from_db()
+    assert case.status == CaseStatus.IN_PANEL
+
+    [seat] = list(Assignment.objects.filter(case=case, role=ReadingRole.PANEL_MEMBER).select_related("user"))
+    expert = clients[seat.user.username]
+    first = Annotation.objects.get(case=case, role=ReadingRole.FIRST_READER)
+    ai = Annotation.objects.get(case=case, role="ai")
+    for annotation in (first, ai):
+        refused = expert.post(
+            f"{API}/cases/{case.pk}/votes/", {"voted_for_annotation": annotation.pk, "rationale": "as drawn"}, JSON
+        )
+        assert refused.status_code == 400, refused.content
+        assert "corrected label" in refused.json()["detail"], refused.json()
+    zh = expert.post(
+        f"{API}/cases/{case.pk}/votes/",
+        {"voted_for_annotation": first.pk, "rationale": "as drawn"},
+        JSON,
+        HTTP_ACCEPT_LANGUAGE="zh-hans",
+    )
+    assert zh.status_code == 400 and "修正" in zh.json()["detail"], zh.json()
+    assert not PanelVote.objects.filter(case=case).exists()
+    case.refresh_from_db()
+    assert case.status == CaseStatus.IN_PANEL
+
+    corrected = chest_values(case, nodule_type="ground_glass")
+    ok(
+        expert.post(
+            f"{API}/cases/{case.pk}/votes/",
+            {"values": corrected, "seed_annotation": first.pk, "rationale": "ground glass, outline kept"},
+            JSON,
+        ),
+        201,
+    )
+    case.refresh_from_db()
+    assert case.status == CaseStatus.ADJUDICATED
+    final = Annotation.objects.get(case=case, role=ADJUDICATED_ROLE).current_revision
+    assert final is not None
+    assert [i["value"] for i in final.items if i["label"] == "nodule_type"] == ["ground_glass"]
+    [decided] = CaseEvent.objects.filter(case=case, to_status=CaseStatus.ADJUDICATED)
+    assert decided.metrics["votes"][0]["corrected"] is True and "provenance" in decided.metrics

@@ -1481,6 +1481,7 @@ export interface components {
       adaptive_mask_dice?: number | null;
       /** Format: double */
       adaptive_number_tolerance?: number | null;
+      adjudicator_corrects?: boolean;
     };
     PeerAgreementOutput: {
       /** Format: double */
@@ -1714,6 +1715,7 @@ export interface components {
       adaptive_mask_dice?: number | null;
       /** Format: double */
       adaptive_number_tolerance?: number | null;
+      adjudicator_corrects?: boolean;
     };
     RevisionInputRequest: {
       role: components["schemas"]["ReadingRoleEnum"];

@@ -45,6 +45,7 @@ const BOOLEANS = [
   "second_read_cap",
   "adaptive_ai_consensus",
   "adaptive_adjudicate",
+  "adjudicator_corrects",
 ];
 
 function draftOf(policy: Policy): Draft {
@@ -177,6 +178,7 @@ export function ReviewPolicyScreen() {
             {fieldError("chair_username")}
           </label>
           {check("ai_third_opinion", "policy.aiThird")}
+          {check("adjudicator_corrects", "policy.adjudicatorCorrects")}
         </fieldset>
         <fieldset>
           <legend>{t("policy.gold")}</legend>
