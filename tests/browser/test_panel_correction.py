@@ -187,3 +187,46 @@ def test_an_expert_draws_a_corrected_label_in_the_reader_copies_a_lesion_and_the
     page.wait_for_selector('[data-testid="panel-viewer-first_reader"][data-first-image="true"]', timeout=30_000)
     save_screenshot(page.screenshot(full_page=True), "panel-correction-decided")
     expert.assert_no_console_errors()
+
+
+def test_a_panel_that_must_correct_offers_no_vote_for_a_reading_as_drawn(
+    live_server: Any,
+    browsers: Browsers,
+    reading_project: Project,
+    clients: dict[str, Client],
+    users: dict[str, User],
+    experts: dict[str, User],
+):
+    """Under ReviewPolicy.adjudicator_corrects the server refuses a vote for a reading or the AI proposal as drawn
+    (issue 14): the panel shows why, offers only a corrected label (and a colleague's correction to endorse), and
+    the label the expert sends from a reading is stored as their corrected vote, made from that reading."""
+    from review.services import policy_for
+
+    slug = reading_project.slug
+    case_id = disputed_case(slug, clients)
+    policy = policy_for(reading_project)
+    policy.adjudicator_corrects = True
+    policy.save(update_fields=["adjudicator_corrects"])
+    name = sorted(
+        Assignment.objects.filter(case_id=case_id, role="panel_member").values_list("user__username", flat=True)
+    )[0]
+    first = Annotation.objects.get(case_id=case_id, role="first_reader")
+
+    expert = browsers.page_for({**users, **experts}[name])
+    page = expert.goto(f"/cases/{case_id}/panel?project={slug}")
+    expect(page.get_by_test_id("correction-required")).to_contain_text("cannot be chosen as drawn")
+    votes = page.get_by_test_id("vote").get_by_role("radio")
+    expect(votes).to_have_count(1)  # no colleague has corrected yet: the corrected label is the only choice
+    expect(page.get_by_role("radio", name="A corrected label")).to_be_checked()
+    expect(page.get_by_test_id("vote").get_by_role("radio", name=re.compile("First reading"))).to_have_count(0)
+    page.get_by_label("Start from").select_option(label="First reading (annotator)")
+    page.get_by_label("Rationale").fill("the annotator's outline, checked slice by slice")
+    save_screenshot(page.screenshot(full_page=True), "panel-must-correct")
+    page.get_by_role("button", name="Cast vote").click()
+    expect(page.get_by_test_id("my-vote")).to_be_visible(timeout=20_000)
+    expert.assert_no_console_errors()
+
+    vote = PanelVote.objects.get(case_id=case_id, expert__username=name)
+    assert vote.voted_for_id is None and vote.corrected_id is not None
+    assert vote.rationale == "the annotator's outline, checked slice by slice"
+    assert Correction.objects.get(case_id=case_id, expert__username=name).seed_id == first.current_revision_id

@@ -50,6 +50,8 @@ interface Policy {
   quorum: number;
   panel_size: number;
   chair: string | null;
+  /** The panel submits a corrected label (or endorses a colleague's); a vote for a reading as drawn is refused. */
+  adjudicator_corrects?: boolean;
 }
 
 /** One reading shown on the panel: a reader's, the AI proposal, the consensus or the adjudicated label. */
@@ -748,7 +750,11 @@ function VoteForm({ data, slug, onVoted }: { data: PanelData; slug: string; onVo
   const { caseData, definition, layers, votes, policy, seated } = data;
   const mine = votes.find((v) => v.expert === me.username) ?? null;
   const votable = layers.filter((l) => l.votable);
-  const [choice, setChoice] = useState<string>("");
+  // What the server accepts as a vote: under a policy that asks for the expert's own label, only a colleague's
+  // correction may be endorsed; the readings and the AI proposal stay the starting points of a correction.
+  const mustCorrect = Boolean(policy.adjudicator_corrects);
+  const endorsable = mustCorrect ? votable.filter((l) => l.annotation.role === "panel_member") : votable;
+  const [choice, setChoice] = useState<string>(mustCorrect ? "corrected" : "");
   const [rationale, setRationale] = useState("");
   const [base, setBase] = useState<string>(votable[0]?.key ?? "");
   const [corrections, setCorrections] = useState<Record<string, Value>>({});
@@ -785,7 +791,7 @@ function VoteForm({ data, slug, onVoted }: { data: PanelData; slug: string; onVo
       reading.regions = reading.regions.map((r) => ({ ...r, fromAi: false }));
       selected = { kind: "corrected", values: { items: await readingToItems(definition, reading) } };
     } else if (choice) {
-      const layer = votable.find((l) => l.key === choice);
+      const layer = endorsable.find((l) => l.key === choice);
       if (layer) selected = { kind: "reading", annotationId: layer.annotation.id };
     }
     const body = voteBody(selected, rationale);
@@ -826,7 +832,12 @@ function VoteForm({ data, slug, onVoted }: { data: PanelData; slug: string; onVo
         >
           <fieldset>
             <legend>{t("panel.voteFor")}</legend>
-            {votable.map((layer) => (
+            {mustCorrect ? (
+              <p className="hint" data-testid="correction-required">
+                {t("panel.correctionRequired")}
+              </p>
+            ) : null}
+            {endorsable.map((layer) => (
               <label key={layer.key} className="choice">
                 <input type="radio" name="vote" value={layer.key} checked={choice === layer.key} onChange={() => setChoice(layer.key)} />{" "}
                 {layerName(t, layer)}
