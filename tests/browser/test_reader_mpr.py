@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -103,3 +104,41 @@ def test_mpr_ready_time_of_a_300_slice_ct(browser: Browser, base_url: str) -> No
     print(f"MPR ready for 256 x 256 x 300: {ready_ms:.0f} ms")
     assert ready_ms < 60_000
     session.close()
+
+
+def test_a_slice_that_never_loads_is_named_and_the_reader_goes_on_in_the_stack(browser: Browser, base_url: str) -> None:
+    """A series whose one-request load fails falls back to the streaming volume; one of its frames never loads
+    (Chromium aborts that request, and the series request, as a broken store or network would). MPR must not spin
+    for ever: after its wait and one retry it names what is missing, never reports ready, and the reader goes on
+    in the stack view, where the reading is still saved."""
+    case, study = nodule_case()
+    session = Session(browser, base_url, "annotator")
+    page = session.page
+    lost = study.sop_instance_uids()[7]
+    page.route(re.compile(r".*/series/[^/?]+$"), lambda route: route.abort())  # the one-request (bulk) load
+    page.route(re.compile(rf".*/instances/{re.escape(lost)}/frames/.*"), lambda route: route.abort())
+    page.goto(f"{base_url}/cases/{case.pk}/read?role=first_reader&project={SLUG}")
+    session.wait_first_image()
+    index = page.evaluate("window.__medlabel.sopInstanceUids").index(lost)
+    page.get_by_role("radio", name="MPR 1×3").click()
+    alert = page.get_by_test_id("mpr-missing")
+    alert.wait_for(timeout=60_000)
+    text = alert.inner_text()
+    assert f"1 of {study.shape[0]} slices could not be loaded (slice {index + 1})" in text, text
+    assert page.evaluate("window.__medlabel.mprMissing") == [index]
+    assert page.evaluate("window.__medlabel.mprReadyMs") is None
+    shot(page, "ws-13-mpr-missing-slice")
+
+    page.get_by_role("button", name="Go on in the stack view").click()
+    assert page.get_by_test_id("mpr").count() == 0
+    assert page.get_by_role("radio", name="Stack").get_attribute("aria-checked") == "true"
+    page.get_by_test_id("viewport").wait_for()
+    page.get_by_label("Nodule present").select_option("yes")
+    page.locator(SAVED).wait_for(timeout=20_000)
+    annotation = Annotation.objects.select_related("current_revision").get(
+        case_id=case.pk, reader__username="annotator"
+    )
+    assert annotation.current_revision is not None
+    items = {item["label"]: item["value"] for item in annotation.current_revision.items if "value" in item}
+    assert items.get("nodule_present") == "yes"
+    session.context.close()
