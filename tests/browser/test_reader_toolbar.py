@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, FloatRect, Page
 
 from accounts.services import profile_set_language
 from annotation.models import Annotation, LabelSchema, Project
@@ -92,7 +92,7 @@ def toolbar_rows(page: Page) -> tuple[int, float]:
     )
 
 
-def viewport_top(page: Page) -> dict[str, float]:
+def viewport_top(page: Page) -> FloatRect:
     box = page.get_by_test_id("viewport").bounding_box()
     assert box is not None
     return box
