@@ -17,12 +17,10 @@ Figures are printed and written to bench-results/reader.json, with the load aver
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +35,15 @@ if __name__ == "__main__":
     options = ["-q", "-s", "-p", "no:cacheprovider", "-o", "python_files=bench_*.py"]
     sys.exit(pytest.main([__file__, *options, *sys.argv[1:]]))
 
-import pydicom  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from playwright.sync_api import Browser, Page  # noqa: E402
 
 from annotation.models import Case, Project  # noqa: E402
-from annotation.services import assignment_create, cases_create  # noqa: E402
-from imaging.services.ingest import IncomingFile, ingest_files  # noqa: E402
+from annotation.services import assignment_create  # noqa: E402
 from imaging.synthetic import generate_ct_study  # noqa: E402
 from tests.browser import test_reading_flow as flow  # noqa: E402
+from tests.browser.synthetic_cases import ingest_as_case  # noqa: E402
 from tests.browser.test_reading_flow import SLUG, Session  # noqa: E402
-from tests.factories import place_studies  # noqa: E402
 
 browser = flow.browser
 base_url = flow.base_url
@@ -67,17 +63,7 @@ def _load_average() -> list[float]:
 
 def _ingest(project: Project) -> Case:
     study = generate_ct_study(seed=4242, rows=ROWS, columns=ROWS, slices=SLICES, n_lesions=2)
-
-    def files() -> Iterator[IncomingFile]:
-        for number, dataset in enumerate(study.datasets(), start=1):
-            buffer = io.BytesIO()
-            pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
-            yield IncomingFile(name=f"bench/{number:04d}.dcm", data=buffer.getvalue())
-
-    report = ingest_files(files())
-    place_studies(project, report.study_uids)
-    (case,) = cases_create(project=project, study_uids=report.study_uids, priority=5.0)
-    return case
+    return ingest_as_case(project, study, name="bench")
 
 
 # The frame and metadata requests of the page since a mark (Resource Timing; its buffer is enlarged at load).

@@ -5,25 +5,25 @@ submits; the stored mask is the engine's answer to those two prompts and the rev
 from __future__ import annotations
 
 import functools
-import io
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pydicom
+import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Page
 
 from annotation.models import Annotation, Case, Project
-from annotation.services import assignment_create, cases_create, load_mask
-from imaging.services.ingest import IncomingFile, ingest_files
+from annotation.services import assignment_create, load_mask
 from imaging.synthetic import SyntheticStudy, generate_ct_study
 from inference.interactive.base import Prompt, PromptRequest
 from inference.interactive.modelfree import RegionGrowingEngine
 from inference.interactive.simulate import dice, next_click
+from tests.browser.synthetic_cases import ingest_as_case
 from tests.browser.test_reading_flow import SAVED, SLUG, Session, artifacts, base_url, browser, drag, shot  # noqa: F401
-from tests.factories import place_studies
 
-pytestmark = __import__("pytest").mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @functools.cache
@@ -32,18 +32,35 @@ def hard_study() -> SyntheticStudy:
 
 
 def _ingest(project: Project) -> Case:
-    study = hard_study()
+    return ingest_as_case(project, hard_study(), name="hard", priority=50.0)
 
-    def files() -> Any:
-        for number, dataset in enumerate(study.datasets(), start=1):
-            buffer = io.BytesIO()
-            pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
-            yield IncomingFile(name=f"hard/{number:04d}.dcm", data=buffer.getvalue())
 
-    report = ingest_files(files())
-    place_studies(project, report.study_uids)
-    (case,) = cases_create(project=project, study_uids=report.study_uids, priority=50.0)
-    return case
+@dataclass(frozen=True)
+class LesionCase:
+    """The hard study as a case assigned to the annotator, one of its lesions and that lesion's truth mask."""
+
+    case: Case
+    study: SyntheticStudy
+    truth: np.ndarray
+    spacing: tuple[float, float, float]  # (z, y, x) in mm
+
+
+@pytest.fixture
+def lesion_case(settings: Any) -> Callable[[str], LesionCase]:
+    """The setup the stack and the MPR AI-assistance tests share: the hard study ingested as one case of the
+    reading project, assigned to the annotator as first reader, and the truth of its lesion of the given kind.
+    No interactive worker runs here, so the model-free engine answers (after a short wait)."""
+    settings.INTERACTIVE_TIMEOUT_SECONDS = 0.3
+
+    def make(kind: str) -> LesionCase:
+        case = _ingest(Project.objects.get(slug=SLUG))
+        assignment_create(case=case, user=User.objects.get(username="annotator"), role="first_reader", assigned_by=None)
+        study = hard_study()
+        lesion = next(lesion for lesion in study.lesions if lesion.kind == kind)
+        spacing = (study.slice_spacing, *study.pixel_spacing)
+        return LesionCase(case=case, study=study, truth=study.mask == lesion.index, spacing=spacing)
+
+    return make
 
 
 def _click_voxel(page: Page, voxel: tuple[int, int, int]) -> None:
@@ -85,16 +102,10 @@ def answer_the_rest_and_submit(page: Page) -> None:
 def test_a_reader_clicks_accepts_refines_with_a_negative_click_and_submits(
     browser: Browser,  # noqa: F811
     base_url: str,  # noqa: F811
-    settings: Any,
+    lesion_case: Callable[[str], LesionCase],
 ) -> None:
-    settings.INTERACTIVE_TIMEOUT_SECONDS = 0.3  # no interactive worker here: the model-free engine answers
-    project = Project.objects.get(slug=SLUG)
-    case = _ingest(project)
-    assignment_create(case=case, user=User.objects.get(username="annotator"), role="first_reader", assigned_by=None)
-    study = hard_study()
-    lesion = next(lesion for lesion in study.lesions if lesion.kind == "juxtapleural")
-    truth = study.mask == lesion.index
-    spacing = (study.slice_spacing, *study.pixel_spacing)
+    setup = lesion_case("juxtapleural")
+    case, study, truth, spacing = setup.case, setup.study, setup.truth, setup.spacing
     volume = study.hu.astype(np.float32)
     engine = RegionGrowingEngine()
     positive = next_click(truth, None, spacing)

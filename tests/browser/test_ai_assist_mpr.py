@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
-from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Request
 
-from annotation.models import Annotation, Project
-from annotation.services import assignment_create, load_mask
+from annotation.models import Annotation
+from annotation.services import load_mask
 from inference.interactive.base import Prompt, PromptRequest
 from inference.interactive.modelfree import RegionGrowingEngine
 from inference.interactive.simulate import dice, next_click
-from tests.browser.test_ai_assist import _ingest, answer_the_rest_and_submit, hard_study
+from tests.browser.test_ai_assist import LesionCase, answer_the_rest_and_submit
+from tests.browser.test_ai_assist import lesion_case as lesion_case  # (fixture)
 from tests.browser.test_reading_flow import SLUG, Session, artifacts, shot
 from tests.browser.test_reading_flow import base_url as base_url  # (fixture)
 from tests.browser.test_reading_flow import browser as browser  # (fixture)
@@ -39,16 +40,10 @@ DICE_BAR = 0.90
 def test_a_positive_click_in_the_sagittal_view_is_accepted_and_submitted(
     browser: Browser,
     base_url: str,
-    settings: Any,
+    lesion_case: Callable[[str], LesionCase],
 ) -> None:
-    settings.INTERACTIVE_TIMEOUT_SECONDS = 0.3  # no interactive worker here: the model-free engine answers
-    project = Project.objects.get(slug=SLUG)
-    case = _ingest(project)
-    assignment_create(case=case, user=User.objects.get(username="annotator"), role="first_reader", assigned_by=None)
-    study = hard_study()
-    lesion = next(lesion for lesion in study.lesions if lesion.kind == "solid")
-    truth = study.mask == lesion.index
-    spacing = (study.slice_spacing, *study.pixel_spacing)
+    setup = lesion_case("solid")
+    case, study, truth, spacing = setup.case, setup.study, setup.truth, setup.spacing
     click = next_click(truth, None, spacing)
     assert click is not None and click.positive
     target = list(click.points[0])  # (z, y, x) at the centre of the nodule

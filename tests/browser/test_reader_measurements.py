@@ -6,24 +6,20 @@ Screenshot: $TEST_ARTIFACTS_DIR/screenshots/ws-06-measurements.png."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pydicom
 import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Page
 
 from annotation.models import Annotation, Case, Project
-from annotation.services import assignment_create, cases_create
+from annotation.services import assignment_create
 from imaging.models import Instance
-from imaging.services.ingest import IncomingFile, ingest_files
 from imaging.synthetic import SyntheticStudy, generate_ct_study
 from tests.browser import test_reading_flow as flow
+from tests.browser.synthetic_cases import ingest_as_case
 from tests.browser.test_reading_flow import SLUG, Session, drag, shot
-from tests.factories import place_studies
 
 browser = flow.browser
 base_url = flow.base_url
@@ -44,16 +40,7 @@ def nodule_case() -> tuple[Case, SyntheticStudy]:
         lesion_radius_mm=(6.0, 8.0),
     )
 
-    def files() -> Iterator[IncomingFile]:
-        for number, dataset in enumerate(study.datasets(), start=1):
-            buffer = io.BytesIO()
-            pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
-            yield IncomingFile(name=f"nodule/{number:03d}.dcm", data=buffer.getvalue())
-
-    project = Project.objects.get(slug=SLUG)
-    report = ingest_files(files())
-    place_studies(project, report.study_uids)
-    (case,) = cases_create(project=project, study_uids=report.study_uids, priority=9.0)
+    case = ingest_as_case(Project.objects.get(slug=SLUG), study, name="nodule", priority=9.0)
     assignment_create(case=case, user=User.objects.get(username="annotator"), role="first_reader", assigned_by=None)
     return case, study
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import time
 
 import numpy as np
 import pytest
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Route
 
 from annotation.models import Annotation, Project
 from annotation.services import assignment_create, load_mask
@@ -103,3 +105,50 @@ def test_mpr_ready_time_of_a_300_slice_ct(browser: Browser, base_url: str) -> No
     print(f"MPR ready for 256 x 256 x 300: {ready_ms:.0f} ms")
     assert ready_ms < 60_000
     session.close()
+
+
+@pytest.mark.parametrize("failure", ["aborted", "never answers"])
+def test_a_slice_that_never_loads_is_named_and_the_reader_goes_on_in_the_stack(
+    browser: Browser, base_url: str, failure: str
+) -> None:
+    """A series whose one-request load fails falls back to the streaming volume; one of its frames never loads
+    (Chromium aborts that request, and the series request, as a broken store or network would; or that frame's
+    request is never answered). MPR must not spin for ever: after its wait and one retry it names what is missing,
+    never reports ready, and the reader goes on in the stack view, where the reading is still saved."""
+    case, study = nodule_case()
+    session = Session(browser, base_url, "annotator")
+    page = session.page
+    lost = study.sop_instance_uids()[7]
+    page.route(re.compile(r".*/series/[^/?]+$"), lambda route: route.abort())  # the one-request (bulk) load
+    held: list[Route] = []  # requests left unanswered (kept so that they stay pending)
+    page.route(
+        re.compile(rf".*/instances/{re.escape(lost)}/frames/.*"),
+        (lambda route: route.abort()) if failure == "aborted" else (lambda route: held.append(route)),
+    )
+    page.goto(f"{base_url}/cases/{case.pk}/read?role=first_reader&project={SLUG}")
+    session.wait_first_image()
+    index = page.evaluate("window.__medlabel.sopInstanceUids").index(lost)
+    asked = time.monotonic()
+    page.get_by_role("radio", name="MPR 1×3").click()
+    alert = page.get_by_test_id("mpr-missing")
+    alert.wait_for(timeout=60_000)  # the stall wait (15 s) and the retry (10 s) at most, with room
+    print(f"MPR named the missing slice ({failure}) after {time.monotonic() - asked:.1f} s")
+    text = alert.inner_text()
+    assert f"1 of {study.shape[0]} slices could not be loaded (slice {index + 1})" in text, text
+    assert page.evaluate("window.__medlabel.mprMissing") == [index]
+    assert page.evaluate("window.__medlabel.mprReadyMs") is None
+    shot(page, "ws-13-mpr-missing-slice")
+
+    page.get_by_role("button", name="Go on in the stack view").click()
+    assert page.get_by_test_id("mpr").count() == 0
+    assert page.get_by_role("radio", name="Stack").get_attribute("aria-checked") == "true"
+    page.get_by_test_id("viewport").wait_for()
+    page.get_by_label("Nodule present").select_option("yes")
+    page.locator(SAVED).wait_for(timeout=20_000)
+    annotation = Annotation.objects.select_related("current_revision").get(
+        case_id=case.pk, reader__username="annotator"
+    )
+    assert annotation.current_revision is not None
+    items = {item["label"]: item["value"] for item in annotation.current_revision.items if "value" in item}
+    assert items.get("nodule_present") == "yes"
+    session.context.close()

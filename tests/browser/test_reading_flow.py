@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
@@ -29,13 +28,12 @@ from PIL import Image
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Response, sync_playwright
 
 from annotation.models import Annotation, Case, Project
-from annotation.services import annotation_save_machine, assignment_create, cases_create
+from annotation.services import annotation_save_machine, assignment_create
 from imaging.models import Instance
-from imaging.services.ingest import IncomingFile, ingest_files
 from imaging.synthetic import generate_ct_study
 from review.models import CaseEvent, ReviewPolicy
 from review.services import reading_submit
-from tests.factories import place_studies
+from tests.browser.synthetic_cases import ingest_as_case
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
@@ -275,17 +273,7 @@ def test_validation_messages_and_stale_revision_are_shown(browser: Browser, base
 
 def _ingest_big_series(project: Project, slices: int) -> Case:
     study = generate_ct_study(seed=4242, rows=256, columns=256, slices=slices, n_lesions=2)
-
-    def files() -> Iterator[IncomingFile]:
-        for number, dataset in enumerate(study.datasets(), start=1):
-            buffer = io.BytesIO()
-            pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
-            yield IncomingFile(name=f"big/{number:04d}.dcm", data=buffer.getvalue())
-
-    report = ingest_files(files())
-    place_studies(project, report.study_uids)
-    (case,) = cases_create(project=project, study_uids=report.study_uids, priority=5.0)
-    return case
+    return ingest_as_case(project, study, name="big")
 
 
 def test_time_to_first_image_and_scrolling_of_a_300_slice_ct(browser: Browser, base_url: str) -> None:

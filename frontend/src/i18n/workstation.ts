@@ -5,6 +5,14 @@
  */
 
 export const enWorkstation = {
+  "ws.group.navigation": "View",
+  "ws.group.regions": "Regions",
+  "ws.group.segmentation": "Segmentation",
+  "ws.group.measurements": "Measurements",
+  "ws.group.history": "History",
+  "ws.group.brush": "Brush options",
+  "ws.mpr.missing": "{missing} of {total} slices could not be loaded (slice {which}), even after a retry: the MPR views have a gap there.",
+  "ws.mpr.toStack": "Go on in the stack view",
   "ws.rule.notNumber": "Enter a number.",
   "ws.rule.whole": "{name} takes whole numbers.",
   "ws.rule.below": "{value} is below the minimum {min} of {name}.",
@@ -72,6 +80,14 @@ export const enWorkstation = {
 } as const;
 
 export const zhHansWorkstation: Record<keyof typeof enWorkstation, string> = {
+  "ws.group.navigation": "浏览",
+  "ws.group.regions": "区域",
+  "ws.group.segmentation": "分割",
+  "ws.group.measurements": "测量",
+  "ws.group.history": "历史",
+  "ws.group.brush": "画笔选项",
+  "ws.mpr.missing": "共 {total} 层中有 {missing} 层无法加载（第 {which} 层），重试后仍然失败：MPR 视图在该处有缺口。",
+  "ws.mpr.toStack": "改用单序列视图继续",
   "ws.rule.notNumber": "请输入数字。",
   "ws.rule.whole": "{name} 只接受整数。",
   "ws.rule.below": "{value} 低于 {name} 的最小值 {min}。",

@@ -7,7 +7,7 @@
  */
 import { Enums, getRenderingEngine, RenderingEngine, setVolumesForViewports, type Types } from "@cornerstonejs/core";
 import { CrosshairsTool, Enums as ToolEnums, PanTool, StackScrollTool, synchronizers, SynchronizerManager, ToolGroupManager, ZoomTool } from "@cornerstonejs/tools";
-import { forwardRef, useCallback, useEffect, useImperativeHandle, useMemo, useRef } from "react";
+import { forwardRef, useCallback, useEffect, useImperativeHandle, useMemo, useRef, useState } from "react";
 import type { ImagePlane, Vec3 } from "../lib/geometry";
 import type { Labelmap } from "../lib/mask";
 import { initCornerstone } from "./cornerstone";
@@ -57,6 +57,14 @@ export interface MprViewerProps {
   onPrompt?: (phase: "down" | "move" | "up", centre: [number, number, number], axis: 0 | 1 | 2, spacing: [number, number, number]) => void;
   /** Drawn over each view after the label map (the AI proposal and prompts). */
   drawLayer?: (ctx: CanvasRenderingContext2D, plane: MprPlane) => void;
+  /**
+   * Some slices never loaded (after a wait and one retry; volumeLoad.ts): their stack indices. The MPR then shows
+   * `missingText` and a button (`leaveText`) that calls onLeave to go on in the stack view, and never calls onReady.
+   */
+  onMissing?: (slices: number[]) => void;
+  missingText?: (missing: number, total: number, which: string) => string;
+  leaveText?: string;
+  onLeave?: () => void;
 }
 
 function engine(): RenderingEngine {
@@ -65,6 +73,8 @@ function engine(): RenderingEngine {
 
 export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewer(props, ref) {
   const { seriesUid, imageIds, planes, layout, voi, labelmap, painting, brushSize, labels, onReady, onStroke, regions, prompting = false, onPrompt, drawLayer } = props;
+  const { onMissing, missingText, leaveText, onLeave } = props;
+  const [missing, setMissing] = useState<number[]>([]);
   const editing = !painting && !prompting && Boolean(regions?.input.editing);
   const elements = useRef<Record<string, HTMLDivElement | null>>({});
   const overlays = useRef<Record<string, HTMLCanvasElement | null>>({});
@@ -139,6 +149,7 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
     const listeners: [HTMLElement, string, EventListener][] = [];
     const phases: Record<string, number> = {};
     const mark = (name: string) => void (phases[name] = performance.now() - start);
+    setMissing([]);
     (async () => {
       await initCornerstone();
       if (cancelled) return;
@@ -172,8 +183,14 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
       if (cancelled) return;
       await setVolumesForViewports(eng, [{ volumeId }], MPR_VIEWS.map((v) => v.id));
       mark("volumesSet");
-      await loaded;
+      const lost = await loaded;
       if (cancelled) return;
+      if (lost.length) {
+        // A volume with holes is not shown as ready: the reader is told which slices are missing.
+        setMissing(lost);
+        onMissing?.(lost);
+        return;
+      }
       mark("loaded");
       if (voi) for (const view of MPR_VIEWS) viewport(view.id)?.setProperties({ voiRange: voi });
       eng.renderViewports(MPR_VIEWS.map((v) => v.id));
@@ -288,9 +305,12 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
       <div style={{ position: "absolute", left: 6, top: 4, color: "#ffeb3b", fontSize: "0.8rem", pointerEvents: "none" }}>{labels[view.name]}</div>
     </div>
   );
+  // Slice numbers as the stack shows them (from 1), the first few of them.
+  const which = missing.slice(0, 5).map((index) => index + 1).join(", ") + (missing.length > 5 ? ", …" : "");
   return (
     <div
       data-testid="mpr"
+      data-missing={missing.length || undefined}
       data-layout={layout}
       style={{
         position: "absolute",
@@ -302,6 +322,16 @@ export const MprViewer = forwardRef<MprHandle, MprViewerProps>(function MprViewe
       }}
     >
       {layout === "1x3" ? MPR_VIEWS.map((v) => cell(v)) : [cell(MPR_VIEWS[0], { gridRow: "1 / 3" }), cell(MPR_VIEWS[1]), cell(MPR_VIEWS[2])]}
+      {missing.length ? (
+        <div role="alert" data-testid="mpr-missing" className="error" style={{ position: "absolute", left: "10%", right: "10%", top: "35%", zIndex: 30, padding: "0.75rem 1rem" }}>
+          <p style={{ margin: "0 0 0.5rem" }}>{missingText ? missingText(missing.length, imageIds.length, which) : `${missing.length} / ${imageIds.length}: ${which}`}</p>
+          {onLeave ? (
+            <button type="button" className="primary" onClick={onLeave}>
+              {leaveText}
+            </button>
+          ) : null}
+        </div>
+      ) : null}
     </div>
   );
 });

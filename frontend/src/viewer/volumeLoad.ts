@@ -119,8 +119,70 @@ async function fetchSeriesPixels(
 export interface LoadedVolume {
   volumeId: string;
   mode: MprLoadMode;
-  /** Resolves when every voxel is in (the streaming volume renders progressively before). */
-  loaded: Promise<void>;
+  /**
+   * Resolves when every voxel is in (the streaming volume renders progressively before), or when the load gave up
+   * on some frames: the stack indices of the slices that never loaded, empty when all did.
+   */
+  loaded: Promise<number[]>;
+}
+
+/** No frame of the streaming volume arrived for this long: the load is stuck, the frames still missing are retried. */
+export const MPR_STALL_MS = 15_000;
+/** How long the one retry of the frames that failed or never came may take before they are given up. */
+export const MPR_RETRY_MS = 10_000;
+
+interface StreamingVolume {
+  imageIds: string[];
+  cachedFrames: number[];
+  framesProcessed: number;
+  loadStatus?: { loaded?: boolean };
+  load: () => void;
+  callLoadImage?: (imageId: string, index: number, options: unknown) => Promise<unknown> | undefined;
+  getLoaderImageOptions?: (imageId: string) => unknown;
+}
+
+const missingOf = (volume: StreamingVolume): number[] =>
+  volume.imageIds.flatMap((_, index) => (volume.cachedFrames[index] === Enums.ImageQualityStatus.FULL_RESOLUTION ? [] : [index]));
+
+/**
+ * Wait for the streaming volume until every frame is in, or it has finished with failures, or nothing has arrived
+ * for MPR_STALL_MS (a frame request that never answers); then ask once more for the frames still missing, for at most
+ * MPR_RETRY_MS. Cornerstone3D counts a failed frame as processed (it then says "completed" with a hole in the
+ * volume) and a frame that never answers keeps it loading for ever: without this the MPR spun without end.
+ */
+function settle(volume: StreamingVolume, volumeId: string): Promise<string[]> {
+  const waited = new Promise<void>((resolve) => {
+    let processed = -1;
+    let quietSince = performance.now();
+    const finish = () => {
+      eventTarget.removeEventListener(Enums.Events.IMAGE_VOLUME_LOADING_COMPLETED, done);
+      window.clearInterval(timer);
+      resolve();
+    };
+    const done = (event: Event) => {
+      if ((event as CustomEvent<{ volumeId: string }>).detail.volumeId === volumeId) finish();
+    };
+    eventTarget.addEventListener(Enums.Events.IMAGE_VOLUME_LOADING_COMPLETED, done);
+    const timer = window.setInterval(() => {
+      if (volume.loadStatus?.loaded || missingOf(volume).length === 0) return finish();
+      if (volume.framesProcessed !== processed) {
+        processed = volume.framesProcessed;
+        quietSince = performance.now();
+      } else if (performance.now() - quietSince > MPR_STALL_MS) finish();
+    }, 250);
+    if (volume.loadStatus?.loaded) finish();
+  });
+  return waited.then(async () => {
+    const missing = missingOf(volume);
+    if (missing.length && volume.callLoadImage && volume.getLoaderImageOptions) {
+      const retries = missing.map((index) => {
+        const imageId = volume.imageIds[index];
+        return Promise.resolve(volume.callLoadImage?.(imageId, index, volume.getLoaderImageOptions?.(imageId))).catch(() => undefined);
+      });
+      await Promise.race([Promise.all(retries), new Promise((resolve) => window.setTimeout(resolve, MPR_RETRY_MS))]);
+    }
+    return missingOf(volume).map((index) => volume.imageIds[index]);
+  });
 }
 
 /**
@@ -138,7 +200,7 @@ export async function loadVolume(
   // No scheme (no colon): Cornerstone3D would otherwise try to load the local slices through an image loader
   // of that scheme for the default window; the caller sets the window.
   const bulkId = `medlabel-bulk-${seriesUid}`;
-  if (cache.getVolume(bulkId)) return { volumeId: bulkId, mode: "bulk", loaded: Promise.resolve() };
+  if (cache.getVolume(bulkId)) return { volumeId: bulkId, mode: "bulk", loaded: Promise.resolve([]) };
   const series = mode === "bulk" && planes.length > 1 ? seriesOf(imageIds) : null;
   if (series) {
     dropPrefetch(); // the stack's neighbours: this request brings every slice
@@ -166,22 +228,15 @@ export async function loadVolume(
         scalarData: pixels,
       });
       phases.volumeCreated = performance.now() - start;
-      return { volumeId: bulkId, mode: "bulk", loaded: Promise.resolve() };
+      return { volumeId: bulkId, mode: "bulk", loaded: Promise.resolve([]) };
     }
   }
   const volumeId = `cornerstoneStreamingImageVolume:medlabel-${seriesUid}`;
   const volume = cache.getVolume(volumeId) ?? (await volumeLoader.createAndCacheVolume(volumeId, { imageIds }));
   phases.volumeCreated = performance.now() - start;
-  const loaded = new Promise<void>((resolve) => {
-    const done = (event: Event) => {
-      if ((event as CustomEvent<{ volumeId: string }>).detail.volumeId !== volumeId) return;
-      eventTarget.removeEventListener(Enums.Events.IMAGE_VOLUME_LOADING_COMPLETED, done);
-      resolve();
-    };
-    eventTarget.addEventListener(Enums.Events.IMAGE_VOLUME_LOADING_COMPLETED, done);
-    const status = (volume as unknown as { loadStatus?: { loaded?: boolean } }).loadStatus;
-    if (status?.loaded) resolve();
-  });
-  (volume as unknown as { load: () => void }).load();
+  const streaming = volume as unknown as StreamingVolume;
+  // The volume sorts its frames along the normal: the missing ones are named by the stack's own slice order.
+  const loaded = settle(streaming, volumeId).then((ids) => ids.map((id) => imageIds.indexOf(id)).sort((a, b) => a - b));
+  streaming.load();
   return { volumeId, mode: "streaming", loaded };
 }

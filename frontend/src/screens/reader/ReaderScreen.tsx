@@ -66,12 +66,21 @@ import { interpolateSegment, smallIslands, THRESHOLD_PRESETS, thresholdDisc, typ
 import { regionOrigin, sourceAnnotations, type Correction, type SourceReading } from "./correction";
 import { CorrectionSources, CorrectionStart, SOURCE_COLOURS, SOURCE_TAGS } from "./CorrectionPanel";
 import { ReadOnlyReading } from "./ReadOnlyReading";
+import { ToolIcon } from "./toolIcons";
+import "./readerToolbar.css";
 
 type Tool = NavTool | "box" | "polygon" | "point" | "brush" | "eraser" | MeasurementKind;
 type SaveState = "new" | "saved" | "unsaved" | "saving" | "conflict";
 
 const MEASURE_TOOLS: Tool[] = ["length", "bidirectional", "ellipse"];
 const NAV_TOOLS: Tool[] = ["windowLevel", "pan", "zoom"];
+/** The toolbar's groups, in order: look at the image, mark regions, paint masks, measure. */
+const TOOL_GROUPS: [MessageKey, Tool[]][] = [
+  ["ws.group.navigation", NAV_TOOLS],
+  ["ws.group.regions", ["box", "polygon", "point"]],
+  ["ws.group.segmentation", ["brush", "eraser"]],
+  ["ws.group.measurements", MEASURE_TOOLS],
+];
 /** A tool's name without the default key its message carries ("Box (B)" -> "Box"): the key is the project's. */
 const AUTOSAVE_MS = 1500;
 const HISTORY_STEPS = 100;
@@ -255,6 +264,18 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
   const [stack, setStack] = useState<SeriesStack | null>(null);
   const [slice, setSlice] = useState(0);
   const [tool, setTool] = useState<Tool>("windowLevel");
+  const brushOptions = useRef<HTMLDivElement>(null);
+  // Choosing the brush or the eraser brings its options into view in the side panel; only the panel scrolls
+  // (never the page: the image must not move under the cursor).
+  useEffect(() => {
+    const options = brushOptions.current;
+    const side = options?.closest(".side");
+    if (!options || !side || (tool !== "brush" && tool !== "eraser")) return;
+    const box = options.getBoundingClientRect();
+    const view = side.getBoundingClientRect();
+    if (box.top < view.top) side.scrollTop -= view.top - box.top + 8;
+    else if (box.bottom > view.bottom) side.scrollTop += box.bottom - view.bottom + 8;
+  }, [tool]);
   const [regionLabel, setRegionLabel] = useState(geometryLabels(definition)[0]?.key ?? "");
   const selectedRef = useRef<string | null>(null);
   const regionLabelRef = useRef(regionLabel);
@@ -1173,41 +1194,63 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
           ))}
         </nav>
         <div style={{ display: "flex", flexDirection: "column", gap: "0.4rem", minHeight: 0 }}>
-          <div className="toolbar" role="toolbar" aria-label={t("reader.tools")}>
-            {tools.map((name) => (
-              <button key={name} type="button" aria-pressed={tool === name} disabled={readOnly && drawingTools.includes(name)} onClick={() => setTool(name)}>
-                {toolName(name)}
-              </button>
-            ))}
-            <button type="button" onClick={undo} disabled={readOnly || historySize.past === 0} title="Ctrl+Z">
-              {t("ws.undo")}
-            </button>
-            <button type="button" onClick={redo} disabled={readOnly || historySize.future === 0} title="Ctrl+Y">
-              {t("ws.redo")}
-            </button>
-            {showPresets ? (
-              <label>
-                {t("reader.preset")}{" "}
-                <select
-                  aria-label={t("reader.preset")}
-                  value={appliedPreset ?? "custom"}
-                  onChange={(e) => {
-                    const range = presets.find((p) => p.key === e.target.value)?.range;
-                    if (!range) return;
-                    viewer.current?.setVoi(range);
-                    mpr.current?.setVoi(range);
-                    // The MPR views do not report their window back: the menu and the views follow this choice.
-                    if (layout) setVoi(range);
-                  }}
-                >
-                  {presets.map((p) => (
-                    <option key={p.key} value={p.key}>
-                      {p.label}
-                    </option>
+          <div className="toolbar reader-tools" role="toolbar" aria-label={t("reader.tools")}>
+            {TOOL_GROUPS.map(([group, members]) => {
+              const shown = members.filter((name) => tools.includes(name));
+              return shown.length ? (
+                <span key={group} className="tool-group" role="group" aria-label={t(group)}>
+                  {shown.map((name) => (
+                    <button
+                      key={name}
+                      type="button"
+                      className="tool"
+                      aria-pressed={tool === name}
+                      disabled={readOnly && drawingTools.includes(name)}
+                      onClick={() => setTool(name)}
+                      // The name is given outright: the key drawn in the corner (CSS generated content) would
+                      // otherwise be read as part of it.
+                      aria-label={toolName(name)}
+                      title={toolName(name)}
+                      data-key={keyOf[name]?.toUpperCase()}
+                    >
+                      <ToolIcon name={name} />
+                      <span className="sr-only">{toolName(name)}</span>
+                    </button>
                   ))}
-                  {appliedPreset ? null : <option value="custom">{t("ws.preset.custom")}</option>}
-                </select>
-              </label>
+                </span>
+              ) : null;
+            })}
+            <span className="tool-group" role="group" aria-label={t("ws.group.history")}>
+              <button type="button" className="tool" onClick={undo} disabled={readOnly || historySize.past === 0} title={`${t("ws.undo")} (Ctrl+Z)`}>
+                <ToolIcon name="undo" />
+                <span className="sr-only">{t("ws.undo")}</span>
+              </button>
+              <button type="button" className="tool" onClick={redo} disabled={readOnly || historySize.future === 0} title={`${t("ws.redo")} (Ctrl+Y)`}>
+                <ToolIcon name="redo" />
+                <span className="sr-only">{t("ws.redo")}</span>
+              </button>
+            </span>
+            {showPresets ? (
+              <select
+                aria-label={t("reader.preset")}
+                title={t("reader.preset")}
+                value={appliedPreset ?? "custom"}
+                onChange={(e) => {
+                  const range = presets.find((p) => p.key === e.target.value)?.range;
+                  if (!range) return;
+                  viewer.current?.setVoi(range);
+                  mpr.current?.setVoi(range);
+                  // The MPR views do not report their window back: the menu and the views follow this choice.
+                  if (layout) setVoi(range);
+                }}
+              >
+                {presets.map((p) => (
+                  <option key={p.key} value={p.key}>
+                    {p.label}
+                  </option>
+                ))}
+                {appliedPreset ? null : <option value="custom">{t("ws.preset.custom")}</option>}
+              </select>
             ) : null}
             {canMpr ? (
               // A choice of layout (radios), not a tool: it is not one of the toolbar's pressed tools.
@@ -1217,39 +1260,6 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
                     {option ? t("ws.layout.mpr", { layout: option.replace("x", "×") }) : t("ws.layout.stack")}
                   </button>
                 ))}
-              </span>
-            ) : null}
-            {drawingTools.includes("brush") ? (
-              // Always laid out (hidden unless painting) so that choosing Brush does not move the image.
-              <label style={{ visibility: tool === "brush" || tool === "eraser" ? "visible" : "hidden" }} data-testid="brush-size">
-                {t("reader.brushSize")}{" "}
-                <input type="range" min={1} max={20} value={brushSize} aria-label={t("reader.brushSize")} onChange={(e) => setBrushSize(Number(e.target.value))} />
-              </label>
-            ) : null}
-            {drawingTools.includes("brush") ? (
-              <label style={{ visibility: tool === "brush" || tool === "eraser" ? "visible" : "hidden" }} data-testid="sphere-brush" title={t("ws.sphere.hint", { mm: spacing ? (brushSize * spacing[2]).toFixed(1) : "?" })}>
-                <input type="checkbox" checked={sphere} onChange={(e) => setSphere(e.target.checked)} /> {t("ws.sphere")}
-              </label>
-            ) : null}
-            {drawingTools.includes("brush") ? (
-              <span style={{ visibility: tool === "brush" ? "visible" : "hidden" }} data-testid="threshold">
-                <input type="checkbox" checked={threshold.on} onChange={(e) => setThreshold((th) => ({ ...th, on: e.target.checked }))} aria-label={t("ws.threshold")} />
-                {t("ws.threshold")}{" "}
-                <select
-                  aria-label={t("ws.threshold.preset")}
-                  value={(Object.keys(THRESHOLD_PRESETS) as ThresholdPreset[]).find((k) => THRESHOLD_PRESETS[k].lower === threshold.lower && THRESHOLD_PRESETS[k].upper === threshold.upper) ?? ""}
-                  onChange={(e) => e.target.value && setThreshold((th) => ({ ...th, ...THRESHOLD_PRESETS[e.target.value as ThresholdPreset] }))}
-                >
-                  <option value="">{t("ws.preset.custom")}</option>
-                  {(Object.keys(THRESHOLD_PRESETS) as ThresholdPreset[]).map((k) => (
-                    <option key={k} value={k}>
-                      {t(`ws.threshold.${k}` as MessageKey)}
-                    </option>
-                  ))}
-                </select>{" "}
-                <input type="number" style={{ width: "5em" }} aria-label={t("ws.threshold.lower")} value={threshold.lower} onChange={(e) => setThreshold((th) => ({ ...th, lower: Number(e.target.value) }))} />
-                {"–"}
-                <input type="number" style={{ width: "5em" }} aria-label={t("ws.threshold.upper")} value={threshold.upper} onChange={(e) => setThreshold((th) => ({ ...th, upper: Number(e.target.value) }))} /> HU
               </span>
             ) : null}
           </div>
@@ -1304,6 +1314,10 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
                 prompting={ai.active}
                 onPrompt={ai.onMprPointer}
                 drawLayer={ai.drawMpr}
+                onMissing={(slices) => void (medlabelDebug().mprMissing = slices)}
+                missingText={(missing, total, which) => t("ws.mpr.missing", { missing, total, which })}
+                leaveText={t("ws.mpr.toStack")}
+                onLeave={() => setMprLayout(null)}
               />
             ) : stack ? (
               <StackViewer
@@ -1531,6 +1545,38 @@ export function Reader({ context, role, slug, onReload, title, view }: { context
                   ))}
                 </select>
               </label>
+              {drawingTools.includes("brush") ? (
+                // The brush's options sit here, by the segment it paints, not in the toolbar: they no longer push
+                // the toolbar onto more rows (and the image down) when they appear.
+                <div className="brush-options" ref={brushOptions} data-testid="brush-options" data-active={tool === "brush" || tool === "eraser"} role="group" aria-label={t("ws.group.brush")}>
+                  <label data-testid="brush-size">
+                    {t("reader.brushSize")}{" "}
+                    <input type="range" min={1} max={20} value={brushSize} aria-label={t("reader.brushSize")} onChange={(e) => setBrushSize(Number(e.target.value))} style={{ width: "6em" }} />
+                  </label>
+                  <label data-testid="sphere-brush" title={t("ws.sphere.hint", { mm: spacing ? (brushSize * spacing[2]).toFixed(1) : "?" })}>
+                    <input type="checkbox" checked={sphere} onChange={(e) => setSphere(e.target.checked)} /> {t("ws.sphere")}
+                  </label>
+                  <span data-testid="threshold">
+                    <input type="checkbox" checked={threshold.on} onChange={(e) => setThreshold((th) => ({ ...th, on: e.target.checked }))} aria-label={t("ws.threshold")} />
+                    {t("ws.threshold")}{" "}
+                    <select
+                      aria-label={t("ws.threshold.preset")}
+                      value={(Object.keys(THRESHOLD_PRESETS) as ThresholdPreset[]).find((k) => THRESHOLD_PRESETS[k].lower === threshold.lower && THRESHOLD_PRESETS[k].upper === threshold.upper) ?? ""}
+                      onChange={(e) => e.target.value && setThreshold((th) => ({ ...th, ...THRESHOLD_PRESETS[e.target.value as ThresholdPreset] }))}
+                    >
+                      <option value="">{t("ws.preset.custom")}</option>
+                      {(Object.keys(THRESHOLD_PRESETS) as ThresholdPreset[]).map((k) => (
+                        <option key={k} value={k}>
+                          {t(`ws.threshold.${k}` as MessageKey)}
+                        </option>
+                      ))}
+                    </select>{" "}
+                    <input type="number" style={{ width: "4.5em" }} aria-label={t("ws.threshold.lower")} value={threshold.lower} onChange={(e) => setThreshold((th) => ({ ...th, lower: Number(e.target.value) }))} />
+                    {"–"}
+                    <input type="number" style={{ width: "4.5em" }} aria-label={t("ws.threshold.upper")} value={threshold.upper} onChange={(e) => setThreshold((th) => ({ ...th, upper: Number(e.target.value) }))} /> HU
+                  </span>
+                </div>
+              ) : null}
               <table className="segments" data-testid="segments">
                 <tbody>
                   {(definition.labels.find((l) => l.key === maskLabel)?.segments ?? []).map((s) => {
