@@ -35,6 +35,8 @@ from rest_framework.authentication import BaseAuthentication, BasicAuthenticatio
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.settings import api_settings
 
+from accounts.authentication import LegacyTokenAuthentication, PersonalTokenAuthentication
+from accounts.models import API_TOKEN_PREFIX
 from accounts.selectors import saved_language
 from config.errors import ApplicationError
 from config.request_context import HEADER as REQUEST_ID_HEADER
@@ -67,6 +69,10 @@ class FrameFastPath:
         self.session_cookie = settings.SESSION_COOKIE_NAME
         self.count_queries = "config.middleware.QueryCountMiddleware" in settings.MIDDLEWARE
         self.cors = bool(getattr(settings, "CORS_ALLOWED_ORIGINS", None))
+        # "Token <key>" is the legacy token's only where the classes that read the header are these two, in
+        # this order (the personal token class passes on keys without its prefix).
+        readers = [type(authenticator) for authenticator in _token_authenticators()]
+        self.legacy_tokens = readers == [PersonalTokenAuthentication, LegacyTokenAuthentication]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "GET":
@@ -133,10 +139,15 @@ class FrameFastPath:
     def _lookup_and_read(
         self, request: WSGIRequest, scope: str | None, study: str, series: str, sop: str, number: int
     ) -> Served | None:
-        user, by_session = self._user(request)
-        if user is None:
-            return None
-        row = wado._pixel_instance(user, scope, study, series, sop)
+        legacy_key = self._legacy_token_key(request)
+        if legacy_key is not None:  # token, access and instance in one query
+            user, by_session = None, False
+            row = wado.pixel_instance_by_legacy_token(legacy_key, scope, study, series, sop)
+        else:
+            user, by_session = self._user(request)
+            if user is None:
+                return None
+            row = wado._pixel_instance(user, scope, study, series, sop)
         if row is None or not row.has_pixel_data or number > row.number_of_frames:
             return None
         source = wado._upstream(row.series.study)
@@ -191,6 +202,16 @@ class FrameFastPath:
         headers.append(("Vary", "Accept-Language, Cookie"))
         headers.append(("Content-Language", language or translation.get_language_from_request(request)))
         return headers
+
+    def _legacy_token_key(self, request: WSGIRequest) -> str | None:
+        """The key of ``Authorization: Token <key>`` when LegacyTokenAuthentication is the class that reads it (no
+        session cookie, which the normal view looks at first; not a personal ``mlq_`` token)."""
+        if not self.legacy_tokens or self.session_cookie in request.COOKIES:
+            return None
+        parts = request.META.get("HTTP_AUTHORIZATION", "").split()
+        if len(parts) != 2 or parts[0].lower() != "token" or parts[1].startswith(API_TOKEN_PREFIX):
+            return None
+        return parts[1]
 
     def _user(self, request: WSGIRequest) -> tuple[Any, bool]:
         """(the user, whether by session) as the normal view authenticates, or (None, False) where the normal

@@ -263,6 +263,21 @@ def test_every_refusal_is_the_normal_views_answer_in_both_languages(world: World
     assert_refused_like_the_view(apps, path, basic, 200)
 
 
+def test_who_the_fast_path_takes_the_request_for_is_who_the_view_takes_it_for(world: World, apps: Any):
+    path = world.frame_path(world.s1[0])
+    # The session comes first: alice's session with a token that is no token is alice's frame...
+    assert_served_like_the_view(apps, path, {**session_cookie(world.alice), "Authorization": "Token nonsense"})
+    # ...and bob's session with alice's token is bob, who may not see it.
+    assert_refused_like_the_view(apps, path, {**session_cookie(world.bob), **token(world.alice)}, 404)
+    # An administrator's legacy token: the normal view (administrators' lookup has another shape) serves it.
+    admin = cast(User, UserFactory(username="root", is_superuser=True, is_staff=True))
+    assert_refused_like_the_view(apps, path, token(admin), 200)
+    # A personal token with the Token keyword is the personal token's, not a legacy key.
+    _, secret = api_token_create(user=world.alice, name="viewer")
+    assert_served_like_the_view(apps, path, {"Authorization": f"Token {secret}"})
+    assert_refused_like_the_view(apps, path, {"Authorization": f"Token {secret}x"}, 401)
+
+
 def test_a_session_of_a_user_who_left_the_project_gives_no_frame(world: World, apps: Any):
     cookie = session_cookie(world.alice)
     path = world.frame_path(world.s1[0])
