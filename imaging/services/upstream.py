@@ -43,7 +43,7 @@ def _parse_headers_only(fp: Any, _class: type[http.client.HTTPMessage] = http.cl
 
 
 if hasattr(http.client, "_read_headers"):  # CPython's http.client (3.11 on): its response reads headers with it
-    http.client.parse_headers = _parse_headers_only
+    http.client.parse_headers = _parse_headers_only  # type: ignore[assignment]
 
 
 # One session (and so one pool of kept-alive connections) per source and thread: opening a TCP
