@@ -131,9 +131,10 @@ class FrameFastPath:
         try:
             return self._lookup_and_read(request, scope, study, series, sop, number)
         except (OperationalError, InterfaceError):
-            if connection.in_atomic_block or connection.is_usable():
-                raise
-            connection.close()
+            # Lost (closed here, so that Django reconnects) or not: the normal view serves the frame or says what
+            # is wrong (a 503 from DatabaseUnavailableMiddleware). Nothing was written: asking again is harmless.
+            if not connection.in_atomic_block and not connection.is_usable():
+                connection.close()
             return None
 
     def _lookup_and_read(

@@ -129,7 +129,9 @@ def retrieve_frames(source: DicomSource, study: str, series: str, sop: str, fram
 
 
 FRAMES_ACCEPT = f'multipart/related; type="{OCTET_STREAM}"; transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}'
-PASS_THROUGH_CHUNK = 1 << 16
+# A 512x512 16-bit frame (512 KiB) in one read and one write: in 64 KiB chunks, each chunk was a read from the
+# PACS and a write to the client, eight hand-offs between processes per frame, each a wait on a busy machine.
+PASS_THROUGH_CHUNK = 1 << 20
 MAX_PART_HEADER = 1 << 14
 
 

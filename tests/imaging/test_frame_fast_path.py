@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import psycopg
 import pytest
 from dicomweb_client.api import DICOMwebClient
 from django.contrib.auth.models import User
@@ -334,3 +335,34 @@ def test_a_pacs_that_is_down_is_the_views_502_asked_once(
         assert {k: v for k, v in quick.headers.items() if k not in drop} == {
             k: v for k, v in normal.headers.items() if k not in drop
         }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_frame_after_postgresql_closed_the_connection_is_served_on_a_new_one(
+    make_member: Callable[..., User], monkeypatch: pytest.MonkeyPatch
+):
+    from django.db import connections
+
+    connection: Any = connections["default"]
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)  # as served: a persistent connection
+    connection.close()  # the next one is opened with that age
+    project = cast(Project, ProjectFactory(slug="p1"))
+    user = make_member(project, Role.ANNOTATOR, "alice")
+    series = synthetic(63)[:1]
+    store(series, project)
+    spy = Spy()
+    fast = FrameFastPath(spy)
+    path = World(project, project, user, user, series, series).frame_path(series[0])
+    credentials = token(user)
+    first = call(fast, path, headers=credentials)
+    assert first.status == 200 and spy.calls == 0
+    assert call(fast, path, headers=credentials).status == 200 and spy.calls == 0  # on the same connection
+    pid = connection.connection.info.backend_pid
+    with psycopg.connect(require_env("DATABASE_URL"), autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone() == (True,)
+    again = call(fast, path, headers=credentials)
+    assert again.status == 200, again.body[:300]
+    assert series[0].PixelData in again.body
+    assert spy.calls == 1  # the fast path's query found the connection gone; Django served it on a new one
+    assert connection.connection.info.backend_pid != pid
+    connection.close()
