@@ -244,6 +244,10 @@ IMAGING_UPSTREAM_TIMEOUT_SECONDS = env_float("IMAGING_UPSTREAM_TIMEOUT_SECONDS",
 # Who may see which study over DICOMweb: a dotted path to an object with the
 # imaging.access.StudyAccessPolicy interface. The annotation app scopes studies by project.
 IMAGING_ACCESS_POLICY = env_str("IMAGING_ACCESS_POLICY", "annotation.access.ProjectStudyAccessPolicy")
+# Single native frames from the local store (WADO-RS .../frames/<n>, what viewers ask for once per slice) are
+# served ahead of the middleware chain by imaging.dicomweb.fastpath, with the same authentication and access
+# rule; every other request and every refusal goes through Django. false: every request goes through Django.
+DICOMWEB_FRAME_FAST_PATH = env_bool("MEDLABEL_DICOMWEB_FAST_PATH", True)
 # Uploads are streamed to disk above this size rather than held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024**2
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024**2)

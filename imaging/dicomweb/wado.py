@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -202,6 +203,57 @@ def _pixel_instance(user: Any, scope: str | None, study_uid: str, series_uid: st
         return None
     sql, slots = _compiled_lookup(bool(getattr(user, "is_superuser", False)), scope is not None)
     values = {"sop": sop_uid, "series": series_uid, "study": study_uid, "scope": scope, "user": user_pk(user)}
+    return _run_lookup(sql, slots, values)
+
+
+def pixel_instance_by_legacy_token(
+    key: str, scope: str | None, study_uid: str, series_uid: str, sop_uid: str
+) -> Instance | None:
+    """``_pixel_instance`` for the user of a legacy token (``Authorization: Token <key>``), token and access in one
+    query: the user's id in the lookup is the token's, found by its key (the primary key) in the same SQL. Only an
+    active user who is not an administrator counts (administrators' lookup has another shape); None otherwise,
+    as for an unknown key or an instance that is not there or not visible, and the caller lets the normal view
+    answer."""
+    sql, slots = _compiled_lookup_by_legacy_token(scope is not None)
+    values = {"sop": sop_uid, "series": series_uid, "study": study_uid, "scope": scope, "key": key}
+    return _run_lookup(sql, slots, values)
+
+
+_STAND_IN_KEY = "\x00key"
+_PLACEHOLDER = re.compile(r"(%%|%s)")
+
+
+@functools.cache
+def _compiled_lookup_by_legacy_token(scoped: bool) -> tuple[str, tuple[tuple[bool, Any], ...]]:
+    """The member's lookup (``_compiled_lookup(False, scoped)``) with each use of the user's id replaced by the
+    legacy token's user: ``(SELECT user_id FROM authtoken_token ... WHERE key = %s AND active, not superuser)``,
+    both pieces compiled by the ORM; a key that matches no such user matches no row."""
+    from rest_framework.authtoken.models import Token  # imaging does not import the API's apps at load time
+
+    sql, slots = _compiled_lookup(False, scoped)
+    token = Token.objects.filter(key=_STAND_IN_KEY, user__is_active=True, user__is_superuser=False)
+    token_query = token.values("user_id")[:1].query
+    token_sql, token_params = token_query.get_compiler(using=token.db).as_sql()
+    token_slots = tuple((True, "key") if p == _STAND_IN_KEY else (False, p) for p in token_params)
+    if sum(name == "key" for is_value, name in token_slots if is_value) != 1:
+        raise RuntimeError("The legacy token query does not take the key once")
+    pieces = _PLACEHOLDER.split(sql)
+    placeholders = [i for i, piece in enumerate(pieces) if piece == "%s"]
+    if len(placeholders) != len(slots):  # not the SQL this splicing assumes: refuse rather than serve a wrong frame
+        raise RuntimeError("The frame lookup's placeholders do not match its parameters")
+    new_slots: list[tuple[bool, Any]] = []
+    for index, slot in zip(placeholders, slots, strict=True):
+        if slot == (True, "user"):
+            pieces[index] = f"({token_sql})"
+            new_slots.extend(token_slots)
+        else:
+            new_slots.append(slot)
+    if not any(slot == (True, "key") for slot in new_slots):
+        raise RuntimeError("The frame lookup does not take the user")
+    return "".join(pieces), tuple(new_slots)
+
+
+def _run_lookup(sql: str, slots: tuple[tuple[bool, Any], ...], values: dict[str, Any]) -> Instance | None:
     with connections[Instance.objects.db].cursor() as cursor:
         cursor.execute(sql, [values[name] if is_value else name for is_value, name in slots])
         found = cursor.fetchone()

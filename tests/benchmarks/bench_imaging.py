@@ -341,6 +341,10 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
     over a slow WAN the trade turns. The like-for-like figure is ``identity``; ``gzip`` is what a
     browser gets by default. The old figure's definition (python-requests' default, which asks for
     gzip, against Orthanc) is ``local_over_orthanc_gzip``.
+
+    ``local_full_chain`` and ``proxy_full_chain`` are the same requests to a second server started with
+    MEDLABEL_DICOMWEB_FAST_PATH=false (every frame through Django's middleware chain and URL resolver, as
+    before imaging.dicomweb.fastpath): the fast path's gain, measured in the same run.
     """
     files = series_files(900, slices)
     user, _ = User.objects.get_or_create(username="bench")
@@ -375,25 +379,41 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
     proxy_sops = [pydicom.dcmread(io.BytesIO(f.data), stop_before_pixels=True).SOPInstanceUID for f in proxy_files]
 
     server = start_server(port)
+    previous = os.environ.get("MEDLABEL_DICOMWEB_FAST_PATH")
+    os.environ["MEDLABEL_DICOMWEB_FAST_PATH"] = "false"  # the second server: every request through Django
+    try:
+        full_chain = start_server(port + 3)
+    finally:
+        if previous is None:
+            del os.environ["MEDLABEL_DICOMWEB_FAST_PATH"]
+        else:
+            os.environ["MEDLABEL_DICOMWEB_FAST_PATH"] = previous
     encodings = {"identity": "identity", "gzip": "gzip, deflate"}
     try:
         base = f"http://127.0.0.1:{port}/dicomweb"
+        base_full = f"http://127.0.0.1:{port + 3}/dicomweb"
         auth = Token.objects.get_or_create(user=user)[0].key
+        local_uids = (local.StudyInstanceUID, local.SeriesInstanceUID, local_sops)
+        proxy_uids = (proxy_study.StudyInstanceUID, proxy_study.SeriesInstanceUID, proxy_sops)
         targets = {
-            "local": (base, local.StudyInstanceUID, local.SeriesInstanceUID, local_sops, auth),
-            "orthanc": (ORTHANC_WEB, local.StudyInstanceUID, local.SeriesInstanceUID, local_sops, None),
-            "proxy": (base, proxy_study.StudyInstanceUID, proxy_study.SeriesInstanceUID, proxy_sops, auth),
+            "local": (base, *local_uids, auth),
+            "local_full_chain": (base_full, *local_uids, auth),
+            "orthanc": (ORTHANC_WEB, *local_uids, None),
+            "proxy": (base, *proxy_uids, auth),
+            "proxy_full_chain": (base_full, *proxy_uids, auth),
         }
         for url, st, se, sops, tok in targets.values():  # warm every path once
             fetch_all_frames(url, st, se, sops[:10], tok)
         runs: dict[str, list[float]] = {f"{t}_{e}": [] for t in targets for e in encodings}
         wire: dict[str, int] = {}
-        # CPU per frame of the processes that serve it (our gunicorn workers; Orthanc), which a busy machine
-        # disturbs far less than the wall-clock times.
-        workers, orthanc = children_of(server.pid), orthanc_pid()
+        # CPU per frame of the processes that serve it (the gunicorn workers of the server asked; Orthanc),
+        # which a busy machine disturbs far less than the wall-clock times.
+        orthanc = orthanc_pid()
+        servers = {base: children_of(server.pid), base_full: children_of(full_chain.pid), ORTHANC_WEB: []}
         cpu: dict[str, list[tuple[float, float]]] = {key: [] for key in runs}
         for _ in range(repeat):
             for name, (url, st, se, sops, tok) in targets.items():
+                workers = servers[url]
                 for label, header in encodings.items():
                     ours_before, orthanc_before = cpu_seconds(workers), cpu_seconds([orthanc])
                     seconds, wire[f"{name}_{label}"] = fetch_all_frames(url, st, se, sops, tok, header)
@@ -402,6 +422,7 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
                     cpu[f"{name}_{label}"].append(used)
     finally:
         stop_server(server)
+        stop_server(full_chain)
     best = {key: min(values) for key, values in runs.items()}
     result: dict[str, Any] = {"slices": slices, "repeat": repeat}
     for key, value in best.items():
@@ -410,8 +431,10 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
         result[f"{key}_cpu_ms_per_frame_ours"] = round(1000 * statistics.median(a for a, _ in cpu[key]) / slices, 2)
         result[f"{key}_cpu_ms_per_frame_orthanc"] = round(1000 * statistics.median(b for _, b in cpu[key]) / slices, 2)
     for label in encodings:
-        result[f"local_over_orthanc_{label}"] = round(best[f"local_{label}"] / best[f"orthanc_{label}"], 3)
-        result[f"proxy_overhead_{label}"] = round(best[f"proxy_{label}"] / best[f"orthanc_{label}"] - 1, 3)
+        for variant in ("", "_full_chain"):
+            orthanc_best = best[f"orthanc_{label}"]
+            result[f"local{variant}_over_orthanc_{label}"] = round(best[f"local{variant}_{label}"] / orthanc_best, 3)
+            result[f"proxy{variant}_overhead_{label}"] = round(best[f"proxy{variant}_{label}"] / orthanc_best - 1, 3)
     return result
 
 
