@@ -7,8 +7,6 @@ a message naming the PACS, so a reader's request never hangs.
 
 from __future__ import annotations
 
-import email.parser
-import http.client
 import io
 import os
 import threading
@@ -29,21 +27,6 @@ from imaging.models import DicomSource
 T = TypeVar("T")
 OCTET_STREAM = "application/octet-stream"
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-
-
-def _parse_headers_only(fp: Any, _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> Any:
-    """http.client's parse_headers, reading the header block as headers only. The standard one hands the block
-    to the email parser as a whole message, which, for a multipart Content-Type, compiles a regular expression
-    for the boundary to look for parts in the (empty) body: PACSs send a new boundary with every frame, so every
-    proxied frame compiled one (0.8 ms of CPU, more than a third of the proxy's own; issue 19). The headers
-    parsed are the same; only the body's defects, which urllib3 ignores for multipart answers, are not looked
-    for."""
-    block = b"".join(http.client._read_headers(fp)).decode("iso-8859-1")  # type: ignore[attr-defined]
-    return email.parser.Parser(_class=_class).parsestr(block, headersonly=True)
-
-
-if hasattr(http.client, "_read_headers"):  # CPython's http.client (3.11 on): its response reads headers with it
-    http.client.parse_headers = _parse_headers_only  # type: ignore[assignment]
 
 
 # One session (and so one pool of kept-alive connections) per source and thread: opening a TCP
