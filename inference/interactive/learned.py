@@ -1,17 +1,24 @@
-"""The learned interactive engine (issue 17): a small 3D UNet that sees the image plus a positive and a negative
-guidance channel, the DeepGrow/DeepEdit family.
+"""The learned interactive engine (issue 17): a small 3D UNet that sees the image, a positive and a negative
+guidance channel and, DeepEdit-style, the proposal being refined (the previous mask) as a fourth channel.
 
 Guidance channels are built with MONAI's DeepGrow transform (``AddGuidanceSignald``: a Gaussian blob per click,
 scaled to [0, 1]). Training works one lesion at a time (a connected component of the adjudicated mask: the reader
 outlines one nodule per segment, and a click on one must not outline its neighbours), on a patch around it, and
 simulates the reader as the benchmark does: a first click at the lesion's deepest voxel (or anywhere in its inner
 half), then corrective clicks at the centre of the largest error of the network's current answer (iterative
-click simulation, as DeepEdit trains). Evaluation (the promotion gate) is deterministic: the same protocol per
+click simulation, as DeepEdit trains), and each of those passes feeds the network's own previous answer back in
+as the fourth channel, so the network learns to correct a proposal rather than redraw it from the clicks alone
+(without it a corrective click did not help: Dice after 3 clicks was below Dice after 1). The first click has
+an empty previous channel. Evaluation (the promotion gate) is deterministic: the same protocol per
 lesion of the held-out cases.
 
 At prompt time the network runs once on a crop around the positive clicks (their bounding box plus half a
 training patch on each side; the network is convolutional), so a click costs tens of milliseconds on one CPU
-core whatever the series' size.
+core whatever the series' size. The previous proposal (the prompt context's current mask) is cropped alike.
+
+Versions trained before the fourth channel (``in_channels`` 3 in their architecture parameters) still load and
+serve: the input is built from the network's own channel count, and a three-channel network never sees the
+previous mask.
 
 The numeric part is free of Django; ``register_versions`` reads the model registry to register one engine per
 trained model version (``learned:<project>/v<number>``), which loads its weights on first use and stays warm.
@@ -41,13 +48,16 @@ if TYPE_CHECKING:
 
 GUIDANCE_SIGMA = 2  # voxels: the Gaussian around each click
 MAX_SCRIBBLE_POINTS = 12  # a scribble becomes at most this many clicks along its voxels
-# Tiny by default so that a CPU trains it in minutes: a 3-level UNet, image + positive + negative channels.
+# image + positive + negative guidance + previous mask (DeepEdit); versions before the previous-mask channel have 3
+IN_CHANNELS = 4
+GUIDANCE_ONLY_CHANNELS = 3
+# Tiny by default so that a CPU trains it in minutes: a 3-level UNet.
 DEFAULT_ARCHITECTURE_PARAMS: dict[str, Any] = {
     "channels": [8, 16, 32],
     "strides": [2, 2],
     "num_res_units": 1,
     "dropout": 0.0,
-    "in_channels": 3,
+    "in_channels": IN_CHANNELS,
 }
 DEFAULT_TRAINING: dict[str, Any] = {
     # A patch (slices, rows, columns) holds a whole nodule of up to 20 mm with room for the jitter around it.
@@ -78,9 +88,27 @@ def _guidance(positive: Sequence[Voxel], negative: Sequence[Voxel]) -> str:
 _SIGNAL = AddGuidanceSignald(image="image", guidance="guidance", sigma=GUIDANCE_SIGMA, number_intensity_ch=1)
 
 
-def network_input(image: np.ndarray, guidance: str) -> np.ndarray:
-    """(1, D, H, W) normalised image + guidance -> (3, D, H, W): image, positive signal, negative signal."""
-    return np.asarray(_SIGNAL({"image": image, "guidance": guidance})["image"], dtype=np.float32)
+def network_input(
+    image: np.ndarray, guidance: str, previous: np.ndarray | None = None, *, channels: int = IN_CHANNELS
+) -> np.ndarray:
+    """(1, D, H, W) normalised image + guidance (+ the previous mask, (D, H, W), None for none yet) ->
+    (channels, D, H, W): image, positive signal, negative signal and, for a four-channel network, the previous
+    proposal as 0/1."""
+    signal = np.asarray(_SIGNAL({"image": image, "guidance": guidance})["image"], dtype=np.float32)
+    if channels == GUIDANCE_ONLY_CHANNELS:
+        return signal
+    if channels != IN_CHANNELS:
+        raise ValueError(
+            f"an interactive network takes {GUIDANCE_ONLY_CHANNELS} or {IN_CHANNELS} channels, not {channels}"
+        )
+    prev = np.zeros(image.shape[1:], dtype=np.float32) if previous is None else previous.astype(np.float32)
+    return np.concatenate([signal, prev[None]], axis=0)
+
+
+def channels_of(model: torch.nn.Module) -> int:
+    """The input channels a network was built with (MONAI's UNet keeps them): 3 for versions before the
+    previous-mask channel."""
+    return int(getattr(model, "in_channels", GUIDANCE_ONLY_CHANNELS))
 
 
 def _points_of(
@@ -151,11 +179,13 @@ def predict_crop(
     *,
     patch: Sequence[int],
     device: torch.device,
+    previous: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[slice, slice, slice]]:
     """Foreground probability on the crop around the positive clicks of a normalised (D, H, W) image, and the
     crop. One forward pass over the whole crop (the network is convolutional): a click costs tens of
     milliseconds, not a sliding window's many patches. Negative clicks outside the crop cannot change it and
-    are left out; with no positive click the crop is around the negatives."""
+    are left out; with no positive click the crop is around the negatives. ``previous`` is the current proposal
+    on the same grid as ``image`` (None: none yet)."""
     anchors = list(positive) or list(negative)
     crop = crop_around(anchors, image.shape, patch)
     offset = np.asarray([s.start for s in crop])
@@ -169,7 +199,12 @@ def predict_crop(
                 out.append(q)
         return out  # type: ignore[return-value]
 
-    net_in = network_input(image[crop][None], _guidance(local(positive), local(negative)))
+    net_in = network_input(
+        image[crop][None],
+        _guidance(local(positive), local(negative)),
+        None if previous is None else previous[crop],
+        channels=channels_of(model),
+    )
     pad = [(0, 0)] + [(0, (-n) % NETWORK_MULTIPLE) for n in sizes]
     net_in = np.pad(net_in, pad, mode="edge")
     model.eval()
@@ -254,7 +289,8 @@ def simulate(
             scores.append(scores[-1] if scores else 1.0)
             continue
         (positive if click[1] else negative).append(click[0])
-        prob, crop = predict_crop(model, image, positive, negative, patch=patch, device=device)
+        previous = prediction if prediction.any() else None
+        prob, crop = predict_crop(model, image, positive, negative, patch=patch, device=device, previous=previous)
         prediction = mask_from_probability(prob, crop, truth.shape, positive)
         scores.append(dice(prediction, truth))
     return scores
@@ -304,13 +340,15 @@ def _sample(
     """The network input for one (1, D, H, W) patch as the reader builds it: a first click (the protocol's
     deepest lesion voxel half the time, else anywhere in the lesion's inner half), then ``interactions``
     corrective clicks, each at the centre of the largest error of the current network's answer (iterative
-    click simulation, as DeepEdit trains)."""
+    click simulation, as DeepEdit trains), the network's answer before each of them fed back as the previous-mask
+    channel (empty for the first click)."""
+    channels = channels_of(model)
     truth = label[0] > 0
     first = next_click(np.zeros_like(truth), truth)
     assert first is not None
     positive: list[Voxel] = [first[0] if rng.random() < 0.5 else _random_click(truth, rng)]
     negative: list[Voxel] = []
-    net_in = network_input(image, _guidance(positive, negative))
+    net_in = network_input(image, _guidance(positive, negative), channels=channels)
     for _ in range(interactions):
         model.eval()
         with torch.no_grad():
@@ -320,7 +358,7 @@ def _sample(
         if click is None:
             break
         (positive if click[1] else negative).append(click[0])
-        net_in = network_input(image, _guidance(positive, negative))
+        net_in = network_input(image, _guidance(positive, negative), prediction, channels=channels)
     return net_in
 
 
@@ -459,10 +497,21 @@ class LearnedEngine:
         offset = np.asarray([s.start for s in crop])
         local_pos = [tuple(int(v) for v in np.asarray(p) - offset) for p in positive]
         local_neg = [tuple(int(v) for v in np.asarray(p) - offset) for p in negative]
+        previous = None
+        if request.previous is not None and request.previous[crop].any():
+            previous = request.previous[crop].astype(bool)  # the proposal being refined, as the fourth channel
         threads = torch.get_num_threads()
         torch.set_num_threads(INFERENCE_THREADS)
         try:
-            prob, inner = predict_crop(self.model, image, local_pos, local_neg, patch=self.patch, device=self.device)  # type: ignore[arg-type]
+            prob, inner = predict_crop(
+                self.model,
+                image,
+                local_pos,  # type: ignore[arg-type]
+                local_neg,  # type: ignore[arg-type]
+                patch=self.patch,
+                device=self.device,
+                previous=previous,
+            )
         finally:
             torch.set_num_threads(threads)
         local = mask_from_probability(prob, inner, image.shape, local_pos)  # type: ignore[arg-type]
@@ -483,6 +532,7 @@ class LearnedEngine:
                 "region": [[s.start, s.stop] for s in crop],
                 "device": str(self.device),
                 "prompts": len(request.prompts),
+                "previous_mask_channel": channels_of(self.model) == IN_CHANNELS,
             },
         )
 

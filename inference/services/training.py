@@ -99,9 +99,11 @@ def training_start(
     }
     params["seed"] = int(seed if seed is not None else config.seed)
     if interactive:
-        # Clicks are voxel indices of the series: the network sees the series' own grid, plus two guidance channels.
+        # Clicks are voxel indices of the series: the network sees the series' own grid, plus two guidance channels
+        # and the proposal being refined (DeepEdit's previous-mask channel). A three-channel active version is no
+        # parent for transfer (its architecture parameters differ) but is still served and compared by the gate.
         spec["spacing"] = None
-        arch_params["in_channels"] = 3
+        arch_params["in_channels"] = learned.IN_CHANNELS
         if arch != Architecture.UNET:
             raise ApplicationError(f"An interactive model is a unet, not {arch}", code="bad_architecture")
     if demo_truth is not None:

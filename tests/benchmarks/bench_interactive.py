@@ -22,9 +22,12 @@ training job (``training_start`` + the job runner) trains task ``interactive`` o
 selector returns, within ``--time-budget`` seconds (on ``--threads`` torch threads); the new version is served by
 the worker under its registered name, beside every model-free engine.
 
-Run with: bash scripts/bench.sh interactive [--studies 2] [--first-seed 9100] [--train-studies 20] [--no-worker]
-Writes bench-results/interactive.json and bench-results/interactive.png (the committed copies, from a run on the
-shared 2-core CPU: docs/benchmarks/interactive.png and interactive.json).
+Run with: bash scripts/bench.sh interactive [--studies 2] [--first-seed 9100,9200] [--train-studies 20] [--no-worker]
+Every held-out set (``--first-seed``, comma-separated first seeds of ``--studies`` studies each) is measured with
+the same trained version. Writes bench-results/interactive.json and .png for the first set and
+interactive_seed<first seed>.json and .png for each further one (the committed copies, from a run on the shared
+2-core CPU: docs/benchmarks/interactive*.png and .json). The load average (another agent's work shares the CPU)
+is recorded before and after each set's measurements.
 """
 
 from __future__ import annotations
@@ -76,9 +79,10 @@ def ingest_study(project: Any, seed: int) -> tuple[Any, Any]:
     return case, study
 
 
-def setup(n_studies: int, first_seed: int) -> tuple[Any, Any, list[tuple[Any, Any]]]:
-    """A project with the held-out hard studies as cases, all assigned to one reader; returns
-    (project, reader, [(case, study)])."""
+def setup(n_studies: int, first_seeds: list[int]) -> tuple[Any, Any, dict[int, list[tuple[Any, Any]]]]:
+    """A project with the held-out hard studies of every set (``n_studies`` from each first seed) as cases, all
+    assigned to one reader; returns (project, reader, {first seed: [(case, study)]}). One project: the learned
+    engine trained once serves every set (a project's model answers its own cases only)."""
     from django.contrib.auth.models import User
 
     from annotation.labels import load_example_schema
@@ -90,12 +94,14 @@ def setup(n_studies: int, first_seed: int) -> tuple[Any, Any, list[tuple[Any, An
     reader = User.objects.create_user(username=f"bench-reader-{stamp}", password="x")
     membership_grant(project=project, user=reader, role=Role.ANNOTATOR)
     schema_create_version(project=project, definition=load_example_schema("chest_ct_nodules"), created_by=None)
-    pairs = []
-    for seed in range(first_seed, first_seed + n_studies):
-        case, study = ingest_study(project, seed)
-        assignment_create(case=case, user=reader, role="first_reader", assigned_by=None)
-        pairs.append((case, study))
-    return project, reader, pairs
+    sets: dict[int, list[tuple[Any, Any]]] = {}
+    for first_seed in first_seeds:
+        pairs = sets.setdefault(first_seed, [])
+        for seed in range(first_seed, first_seed + n_studies):
+            case, study = ingest_study(project, seed)
+            assignment_create(case=case, user=reader, role="first_reader", assigned_by=None)
+            pairs.append((case, study))
+    return project, reader, sets
 
 
 def train_learned(
@@ -219,6 +225,32 @@ def start_worker(log: Path) -> subprocess.Popen[bytes]:
     return worker
 
 
+def measure(client: Any, pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+    """Every engine, click and box start, on one held-out set."""
+    from inference.interactive.base import engine_names
+
+    engines: dict[str, Any] = {}
+    for engine in engine_names():
+        per_start: dict[str, Any] = {}
+        for start in ("click", "box"):
+            runs, kinds = [], []
+            for case, study in pairs:
+                spacing = (study.slice_spacing, *study.pixel_spacing)
+                for lesion in study.lesions:
+                    run = run_one(client, case, engine, study.mask == lesion.index, spacing, start == "box")
+                    runs.append(run)
+                    kinds.append(lesion.kind)
+            summary = summarise(runs)
+            summary["dice_at_5_by_kind"] = {
+                kind: round(float(np.mean([r["curve"][4] for r, k in zip(runs, kinds, strict=True) if k == kind])), 3)
+                for kind in sorted(set(kinds))
+            }
+            per_start[start] = summary
+            print(engine, start, json.dumps({k: v for k, v in summary.items() if k != "mean_curve"}), flush=True)
+        engines[engine] = per_start
+    return engines
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -239,7 +271,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_xticks([1, 3, 5, 10, 15, 20])
     trained = results.get("training") or {}
     note = f"; learned: {trained['adjudicated_cases']} adjudicated studies" if trained else ""
-    ax.set_title(f"Interactive segmentation, held-out hard synthetic nodules (n={results['nodules']}{note})")
+    seeds = results["studies"]["first_seed"]
+    ax.set_title(
+        f"Interactive segmentation, held-out hard synthetic nodules\n(n={results['nodules']}, seeds {seeds}+{note})",
+        fontsize=10,
+    )
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -248,7 +284,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--studies", type=int, default=2, help="hard studies (four nodules each)")
-    parser.add_argument("--first-seed", type=int, default=9100)
+    parser.add_argument("--first-seed", default="9100,9200", help="first seed of each held-out set, comma-separated")
     parser.add_argument("--no-worker", action="store_true", help="no interactive worker: the fallback answers")
     parser.add_argument("--train-studies", type=int, default=20, help="adjudicated hard studies to train on (0: none)")
     parser.add_argument("--train-seed", type=int, default=9000)
@@ -263,12 +299,12 @@ def main() -> None:
     from django.conf import settings
     from django.test import Client
 
-    from inference.interactive.base import engine_names
-
     RESULTS.mkdir(exist_ok=True)
-    if args.train_studies and args.train_seed + args.train_studies > args.first_seed >= args.train_seed:
-        raise SystemExit("the held-out seeds overlap the training seeds")
-    project, reader, pairs = setup(args.studies, args.first_seed)
+    first_seeds = [int(v) for v in str(args.first_seed).split(",") if v.strip()]
+    for first_seed in first_seeds:
+        if args.train_studies and args.train_seed + args.train_studies > first_seed >= args.train_seed:
+            raise SystemExit("the held-out seeds overlap the training seeds")
+    project, reader, sets = setup(args.studies, first_seeds)
     training = None
     if args.train_studies:
         params = {**LEARNED_TRAINING, "epochs": args.epochs, "time_budget_s": args.time_budget}
@@ -280,42 +316,27 @@ def main() -> None:
     try:
         if worker is not None:
             settings.INTERACTIVE_TIMEOUT_SECONDS = 30.0  # measure the worker, not the fallback
-        results: dict[str, Any] = {
-            "nodules": 4 * len(pairs),
-            "studies": {"count": len(pairs), "first_seed": args.first_seed, "shape": [32, 128, 128]},
-            "worker": worker is not None,
-            "timeout_s": settings.INTERACTIVE_TIMEOUT_SECONDS,
-            "cpu_count": os.cpu_count(),
-            "training": training,
-            "engines": {},
-        }
-        for engine in engine_names():
-            per_start: dict[str, Any] = {}
-            for start in ("click", "box"):
-                runs, kinds = [], []
-                for case, study in pairs:
-                    spacing = (study.slice_spacing, *study.pixel_spacing)
-                    for lesion in study.lesions:
-                        run = run_one(client, case, engine, study.mask == lesion.index, spacing, start == "box")
-                        runs.append(run)
-                        kinds.append(lesion.kind)
-                summary = summarise(runs)
-                summary["dice_at_5_by_kind"] = {
-                    kind: round(
-                        float(np.mean([r["curve"][4] for r, k in zip(runs, kinds, strict=True) if k == kind])), 3
-                    )
-                    for kind in sorted(set(kinds))
-                }
-                per_start[start] = summary
-                print(engine, start, json.dumps({k: v for k, v in summary.items() if k != "mean_curve"}), flush=True)
-            results["engines"][engine] = per_start
+        for index, (first_seed, pairs) in enumerate(sets.items()):
+            load_before = [round(v, 2) for v in os.getloadavg()]
+            engines = measure(client, pairs)
+            results: dict[str, Any] = {
+                "nodules": 4 * len(pairs),
+                "studies": {"count": len(pairs), "first_seed": first_seed, "shape": [32, 128, 128]},
+                "worker": worker is not None,
+                "timeout_s": settings.INTERACTIVE_TIMEOUT_SECONDS,
+                "cpu_count": os.cpu_count(),
+                "load_average": {"before": load_before, "after": [round(v, 2) for v in os.getloadavg()]},
+                "training": training,
+                "engines": engines,
+            }
+            stem = "interactive" if index == 0 else f"interactive_seed{first_seed}"
+            (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2))
+            plot(results, RESULTS / f"{stem}.png")
+            print(f"wrote {RESULTS / stem}.json and .png (load {results['load_average']})", flush=True)
     finally:
         if worker is not None:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=30)
-    (RESULTS / "interactive.json").write_text(json.dumps(results, indent=2))
-    plot(results, RESULTS / "interactive.png")
-    print(f"wrote {RESULTS / 'interactive.json'} and {RESULTS / 'interactive.png'}", flush=True)
 
 
 if __name__ == "__main__":

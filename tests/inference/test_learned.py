@@ -42,7 +42,8 @@ def test_interactive_training_on_adjudicated_masks_is_promoted_only_if_it_beats_
     job1, v1 = train(project, users["manager"], task_type="interactive", training_params={"learning_rate": 0.0})
     assert job1.status == JobStatus.SUCCEEDED, job1.error
     assert v1.task_type == TaskType.INTERACTIVE and v1.status == ModelStatus.ACTIVE and job1.result["promoted"]
-    assert v1.architecture == "unet" and v1.architecture_params["in_channels"] == 3  # image + 2 guidance channels
+    # image + 2 guidance channels + the previous mask (DeepEdit)
+    assert v1.architecture == "unet" and v1.architecture_params["in_channels"] == 4
     assert v1.metrics["metric"] == "dice" and v1.metrics["clicks"] == 3 and v1.metrics["cases"] >= 1
     roles = set(
         AnnotationRevision.objects.filter(pk__in=v1.training_snapshot["revisions"]).values_list(
@@ -249,3 +250,31 @@ def test_demo_models_learn_from_synthetic_truth_and_give_way_to_models_of_adjudi
     late = ModelVersion.objects.get(training_job=demo_job)
     assert late.demo and late.status == ModelStatus.CANDIDATE
     assert "never promoted over" in demo_job.result["comparison"]["reason"]
+
+
+def test_a_version_from_before_the_previous_mask_channel_still_serves_prompts() -> None:
+    """Versions trained with three input channels (image + guidance, before DeepEdit's previous-mask channel) keep
+    loading and answering: the input is built from the network's own channel count and the previous mask is not
+    fed to a network that never learnt it; a network of any other width is refused by name."""
+    from inference import engine as numeric
+
+    study = generate_ct_study(seed=301, rows=ROWS, columns=COLUMNS, slices=SLICES, n_lesions=1)
+    click = tuple(int(round(c)) for c in study.lesions[0].center_voxel)
+    previous = study.mask > 0
+    for channels, sees_previous in ((3, False), (4, True)):
+        network = numeric.build_network("unet", {**learned.DEFAULT_ARCHITECTURE_PARAMS, "in_channels": channels})
+        served = learned.LearnedEngine(
+            name="learned:old/v1", version="v1", model=network, preprocessing={}, patch=[8, 32, 32]
+        )
+        proposal = served.propose(
+            PromptRequest(
+                volume=study.hu.astype(np.float32),
+                spacing=(study.slice_spacing, *study.pixel_spacing),
+                prompts=[Prompt(kind="point", points=(click,))],  # type: ignore[arg-type]
+                previous=previous,
+            )
+        )
+        assert proposal.mask.shape == study.hu.shape
+        assert proposal.details["previous_mask_channel"] is sees_previous
+    with pytest.raises(ValueError, match="3 or 4 channels, not 2"):
+        learned.network_input(np.zeros((1, 4, 4, 4), dtype=np.float32), learned._guidance([(1, 1, 1)], []), channels=2)
