@@ -31,7 +31,7 @@ from django.utils import timezone
 from config.errors import ApplicationError, PayloadTooLargeError
 from imaging.dicom import DicomRejected, ParsedInstance, header_json, parse_part10
 from imaging.models import DicomSource, ImageStore, Instance, Series, Study
-from imaging.quality import SliceInfo, check_series
+from imaging.quality import SliceInfo, check_summary, empty_summary, summary_add
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +266,6 @@ class _Ingestor:
         self.created_series: set[int] = set()
         self.studies: dict[str, Study] = {}
         self.series: dict[str, Series] = {}
-        self.touched_series: set[int] = set()
         self.touched_studies: set[int] = set()
         # SHA-256 -> a file already on disk with those bytes, for the batch being stored.
         self.known_files: dict[str, str] = {}
@@ -298,7 +297,11 @@ class _Ingestor:
                 try:
                     with transaction.atomic():
                         series = Series.objects.create(
-                            study=study, store=self.store, series_instance_uid=uid, **_series_fields(parsed)
+                            study=study,
+                            store=self.store,
+                            series_instance_uid=uid,
+                            quality_summary=empty_summary(),
+                            **_series_fields(parsed),
                         )
                     self.created_series.add(series.pk)
                 except IntegrityError:
@@ -378,6 +381,7 @@ class _Ingestor:
                 rows.append(_instance_row(parsed, series, name))
             with transaction.atomic():
                 Instance.objects.bulk_create(rows)
+                series_add_instances(rows)
         except IntegrityError:
             # A concurrent ingest stored some of these UIDs first: fall back to one file at a time.
             for name in written:
@@ -390,7 +394,6 @@ class _Ingestor:
                 default_storage.delete(name)
             raise
         for _, _parsed, series in to_store:
-            self.touched_series.add(series.pk)
             self.touched_studies.add(series.study_id)
 
     def _write(self, parsed: ParsedInstance) -> tuple[str, bool]:
@@ -408,7 +411,9 @@ class _Ingestor:
         name, new = self._write(parsed)
         try:
             with transaction.atomic():
-                _instance_row(parsed, series, name).save()
+                row = _instance_row(parsed, series, name)
+                row.save()
+                series_add_instances([row])
         except IntegrityError:
             if new:
                 default_storage.delete(name)
@@ -417,16 +422,16 @@ class _Ingestor:
             )
             self._mark_known(outcomes[position], known.first() or "", parsed)
             return
-        self.touched_series.add(series.pk)
         self.touched_studies.add(series.study_id)
 
     def finish(self) -> None:
         # Rows made for files that in the end were not stored leave nothing behind.
-        Series.objects.filter(pk__in=self.created_series, instances__isnull=True).delete()
-        Study.objects.filter(pk__in=self.created_studies, series__isnull=True).delete()
-        self.touched_series &= set(Series.objects.filter(pk__in=self.touched_series).values_list("pk", flat=True))
-        for series_id in sorted(self.touched_series):
-            refresh_series(series_id)
+        if self.created_series:
+            Series.objects.filter(pk__in=self.created_series, instances__isnull=True).delete()
+        if self.created_studies:
+            Study.objects.filter(pk__in=self.created_studies, series__isnull=True).delete()
+        # The series were brought up to date with their instances as these were stored (series_add_instances);
+        # a study's counts come from its series (a few rows, whatever their size).
         for study_id in sorted(self.touched_studies):
             refresh_study(study_id)
 
@@ -584,14 +589,91 @@ _THICKNESS = _first_header_value("00180050")  # Slice Thickness
 _FRAME_OF_REFERENCE = _first_header_value("00200052")  # Frame of Reference UID (the quality checks warn without one)
 
 
+def _order_key(instance_number: int | None, sop_instance_uid: str) -> list[Any]:
+    """Where an instance comes in the order a full summary reads them (the model's: instance number, nulls last as
+    PostgreSQL sorts them, then UID); the first instance's values are the series' references."""
+    return [instance_number is None, instance_number or 0, sop_instance_uid]
+
+
+def _header_value(metadata: dict[str, Any], tag: str) -> str | None:
+    """The first value of a tag in a DICOM JSON header, as text (what ``_first_header_value`` reads in SQL)."""
+    values = (metadata.get(tag) or {}).get("Value") or [None]
+    return None if values[0] is None else str(values[0])
+
+
+def _slice_of(instance: Instance) -> SliceInfo:
+    return SliceInfo(
+        sop_instance_uid=instance.sop_instance_uid,
+        rows=instance.rows,
+        columns=instance.columns,
+        number_of_frames=instance.number_of_frames,
+        image_position=instance.image_position,
+        image_orientation=instance.image_orientation,
+        pixel_spacing=instance.pixel_spacing,
+        has_pixel_data=instance.has_pixel_data,
+        is_decodable=instance.is_decodable,
+        transfer_syntax_uid=instance.transfer_syntax_uid,
+        slice_thickness=_slice_thickness(_header_value(instance.metadata, "00180050")),
+        frame_of_reference_uid=_header_value(instance.metadata, "00200052") or "",
+    )
+
+
+def _save_summary(series: Series, summary: dict[str, Any]) -> None:
+    result = check_summary(summary)
+    for key, value in result.geometry.items():
+        setattr(series, key, value)
+    series.number_of_instances = summary["instances"]
+    series.quality = result.quality
+    series.quality_checks = result.checks
+    series.quality_checked_at = timezone.now()
+    series.quality_summary = summary
+    series.save(
+        update_fields=[
+            *result.geometry.keys(),
+            "number_of_instances",
+            "quality",
+            "quality_checks",
+            "quality_checked_at",
+            "quality_summary",
+        ]
+    )
+
+
+def series_add_instances(instances: list[Instance]) -> None:
+    """Bring the series of these just-inserted instances up to date, in the caller's transaction: counts,
+    geometry and quality checks from each series' summary and the new instances only, so that one more file
+    costs the same in a series of 2 or of 2,000 (issue 19). The series rows are locked until the caller
+    commits, so two ingests into one series count every instance exactly once, and what a reader sees always
+    matches the instances committed with it. A series whose summary cannot be extended exactly is summarised
+    again from all its instances."""
+    by_series: dict[int, list[Instance]] = {}
+    for instance in instances:
+        by_series.setdefault(instance.series_id, []).append(instance)
+    locked = Series.objects.select_for_update().filter(pk__in=by_series).order_by("pk")
+    for series in locked:
+        added = [(_order_key(i.instance_number, i.sop_instance_uid), _slice_of(i)) for i in by_series[series.pk]]
+        summary = summary_add(series.quality_summary, added) if series.quality_summary else None
+        if summary is None:
+            _summarise(series)
+        else:
+            _save_summary(series, summary)
+
+
 def refresh_series(series_id: int) -> Series:
     """Recompute geometry and quality checks of a series from all its instances (their geometry columns only)."""
-    series = Series.objects.get(pk=series_id)
+    with transaction.atomic():
+        series = Series.objects.select_for_update().get(pk=series_id)
+        _summarise(series)
+    return series
+
+
+def _summarise(series: Series) -> None:
     rows = (
-        Instance.objects.filter(series_id=series_id)
+        Instance.objects.filter(series_id=series.pk)
         .annotate(thickness=_THICKNESS, frame_of_reference=_FRAME_OF_REFERENCE)
         .values_list(
             "sop_instance_uid",
+            "instance_number",
             "rows",
             "columns",
             "number_of_frames",
@@ -604,24 +686,29 @@ def refresh_series(series_id: int) -> Series:
             "thickness",
             "frame_of_reference",
         )
+        .order_by()  # the summary orders by each instance's key itself
     )
     slices = [
-        SliceInfo(
-            sop_instance_uid=uid,
-            rows=height,
-            columns=width,
-            number_of_frames=frames,
-            image_position=position,
-            image_orientation=orientation,
-            pixel_spacing=spacing,
-            has_pixel_data=pixels,
-            is_decodable=decodable,
-            transfer_syntax_uid=syntax,
-            slice_thickness=_slice_thickness(thickness),
-            frame_of_reference_uid=frame_of_reference or "",
+        (
+            _order_key(number, uid),
+            SliceInfo(
+                sop_instance_uid=uid,
+                rows=height,
+                columns=width,
+                number_of_frames=frames,
+                image_position=position,
+                image_orientation=orientation,
+                pixel_spacing=spacing,
+                has_pixel_data=pixels,
+                is_decodable=decodable,
+                transfer_syntax_uid=syntax,
+                slice_thickness=_slice_thickness(thickness),
+                frame_of_reference_uid=frame_of_reference or "",
+            ),
         )
         for (
             uid,
+            number,
             height,
             width,
             frames,
@@ -635,23 +722,9 @@ def refresh_series(series_id: int) -> Series:
             frame_of_reference,
         ) in rows
     ]
-    result = check_series(slices)
-    for key, value in result.geometry.items():
-        setattr(series, key, value)
-    series.number_of_instances = len(slices)
-    series.quality = result.quality
-    series.quality_checks = result.checks
-    series.quality_checked_at = timezone.now()
-    series.save(
-        update_fields=[
-            *result.geometry.keys(),
-            "number_of_instances",
-            "quality",
-            "quality_checks",
-            "quality_checked_at",
-        ]
-    )
-    return series
+    summary = summary_add(empty_summary(), slices)
+    assert summary is not None  # adding to an empty summary never needs earlier slices
+    _save_summary(series, summary)
 
 
 def refresh_study(study_id: int) -> Study:
