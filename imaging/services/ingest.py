@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -254,6 +255,15 @@ def _instance_row(parsed: ParsedInstance, series: Series, file_name: str) -> Ins
     )
 
 
+def _series_lookup(store: ImageStore) -> Any:
+    # Without the fields that grow with the series (its positions, its summary): ingest needs its keys only.
+    return (
+        Series.objects.filter(store=store)
+        .select_related("study")
+        .defer("slice_positions", "quality_summary", "quality_checks")
+    )
+
+
 class _Ingestor:
     """Holds the per-call caches of studies and series so a 300-slice series costs one lookup."""
 
@@ -273,6 +283,13 @@ class _Ingestor:
     def _study(self, parsed: ParsedInstance) -> Study:
         uid = parsed.study_instance_uid
         study = self.studies.get(uid)
+        if study is None and parsed.series_instance_uid not in self.series:
+            # One query for both when the series is known (a file added to a series: the per-file door's case).
+            known = _series_lookup(self.store).filter(series_instance_uid=parsed.series_instance_uid).first()
+            if known is not None:
+                self.series[parsed.series_instance_uid] = known
+                if known.study.study_instance_uid == uid:
+                    study = self.studies[uid] = known.study
         if study is None:
             study = Study.objects.filter(store=self.store, study_instance_uid=uid).first()
             if study is None:
@@ -292,7 +309,7 @@ class _Ingestor:
         uid = parsed.series_instance_uid
         series: Series | None = self.series.get(uid)
         if series is None:
-            series = Series.objects.filter(store=self.store, series_instance_uid=uid).select_related("study").first()
+            series = _series_lookup(self.store).filter(series_instance_uid=uid).first()
             if series is None:
                 try:
                     with transaction.atomic():
@@ -305,7 +322,7 @@ class _Ingestor:
                         )
                     self.created_series.add(series.pk)
                 except IntegrityError:
-                    series = Series.objects.select_related("study").get(store=self.store, series_instance_uid=uid)
+                    series = _series_lookup(self.store).get(series_instance_uid=uid)
         if series.study_id != study.pk:
             raise DicomRejected(
                 f"Series {uid} already belongs to study {series.study.study_instance_uid}, "
@@ -430,10 +447,11 @@ class _Ingestor:
             Series.objects.filter(pk__in=self.created_series, instances__isnull=True).delete()
         if self.created_studies:
             Study.objects.filter(pk__in=self.created_studies, series__isnull=True).delete()
-        # The series were brought up to date with their instances as these were stored (series_add_instances);
-        # a study's counts come from its series (a few rows, whatever their size).
-        for study_id in sorted(self.touched_studies):
-            refresh_study(study_id)
+        # The series and their studies' instance counts were brought up to date as the instances were stored
+        # (series_add_instances); a study that gained a series gets its series count and modalities here.
+        if self.created_series:
+            for study_id in sorted(self.touched_studies):
+                refresh_study(study_id)
 
 
 def _reject(outcome: FileOutcome, exc: ApplicationError, *, status: int = 400) -> None:
@@ -650,13 +668,22 @@ def series_add_instances(instances: list[Instance]) -> None:
     for instance in instances:
         by_series.setdefault(instance.series_id, []).append(instance)
     locked = Series.objects.select_for_update().filter(pk__in=by_series).order_by("pk")
+    added_to_study: dict[int, int] = {}
     for series in locked:
         added = [(_order_key(i.instance_number, i.sop_instance_uid), _slice_of(i)) for i in by_series[series.pk]]
+        before = series.number_of_instances
         summary = summary_add(series.quality_summary, added) if series.quality_summary else None
         if summary is None:
             _summarise(series)
         else:
             _save_summary(series, summary)
+        added_to_study[series.study_id] = added_to_study.get(series.study_id, 0) + series.number_of_instances - before
+    # The study's count moves with its series' in the same transaction (its series and modalities change only
+    # when a series is made or removed: see _Ingestor.finish).
+    for study_id, count in sorted(added_to_study.items()):
+        Study.objects.filter(pk=study_id).update(
+            number_of_instances=F("number_of_instances") + count, updated_at=timezone.now()
+        )
 
 
 def refresh_series(series_id: int) -> Series:

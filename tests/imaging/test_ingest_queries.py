@@ -114,12 +114,17 @@ def test_one_more_file_reads_no_more_instance_rows_in_a_series_of_20_than_of_2()
     for size, seed in ((2, 41), (20, 42)):
         files = series_of(size + 2, seed)
         for name, data in files[:size]:
-            assert client.post(UPLOAD_URL, {"project": "bounded", "files": [SimpleUploadedFile(name, data)]}).status_code == 201
+            assert (
+                client.post(UPLOAD_URL, {"project": "bounded", "files": [SimpleUploadedFile(name, data)]}).status_code
+                == 201
+            )
         reads[size], queries[size] = [], []
         for name, data in files[size:]:
             before = _instance_rows_read()
             with CaptureQueriesContext(connection) as context:
-                response: Any = client.post(UPLOAD_URL, {"project": "bounded", "files": [SimpleUploadedFile(name, data)]})
+                response: Any = client.post(
+                    UPLOAD_URL, {"project": "bounded", "files": [SimpleUploadedFile(name, data)]}
+                )
             assert response.status_code == 201, response.content
             reads[size].append(_instance_rows_read() - before)
             queries[size].append(len(context.captured_queries))
@@ -157,7 +162,14 @@ def test_series_updated_file_by_file_in_any_order_matches_a_full_refresh() -> No
     order = [*random.Random(7).sample(range(1, 8), 7), 0]
     order.remove(4)
     order.insert(6, 4)  # the middle slice late: a gap, then none
-    fields = ("number_of_instances", "number_of_slices", "slice_positions", "slice_spacing", "quality", "quality_checks")
+    fields = (
+        "number_of_instances",
+        "number_of_slices",
+        "slice_positions",
+        "slice_spacing",
+        "quality",
+        "quality_checks",
+    )
     qualities = []
     for index in order:
         ingest_files([IncomingFile(name=f"{index}.dcm", data=to_bytes(datasets[index]))], store=project.image_store)
