@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -142,6 +143,7 @@ class IncomingFile:
     data: bytes
     # Set when the door already knows why the file cannot be stored (reported as rejected, never parsed).
     refusal: str = ""
+    refusal_code: str = "nested_zip"
 
 
 def storage_path(parsed: ParsedInstance, store: ImageStore) -> str:
@@ -490,7 +492,7 @@ def ingest_files(
         for incoming in files:
             try:
                 if incoming.refusal:
-                    raise DicomRejected(incoming.refusal, code="nested_zip")
+                    raise DicomRejected(incoming.refusal, code=incoming.refusal_code)
                 parsed = parse_part10(incoming.data)
             except DicomRejected as exc:
                 outcome = FileOutcome(name=incoming.name, status=REJECTED)
@@ -571,11 +573,28 @@ def iter_zip_files(archive: zipfile.ZipFile) -> Iterator[IncomingFile]:
         base = posixpath.basename(info.filename)
         if base.startswith(".") or info.filename.startswith("__MACOSX/") or base.upper() == "DICOMDIR":
             continue
-        # Read at most the declared size plus one byte: a member that lies about its size is refused.
-        with archive.open(info) as member:
-            data = member.read(info.file_size + 1)
+        # Read at most the declared size plus one byte: a member that lies about its size is refused. A damaged
+        # member (its CRC or its compressed data wrong) is one refused file, reported by name like a file that
+        # is not DICOM: raising here would end the upload half done, the members before it stored.
+        try:
+            with archive.open(info) as member:
+                data = member.read(info.file_size + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            yield IncomingFile(
+                name=info.filename,
+                data=b"",
+                refusal=f"Damaged in the zip ({exc}): not stored; zip the file again",
+                refusal_code="zip_corrupt",
+            )
+            continue
         if len(data) > info.file_size:
-            raise ApplicationError(f"Zip member {info.filename!r} is larger than its header says", code="zip_corrupt")
+            yield IncomingFile(
+                name=info.filename,
+                data=b"",
+                refusal="Damaged in the zip (larger than its header says): not stored; zip the file again",
+                refusal_code="zip_corrupt",
+            )
+            continue
         if data[:4] == b"PK\x03\x04":
             # Said plainly, rather than "Not a DICOM Part 10 file": archives inside archives are not opened.
             yield IncomingFile(
