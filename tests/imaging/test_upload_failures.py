@@ -10,9 +10,10 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -64,8 +65,8 @@ def assert_index_matches_disk(root: Path) -> None:
 
 @pytest.fixture
 def uploader(db: None) -> tuple[Project, Client]:
-    project = ProjectFactory(slug="failures")
-    user = UserFactory(username="failures-manager")
+    project = cast(Project, ProjectFactory(slug="failures"))
+    user = cast(User, UserFactory(username="failures-manager"))
     MembershipFactory(project=project, user=user, role="manager")
     client = Client(raise_request_exception=False)
     client.force_login(user)
