@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -338,12 +338,21 @@ class _Ingestor:
         self, batch: list[tuple[str, ParsedInstance]], outcomes: dict[int, FileOutcome], order: list[int]
     ) -> None:
         """Store one batch of parsed files: one query for duplicates, files written, one bulk insert."""
-        uids = [parsed.sop_instance_uid for _, parsed in batch]
-        existing = dict(
-            Instance.objects.filter(store=self.store, sop_instance_uid__in=uids).values_list(
-                "sop_instance_uid", "sha256"
-            )
-        )
+        uids = {parsed.sop_instance_uid for _, parsed in batch}
+        # One query for both: the batch's UIDs already in this store (duplicates, conflicts), and files already on
+        # disk with the same bytes in any store (referenced, not written again).
+        wanted = Q(store=self.store, sop_instance_uid__in=uids)
+        if self.keep_files:
+            wanted |= Q(sha256__in={parsed.sha256 for _, parsed in batch}) & ~Q(file="")
+        existing: dict[str, str] = {}
+        self.known_files = {}
+        for store_id, uid, sha, name in Instance.objects.filter(wanted).values_list(
+            "store_id", "sop_instance_uid", "sha256", "file"
+        ):
+            if store_id == self.store.pk and uid in uids:
+                existing[uid] = sha
+            if name:
+                self.known_files.setdefault(sha, name)
         to_store: list[tuple[int, ParsedInstance, Series]] = []
         seen_in_batch: dict[str, str] = {}
         for position, (name, parsed) in zip(order, batch, strict=True):
@@ -385,11 +394,6 @@ class _Ingestor:
             outcome.http_status = 409
 
     def _store(self, to_store: list[tuple[int, ParsedInstance, Series]], outcomes: dict[int, FileOutcome]) -> None:
-        if self.keep_files:
-            shas = {parsed.sha256 for _, parsed, _ in to_store}
-            self.known_files = dict(
-                Instance.objects.filter(sha256__in=shas).exclude(file="").values_list("sha256", "file")
-            )
         written: list[str] = []
         rows: list[Instance] = []
         try:
