@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -180,12 +181,13 @@ class CpuMeter:
     disturbs far less than the wall-clock rate: ours is the gunicorn workers plus PostgreSQL (its backends,
     including any started during the variant), Orthanc's is its one process (its index is in-process SQLite)."""
 
-    def __init__(self, fixed: list[int], with_postgres: bool) -> None:
-        self.fixed, self.with_postgres = fixed, with_postgres
+    def __init__(self, processes: Callable[[], list[int]], with_postgres: bool) -> None:
+        # Listed again at the end: a gunicorn worker not yet forked when the variant started still counts.
+        self.processes, self.with_postgres = processes, with_postgres
         self.start = cpu_by_pid(self.pids())
 
     def pids(self) -> list[int]:
-        return self.fixed + (postgres_pids() if self.with_postgres else [])
+        return self.processes() + (postgres_pids() if self.with_postgres else [])
 
     def used(self) -> float:
         end = cpu_by_pid(self.pids())
@@ -235,7 +237,7 @@ def bench_ingest(total: int, port: int, batch: int = 50, per_series: int = 200) 
     orthanc = orthanc_pid()
     peak = reset_peak([orthanc])
     cpu: dict[str, float] = {}
-    meter = CpuMeter([orthanc], with_postgres=False)
+    meter = CpuMeter(lambda: [orthanc], with_postgres=False)
     start = time.perf_counter()
     for incoming in files:
         response = session.post(
@@ -249,7 +251,7 @@ def bench_ingest(total: int, port: int, batch: int = 50, per_series: int = 200) 
     stow_bodies = [multipart_related(chunk) for chunk in batches(files, batch)]
     orthanc_clear()
     peak = reset_peak([orthanc])
-    meter = CpuMeter([orthanc], with_postgres=False)
+    meter = CpuMeter(lambda: [orthanc], with_postgres=False)
     start = time.perf_counter()
     for body, content_type in stow_bodies:
         response = session.post(f"{ORTHANC_WEB}/studies", data=body, headers={"Content-Type": content_type})
@@ -267,7 +269,7 @@ def bench_ingest(total: int, port: int, batch: int = 50, per_series: int = 200) 
         workers: list[int | str] = list(children_of(server.pid))
         ours_clear("bench-ingest")
         peak = reset_peak(workers)
-        meter = CpuMeter([int(w) for w in workers], with_postgres=True)
+        meter = CpuMeter(lambda: children_of(server.pid), with_postgres=True)
         start = time.perf_counter()
         for body, content_type in stow_bodies:
             response = ours.post(
@@ -282,7 +284,7 @@ def bench_ingest(total: int, port: int, batch: int = 50, per_series: int = 200) 
 
         ours_clear("bench-ingest")
         peak = reset_peak(workers)
-        meter = CpuMeter([int(w) for w in workers], with_postgres=True)
+        meter = CpuMeter(lambda: children_of(server.pid), with_postgres=True)
         start = time.perf_counter()
         for incoming in files:
             response = ours.post(
