@@ -5,7 +5,9 @@ anything is kept) and the files go to the storage backend under ``uploads/<token
 share (a folder or an S3 bucket). The job then runs them through the one ingest service into the project's own
 image store (never another: image-store isolation) and reports each file: stored, duplicate, or rejected with
 the reason. Ingest is idempotent on SOP Instance UID, so a retried job reports the files it already stored as
-duplicates and stores nothing twice. The staged copies are deleted once the job has succeeded."""
+duplicates and stores nothing twice. The staged copies are deleted once the job has ended: succeeded, failed
+for good, or cancelled (a transient failure with attempts left keeps them for the retry), and when staging or
+creating the job fails."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from typing import IO, Any
 
 from django.core.files.base import File
 from django.core.files.storage import default_storage
+from django.db import OperationalError
 from django.utils.translation import gettext as _
 
 from annotation.models import Project
@@ -27,7 +30,7 @@ from imaging.services.ingest import IncomingFile, iter_zip_files, open_zip_check
 from imaging.services.store import files_store
 from jobs.messages import DONE, IMPORTING, job_text
 from jobs.models import Job, JobKind
-from jobs.services import Progress, job_create
+from jobs.services import Progress, TransientJobError, job_create
 
 STAGING_PREFIX = "uploads"
 # Progress is written at most this often (a row update per file would be thousands of writes for a big zip).
@@ -64,17 +67,26 @@ def upload_job_create(*, project: Project, uploads: list[Any], created_by: User)
         total += members
     token = uuid.uuid4().hex
     staged: list[dict[str, Any]] = []
-    for index, entry in enumerate(entries):
-        upload = entry.pop("upload")
-        path = default_storage.save(f"{STAGING_PREFIX}/{token}/{index:05d}", File(upload))
-        staged.append({**entry, "path": path})
-    return job_create(
-        kind=JobKind.INGEST,
-        task_name="annotation.tasks.ingest_upload",
-        project=project,
-        created_by=created_by,
-        params={"upload": token, "files": staged, "total_files": total},
-    )
+    try:
+        for index, entry in enumerate(entries):
+            upload = entry.pop("upload")
+            path = default_storage.save(f"{STAGING_PREFIX}/{token}/{index:05d}", File(upload))
+            staged.append({**entry, "path": path})
+        return job_create(
+            kind=JobKind.INGEST,
+            task_name="annotation.tasks.ingest_upload",
+            project=project,
+            created_by=created_by,
+            params={"upload": token, "files": staged, "total_files": total},
+        )
+    except BaseException:
+        _staged_delete(staged)  # no job will read them
+        raise
+
+
+def _staged_delete(entries: list[dict[str, Any]]) -> None:
+    for entry in entries:
+        default_storage.delete(entry["path"])
 
 
 def _staged_files(job: Job) -> Iterator[IncomingFile]:
@@ -107,10 +119,19 @@ def ingest_upload(job: Job, progress: Progress) -> dict[str, Any]:
             yield incoming
             state["done"] += 1
 
-    report = files_store(counted(), store=project.image_store, source=project.dicom_source)
+    try:
+        report = files_store(counted(), store=project.image_store, source=project.dicom_source)
+    except (TransientJobError, OperationalError):
+        if job.attempts >= job.max_attempts:  # the last attempt: no retry will read them
+            _staged_delete(job.params["files"])
+        raise
+    except BaseException:
+        # The job ends here (failed or cancelled): the staged copies would stay in the storage for good. What
+        # was stored before the failure is whole (each file is), and uploading again reports it as duplicates.
+        _staged_delete(job.params["files"])
+        raise
     result = report.as_dict()
     result["files_total"] = state["done"]
     progress(done=state["done"], total=max(total, state["done"]), message=job_text(DONE))
-    for entry in job.params["files"]:
-        default_storage.delete(entry["path"])
+    _staged_delete(job.params["files"])
     return result

@@ -127,6 +127,9 @@ class Series(models.Model):
     quality = models.CharField(max_length=16, choices=Quality.choices, default=Quality.PENDING, db_index=True)
     quality_checks = models.JSONField(default=list, blank=True)
     quality_checked_at = models.DateTimeField(null=True, blank=True)
+    # What the checks need of the instances counted so far (imaging.quality.summary_add), so that adding a file
+    # updates the series without reading its other instances; empty until first summarised.
+    quality_summary = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,6 +4,7 @@ gives wrong masks and wrong distances in millimetres."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from statistics import median
@@ -53,25 +54,135 @@ def _close(a: list[float], b: list[float], tol: float) -> bool:
     return len(a) == len(b) and all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
 
 
+# What the checks read of a slice besides its position: slices alike in all of these form one group, so that a
+# 500-slice CT is one group of 500 and the series' summary (below) stays small however many slices it has.
+_SIGNATURE = (
+    "rows",
+    "columns",
+    "number_of_frames",
+    "pixel_spacing",
+    "image_orientation",
+    "has_pixel_data",
+    "is_decodable",
+    "transfer_syntax_uid",
+    "slice_thickness",
+    "frame_of_reference_uid",
+)
+SUMMARY_VERSION = 1
+
+
+def empty_summary() -> dict[str, Any]:
+    """The summary of a series without instances (see ``summary_add``)."""
+    return {
+        "version": SUMMARY_VERSION,
+        "instances": 0,
+        "groups": [],
+        "positions": [],
+        "missing_positions": 0,
+        "unprojected": 0,
+        "normal_from": None,
+    }
+
+
+def _missing_position(position: list[float] | None) -> bool:
+    return not position or len(position) != 3
+
+
+def _reference_orientation(groups: list[dict[str, Any]]) -> list[float] | None:
+    for group in groups:
+        orientation = group["slice"]["image_orientation"]
+        if group["slice"]["has_pixel_data"] and orientation and len(orientation) == 6:
+            return [float(v) for v in orientation]
+    return None
+
+
+def summary_add(summary: dict[str, Any], slices: list[tuple[Any, SliceInfo]]) -> dict[str, Any] | None:
+    """The summary of a series after adding ``slices`` (each with its order key: the order in which a full
+    check reads the instances, whose first values are the series' references), without reading the slices
+    already counted; None when that cannot be done exactly (a new first slice changes the orientation the
+    positions were measured along), and the series must be summarised again from all its instances.
+
+    The summary holds, per group of alike slices, the count and the key of its first slice, plus the sorted
+    positions of the single-frame images along the slice normal: what ``check_summary`` needs to give the
+    same answer as ``check_series`` on every slice (issue 19: one more uploaded file no longer re-reads the
+    whole series)."""
+    if summary.get("version") != SUMMARY_VERSION:
+        return None
+    result = {**summary, "groups": [dict(g) for g in summary["groups"]], "positions": list(summary["positions"])}
+    index = {json_key(g["slice"]): g for g in result["groups"]}
+    new_positions: list[list[float]] = []
+    for key, info in slices:
+        signature = {name: getattr(info, name) for name in _SIGNATURE}
+        group = index.get(json_key(signature))
+        if group is None:
+            group = {"slice": signature, "count": 0, "key": key}
+            index[json_key(signature)] = group
+            result["groups"].append(group)
+        group["count"] += 1
+        if _order(key) < _order(group["key"]):
+            group["key"] = key
+        result["instances"] += 1
+        if info.has_pixel_data and info.number_of_frames == 1:
+            if _missing_position(info.image_position):
+                result["missing_positions"] += 1
+            else:
+                new_positions.append([float(v) for v in info.image_position or []])
+    result["groups"].sort(key=lambda g: _order(g["key"]))
+    orientation = _reference_orientation(result["groups"])
+    if orientation != result["normal_from"]:
+        if result["positions"] or result["unprojected"]:
+            return None  # the positions counted so far were measured along another normal (or none)
+        result["normal_from"] = orientation
+    if orientation is None:
+        result["unprojected"] += len(new_positions)
+    else:
+        normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:]))
+        result["positions"].extend(float(np.dot(normal, np.asarray(p))) for p in new_positions)
+        result["positions"].sort()
+    return result
+
+
+def json_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _order(key: Any) -> Any:
+    # JSON turns tuples into lists; compare them alike.
+    return tuple(_order(k) for k in key) if isinstance(key, list | tuple) else key
+
+
 def check_series(slices: list[SliceInfo]) -> SeriesQuality:
+    """The checks on every slice of a series, in the order given (its first values are the references)."""
+    summary = summary_add(empty_summary(), [(index, info) for index, info in enumerate(slices)])
+    assert summary is not None  # adding to an empty summary never needs the earlier slices
+    return check_summary(summary)
+
+
+def check_summary(summary: dict[str, Any]) -> SeriesQuality:
     checks: list[dict[str, str]] = []
-    images = [s for s in slices if s.has_pixel_data]
+    images = [g for g in summary["groups"] if g["slice"]["has_pixel_data"]]
+
+    def count(groups: list[dict[str, Any]]) -> int:
+        return sum(g["count"] for g in groups)
+
     geometry: dict[str, Any] = {
         "rows": None,
         "columns": None,
-        "number_of_slices": sum(s.number_of_frames for s in images),
+        "number_of_slices": sum(g["count"] * g["slice"]["number_of_frames"] for g in images),
         "pixel_spacing": None,
         "slice_thickness": None,
         "slice_spacing": None,
         "image_orientation": None,
         "slice_positions": [],
-        "is_multiframe": any(s.number_of_frames > 1 for s in images),
+        "is_multiframe": any(g["slice"]["number_of_frames"] > 1 for g in images),
     }
     if not images:
         checks.append(_check("pixel_data", OK, "No image objects in this series (non-image objects only)"))
         return SeriesQuality(OK, checks, geometry)
 
-    dims = Counter((s.rows, s.columns) for s in images)
+    dims: Counter[tuple[int | None, int | None]] = Counter()
+    for group in images:
+        dims[(group["slice"]["rows"], group["slice"]["columns"])] += group["count"]
     (rows, columns), _ = dims.most_common(1)[0]
     geometry["rows"], geometry["columns"] = rows, columns
     if len(dims) > 1:
@@ -80,29 +191,29 @@ def check_series(slices: list[SliceInfo]) -> SeriesQuality:
     else:
         checks.append(_check("dimensions", OK, f"All images {rows}x{columns}"))
 
-    undecodable = [s for s in images if not s.is_decodable]
+    undecodable = [g for g in images if not g["slice"]["is_decodable"]]
     if undecodable:
-        syntaxes = ", ".join(sorted({s.transfer_syntax_uid for s in undecodable}))
+        syntaxes = ", ".join(sorted({g["slice"]["transfer_syntax_uid"] for g in undecodable}))
         checks.append(
             _check(
-                "pixel_data", FAILED, f"{len(undecodable)} image(s) have pixel data that cannot be decoded ({syntaxes})"
+                "pixel_data",
+                FAILED,
+                f"{count(undecodable)} image(s) have pixel data that cannot be decoded ({syntaxes})",
             )
         )
     else:
         checks.append(_check("pixel_data", OK, "Pixel data decodable"))
 
-    multi = [s for s in images if s.number_of_frames > 1]
-    if multi and len(multi) != len(images):
+    multi = count([g for g in images if g["slice"]["number_of_frames"] > 1])
+    if multi and multi != count(images):
         checks.append(
-            _check(
-                "frames", FAILED, f"Mixes {len(multi)} multi-frame and {len(images) - len(multi)} single-frame images"
-            )
+            _check("frames", FAILED, f"Mixes {multi} multi-frame and {count(images) - multi} single-frame images")
         )
     else:
         kind = "multi-frame" if multi else "single-frame"
         checks.append(_check("frames", OK, f"All images {kind}"))
 
-    spacings = [s.pixel_spacing for s in images if s.pixel_spacing]
+    spacings = [g["slice"]["pixel_spacing"] for g in images if g["slice"]["pixel_spacing"]]
     if spacings:
         geometry["pixel_spacing"] = spacings[0]
         if any(not _close(sp, spacings[0], SPACING_TOLERANCE) for sp in spacings):
@@ -111,10 +222,14 @@ def check_series(slices: list[SliceInfo]) -> SeriesQuality:
             checks.append(_check("pixel_spacing", OK, f"Pixel spacing {spacings[0][0]:g} x {spacings[0][1]:g} mm"))
     else:
         checks.append(_check("pixel_spacing", WARNING, "No pixel spacing: distances in mm cannot be computed"))
-    thicknesses = [s.slice_thickness for s in images if s.slice_thickness]
+    thicknesses = [g["slice"]["slice_thickness"] for g in images if g["slice"]["slice_thickness"]]
     geometry["slice_thickness"] = thicknesses[0] if thicknesses else None
 
-    orientations = [s.image_orientation for s in images if s.image_orientation and len(s.image_orientation) == 6]
+    orientations = [
+        g["slice"]["image_orientation"]
+        for g in images
+        if g["slice"]["image_orientation"] and len(g["slice"]["image_orientation"]) == 6
+    ]
     if orientations:
         geometry["image_orientation"] = orientations[0]
         if any(not _close(o, orientations[0], COSINE_TOLERANCE) for o in orientations):
@@ -122,11 +237,12 @@ def check_series(slices: list[SliceInfo]) -> SeriesQuality:
         else:
             checks.append(_check("orientation", OK, "One image orientation"))
 
-    checks.append(_check_frame_of_reference(images))
+    uids = {g["slice"]["frame_of_reference_uid"] for g in images}
+    missing = count([g for g in images if not g["slice"]["frame_of_reference_uid"]])
+    checks.append(_check_frame_of_reference(uids, missing, count(images)))
 
-    single_frames = [s for s in images if s.number_of_frames == 1]
-    if len(single_frames) > 1:
-        checks.extend(_check_positions(single_frames, orientations[0] if orientations else None, geometry))
+    if count([g for g in images if g["slice"]["number_of_frames"] == 1]) > 1:
+        checks.extend(_check_positions(summary, orientations[0] if orientations else None, geometry))
     worst = (
         FAILED
         if any(c["status"] == FAILED for c in checks)
@@ -137,17 +253,15 @@ def check_series(slices: list[SliceInfo]) -> SeriesQuality:
     return SeriesQuality(worst, checks, geometry)
 
 
-def _check_frame_of_reference(images: list[SliceInfo]) -> dict[str, str]:
+def _check_frame_of_reference(uids: set[str], missing: int, images: int) -> dict[str, str]:
     """A warning, not a failure: the images can be read and labelled, but labels written as DICOM (SEG,
     RTSTRUCT) must name the coordinate system they are drawn in, so the export derives one for the series
     (and records it) when the images carry none."""
-    uids = {s.frame_of_reference_uid for s in images}
-    missing = sum(1 for s in images if not s.frame_of_reference_uid)
     if missing:
         return _check(
             "frame_of_reference",
             WARNING,
-            f"No Frame of Reference UID on {missing} of {len(images)} image(s): DICOM SEG and RTSTRUCT exports "
+            f"No Frame of Reference UID on {missing} of {images} image(s): DICOM SEG and RTSTRUCT exports "
             "derive one for this series and record it in the snapshot",
         )
     if len(uids) > 1:
@@ -161,15 +275,14 @@ def _check_frame_of_reference(images: list[SliceInfo]) -> dict[str, str]:
 
 
 def _check_positions(
-    slices: list[SliceInfo], orientation: list[float] | None, geometry: dict[str, Any]
+    summary: dict[str, Any], orientation: list[float] | None, geometry: dict[str, Any]
 ) -> list[dict[str, str]]:
-    missing = [s for s in slices if not s.image_position or len(s.image_position) != 3]
+    missing = summary["missing_positions"]
     if missing:
-        return [_check("slice_positions", FAILED, f"{len(missing)} image(s) have no Image Position (Patient)")]
+        return [_check("slice_positions", FAILED, f"{missing} image(s) have no Image Position (Patient)")]
     if orientation is None:
         return [_check("slice_positions", FAILED, "No Image Orientation (Patient): slices cannot be ordered")]
-    normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:]))
-    positions = sorted(float(np.dot(normal, np.asarray(s.image_position))) for s in slices)
+    positions: list[float] = summary["positions"]  # sorted, along the normal of this orientation
     geometry["slice_positions"] = [round(p, 4) for p in positions]
     results: list[dict[str, str]] = []
     diffs = [b - a for a, b in zip(positions, positions[1:], strict=False)]

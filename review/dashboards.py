@@ -33,7 +33,8 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Subquery
+from django.db.models import Case as SqlCase
+from django.db.models import Count, Exists, OuterRef, Subquery, Value, When
 
 from annotation.models import (
     Annotation,
@@ -326,11 +327,12 @@ def case_summaries_refresh(*, project: Project, case_ids: Sequence[int] | None =
     return len(rows)
 
 
-def _is_stale(status: str, changed: str, data: dict[str, Any] | None) -> bool:
+def _is_stale(been_further: bool, changed: str, data: dict[str, Any] | None) -> bool:
     """A summary is stale when the case changed since it was computed (a transition writes the case's
-    ``updated_at``). A case still awaiting its first reading needs none: it has nothing but its status."""
+    ``updated_at``). A case still awaiting its first reading that never left it needs none: it has nothing but
+    its status."""
     if data is None:
-        return status != CaseStatus.AWAITING_FIRST_READ
+        return been_further
     return data.get("seen") != changed
 
 
@@ -345,11 +347,21 @@ def project_snapshot(project: Project) -> Snapshot:
     labels = _schema_labels(project)
     status_of_case: dict[int, str] = {}
     changed_of_case: dict[int, str] = {}
-    for pk, status, updated_at in project.cases.values_list("pk", "status", "updated_at"):
+    moved: set[int] = set()
+    # A case awaiting its first reading that has been further (made gold with its final label: its readings from
+    # before stay and count) has a summary to make like any other; without one it was missing until a rebuild.
+    been_further = SqlCase(
+        When(status=CaseStatus.AWAITING_FIRST_READ, then=Exists(CaseEvent.objects.filter(case_id=OuterRef("pk")))),
+        default=Value(True),
+    )
+    cases = project.cases.annotate(been_further=been_further)
+    for pk, status, updated_at, further in cases.values_list("pk", "status", "updated_at", "been_further"):
         status_of_case[pk] = status
         changed_of_case[pk] = updated_at.isoformat()
+        if further:
+            moved.add(pk)
     summaries = dict(CaseSummary.objects.filter(project=project).order_by("case_id").values_list("case_id", "data"))
-    stale = [pk for pk, status in status_of_case.items() if _is_stale(status, changed_of_case[pk], summaries.get(pk))]
+    stale = [pk for pk in status_of_case if _is_stale(pk in moved, changed_of_case[pk], summaries.get(pk))]
     if stale:
         case_summaries_refresh(project=project, case_ids=stale)
         summaries.update(CaseSummary.objects.filter(case_id__in=stale).values_list("case_id", "data"))

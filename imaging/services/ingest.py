@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -25,13 +26,14 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from config.errors import ApplicationError, PayloadTooLargeError
 from imaging.dicom import DicomRejected, ParsedInstance, header_json, parse_part10
 from imaging.models import DicomSource, ImageStore, Instance, Series, Study
-from imaging.quality import SliceInfo, check_series
+from imaging.quality import SliceInfo, check_summary, empty_summary, summary_add
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +143,7 @@ class IncomingFile:
     data: bytes
     # Set when the door already knows why the file cannot be stored (reported as rejected, never parsed).
     refusal: str = ""
+    refusal_code: str = "nested_zip"
 
 
 def storage_path(parsed: ParsedInstance, store: ImageStore) -> str:
@@ -254,6 +257,15 @@ def _instance_row(parsed: ParsedInstance, series: Series, file_name: str) -> Ins
     )
 
 
+def _series_lookup(store: ImageStore) -> Any:
+    # Without the fields that grow with the series (its positions, its summary): ingest needs its keys only.
+    return (
+        Series.objects.filter(store=store)
+        .select_related("study")
+        .defer("slice_positions", "quality_summary", "quality_checks")
+    )
+
+
 class _Ingestor:
     """Holds the per-call caches of studies and series so a 300-slice series costs one lookup."""
 
@@ -266,7 +278,6 @@ class _Ingestor:
         self.created_series: set[int] = set()
         self.studies: dict[str, Study] = {}
         self.series: dict[str, Series] = {}
-        self.touched_series: set[int] = set()
         self.touched_studies: set[int] = set()
         # SHA-256 -> a file already on disk with those bytes, for the batch being stored.
         self.known_files: dict[str, str] = {}
@@ -274,6 +285,13 @@ class _Ingestor:
     def _study(self, parsed: ParsedInstance) -> Study:
         uid = parsed.study_instance_uid
         study = self.studies.get(uid)
+        if study is None and parsed.series_instance_uid not in self.series:
+            # One query for both when the series is known (a file added to a series: the per-file door's case).
+            known = _series_lookup(self.store).filter(series_instance_uid=parsed.series_instance_uid).first()
+            if known is not None:
+                self.series[parsed.series_instance_uid] = known
+                if known.study.study_instance_uid == uid:
+                    study = self.studies[uid] = known.study
         if study is None:
             study = Study.objects.filter(store=self.store, study_instance_uid=uid).first()
             if study is None:
@@ -293,16 +311,20 @@ class _Ingestor:
         uid = parsed.series_instance_uid
         series: Series | None = self.series.get(uid)
         if series is None:
-            series = Series.objects.filter(store=self.store, series_instance_uid=uid).select_related("study").first()
+            series = _series_lookup(self.store).filter(series_instance_uid=uid).first()
             if series is None:
                 try:
                     with transaction.atomic():
                         series = Series.objects.create(
-                            study=study, store=self.store, series_instance_uid=uid, **_series_fields(parsed)
+                            study=study,
+                            store=self.store,
+                            series_instance_uid=uid,
+                            quality_summary=empty_summary(),
+                            **_series_fields(parsed),
                         )
                     self.created_series.add(series.pk)
                 except IntegrityError:
-                    series = Series.objects.select_related("study").get(store=self.store, series_instance_uid=uid)
+                    series = _series_lookup(self.store).get(series_instance_uid=uid)
         if series.study_id != study.pk:
             raise DicomRejected(
                 f"Series {uid} already belongs to study {series.study.study_instance_uid}, "
@@ -316,12 +338,21 @@ class _Ingestor:
         self, batch: list[tuple[str, ParsedInstance]], outcomes: dict[int, FileOutcome], order: list[int]
     ) -> None:
         """Store one batch of parsed files: one query for duplicates, files written, one bulk insert."""
-        uids = [parsed.sop_instance_uid for _, parsed in batch]
-        existing = dict(
-            Instance.objects.filter(store=self.store, sop_instance_uid__in=uids).values_list(
-                "sop_instance_uid", "sha256"
-            )
-        )
+        uids = {parsed.sop_instance_uid for _, parsed in batch}
+        # One query for both: the batch's UIDs already in this store (duplicates, conflicts), and files already on
+        # disk with the same bytes in any store (referenced, not written again).
+        wanted = Q(store=self.store, sop_instance_uid__in=uids)
+        if self.keep_files:
+            wanted |= Q(sha256__in={parsed.sha256 for _, parsed in batch}) & ~Q(file="")
+        existing: dict[str, str] = {}
+        self.known_files = {}
+        for store_id, uid, sha, name in Instance.objects.filter(wanted).values_list(
+            "store_id", "sop_instance_uid", "sha256", "file"
+        ):
+            if store_id == self.store.pk and uid in uids:
+                existing[uid] = sha
+            if name:
+                self.known_files.setdefault(sha, name)
         to_store: list[tuple[int, ParsedInstance, Series]] = []
         seen_in_batch: dict[str, str] = {}
         for position, (name, parsed) in zip(order, batch, strict=True):
@@ -363,11 +394,6 @@ class _Ingestor:
             outcome.http_status = 409
 
     def _store(self, to_store: list[tuple[int, ParsedInstance, Series]], outcomes: dict[int, FileOutcome]) -> None:
-        if self.keep_files:
-            shas = {parsed.sha256 for _, parsed, _ in to_store}
-            self.known_files = dict(
-                Instance.objects.filter(sha256__in=shas).exclude(file="").values_list("sha256", "file")
-            )
         written: list[str] = []
         rows: list[Instance] = []
         try:
@@ -378,6 +404,7 @@ class _Ingestor:
                 rows.append(_instance_row(parsed, series, name))
             with transaction.atomic():
                 Instance.objects.bulk_create(rows)
+                series_add_instances(rows)
         except IntegrityError:
             # A concurrent ingest stored some of these UIDs first: fall back to one file at a time.
             for name in written:
@@ -390,7 +417,6 @@ class _Ingestor:
                 default_storage.delete(name)
             raise
         for _, _parsed, series in to_store:
-            self.touched_series.add(series.pk)
             self.touched_studies.add(series.study_id)
 
     def _write(self, parsed: ParsedInstance) -> tuple[str, bool]:
@@ -408,7 +434,9 @@ class _Ingestor:
         name, new = self._write(parsed)
         try:
             with transaction.atomic():
-                _instance_row(parsed, series, name).save()
+                row = _instance_row(parsed, series, name)
+                row.save()
+                series_add_instances([row])
         except IntegrityError:
             if new:
                 default_storage.delete(name)
@@ -417,18 +445,19 @@ class _Ingestor:
             )
             self._mark_known(outcomes[position], known.first() or "", parsed)
             return
-        self.touched_series.add(series.pk)
         self.touched_studies.add(series.study_id)
 
     def finish(self) -> None:
         # Rows made for files that in the end were not stored leave nothing behind.
-        Series.objects.filter(pk__in=self.created_series, instances__isnull=True).delete()
-        Study.objects.filter(pk__in=self.created_studies, series__isnull=True).delete()
-        self.touched_series &= set(Series.objects.filter(pk__in=self.touched_series).values_list("pk", flat=True))
-        for series_id in sorted(self.touched_series):
-            refresh_series(series_id)
-        for study_id in sorted(self.touched_studies):
-            refresh_study(study_id)
+        if self.created_series:
+            Series.objects.filter(pk__in=self.created_series, instances__isnull=True).delete()
+        if self.created_studies:
+            Study.objects.filter(pk__in=self.created_studies, series__isnull=True).delete()
+        # The series and their studies' instance counts were brought up to date as the instances were stored
+        # (series_add_instances); a study that gained a series gets its series count and modalities here.
+        if self.created_series:
+            for study_id in sorted(self.touched_studies):
+                refresh_study(study_id)
 
 
 def _reject(outcome: FileOutcome, exc: ApplicationError, *, status: int = 400) -> None:
@@ -467,7 +496,7 @@ def ingest_files(
         for incoming in files:
             try:
                 if incoming.refusal:
-                    raise DicomRejected(incoming.refusal, code="nested_zip")
+                    raise DicomRejected(incoming.refusal, code=incoming.refusal_code)
                 parsed = parse_part10(incoming.data)
             except DicomRejected as exc:
                 outcome = FileOutcome(name=incoming.name, status=REJECTED)
@@ -548,11 +577,28 @@ def iter_zip_files(archive: zipfile.ZipFile) -> Iterator[IncomingFile]:
         base = posixpath.basename(info.filename)
         if base.startswith(".") or info.filename.startswith("__MACOSX/") or base.upper() == "DICOMDIR":
             continue
-        # Read at most the declared size plus one byte: a member that lies about its size is refused.
-        with archive.open(info) as member:
-            data = member.read(info.file_size + 1)
+        # Read at most the declared size plus one byte: a member that lies about its size is refused. A damaged
+        # member (its CRC or its compressed data wrong) is one refused file, reported by name like a file that
+        # is not DICOM: raising here would end the upload half done, the members before it stored.
+        try:
+            with archive.open(info) as member:
+                data = member.read(info.file_size + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            yield IncomingFile(
+                name=info.filename,
+                data=b"",
+                refusal=f"Damaged in the zip ({exc}): not stored; zip the file again",
+                refusal_code="zip_corrupt",
+            )
+            continue
         if len(data) > info.file_size:
-            raise ApplicationError(f"Zip member {info.filename!r} is larger than its header says", code="zip_corrupt")
+            yield IncomingFile(
+                name=info.filename,
+                data=b"",
+                refusal="Damaged in the zip (larger than its header says): not stored; zip the file again",
+                refusal_code="zip_corrupt",
+            )
+            continue
         if data[:4] == b"PK\x03\x04":
             # Said plainly, rather than "Not a DICOM Part 10 file": archives inside archives are not opened.
             yield IncomingFile(
@@ -584,14 +630,100 @@ _THICKNESS = _first_header_value("00180050")  # Slice Thickness
 _FRAME_OF_REFERENCE = _first_header_value("00200052")  # Frame of Reference UID (the quality checks warn without one)
 
 
+def _order_key(instance_number: int | None, sop_instance_uid: str) -> list[Any]:
+    """Where an instance comes in the order a full summary reads them (the model's: instance number, nulls last as
+    PostgreSQL sorts them, then UID); the first instance's values are the series' references."""
+    return [instance_number is None, instance_number or 0, sop_instance_uid]
+
+
+def _header_value(metadata: dict[str, Any], tag: str) -> str | None:
+    """The first value of a tag in a DICOM JSON header, as text (what ``_first_header_value`` reads in SQL)."""
+    values = (metadata.get(tag) or {}).get("Value") or [None]
+    return None if values[0] is None else str(values[0])
+
+
+def _slice_of(instance: Instance) -> SliceInfo:
+    return SliceInfo(
+        sop_instance_uid=instance.sop_instance_uid,
+        rows=instance.rows,
+        columns=instance.columns,
+        number_of_frames=instance.number_of_frames,
+        image_position=instance.image_position,
+        image_orientation=instance.image_orientation,
+        pixel_spacing=instance.pixel_spacing,
+        has_pixel_data=instance.has_pixel_data,
+        is_decodable=instance.is_decodable,
+        transfer_syntax_uid=instance.transfer_syntax_uid,
+        slice_thickness=_slice_thickness(_header_value(instance.metadata, "00180050")),
+        frame_of_reference_uid=_header_value(instance.metadata, "00200052") or "",
+    )
+
+
+def _save_summary(series: Series, summary: dict[str, Any]) -> None:
+    result = check_summary(summary)
+    for key, value in result.geometry.items():
+        setattr(series, key, value)
+    series.number_of_instances = summary["instances"]
+    series.quality = result.quality
+    series.quality_checks = result.checks
+    series.quality_checked_at = timezone.now()
+    series.quality_summary = summary
+    series.save(
+        update_fields=[
+            *result.geometry.keys(),
+            "number_of_instances",
+            "quality",
+            "quality_checks",
+            "quality_checked_at",
+            "quality_summary",
+        ]
+    )
+
+
+def series_add_instances(instances: list[Instance]) -> None:
+    """Bring the series of these just-inserted instances up to date, in the caller's transaction: counts,
+    geometry and quality checks from each series' summary and the new instances only, so that one more file
+    costs the same in a series of 2 or of 2,000 (issue 19). The series rows are locked until the caller
+    commits, so two ingests into one series count every instance exactly once, and what a reader sees always
+    matches the instances committed with it. A series whose summary cannot be extended exactly is summarised
+    again from all its instances."""
+    by_series: dict[int, list[Instance]] = {}
+    for instance in instances:
+        by_series.setdefault(instance.series_id, []).append(instance)
+    locked = Series.objects.select_for_update().filter(pk__in=by_series).order_by("pk")
+    added_to_study: dict[int, int] = {}
+    for series in locked:
+        added = [(_order_key(i.instance_number, i.sop_instance_uid), _slice_of(i)) for i in by_series[series.pk]]
+        before = series.number_of_instances
+        summary = summary_add(series.quality_summary, added) if series.quality_summary else None
+        if summary is None:
+            _summarise(series)
+        else:
+            _save_summary(series, summary)
+        added_to_study[series.study_id] = added_to_study.get(series.study_id, 0) + series.number_of_instances - before
+    # The study's count moves with its series' in the same transaction (its series and modalities change only
+    # when a series is made or removed: see _Ingestor.finish).
+    for study_id, count in sorted(added_to_study.items()):
+        Study.objects.filter(pk=study_id).update(
+            number_of_instances=F("number_of_instances") + count, updated_at=timezone.now()
+        )
+
+
 def refresh_series(series_id: int) -> Series:
     """Recompute geometry and quality checks of a series from all its instances (their geometry columns only)."""
-    series = Series.objects.get(pk=series_id)
+    with transaction.atomic():
+        series = Series.objects.select_for_update().get(pk=series_id)
+        _summarise(series)
+    return series
+
+
+def _summarise(series: Series) -> None:
     rows = (
-        Instance.objects.filter(series_id=series_id)
+        Instance.objects.filter(series_id=series.pk)
         .annotate(thickness=_THICKNESS, frame_of_reference=_FRAME_OF_REFERENCE)
         .values_list(
             "sop_instance_uid",
+            "instance_number",
             "rows",
             "columns",
             "number_of_frames",
@@ -604,24 +736,29 @@ def refresh_series(series_id: int) -> Series:
             "thickness",
             "frame_of_reference",
         )
+        .order_by()  # the summary orders by each instance's key itself
     )
     slices = [
-        SliceInfo(
-            sop_instance_uid=uid,
-            rows=height,
-            columns=width,
-            number_of_frames=frames,
-            image_position=position,
-            image_orientation=orientation,
-            pixel_spacing=spacing,
-            has_pixel_data=pixels,
-            is_decodable=decodable,
-            transfer_syntax_uid=syntax,
-            slice_thickness=_slice_thickness(thickness),
-            frame_of_reference_uid=frame_of_reference or "",
+        (
+            _order_key(number, uid),
+            SliceInfo(
+                sop_instance_uid=uid,
+                rows=height,
+                columns=width,
+                number_of_frames=frames,
+                image_position=position,
+                image_orientation=orientation,
+                pixel_spacing=spacing,
+                has_pixel_data=pixels,
+                is_decodable=decodable,
+                transfer_syntax_uid=syntax,
+                slice_thickness=_slice_thickness(thickness),
+                frame_of_reference_uid=frame_of_reference or "",
+            ),
         )
         for (
             uid,
+            number,
             height,
             width,
             frames,
@@ -635,23 +772,9 @@ def refresh_series(series_id: int) -> Series:
             frame_of_reference,
         ) in rows
     ]
-    result = check_series(slices)
-    for key, value in result.geometry.items():
-        setattr(series, key, value)
-    series.number_of_instances = len(slices)
-    series.quality = result.quality
-    series.quality_checks = result.checks
-    series.quality_checked_at = timezone.now()
-    series.save(
-        update_fields=[
-            *result.geometry.keys(),
-            "number_of_instances",
-            "quality",
-            "quality_checks",
-            "quality_checked_at",
-        ]
-    )
-    return series
+    summary = summary_add(empty_summary(), slices)
+    assert summary is not None  # adding to an empty summary never needs earlier slices
+    _save_summary(series, summary)
 
 
 def refresh_study(study_id: int) -> Study:

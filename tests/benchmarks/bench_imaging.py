@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,42 @@ def batches(files: list[IncomingFile], size: int) -> list[list[IncomingFile]]:
     return [files[i : i + size] for i in range(0, len(files), size)]
 
 
-def bench_ingest(total: int, port: int, batch: int = 50) -> dict[str, float]:
+def postgres_pids() -> list[int]:
+    """The PostgreSQL postmaster and its backends (our side of the ingest does its SQL there)."""
+    postmaster = int((Path(os.environ["SERVICES_DIR"]) / "pg" / "postmaster.pid").read_text().split()[0])
+    return [postmaster, *children_of(postmaster)]
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) of each process still alive."""
+    used = {}
+    for pid in pids:
+        try:
+            used[pid] = cpu_seconds([pid])
+        except OSError:
+            continue
+    return used
+
+
+class CpuMeter:
+    """CPU used by the processes that do a variant's work, which a busy machine (other work on the same cores)
+    disturbs far less than the wall-clock rate: ours is the gunicorn workers plus PostgreSQL (its backends,
+    including any started during the variant), Orthanc's is its one process (its index is in-process SQLite)."""
+
+    def __init__(self, processes: Callable[[], list[int]], with_postgres: bool) -> None:
+        # Listed again at the end: a gunicorn worker not yet forked when the variant started still counts.
+        self.processes, self.with_postgres = processes, with_postgres
+        self.start = cpu_by_pid(self.pids())
+
+    def pids(self) -> list[int]:
+        return self.processes() + (postgres_pids() if self.with_postgres else [])
+
+    def used(self) -> float:
+        end = cpu_by_pid(self.pids())
+        return sum(value - self.start.get(pid, 0.0) for pid, value in end.items())
+
+
+def bench_ingest(total: int, port: int, batch: int = 50, per_series: int = 200) -> dict[str, float]:
     """Instances stored per second, each door against its like at Orthanc, each from an empty store, one
     client sending one request at a time:
 
@@ -168,15 +204,19 @@ def bench_ingest(total: int, port: int, batch: int = 50) -> dict[str, float]:
       Orthanc's REST API (POST /instances);
     - the old figure's definition, kept for comparison: our ingest service called in-process on files in
       memory (no HTTP) against Orthanc's POST /instances.
+
+    The files form series of ``per_series`` slices: the per-file door's cost once grew with the series (each
+    file re-read the whole series), which ``--series-size 500`` shows.
     """
-    per_series = 200
     files: list[IncomingFile] = []
     seed = 500
     while len(files) < total:
         files.extend(series_files(seed, min(per_series, total - len(files))))
         seed += 1
     megabytes = sum(len(f.data) for f in files) / 1e6
-    print(f"ingest: {len(files)} files, {megabytes:.0f} MB in memory, STOW batches of {batch}")
+    print(
+        f"ingest: {len(files)} files in series of {per_series}, {megabytes:.0f} MB in memory, STOW batches of {batch}"
+    )
     user, _ = User.objects.get_or_create(username="bench")
     token = Token.objects.get_or_create(user=user)[0].key
     project, _ = Project.objects.get_or_create(slug="bench-ingest", defaults={"name": "Bench ingest"})
@@ -196,6 +236,8 @@ def bench_ingest(total: int, port: int, batch: int = 50) -> dict[str, float]:
     session = requests.Session()
     orthanc = orthanc_pid()
     peak = reset_peak([orthanc])
+    cpu: dict[str, float] = {}
+    meter = CpuMeter(lambda: [orthanc], with_postgres=False)
     start = time.perf_counter()
     for incoming in files:
         response = session.post(
@@ -203,16 +245,19 @@ def bench_ingest(total: int, port: int, batch: int = 50) -> dict[str, float]:
         )
         response.raise_for_status()
     seconds["orthanc_rest_per_file"] = time.perf_counter() - start
+    cpu["orthanc_rest_per_file"] = meter.used()
     memory["orthanc_rest_per_file"] = peak_since(peak)
 
     stow_bodies = [multipart_related(chunk) for chunk in batches(files, batch)]
     orthanc_clear()
     peak = reset_peak([orthanc])
+    meter = CpuMeter(lambda: [orthanc], with_postgres=False)
     start = time.perf_counter()
     for body, content_type in stow_bodies:
         response = session.post(f"{ORTHANC_WEB}/studies", data=body, headers={"Content-Type": content_type})
         response.raise_for_status()
     seconds["orthanc_stow"] = time.perf_counter() - start
+    cpu["orthanc_stow"] = meter.used()
     memory["orthanc_stow"] = peak_since(peak)
     assert len(session.get(f"{ORTHANC}/instances").json()) == len(files)
 
@@ -224,6 +269,7 @@ def bench_ingest(total: int, port: int, batch: int = 50) -> dict[str, float]:
         workers: list[int | str] = list(children_of(server.pid))
         ours_clear("bench-ingest")
         peak = reset_peak(workers)
+        meter = CpuMeter(lambda: children_of(server.pid), with_postgres=True)
         start = time.perf_counter()
         for body, content_type in stow_bodies:
             response = ours.post(
@@ -231,12 +277,14 @@ def bench_ingest(total: int, port: int, batch: int = 50) -> dict[str, float]:
             )
             assert response.status_code == 200, (response.status_code, response.text[:500])
         seconds["ours_stow"] = time.perf_counter() - start
+        cpu["ours_stow"] = meter.used()
         memory["ours_stow"] = peak_since(peak)
         stored = Study.objects.filter(store=project.image_store).values_list("number_of_instances", flat=True)
         assert sum(stored) == len(files), sum(stored)
 
         ours_clear("bench-ingest")
         peak = reset_peak(workers)
+        meter = CpuMeter(lambda: children_of(server.pid), with_postgres=True)
         start = time.perf_counter()
         for incoming in files:
             response = ours.post(
@@ -246,6 +294,7 @@ def bench_ingest(total: int, port: int, batch: int = 50) -> dict[str, float]:
             )
             assert response.status_code == 201, (response.status_code, response.text[:500])
         seconds["ours_upload_per_file"] = time.perf_counter() - start
+        cpu["ours_upload_per_file"] = meter.used()
         memory["ours_upload_per_file"] = peak_since(peak)
     finally:
         stop_server(server)
@@ -254,12 +303,17 @@ def bench_ingest(total: int, port: int, batch: int = 50) -> dict[str, float]:
     rate = {name: len(files) / value for name, value in seconds.items()}
     return {
         "files": len(files),
+        "series_size": per_series,
         "stow_batch": batch,
         **{f"{name}_instances_per_s": round(value, 1) for name, value in rate.items()},
         # Peak RSS of the process doing the work (our busiest gunicorn worker, Orthanc, or this process).
         **{f"{name}_{key}": value for name, figures in memory.items() for key, value in figures.items()},
         "stow_ours_over_orthanc": round(rate["ours_stow"] / rate["orthanc_stow"], 3),
         "per_file_ours_over_orthanc": round(rate["ours_upload_per_file"] / rate["orthanc_rest_per_file"], 3),
+        # CPU per file of the processes doing the work, and ours over Orthanc's (a time: under 1.0, ours is cheaper).
+        **{f"{name}_cpu_ms_per_file": round(1000 * value / len(files), 2) for name, value in cpu.items()},
+        "stow_cpu_time_ours_over_orthanc": round(cpu["ours_stow"] / cpu["orthanc_stow"], 3),
+        "per_file_cpu_time_ours_over_orthanc": round(cpu["ours_upload_per_file"] / cpu["orthanc_rest_per_file"], 3),
         # The old figure: in-process ingest against Orthanc's HTTP (not like for like).
         "old_definition_ratio_ours_over_orthanc": round(rate["ours_in_process"] / rate["orthanc_rest_per_file"], 3),
     }
@@ -497,6 +551,7 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=2000, help="slices for the ingest benchmark")
     parser.add_argument("--wado-slices", type=int, default=300)
     parser.add_argument("--stow-batch", type=int, default=50, help="instances per STOW-RS request")
+    parser.add_argument("--series-size", type=int, default=200, help="slices per series in the ingest benchmark")
     parser.add_argument("--repeat", type=int, default=3, help="WADO runs per path (best is kept)")
     parser.add_argument("--studies", type=int, default=10000)
     parser.add_argument("--port", type=int, default=8765)
@@ -505,7 +560,7 @@ def main() -> None:
     only = set(args.only or ["ingest", "wado", "qido"])
     results: dict[str, object] = {"load_average_before": os.getloadavg()}
     if "ingest" in only:
-        results["ingest"] = bench_ingest(args.slices, args.port + 2, args.stow_batch)
+        results["ingest"] = bench_ingest(args.slices, args.port + 2, args.stow_batch, args.series_size)
         print(json.dumps(results["ingest"], indent=2))
     if "wado" in only or "qido" in only:
         results["wado"] = bench_wado(args.wado_slices, args.port, args.repeat)

@@ -80,3 +80,101 @@ def test_one_more_file_costs_the_same_queries_and_rows_whatever_the_series_size(
     # No query reads the instances' whole headers (the "metadata" column itself, not a value inside it).
     whole_headers = [sql for sql in captured[LARGE] if re.search(r'"imaging_instance"\."metadata"\s*(AS|,|FROM)', sql)]
     assert not whole_headers, "\n".join(whole_headers)
+
+
+def _instance_rows_read() -> int:
+    """Rows of the instance table read so far in this transaction (by sequential or index scans)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables "
+            "WHERE relname = 'imaging_instance'"
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.django_db
+def test_one_more_file_reads_no_more_instance_rows_in_a_series_of_20_than_of_2() -> None:
+    """The work of storing one more file is bounded: it reads the same number of instance rows (none of the
+    series' other instances) whether the series holds 2 or 20, and the series it leaves is the one a full
+    refresh from every instance gives (issue 19: the per-file door re-read the whole series after each file,
+    so a 500-file series cost 0.26x Orthanc's per-file rate)."""
+    project = cast(Project, ProjectFactory(slug="bounded"))
+    uploader = cast(User, UserFactory(username="bounded-uploader"))
+    MembershipFactory(project=project, user=uploader, role=Role.MANAGER)
+    client = Client()
+    client.force_login(uploader)
+    client.get("/api/v1/me/")
+    with connection.cursor() as cursor:
+        # On a table this small the planner would scan it whole for any lookup; a real store is large enough
+        # that its indexes are used, which is what this measures.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    reads: dict[int, list[int]] = {}
+    queries: dict[int, list[int]] = {}
+    for size, seed in ((2, 41), (20, 42)):
+        files = series_of(size + 2, seed)
+        for name, data in files[:size]:
+            assert (
+                client.post(UPLOAD_URL, {"project": "bounded", "files": [SimpleUploadedFile(name, data)]}).status_code
+                == 201
+            )
+        reads[size], queries[size] = [], []
+        for name, data in files[size:]:
+            before = _instance_rows_read()
+            with CaptureQueriesContext(connection) as context:
+                response: Any = client.post(
+                    UPLOAD_URL, {"project": "bounded", "files": [SimpleUploadedFile(name, data)]}
+                )
+            assert response.status_code == 201, response.content
+            reads[size].append(_instance_rows_read() - before)
+            queries[size].append(len(context.captured_queries))
+            uid = response.json()["files"][0]["sop_instance_uid"]
+            series = Series.objects.get(store=project.image_store, instances__sop_instance_uid=uid)
+            shown = client.get(f"/api/v1/imaging/series/{series.series_instance_uid}/?project=bounded").json()
+            refreshed = refresh_series(series.pk)
+            assert shown["number_of_instances"] == refreshed.number_of_instances == series.number_of_instances
+            assert shown["slice_positions"] == refreshed.slice_positions == series.slice_positions
+            assert (shown["quality"], shown["quality_checks"]) == (refreshed.quality, refreshed.quality_checks)
+    print("instance rows read per file:", reads, "queries:", queries)
+    assert reads[2] == reads[20], reads
+    assert max(reads[20]) <= 2, reads  # the new file's own duplicate check, never the series
+    assert queries[2] == queries[20], queries
+
+
+@pytest.mark.django_db
+def test_series_updated_file_by_file_in_any_order_matches_a_full_refresh() -> None:
+    """Files arriving one by one in any order (a browser uploads a folder in the order it lists it), a slice
+    missing until the end, and a first slice of another orientation arriving last (the positions counted so far
+    were measured along another normal, so the series is summarised again): after each file the series is what
+    a refresh from every instance gives."""
+    import random
+
+    from pydicom.dataset import Dataset
+
+    from tests.conftest import dataset_bytes as to_bytes
+
+    project = cast(Project, ProjectFactory(slug="any-order"))
+    study = generate_ct_study(seed=43, rows=16, columns=16, slices=8, n_lesions=0)
+    datasets: list[Dataset] = list(study.datasets())
+    tilted = datasets[0]
+    tilted.ImageOrientationPatient = [1, 0, 0, 0, 0.8, 0.6]
+    tilted.InstanceNumber = 0  # the series' first instance now: its orientation is the reference
+    order = [*random.Random(7).sample(range(1, 8), 7), 0]
+    order.remove(4)
+    order.insert(6, 4)  # the middle slice late: a gap, then none
+    fields = (
+        "number_of_instances",
+        "number_of_slices",
+        "slice_positions",
+        "slice_spacing",
+        "quality",
+        "quality_checks",
+    )
+    qualities = []
+    for index in order:
+        ingest_files([IncomingFile(name=f"{index}.dcm", data=to_bytes(datasets[index]))], store=project.image_store)
+        series = Series.objects.get(store=project.image_store)
+        incremental = {field: getattr(series, field) for field in fields}
+        assert incremental == {field: getattr(refresh_series(series.pk), field) for field in fields}, index
+        qualities.append(series.quality)
+    assert qualities[-2] == "ok" and qualities[-1] == "failed", qualities  # the tilted slice: orientation differs
