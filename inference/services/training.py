@@ -173,6 +173,8 @@ def train_handler(job: Job, progress: Progress) -> dict[str, Any]:
 
 
 def _train(job: Job, version: ModelVersion, progress: Progress) -> dict[str, Any]:
+    import torch
+
     from inference import engine
 
     if version.status != ModelStatus.TRAINING:
@@ -200,6 +202,9 @@ def _train(job: Job, version: ModelVersion, progress: Progress) -> dict[str, Any
             f"None of the {len(labelled)} adjudicated case(s) has a {version.label_map.get('mask_label') or 'label'} "
             "the model can learn from"
         )
+    # The version's seed decides the network's first weights too, not only the training's draws: the same job
+    # on the same labels gives the same model (the weights were drawn from whatever the process had used before).
+    torch.manual_seed(seed)
     model = engine.build_network(
         version.architecture, version.architecture_params, out_channels=registry.out_channels(version)
     )
