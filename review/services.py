@@ -163,6 +163,7 @@ def reading_submit(
     base_revision: int,
     values: Any,
     geometry: StudyGeometry | None = None,
+    assignment: Assignment | None = None,
 ) -> AnnotationRevision:
     """Submit a reader's reading: save the final revision, mark the reading and its assignment submitted (with
     ``submitted_at``), and move the case on (to cross-verification, the agreement check, the panel). One
@@ -194,6 +195,7 @@ def reading_submit(
         values=values,
         submit=True,
         geometry=geometry,
+        assignment=assignment,  # when the caller read it (the API does): annotation_save then does not
     )
     from review.gold import gold_reading_score
 
@@ -211,8 +213,16 @@ def _hand_over(*, annotation: Annotation, actor: User) -> None:
     # at a time and the last of them counts every other reading. Without it two readers submitting at once
     # each counted only their own (the other's not yet committed), neither started the agreement check, and
     # the case waited for a reading that had come. Only the case row: select_related would lock the project.
-    case = Case.objects.select_for_update(of=("self",)).select_related("project").get(pk=annotation.case_id)
-    policy = policy_for(case)
+    # With the project's review policy (not locked): a query less on every submission (issue 19).
+    case = (
+        Case.objects.select_for_update(of=("self",))
+        .select_related("project", "project__review_policy")
+        .get(pk=annotation.case_id)
+    )
+    try:
+        policy = case.project.review_policy
+    except ReviewPolicy.DoesNotExist:
+        policy = policy_for(case)
     schedule_dashboards_refresh(case.project_id)  # a submission counts (time per case) even without a transition
     if annotation.role == ReadingRole.FIRST_READER and case.status == CaseStatus.AWAITING_FIRST_READ:
         if policy.adaptive_second_read:
