@@ -310,7 +310,7 @@ def child(seed_path: Path, cycles: int, offset: int, wado: bool, profile: str | 
 
 
 def prepare(tree: Path, tag: str, studies: int, work: Path) -> dict[str, Any]:
-    name = f"bench_requests_{tag}"
+    name = f"bench_requests_{tag}_{os.getpid()}"  # runs side by side never share a database
     data_dir = work / tag / "data"
     (data_dir / "storage").mkdir(parents=True, exist_ok=True)
     create_database(name)
