@@ -233,6 +233,17 @@ def current_schema(project: Project, *, latest_pk: int | None = None) -> LabelSc
 
 # Schema versions by id (LabelSchema rows are written once, never updated: schema_create_version adds a version).
 _schemas: dict[int, LabelSchema] = {}
+_CHECKED = "_checked_definition"
+
+
+def checked_definition(schema: LabelSchema) -> dict[str, Any]:
+    """The schema's definition as validate_schema gives it, worked out once per schema row read (a cached version's
+    is kept with it): every save validated the stored definition again (issue 19)."""
+    checked = schema.__dict__.get(_CHECKED)
+    if checked is None:
+        checked = validate_schema(schema.definition)
+        schema.__dict__[_CHECKED] = checked
+    return cast(dict[str, Any], checked)
 
 
 # --- Cases ---------------------------------------------------------------------------------------
@@ -824,7 +835,12 @@ def annotation_save(
         raise InvalidStateError(f"Your {role} reading of case {case.pk} is already submitted")
     schema = current_schema(case.project, latest_pk=getattr(assignment, "latest_schema_id", None))
     validated = validate_values(
-        schema.definition, values, geometry or study_geometry(case), complete=submit, draft=not submit
+        checked_definition(schema),
+        values,
+        geometry or study_geometry(case),
+        complete=submit,
+        draft=not submit,
+        schema_checked=True,
     )  # before any lock or write: invalid input stores nothing; a draft's rule-breaking answers are kept, flagged
     # Hashing and compressing before the lock; the masks are stored only once the base is known to be
     # current, so that a refused (stale) save leaves no mask behind.
