@@ -357,7 +357,7 @@ def _geometry_series_query(one: bool, *, study_id: int, series_id: int) -> Query
     return series.filter(pk=series_id) if one else series
 
 
-def _geometry_frames_query(one: bool, *, study_id: int, series_id: int) -> QuerySet[Instance]:
+def _geometry_frames_query(one: bool, *, study_id: int, series_id: int) -> QuerySet[Instance, tuple[int, str, int]]:
     series = _geometry_series_query(one, study_id=study_id, series_id=series_id)
     return Instance.objects.filter(series__in=series, has_pixel_data=True).values_list(
         "series_id", "sop_instance_uid", "number_of_frames"

@@ -851,10 +851,11 @@ def annotation_save(
             item = {**item, "mask": {**item["mask"], "sha256": prepared[index].digest}}
         items.append(item)
 
-    # No savepoint of its own: inside a submission's transaction (review.services.reading_submit) any error here
-    # ends the whole submission, which no caller goes on from, so SAVEPOINT and RELEASE were two round trips for
-    # nothing on every submit (issue 19). Alone (a draft) this is the transaction.
-    with transaction.atomic(savepoint=False):
+    # A submission has no savepoint of its own: it is always part of its caller's transaction (reading_submit,
+    # verification_decide, the panel's corrections: each atomic, none goes on after an error here), whose own
+    # savepoint or rollback undoes it, so SAVEPOINT and RELEASE were two round trips for nothing on every submit
+    # (issue 19). A draft keeps it: it may be saved inside a transaction that goes on after a refused save.
+    with transaction.atomic(savepoint=not submit):
         # The row lock serialises saves of one annotation; the number check then rejects stale bases.
         annotation = _locked_annotation(case, reader, role)
         if annotation.status == Annotation.Status.SUBMITTED:
