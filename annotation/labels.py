@@ -1649,7 +1649,13 @@ def _fail_at(field: str, where: str, reason: str, *, extra: dict[str, Any] | Non
 
 
 def validate_values(
-    schema: dict[str, Any], values: Any, geometry: StudyGeometry, *, complete: bool, draft: bool = False
+    schema: dict[str, Any],
+    values: Any,
+    geometry: StudyGeometry,
+    *,
+    complete: bool,
+    draft: bool = False,
+    schema_checked: bool = False,
 ) -> ValidatedValues:
     """Check a reader's label values against the schema and the study; return them normalised.
 
@@ -1663,7 +1669,8 @@ def validate_values(
     """
     if draft and complete:
         raise ValueError("a draft is never complete: submit checks every rule")
-    schema = validate_schema(schema)
+    # ``schema_checked``: ``schema`` is validate_schema's answer already (a stored version, checked once per process).
+    schema = schema if schema_checked else validate_schema(schema)
     labels = {label["key"]: label for label in schema["labels"]}
     order = {key: position for position, key in enumerate(labels)}
     values = _object(values, "values", N_('label values ({"items": [...]})'))

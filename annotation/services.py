@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 import gzip
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -43,6 +43,7 @@ from annotation.models import (
     Role,
 )
 from annotation.selectors import is_manager, study_geometry
+from config.compiled import CompiledQuery
 from config.errors import ApplicationError, ConflictError, NotFoundError, PermissionDeniedError
 from config.types import User
 from imaging.models import DicomSource, Series, Study, StudyShare
@@ -211,11 +212,38 @@ def schema_create_version(*, project: Project, definition: Any, created_by: User
     return LabelSchema.objects.create(project=project, version=latest + 1, definition=normalised, created_by=created_by)
 
 
-def current_schema(project: Project) -> LabelSchema:
-    schema = LabelSchema.objects.filter(project=project).order_by("-version").first()
+def current_schema(project: Project, *, latest_pk: int | None = None) -> LabelSchema:
+    """The project's latest schema version. ``latest_pk``: its id, when the caller read it already (the revision
+    endpoint does, with the reader's assignment): a schema version never changes once stored, so the row is kept
+    in this process and read once (issue 19: a query and the parsing of the definition on every save)."""
+    if latest_pk is not None:
+        cached = _schemas.get(latest_pk)
+        if cached is not None:
+            return cached
+        schema = LabelSchema.objects.filter(pk=latest_pk).first()
+    else:
+        schema = LabelSchema.objects.filter(project=project).order_by("-version").first()
     if schema is None:
         raise ApplicationError(f"Project {project.slug!r} has no label schema yet", code="no_schema")
+    if len(_schemas) >= 256:  # a few projects' versions; never grows without bound
+        _schemas.clear()
+    _schemas[schema.pk] = schema
     return schema
+
+
+# Schema versions by id (LabelSchema rows are written once, never updated: schema_create_version adds a version).
+_schemas: dict[int, LabelSchema] = {}
+_CHECKED = "_checked_definition"
+
+
+def checked_definition(schema: LabelSchema) -> dict[str, Any]:
+    """The schema's definition as validate_schema gives it, worked out once per schema row read (a cached version's
+    is kept with it): every save validated the stored definition again (issue 19)."""
+    checked = schema.__dict__.get(_CHECKED)
+    if checked is None:
+        checked = validate_schema(schema.definition)
+        schema.__dict__[_CHECKED] = checked
+    return cast(dict[str, Any], checked)
 
 
 # --- Cases ---------------------------------------------------------------------------------------
@@ -430,12 +458,8 @@ def assignment_claim_next(*, project: Project, user: User, role: str) -> Assignm
 
 
 def _claim_next_locked(project: Project, user: User, role: str) -> Assignment | None:
-    active = (
-        Assignment.objects.filter(case__project=project, user=user, role=role, status=Assignment.Status.ACTIVE)
-        .select_related("case__study", "case__series")  # the answer shows the case's study and series
-        .order_by("-case__priority", "case__created_at", "pk")  # the worklist's order
-        .first()
-    )
+    # Both queries compiled once (config.compiled): they are most of the CPU of "next" (issue 19).
+    active = _ACTIVE_ASSIGNMENT.first(project_id=project.pk, user_id=user.pk, role=role)
     if active is not None:
         return active
     if role != ReadingRole.PANEL_MEMBER and _gold_due(project, user):
@@ -446,7 +470,9 @@ def _claim_next_locked(project: Project, user: User, role: str) -> Assignment | 
     slots = slots_for_role(project, role)
     for _attempt in range(20):
         # With the study and series the answer shows: two queries fewer than reading them for the claimed case.
-        candidates = list(_open_cases(project, user, role).select_related("study", "series")[:10])
+        candidates = _OPEN_CASES.objects(
+            tuple(open_statuses(project, role)), project_id=project.pk, user_id=user.pk, role=role, slots=slots
+        )
         if not candidates:
             return None
         busy: list[Case] = []
@@ -462,6 +488,41 @@ def _claim_next_locked(project: Project, user: User, role: str) -> Assignment | 
             if (claimed := _claim_slot(case, user, role, slots)) is not None:
                 return claimed
     return None
+
+
+def _active_assignment_query(*, project_id: int, user_id: int, role: str) -> QuerySet[Assignment]:
+    return (
+        Assignment.objects.filter(
+            case__project_id=project_id, user_id=user_id, role=role, status=Assignment.Status.ACTIVE
+        )
+        .select_related("case__study", "case__series")  # the answer shows the case's study and series
+        .order_by("-case__priority", "case__created_at", "pk")[:1]  # the worklist's order
+    )
+
+
+def _open_cases_query(
+    statuses: tuple[str, ...], *, project_id: int, user_id: int, role: str, slots: int
+) -> QuerySet[Case]:
+    """_open_cases with given open statuses, the study and series the answer shows, the first ten."""
+    taken = (
+        Assignment.objects.filter(case=OuterRef("pk"), role=role)
+        .order_by()
+        .values("case")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return (
+        Case.objects.filter(project_id=project_id, status__in=statuses, gold__isnull=True)
+        .exclude(Exists(Assignment.objects.filter(case=OuterRef("pk"), user_id=user_id)))
+        .alias(taken=Coalesce(Subquery(taken, output_field=IntegerField()), Value(0)))
+        .filter(taken__lt=slots)
+        .order_by("-priority", "created_at", "pk")
+        .select_related("study", "series")[:10]
+    )
+
+
+_ACTIVE_ASSIGNMENT = CompiledQuery(_active_assignment_query, project_id=int, user_id=int, role=str)
+_OPEN_CASES = CompiledQuery(_open_cases_query, project_id=int, user_id=int, role=str, slots=int)
 
 
 def _claim_slot(case: Case, user: User, role: str, slots: int) -> Assignment | None:
@@ -720,8 +781,28 @@ def mask_payload(mask: MaskFile) -> dict[str, Any]:
 def _locked_annotation(case: Case, reader: User | None, role: str) -> Annotation:
     """The annotation row, created if new, locked until the transaction ends: one query for an existing one (the
     lookup is the lock), where a lookup and then a locking read made two on every save (issue 19)."""
-    annotation, _ = Annotation.objects.select_for_update().get_or_create(case=case, reader=reader, role=role)
-    return annotation
+    if reader is None:
+        annotation, _ = Annotation.objects.select_for_update().get_or_create(case=case, reader=reader, role=role)
+        return annotation
+    # A reader's own: get_or_create's steps with the lookup compiled once (config.compiled), on every save.
+    values = {"case_id": case.pk, "reader_id": reader.pk, "role": role}
+    found = _LOCKED_ANNOTATION.first(**values)
+    if found is None:
+        try:
+            with transaction.atomic():  # a new row is this transaction's until it commits: as good as locked
+                return Annotation.objects.create(case=case, reader=reader, role=role)
+        except IntegrityError:  # another save of the same reading created it a moment ago: lock theirs
+            found = _LOCKED_ANNOTATION.first(**values)
+            if found is None:
+                raise
+    return cast(Annotation, found)
+
+
+def _locked_annotation_query(*, case_id: int, reader_id: int, role: str) -> QuerySet[Annotation]:
+    return Annotation.objects.select_for_update().filter(case_id=case_id, reader_id=reader_id, role=role)[:1]
+
+
+_LOCKED_ANNOTATION = CompiledQuery(_locked_annotation_query, case_id=int, reader_id=int, role=str)
 
 
 def annotation_save(
@@ -733,6 +814,7 @@ def annotation_save(
     values: Any,
     submit: bool = False,
     geometry: StudyGeometry | None = None,
+    assignment: Assignment | None = None,
 ) -> AnnotationRevision:
     """Save a new revision of the reader's annotation of the case.
 
@@ -741,15 +823,24 @@ def annotation_save(
     no silent last-writer-wins. ``submit`` also requires every required label and finalises the reading; it
     does not move the case: a reader submits through review.services.reading_submit, which calls this and hands
     the case over in the same transaction.
+
+    ``assignment``: the reader's assignment to the case in ``role`` when the caller has read it
+    (selectors.reading_assignment, with the id of the project's latest schema).
     """
-    assignment = Assignment.objects.filter(case=case, user=reader, role=role).first()
+    if assignment is None or (assignment.case_id, assignment.user_id, assignment.role) != (case.pk, reader.pk, role):
+        assignment = Assignment.objects.filter(case=case, user=reader, role=role).first()
     if assignment is None:
         raise PermissionDeniedError(f"Case {case.pk} is not assigned to you as {role}")
     if assignment.status != Assignment.Status.ACTIVE:
         raise InvalidStateError(f"Your {role} reading of case {case.pk} is already submitted")
-    schema = current_schema(case.project)
+    schema = current_schema(case.project, latest_pk=getattr(assignment, "latest_schema_id", None))
     validated = validate_values(
-        schema.definition, values, geometry or study_geometry(case), complete=submit, draft=not submit
+        checked_definition(schema),
+        values,
+        geometry or study_geometry(case),
+        complete=submit,
+        draft=not submit,
+        schema_checked=True,
     )  # before any lock or write: invalid input stores nothing; a draft's rule-breaking answers are kept, flagged
     # Hashing and compressing before the lock; the masks are stored only once the base is known to be
     # current, so that a refused (stale) save leaves no mask behind.
@@ -760,7 +851,11 @@ def annotation_save(
             item = {**item, "mask": {**item["mask"], "sha256": prepared[index].digest}}
         items.append(item)
 
-    with transaction.atomic():
+    # A submission has no savepoint of its own: it is always part of its caller's transaction (reading_submit,
+    # verification_decide, the panel's corrections: each atomic, none goes on after an error here), whose own
+    # savepoint or rollback undoes it, so SAVEPOINT and RELEASE were two round trips for nothing on every submit
+    # (issue 19). A draft keeps it: it may be saved inside a transaction that goes on after a refused save.
+    with transaction.atomic(savepoint=not submit):
         # The row lock serialises saves of one annotation; the number check then rejects stale bases.
         annotation = _locked_annotation(case, reader, role)
         if annotation.status == Annotation.Status.SUBMITTED:

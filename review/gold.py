@@ -23,6 +23,7 @@ from collections import defaultdict
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop as N_
 
@@ -30,6 +31,7 @@ from annotation.labels import validate_values
 from annotation.models import Annotation, AnnotationRevision, Assignment, Case, CaseStatus, Project
 from annotation.selectors import study_geometry
 from annotation.services import annotation_save_derived, current_schema
+from config.compiled import CompiledQuery
 from config.errors import ApplicationError, ConflictError
 from config.messages import message, names
 from config.types import User
@@ -206,12 +208,19 @@ def _label_score(label: dict[str, Any], entry: dict[str, Any], reader: Reading, 
     return score
 
 
+def _gold_of_case_query(*, case_id: int) -> QuerySet[GoldCase]:
+    return GoldCase.objects.filter(case_id=case_id).select_related("reference__schema", "case").order_by("pk")[:1]
+
+
+_GOLD_OF_CASE = CompiledQuery(_gold_of_case_query, case_id=int)
+
+
 def gold_reading_score(*, revision: AnnotationRevision) -> GoldScore | None:
     """Score a submitted reading of a gold case against its reference; None when the case is not gold.
 
     Called by review.services.reading_submit in the submission's transaction, instead of moving the case."""
     annotation = revision.annotation
-    gold = GoldCase.objects.filter(case_id=annotation.case_id).select_related("reference__schema", "case").first()
+    gold = _GOLD_OF_CASE.first(case_id=annotation.case_id)  # on every submission: compiled once (issue 19)
     if gold is None or annotation.reader is None:
         return None
     from review.services import _reading_of, _slice_index, _thresholds, policy_for

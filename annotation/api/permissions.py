@@ -12,12 +12,19 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from annotation.models import Project
-from annotation.selectors import is_manager, projects_for_user
+from annotation.selectors import is_manager, projects_for_user, remember_manager, with_reader_context
 
 
 def project_for(request: Request, slug: str) -> Project:
     """The project if the user is a member; the same 404 otherwise, so that existence does not leak."""
     return get_object_or_404(projects_for_user(request.user), slug=slug)
+
+
+def project_for_reading(request: Request, slug: str) -> Project:
+    """project_for, with the review policy and whether the user manages the project read in the same query: what
+    claiming the next case and showing it to its reader consult (selectors.with_reader_context)."""
+    projects = with_reader_context(projects_for_user(request.user), request.user)
+    return remember_manager(get_object_or_404(projects, slug=slug), request.user)
 
 
 def require_manager(request: Request, project: Project) -> None:

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from annotation import services
 from annotation.api import serializers as s
-from annotation.api.permissions import IsProjectManagerForWrites, project_for, require_manager
+from annotation.api.permissions import IsProjectManagerForWrites, project_for, project_for_reading, require_manager
 from annotation.labels import load_example_schema
 from annotation.models import Annotation, Assignment, Case, LabelSchema, Membership, Project
 from annotation.selectors import (
@@ -451,7 +451,7 @@ class WorklistNextView(APIView):
 
     @extend_schema(request=s.RoleInput, responses={200: s.AssignmentOutput, 204: None})
     def post(self, request: Request, slug: str) -> Response:
-        project = project_for(request, slug)
+        project = project_for_reading(request, slug)
         data = s.RoleInput(data=request.data)
         data.is_valid(raise_exception=True)
         assignment = services.assignment_claim_next(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.fields import DateTimeField
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,8 +18,8 @@ from annotation import services as annotation_services
 from annotation.api import serializers as annotation_s
 from annotation.api.permissions import project_for
 from annotation.api.views import _case_for
-from annotation.models import Annotation, Case
-from annotation.selectors import annotations_visible_to, is_manager
+from annotation.models import Annotation, AnnotationRevision, Case
+from annotation.selectors import annotations_visible_to, is_manager, reading_assignment
 from config.errors import NotFoundError
 from review import selectors, services
 from review.api import serializers as s
@@ -45,19 +46,48 @@ class CaseRevisionCreateView(APIView):
 
     @extend_schema(request=annotation_s.RevisionInput, responses={201: annotation_s.RevisionOutput})
     def post(self, request: Request, case_id: int) -> Response:
-        case = _case_for(request, case_id)
+        # The reader's assignment in the role asked for shows the case is theirs to see, in one query with the case;
+        # without one, the case is looked up as everywhere else (404 when it is not visible; annotation_save then
+        # answers 403 for a case visible but not assigned in that role).
+        asked_role = request.data.get("role") if hasattr(request.data, "get") else None
+        assignment = reading_assignment(request.user, case_id, asked_role)
+        case = assignment.case if assignment is not None else _case_for(request, case_id)
         data = annotation_s.RevisionInput(data=request.data)
         data.is_valid(raise_exception=True)
         reader, given = cast(User, request.user), data.validated_data
         role, base, values = given["role"], given["base_revision"], given["values"]
         if given["submit"]:
-            revision = services.reading_submit(case=case, reader=reader, role=role, base_revision=base, values=values)
+            revision = services.reading_submit(
+                case=case, reader=reader, role=role, base_revision=base, values=values, assignment=assignment
+            )
         else:
             revision = annotation_services.annotation_save(
-                case=case, reader=reader, role=role, base_revision=base, values=values
+                case=case, reader=reader, role=role, base_revision=base, values=values, assignment=assignment
             )
-        body = annotation_s.RevisionOutput(revision, context={"include_masks": False}).data
-        return Response({**body, "annotation": revision.annotation_id}, status=status.HTTP_201_CREATED)
+        return Response(saved_revision_body(revision, reader), status=status.HTTP_201_CREATED)
+
+
+_CREATED_AT = DateTimeField()
+
+
+def saved_revision_body(revision: AnnotationRevision, reader: User) -> dict[str, Any]:
+    """What RevisionOutput (without masks) says of a revision just saved, and its annotation, without reading the
+    parent revision back for its number (a revision's parent is the one before it: number - 1) and without building
+    a ModelSerializer: a query and about a tenth of the CPU of every save (issue 19). The API's tests hold the two
+    to the same answer."""
+    return {
+        "number": revision.number,
+        "parent": revision.number - 1 if revision.parent_id is not None else None,
+        "author": reader.username,
+        "origin": revision.origin,
+        "model_version": revision.model_version,
+        "schema_version": revision.schema.version,
+        "is_submission": revision.is_submission,
+        "items": annotation_services.revision_items_for_output(revision, include_masks=False),
+        "problems": revision.problems,
+        "created_at": _CREATED_AT.to_representation(revision.created_at),
+        "annotation": revision.annotation_id,
+    }
 
 
 class ReviewPolicyView(APIView):
