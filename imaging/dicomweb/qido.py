@@ -267,10 +267,9 @@ def _visible(request: HttpRequest, scope: str | None) -> QuerySet[Study]:
 
 
 def _get_study(request: HttpRequest, scope: str | None, study_uid: str) -> Study:
-    # Unscoped, the access check is part of this one lookup's SQL; scoped, visible_studies first answers an
-    # unknown or foreign project with its own 404 (one query more).
-    studies = access_policy().visible_studies_in_sql(request.user, None) if scope is None else _visible(request, scope)
-    study = studies.filter(study_instance_uid=study_uid).first()
+    # (visible_studies_in_sql would save the query for the user's stores, but building its subqueries cost more
+    # CPU than that query: bench_requests measured the series search at 1.1-1.3x.)
+    study = _visible(request, scope).filter(study_instance_uid=study_uid).first()
     if study is None:
         raise NotFoundError(f"No study {study_uid} that you can access")
     return study
