@@ -9,9 +9,6 @@ two clicks and Dice did not improve on this study."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,8 +30,7 @@ from jobs.models import JobStatus
 from tests.conftest import dataset_bytes
 from tests.factories import place_studies
 from tests.inference.conftest import agree, train
-from tests.inference.test_interactive import ask, proposal_of, spacing_of
-from tests.inference.test_worker_kill import CELERY, ROOT, wait_for, worker_env
+from tests.inference.test_interactive import ask, interactive_worker, proposal_of, spacing_of
 
 TRAINING_SEEDS = (500, 501, 502, 503)  # small hard studies to adjudicate and train on
 HELD_OUT_SEEDS = (700, 701, 702)  # small hard studies no model has seen, two nodules each
@@ -91,16 +87,8 @@ def test_a_refinement_click_improves_the_learned_engines_proposal(
     name = engine_name(version)
 
     settings.INTERACTIVE_TIMEOUT_SECONDS = 60.0  # the worker loads torch and the network on its first prompt
-    log = tmp_path / "worker.log"
-    worker = subprocess.Popen(
-        [CELERY, "-A", "config", "worker", "-Q", "interactive", "--pool=solo", "--without-gossip", "--without-mingle",
-         "-l", "info"],
-        cwd=ROOT, env=worker_env(isolated_storage), stdout=log.open("ab"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
     first_scores, second_scores, unchanged = [], [], []
-    try:
-        wait_for(lambda: "ready" in log.read_text(), 60, "the interactive worker to start", log)
+    with interactive_worker(isolated_storage, tmp_path / "worker.log"):
         client = client_for(users["annotator"])
         for case, study in held_out:
             spacing = spacing_of(study)
@@ -120,9 +108,6 @@ def test_a_refinement_click_improves_the_learned_engines_proposal(
                 second_scores.append(dice(refined, truth))
                 # The same two clicks without the proposal they refine: the network draws from the clicks alone.
                 unchanged.append(bool((proposal_of(ask(client, case, [first, second], engine=name)) == refined).all()))
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)
     print(f"learned engine, Dice after click 1: {np.round(first_scores, 3)}, click 2: {np.round(second_scores, 3)}")
     assert float(np.mean(first_scores)) > 0.5, first_scores  # a trained network: the first click outlines
     # The corrective click improves the proposal, on average over the six held-out nodules (juxtavascular,

@@ -9,7 +9,8 @@ import functools
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -254,6 +255,23 @@ def test_an_accepted_proposal_is_saved_with_its_provenance_and_bad_provenance_is
     assert returned["assisted"] == stored["assisted"]
 
 
+@contextmanager
+def interactive_worker(storage: Path, log: Path) -> Iterator[None]:
+    """A real Celery worker on the ``interactive`` queue (solo pool, as the compose service), ready when entered,
+    stopped with its process group when left."""
+    worker = subprocess.Popen(
+        [CELERY, "-A", "config", "worker", "-Q", "interactive", "--pool=solo", "--without-gossip", "--without-mingle",
+         "-l", "info"],
+        cwd=ROOT, env=worker_env(storage), stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: "ready" in log.read_text(), 60, "the interactive worker to start", log)
+        yield
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_running_interactive_worker_answers_and_keeps_the_volume_warm(
     hard_case: tuple[Case, SyntheticStudy],
@@ -265,15 +283,7 @@ def test_a_running_interactive_worker_answers_and_keeps_the_volume_warm(
 ) -> None:
     case, study = hard_case
     settings.INTERACTIVE_TIMEOUT_SECONDS = 20.0
-    log = tmp_path / "worker.log"
-    worker = subprocess.Popen(
-        [CELERY, "-A", "config", "worker", "-Q", "interactive", "--pool=solo", "--without-gossip", "--without-mingle",
-         "-l", "info"],
-        cwd=ROOT, env=worker_env(isolated_storage), stdout=log.open("ab"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        wait_for(lambda: "ready" in log.read_text(), 60, "the interactive worker to start", log)
+    with interactive_worker(isolated_storage, tmp_path / "worker.log"):
         client = client_for(users["annotator"])
         click = next_click(study.mask == 1, None, spacing_of(study))
         assert click is not None
@@ -286,9 +296,6 @@ def test_a_running_interactive_worker_answers_and_keeps_the_volume_warm(
         second = ask(client, case, [click]).json()
         assert second["fallback"] is False
         assert second["warm"] is True  # the next prompt found it in the worker's prompt context
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)
     assert Assignment.objects.filter(case=case).count() == 1
 
 
