@@ -195,35 +195,9 @@ class Harness:
         return int(status_holder[0].split()[0]), content
 
 
-def mask_rle(shape: tuple[int, int, int], z: int, y: int, x: int) -> Any:
-    import numpy as np
-
-    from annotation.labels import encode_mask_rle
-
-    mask = np.zeros(shape, dtype=np.uint8)
-    mask[z, y : y + 8, x : x + 10] = 1
-    return encode_mask_rle(mask)
-
-
-def reading_values(
-    sops: list[str], series_uid: str, shape: tuple[int, int, int], rng: random.Random, final: bool
-) -> Any:
-    """The locustfile's reading: a finding, a box, its type and diameter, and a mask on submission."""
-    z = rng.randrange(len(sops))
-    x, y = rng.randrange(5, 40), rng.randrange(5, 40)
-    items: list[dict[str, Any]] = [
-        {"label": "nodule_present", "value": "yes"},
-        {"label": "nodule_box", "id": "n1", "sop_instance_uid": sops[z],
-         "geometry": {"x": x, "y": y, "width": 10, "height": 8}},
-        {"label": "nodule_type", "region": "n1", "value": rng.choice(["solid", "part_solid"])},
-        {"label": "diameter", "region": "n1", "value": round(rng.uniform(4, 12), 1)},
-    ]  # fmt: skip
-    if final:
-        items.append({"label": "nodule_mask", "series_instance_uid": series_uid, "mask": mask_rle(shape, z, y, x)})
-    return {"items": items}
-
-
 def child(seed_path: Path, cycles: int, offset: int, wado: bool, profile: str | None) -> dict[str, Any]:
+    from tests.load.readings import reading_values  # the load test's reading (imports Django's apps' modules)
+
     seed = json.loads(seed_path.read_text())
     harness = Harness()
     readers = seed["readers"]

@@ -16,10 +16,9 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
 from locust import HttpUser, between, events, task
 
-from annotation.labels import encode_mask_rle
+from tests.load.readings import reading_values
 
 SEED = json.load(open(os.environ.get("LOAD_SEED", "load-seed.json")))
 SUBMITS_PATH = os.environ.get("LOAD_SUBMITS", "load-submits.jsonl")
@@ -32,26 +31,6 @@ _readers = itertools.cycle(SEED["readers"])
 _lock = threading.Lock()
 FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
 SOP_UID, INSTANCE_NUMBER, ROWS, COLUMNS = "00080018", "00200013", "00280010", "00280011"
-
-
-def values(
-    sops: list[str], series_uid: str, shape: tuple[int, int, int], rng: random.Random, final: bool
-) -> dict[str, Any]:
-    slice_index = rng.randrange(len(sops))
-    x, y = rng.randrange(5, 40), rng.randrange(5, 40)
-    items: list[dict[str, Any]] = [
-        {"label": "nodule_present", "value": "yes"},
-        {"label": "nodule_box", "id": "n1", "sop_instance_uid": sops[slice_index],
-         "geometry": {"x": x, "y": y, "width": 10, "height": 8}},
-        {"label": "nodule_type", "region": "n1", "value": rng.choice(["solid", "part_solid"])},
-        {"label": "diameter", "region": "n1", "value": round(rng.uniform(4, 12), 1)},
-    ]  # fmt: skip
-    if final:
-        mask = np.zeros(shape, dtype=np.uint8)
-        mask[slice_index, y : y + 8, x : x + 10] = 1
-        # As the browser sends it (frontend/src/lib/mask.ts).
-        items.append({"label": "nodule_mask", "series_instance_uid": series_uid, "mask": encode_mask_rle(mask)})
-    return {"items": items}
 
 
 class Reader(HttpUser):
@@ -110,7 +89,7 @@ class Reader(HttpUser):
             )
         base = 0
         for final in (False, False, True):
-            number = self.save(case["id"], base, values(sops, series_uid, shape, self.rng, final), submit=final)
+            number = self.save(case["id"], base, reading_values(sops, series_uid, shape, self.rng, final), submit=final)
             if number is None:
                 return
             base = number
