@@ -414,26 +414,6 @@ def _open_gold_cases(project: Project, user: User, role: str) -> Any:
     )
 
 
-def _open_cases(project: Project, user: User, role: str) -> Any:
-    slots = slots_for_role(project, role)
-    # Correlated subqueries rather than a join with GROUP BY: PostgreSQL then walks the worklist index
-    # in priority order and stops at the first open cases, instead of counting every case of the project.
-    taken = (
-        Assignment.objects.filter(case=OuterRef("pk"), role=role)
-        .order_by()
-        .values("case")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return (
-        Case.objects.filter(project=project, status__in=open_statuses(project, role), gold__isnull=True)
-        .exclude(Exists(Assignment.objects.filter(case=OuterRef("pk"), user=user)))
-        .alias(taken=Coalesce(Subquery(taken, output_field=IntegerField()), Value(0)))
-        .filter(taken__lt=slots)
-        .order_by("-priority", "created_at", "pk")
-    )
-
-
 # First key of the advisory locks taken while claiming (one per reading role): an arbitrary constant that no
 # other advisory lock of the project uses.
 CLAIM_LOCK_NAMESPACE = 730_100
@@ -503,7 +483,11 @@ def _active_assignment_query(*, project_id: int, user_id: int, role: str) -> Que
 def _open_cases_query(
     statuses: tuple[str, ...], *, project_id: int, user_id: int, role: str, slots: int
 ) -> QuerySet[Case]:
-    """_open_cases with given open statuses, the study and series the answer shows, the first ten."""
+    """The first ten cases open to this reader in the role (given its open statuses and slots), with the study
+    and series the answer shows.
+
+    Correlated subqueries rather than a join with GROUP BY: PostgreSQL then walks the worklist index in
+    priority order and stops at the first open cases, instead of counting every case of the project."""
     taken = (
         Assignment.objects.filter(case=OuterRef("pk"), role=role)
         .order_by()
