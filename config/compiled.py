@@ -21,6 +21,8 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.query import ModelIterable, get_related_populators
 
+from config.prepared import prepared_cursor
+
 # Stand-in values: no real id, role or key looks like these, so where one appears among the compiled parameters
 # is where that value goes (checked: each stand-in must appear, and only where a value of its type was given).
 # Within a 32-bit integer column's range: Django 5 compiles a comparison with a value outside it to "no rows".
@@ -82,7 +84,7 @@ class _Compiled:
             (values[name] if kind is int or kind is str else kind(values[name])) if name is not None else kind
             for name, kind in self.slots
         ]
-        with connection.cursor() as cursor:
+        with prepared_cursor(connection) as cursor:
             cursor.execute(self.sql, params)
             fetched = cursor.fetchall()
         if not self.converters:

@@ -182,7 +182,7 @@ class FrameFastPath:
         except Exception:  # not acceptable: the normal view says so, before asking the PACS anything
             return None
         try:
-            passed = upstream.stream_frame(source, *frame)
+            passed = upstream.stream_frame(source, *frame, row.transfer_syntax_uid)
         except ApplicationError as exc:
             # The PACS is down, slow or has no such frame: the normal view's answer, without asking the PACS again.
             error = error_response(exc.status_code, exc.message, exc.code)

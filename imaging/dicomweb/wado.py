@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
 from config.errors import ApplicationError, NotAcceptableError, NotFoundError
+from config.prepared import prepared_cursor
 from config.types import user_pk
 from imaging import pixels
 from imaging.access import access_policy
@@ -254,7 +255,7 @@ def _compiled_lookup_by_legacy_token(scoped: bool) -> tuple[str, tuple[tuple[boo
 
 
 def _run_lookup(sql: str, slots: tuple[tuple[bool, Any], ...], values: dict[str, Any]) -> Instance | None:
-    with connections[Instance.objects.db].cursor() as cursor:
+    with prepared_cursor(connections[Instance.objects.db]) as cursor:
         cursor.execute(sql, [values[name] if is_value else name for is_value, name in slots])
         found = cursor.fetchone()
     if found is None:
@@ -429,9 +430,13 @@ def retrieve_frames(
     source = _upstream(study_row)
     part_type, syntax, decode = _frame_media(request, row, proxied=source is not None)
     if source is not None:
-        # Proxied frames are always asked for, and served, as Explicit VR Little Endian octet-streams: one
-        # frame's pixel bytes go through as the PACS sent them, chunk by chunk.
-        passed = upstream.stream_frame(source, study, series, instance, numbers[0]) if len(numbers) == 1 else None
+        # Proxied frames are always served as Explicit VR Little Endian octet-streams: one frame's pixel bytes go
+        # through as the PACS sent them, chunk by chunk (asked for as stored where that is native little endian).
+        passed = (
+            upstream.stream_frame(source, study, series, instance, numbers[0], row.transfer_syntax_uid)
+            if len(numbers) == 1
+            else None
+        )
         if passed is not None:
             content_type, length, body = passed
             response = StreamingHttpResponse(body, content_type=content_type)

@@ -115,11 +115,17 @@ FRAMES_ACCEPT = f'multipart/related; type="{OCTET_STREAM}"; transfer-syntax={EXP
 # A 512x512 16-bit frame (512 KiB) in one read and one write: in 64 KiB chunks, each chunk was a read from the
 # PACS and a write to the client, eight hand-offs between processes per frame, each a wait on a busy machine.
 PASS_THROUGH_CHUNK = 1 << 20
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+NATIVE_LITTLE_ENDIAN = frozenset({EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN})
+NATIVE_LITTLE_ENDIAN_BYTES = frozenset(uid.encode() for uid in NATIVE_LITTLE_ENDIAN)
+EXPLICIT_LITTLE_ENDIAN_BYTES = frozenset({EXPLICIT_VR_LITTLE_ENDIAN.encode()})
+FRAMES_AS_STORED_ACCEPT = f'multipart/related; type="{OCTET_STREAM}"; transfer-syntax=*'
 MAX_PART_HEADER = 1 << 14
 
 
-def _native_octet_part(headers: bytes) -> bool:
-    """Whether a part's header lines label it an octet-stream in Explicit VR Little Endian (the default)."""
+def _native_octet_part(headers: bytes, accepted: frozenset[bytes] = EXPLICIT_LITTLE_ENDIAN_BYTES) -> bool:
+    """Whether a part's header lines label it an octet-stream in one of the ``accepted`` transfer syntaxes (Explicit
+    VR Little Endian, the default when the part names none)."""
     for line in headers.split(b"\r\n"):
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-type":
@@ -129,12 +135,12 @@ def _native_octet_part(headers: bytes) -> bool:
                 key, _, found = param.partition(b"=")
                 if key.strip() == b"transfer-syntax":
                     syntax = found.strip().strip(b'"')
-            return media == OCTET_STREAM.encode() and syntax == EXPLICIT_VR_LITTLE_ENDIAN.encode()
+            return media == OCTET_STREAM.encode() and syntax in accepted
     return False
 
 
 def stream_frame(
-    source: DicomSource, study: str, series: str, sop: str, frame: int
+    source: DicomSource, study: str, series: str, sop: str, frame: int, stored_syntax: str = ""
 ) -> tuple[str, int, Iterator[bytes]] | None:
     """One frame (what viewers ask for, one request per slice) as the PACS's own multipart/related body, its
     pixel bytes passed through chunk by chunk, never parsed or copied into a new body: (our Content-Type, the
@@ -145,7 +151,8 @@ def stream_frame(
     The status is checked before anything is handed on, so a PACS that is down or refuses is a 502/504 (or a
     404) with a message, never a 200 whose body breaks off."""
     url = f"{source.base_url.rstrip('/')}/studies/{study}/series/{series}/instances/{sop}/frames/{frame}"
-    response = _open_frame(source, url)
+    as_stored = stored_syntax in NATIVE_LITTLE_ENDIAN
+    response = _open_frame(source, url, FRAMES_AS_STORED_ACCEPT if as_stored else FRAMES_ACCEPT)
     length = response.headers.get("Content-Length")
     multipart = response.headers.get("Content-Type", "").lower().startswith("multipart/related")
     identity = response.headers.get("Content-Encoding", "identity").lower() == "identity"
@@ -162,7 +169,8 @@ def stream_frame(
             head += chunk
     end = head.find(b"\r\n\r\n")
     first_line, _, headers = head[: max(end, 0)].partition(b"\r\n")
-    if end < 0 or not first_line.startswith(b"--") or not _native_octet_part(headers):
+    accepted = NATIVE_LITTLE_ENDIAN_BYTES if as_stored else EXPLICIT_LITTLE_ENDIAN_BYTES
+    if end < 0 or not first_line.startswith(b"--") or not _native_octet_part(headers, accepted):
         _done_with(response)
         return None
     boundary = first_line[2:].decode("ascii")
@@ -180,7 +188,7 @@ def stream_frame(
     return content_type, int(length) - end + len(ours), body()
 
 
-def _open_frame(source: DicomSource, url: str) -> urllib3.BaseHTTPResponse:
+def _open_frame(source: DicomSource, url: str, accept: str = FRAMES_ACCEPT) -> urllib3.BaseHTTPResponse:
     """GET a frame through the source session's own pool of kept-alive connections, without requests' layers
     (preparing the request, merging settings, hooks: a quarter of a proxied frame's CPU; issue 19). Same
     headers, timeout and answers as ``upstream_errors`` gives for requests: 404 a NotFoundError, another error
@@ -189,13 +197,11 @@ def _open_frame(source: DicomSource, url: str) -> urllib3.BaseHTTPResponse:
     session = _session_for(source)
     if session.proxies.get(url.partition(":")[0]) or session.proxies.get("all"):
         with upstream_errors(source):
-            via_requests = session.get(
-                url, headers={"Accept": FRAMES_ACCEPT}, timeout=source.timeout_seconds, stream=True
-            )
+            via_requests = session.get(url, headers={"Accept": accept}, timeout=source.timeout_seconds, stream=True)
             via_requests.raise_for_status()
             return cast(urllib3.BaseHTTPResponse, via_requests.raw)
     adapter = cast(requests.adapters.HTTPAdapter, session.get_adapter(url))
-    headers = {**session.headers, "Accept": FRAMES_ACCEPT}
+    headers = {**session.headers, "Accept": accept}
     if source.username:
         headers.update(urllib3.util.make_headers(basic_auth=f"{source.username}:{source.password}"))
     with _pool_errors(source):

@@ -90,7 +90,15 @@ def drop_database(name: str) -> None:
     import psycopg
 
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for attempt in range(10):
+            try:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+            except psycopg.errors.InsufficientPrivilege:
+                # A backend of another role (PostgreSQL's own, e.g. autovacuum's) is on it for a moment: FORCE may
+                # not end it, so wait for it to go. The services, and these databases, are removed at exit anyway.
+                time.sleep(0.5 * (attempt + 1))
+        print(f"[bench] database {name} left in place (a backend of another role kept it open)", file=sys.stderr)
 
 
 # --- The child: one tree, one database, N reading cycles ---------------------------------------------------------

@@ -285,6 +285,29 @@ def test_one_proxied_frame_is_the_pacs_body_passed_through_without_its_links(
     assert upstream._session_for(pacs).headers["Accept-Encoding"] == "identity"
 
 
+def test_native_frames_stored_in_another_byte_layout_come_through_as_explicit_little_endian(
+    proxy: Proxy, pacs: DicomSource
+):
+    """A frame stored in Implicit VR Little Endian is asked for as stored (its pixel bytes are those of Explicit VR
+    Little Endian: the PACS need not convert it) and one stored big endian is asked for converted; both reach the
+    viewer as the same little-endian pixel values, labelled Explicit VR Little Endian (issue 19)."""
+    implicit, big = fresh(read("MR_small_implicit.dcm")), fresh(read("MR_small_bigendian.dcm"))
+    assert implicit.file_meta.TransferSyntaxUID == upstream.IMPLICIT_VR_LITTLE_ENDIAN
+    proxy.client.store_instances([implicit, big])
+    stored = dict(Instance.objects.values_list("sop_instance_uid", "transfer_syntax_uid"))
+    assert stored == {implicit.SOPInstanceUID: "1.2.840.10008.1.2", big.SOPInstanceUID: "1.2.840.10008.1.2.2"}
+    accept = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+    for ds in (implicit, big):
+        response = proxy.session.get(f"{instance_url(proxy.root, ds)}/frames/1", headers={"Accept": accept}, timeout=10)
+        assert response.status_code == 200, response.content[:300]
+        head, _, rest = response.content.partition(b"\r\n\r\n")
+        assert head.endswith(f"Content-Type: application/octet-stream; transfer-syntax={EXPLICIT_LE}".encode())
+        little_endian = ds.pixel_array.astype(ds.pixel_array.dtype.newbyteorder("<"))
+        assert rest.startswith(little_endian.tobytes()), ds.file_meta.TransferSyntaxUID
+        # The same frame through the normal view (more than one frame number: no pass-through).
+        assert_same_frames(proxy.client, ds, ("application/octet-stream",))
+
+
 def test_instances_and_rendered_through_the_proxy(sent: Sent, proxy: Proxy):
     client = proxy.client
     for ds in (sent.series[2], sent.ct, sent.j2k):
