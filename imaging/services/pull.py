@@ -112,7 +112,8 @@ def study_index_upstream(*, source: DicomSource, study_instance_uid: str, store:
             )
         touched.add(series.pk)
         # WADO-RS metadata need not carry the File Meta group (Orthanc leaves it out): the transfer syntax is
-        # then unknown, which is fine since proxied frames are always asked for as Explicit VR Little Endian.
+        # then unknown, which is fine since proxied frames are always served as Explicit VR Little Endian
+        # (upstream.stream_frame finds out from the PACS's answer whether it must ask for them converted).
         transfer_syntax = str(_value(item, "00020010", ""))
         rows, columns = _value(item, "00280010", None), _value(item, "00280011", None)
         clean = {tag: element for tag, element in item.items() if "BulkDataURI" not in element and tag[:4] != "0002"}

@@ -121,6 +121,8 @@ NATIVE_LITTLE_ENDIAN_BYTES = frozenset(uid.encode() for uid in NATIVE_LITTLE_END
 EXPLICIT_LITTLE_ENDIAN_BYTES = frozenset({EXPLICIT_VR_LITTLE_ENDIAN.encode()})
 FRAMES_AS_STORED_ACCEPT = f'multipart/related; type="{OCTET_STREAM}"; transfer-syntax=*'
 MAX_PART_HEADER = 1 << 14
+# Sources that answered a frame of unknown transfer syntax in a compressed one (see stream_frame).
+_CONVERTING_SOURCES: set[int] = set()
 
 
 def _native_octet_part(headers: bytes, accepted: frozenset[bytes] = EXPLICIT_LITTLE_ENDIAN_BYTES) -> bool:
@@ -151,8 +153,13 @@ def stream_frame(
     The status is checked before anything is handed on, so a PACS that is down or refuses is a 502/504 (or a
     404) with a message, never a 200 whose body breaks off."""
     url = f"{source.base_url.rstrip('/')}/studies/{study}/series/{series}/instances/{sop}/frames/{frame}"
-    as_stored = stored_syntax in NATIVE_LITTLE_ENDIAN
-    response = _open_frame(source, url, FRAMES_AS_STORED_ACCEPT if as_stored else FRAMES_ACCEPT)
+    unknown = not stored_syntax and source.pk not in _CONVERTING_SOURCES
+    as_stored = stored_syntax in NATIVE_LITTLE_ENDIAN or unknown
+    response = _open_frame(source, url, FRAMES_AS_STORED_ACCEPT if as_stored else FRAMES_ACCEPT, refusals=unknown)
+    if response.status >= 400:  # (only where unknown) Orthanc answers 500 for a big-endian frame asked as stored
+        _done_with(response)
+        _CONVERTING_SOURCES.add(source.pk)
+        return None
     length = response.headers.get("Content-Length")
     multipart = response.headers.get("Content-Type", "").lower().startswith("multipart/related")
     identity = response.headers.get("Content-Encoding", "identity").lower() == "identity"
@@ -171,6 +178,8 @@ def stream_frame(
     first_line, _, headers = head[: max(end, 0)].partition(b"\r\n")
     accepted = NATIVE_LITTLE_ENDIAN_BYTES if as_stored else EXPLICIT_LITTLE_ENDIAN_BYTES
     if end < 0 or not first_line.startswith(b"--") or not _native_octet_part(headers, accepted):
+        if unknown:
+            _CONVERTING_SOURCES.add(source.pk)
         _done_with(response)
         return None
     boundary = first_line[2:].decode("ascii")
@@ -188,17 +197,21 @@ def stream_frame(
     return content_type, int(length) - end + len(ours), body()
 
 
-def _open_frame(source: DicomSource, url: str, accept: str = FRAMES_ACCEPT) -> urllib3.BaseHTTPResponse:
+def _open_frame(
+    source: DicomSource, url: str, accept: str = FRAMES_ACCEPT, refusals: bool = False
+) -> urllib3.BaseHTTPResponse:
     """GET a frame through the source session's own pool of kept-alive connections, without requests' layers
     (preparing the request, merging settings, hooks: a quarter of a proxied frame's CPU; issue 19). Same
     headers, timeout and answers as ``upstream_errors`` gives for requests: 404 a NotFoundError, another error
     status, an unreachable PACS or a broken answer a 502, no answer within the timeout a 504. A source reached
-    through an HTTP proxy goes through requests."""
+    through an HTTP proxy goes through requests. ``refusals``: an error status other than 404 is returned, not
+    raised."""
     session = _session_for(source)
     if session.proxies.get(url.partition(":")[0]) or session.proxies.get("all"):
         with upstream_errors(source):
             via_requests = session.get(url, headers={"Accept": accept}, timeout=source.timeout_seconds, stream=True)
-            via_requests.raise_for_status()
+            if not (refusals and via_requests.status_code != 404):
+                via_requests.raise_for_status()
             return cast(urllib3.BaseHTTPResponse, via_requests.raw)
     adapter = cast(requests.adapters.HTTPAdapter, session.get_adapter(url))
     headers = {**session.headers, "Accept": accept}
@@ -216,7 +229,7 @@ def _open_frame(source: DicomSource, url: str, accept: str = FRAMES_ACCEPT) -> u
             decode_content=False,
             timeout=urllib3.Timeout(connect=source.timeout_seconds, read=source.timeout_seconds),
         )
-    if response.status >= 400:
+    if response.status >= 400 and not (refusals and response.status != 404):
         _done_with(response)
         if response.status == 404:
             raise NotFoundError(f"Not found on upstream PACS {source.name!r}")
