@@ -19,6 +19,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,7 @@ from annotation.models import Membership, Project  # noqa: E402
 from imaging.models import DicomSource, Study  # noqa: E402
 from imaging.services.ingest import IncomingFile, ingest_files  # noqa: E402
 from imaging.synthetic import generate_ct_study  # noqa: E402
+from tests.benchmarks.hop_floor import start_nginx  # noqa: E402
 
 ORTHANC = os.environ["ORTHANC_URL"]
 ORTHANC_WEB = os.environ["ORTHANC_DICOMWEB_URL"]
@@ -319,13 +321,15 @@ def bench_ingest(total: int, port: int, batch: int = 50, per_series: int = 200) 
     }
 
 
-def start_server(port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, app: str = "config.wsgi:application", env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [
             str(ROOT / ".venv/bin/gunicorn"),
             "-c",
             "config/gunicorn.py",  # preloaded and warm, as the run command serves
-            "config.wsgi:application",
+            app,
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
@@ -336,6 +340,7 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
             "warning",
         ],
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
     )
     for _ in range(150):
         try:
@@ -399,6 +404,11 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
     ``local_full_chain`` and ``proxy_full_chain`` are the same requests to a second server started with
     MEDLABEL_DICOMWEB_FAST_PATH=false (every frame through Django's middleware chain and URL resolver, as
     before imaging.dicomweb.fastpath): the fast path's gain, measured in the same run.
+
+    ``hop_floor`` is the floor of any proxy on this machine: tests/benchmarks/hop_floor.py, a WSGI application
+    with nothing of ours in it (no Django, no access check) that passes Orthanc's answer through, served by the
+    same gunicorn; ``hop_floor_overhead`` is what merely being a second HTTP server in the path costs.
+    ``nginx_floor`` is the same hop through nginx where it is installed: the cheapest proxy there is.
     """
     files = series_files(900, slices)
     user, _ = User.objects.get_or_create(username="bench")
@@ -442,10 +452,13 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
             del os.environ["MEDLABEL_DICOMWEB_FAST_PATH"]
         else:
             os.environ["MEDLABEL_DICOMWEB_FAST_PATH"] = previous
+    hop_floor = start_server(port + 5, "tests.benchmarks.hop_floor:application", {"HOP_FLOOR_UPSTREAM": ORTHANC_WEB})
+    nginx = start_nginx(port + 6, ORTHANC_WEB)
     encodings = {"identity": "identity", "gzip": "gzip, deflate"}
     try:
         base = f"http://127.0.0.1:{port}/dicomweb"
         base_full = f"http://127.0.0.1:{port + 3}/dicomweb"
+        base_hop = f"http://127.0.0.1:{port + 5}/dicomweb"
         auth = Token.objects.get_or_create(user=user)[0].key
         local_uids = (local.StudyInstanceUID, local.SeriesInstanceUID, local_sops)
         proxy_uids = (proxy_study.StudyInstanceUID, proxy_study.SeriesInstanceUID, proxy_sops)
@@ -455,7 +468,10 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
             "orthanc": (ORTHANC_WEB, *local_uids, None),
             "proxy": (base, *proxy_uids, auth),
             "proxy_full_chain": (base_full, *proxy_uids, auth),
+            "hop_floor": (base_hop, *local_uids, None),
         }
+        if nginx is not None:
+            targets["nginx_floor"] = (f"http://127.0.0.1:{port + 6}/dicomweb", *local_uids, None)
         for url, st, se, sops, tok in targets.values():  # warm every path once
             fetch_all_frames(url, st, se, sops[:10], tok)
         runs: dict[str, list[float]] = {f"{t}_{e}": [] for t in targets for e in encodings}
@@ -463,7 +479,13 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
         # CPU per frame of the processes that serve it (the gunicorn workers of the server asked; Orthanc),
         # which a busy machine disturbs far less than the wall-clock times.
         orthanc = orthanc_pid()
-        servers = {base: children_of(server.pid), base_full: children_of(full_chain.pid), ORTHANC_WEB: []}
+        servers = {
+            base: children_of(server.pid),
+            base_full: children_of(full_chain.pid),
+            base_hop: children_of(hop_floor.pid),
+            ORTHANC_WEB: [],
+            f"http://127.0.0.1:{port + 6}/dicomweb": [nginx[0].pid] + children_of(nginx[0].pid) if nginx else [],
+        }
         cpu: dict[str, list[tuple[float, float]]] = {key: [] for key in runs}
         for _ in range(repeat):
             for name, (url, st, se, sops, tok) in targets.items():
@@ -477,6 +499,10 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
     finally:
         stop_server(server)
         stop_server(full_chain)
+        stop_server(hop_floor)
+        if nginx is not None:
+            stop_server(nginx[0])
+            shutil.rmtree(nginx[1], ignore_errors=True)
     best = {key: min(values) for key, values in runs.items()}
     result: dict[str, Any] = {"slices": slices, "repeat": repeat}
     for key, value in best.items():
@@ -489,6 +515,9 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
             orthanc_best = best[f"orthanc_{label}"]
             result[f"local{variant}_over_orthanc_{label}"] = round(best[f"local{variant}_{label}"] / orthanc_best, 3)
             result[f"proxy{variant}_overhead_{label}"] = round(best[f"proxy{variant}_{label}"] / orthanc_best - 1, 3)
+        for floor in ("hop_floor", "nginx_floor"):
+            if f"{floor}_{label}" in best:
+                result[f"{floor}_overhead_{label}"] = round(best[f"{floor}_{label}"] / orthanc_best - 1, 3)
     return result
 
 
