@@ -726,7 +726,7 @@ class LearnedEngine:
                     local = local_update(base, base | grown[crop], points, True)
                     fallback = PRIOR_REGION_GROWING
                 labels, count = ndimage.label(local)
-                hit = {int(labels[q]) for q in local_pos} - {0}  # type: ignore[index]
+                hit = {int(labels[q]) for q in local_pos} - {0}
                 if hit:  # what a negative click cut off from every positive one goes too
                     local = np.isin(labels, sorted(hit))
                 mask = request.previous.astype(bool)  # outside the crop the proposal stays as it was
