@@ -92,6 +92,7 @@ DEFAULT_TRAINING: dict[str, Any] = {
 PRIOR_REGION_GROWING = "region-growing"
 # A refinement changes the proposal only around the latest click (``local_update``).
 LOCAL_UPDATE = True
+THRESHOLD = 0.5  # foreground probability of the answer
 LOW_PROBABILITY = 0.25  # a positive click outside the answer brings back its component above this
 # A prompt's forward pass is tens of milliseconds on one core; more threads on a busy CPU only contend.
 INFERENCE_THREADS = 1
@@ -241,6 +242,11 @@ def crop_around(points: Sequence[Voxel], shape: Sequence[int], patch: Sequence[i
     return sl[0], sl[1], sl[2]
 
 
+# Test-time augmentation: the answer is the mean probability over these flips of the (N, C, D, H, W) input, every
+# mirror image of the crop (in-plane and through the slices), one batch of 8 for one call of the network. Chosen on
+# held-out tuning studies (seeds 9300-9301 and 9400-9401, neither trained on nor benchmarked): the same NoC@85
+# as without it and a higher Dice after 3 and 5 clicks on both.
+TEST_TIME_FLIPS: tuple[tuple[int, ...], ...] = ((), (3,), (4,), (3, 4), (2,), (2, 3), (2, 4), (2, 3, 4))
 NETWORK_MULTIPLE = 4  # the UNet halves twice: a crop padded to a multiple of 4 comes back the same size
 
 
@@ -282,8 +288,15 @@ def predict_crop(
     net_in = np.pad(net_in, pad, mode="edge")
     model.eval()
     with torch.no_grad():
-        logits = model(torch.as_tensor(net_in[None]).to(device))
-        prob = torch.softmax(logits[0], dim=0)[1].cpu().numpy()
+        one = torch.as_tensor(net_in[None]).to(device)
+        # The mean over mirror images (test-time augmentation), all in one batch: one call of the network.
+        batch = torch.cat([torch.flip(one, flip) if flip else one for flip in TEST_TIME_FLIPS])
+        logits = model(batch)
+        probs = torch.softmax(logits, dim=1)[:, 1:2]
+        unflipped = [
+            torch.flip(probs[k : k + 1], flip) if flip else probs[k : k + 1] for k, flip in enumerate(TEST_TIME_FLIPS)
+        ]
+        prob = torch.cat(unflipped).mean(dim=0)[0].cpu().numpy()
     return prob[: sizes[0], : sizes[1], : sizes[2]], crop
 
 
@@ -368,7 +381,9 @@ def mask_from_probability(
     offset = np.asarray([s.start for s in crop])
     local_pos = _inside(positive, offset, prob.shape)
     local_neg = _inside(negative, offset, prob.shape)
-    local = honour_clicks(prob >= 0.5, prob, None if image is None else image[crop], local_pos, local_neg, spacing)
+    local = honour_clicks(
+        prob >= THRESHOLD, prob, None if image is None else image[crop], local_pos, local_neg, spacing
+    )
     labels, count = ndimage.label(local)
     if count:
         hit = {int(labels[q]) for q in local_pos} - {0}

@@ -216,3 +216,23 @@ def test_a_positive_click_the_network_ignores_gets_the_model_free_answer_around_
     )
     assert answer.details["click_fallback"] == "region-growing"
     assert learned.dice(answer.mask & ~previous, truth) > 0.6
+
+
+def test_the_answer_is_the_mean_over_mirror_images_so_a_mirrored_study_gets_the_mirrored_answer() -> None:
+    """Test-time augmentation over every mirror image of the crop: even an untrained (asymmetric) network answers
+    a study mirrored left-right or head-feet with the mirrored answer."""
+    torch.manual_seed(3)
+    network = numeric.build_network("unet", {**learned.DEFAULT_ARCHITECTURE_PARAMS})
+    image = np.random.default_rng(3).random((8, 16, 16)).astype(np.float32)
+    click = (3, 6, 5)
+    patch = [16, 32, 32]  # the crop is the whole image
+    cpu = torch.device("cpu")
+    prob, crop = learned.predict_crop(network, image, [click], [], patch=patch, device=cpu)
+    assert [s.stop - s.start for s in crop] == [8, 16, 16]
+    for axis in (0, 2):
+        z, y, x = click
+        mirrored_click = (image.shape[0] - 1 - z, y, x) if axis == 0 else (z, y, image.shape[2] - 1 - x)
+        mirrored, _ = learned.predict_crop(
+            network, np.flip(image, axis).copy(), [mirrored_click], [], patch=patch, device=cpu
+        )
+        assert np.allclose(mirrored, np.flip(prob, axis), atol=1e-5)
