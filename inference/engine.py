@@ -322,6 +322,7 @@ class Example:
     case_id: int
     image: torch.Tensor  # (1, D, H, W), preprocessed
     target: np.ndarray  # segmentation: (D, H, W) 0/1 on the preprocessed grid; classification: shape ()
+    spacing: tuple[float, float, float] | None = None  # mm between voxels of ``image`` (z, y, x), when known
 
 
 def _augment(patch_size: Sequence[int], enabled: bool) -> Compose:

@@ -144,7 +144,9 @@ def _example(version: ModelVersion, lc: LabelledCase, spec: dict[str, Any]) -> e
     if mask is None:
         return None
     target = engine.restore_shape(torch.as_tensor(mask[None], dtype=torch.float32), image.shape[1:])[0]
-    return engine.Example(lc.case.pk, image, (target.numpy() >= 0.5).astype(np.uint8))
+    grid = spec.get("spacing") or volume.spacing  # the image's own grid when not resampled
+    spacing = (float(grid[0]), float(grid[1]), float(grid[2]))
+    return engine.Example(lc.case.pk, image, (target.numpy() >= 0.5).astype(np.uint8), spacing)
 
 
 def _examples(version: ModelVersion, cases: list[LabelledCase]) -> tuple[list[engine.Example], list[int]]:

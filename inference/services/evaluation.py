@@ -44,7 +44,9 @@ def _evaluate(
     if version.task_type == TaskType.INTERACTIVE:
         from inference.interactive import learned
 
-        return learned.evaluate_interactive(model, examples, params=version.training_params, device=device)
+        intensity = engine.preprocessing_spec(version.preprocessing)["intensity"]
+        params = {**version.training_params, "intensity": intensity}  # the region-growing prior works in HU
+        return learned.evaluate_interactive(model, examples, params=params, device=device)
     if version.task_type == TaskType.CLASSIFICATION:
         return engine.evaluate_classification(model, examples, device=device)
     spec = engine.preprocessing_spec(version.preprocessing)

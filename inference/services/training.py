@@ -228,7 +228,13 @@ def _train(job: Job, version: ModelVersion, progress: Progress) -> dict[str, Any
         from inference.interactive import learned
 
         history, _ = learned.train_interactive(
-            model, train_examples, val_examples, params=params, device=device, seed=seed, on_epoch=on_epoch
+            model,
+            train_examples,
+            val_examples,
+            params={**params, "intensity": spec["intensity"]},  # the region-growing prior works in HU
+            device=device,
+            seed=seed,
+            on_epoch=on_epoch,
         )
     elif version.task_type == TaskType.CLASSIFICATION:
         history, _ = engine.train_classification(
