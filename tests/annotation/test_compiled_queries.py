@@ -174,3 +174,29 @@ def test_a_manager_who_manages_and_reads_claims_and_sees_the_real_status(
     )
     assert reader.status_code == 200, reader.content
     assert reader.json()["case"]["status"] == "in_progress"
+
+
+def test_the_reading_project_is_the_orm_answer_for_members_managers_outsiders_and_administrators(
+    reading_project: Project, users: dict[str, User], admin: User
+) -> None:
+    from annotation.selectors import projects_for_user, with_reader_context
+    from annotation.selectors import reading_project as compiled_project
+    from review.services import policy_for
+
+    slug = reading_project.slug
+    for with_policy in (False, True):
+        if with_policy:
+            policy_for(reading_project)
+        for user in (users["annotator"], users["reviewer"], users["manager"], admin):
+            orm = with_reader_context(projects_for_user(user), user).get(slug=slug)
+            compiled = compiled_project(user, slug)
+            assert compiled is not None and fields_of(compiled) == fields_of(orm), user.username
+            assert getattr(compiled, "user_is_manager") == getattr(orm, "user_is_manager")  # noqa: B009
+            assert hasattr(compiled, "review_policy") is hasattr(orm, "review_policy") is with_policy
+            if with_policy:
+                assert fields_of(compiled.review_policy) == fields_of(orm.review_policy)
+    assert getattr(compiled_project(users["manager"], slug), "user_is_manager") is True  # noqa: B009
+    assert getattr(compiled_project(users["annotator"], slug), "user_is_manager") is False  # noqa: B009
+    # A project the user is no member of, or no such project: none (the API answers 404 either way).
+    assert compiled_project(users["outsider"], slug) is None
+    assert compiled_project(users["annotator"], slug + "-other") is None
