@@ -546,10 +546,12 @@ def schedule_dashboards_refresh(project_id: int) -> None:
         # queued, so a change committed before it starts (this one: send runs after the commit) is covered by it.
         # Under 50 readers a message on every submission cost the reader's request a few ms of CPU each (issue 19).
         now = time.monotonic()
+        queued = not refresh_dashboards.app.conf.task_always_eager  # an eager refresh has run: nothing is pending
         with _refresh_lock:
             if _refresh_due.get(project_id, 0.0) > now + REFRESH_MARGIN_S:
                 return
-            _refresh_due[project_id] = now + REFRESH_DELAY_S
+            if queued:
+                _refresh_due[project_id] = now + REFRESH_DELAY_S
         try:
             refresh_dashboards.apply_async(
                 args=(project_id,), countdown=REFRESH_DELAY_S, retry=False, ignore_result=True
