@@ -10,6 +10,8 @@ on its first request (seconds of CPU; before torch left the request path, 3.7 s 
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 preload_app = True
@@ -24,3 +26,10 @@ def post_fork(server: Any, worker: Any) -> None:
     from django.db import connections
 
     connections.close_all()
+    # The GIL hand-off interval (CPython's default 5 ms): a thread serialising a large answer holds the GIL for up
+    # to this long before another thread of the worker, with a short request ready, may run.
+    # MEDLABEL_SWITCH_INTERVAL_MS tunes it (issue 19). Measured with scripts/load.sh (120 s, 50 readers, 2 cores, other
+    # jobs on the machine): 5 workers x 2 threads at 1 ms answered no faster than 3 x 4 at 5 ms (p95 661 against
+    # 647 ms at load ~7; 439 against 250 ms at load ~4), so the default stays CPython's.
+    interval_ms = float(os.environ.get("MEDLABEL_SWITCH_INTERVAL_MS", "5"))
+    sys.setswitchinterval(interval_ms / 1000)

@@ -46,8 +46,8 @@ def is_message(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("msgid"), str)
 
 
-def _localised(texts: dict[str, str]) -> str:
-    language = (translation.get_language() or "en").lower()
+def _localised(texts: dict[str, str], language: str | None = None) -> str:
+    language = (language or translation.get_language() or "en").lower()
     for code in (language, language.split("-")[0]):
         if texts.get(code):
             return texts[code]
@@ -98,8 +98,35 @@ def render(msg: Any, language: str | None = None) -> str:
 
 
 def english(msg: Message) -> str:
-    """The message in English, for the text columns kept beside it."""
-    return render(msg, "en")
+    """The message in English, for the text columns kept beside it.
+
+    The English text is the msgid itself (there is no English catalogue), so it is rendered without activating a
+    translation: ``translation.override("en")`` around each of the dozens of reasons an agreement check writes was
+    a tenth of its CPU (issue 19). The same words as ``render(msg, "en")`` (tests/test_server_translations.py)."""
+    if not is_message(msg):
+        return "" if msg is None else str(msg)
+    return _render_english(msg)
+
+
+def _render_english(msg: Message) -> str:
+    params = msg.get("params") or {}
+    if not params:
+        return str(msg["msgid"])
+    return str(msg["msgid"]) % {name: _english_param(value) for name, value in params.items()}
+
+
+def _english_param(value: Any) -> str:
+    if is_message(value):
+        return _render_english(value)
+    if isinstance(value, dict) and isinstance(value.get(_NAMES), dict):
+        return _localised(value[_NAMES], "en")
+    if isinstance(value, list | tuple):
+        if value and all(is_message(entry) for entry in value):  # sentences: the msgids of the separators
+            return "; ".join(_english_param(entry) for entry in value)
+        return ", ".join(_english_param(entry) for entry in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def render_all(messages: list[Any], separator: str | None = None) -> str:

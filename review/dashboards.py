@@ -22,6 +22,8 @@ import hashlib
 import logging
 import math
 import statistics
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -512,6 +514,14 @@ def dashboards_precompute(project_id: int, *, max_rounds: int = 3) -> int:
     return computed
 
 
+# A worker's refresh runs REFRESH_DELAY_S after it is queued; until REFRESH_MARGIN_S before that, the queued one
+# covers any change committed meanwhile and no other is queued (per process, per project).
+REFRESH_DELAY_S = 2.0
+REFRESH_MARGIN_S = 0.5
+_refresh_due: dict[int, float] = {}
+_refresh_lock = threading.Lock()
+
+
 def schedule_dashboards_refresh(project_id: int) -> None:
     """After the surrounding transaction commits, ask a worker to refresh the project's dashboards.
 
@@ -532,9 +542,23 @@ def schedule_dashboards_refresh(project_id: int) -> None:
     def send() -> None:
         from review.tasks import refresh_dashboards
 
+        # One message per project per REFRESH_DELAY_S from each process: the refresh runs that long after it is
+        # queued, so a change committed before it starts (this one: send runs after the commit) is covered by it.
+        # Under 50 readers a message on every submission cost the reader's request a few ms of CPU each (issue 19).
+        now = time.monotonic()
+        queued = not refresh_dashboards.app.conf.task_always_eager  # an eager refresh has run: nothing is pending
+        with _refresh_lock:
+            if _refresh_due.get(project_id, 0.0) > now + REFRESH_MARGIN_S:
+                return
+            if queued:
+                _refresh_due[project_id] = now + REFRESH_DELAY_S
         try:
-            refresh_dashboards.apply_async(args=(project_id,), retry=False, ignore_result=True)
+            refresh_dashboards.apply_async(
+                args=(project_id,), countdown=REFRESH_DELAY_S, retry=False, ignore_result=True
+            )
         except Exception as exc:
+            with _refresh_lock:
+                _refresh_due.pop(project_id, None)  # not queued: the next change tries again
             logger.warning("dashboards refresh for project %s not queued: %s", project_id, exc)
 
     send.dashboards_project = project_id  # type: ignore[attr-defined]

@@ -68,3 +68,28 @@ def test_every_server_message_has_a_chinese_translation() -> None:
             if (pgettext(context, msgid) if context else gettext(msgid)) == msgid and msgid not in SAME_IN_CHINESE
         ]
     assert untranslated == [], "no zh-Hans translation in locale/zh_Hans/LC_MESSAGES/django.po (then msgfmt)"
+
+
+def test_the_english_of_a_message_is_its_rendering_in_english_whatever_language_is_active() -> None:
+    """config.messages.english renders the msgids without activating a translation (issue 19): the same words as
+    render(msg, "en"), in an English and in a Chinese request, for nested messages, names, lists and numbers."""
+    from config.messages import english, message, names, render
+    from review.evaluation import R_AI_THIRD_OPINION
+    from review.services import E_DISPUTED, E_FIRST_READ_SINGLE, E_MAJORITY, E_WINNER_BY
+
+    winner = message(E_WINNER_BY, reading="consensus", reader="ann")
+    samples = [
+        message(E_FIRST_READ_SINGLE, reader="ann", share="20%"),
+        message(E_MAJORITY, votes=[2, 1], winner=winner),
+        message(E_DISPUTED, reasons=[message(R_AI_THIRD_OPINION, reason="dice 0.41"), winner]),
+        message("%(label)s differs by %(d)s mm", label=names({"en": "Diameter", "zh-hans": "直径"}), d=2.5),
+        message("no parameters"),
+    ]
+    for language in ("en", "zh-hans"):
+        with translation.override(language):
+            for sample in samples:
+                assert english(sample) == render(sample, "en"), sample
+    with translation.override("zh-hans"):
+        assert english(samples[3]) == "Diameter differs by 2.5 mm"
+        assert render(samples[0]) != english(samples[0])  # the Chinese request still renders in Chinese
+    assert english(None) == "" and english("plain") == "plain"  # type: ignore[arg-type]

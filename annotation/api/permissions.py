@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -12,7 +13,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from annotation.models import Project
-from annotation.selectors import is_manager, projects_for_user, remember_manager, with_reader_context
+from annotation.selectors import is_manager, projects_for_user, reading_project, remember_manager
 
 
 def project_for(request: Request, slug: str) -> Project:
@@ -23,8 +24,10 @@ def project_for(request: Request, slug: str) -> Project:
 def project_for_reading(request: Request, slug: str) -> Project:
     """project_for, with the review policy and whether the user manages the project read in the same query: what
     claiming the next case and showing it to its reader consult (selectors.with_reader_context)."""
-    projects = with_reader_context(projects_for_user(request.user), request.user)
-    return remember_manager(get_object_or_404(projects, slug=slug), request.user)
+    project = reading_project(request.user, slug)
+    if project is None:
+        raise Http404(f"No {Project._meta.object_name} matches the given query.")  # get_object_or_404's words
+    return remember_manager(project, request.user)
 
 
 def require_manager(request: Request, project: Project) -> None:

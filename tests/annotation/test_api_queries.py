@@ -275,6 +275,9 @@ def test_revision_list_queries_do_not_grow_with_revisions(
 # review policy and whether the reader manages the project with the project.
 MAX_DRAFT_QUERIES = 15
 MAX_NEXT_QUERIES = 14
+# The unfinished assignment found again: session, user, profile, project, the claim's savepoint and its release, role
+# lock, the assignment (9 before: the answer read the assignment's user row).
+MAX_NEXT_AGAIN_QUERIES = 8
 
 
 def imaged_case(project: Project, slices: int = 4) -> tuple[Case, Series, list[str]]:
@@ -375,6 +378,18 @@ def test_worklist_next_queries_do_not_grow_with_cases_or_readings(project: Proje
         assert Assignment.objects.filter(user=reader, role="first_reader", status="active").count() == 1
     assert counts[2] == counts[10], "\n".join(["with 10 cases and readings:", *captured[10]])
     assert counts[10] <= MAX_NEXT_QUERIES, "\n".join(captured[10])
+    # Pressing "next" again finds the unfinished assignment: no claim, and the answer names its reader without
+    # reading the user row again (the answer is written out, issue 19).
+    again, captured_again, response = count_queries(
+        functools.partial(
+            client.post,
+            f"{API}/projects/counts/worklist/next/",
+            {"role": "first_reader"},
+            content_type="application/json",
+        )
+    )
+    assert response.status_code == 200 and response.json()["username"] == reader.username
+    assert again <= MAX_NEXT_AGAIN_QUERIES, "\n".join(captured_again)
 
 
 # Paging through cases sorted by a column many share (every new case has priority 0) must partition them: without

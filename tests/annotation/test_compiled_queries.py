@@ -3,6 +3,7 @@ revision endpoint's hand-made answer is RevisionOutput's."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import Client
+from rest_framework.utils.encoders import JSONEncoder
 
 from annotation.api.serializers import RevisionOutput
 from annotation.labels import load_example_schema
@@ -174,3 +176,55 @@ def test_a_manager_who_manages_and_reads_claims_and_sees_the_real_status(
     )
     assert reader.status_code == 200, reader.content
     assert reader.json()["case"]["status"] == "in_progress"
+
+
+def test_the_reading_project_is_the_orm_answer_for_members_managers_outsiders_and_administrators(
+    reading_project: Project, users: dict[str, User], admin: User
+) -> None:
+    from annotation.selectors import projects_for_user, with_reader_context
+    from annotation.selectors import reading_project as compiled_project
+    from review.services import policy_for
+
+    slug = reading_project.slug
+    for with_policy in (False, True):
+        if with_policy:
+            policy_for(reading_project)
+        for user in (users["annotator"], users["reviewer"], users["manager"], admin):
+            orm = with_reader_context(projects_for_user(user), user).get(slug=slug)
+            compiled = compiled_project(user, slug)
+            assert compiled is not None and fields_of(compiled) == fields_of(orm), user.username
+            assert getattr(compiled, "user_is_manager") == getattr(orm, "user_is_manager")  # noqa: B009
+            assert hasattr(compiled, "review_policy") is hasattr(orm, "review_policy") is with_policy
+            if with_policy:
+                assert fields_of(compiled.review_policy) == fields_of(orm.review_policy)
+    assert getattr(compiled_project(users["manager"], slug), "user_is_manager") is True  # noqa: B009
+    assert getattr(compiled_project(users["annotator"], slug), "user_is_manager") is False  # noqa: B009
+    # A project the user is no member of, or no such project: none (the API answers 404 either way).
+    assert compiled_project(users["outsider"], slug) is None
+    assert compiled_project(users["annotator"], slug + "-other") is None
+
+
+@pytest.mark.parametrize("manages", [False, True])
+def test_the_claimed_assignment_answer_is_assignment_outputs(
+    reading_project: Project, users: dict[str, User], client_for: Callable[[User | None], Client], manages: bool
+) -> None:
+    """worklist next writes its answer out (issue 19): the same as AssignmentOutput, for a new claim and for the
+    unfinished assignment found again, in the reader's view (status hidden) and in a reading manager's."""
+    from annotation.api.serializers import AssignmentOutput
+    from annotation.selectors import hide_case_statuses
+    from tests.factories import MembershipFactory
+
+    user = users["manager"] if manages else users["annotator"]
+    if manages:
+        MembershipFactory(project=reading_project, user=user, role=Role.ANNOTATOR)
+    client = client_for(user)
+    url = f"/api/v1/projects/{reading_project.slug}/worklist/next/"
+    answers = [client.post(url, {"role": "first_reader"}, "application/json") for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200], answers[0].content
+    assert answers[0].json() == answers[1].json()  # found again, not claimed twice
+    claimed = Assignment.objects.select_related("case__study", "case__series", "user")
+    assignment = claimed.get(pk=answers[0].json()["id"])
+    hide_case_statuses(user, reading_project, [assignment])
+    expected = json.loads(json.dumps(AssignmentOutput(assignment).data, cls=JSONEncoder))  # as the API renders it
+    assert answers[0].json() == expected
+    assert expected["case"]["status"] == ("awaiting_first_read" if manages else "in_progress")

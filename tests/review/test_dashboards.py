@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import statistics
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -399,3 +400,41 @@ def test_dashboards_refresh_is_asked_once_per_transaction_and_survives_a_rolled_
             schedule_dashboards_refresh(8)  # the inner one's savepoint is released, not enclosing: queued again
     projects = [int(getattr(c, "dashboards_project", 0)) for c in callbacks]
     assert sorted(projects) == [7, 8, 8, 9]
+
+
+@pytest.mark.django_db
+def test_each_process_queues_one_delayed_refresh_per_project_while_one_is_pending(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """A burst of changes queues one refresh per project (issue 19: a message on every submission cost each reader's
+    request CPU), delayed so that it runs after every change it covers; once it is due, the next change queues
+    another. Counted on the real broker (Redis): the messages in the default queue."""
+    import redis
+    from django.conf import settings
+    from django.db import transaction
+
+    from review.dashboards import schedule_dashboards_refresh
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+
+    def commit_change(project_id: int) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            with transaction.atomic():
+                schedule_dashboards_refresh(project_id)
+
+    dashboards._refresh_due.clear()
+    before = broker.llen(queue)
+    for _ in range(5):
+        commit_change(7001)
+    commit_change(7002)  # another project: its own
+    assert broker.llen(queue) - before == 2
+    queued = [json.loads(raw) for raw in broker.lrange(queue, 0, 1)]
+    assert {m["headers"]["task"] for m in queued} == {"review.tasks.refresh_dashboards"}
+    assert all(m["headers"]["eta"] for m in queued)  # delayed: it covers the changes committed before it runs
+    # Once the queued one is about to run, a change can no longer count on it: another is queued.
+    dashboards._refresh_due[7001] = time.monotonic() + dashboards.REFRESH_MARGIN_S / 2
+    commit_change(7001)
+    assert broker.llen(queue) - before == 3
+    for _ in range(3):
+        broker.lpop(queue)  # the newest three, this test's: no worker here, none left for another test's worker

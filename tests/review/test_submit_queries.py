@@ -174,3 +174,32 @@ def test_submission_asks_for_one_dashboards_refresh(django_capture_on_commit_cal
     for callbacks in (first_callbacks, last_callbacks):
         refreshes = [c for c in callbacks if getattr(c, "dashboards_project", None) == project.pk]
         assert len(refreshes) == 1, callbacks
+
+
+@pytest.mark.django_db
+def test_the_hand_overs_compiled_queries_are_the_orm_answer() -> None:
+    """The case lock (with its project and policy) and the count of submitted readings, compiled once per process
+    (config.compiled), answer what their ORM queries answer."""
+    from django.db import transaction
+
+    from review.services import (
+        _CASE_TO_HAND_OVER,
+        _SUBMITTED_READING_IDS,
+        _case_to_hand_over_query,
+        _submitted_readings_query,
+    )
+
+    project, _schema = reading_project(2)
+    case, _series, sops = imaged_case(project)
+    for role in (FIRST, SECOND):
+        _reader, client = reader_of(project, case, role)
+        assert submit(client, case, role, regions(sops, 2)).status_code == 201
+        with transaction.atomic():
+            compiled = _CASE_TO_HAND_OVER.first(case_id=case.pk)
+            orm = list(_case_to_hand_over_query(case_id=case.pk))[0]
+        assert vars(compiled).keys() == vars(orm).keys()
+        assert (compiled.pk, compiled.status, compiled.project_id) == (orm.pk, orm.status, orm.project_id)
+        assert compiled.project.review_policy.pk == orm.project.review_policy.pk
+        ids = sorted(pk for (pk,) in _SUBMITTED_READING_IDS.rows(case_id=case.pk))
+        assert ids == sorted(_submitted_readings_query(case).values_list("pk", flat=True))
+        assert len(ids) == (1 if role == FIRST else 2)
