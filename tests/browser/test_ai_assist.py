@@ -5,6 +5,7 @@ submits; the stored mask is the engine's answer to those two prompts and the rev
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -63,8 +64,9 @@ def lesion_case(settings: Any) -> Callable[[str], LesionCase]:
     return make
 
 
-def _click_voxel(page: Page, voxel: tuple[int, int, int]) -> None:
-    """Show the voxel's slice and click its pixel centre (Cornerstone3D maps the pixel index to the canvas)."""
+def _click_voxel(page: Page, voxel: tuple[int, int, int]) -> float:
+    """Show the voxel's slice and click its pixel centre (Cornerstone3D maps the pixel index to the canvas); the
+    time.perf_counter() of the click (for tests/benchmarks/bench_ai_prompt.py)."""
     z, y, x = voxel
     page.evaluate(f"window.__medlabel.viewer.current.setSlice({z})")
     page.wait_for_function(f"() => window.__medlabel.viewer.current.getSlice() === {z}")
@@ -79,7 +81,9 @@ def _click_voxel(page: Page, voxel: tuple[int, int, int]) -> None:
     )
     box = page.get_by_test_id("overlay").bounding_box()
     assert box is not None
+    clicked = time.perf_counter()
     page.mouse.click(box["x"] + cx, box["y"] + cy)
+    return clicked
 
 
 def answer_the_rest_and_submit(page: Page) -> None:
