@@ -11,6 +11,7 @@ from functools import cache
 from typing import cast
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Case as SqlCase
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
@@ -96,13 +97,8 @@ def reading_project(user: AnyUser, slug: str) -> Project | None:
 
 
 def _reading_project_query(*, user_id: int, slug: str) -> QuerySet[Project]:
-    member_of = Membership.objects.filter(user__pk=user_id).values("project_id")
-    manager = Membership.objects.filter(project=OuterRef("pk"), user__pk=user_id, role=Role.MANAGER)
-    return (
-        Project.objects.filter(pk__in=member_of, slug=slug)
-        .select_related("review_policy")
-        .annotate(user_is_manager=Exists(manager))[:1]
-    )
+    member = get_user_model()(pk=user_id)  # a member who is no administrator: the shape reading_project compiles
+    return with_reader_context(projects_for_user(member), member).filter(slug=slug)[:1]
 
 
 _READING_PROJECT = CompiledQuery(_reading_project_query, user_id=int, slug=str)

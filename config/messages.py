@@ -63,28 +63,34 @@ def localised(value: Any, fallback: str = "") -> str:
     return _localised(names(value, fallback)[_NAMES])
 
 
-def _param(value: Any) -> str:
+def _param(value: Any, english: bool = False) -> str:
     if is_message(value):
-        return _render(value)
+        return _render(value, english)
     if isinstance(value, dict) and isinstance(value.get(_NAMES), dict):
-        return _localised(value[_NAMES])
+        return _localised(value[_NAMES], "en" if english else None)
     if isinstance(value, list | tuple):
         if value and all(is_message(entry) for entry in value):  # sentences
-            return pgettext("message separator", "; ").join(_param(entry) for entry in value)
-        return pgettext("list separator", ", ").join(_param(entry) for entry in value)
+            separator = "; " if english else pgettext("message separator", "; ")
+        else:
+            separator = ", " if english else pgettext("list separator", ", ")
+        return separator.join(_param(entry, english) for entry in value)
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
 
 
-def _render(msg: Message) -> str:
+def _render(msg: Message, english: bool = False) -> str:
+    """The message in the active language, or ``english``: its msgid and the msgids of its separators, with no
+    catalogue looked up (see ``english``)."""
     params = msg.get("params") or {}
-    template = gettext(msg["msgid"])
+    template = msg["msgid"] if english else gettext(msg["msgid"])
     try:
-        return template % {name: _param(value) for name, value in params.items()} if params else template
+        return template % {name: _param(value, english) for name, value in params.items()} if params else template
     except (KeyError, ValueError, TypeError):
         # A translation that names a parameter the message no longer has: the English template, which does.
-        return msg["msgid"] % {name: _param(value) for name, value in params.items()} if params else msg["msgid"]
+        return (
+            msg["msgid"] % {name: _param(value, english) for name, value in params.items()} if params else msg["msgid"]
+        )
 
 
 def render(msg: Any, language: str | None = None) -> str:
@@ -105,28 +111,7 @@ def english(msg: Message) -> str:
     a tenth of its CPU (issue 19). The same words as ``render(msg, "en")`` (tests/test_server_translations.py)."""
     if not is_message(msg):
         return "" if msg is None else str(msg)
-    return _render_english(msg)
-
-
-def _render_english(msg: Message) -> str:
-    params = msg.get("params") or {}
-    if not params:
-        return str(msg["msgid"])
-    return str(msg["msgid"]) % {name: _english_param(value) for name, value in params.items()}
-
-
-def _english_param(value: Any) -> str:
-    if is_message(value):
-        return _render_english(value)
-    if isinstance(value, dict) and isinstance(value.get(_NAMES), dict):
-        return _localised(value[_NAMES], "en")
-    if isinstance(value, list | tuple):
-        if value and all(is_message(entry) for entry in value):  # sentences: the msgids of the separators
-            return "; ".join(_english_param(entry) for entry in value)
-        return ", ".join(_english_param(entry) for entry in value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    return _render(msg, english=True)
 
 
 def render_all(messages: list[Any], separator: str | None = None) -> str:

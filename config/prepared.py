@@ -27,7 +27,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorDebugWrapper
 
 
-def _preparing_cursor_class() -> type | None:
+@functools.cache
+def _cursor_class() -> type | None:
+    """The preparing cursor class (made once), None without psycopg 3."""
     try:
         from django.db.backends.postgresql.base import ServerBindingCursor
     except ImportError:  # psycopg 2, or no PostgreSQL driver (the embedded SQLite default)
@@ -57,11 +59,6 @@ class _LoggedPrepared(CursorDebugWrapper):
     ) -> Iterator[None]:
         with super().debug_sql(sql, params, use_last_executed_query=False, many=many):
             yield
-
-
-@functools.cache
-def _cursor_class() -> type | None:
-    return _preparing_cursor_class()
 
 
 @contextmanager

@@ -125,7 +125,7 @@ MAX_PART_HEADER = 1 << 14
 _CONVERTING_SOURCES: set[int] = set()
 
 
-def _native_octet_part(headers: bytes, accepted: frozenset[bytes] = EXPLICIT_LITTLE_ENDIAN_BYTES) -> bool:
+def _native_octet_part(headers: bytes, accepted: frozenset[bytes]) -> bool:
     """Whether a part's header lines label it an octet-stream in one of the ``accepted`` transfer syntaxes (Explicit
     VR Little Endian, the default when the part names none)."""
     for line in headers.split(b"\r\n"):
