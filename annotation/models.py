@@ -101,6 +101,7 @@ class CaseStatus(models.TextChoices):
     AWAITING_FIRST_READ = "awaiting_first_read", "Awaiting first read"
     SINGLE_READ = "single_read", "Final after a single reading (not sampled for a second)"
     AWAITING_CROSS_VERIFICATION = "awaiting_cross_verification", "Awaiting cross-verification"
+    CHECKING_AGREEMENT = "checking_agreement", "Agreement being computed"
     AGREED = "agreed", "Agreed"
     DISPUTED = "disputed", "Disputed"
     IN_PANEL = "in_panel", "In panel"

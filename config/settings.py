@@ -338,6 +338,9 @@ ANNOTATION_CASES_CREATED_HANDLER = env_str("ANNOTATION_CASES_CREATED_HANDLER", "
 # Called by review.workflow.case_transition when a case becomes agreed or adjudicated: queues the automatic
 # training check after the commit.
 REVIEW_CASE_LABELLED_HANDLER = env_str("REVIEW_CASE_LABELLED_HANDLER", "inference.hooks.on_case_labelled")
+# A case whose last reading came in is decided once the reader has their answer (review.agreement_checks); one
+# left waiting longer than this (its process died, or the check failed) is checked again by the sweep.
+REVIEW_AGREEMENT_SWEEP_S = env_int("REVIEW_AGREEMENT_SWEEP_S", 30)
 # A persistent connection is checked before its first use in each request: after a PostgreSQL restart or
 # failover the request reconnects instead of failing with "server closed the connection" (a 500).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

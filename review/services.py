@@ -36,6 +36,7 @@ from config.messages import Message, message
 from config.types import User
 from imaging.geometry import order_slices
 from imaging.models import Instance, Series
+from review.agreement_checks import agreement_check_queue
 from review.dashboards import schedule_dashboards_refresh
 from review.evaluation import (
     AGREED,
@@ -60,6 +61,7 @@ E_FIRST_READ_SINGLE = N_(
 )
 E_FIRST_READ = N_("first reading submitted by %(reader)s")
 E_CORRECTED_READ = N_("corrected reading submitted by %(reader)s")
+E_CHECKING = N_("all %(count)s readings submitted; the agreement is being computed")
 E_AGREE = N_("readings agree")
 E_DISPUTED = "%(reasons)s"  # the agreement's reasons, one after another (nothing to translate around them)
 E_TO_PANEL = N_("disputed: sent to the expert panel")
@@ -271,10 +273,18 @@ def _hand_over(*, annotation: Annotation, actor: User) -> None:
         # (JSON decoded) only to count them was a seventh of a submission's CPU (issue 19).
         if len(_SUBMITTED_READING_IDS.rows(case_id=case.pk)) < expected:
             return
-        submitted = _submitted_readings(case)
-        if len(submitted) >= expected:
-            # The readings and policy just read (under the case's lock) are the ones evaluated: not read again.
-            case_evaluate(case=case, actor=actor, policy=policy, annotations=submitted, locked=True)
+        # Every reading is in: the case waits for its agreement check, which a request runs once the reader has
+        # their answer (review.agreement_checks), and anything else runs now.
+        case_transition(
+            case=case,
+            to=CaseStatus.CHECKING_AGREEMENT,
+            actor=actor,
+            locked=True,
+            message=message(E_CHECKING, count=str(expected)),
+        )
+        agreement_check_queue(
+            case=case, actor=actor, run_now=lambda: check_agreement_locked(case=case, actor=actor, policy=policy)
+        )
     elif (
         policy.mode == ReviewPolicy.Mode.VERIFICATION
         and annotation.role == ReadingRole.SECOND_READER
@@ -288,6 +298,17 @@ def _hand_over(*, annotation: Annotation, actor: User) -> None:
         _verification_corrected(
             case=case, reviewer=actor, revision=revision, said=message(E_CORRECTED_READ, reader=actor.username)
         )
+
+
+def check_agreement_locked(*, case: Case, actor: User | None, policy: ReviewPolicy | None = None) -> AgreementResult:
+    """The agreement check of a case in ``checking_agreement`` whose row the caller holds locked: its submitted
+    readings compared, the case agreed (with a consensus label) or disputed (and sent to the panel)."""
+    if policy is None:
+        try:
+            policy = case.project.review_policy
+        except ReviewPolicy.DoesNotExist:
+            policy = policy_for(case)
+    return case_evaluate(case=case, actor=actor, policy=policy, annotations=_submitted_readings(case), locked=True)
 
 
 def case_evaluate(

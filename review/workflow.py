@@ -19,7 +19,10 @@ TRANSITIONS: dict[str, set[str]] = {
     # To disputed: adaptive routing sends a first reading that fails a check straight to the panel
     # (policy.adaptive_adjudicate), to be judged against the AI proposal.
     S.AWAITING_FIRST_READ: {S.AWAITING_CROSS_VERIFICATION, S.SINGLE_READ, S.AGREED, S.ADJUDICATED, S.DISPUTED},
-    S.AWAITING_CROSS_VERIFICATION: {S.AGREED, S.DISPUTED},
+    # To checking the agreement once every reading is in (review.agreement_checks); straight to agreed or disputed
+    # by verification, where the second reader accepts or corrects the first reading.
+    S.AWAITING_CROSS_VERIFICATION: {S.CHECKING_AGREEMENT, S.AGREED, S.DISPUTED},
+    S.CHECKING_AGREEMENT: {S.AGREED, S.DISPUTED},
     S.DISPUTED: {S.IN_PANEL},
     S.IN_PANEL: {S.ADJUDICATED},
     S.SINGLE_READ: set(),

@@ -9,8 +9,10 @@
 # Locust's table (CSVs in bench-results/load/), then per endpoint p50/p95/p99/max and database queries per
 # request for the saturated phase apart from the idle tail once work runs out (tests/load/report.py), the
 # CPU used by the load generator, the machine's load (uptime) before and after, and checks that every
-# submission answered 201 is stored exactly once (tests/load/verify.py). Exit status 1 when a request
-# failed, a worker was slow to answer its first request, or a submission is missing or stored twice.
+# submission answered 201 is stored exactly once and that every case whose readings are all in was decided
+# once (the agreement check runs after the reader's answer; tests/load/verify.py). Exit status 1 when a
+# request failed, a worker was slow to answer its first request, a submission is missing or stored twice, or
+# a case was left undecided or decided twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh >/dev/null
@@ -67,7 +69,7 @@ echo "[load] after:  $(uptime)"
 cp "$WORK/submits.jsonl" "$WORK/requests.jsonl" "$OUT/"
 cp "$WORK/locust-cpu.json" "$OUT/" 2>/dev/null || true
 .venv/bin/python -m tests.load.report "$WORK/requests.jsonl" "$WORK/locust-cpu.json" | tee "$OUT/report.txt" || rc=1
-echo "[load] checking that every submitted revision is stored"
+echo "[load] checking that every submitted revision is stored and every complete case decided"
 .venv/bin/python -m tests.load.verify "$WORK/submits.jsonl" || rc=1
 if grep -qiE "error|Traceback" "$WORK/gunicorn.log"; then
     echo "[load] gunicorn logged errors:"; grep -iE "error|Traceback" "$WORK/gunicorn.log" | head -20

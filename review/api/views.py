@@ -22,6 +22,7 @@ from annotation.models import Annotation, AnnotationRevision, Case
 from annotation.selectors import annotations_visible_to, is_manager, reading_assignment
 from config.errors import NotFoundError
 from review import selectors, services
+from review.agreement_checks import DecidingResponse, checks_after_response
 from review.api import serializers as s
 from review.models import AgreementResult, CaseEvent
 
@@ -57,13 +58,17 @@ class CaseRevisionCreateView(APIView):
         reader, given = cast(User, request.user), data.validated_data
         role, base, values = given["role"], given["base_revision"], given["values"]
         if given["submit"]:
-            revision = services.reading_submit(
-                case=case, reader=reader, role=role, base_revision=base, values=values, assignment=assignment
-            )
-        else:
-            revision = annotation_services.annotation_save(
-                case=case, reader=reader, role=role, base_revision=base, values=values, assignment=assignment
-            )
+            # A last reading leaves its case's agreement check to the response, which runs it once the reader has
+            # their answer (review.agreement_checks; issue 19).
+            with checks_after_response() as pending:
+                revision = services.reading_submit(
+                    case=case, reader=reader, role=role, base_revision=base, values=values, assignment=assignment
+                )
+            body = saved_revision_body(revision, reader)
+            return DecidingResponse(body, status=status.HTTP_201_CREATED, pending=pending)
+        revision = annotation_services.annotation_save(
+            case=case, reader=reader, role=role, base_revision=base, values=values, assignment=assignment
+        )
         return Response(saved_revision_body(revision, reader), status=status.HTTP_201_CREATED)
 
 

@@ -74,7 +74,9 @@ def test_manager_marks_a_gold_case_sets_the_rate_and_feedback_shows_only_where_a
     ).click()
     expect(page.get_by_role("heading", name=f"Case {gold_case.pk}")).to_be_visible()
     expect(page.get_by_test_id("gold-state")).to_have_text("Not a gold case.")
-    expect(page.get_by_test_id("case-event")).to_have_count(2)  # first reading in, then agreed
+    # First reading in, every reading in (the agreement being computed), then agreed.
+    expect(page.get_by_test_id("case-event")).to_have_count(3)
+    expect(page.get_by_test_id("case-event").nth(1)).to_contain_text("Agreement being computed")
     page.get_by_label("Choose the reference").select_option(str(consensus.pk))
     page.get_by_role("button", name="Mark as gold").click()
     expect(page.get_by_test_id("gold-state")).to_contain_text("This is a gold case")

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -224,8 +225,12 @@ def test_annotator_reads_and_second_reader_disagrees_blind(browser: Browser, bas
     page.get_by_text("已提交，谢谢。").wait_for(timeout=20_000)
     reviewer.close()
 
+    # The reader is answered first; the server then checks the agreement (review.agreement_checks): disagreement makes
+    # the case disputed, and the workflow seats the panel at once.
+    deadline = time.monotonic() + 20
+    while Case.objects.get(pk=case_id).status == "checking_agreement" and time.monotonic() < deadline:
+        time.sleep(0.2)
     case = Case.objects.get(pk=case_id)
-    # Disagreement makes the case disputed; the workflow then seats the panel at once.
     assert case.status in ("disputed", "in_panel")
     assert CaseEvent.objects.filter(case=case, to_status="disputed").exists()
     assert case.project_id == project.pk

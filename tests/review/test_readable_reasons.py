@@ -95,12 +95,14 @@ def test_case_events_and_the_panel_decision_come_in_the_readers_language(
     history = events(manager, disputed)
     assert [e["to_status"] for e in history] == [
         CaseStatus.AWAITING_CROSS_VERIFICATION,
+        CaseStatus.CHECKING_AGREEMENT,
         CaseStatus.DISPUTED,
         CaseStatus.IN_PANEL,
     ]
     assert history[0]["reason"] == "annotator 提交了初读"
-    assert history[2]["reason"] == "存在分歧：已提交专家组"
-    assert "结节包围框 1的长径" in history[1]["reason"]
+    assert history[1]["reason"] == "全部 2 份阅片已提交；正在计算一致性"
+    assert history[3]["reason"] == "存在分歧：已提交专家组"
+    assert "结节包围框 1的长径" in history[2]["reason"]
     assert_chinese([e["reason"] for e in history], READERS)
     assert all("reason_message" not in e["metrics"] for e in history)
 

@@ -86,9 +86,11 @@ def test_blind_double_reading_that_agrees_gives_a_consensus_with_mean_box_and_un
     history = events(manager, case_id)
     assert transitions(history) == [
         (S.AWAITING_FIRST_READ, S.AWAITING_CROSS_VERIFICATION, "annotator"),
-        (S.AWAITING_CROSS_VERIFICATION, S.AGREED, "reviewer"),
+        (S.AWAITING_CROSS_VERIFICATION, S.CHECKING_AGREEMENT, "reviewer"),
+        (S.CHECKING_AGREEMENT, S.AGREED, "reviewer"),
     ]
     assert "annotator" in history[0]["reason"]
+    assert history[1]["reason"] == "all 2 readings submitted; the agreement is being computed"
 
     # The agreement result, label by label, with metrics checked against direct computations.
     agreement = ok(manager.get(f"{API}/cases/{case_id}/agreement/"))
@@ -208,21 +210,22 @@ def test_disputed_case_goes_to_a_panel_of_three_and_the_chair_breaks_the_tie_wit
     history = events(manager, case_id)
     assert transitions(history) == [
         (S.AWAITING_FIRST_READ, S.AWAITING_CROSS_VERIFICATION, "annotator"),
-        (S.AWAITING_CROSS_VERIFICATION, S.DISPUTED, "reviewer"),
+        (S.AWAITING_CROSS_VERIFICATION, S.CHECKING_AGREEMENT, "reviewer"),
+        (S.CHECKING_AGREEMENT, S.DISPUTED, "reviewer"),
         (S.DISPUTED, S.IN_PANEL, "reviewer"),
     ]
     dice_reason = f"Nodule segmentation, segment Nodule: Dice {overlap:.2f} < 0.80 (annotator and reviewer)"
     diameter_reason = (
         "Long-axis diameter of Nodule bounding box 1: annotator gave 6 mm, reviewer 9 mm (difference 3 > 0)"
     )
-    assert dice_reason in history[1]["reason"]
-    assert diameter_reason in history[1]["reason"]
-    assert history[1]["metrics"]["labels"]["nodule_mask"] is False
-    assert history[1]["metrics"]["labels"]["nodule_box"] is True
+    assert dice_reason in history[2]["reason"]
+    assert diameter_reason in history[2]["reason"]
+    assert history[2]["metrics"]["labels"]["nodule_mask"] is False
+    assert history[2]["metrics"]["labels"]["nodule_box"] is True
     agreement = ok(manager.get(f"{API}/cases/{case_id}/agreement/"))
     assert agreement["agreed"] is False
     assert sorted(agreement["reasons"]) == sorted([dice_reason, diameter_reason])
-    assert history[1]["metrics"]["agreement_result"] == agreement["id"]
+    assert history[2]["metrics"]["agreement_result"] == agreement["id"]
     assert [a["role"] for a in case_annotations(manager, case_id) if a["role"] in ("consensus", "adjudicated")] == []
 
     # Three experts are seated; the annotator, an expert too, is not (a reader never sits on the panel).
@@ -617,6 +620,7 @@ def test_a_dispute_in_a_project_without_experts_waits_in_panel_for_experts_to_jo
     assert case_status(manager, case_id) == S.IN_PANEL
     assert [e["to_status"] for e in events(manager, case_id)] == [
         S.AWAITING_CROSS_VERIFICATION,
+        S.CHECKING_AGREEMENT,
         S.DISPUTED,
         S.IN_PANEL,
     ]
@@ -687,7 +691,7 @@ def test_a_stale_save_after_a_decision_changes_nothing(reading_project: Project,
     response = post_revision(annotator, case_id, chest_values(case, nodule_present="no", box=False), base_revision=1)
     assert response.status_code == 409
     assert ok(manager.get(f"{API}/annotations/{first['annotation']}/"))["current_revision"] == 1
-    assert len(events(manager, case_id)) == 2
+    assert len(events(manager, case_id)) == 3
 
 
 def test_verification_slots_open_after_the_first_reading_also_for_automatic_assignment(

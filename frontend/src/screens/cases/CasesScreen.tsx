@@ -20,6 +20,7 @@ type Page = { count: number; results: Row[] };
 export const CASE_STATUSES = [
   "awaiting_first_read",
   "awaiting_cross_verification",
+  "checking_agreement",
   "agreed",
   "disputed",
   "in_panel",

@@ -208,6 +208,7 @@ export function diceCount(dice: DiceDistribution | null | undefined): number {
 export const STATUS_ORDER = [
   "awaiting_first_read",
   "awaiting_cross_verification",
+  "checking_agreement",
   "single_read",
   "agreed",
   "disputed",
