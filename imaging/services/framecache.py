@@ -55,6 +55,13 @@ def pixel_source(study: Study, row: Instance) -> DicomSource | None:
     return source
 
 
+def is_local_file(name: str) -> bool:
+    """Whether an Instance's ``file`` is a file of the local store: not blank, and not the proxy cache's copy of
+    an upstream instance (which comes and goes with the cache, so what is built from the local store, such as
+    a dataset export, must not depend on it)."""
+    return bool(name) and not name.startswith(CACHE_ROOT)
+
+
 # --- Queuing, when a case is handed to a reader ------------------------------------------------------------
 
 
@@ -64,6 +71,9 @@ def prefetch_on_commit(study: Study) -> None:
     if study.source_id is None or cache_limit_bytes() <= 0:
         return
     now = time.monotonic()
+    if len(_queued) > 10_000:  # a long-lived worker process: forget what is past the window
+        for stale in [pk for pk, at in _queued.items() if now - at >= REQUEUE_AFTER_SECONDS]:
+            _queued.pop(stale, None)
     last = _queued.get(study.pk)
     if last is not None and now - last < REQUEUE_AFTER_SECONDS:
         return

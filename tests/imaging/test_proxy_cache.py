@@ -9,6 +9,7 @@ normal view) and the fast path in front of a spy of it."""
 from __future__ import annotations
 
 import copy
+import io
 import itertools
 import logging
 import re
@@ -22,6 +23,7 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
@@ -29,7 +31,8 @@ from annotation import services
 from annotation.labels import load_example_schema
 from annotation.models import Assignment, Project, ReadingRole, Role
 from config.celery import app as celery_app
-from imaging.models import DicomSource, ImageStore, Instance, Study
+from datasets.volumes import series_layout
+from imaging.models import DicomSource, ImageStore, Instance, Series, Study
 from imaging.services import framecache
 from imaging.services.pull import study_index_upstream
 from imaging.services.share import study_share
@@ -171,6 +174,8 @@ def test_prefetch_fills_the_cache_and_frames_are_served_from_it_as_the_proxy_ser
         assert row.pixel_data_length == len(ds.PixelData)
         assert row.sha256 == ""  # ingest never dedups a local file onto the cache's
     assert Study.objects.get(pk=study.pk).cache_prefetched_at is not None
+    # What is built from the local store (dataset exports) does not depend on the cache: still upstream.
+    assert not series_layout(Series.objects.get(study=study)).has_local_files()
     assert len(on_disk(isolated_storage)) == len(series)
 
     for ds in series:
@@ -268,8 +273,12 @@ def test_cache_off_caches_nothing_and_serves_nothing_from_disk(
     repoint(p3, down())
     answer = call(apps[1], world.frame_path(series[0], scope="p3"), headers=token(world.alice))
     assert answer.status == 502
-    framecache.study_evict(study.pk)
-    assert on_disk(isolated_storage) == []
+    # Trimmed to the bound of 0, every cached copy goes.
+    out = io.StringIO()
+    call_command("proxy_cache_trim", stdout=out)
+    assert "0.0 MiB now" in out.getvalue()
+    assert cached_files(study) == [] and on_disk(isolated_storage) == []
+    assert Study.objects.get(pk=study.pk).cache_prefetched_at is None
     assert prefetch_study(study.pk) == 0
     assert cached_files(study) == [] and on_disk(isolated_storage) == []
 
