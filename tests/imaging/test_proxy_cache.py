@@ -32,7 +32,7 @@ from annotation.labels import load_example_schema
 from annotation.models import Assignment, Project, ReadingRole, Role
 from config.celery import app as celery_app
 from datasets.volumes import series_layout
-from imaging.models import DicomSource, ImageStore, Instance, Series, Study
+from imaging.models import DicomSource, Instance, Series, Study
 from imaging.services import framecache
 from imaging.services.pull import study_index_upstream
 from imaging.services.share import study_share
@@ -345,14 +345,21 @@ def test_eviction_never_deletes_a_file_another_row_still_reads(
 def test_borrowed_uids_never_read_another_stores_cached_pixels(
     world: World, apps: Any, make_member: Callable[..., User], isolated_storage: Path
 ):
-    """A's study is cached; B indexes the same UIDs with other pixels (its own source): B's reader always gets
-    B's pixels, A's cache is not visible through B, and those outside both get the refusal they got before."""
+    """A and B index the same UIDs, each from its own source; A's study is cached, then what B's source holds
+    under those UIDs changes. B's reader always gets what B's source holds, A's cache is never read through B's
+    rows (not even while B's are uncached), and those outside a project get the refusal they got before."""
     pa = cast(Project, ProjectFactory(slug="pa", dicom_source=new_source("pacs-a")))
     pb = cast(Project, ProjectFactory(slug="pb", dicom_source=new_source("pacs-b")))
     ann = make_member(pa, Role.ANNOTATOR, "ann")
     bea = make_member(pb, Role.ANNOTATOR, "bea")
     series_a = upstream_series()
     study_a = put_upstream(pa, series_a)
+    assert pb.dicom_source is not None
+    # B's index has the same UIDs, and is there before A's prefetch (a cache keyed by UID would fill it too).
+    study_b = study_index_upstream(
+        source=pb.dicom_source, study_instance_uid=series_a[0].StudyInstanceUID, store=pb.image_store
+    )
+    assert study_b.pk != study_a.pk and study_b.study_instance_uid == study_a.study_instance_uid
 
     # Before A's study is cached: the refusals an outsider gets.
     def refusals() -> list[dict[str, Any]]:
@@ -372,8 +379,8 @@ def test_borrowed_uids_never_read_another_stores_cached_pixels(
         other.PixelData = (np.asarray(ds.pixel_array) + 1000).astype(ds.pixel_array.dtype).tobytes()
         series_b.append(other)
     assert all(b.PixelData != a.PixelData for a, b in zip(series_a, series_b, strict=True))
-    study_b = put_upstream(pb, series_b)
-    assert study_b.pk != study_a.pk and study_b.study_instance_uid == study_a.study_instance_uid
+    DICOMwebClient(url=require_env("ORTHANC_DICOMWEB_URL")).store_instances(series_b)
+    assert cached_files(study_b) == []
 
     def frames(user: User, scope: str | None) -> list[tuple[bytes, bytes]]:
         return [served(apps, world.frame_path(ds, scope=scope), token(user)) for ds in series_a]
@@ -395,7 +402,6 @@ def test_borrowed_uids_never_read_another_stores_cached_pixels(
         assert frames(ann, scope) == [(a.PixelData, a.PixelData) for a in series_a]
     # Those outside a project get the same refusal as before anything was cached.
     assert refusals() == refused_before
-    assert ImageStore.objects.filter(pk__in=[pa.image_store.pk, pb.image_store.pk]).count() == 2
 
 
 # --- Claims ------------------------------------------------------------------------------------------------
