@@ -241,7 +241,7 @@ def cache_used_bytes() -> int:
     """Bytes of the cached files on disk, each counted once however many rows reference it."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(file_size) AS size FROM imaging_instance "
+            f"SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(file_size) AS size FROM {Instance._meta.db_table} "
             "WHERE file LIKE %s GROUP BY file) AS files",
             [CACHE_ROOT + "%"],
         )
