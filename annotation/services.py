@@ -47,6 +47,7 @@ from config.compiled import CompiledQuery
 from config.errors import ApplicationError, ConflictError, NotFoundError, PermissionDeniedError
 from config.types import User
 from imaging.models import DicomSource, Series, Study, StudyShare
+from imaging.services.framecache import prefetch_on_commit
 from imaging.services.ingest import platform_store
 from imaging.services.share import study_share
 
@@ -516,9 +517,13 @@ def _claim_slot(case: Case, user: User, role: str, slots: int) -> Assignment | N
         return None
     try:
         with transaction.atomic():
-            return Assignment.objects.create(case=case, user=user, role=role, slot=free[0], how="claimed")
+            claimed = Assignment.objects.create(case=case, user=user, role=role, slot=free[0], how="claimed")
     except IntegrityError:
         return None  # someone took that slot (or this reader is already on the case) a moment ago
+    # A study kept on a PACS is copied into the proxy cache once the claim commits, so that the reader's frames
+    # are served from disk (issue 19). The study came with the case: no query here.
+    prefetch_on_commit(case.study)
+    return claimed
 
 
 def _claim_lock(case_id: int, role: str) -> bool:

@@ -251,6 +251,11 @@ IMAGING_ACCESS_POLICY = env_str("IMAGING_ACCESS_POLICY", "annotation.access.Proj
 # served ahead of the middleware chain by imaging.dicomweb.fastpath, with the same authentication and access
 # rule; every other request and every refusal goes through Django. false: every request goes through Django.
 DICOMWEB_FRAME_FAST_PATH = env_bool("MEDLABEL_DICOMWEB_FAST_PATH", True)
+# Studies kept on an upstream PACS: when a reader claims a case, its study's instances are fetched once into
+# a local cache (imaging.services.framecache) so that the reader's frames are served from disk, not proxied
+# one by one. Bounded in MiB: past it, whole studies are evicted, least recently prefetched first. 0: no cache,
+# an upstream study's pixels are never kept here.
+PROXY_CACHE_MB = env_int("MEDLABEL_PROXY_CACHE_MB", 2048)
 # Uploads are streamed to disk above this size rather than held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024**2
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024**2)

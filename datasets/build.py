@@ -49,6 +49,7 @@ from datasets.sr import build_measurement_report
 from datasets.volumes import GeometryMissing, SeriesLayout, load_volume, nifti_bytes, read_dataset, series_layout
 from imaging.models import Instance, Series
 from imaging.pixels import render_frame
+from imaging.services.framecache import is_local_file
 from jobs.messages import CASE_OF, job_text
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -803,7 +804,7 @@ class SnapshotBuilder:
                 continue
             if instance.series.is_flagged:
                 continue
-            if not instance.file:
+            if not is_local_file(instance.file):
                 self.leave_out(key, case.pk, "coco", message(UPSTREAM_PNG))
                 return
             image_key = (instance.sop_instance_uid, frame)

@@ -21,6 +21,7 @@ from config.messages import Message, message
 from imaging.geometry import order_slices
 from imaging.models import Instance, Series
 from imaging.pixels import decoded_frame
+from imaging.services.framecache import is_local_file
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -53,7 +54,7 @@ class SeriesLayout:
         return {instance.sop_instance_uid: z for z, instance in enumerate(self.instances)}
 
     def has_local_files(self) -> bool:
-        return all(instance.file for instance in self.instances)
+        return all(is_local_file(instance.file) for instance in self.instances)
 
 
 def series_layout(series: Series) -> SeriesLayout:

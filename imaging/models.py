@@ -85,6 +85,9 @@ class Study(models.Model):
     modalities_in_study = models.CharField(max_length=128, blank=True, help_text="Backslash-separated, as in DICOM")
     number_of_series = models.PositiveIntegerField(default=0)
     number_of_instances = models.PositiveIntegerField(default=0)
+    # Upstream studies only: when the proxy cache (imaging.services.framecache) last fetched this study's
+    # instances from the PACS; null when none of them is cached. The least recently prefetched goes first.
+    cache_prefetched_at = models.DateTimeField(null=True, blank=True, db_index=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -168,6 +171,7 @@ class Instance(models.Model):
     # uncompressed instances are served with one seek and no DICOM parsing.
     pixel_data_offset = models.BigIntegerField(null=True, blank=True)
     pixel_data_length = models.BigIntegerField(null=True, blank=True)
+    # Blank for an upstream study's instance, unless the proxy cache holds a copy (imaging.services.framecache).
     file = models.CharField(max_length=512, blank=True, help_text="Path in the default storage; blank when upstream")
     file_size = models.BigIntegerField(default=0)
     # Indexed: an identical file already on disk (in any store) is referenced, not written again.

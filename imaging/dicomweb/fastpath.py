@@ -46,6 +46,7 @@ from imaging.dicomweb import wado
 from imaging.dicomweb.common import error_response
 from imaging.models import DicomSource, Instance
 from imaging.services import upstream
+from imaging.services.framecache import pixel_source
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class FrameFastPath:
             row = wado._pixel_instance(user, scope, study, series, sop)
         if row is None or not row.has_pixel_data or number > row.number_of_frames:
             return None
-        source = wado._upstream(row.series.study)
+        source = pixel_source(row.series.study, row)
         if source is not None:
             return self._proxied(request, user, by_session, row, source, (study, series, sop, number))
         if row.is_encapsulated or row.pixel_data_offset is None:

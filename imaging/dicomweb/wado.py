@@ -30,6 +30,7 @@ from imaging.dicomweb.common import (
 from imaging.dicomweb.qido import _base_url, _get_study
 from imaging.models import DicomSource, Instance, Series, Study
 from imaging.services import upstream
+from imaging.services.framecache import pixel_source
 
 OCTET = "application/octet-stream"
 RENDERED_TYPES = ("image/jpeg", "image/png")
@@ -290,9 +291,8 @@ def _check_accept(request: HttpRequest, wanted: str) -> None:
 
 
 def _instance_parts(study: Study, instances: QuerySet[Instance]) -> Iterator[tuple[str, bytes]]:
-    source = _upstream(study)
     for instance in instances.iterator():
-        if source is not None:
+        if (source := pixel_source(study, instance)) is not None:
             data = upstream.retrieve_instance_bytes(
                 source, study.study_instance_uid, instance.series.series_instance_uid, instance.sop_instance_uid
             )
@@ -427,7 +427,7 @@ def retrieve_frames(
     row = _instance(request, scope, study, series, instance)
     study_row = row.series.study
     pixels.check_frame_numbers(row, numbers)
-    source = _upstream(study_row)
+    source = pixel_source(study_row, row)
     part_type, syntax, decode = _frame_media(request, row, proxied=source is not None)
     if source is not None:
         # Proxied frames are always served as Explicit VR Little Endian octet-streams: one frame's pixel bytes go
@@ -464,7 +464,7 @@ def retrieve_bulkdata(
     study_row = row.series.study
     numbers = list(range(1, row.number_of_frames + 1))
     pixels.check_frame_numbers(row, numbers)
-    source = _upstream(study_row)
+    source = pixel_source(study_row, row)
     part_type, syntax, decode = _frame_media(request, row, proxied=source is not None)
     if source is not None:
         data = upstream.retrieve_frames(source, study, series, instance, numbers)

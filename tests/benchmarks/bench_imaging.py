@@ -41,9 +41,11 @@ from django.contrib.auth.models import User  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
 from annotation.models import Membership, Project  # noqa: E402
-from imaging.models import DicomSource, Study  # noqa: E402
+from imaging.models import DicomSource, Instance, Study  # noqa: E402
+from imaging.services import framecache  # noqa: E402
 from imaging.services.ingest import IncomingFile, ingest_files  # noqa: E402
 from imaging.synthetic import generate_ct_study  # noqa: E402
+from imaging.tasks import prefetch_study  # noqa: E402
 from tests.benchmarks.hop_floor import start_nginx  # noqa: E402
 
 ORTHANC = os.environ["ORTHANC_URL"]
@@ -405,6 +407,11 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
     MEDLABEL_DICOMWEB_FAST_PATH=false (every frame through Django's middleware chain and URL resolver, as
     before imaging.dicomweb.fastpath): the fast path's gain, measured in the same run.
 
+    ``proxy`` is the cold case (a series of the PACS that nothing prefetched: every frame passed through);
+    ``proxy_cached`` is another copy of that series on the same PACS after the prefetch task a reader's claim
+    queues (imaging.services.framecache), its frames then read from the proxy cache on disk;
+    ``proxy_cached_overhead`` is that against Orthanc, like ``proxy_overhead``.
+
     ``hop_floor`` is the floor of any proxy on this machine: tests/benchmarks/hop_floor.py, a WSGI application
     with nothing of ours in it (no Django, no access check) that passes Orthanc's answer through, served by the
     same gunicorn; ``hop_floor_overhead`` is what merely being a second HTTP server in the path costs.
@@ -434,13 +441,35 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
     from imaging.services.pull import study_index_upstream
 
     proxy_study = pydicom.dcmread(io.BytesIO(proxy_files[0].data), stop_before_pixels=True)
-    study_index_upstream(
+    cold = study_index_upstream(
         source=source, study_instance_uid=proxy_study.StudyInstanceUID, store=proxy_project.image_store
     )
+    # The proxy target stays cold: nothing ever prefetches its study (and no stale copy from an earlier run).
+    framecache.study_evict(cold.pk)
+    # A third copy under other UIDs, in a project of its own, prefetched into the proxy cache as a reader's
+    # claim would have it (imaging.services.framecache): the same PACS series, its frames then read from disk.
+    cached_files = series_files(902, slices)
+    for incoming in cached_files:
+        session.post(f"{ORTHANC}/instances", data=incoming.data).raise_for_status()
+    cached_project, _ = Project.objects.get_or_create(
+        slug="bench-proxy-cached", defaults={"name": "Bench proxy cached", "dicom_source": source}
+    )
+    Membership.objects.get_or_create(project=cached_project, user=user, role="manager")
+    cached_study = pydicom.dcmread(io.BytesIO(cached_files[0].data), stop_before_pixels=True)
+    warm = study_index_upstream(
+        source=source, study_instance_uid=cached_study.StudyInstanceUID, store=cached_project.image_store
+    )
+    if framecache.cache_limit_bytes() <= 0:
+        raise RuntimeError("MEDLABEL_PROXY_CACHE_MB is 0: proxy_cached would measure the proxy again")
+    prefetch_study(warm.pk)
+    uncached = Instance.objects.filter(series__study=warm, file="").count()
+    if uncached:
+        raise RuntimeError(f"The prefetch left {uncached} instance(s) of the proxy_cached series uncached")
 
     local = pydicom.dcmread(io.BytesIO(files[0].data), stop_before_pixels=True)
     local_sops = [pydicom.dcmread(io.BytesIO(f.data), stop_before_pixels=True).SOPInstanceUID for f in files]
     proxy_sops = [pydicom.dcmread(io.BytesIO(f.data), stop_before_pixels=True).SOPInstanceUID for f in proxy_files]
+    cached_sops = [pydicom.dcmread(io.BytesIO(f.data), stop_before_pixels=True).SOPInstanceUID for f in cached_files]
 
     server = start_server(port)
     previous = os.environ.get("MEDLABEL_DICOMWEB_FAST_PATH")
@@ -462,12 +491,14 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
         auth = Token.objects.get_or_create(user=user)[0].key
         local_uids = (local.StudyInstanceUID, local.SeriesInstanceUID, local_sops)
         proxy_uids = (proxy_study.StudyInstanceUID, proxy_study.SeriesInstanceUID, proxy_sops)
+        cached_uids = (cached_study.StudyInstanceUID, cached_study.SeriesInstanceUID, cached_sops)
         targets = {
             "local": (base, *local_uids, auth),
             "local_full_chain": (base_full, *local_uids, auth),
             "orthanc": (ORTHANC_WEB, *local_uids, None),
             "proxy": (base, *proxy_uids, auth),
             "proxy_full_chain": (base_full, *proxy_uids, auth),
+            "proxy_cached": (base, *cached_uids, auth),
             "hop_floor": (base_hop, *local_uids, None),
         }
         if nginx is not None:
@@ -515,6 +546,7 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
             orthanc_best = best[f"orthanc_{label}"]
             result[f"local{variant}_over_orthanc_{label}"] = round(best[f"local{variant}_{label}"] / orthanc_best, 3)
             result[f"proxy{variant}_overhead_{label}"] = round(best[f"proxy{variant}_{label}"] / orthanc_best - 1, 3)
+        result[f"proxy_cached_overhead_{label}"] = round(best[f"proxy_cached_{label}"] / orthanc_best - 1, 3)
         for floor in ("hop_floor", "nginx_floor"):
             if f"{floor}_{label}" in best:
                 result[f"{floor}_overhead_{label}"] = round(best[f"{floor}_{label}"] / orthanc_best - 1, 3)
