@@ -10,8 +10,9 @@ reader's 201 means the case will be decided, and the check runs:
 - outside a request (a service called by a script, a task or a test), at once, in the caller's transaction,
   as before;
 - where the process died in between, or the check failed: by the sweep, ``agreement_checks_sweep``. A delayed
-  task sent with the submission runs it on a Celery worker (``review.tasks.check_agreement``), as does every
-  later check in a web process and every worker that starts; ``manage.py check_agreements`` runs it by hand.
+  task sent with the submission runs it on a Celery worker (``review.tasks.check_agreements``), as does a later
+  check in any web process (at most once per sweep delay) and every worker that starts; ``manage.py
+  check_agreements`` runs it by hand.
 
 Every run locks the case and does nothing unless it is still ``checking_agreement``: running twice, or two
 runs at once, decide the case once.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 _local = threading.local()
 SWEEP_BATCH = 20
+_next_sweep = 0.0  # when this process next looks for checks left behind, after one of its own (time.monotonic)
 
 
 def stale_after() -> timedelta:
@@ -83,15 +86,10 @@ def _send_sweep() -> None:
 def agreement_check_run(case_id: int, actor: User | None = None) -> bool:
     """Decide the case if it is still waiting for its agreement check; False when there was nothing to do (it
     was decided already, or another run holds it)."""
-    from review.services import check_agreement_locked
+    from review.services import case_to_check, check_agreement_locked
 
     with transaction.atomic():
-        case = (
-            Case.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("project__review_policy")
-            .filter(pk=case_id, status=CaseStatus.CHECKING_AGREEMENT)
-            .first()
-        )
+        case = case_to_check(case_id)
         if case is None:
             return False
         check_agreement_locked(case=case, actor=actor)
@@ -120,9 +118,13 @@ def _run_after_response(pending: list[tuple[int, User | None]]) -> None:
             agreement_check_run(case_id, actor)
         except Exception:
             logger.exception("agreement check of case %s failed; the sweep tries again", case_id)
-    # Checks this process or another left behind (killed, or failed): found here, by an indexed query, where a
-    # check has just run, so that they wait no longer than the next decided case, with no worker needed.
-    agreement_checks_sweep()
+    # Checks this process or another left behind (killed, or failed): looked for here too, by an indexed query,
+    # at most once per sweep delay in each process, so that they are decided with no worker needed.
+    global _next_sweep
+    now = time.monotonic()
+    if now >= _next_sweep:
+        _next_sweep = now + settings.REVIEW_AGREEMENT_SWEEP_S
+        agreement_checks_sweep()
 
 
 class DecidingResponse(Response):

@@ -159,7 +159,18 @@ def _submitted_reading_ids_query(*, case_id: int) -> QuerySet[Annotation]:
     return _submitted_readings_query(Case(pk=case_id)).values_list("pk")
 
 
+def _case_to_check_query(*, case_id: int) -> QuerySet[Case]:
+    """The case, with its project and policy, locked for its agreement check if it waits for one and no other run
+    holds it (review.agreement_checks)."""
+    return (
+        Case.objects.select_for_update(of=("self",), skip_locked=True)
+        .select_related("project", "project__review_policy")
+        .filter(pk=case_id, status=CaseStatus.CHECKING_AGREEMENT)[:1]
+    )
+
+
 _CASE_TO_HAND_OVER = CompiledQuery(_case_to_hand_over_query, case_id=int)
+_CASE_TO_CHECK = CompiledQuery(_case_to_check_query, case_id=int)
 _SUBMITTED_READING_IDS = CompiledQuery(_submitted_reading_ids_query, case_id=int)
 
 
@@ -298,6 +309,11 @@ def _hand_over(*, annotation: Annotation, actor: User) -> None:
         _verification_corrected(
             case=case, reviewer=actor, revision=revision, said=message(E_CORRECTED_READ, reader=actor.username)
         )
+
+
+def case_to_check(case_id: int) -> Case | None:
+    """``_case_to_check_query``'s case, compiled once per process (config.compiled)."""
+    return cast(Case | None, _CASE_TO_CHECK.first(case_id=case_id))
 
 
 def check_agreement_locked(*, case: Case, actor: User | None, policy: ReviewPolicy | None = None) -> AgreementResult:

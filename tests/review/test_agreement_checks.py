@@ -132,6 +132,25 @@ def test_a_check_whose_process_died_is_made_by_the_sweep_once(
     assert CaseEvent.objects.filter(case_id=case_id, to_status=S.IN_PANEL).count() == 1
 
 
+def test_a_check_left_behind_is_made_by_the_next_check_in_any_web_process(
+    reading_project: Project, users: dict[str, User], clients: dict[str, Client], settings: Any
+) -> None:
+    """No worker and nobody running the command: the next case decided in a web process looks for checks left
+    behind (at most once per sweep delay in each process) and makes them."""
+    from review import agreement_checks
+
+    settings.REVIEW_AGREEMENT_SWEEP_S = 0
+    agreement_checks._next_sweep = 0.0
+    lost = first_read(reading_project, clients)
+    assert submit_unsent(users["reviewer"], lost, chest_values(case_of(lost))).status_code == 201  # never sent
+    assert Case.objects.get(pk=lost).status == S.CHECKING_AGREEMENT
+    other = first_read(reading_project, clients)
+    save(clients["reviewer"], other, chest_values(case_of(other)), role="second_reader")  # sent, and closed
+    assert Case.objects.get(pk=other).status == S.AGREED
+    assert Case.objects.get(pk=lost).status == S.AGREED
+    assert decisions(lost) == [S.AGREED]
+
+
 def test_a_check_that_fails_leaves_the_case_waiting_and_is_made_once_the_cause_is_gone(
     reading_project: Project,
     users: dict[str, User],
