@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -39,7 +39,6 @@ from config.types import User
 logger = logging.getLogger(__name__)
 
 _local = threading.local()
-SWEEP_BATCH = 20
 _next_sweep = 0.0  # when this process next looks for checks left behind, after one of its own (time.monotonic)
 
 
@@ -50,8 +49,8 @@ def stale_after() -> timedelta:
 
 @contextmanager
 def checks_after_response() -> Iterator[list[tuple[int, User | None]]]:
-    """Within it, a hand-over leaves its case's check to the caller: (case id, actor id) are added to the list
-    it yields, with the reader who completed it, for ``DecidingResponse`` to run once the response is sent."""
+    """Within it, a hand-over leaves its case's check to the caller: the case's id and the reader who completed it
+    are added to the list it yields, for ``DecidingResponse`` to run once the response is sent."""
     previous = getattr(_local, "pending", None)
     pending: list[tuple[int, User | None]] = []
     _local.pending = pending
@@ -61,7 +60,7 @@ def checks_after_response() -> Iterator[list[tuple[int, User | None]]]:
         _local.pending = previous
 
 
-def agreement_check_queue(*, case: Case, actor: User | None, run_now: Any) -> None:
+def agreement_check_queue(*, case: Case, actor: User | None, run_now: Callable[[], object]) -> None:
     """The hand-over's last step, the case locked and moved to ``checking_agreement``: ``run_now()`` (the check,
     in this transaction) outside ``checks_after_response``; inside it, the case is left for the response to
     check, and a delayed sweep is sent to a worker once this transaction commits, in case this process does
@@ -98,12 +97,13 @@ def agreement_check_run(case_id: int, actor: User | None = None) -> bool:
 
 def agreement_checks_sweep(older_than: timedelta | None = None) -> list[int]:
     """Check the cases left in ``checking_agreement`` for longer than ``older_than`` (the sweep's delay by
-    default), oldest first, a batch at a time; the ids of the cases decided. A case whose check fails is logged
-    and left for the next sweep."""
+    default), oldest first; the ids of the cases decided. A case whose check fails is logged and left for the next
+    sweep. Every waiting case is tried (there are few): cases whose check keeps failing, which stay the oldest,
+    never keep the sweep from the others."""
     cutoff = timezone.now() - (stale_after() if older_than is None else older_than)
     decided = []
     waiting = Case.objects.filter(status=CaseStatus.CHECKING_AGREEMENT, updated_at__lte=cutoff).order_by("updated_at")
-    for case_id in waiting.values_list("pk", flat=True)[:SWEEP_BATCH]:
+    for case_id in list(waiting.values_list("pk", flat=True)):
         try:
             if agreement_check_run(case_id):
                 decided.append(case_id)
