@@ -53,10 +53,10 @@ SLICES = 4
 _seeds = itertools.count(500)
 
 
-def fresh_series() -> list[Dataset]:
+def fresh_series(size: int = 64, slices: int = SLICES) -> list[Dataset]:
     """A synthetic CT series whose UIDs (which follow from the seed) are salted, so that no other test of
     this run (or data left in Orthanc) has them."""
-    study = generate_ct_study(seed=next(_seeds), rows=64, columns=64, slices=SLICES, n_lesions=0)
+    study = generate_ct_study(seed=next(_seeds), rows=size, columns=size, slices=slices, n_lesions=0)
     salt = str(generate_uid())
     datasets: list[Dataset] = list(study.datasets())
     for ds in datasets:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import io
-import itertools
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -25,7 +24,6 @@ from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
 
 from annotation import services
 from annotation.labels import load_example_schema
@@ -36,12 +34,11 @@ from imaging.models import DicomSource, Instance, Series, Study
 from imaging.services import framecache
 from imaging.services.pull import study_index_upstream
 from imaging.services.share import study_share
-from imaging.synthetic import generate_ct_study
 from imaging.tasks import prefetch_study
 from tests.conftest import require_env, stored_files
 from tests.factories import DicomSourceFactory, ProjectFactory
 from tests.imaging import test_frame_fast_path as fast_path_tests
-from tests.imaging.test_dicomweb_proxy import closed_port
+from tests.imaging.test_dicomweb_proxy import closed_port, fresh_series
 from tests.imaging.test_frame_fast_path import (
     Answer,
     World,
@@ -58,9 +55,6 @@ world = fast_path_tests.world
 pytestmark = pytest.mark.services
 
 
-_seeds = itertools.count(9300)
-
-
 @pytest.fixture(autouse=True)
 def fresh_queue_memory() -> Iterator[None]:
     """Each test starts with no study remembered as queued by this process."""
@@ -71,15 +65,7 @@ def fresh_queue_memory() -> Iterator[None]:
 
 def upstream_series(size: int = 64, slices: int = 2) -> list[Dataset]:
     """A synthetic CT series with UIDs of its own (salted), so that nothing else in Orthanc has them."""
-    study = generate_ct_study(seed=next(_seeds), rows=size, columns=size, slices=slices, n_lesions=0)
-    salt = str(generate_uid())
-    datasets: list[Dataset] = list(study.datasets())
-    for ds in datasets:
-        ds.StudyInstanceUID = generate_uid(entropy_srcs=[study.study_uid, salt])
-        ds.SeriesInstanceUID = generate_uid(entropy_srcs=[study.series_uid, salt])
-        ds.SOPInstanceUID = generate_uid(entropy_srcs=[str(ds.SOPInstanceUID), salt])
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    return datasets
+    return fresh_series(size=size, slices=slices)
 
 
 def new_source(name: str) -> DicomSource:
