@@ -427,38 +427,31 @@ def bench_wado(slices: int, port: int, repeat: int = 3) -> dict[str, Any]:
     session = requests.Session()
     for incoming in files:
         session.post(f"{ORTHANC}/instances", data=incoming.data).raise_for_status()
-    # A second copy of the series under other UIDs, indexed here but proxied to Orthanc.
-    proxy_files = series_files(901, slices)
-    for incoming in proxy_files:
-        session.post(f"{ORTHANC}/instances", data=incoming.data).raise_for_status()
     source, _ = DicomSource.objects.get_or_create(
         name="bench-orthanc", defaults={"kind": "dicomweb", "base_url": ORTHANC_WEB, "timeout_seconds": 30}
     )
-    proxy_project, _ = Project.objects.get_or_create(
-        slug="bench-proxy", defaults={"name": "Bench proxy", "dicom_source": source}
-    )
-    Membership.objects.get_or_create(project=proxy_project, user=user, role="manager")
+
+    def upstream_copy(seed: int, slug: str) -> tuple[list[IncomingFile], Study]:
+        """Another copy of the series under other UIDs, sent to Orthanc and indexed here in a project of its own
+        whose pixels are on the PACS."""
+        copy = series_files(seed, slices)
+        for incoming in copy:
+            session.post(f"{ORTHANC}/instances", data=incoming.data).raise_for_status()
+        project, _ = Project.objects.get_or_create(slug=slug, defaults={"name": slug, "dicom_source": source})
+        Membership.objects.get_or_create(project=project, user=user, role="manager")
+        uid = pydicom.dcmread(io.BytesIO(copy[0].data), stop_before_pixels=True).StudyInstanceUID
+        return copy, study_index_upstream(source=source, study_instance_uid=uid, store=project.image_store)
+
     from imaging.services.pull import study_index_upstream
 
-    proxy_study = pydicom.dcmread(io.BytesIO(proxy_files[0].data), stop_before_pixels=True)
-    cold = study_index_upstream(
-        source=source, study_instance_uid=proxy_study.StudyInstanceUID, store=proxy_project.image_store
-    )
-    # The proxy target stays cold: nothing ever prefetches its study (and no stale copy from an earlier run).
+    # Proxied: the proxy target stays cold, nothing ever prefetches its study (and no stale copy from an earlier run).
+    proxy_files, cold = upstream_copy(901, "bench-proxy")
     framecache.study_evict(cold.pk)
-    # A third copy under other UIDs, in a project of its own, prefetched into the proxy cache as a reader's
-    # claim would have it (imaging.services.framecache): the same PACS series, its frames then read from disk.
-    cached_files = series_files(902, slices)
-    for incoming in cached_files:
-        session.post(f"{ORTHANC}/instances", data=incoming.data).raise_for_status()
-    cached_project, _ = Project.objects.get_or_create(
-        slug="bench-proxy-cached", defaults={"name": "Bench proxy cached", "dicom_source": source}
-    )
-    Membership.objects.get_or_create(project=cached_project, user=user, role="manager")
+    # Prefetched into the proxy cache as a reader's claim would have it (imaging.services.framecache): the same
+    # PACS series, its frames then read from disk.
+    cached_files, warm = upstream_copy(902, "bench-proxy-cached")
+    proxy_study = pydicom.dcmread(io.BytesIO(proxy_files[0].data), stop_before_pixels=True)
     cached_study = pydicom.dcmread(io.BytesIO(cached_files[0].data), stop_before_pixels=True)
-    warm = study_index_upstream(
-        source=source, study_instance_uid=cached_study.StudyInstanceUID, store=cached_project.image_store
-    )
     if framecache.cache_limit_bytes() <= 0:
         raise RuntimeError("MEDLABEL_PROXY_CACHE_MB is 0: proxy_cached would measure the proxy again")
     prefetch_study(warm.pk)
