@@ -83,6 +83,14 @@ E_NO_CHAIR = N_("no chair is set")
 E_CHAIR_OFF_PANEL = N_("the chair is not on this panel")
 
 
+def _loaded_policy(case: Case) -> ReviewPolicy:
+    """The case's project's policy as read with the case (select_related), or made now for a project without one."""
+    try:
+        return case.project.review_policy
+    except ReviewPolicy.DoesNotExist:
+        return policy_for(case)
+
+
 def policy_for(case_or_project: Any) -> ReviewPolicy:
     project = getattr(case_or_project, "project", case_or_project)
     policy, _ = ReviewPolicy.objects.get_or_create(project=project)
@@ -251,10 +259,7 @@ def _hand_over(*, annotation: Annotation, actor: User) -> None:
     # Compiled once per process (config.compiled): building and compiling this query was about a tenth of a
     # submission's CPU (issue 19).
     case = cast(Case, _CASE_TO_HAND_OVER.first(case_id=annotation.case_id))
-    try:
-        policy = case.project.review_policy
-    except ReviewPolicy.DoesNotExist:
-        policy = policy_for(case)
+    policy = _loaded_policy(case)
     schedule_dashboards_refresh(case.project_id)  # a submission counts (time per case) even without a transition
     if annotation.role == ReadingRole.FIRST_READER and case.status == CaseStatus.AWAITING_FIRST_READ:
         if policy.adaptive_second_read:
@@ -319,11 +324,7 @@ def case_to_check(case_id: int) -> Case | None:
 def check_agreement_locked(*, case: Case, actor: User | None, policy: ReviewPolicy | None = None) -> AgreementResult:
     """The agreement check of a case in ``checking_agreement`` whose row the caller holds locked: its submitted
     readings compared, the case agreed (with a consensus label) or disputed (and sent to the panel)."""
-    if policy is None:
-        try:
-            policy = case.project.review_policy
-        except ReviewPolicy.DoesNotExist:
-            policy = policy_for(case)
+    policy = policy or _loaded_policy(case)
     return case_evaluate(case=case, actor=actor, policy=policy, annotations=_submitted_readings(case), locked=True)
 
 
