@@ -455,6 +455,12 @@ write_orthanc_config() {
     "Host": "127.0.0.1:$ORTHANC_HTTP_PORT",
     "Ssl": false
   },
+  "Gdcm": {
+    "Enable": true,
+    "RestrictTransferSyntaxes": [
+      "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93"
+    ]
+  },
   "HttpTimeout": 60,
   "StableAge": 1,
   "KeepAlive": true
